@@ -1,0 +1,825 @@
+/* backend-libvirt.c: the libvirt driver: connection, events, reconnect,
+ * batched statistics and the two resize calls.  Domain XML is read and
+ * written in backend-libvirt-xml.c.
+ *
+ * The driver keeps one cache entry (MtDomainInfo) per running domain it
+ * has announced: collect() needs each domain's virtio-mem sizes and boot
+ * memory every tick, and must not ask libvirt per domain for them.  The
+ * cache is filled from the live XML on ADDED and by get_domain(), and the
+ * plugged virtio-mem size is kept current by libvirt's
+ * memory-device-size-change event.
+ */
+#define G_LOG_DOMAIN "memtide-libvirt"
+
+#include <gio/gio.h>
+#include <libvirt/virterror.h>
+#include <libvirt-glib/libvirt-glib.h>
+
+#include "backend-libvirt.h"
+
+#define RECONNECT_MIN_S   1
+#define RECONNECT_MAX_S   30
+#define STATS_PERIOD_S    2
+#define KEEPALIVE_S       5
+#define KEEPALIVE_COUNT   3
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (virDomain, virDomainFree)
+
+typedef virDomainStatsRecordPtr *MtStatsRecords;
+G_DEFINE_AUTO_CLEANUP_FREE_FUNC (MtStatsRecords, virDomainStatsRecordListFree, NULL)
+
+/* virConnectListAllDomains' NULL-terminated array. */
+typedef virDomainPtr *MtDomainList;
+static void
+domain_list_free (virDomainPtr *doms)
+{
+  for (virDomainPtr *d = doms; *d != NULL; d++)
+    virDomainFree (*d);
+  free (doms);
+}
+G_DEFINE_AUTO_CLEANUP_FREE_FUNC (MtDomainList, domain_list_free, NULL)
+
+/* libvirt's typed callbacks all go through one generic pointer type; the
+ * detour through void (*)(void) keeps -Wcast-function-type quiet. */
+#define EVENT_CB(cb) ((virConnectDomainEventGenericCallback) (void (*) (void)) (cb))
+
+enum {
+  EV_LIFECYCLE,
+  EV_VMEM_SIZE,
+  EV_METADATA,
+  EV_DEVICE_ADDED,
+  EV_DEVICE_REMOVED,
+  N_EVENTS
+};
+
+typedef struct {
+  MtBackend   parent;          /* first: an MtBackend * is one of these */
+  char       *uri;             /* NULL: libvirt's default URI */
+  virConnectPtr conn;          /* NULL while disconnected */
+  int         event_ids[N_EVENTS];   /* -1 = not registered */
+  gboolean    close_cb_registered;
+  guint       disconnect_id;   /* idle that handles a lost connection */
+  guint       reconnect_id;    /* timeout of the next reconnect attempt */
+  guint       backoff_s;
+  GHashTable *domains;         /* uuid -> MtDomainInfo *, announced running domains */
+} MtLibvirtBackend;
+
+static void schedule_disconnect (MtLibvirtBackend *self);
+
+static const char *
+uri_name (MtLibvirtBackend *self)
+{
+  return self->uri != NULL ? self->uri : "(default URI)";
+}
+
+static void
+on_libvirt_error (void *user_data, virErrorPtr err)
+{
+  /* libvirt prints every error on stderr by default, including the ones
+   * we expect (no metadata, unsupported keepalive); those that matter
+   * reach the caller as a GError. */
+  g_debug ("libvirt: %s", err->message);
+}
+
+static void
+libvirt_init_once (void)
+{
+  static gsize done = 0;
+
+  if (g_once_init_enter (&done))
+    {
+      /* Events, keepalive and the close callback only work with an event
+       * loop registered before the first virConnectOpen; libvirt-glib's
+       * dispatches from the GLib default main context. */
+      gvir_event_register ();
+      virSetErrorFunc (NULL, on_libvirt_error);
+      g_once_init_leave (&done, 1);
+    }
+}
+
+static int
+io_error_code (int libvirt_code)
+{
+  switch (libvirt_code)
+    {
+    case VIR_ERR_NO_DOMAIN:
+      return G_IO_ERROR_NOT_FOUND;
+    case VIR_ERR_INVALID_ARG:
+      return G_IO_ERROR_INVALID_ARGUMENT;
+    case VIR_ERR_NO_SUPPORT:
+    case VIR_ERR_ARGUMENT_UNSUPPORTED:
+    case VIR_ERR_CONFIG_UNSUPPORTED:
+      return G_IO_ERROR_NOT_SUPPORTED;
+    default:
+      return G_IO_ERROR_FAILED;
+    }
+}
+
+/* "<what>: <libvirt's last error>".  Every libvirt call, even
+ * virDomainGetName, resets the last error: compute the arguments first. */
+static void G_GNUC_PRINTF (2, 3)
+set_error_from_libvirt (GError **error, const char *format, ...)
+{
+  virErrorPtr err = virGetLastError ();
+  g_autofree char *what = NULL;
+  va_list args;
+
+  va_start (args, format);
+  what = g_strdup_vprintf (format, args);
+  va_end (args);
+  g_set_error (error, G_IO_ERROR, err != NULL ? io_error_code (err->code) : G_IO_ERROR_FAILED,
+               "%s: %s", what,
+               err != NULL && err->message != NULL ? err->message : "unknown libvirt error");
+}
+
+static MtDomainInfo *
+domain_info_copy (const MtDomainInfo *src)
+{
+  MtDomainInfo *dst = g_memdup2 (src, sizeof *src);
+
+  dst->name = g_strdup (src->name);
+  dst->uuid = g_strdup (src->uuid);
+  dst->vmem_alias = g_strdup (src->vmem_alias);
+  dst->agent_socket = g_strdup (src->agent_socket);
+  dst->metadata = g_strdup (src->metadata);
+  return dst;
+}
+
+static void
+emit_domain (MtLibvirtBackend *self, MtDomainEvent event, const char *uuid)
+{
+  if (self->parent.domain_cb != NULL)
+    self->parent.domain_cb (&self->parent, event, uuid, self->parent.user_data);
+}
+
+static void
+emit_connection (MtLibvirtBackend *self, gboolean connected)
+{
+  if (self->parent.connection_cb != NULL)
+    self->parent.connection_cb (&self->parent, connected, self->parent.user_data);
+}
+
+static gboolean
+require_connection (MtLibvirtBackend *self, GError **error)
+{
+  if (self->conn != NULL)
+    return TRUE;
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_CONNECTED,
+               "not connected to libvirt at %s%s", uri_name (self),
+               self->reconnect_id != 0 ? " (reconnecting)" : "");
+  return FALSE;
+}
+
+static virDomainPtr
+lookup_domain (MtLibvirtBackend *self, const char *uuid, GError **error)
+{
+  virDomainPtr dom;
+
+  if (!require_connection (self, error))
+    return NULL;
+  dom = virDomainLookupByUUIDString (self->conn, uuid);
+  if (dom == NULL)
+    set_error_from_libvirt (error, "cannot find domain %s", uuid);
+  return dom;
+}
+
+static gboolean
+domain_uuid (virDomainPtr dom, char uuid[VIR_UUID_STRING_BUFLEN])
+{
+  return virDomainGetUUIDString (dom, uuid) == 0;
+}
+
+/* What the live XML of @dom says. */
+static MtDomainInfo *
+read_domain_xml (virDomainPtr dom, GError **error)
+{
+  const char *name = virDomainGetName (dom);
+  g_autofree char *xml = virDomainGetXMLDesc (dom, 0);
+  MtDomainInfo *info;
+
+  if (xml == NULL)
+    {
+      set_error_from_libvirt (error, "cannot read the XML of domain '%s'", name);
+      return NULL;
+    }
+  info = mt_libvirt_parse_domain_xml (xml, error);
+  if (info == NULL)
+    g_prefix_error (error, "domain '%s': ", name);
+  return info;
+}
+
+/* Live XML and policy metadata of @dom. */
+static MtDomainInfo *
+fetch_domain_info (virDomainPtr dom, GError **error)
+{
+  g_autoptr(MtDomainInfo) info = read_domain_xml (dom, error);
+
+  if (info == NULL)
+    return NULL;
+  info->metadata = virDomainGetMetadata (dom, VIR_DOMAIN_METADATA_ELEMENT,
+                                         MT_LIBVIRT_METADATA_NS, VIR_DOMAIN_AFFECT_LIVE);
+  if (info->metadata == NULL)
+    {
+      virErrorPtr err = virGetLastError ();
+
+      if (err == NULL || err->code != VIR_ERR_NO_DOMAIN_METADATA)
+        {
+          set_error_from_libvirt (error, "cannot read the memtide metadata of domain '%s'",
+                                  info->name);
+          return NULL;
+        }
+    }
+  return g_steal_pointer (&info);
+}
+
+/* Keep the cache of an announced domain as fresh as what we just read. */
+static void
+refresh_cache (MtLibvirtBackend *self, const MtDomainInfo *info)
+{
+  if (g_hash_table_contains (self->domains, info->uuid))
+    g_hash_table_replace (self->domains, g_strdup (info->uuid), domain_info_copy (info));
+}
+
+static void
+announce_domain (MtLibvirtBackend *self, virDomainPtr dom)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(MtDomainInfo) info = fetch_domain_info (dom, &error);
+  g_autofree char *uuid = NULL;
+
+  if (info == NULL)
+    {
+      /* Stopped again before we could read it: nothing to manage. */
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
+        g_debug ("%s", error->message);
+      else
+        g_warning ("not managing domain '%s': %s", virDomainGetName (dom), error->message);
+      return;
+    }
+
+  /* The balloon driver only reports guest statistics when asked to poll. */
+  if (virDomainSetMemoryStatsPeriod (dom, STATS_PERIOD_S, VIR_DOMAIN_AFFECT_LIVE) < 0)
+    g_debug ("domain '%s': cannot enable balloon statistics: %s",
+             info->name, virGetLastErrorMessage ());
+
+  uuid = g_strdup (info->uuid);
+  g_hash_table_replace (self->domains, g_strdup (uuid), g_steal_pointer (&info));
+  emit_domain (self, MT_DOMAIN_EVENT_ADDED, uuid);
+}
+
+static void
+forget_domain (MtLibvirtBackend *self, const char *uuid)
+{
+  g_autofree char *owned = g_strdup (uuid);   /* may be the hash key itself */
+
+  if (g_hash_table_remove (self->domains, owned))
+    emit_domain (self, MT_DOMAIN_EVENT_REMOVED, owned);
+}
+
+/* Announce every running domain; forget those we knew that are gone
+ * (they stopped while we were disconnected). */
+static gboolean
+announce_all (MtLibvirtBackend *self, GError **error)
+{
+  g_auto(MtDomainList) doms = NULL;
+  g_autoptr(GHashTable) running = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr(GPtrArray) gone = g_ptr_array_new_with_free_func (g_free);
+  GHashTableIter iter;
+  gpointer key;
+  int n;
+
+  n = virConnectListAllDomains (self->conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+  if (n < 0)
+    {
+      set_error_from_libvirt (error, "cannot list the domains of %s", uri_name (self));
+      return FALSE;
+    }
+  for (int i = 0; i < n; i++)
+    {
+      char uuid[VIR_UUID_STRING_BUFLEN];
+
+      if (domain_uuid (doms[i], uuid))
+        g_hash_table_add (running, g_strdup (uuid));
+    }
+
+  g_hash_table_iter_init (&iter, self->domains);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    if (!g_hash_table_contains (running, key))
+      g_ptr_array_add (gone, g_strdup (key));
+  for (guint i = 0; i < gone->len; i++)
+    forget_domain (self, g_ptr_array_index (gone, i));
+
+  for (int i = 0; i < n; i++)
+    announce_domain (self, doms[i]);
+  return TRUE;
+}
+
+static int
+on_lifecycle (virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque)
+{
+  MtLibvirtBackend *self = opaque;
+  char uuid[VIR_UUID_STRING_BUFLEN];
+
+  if (!domain_uuid (dom, uuid))
+    return 0;
+  g_debug ("domain '%s': lifecycle event %d, detail %d", virDomainGetName (dom), event, detail);
+
+  switch (event)
+    {
+    case VIR_DOMAIN_EVENT_STARTED:
+    case VIR_DOMAIN_EVENT_RESUMED:
+      /* QEMU domains start paused, so a start brings RESUMED then
+       * STARTED; a paused domain stays announced.  Announce once. */
+      if (!g_hash_table_contains (self->domains, uuid))
+        announce_domain (self, dom);
+      break;
+    case VIR_DOMAIN_EVENT_STOPPED:
+    case VIR_DOMAIN_EVENT_SHUTDOWN:
+    case VIR_DOMAIN_EVENT_CRASHED:
+    case VIR_DOMAIN_EVENT_UNDEFINED:
+      forget_domain (self, uuid);
+      break;
+    default:
+      break;
+    }
+  return 0;
+}
+
+static void
+on_vmem_size (virConnectPtr conn, virDomainPtr dom, const char *alias,
+              unsigned long long size_kib, void *opaque)
+{
+  MtLibvirtBackend *self = opaque;
+  char uuid[VIR_UUID_STRING_BUFLEN];
+  MtDomainInfo *info;
+
+  if (!domain_uuid (dom, uuid) || (info = g_hash_table_lookup (self->domains, uuid)) == NULL)
+    return;
+  if (g_strcmp0 (alias, info->vmem_alias) != 0)
+    {
+      g_debug ("domain '%s': size change of memory device '%s' that memtide does not drive",
+               info->name, alias);
+      return;
+    }
+  info->vmem_plugged = size_kib * MT_KIB;
+  g_debug ("domain '%s': virtio-mem plugged %llu KiB", info->name, size_kib);
+}
+
+static void
+on_metadata (virConnectPtr conn, virDomainPtr dom, int type, const char *nsuri, void *opaque)
+{
+  MtLibvirtBackend *self = opaque;
+  char uuid[VIR_UUID_STRING_BUFLEN];
+
+  if (type == VIR_DOMAIN_METADATA_ELEMENT && g_strcmp0 (nsuri, MT_LIBVIRT_METADATA_NS) == 0 &&
+      domain_uuid (dom, uuid) && g_hash_table_contains (self->domains, uuid))
+    emit_domain (self, MT_DOMAIN_EVENT_CHANGED, uuid);
+}
+
+/* A hot(un)plugged device may be the agent channel or a memory device. */
+static void
+on_device (virConnectPtr conn, virDomainPtr dom, const char *alias, void *opaque)
+{
+  MtLibvirtBackend *self = opaque;
+  char uuid[VIR_UUID_STRING_BUFLEN];
+
+  if (domain_uuid (dom, uuid) && g_hash_table_contains (self->domains, uuid))
+    emit_domain (self, MT_DOMAIN_EVENT_CHANGED, uuid);
+}
+
+static void
+on_close (virConnectPtr conn, int reason, void *opaque)
+{
+  g_debug ("libvirt connection closed (reason %d)", reason);
+  schedule_disconnect (opaque);
+}
+
+static void
+close_connection (MtLibvirtBackend *self)
+{
+  if (self->conn == NULL)
+    return;
+  /* Deregistering fails on a dead connection; libvirt drops the local
+   * callbacks anyway, which is all we need. */
+  for (int i = 0; i < N_EVENTS; i++)
+    if (self->event_ids[i] >= 0)
+      {
+        virConnectDomainEventDeregisterAny (self->conn, self->event_ids[i]);
+        self->event_ids[i] = -1;
+      }
+  if (self->close_cb_registered)
+    virConnectUnregisterCloseCallback (self->conn, on_close);
+  self->close_cb_registered = FALSE;
+  virConnectClose (g_steal_pointer (&self->conn));
+}
+
+static gboolean
+open_connection (MtLibvirtBackend *self, GError **error)
+{
+  static const struct {
+    int id;
+    virConnectDomainEventGenericCallback cb;
+    gboolean required;
+  } events[N_EVENTS] = {
+    [EV_LIFECYCLE] = { VIR_DOMAIN_EVENT_ID_LIFECYCLE, EVENT_CB (on_lifecycle), TRUE },
+    [EV_VMEM_SIZE] = { VIR_DOMAIN_EVENT_ID_MEMORY_DEVICE_SIZE_CHANGE, EVENT_CB (on_vmem_size), FALSE },
+    [EV_METADATA] = { VIR_DOMAIN_EVENT_ID_METADATA_CHANGE, EVENT_CB (on_metadata), FALSE },
+    [EV_DEVICE_ADDED] = { VIR_DOMAIN_EVENT_ID_DEVICE_ADDED, EVENT_CB (on_device), FALSE },
+    [EV_DEVICE_REMOVED] = { VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED, EVENT_CB (on_device), FALSE },
+  };
+
+  libvirt_init_once ();
+  self->conn = virConnectOpen (self->uri);
+  if (self->conn == NULL)
+    {
+      set_error_from_libvirt (error, "cannot connect to libvirt at %s", uri_name (self));
+      return FALSE;
+    }
+
+  /* Notices a hung daemon, not only a closed socket; drivers without a
+   * daemon (test:///) do not support it. */
+  if (virConnectSetKeepAlive (self->conn, KEEPALIVE_S, KEEPALIVE_COUNT) < 0)
+    g_debug ("no keepalive on %s: %s", uri_name (self), virGetLastErrorMessage ());
+  self->close_cb_registered =
+    virConnectRegisterCloseCallback (self->conn, on_close, self, NULL) == 0;
+
+  for (int i = 0; i < N_EVENTS; i++)
+    {
+      self->event_ids[i] = virConnectDomainEventRegisterAny (self->conn, NULL, events[i].id,
+                                                             events[i].cb, self, NULL);
+      if (self->event_ids[i] >= 0)
+        continue;
+      if (events[i].required)
+        {
+          set_error_from_libvirt (error, "cannot subscribe to domain events of %s",
+                                  uri_name (self));
+          close_connection (self);
+          return FALSE;
+        }
+      /* Older daemons: we lose only the early notice of that change. */
+      g_debug ("no domain event %d from %s: %s", events[i].id, uri_name (self),
+               virGetLastErrorMessage ());
+    }
+  return TRUE;
+}
+
+static void
+schedule_reconnect (MtLibvirtBackend *self);
+
+static gboolean
+try_reconnect (gpointer data)
+{
+  MtLibvirtBackend *self = data;
+  g_autoptr(GError) error = NULL;
+
+  self->reconnect_id = 0;
+  if (!open_connection (self, &error))
+    {
+      self->backoff_s = MIN (self->backoff_s * 2, RECONNECT_MAX_S);
+      g_debug ("%s; next try in %u s", error->message, self->backoff_s);
+      schedule_reconnect (self);
+      return G_SOURCE_REMOVE;
+    }
+  g_message ("reconnected to libvirt at %s", uri_name (self));
+  emit_connection (self, TRUE);
+  if (!announce_all (self, &error))
+    {
+      g_warning ("%s", error->message);
+      schedule_disconnect (self);
+    }
+  return G_SOURCE_REMOVE;
+}
+
+static void
+schedule_reconnect (MtLibvirtBackend *self)
+{
+  g_clear_handle_id (&self->reconnect_id, g_source_remove);
+  self->reconnect_id = g_timeout_add_seconds (self->backoff_s, try_reconnect, self);
+}
+
+static gboolean
+handle_disconnect (gpointer data)
+{
+  MtLibvirtBackend *self = data;
+
+  self->disconnect_id = 0;
+  if (self->conn == NULL)
+    return G_SOURCE_REMOVE;
+  g_message ("lost the connection to libvirt at %s; reconnecting", uri_name (self));
+  close_connection (self);
+  emit_connection (self, FALSE);
+  self->backoff_s = RECONNECT_MIN_S;
+  schedule_reconnect (self);
+  return G_SOURCE_REMOVE;
+}
+
+/* libvirt may report a dead connection from inside one of its own calls:
+ * tear it down from the main loop, where none is on the stack. */
+static void
+schedule_disconnect (MtLibvirtBackend *self)
+{
+  if (self->disconnect_id == 0)
+    self->disconnect_id = g_idle_add (handle_disconnect, self);
+}
+
+static MtProbeResult
+lv_probe (MtBackend *b, GError **error)
+{
+  MtLibvirtBackend *self = (MtLibvirtBackend *) b;
+  virConnectPtr conn;
+  virErrorPtr err;
+  gboolean retry;
+
+  if (self->conn != NULL)
+    return MT_PROBE_YES;
+  libvirt_init_once ();
+  conn = virConnectOpen (self->uri);
+  if (conn != NULL)
+    {
+      virConnectClose (conn);
+      return MT_PROBE_YES;
+    }
+  /* A missing or refusing daemon socket may come up later; a URI no
+   * driver takes will not. */
+  err = virGetLastError ();
+  retry = err != NULL && err->code == VIR_ERR_SYSTEM_ERROR;
+  set_error_from_libvirt (error, "cannot connect to libvirt at %s", uri_name (self));
+  return retry ? MT_PROBE_LATER : MT_PROBE_NO;
+}
+
+static gboolean
+lv_connect (MtBackend *b, GError **error)
+{
+  MtLibvirtBackend *self = (MtLibvirtBackend *) b;
+
+  if (self->conn != NULL)
+    return TRUE;
+  if (!open_connection (self, error))
+    return FALSE;
+  g_clear_handle_id (&self->reconnect_id, g_source_remove);
+  if (!announce_all (self, error))
+    {
+      close_connection (self);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static GPtrArray *
+lv_list_domains (MtBackend *b, GError **error)
+{
+  MtLibvirtBackend *self = (MtLibvirtBackend *) b;
+  g_auto(MtDomainList) doms = NULL;
+  g_autoptr(GPtrArray) infos = NULL;
+  int n;
+
+  if (!require_connection (self, error))
+    return NULL;
+  n = virConnectListAllDomains (self->conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+  if (n < 0)
+    {
+      set_error_from_libvirt (error, "cannot list the domains of %s", uri_name (self));
+      return NULL;
+    }
+  infos = g_ptr_array_new_with_free_func ((GDestroyNotify) mt_domain_info_free);
+  for (int i = 0; i < n; i++)
+    {
+      g_autoptr(GError) local_error = NULL;
+      MtDomainInfo *info = fetch_domain_info (doms[i], &local_error);
+
+      if (info == NULL)
+        {
+          /* Stopped since the listing: it is not running now. */
+          if (g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
+            continue;
+          g_propagate_error (error, g_steal_pointer (&local_error));
+          return NULL;
+        }
+      refresh_cache (self, info);
+      g_ptr_array_add (infos, info);
+    }
+  return g_steal_pointer (&infos);
+}
+
+static MtDomainInfo *
+lv_get_domain (MtBackend *b, const char *uuid, GError **error)
+{
+  MtLibvirtBackend *self = (MtLibvirtBackend *) b;
+  g_autoptr(virDomain) dom = lookup_domain (self, uuid, error);
+  MtDomainInfo *info;
+
+  if (dom == NULL)
+    return NULL;
+  info = fetch_domain_info (dom, error);
+  if (info != NULL)
+    refresh_cache (self, info);
+  return info;
+}
+
+/* libvirt reports sizes in KiB; MT_UNKNOWN stays reserved. */
+static guint64
+param_kib (virTypedParameterPtr params, int nparams, const char *name)
+{
+  unsigned long long v;
+
+  if (virTypedParamsGetULLong (params, nparams, name, &v) != 1 || v > (MT_UNKNOWN - 1) / MT_KIB)
+    return MT_UNKNOWN;
+  return v * MT_KIB;
+}
+
+static guint64
+param_count (virTypedParameterPtr params, int nparams, const char *name)
+{
+  unsigned long long v;
+
+  if (virTypedParamsGetULLong (params, nparams, name, &v) != 1 || v == MT_UNKNOWN)
+    return MT_UNKNOWN;
+  return v;
+}
+
+void
+mt_libvirt_sample_from_stats (MtVmSample *s, virTypedParameterPtr params, int nparams,
+                              const MtDomainInfo *info)
+{
+  guint64 current = param_kib (params, nparams, "balloon.current");
+
+  /* virtio-balloon's names: "available" is the guest's MemTotal,
+   * "usable" its MemAvailable, "unused" its MemFree. */
+  s->guest_total = param_kib (params, nparams, "balloon.available");
+  s->guest_available = param_kib (params, nparams, "balloon.usable");
+  s->guest_free = param_kib (params, nparams, "balloon.unused");
+  s->guest_cache = param_kib (params, nparams, "balloon.disk_caches");
+  s->swap_in = param_kib (params, nparams, "balloon.swap_in");
+  s->swap_out = param_kib (params, nparams, "balloon.swap_out");
+  s->major_faults = param_count (params, nparams, "balloon.major_fault");
+  s->rss = param_kib (params, nparams, "balloon.rss");
+
+  if (info == NULL)
+    return;
+  s->vmem_plugged = info->vmem_plugged;
+  s->vmem_requested = info->vmem_requested;
+
+  /* balloon.current is libvirt's <currentMemory>: boot memory left by the
+   * balloon plus plugged virtio-mem memory.  A result outside the boot
+   * memory means a virtio-mem size change whose event has not reached us
+   * yet: unknown for this tick rather than wrong. */
+  if (current != MT_UNKNOWN && info->vmem_plugged != MT_UNKNOWN &&
+      current >= info->vmem_plugged && current - info->vmem_plugged <= info->base_memory)
+    s->balloon_actual = current - info->vmem_plugged;
+}
+
+static GHashTable *
+lv_collect (MtBackend *b, gint64 now, GError **error)
+{
+  MtLibvirtBackend *self = (MtLibvirtBackend *) b;
+  g_auto(MtStatsRecords) records = NULL;
+  g_autoptr(GHashTable) samples = NULL;
+  int n;
+
+  if (!require_connection (self, error))
+    return NULL;
+  /* NOWAIT: a domain whose job lock is held (migration, a hung QEMU
+   * monitor) reports what libvirt has at hand instead of stalling the tick. */
+  n = virConnectGetAllDomainStats (self->conn, VIR_DOMAIN_STATS_BALLOON, &records,
+                                   VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE |
+                                   VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT);
+  if (n < 0)
+    {
+      set_error_from_libvirt (error, "cannot read domain statistics from %s", uri_name (self));
+      /* Drivers without a close callback tell us only this way. */
+      if (virConnectIsAlive (self->conn) == 0)
+        schedule_disconnect (self);
+      return NULL;
+    }
+
+  samples = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  for (int i = 0; i < n; i++)
+    {
+      char uuid[VIR_UUID_STRING_BUFLEN];
+      MtVmSample *s;
+
+      if (!domain_uuid (records[i]->dom, uuid))
+        continue;
+      s = g_new (MtVmSample, 1);
+      mt_vm_sample_init (s, now);
+      mt_libvirt_sample_from_stats (s, records[i]->params, records[i]->nparams,
+                                    g_hash_table_lookup (self->domains, uuid));
+      g_hash_table_replace (samples, g_strdup (uuid), s);
+    }
+  return g_steal_pointer (&samples);
+}
+
+static gboolean
+lv_set_balloon (MtBackend *b, const char *uuid, guint64 bytes, GError **error)
+{
+  MtLibvirtBackend *self = (MtLibvirtBackend *) b;
+  g_autoptr(virDomain) dom = lookup_domain (self, uuid, error);
+  g_autoptr(MtDomainInfo) fetched = NULL;
+  g_autofree char *size = mt_libvirt_format_size (bytes);
+  const MtDomainInfo *info;
+
+  if (dom == NULL)
+    return FALSE;
+  info = g_hash_table_lookup (self->domains, uuid);
+  if (info == NULL)
+    info = fetched = read_domain_xml (dom, error);
+  if (info == NULL)
+    return FALSE;
+
+  /* libvirt checks this too, with a less helpful message; and above boot
+   * memory the balloon cannot go (virtio-mem memory is not balloon memory). */
+  if (bytes > info->base_memory)
+    {
+      g_autofree char *base = mt_libvirt_format_size (info->base_memory);
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "refusing to set balloon of domain '%s' to %s: above its boot memory of %s%s",
+                   info->name, size, base,
+                   info->vmem_size != 0 ? " (virtio-mem memory cannot be ballooned)" : "");
+      return FALSE;
+    }
+  if (virDomainSetMemoryFlags (dom, bytes / MT_KIB, VIR_DOMAIN_AFFECT_LIVE) < 0)
+    {
+      set_error_from_libvirt (error, "libvirt refused to set balloon of domain '%s' to %s",
+                              info->name, size);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+lv_set_vmem (MtBackend *b, const char *uuid, guint64 requested, GError **error)
+{
+  MtLibvirtBackend *self = (MtLibvirtBackend *) b;
+  g_autoptr(virDomain) dom = lookup_domain (self, uuid, error);
+  g_autofree char *size = mt_libvirt_format_size (requested);
+  g_autofree char *xml = NULL;
+  g_autofree char *device_xml = NULL;
+  const char *name;
+  MtDomainInfo *info;
+
+  if (dom == NULL)
+    return FALSE;
+  name = virDomainGetName (dom);
+  /* The live XML, not the cache: libvirt wants the device exactly as it is. */
+  xml = virDomainGetXMLDesc (dom, 0);
+  if (xml == NULL)
+    {
+      set_error_from_libvirt (error, "cannot read the XML of domain '%s'", name);
+      return FALSE;
+    }
+  device_xml = mt_libvirt_vmem_update_xml (xml, requested, error);
+  if (device_xml == NULL)
+    {
+      g_prefix_error (error, "refusing to set virtio-mem of domain '%s' to %s: ", name, size);
+      return FALSE;
+    }
+  if (virDomainUpdateDeviceFlags (dom, device_xml, VIR_DOMAIN_AFFECT_LIVE) < 0)
+    {
+      set_error_from_libvirt (error, "libvirt refused to set virtio-mem of domain '%s' to %s",
+                              name, size);
+      return FALSE;
+    }
+  info = g_hash_table_lookup (self->domains, uuid);
+  if (info != NULL)
+    info->vmem_requested = requested;
+  return TRUE;
+}
+
+static void
+lv_free (MtBackend *b)
+{
+  MtLibvirtBackend *self = (MtLibvirtBackend *) b;
+
+  g_clear_handle_id (&self->disconnect_id, g_source_remove);
+  g_clear_handle_id (&self->reconnect_id, g_source_remove);
+  close_connection (self);
+  g_hash_table_unref (self->domains);
+  g_free (self->uri);
+  g_free (self);
+}
+
+static const MtBackendOps libvirt_ops = {
+  .name = "libvirt",
+  .probe = lv_probe,
+  .connect = lv_connect,
+  .list_domains = lv_list_domains,
+  .get_domain = lv_get_domain,
+  .collect = lv_collect,
+  .set_balloon = lv_set_balloon,
+  .set_vmem = lv_set_vmem,
+  .free = lv_free,
+};
+
+MtBackend *
+mt_backend_libvirt_new (const char *uri)
+{
+  MtLibvirtBackend *self = g_new0 (MtLibvirtBackend, 1);
+
+  self->parent.ops = &libvirt_ops;
+  self->uri = g_strdup (uri);
+  for (int i = 0; i < N_EVENTS; i++)
+    self->event_ids[i] = -1;
+  self->domains = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                         (GDestroyNotify) mt_domain_info_free);
+  return &self->parent;
+}

@@ -1,0 +1,60 @@
+/* backend-libvirt.h: the libvirt driver (QEMU/KVM, and Xen through
+ * libvirt's libxl driver).
+ *
+ * Events (lifecycle, virtio-mem size, metadata) and the reconnect timer
+ * are dispatched from the GLib default main context: run it.
+ *
+ * connect() announces the domains already running through domain_cb
+ * (MT_DOMAIN_EVENT_ADDED) before it returns.  When libvirtd goes away the
+ * backend reports connection_cb (FALSE), reconnects on its own with
+ * exponential backoff, then reports connection_cb (TRUE) and announces
+ * the running domains again (ADDED for each, REMOVED for those that
+ * stopped meanwhile).  connection_cb reports only these changes, never
+ * the outcome of connect() itself.
+ *
+ * Errors are G_IO_ERROR: NOT_FOUND (no such domain), INVALID_ARGUMENT
+ * (a size memtide or libvirt refuses), NOT_SUPPORTED (no virtio-mem
+ * device, or the driver cannot), NOT_CONNECTED, FAILED (anything else
+ * libvirt says, its message appended).
+ *
+ * See docs/backend-libvirt.md for the libvirt facts this relies on.
+ */
+#pragma once
+
+#include <libvirt/libvirt.h>
+#include "backend.h"
+
+/* XML namespace of the per-domain policy in <metadata>. */
+#define MT_LIBVIRT_METADATA_NS "https://memtide.org/xmlns/policy/1"
+/* virtio-serial port name of the guest agent channel. */
+#define MT_LIBVIRT_AGENT_PORT "org.memtide.agent.0"
+
+/* Never NULL; nothing is opened until probe() or connect(). */
+MtBackend *mt_backend_libvirt_new (const char *uri);
+
+/* The pieces below are pure (no libvirt connection) and exported for the
+ * unit tests. */
+
+/* Live domain XML -> info.  metadata stays NULL: it comes from
+ * virDomainGetMetadata, not from the XML. */
+MtDomainInfo *mt_libvirt_parse_domain_xml (const char *xml, GError **error);
+
+/* The device XML virDomainUpdateDeviceFlags needs to set the first
+ * virtio-mem device of the live domain XML to @requested bytes.  Refuses
+ * (G_IO_ERROR_INVALID_ARGUMENT) a size that is not a multiple of the
+ * block size or is above the device size; G_IO_ERROR_NOT_SUPPORTED when
+ * there is no virtio-mem device. */
+char *mt_libvirt_vmem_update_xml (const char *domain_xml, guint64 requested,
+                                  GError **error);
+
+/* "600 MiB", "612 KiB" or "1000 bytes": exact, for messages. */
+char *mt_libvirt_format_size (guint64 bytes);
+
+/* Fill the backend fields of @s (initialised by the caller) from one
+ * record of virConnectGetAllDomainStats (balloon group).  @info is the
+ * cached info of the domain (NULL if not known yet): its virtio-mem sizes
+ * go into the sample and are taken out of balloon.current, which counts
+ * plugged virtio-mem memory too. */
+void mt_libvirt_sample_from_stats (MtVmSample *s,
+                                   virTypedParameterPtr params, int nparams,
+                                   const MtDomainInfo *info);

@@ -1,0 +1,99 @@
+/* config.h: policy files and domain metadata -> MtHostPolicy and
+ * per-VM MtVmPolicy.  The file format is described in docs/policy.md.
+ *
+ * An MtConfig is immutable once loaded: a reload builds a new one and the
+ * daemon swaps it in only when the load succeeded, so a bad edit never
+ * leaves a half-applied policy behind.
+ */
+#pragma once
+
+#include <stdio.h>
+#include <glib.h>
+#include "policy.h"
+
+/* Namespace of the <policy> element in a domain's libvirt <metadata>;
+ * pass it to virDomainGetMetadata (VIR_DOMAIN_METADATA_ELEMENT). */
+#define MT_METADATA_NAMESPACE "https://memtide.org/xmlns/policy/1"
+#define MT_METADATA_PREFIX    "memtide"
+
+#define MT_CONFIG_ERROR (mt_config_error_quark ())
+GQuark mt_config_error_quark (void);
+
+/* INVALID_* means the text is not a value of that type at all;
+ * OUT_OF_RANGE means it is, but not one this key allows. */
+typedef enum {
+  MT_CONFIG_ERROR_READ,              /* file or directory cannot be read */
+  MT_CONFIG_ERROR_SYNTAX,            /* not a valid key file */
+  MT_CONFIG_ERROR_UNKNOWN_GROUP,
+  MT_CONFIG_ERROR_DUPLICATE_GROUP,   /* same group twice in one file */
+  MT_CONFIG_ERROR_BAD_GLOB,
+  MT_CONFIG_ERROR_UNKNOWN_KEY,
+  MT_CONFIG_ERROR_DUPLICATE_KEY,     /* same key twice in one group */
+  MT_CONFIG_ERROR_INVALID_SIZE,
+  MT_CONFIG_ERROR_INVALID_PERCENT,
+  MT_CONFIG_ERROR_INVALID_DURATION,
+  MT_CONFIG_ERROR_INVALID_BOOLEAN,
+  MT_CONFIG_ERROR_INVALID_NUMBER,
+  MT_CONFIG_ERROR_INVALID_MECHANISM,
+  MT_CONFIG_ERROR_OUT_OF_RANGE,
+  MT_CONFIG_ERROR_MIN_ABOVE_MAX,
+  MT_CONFIG_ERROR_METADATA,          /* domain metadata is not a memtide <policy> */
+} MtConfigError;
+
+typedef struct _MtConfig MtConfig;
+
+/* Load default_file (NULL: none), then every *.conf in policies_dir
+ * (NULL or missing: none) in strcmp order of the file names; later
+ * files override earlier ones key by key.  Fails on any error: the
+ * error's code is that of the first problem, its message lists every
+ * problem found, one per line, each naming file, line, group and key. */
+MtConfig *mt_config_load (const char *default_file, const char *policies_dir,
+                          GError **error);
+
+MtConfig *mt_config_ref (MtConfig *config);
+void mt_config_unref (MtConfig *config);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (MtConfig, mt_config_unref)
+
+const MtHostPolicy *mt_config_get_host (MtConfig *config);
+
+/* Files that were read, in the order they were applied (NULL-terminated,
+ * owned by config). */
+const char * const *mt_config_get_files (MtConfig *config);
+
+/* Number of [vm GLOB] groups across all files. */
+guint mt_config_get_n_vm_groups (MtConfig *config);
+
+/* Policy for one domain: built-in defaults, then every [vm GLOB] group
+ * whose glob matches domain_name, in file order; then metadata_xml (the
+ * <policy> element as virDomainGetMetadata returns it; NULL: none).
+ * *out is always filled.  Returns FALSE and sets metadata_error when the
+ * metadata is bad; *out is then the file policy alone. */
+gboolean mt_config_resolve_vm (MtConfig *config, const char *domain_name,
+                               const char *metadata_xml, MtVmPolicy *out,
+                               GError **metadata_error);
+
+/* Where one setting came from, for Explain. */
+typedef struct {
+  const char *key;     /* e.g. "min", static */
+  char       *value;   /* as written, or the built-in value */
+  char       *origin;  /* "built-in default", "FILE:LINE [vm web-*]",
+                          "domain metadata" */
+} MtPolicySource;
+
+void mt_policy_source_free (MtPolicySource *source);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (MtPolicySource, mt_policy_source_free)
+
+/* One MtPolicySource per VM key, in the order of docs/policy.md.  Same
+ * resolution and metadata_error as mt_config_resolve_vm; with bad
+ * metadata the sources describe the file policy that applies instead. */
+GPtrArray *mt_config_explain_vm (MtConfig *config, const char *domain_name,
+                                 const char *metadata_xml,
+                                 GError **metadata_error);
+
+/* One MtPolicySource per [host] key. */
+GPtrArray *mt_config_explain_host (MtConfig *config);
+
+/* For `memtided --check-config`: load, print every problem (or a one-line
+ * summary when there is none) to out, and return whether it loaded. */
+gboolean mt_config_check (const char *default_file, const char *policies_dir,
+                          FILE *out);

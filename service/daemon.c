@@ -1,0 +1,498 @@
+/* daemon.c: the tick: collect -> model -> plan -> act -> log, plus the
+ * VM table kept current by backend events, policy reloads and state. */
+#define G_LOG_DOMAIN "memtided"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "daemon.h"
+#include "backend-libvirt.h"
+#include "config.h"
+#include "host.h"
+#include "model.h"
+#include "planner.h"
+#include "state.h"
+
+/* Learned state is written at most this often (and at stop/removal):
+ * headroom decays a little every tick, a write per tick is waste. */
+#define STATE_SAVE_INTERVAL (30 * G_USEC_PER_SEC)
+/* State of VMs not seen for this long is dropped. */
+#define STATE_MAX_AGE (30 * 24 * 3600)
+
+typedef struct {
+  MtDomainInfo *info;
+  MtVmPolicy    policy;
+  char         *policy_error;   /* bad domain metadata: file policy applies */
+  MtVmModel    *model;
+  char         *last_action;    /* one line, for Explain */
+} MtDaemonVm;
+
+struct _MtDaemon {
+  char *uri;
+  char *config_file;
+  char *policies_dir;
+  char *state_dir;
+  char *proc_root;
+  char *cgroup_dir;
+  gboolean dry_run_option;
+
+  MtConfig     *config;
+  MtHostPolicy  host_policy;    /* the config's, with --dry-run applied */
+  MtBackend    *backend;
+  MtHostReader *host_reader;
+  MtHostModel   host_model;
+  MtState      *state;
+  GHashTable   *vms;            /* uuid -> MtDaemonVm */
+
+  guint   tick_source;
+  gboolean connected;
+  gint64  state_saved_at;
+  guint64 n_ticks;
+};
+
+static void
+daemon_vm_free (MtDaemonVm *vm)
+{
+  mt_domain_info_free (vm->info);
+  g_free (vm->policy_error);
+  mt_vm_model_free (vm->model);
+  g_free (vm->last_action);
+  g_free (vm);
+}
+
+static void
+apply_config (MtDaemon *d, MtConfig *config)
+{
+  g_clear_pointer (&d->config, mt_config_unref);
+  d->config = mt_config_ref (config);
+  d->host_policy = *mt_config_get_host (config);
+  if (d->dry_run_option)
+    d->host_policy.dry_run = TRUE;
+}
+
+gboolean
+mt_daemon_check_config (const MtDaemonOptions *options, GError **error)
+{
+  if (!mt_config_check (options->config_file, options->policies_dir, stderr)) {
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                 "the policy files have errors (listed above)");
+    return FALSE;
+  }
+  return TRUE;
+}
+
+MtDaemon *
+mt_daemon_new (const MtDaemonOptions *options, GError **error)
+{
+  g_autoptr(MtDaemon) d = g_new0 (MtDaemon, 1);
+  g_autoptr(MtConfig) config = NULL;
+
+  d->uri = g_strdup (options->uri);
+  d->config_file = g_strdup (options->config_file);
+  d->policies_dir = g_strdup (options->policies_dir);
+  d->state_dir = g_strdup (options->state_dir);
+  d->proc_root = g_strdup (options->proc_root);
+  d->cgroup_dir = g_strdup (options->cgroup_dir);
+  d->dry_run_option = options->dry_run;
+  d->vms = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                  (GDestroyNotify) daemon_vm_free);
+
+  config = mt_config_load (d->config_file, d->policies_dir, error);
+  if (!config) {
+    g_prefix_error (error, "refusing to start, the policy files have errors:\n");
+    return NULL;
+  }
+  apply_config (d, config);
+  for (const char * const *f = mt_config_get_files (config); *f; f++)
+    g_message ("Policy file %s", *f);
+
+  d->host_reader = mt_host_reader_new (d->proc_root, NULL, d->cgroup_dir);
+  if (mt_host_reader_get_cgroup_dir (d->host_reader))
+    g_message ("VM cgroup %s caps the budget", mt_host_reader_get_cgroup_dir (d->host_reader));
+  mt_host_model_init (&d->host_model);
+  d->state = mt_state_load (d->state_dir);
+  return g_steal_pointer (&d);
+}
+
+/* ---- VM table --------------------------------------------------------- */
+
+static void
+resolve_policy (MtDaemon *d, MtDaemonVm *vm)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_clear_pointer (&vm->policy_error, g_free);
+  if (!mt_config_resolve_vm (d->config, vm->info->name, vm->info->metadata,
+                             &vm->policy, &error)) {
+    vm->policy_error = g_strdup (error->message);
+    g_warning ("VM %s: ignoring its memtide metadata, file policy applies: %s",
+               vm->info->name, error->message);
+  }
+}
+
+static void
+save_vm_state (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
+{
+  const MtVmControl *c = &vm->model->control;
+  gint64 now_mono = g_get_monotonic_time ();
+  gint64 now_wall = g_get_real_time () / G_USEC_PER_SEC;
+  MtVmState s = {
+    .headroom = c->headroom,
+    .last_target = c->last_target,
+    .stuck = c->stuck,
+    .stuck_reason = c->stuck ? (char *) c->stuck_reason : NULL,
+    .stuck_since = c->stuck ? now_wall - mt_elapsed (now_mono, c->stuck_since) / G_USEC_PER_SEC : 0,
+  };
+
+  mt_state_set_vm (d->state, uuid, &s, now_wall);
+}
+
+/* After a restart the VM continues where it was: learned headroom, stuck
+ * mark.  Its last action counts as just done, so the planner lets it
+ * settle before shrinking instead of acting on every VM at once. */
+static void
+restore_vm_state (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
+{
+  MtVmState s;
+  MtVmControl *c = &vm->model->control;
+  gint64 now_mono = g_get_monotonic_time ();
+  gint64 now_wall = g_get_real_time () / G_USEC_PER_SEC;
+
+  c->last_action = now_mono;
+  if (!mt_state_get_vm (d->state, uuid, &s))
+    return;
+  c->headroom = s.headroom;
+  c->last_target = s.last_target;
+  if (s.stuck) {
+    c->stuck = TRUE;
+    g_strlcpy (c->stuck_reason, s.stuck_reason ? s.stuck_reason : "stuck before restart",
+               sizeof c->stuck_reason);
+    c->stuck_since = now_mono - MAX (0, now_wall - s.stuck_since) * G_USEC_PER_SEC;
+    c->retry_at = now_mono;
+  }
+  g_message ("VM %s: restored learned headroom %" G_GUINT64_FORMAT " MiB%s",
+             vm->info->name, s.headroom / MT_MIB, s.stuck ? ", stuck mark" : "");
+  mt_vm_state_clear (&s);
+}
+
+static void
+add_or_update_vm (MtDaemon *d, const char *uuid)
+{
+  g_autoptr(GError) error = NULL;
+  MtDomainInfo *info = d->backend->ops->get_domain (d->backend, uuid, &error);
+  MtDaemonVm *vm;
+
+  if (!info) {
+    g_warning ("Cannot read domain %s: %s", uuid, error->message);
+    return;
+  }
+  vm = g_hash_table_lookup (d->vms, uuid);
+  if (vm) {
+    mt_domain_info_free (vm->info);
+    vm->info = info;
+    resolve_policy (d, vm);
+    g_debug ("VM %s: configuration re-read", info->name);
+    return;
+  }
+  vm = g_new0 (MtDaemonVm, 1);
+  vm->info = info;
+  vm->model = mt_vm_model_new ();
+  resolve_policy (d, vm);
+  restore_vm_state (d, uuid, vm);
+  g_hash_table_insert (d->vms, g_strdup (uuid), vm);
+  g_message ("VM %s: managing (boot memory %" G_GUINT64_FORMAT " MiB, virtio-mem %"
+             G_GUINT64_FORMAT " MiB, mechanism %s, agent channel %s)",
+             info->name, info->base_memory / MT_MIB, info->vmem_size / MT_MIB,
+             mt_mechanism_to_string (vm->policy.mechanism),
+             info->agent_socket ? info->agent_socket : "none");
+}
+
+static void
+remove_vm (MtDaemon *d, const char *uuid)
+{
+  MtDaemonVm *vm = g_hash_table_lookup (d->vms, uuid);
+
+  if (!vm)
+    return;
+  g_message ("VM %s: gone, no longer managed", vm->info->name);
+  save_vm_state (d, uuid, vm);
+  g_hash_table_remove (d->vms, uuid);
+}
+
+static void
+on_domain_event (MtBackend *backend, MtDomainEvent event, const char *uuid, gpointer user_data)
+{
+  MtDaemon *d = user_data;
+
+  switch (event) {
+  case MT_DOMAIN_EVENT_ADDED:
+  case MT_DOMAIN_EVENT_CHANGED:
+    add_or_update_vm (d, uuid);
+    break;
+  case MT_DOMAIN_EVENT_REMOVED:
+    remove_vm (d, uuid);
+    break;
+  }
+}
+
+static void
+on_connection (MtBackend *backend, gboolean connected, gpointer user_data)
+{
+  MtDaemon *d = user_data;
+
+  d->connected = connected;
+  if (connected)
+    g_message ("Connected to %s", d->uri);
+  else
+    g_warning ("Lost the connection to %s; keeping every VM's state and reconnecting", d->uri);
+}
+
+/* ---- the tick ------------------------------------------------------------ */
+
+static int
+compare_vm_names (gconstpointer a, gconstpointer b)
+{
+  const MtDaemonVm *va = *(MtDaemonVm * const *) a;
+  const MtDaemonVm *vb = *(MtDaemonVm * const *) b;
+  return strcmp (va->info->name, vb->info->name);
+}
+
+static void
+collect (MtDaemon *d, gint64 now, MtHostSample *host, gboolean *host_ok)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GHashTable) samples = NULL;
+  GHashTableIter iter;
+  gpointer key, value;
+
+  *host_ok = mt_host_reader_read (d->host_reader, now, host, &error);
+  if (*host_ok)
+    mt_host_model_push (&d->host_model, host);
+  else
+    g_warning ("Cannot read host memory: %s; only emergency grows this tick", error->message);
+  g_clear_error (&error);
+
+  samples = d->backend->ops->collect (d->backend, now, &error);
+  if (!samples) {
+    g_warning ("Cannot collect VM statistics: %s", error->message);
+    return;
+  }
+  g_hash_table_iter_init (&iter, samples);
+  while (g_hash_table_iter_next (&iter, &key, &value)) {
+    MtDaemonVm *vm = g_hash_table_lookup (d->vms, key);
+    if (vm)
+      mt_vm_model_push (vm->model, value);
+  }
+}
+
+static void
+log_action (MtDaemon *d, const MtDaemonVm *vm, const MtAction *a)
+{
+  g_autofree char *from = mt_format_bytes (a->from);
+  g_autofree char *to = mt_format_bytes (a->to);
+  g_autofree char *how = NULL;
+
+  if (a->set_vmem && a->set_balloon)
+    how = g_strdup_printf ("virtio-mem %" G_GUINT64_FORMAT " MiB + balloon %" G_GUINT64_FORMAT " MiB",
+                           a->vmem_requested / MT_MIB, a->balloon / MT_MIB);
+  else if (a->set_vmem)
+    how = g_strdup_printf ("virtio-mem %" G_GUINT64_FORMAT " MiB", a->vmem_requested / MT_MIB);
+  else
+    how = g_strdup_printf ("balloon %" G_GUINT64_FORMAT " MiB", a->balloon / MT_MIB);
+
+  g_message ("%s%s %s %s -> %s%s via %s: %s", d->host_policy.dry_run ? "[dry-run] " : "",
+             vm->info->name, mt_action_kind_to_string (a->kind), from, to,
+             a->emergency ? " (emergency)" : "", how, a->reason);
+}
+
+static gboolean
+apply_action (MtDaemon *d, MtDaemonVm *vm, const MtAction *a)
+{
+  g_autoptr(GError) error = NULL;
+  const MtBackendOps *ops = d->backend->ops;
+  const char *uuid = vm->info->uuid;
+
+  /* virtio-mem first: the balloon only covers what it cannot. */
+  if (a->set_vmem && !ops->set_vmem (d->backend, uuid, a->vmem_requested, &error))
+    goto failed;
+  if (a->set_balloon && !ops->set_balloon (d->backend, uuid, a->balloon, &error))
+    goto failed;
+  return TRUE;
+
+failed:
+  g_warning ("%s: resize failed: %s", vm->info->name, error->message);
+  return FALSE;
+}
+
+static void
+tick (MtDaemon *d)
+{
+  gint64 now = g_get_monotonic_time ();
+  MtHostSample host;
+  gboolean host_ok;
+  g_autoptr(GPtrArray) order = g_ptr_array_new ();
+  g_autofree MtPlanVm *in = NULL;
+  g_autoptr(MtPlan) plan = NULL;
+  GHashTableIter iter;
+  gpointer key, value;
+
+  d->n_ticks++;
+  if (!d->connected)
+    return;
+  collect (d, now, &host, &host_ok);
+
+  /* A stable order (by name) keeps plans and logs reproducible. */
+  g_hash_table_iter_init (&iter, d->vms);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    g_ptr_array_add (order, value);
+  g_ptr_array_sort (order, compare_vm_names);
+  in = g_new0 (MtPlanVm, MAX (order->len, 1));
+  for (guint i = 0; i < order->len; i++) {
+    MtDaemonVm *vm = order->pdata[i];
+    mt_plan_vm_init (&in[i], vm->info->name, vm->info, &vm->policy,
+                     vm->model, &d->host_policy, now);
+  }
+
+  plan = mt_plan_compute (host_ok ? &host : NULL, in, order->len, &d->host_policy, now);
+  g_debug ("tick %" G_GUINT64_FORMAT ": %s", d->n_ticks, plan->reason);
+
+  for (guint k = 0; k < plan->n_actions; k++) {
+    const MtAction *a = &plan->actions[k];
+    MtDaemonVm *vm = order->pdata[a->vm];
+
+    log_action (d, vm, a);
+    if (!d->host_policy.dry_run)
+      apply_action (d, vm, a);
+  }
+
+  for (guint i = 0; i < order->len; i++) {
+    MtDaemonVm *vm = order->pdata[i];
+    const MtVmDecision *dec = &plan->decisions[i];
+    gboolean was_stuck = vm->model->control.stuck;
+
+    vm->model->control = dec->next;
+    if (dec->next.stuck && !was_stuck)
+      g_warning ("%s: stuck: %s", vm->info->name, dec->next.stuck_reason);
+    else if (!dec->next.stuck && was_stuck)
+      g_message ("%s: no longer stuck, managing it again", vm->info->name);
+    g_debug ("%s: %s: %s", vm->info->name, mt_decision_kind_to_string (dec->kind), dec->reason);
+    if (dec->action >= 0) {
+      g_free (vm->last_action);
+      vm->last_action = g_strdup (plan->actions[dec->action].reason);
+    }
+  }
+
+  if (mt_elapsed (now, d->state_saved_at) >= STATE_SAVE_INTERVAL) {
+    g_autoptr(GError) error = NULL;
+
+    g_hash_table_iter_init (&iter, d->vms);
+    while (g_hash_table_iter_next (&iter, &key, &value))
+      save_vm_state (d, key, value);
+    mt_state_expire (d->state, g_get_real_time () / G_USEC_PER_SEC, STATE_MAX_AGE);
+    if (!mt_state_save (d->state, &error))
+      g_warning ("Cannot save state: %s", error->message);
+    d->state_saved_at = now;
+  }
+}
+
+static gboolean
+on_tick (gpointer user_data)
+{
+  tick (user_data);
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+schedule_ticks (MtDaemon *d)
+{
+  gint64 interval = d->host_policy.tick_interval > 0 ? d->host_policy.tick_interval
+                                                     : MT_PLAN_DEFAULT_TICK;
+
+  g_clear_handle_id (&d->tick_source, g_source_remove);
+  d->tick_source = g_timeout_add (MAX (interval / 1000, 10), on_tick, d);
+}
+
+gboolean
+mt_daemon_start (MtDaemon *d, GError **error)
+{
+  d->backend = mt_backend_libvirt_new (d->uri);
+  d->backend->domain_cb = on_domain_event;
+  d->backend->connection_cb = on_connection;
+  d->backend->user_data = d;
+  d->state_saved_at = g_get_monotonic_time ();
+
+  if (!d->backend->ops->connect (d->backend, error)) {
+    g_prefix_error (error, "cannot connect to %s: ", d->uri);
+    return FALSE;
+  }
+  d->connected = TRUE;
+  g_message ("memtided running on %s: %u VMs, tick %" G_GINT64_FORMAT " ms%s",
+             d->uri, g_hash_table_size (d->vms),
+             (d->host_policy.tick_interval > 0 ? d->host_policy.tick_interval
+                                               : MT_PLAN_DEFAULT_TICK) / 1000,
+             d->host_policy.dry_run ? ", dry run: no resize is applied" : "");
+  schedule_ticks (d);
+  tick (d);
+  return TRUE;
+}
+
+void
+mt_daemon_stop (MtDaemon *d)
+{
+  g_autoptr(GError) error = NULL;
+  GHashTableIter iter;
+  gpointer key, value;
+
+  g_clear_handle_id (&d->tick_source, g_source_remove);
+  g_hash_table_iter_init (&iter, d->vms);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    save_vm_state (d, key, value);
+  if (!mt_state_save (d->state, &error))
+    g_warning ("Cannot save state to %s: %s", mt_state_get_path (d->state), error->message);
+}
+
+gboolean
+mt_daemon_reload (MtDaemon *d)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(MtConfig) config = mt_config_load (d->config_file, d->policies_dir, &error);
+  GHashTableIter iter;
+  gpointer value;
+
+  if (!config) {
+    g_warning ("Reload failed, keeping the policy in force:\n%s", error->message);
+    return FALSE;
+  }
+  apply_config (d, config);
+  g_hash_table_iter_init (&iter, d->vms);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    resolve_policy (d, value);
+  if (d->tick_source)
+    schedule_ticks (d);
+  g_message ("Policy reloaded: %u files, %u VM groups%s",
+             g_strv_length ((char **) mt_config_get_files (config)),
+             mt_config_get_n_vm_groups (config),
+             d->host_policy.dry_run ? ", dry run" : "");
+  return TRUE;
+}
+
+void
+mt_daemon_free (MtDaemon *d)
+{
+  if (!d)
+    return;
+  g_clear_handle_id (&d->tick_source, g_source_remove);
+  g_clear_pointer (&d->vms, g_hash_table_unref);
+  if (d->backend)
+    d->backend->ops->free (d->backend);
+  g_clear_pointer (&d->config, mt_config_unref);
+  g_clear_pointer (&d->host_reader, mt_host_reader_free);
+  g_clear_pointer (&d->state, mt_state_free);
+  g_free (d->uri);
+  g_free (d->config_file);
+  g_free (d->policies_dir);
+  g_free (d->state_dir);
+  g_free (d->proc_root);
+  g_free (d->cgroup_dir);
+  g_free (d);
+}

@@ -1,0 +1,138 @@
+/* main.c: memtided start-up, options, signals and the main loop. */
+#define G_LOG_DOMAIN "memtided"
+
+#include "build-config.h"
+
+#include <glib.h>
+#include <glib-unix.h>
+#include <locale.h>
+#include <stdlib.h>
+
+#include "daemon.h"
+
+static gboolean
+on_quit_signal (gpointer user_data)
+{
+  GMainLoop *loop = user_data;
+
+  g_message ("Shutting down");
+  g_main_loop_quit (loop);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+on_reload_signal (gpointer user_data)
+{
+  MtDaemon *daemon = user_data;
+
+  mt_daemon_reload (daemon);
+  return G_SOURCE_CONTINUE;
+}
+
+int
+main (int argc, char **argv)
+{
+  g_autofree char *uri = NULL;
+  g_autofree char *config_file = NULL;
+  g_autofree char *policies_dir = NULL;
+  g_autofree char *state_dir = NULL;
+  g_autofree char *proc_root = NULL;
+  g_autofree char *cgroup_dir = NULL;
+  gboolean dry_run = FALSE;
+  gboolean verbose = FALSE;
+  gboolean check_config = FALSE;
+  gboolean version = FALSE;
+  const GOptionEntry entries[] = {
+    { "connect", 'c', 0, G_OPTION_ARG_STRING, &uri,
+      "libvirt URI of the hypervisor (default: qemu:///system)", "URI" },
+    { "config", 0, 0, G_OPTION_ARG_FILENAME, &config_file,
+      "Base policy file (default: " SYSCONFDIR "/memtide/default.conf)", "FILE" },
+    { "policies-dir", 0, 0, G_OPTION_ARG_FILENAME, &policies_dir,
+      "Directory of admin policy files read after the base file, in sorted order "
+      "(default: " SYSCONFDIR "/memtide/policies.d)", "DIR" },
+    { "state-dir", 0, 0, G_OPTION_ARG_FILENAME, &state_dir,
+      "Where state that survives a restart is kept (default: " LOCALSTATEDIR "/lib/memtide)", "DIR" },
+    { "dry-run", 'n', 0, G_OPTION_ARG_NONE, &dry_run,
+      "Decide and log every action with its reason, apply none", NULL },
+    { "check-config", 0, 0, G_OPTION_ARG_NONE, &check_config,
+      "Load and validate the policy files, print what is wrong, and exit", NULL },
+    { "proc-root", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, &proc_root,
+      "Read host memory from this /proc (tests)", "DIR" },
+    { "cgroup", 0, 0, G_OPTION_ARG_FILENAME, &cgroup_dir,
+      "cgroup directory the VMs run in, whose memory limit caps the budget "
+      "(default: libvirt's machine cgroup when it exists)", "DIR" },
+    { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose,
+      "Log every decision, not only actions", NULL },
+    { "version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL },
+    { NULL }
+  };
+  g_autoptr(GOptionContext) context = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GMainLoop) loop = NULL;
+  g_autoptr(MtDaemon) daemon = NULL;
+  MtDaemonOptions options;
+
+  setlocale (LC_ALL, "");
+  context = g_option_context_new ("- keep every VM at the memory size it needs");
+  g_option_context_set_summary (context,
+    "memtided watches the VMs of a libvirt host, decides per VM how much memory\n"
+    "it needs from guest pressure and the policy files, and resizes it live\n"
+    "with virtio-mem and the virtio-balloon.  Every resize is logged with its\n"
+    "reason.  SIGHUP reloads the policy files (a bad file keeps the old policy).");
+  g_option_context_set_description (context,
+    "Exit status: 0 on a clean shutdown, 1 on a start-up error (bad policy file,\n"
+    "hypervisor unreachable at start), 2 on bad options.");
+  g_option_context_add_main_entries (context, entries, NULL);
+  if (!g_option_context_parse (context, &argc, &argv, &error)) {
+    g_printerr ("memtided: %s (try --help)\n", error->message);
+    return 2;
+  }
+  if (argc > 1) {
+    g_printerr ("memtided: unexpected argument '%s' (try --help)\n", argv[1]);
+    return 2;
+  }
+  if (version) {
+    g_print ("memtided %s\n", PACKAGE_VERSION);
+    return 0;
+  }
+  if (verbose)
+    g_log_set_debug_enabled (TRUE);
+
+  options = (MtDaemonOptions) {
+    .uri = uri ? uri : "qemu:///system",
+    .config_file = config_file ? config_file : SYSCONFDIR "/memtide/default.conf",
+    .policies_dir = policies_dir ? policies_dir : SYSCONFDIR "/memtide/policies.d",
+    .state_dir = state_dir ? state_dir : LOCALSTATEDIR "/lib/memtide",
+    .proc_root = proc_root ? proc_root : "/proc",
+    .cgroup_dir = cgroup_dir,
+    .dry_run = dry_run,
+  };
+
+  if (check_config) {
+    if (!mt_daemon_check_config (&options, &error)) {
+      g_printerr ("memtided: %s\n", error->message);
+      return 1;
+    }
+    g_print ("memtided: policy files are valid\n");
+    return 0;
+  }
+
+  daemon = mt_daemon_new (&options, &error);
+  if (!daemon) {
+    g_printerr ("memtided: %s\n", error->message);
+    return 1;
+  }
+
+  loop = g_main_loop_new (NULL, FALSE);
+  g_unix_signal_add (SIGINT, on_quit_signal, loop);
+  g_unix_signal_add (SIGTERM, on_quit_signal, loop);
+  g_unix_signal_add (SIGHUP, on_reload_signal, daemon);
+
+  if (!mt_daemon_start (daemon, &error)) {
+    g_printerr ("memtided: %s\n", error->message);
+    return 1;
+  }
+  g_main_loop_run (loop);
+  mt_daemon_stop (daemon);
+  return 0;
+}

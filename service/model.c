@@ -1,0 +1,332 @@
+/* model.c: ring buffers of samples and the values derived from them. */
+#define G_LOG_DOMAIN "memtide-model"
+
+#include <math.h>
+#include "model.h"
+
+/* PSI trend: enough points to smooth one noisy report, few enough to
+ * follow a rise within seconds at a 1 s report period. */
+#define TREND_POINTS 8
+
+char *
+mt_format_bytes (guint64 bytes)
+{
+  static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+  guint u = 0;
+  double v = (double) bytes;
+
+  if (bytes == MT_UNKNOWN)
+    return g_strdup ("unknown");
+  while (v >= 1024.0 && u + 1 < G_N_ELEMENTS (units))
+    {
+      v /= 1024.0;
+      u++;
+    }
+  /* One decimal only where it carries information. */
+  if (u == 0 || v >= 10.0)
+    return g_strdup_printf ("%.0f %s", floor (v), units[u]);
+  return g_strdup_printf ("%.1f %s", floor (v * 10.0) / 10.0, units[u]);
+}
+
+const char *
+mt_data_source_to_string (MtDataSource s)
+{
+  switch (s)
+    {
+    case MT_DATA_AGENT:
+      return "agent";
+    case MT_DATA_BALLOON:
+      return "balloon stats";
+    case MT_DATA_NONE:
+    default:
+      return "none";
+    }
+}
+
+void
+mt_vm_control_init (MtVmControl *c)
+{
+  *c = (MtVmControl) {
+    .headroom = 0,
+    .feedback_time = MT_TIME_NEVER,
+    .calm_since = MT_TIME_NEVER,
+    .shrink_since = MT_TIME_NEVER,
+    .last_action = MT_TIME_NEVER,
+    .progress_time = MT_TIME_NEVER,
+    .stuck_since = MT_TIME_NEVER,
+    .retry_at = MT_TIME_NEVER,
+    .vmem_wait_since = MT_TIME_NEVER,
+    .vmem_retry_at = MT_TIME_NEVER,
+  };
+}
+
+/* ---- rings -------------------------------------------------------------- */
+
+/* Slot of the sample `age` pushes ago, for a ring whose next write goes
+ * to `head`. */
+static guint
+ring_slot (guint head, guint age)
+{
+  return (head + MT_MODEL_RING_CAPACITY - 1 - age) % MT_MODEL_RING_CAPACITY;
+}
+
+static void
+ring_advance (guint *head, guint *len)
+{
+  *head = (*head + 1) % MT_MODEL_RING_CAPACITY;
+  if (*len < MT_MODEL_RING_CAPACITY)
+    (*len)++;
+}
+
+void
+mt_vm_model_init (MtVmModel *vm)
+{
+  g_return_if_fail (vm != NULL);
+  vm->ring.head = 0;
+  vm->ring.len = 0;
+  mt_vm_control_init (&vm->control);
+}
+
+MtVmModel *
+mt_vm_model_new (void)
+{
+  MtVmModel *vm = g_new0 (MtVmModel, 1);
+
+  mt_vm_model_init (vm);
+  return vm;
+}
+
+void
+mt_vm_model_free (MtVmModel *vm)
+{
+  g_free (vm);
+}
+
+guint
+mt_vm_model_len (const MtVmModel *vm)
+{
+  g_return_val_if_fail (vm != NULL, 0);
+  return vm->ring.len;
+}
+
+const MtVmSample *
+mt_vm_model_nth (const MtVmModel *vm, guint age)
+{
+  g_return_val_if_fail (vm != NULL, NULL);
+  if (age >= vm->ring.len)
+    return NULL;
+  return &vm->ring.samples[ring_slot (vm->ring.head, age)];
+}
+
+gboolean
+mt_vm_model_push (MtVmModel *vm, const MtVmSample *s)
+{
+  const MtVmSample *last;
+
+  g_return_val_if_fail (vm != NULL, FALSE);
+  g_return_val_if_fail (s != NULL, FALSE);
+
+  last = mt_vm_model_nth (vm, 0);
+  if (last != NULL && s->time < last->time)
+    return FALSE;
+  vm->ring.samples[vm->ring.head] = *s;
+  ring_advance (&vm->ring.head, &vm->ring.len);
+  return TRUE;
+}
+
+void
+mt_host_model_init (MtHostModel *host)
+{
+  g_return_if_fail (host != NULL);
+  host->ring.head = 0;
+  host->ring.len = 0;
+}
+
+guint
+mt_host_model_len (const MtHostModel *host)
+{
+  g_return_val_if_fail (host != NULL, 0);
+  return host->ring.len;
+}
+
+const MtHostSample *
+mt_host_model_nth (const MtHostModel *host, guint age)
+{
+  g_return_val_if_fail (host != NULL, NULL);
+  if (age >= host->ring.len)
+    return NULL;
+  return &host->ring.samples[ring_slot (host->ring.head, age)];
+}
+
+gboolean
+mt_host_model_push (MtHostModel *host, const MtHostSample *s)
+{
+  const MtHostSample *last;
+
+  g_return_val_if_fail (host != NULL, FALSE);
+  g_return_val_if_fail (s != NULL, FALSE);
+
+  last = mt_host_model_nth (host, 0);
+  if (last != NULL && s->time < last->time)
+    return FALSE;
+  host->ring.samples[host->ring.head] = *s;
+  ring_advance (&host->ring.head, &host->ring.len);
+  return TRUE;
+}
+
+/* ---- derived values ----------------------------------------------------- */
+
+typedef guint64 (*CounterFunc) (const MtVmSample *s);
+
+static guint64 get_swap_in (const MtVmSample *s) { return s->swap_in; }
+static guint64 get_major_faults (const MtVmSample *s) { return s->major_faults; }
+
+/* Rate of a cumulative counter between two samples; NAN when either is
+ * unknown or the counter went down (guest reboot, agent restart). */
+static double
+counter_rate (const MtVmSample *newer, const MtVmSample *older, CounterFunc get)
+{
+  guint64 a, b;
+
+  if (newer == NULL || older == NULL || newer->time <= older->time)
+    return NAN;
+  a = get (newer);
+  b = get (older);
+  if (a == MT_UNKNOWN || b == MT_UNKNOWN || a < b)
+    return NAN;
+  return (double) (a - b) * G_USEC_PER_SEC / (double) (newer->time - older->time);
+}
+
+/* Over the window: back to the oldest sample the counter is continuous
+ * with (a reset in between cuts the window there). */
+static double
+counter_rate_avg (const MtVmModel *vm, CounterFunc get)
+{
+  const MtVmSample *latest = mt_vm_model_nth (vm, 0);
+  const MtVmSample *oldest = NULL;
+  guint64 prev;
+
+  if (latest == NULL || get (latest) == MT_UNKNOWN)
+    return NAN;
+  prev = get (latest);
+  for (guint age = 1; age < vm->ring.len; age++)
+    {
+      const MtVmSample *s = mt_vm_model_nth (vm, age);
+      guint64 v = get (s);
+
+      if (v == MT_UNKNOWN || v > prev)
+        break;
+      prev = v;
+      oldest = s;
+    }
+  return counter_rate (latest, oldest, get);
+}
+
+static gboolean
+psi_valid (double v)
+{
+  return isfinite (v) && v >= 0.0 && v <= 100.0;
+}
+
+/* Least-squares slope of PSI some avg10 over the last few agent reports. */
+static double
+psi_trend (const MtVmModel *vm)
+{
+  double sx = 0, sy = 0, sxx = 0, sxy = 0;
+  gint64 t0 = 0;
+  guint n = 0;
+
+  for (guint age = 0; age < vm->ring.len && n < TREND_POINTS; age++)
+    {
+      const MtVmSample *s = mt_vm_model_nth (vm, age);
+      double x;
+
+      if (!s->from_agent || !psi_valid (s->psi_some_avg10))
+        continue;
+      if (n == 0)
+        t0 = s->time;
+      x = (double) (s->time - t0) / G_USEC_PER_SEC;
+      sx += x;
+      sy += s->psi_some_avg10;
+      sxx += x * x;
+      sxy += x * s->psi_some_avg10;
+      n++;
+    }
+  if (n < 2 || n * sxx - sx * sx <= 0.0)
+    return NAN;
+  return (n * sxy - sx * sy) / (n * sxx - sx * sx);
+}
+
+void
+mt_vm_model_derive (const MtVmModel *vm, gint64 now, gint64 max_age,
+                    MtVmDerived *out)
+{
+  const MtVmSample *s, *prev;
+  guint64 avail;
+
+  g_return_if_fail (vm != NULL);
+  g_return_if_fail (out != NULL);
+
+  *out = (MtVmDerived) {
+    .source = MT_DATA_NONE,
+    .time = MT_TIME_NEVER,
+    .balloon_actual = MT_UNKNOWN,
+    .vmem_plugged = MT_UNKNOWN,
+    .vmem_requested = MT_UNKNOWN,
+    .rss = MT_UNKNOWN,
+    .current = MT_UNKNOWN,
+    .total = MT_UNKNOWN,
+    .available = MT_UNKNOWN,
+    .used = MT_UNKNOWN,
+    .idle = MT_UNKNOWN,
+    .psi_some = NAN,
+    .psi_trend = NAN,
+    .swap_in_rate = NAN,
+    .swap_in_rate_avg = NAN,
+    .major_fault_rate = NAN,
+    .major_fault_rate_avg = NAN,
+    .oom_kills_new = 0,
+  };
+
+  s = mt_vm_model_nth (vm, 0);
+  if (s == NULL)
+    return;
+  prev = mt_vm_model_nth (vm, 1);
+
+  out->time = s->time;
+  out->fresh = mt_elapsed (now, s->time) <= max_age;
+  out->balloon_actual = s->balloon_actual;
+  out->vmem_plugged = s->vmem_plugged;
+  out->vmem_requested = s->vmem_requested;
+  out->rss = s->rss;
+  if (s->balloon_actual != MT_UNKNOWN)
+    out->current = mt_sat_add (s->balloon_actual,
+                               s->vmem_plugged == MT_UNKNOWN ? 0 : s->vmem_plugged);
+
+  /* Guest numbers that contradict each other are a lying or confused
+   * guest: treat them as unknown rather than guess. */
+  out->total = s->guest_total;
+  avail = s->guest_available != MT_UNKNOWN ? s->guest_available : s->guest_free;
+  if (s->guest_total != MT_UNKNOWN && avail != MT_UNKNOWN && avail <= s->guest_total)
+    {
+      out->available = avail;
+      out->used = s->guest_total - avail;
+    }
+  if (s->guest_free != MT_UNKNOWN && s->guest_total != MT_UNKNOWN
+      && s->guest_free <= s->guest_total)
+    out->idle = s->guest_free;
+
+  if (s->from_agent && psi_valid (s->psi_some_avg10))
+    out->psi_some = s->psi_some_avg10;
+  out->psi_trend = psi_trend (vm);
+  out->swap_in_rate = counter_rate (s, prev, get_swap_in);
+  out->swap_in_rate_avg = counter_rate_avg (vm, get_swap_in);
+  out->major_fault_rate = counter_rate (s, prev, get_major_faults);
+  out->major_fault_rate_avg = counter_rate_avg (vm, get_major_faults);
+  if (prev != NULL && s->oom_kills != MT_UNKNOWN && prev->oom_kills != MT_UNKNOWN
+      && s->oom_kills > prev->oom_kills)
+    out->oom_kills_new = s->oom_kills - prev->oom_kills;
+
+  if (out->fresh && out->used != MT_UNKNOWN)
+    out->source = s->from_agent ? MT_DATA_AGENT : MT_DATA_BALLOON;
+}

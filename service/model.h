@@ -1,0 +1,192 @@
+/* model.h: what memtide knows about each VM between ticks, as plain data.
+ *
+ * API in a few lines:
+ *   MtVmModel *vm = mt_vm_model_new ();          one per running domain
+ *   mt_vm_model_push (vm, &sample);              each tick (backend + agent merged)
+ *   mt_vm_model_derive (vm, now, max_age, &d);   working set, idle, rates, freshness
+ *   vm->control                                  planner state: pass it in, copy
+ *                                                MtVmDecision.next back out
+ *   MtHostModel: the same ring for host samples.
+ *
+ * No I/O, no clock reads: callers pass `now`.  Sizes are bytes (guint64),
+ * times monotonic µs.  Unknown sizes are MT_UNKNOWN, unknown rates NAN.
+ */
+#pragma once
+
+#include <glib.h>
+#include "sample.h"
+
+#define MT_MODEL_RING_CAPACITY 64
+
+/* "Never happened" for the gint64 times below; use mt_elapsed(). */
+#define MT_TIME_NEVER G_MININT64
+
+/* Saturating arithmetic: guest-reported numbers are untrusted and may be
+ * anything, so a wrap-around must never turn into a huge size. */
+static inline guint64
+mt_sat_add (guint64 a, guint64 b)
+{
+  return a > G_MAXUINT64 - b ? G_MAXUINT64 : a + b;
+}
+
+static inline guint64
+mt_sat_sub (guint64 a, guint64 b)
+{
+  return a > b ? a - b : 0;
+}
+
+static inline guint64
+mt_sat_mul (guint64 a, guint64 b)
+{
+  return (b != 0 && a > G_MAXUINT64 / b) ? G_MAXUINT64 : a * b;
+}
+
+/* double -> bytes without undefined behaviour: NAN and negatives are 0,
+ * anything past the range saturates. */
+static inline guint64
+mt_sat_from_double (double v)
+{
+  if (!(v > 0.0))
+    return 0;
+  if (v >= 18446744073709549568.0)    /* largest double below 2^64 */
+    return G_MAXUINT64;
+  return (guint64) v;
+}
+
+/* µs from `since` to `now`; G_MAXINT64 when `since` is MT_TIME_NEVER,
+ * 0 when the clock seems to go backwards. */
+static inline gint64
+mt_elapsed (gint64 now, gint64 since)
+{
+  if (since == MT_TIME_NEVER)
+    return G_MAXINT64;
+  if (now <= since)
+    return 0;
+  if (since < 0 && now > G_MAXINT64 + since)
+    return G_MAXINT64;
+  return now - since;
+}
+
+/* "1.0 GiB", "612 MiB", "12 KiB": short, for one-line reasons. */
+char *mt_format_bytes (guint64 bytes);
+
+/* ---- Rings ------------------------------------------------------------ */
+
+typedef struct {
+  MtVmSample samples[MT_MODEL_RING_CAPACITY];
+  guint      head;             /* slot the next sample goes to */
+  guint      len;
+} MtVmRing;
+
+typedef struct {
+  MtHostSample samples[MT_MODEL_RING_CAPACITY];
+  guint        head;
+  guint        len;
+} MtHostRing;
+
+/* ---- Derived values ----------------------------------------------------- */
+
+typedef enum {
+  MT_DATA_NONE = 0,            /* no usable guest memory numbers */
+  MT_DATA_BALLOON,             /* virtio-balloon stats */
+  MT_DATA_AGENT,               /* memtide-agent report (has PSI, OOM kills) */
+} MtDataSource;
+
+const char *mt_data_source_to_string (MtDataSource s);
+
+typedef struct {
+  MtDataSource source;         /* of the latest sample, NONE when stale */
+  gboolean fresh;              /* latest sample within max_age of now */
+  gint64   time;               /* of the latest sample, MT_TIME_NEVER if none */
+
+  /* Hypervisor view (latest sample). */
+  guint64 balloon_actual;
+  guint64 vmem_plugged;        /* 0 when unknown and no device */
+  guint64 vmem_requested;
+  guint64 rss;
+  guint64 current;             /* balloon_actual + vmem_plugged, MT_UNKNOWN if unknown */
+
+  /* Guest view. */
+  guint64 total;               /* guest MemTotal */
+  guint64 available;           /* MemAvailable, else MemFree */
+  guint64 used;                /* working set estimate: total - available */
+  guint64 idle;                /* free inside the guest (MemFree / unused) */
+
+  /* Feedback signals; NAN / MT_UNKNOWN when not observable. */
+  double  psi_some;            /* latest avg10, percent */
+  double  psi_trend;           /* slope of psi_some over the window, percent/s */
+  double  swap_in_rate;        /* bytes/s over the last interval */
+  double  swap_in_rate_avg;    /* bytes/s over the whole window */
+  double  major_fault_rate;    /* faults/s over the last interval */
+  double  major_fault_rate_avg;
+  guint64 oom_kills_new;       /* since the previous sample (0 if unknown) */
+} MtVmDerived;
+
+/* ---- Planner control state ---------------------------------------------- */
+
+/* What the planner carries from one tick to the next for one VM.  Plain
+ * data, copyable by assignment; the planner reads the old value and
+ * returns the new one in MtVmDecision.next. */
+typedef struct {
+  /* Senpai-like headroom feedback. */
+  guint64 headroom;            /* learned headroom bytes, 0 = start from policy */
+  gint64  feedback_time;       /* sample time the feedback last used */
+  gint64  calm_since;          /* pressure ~0 since, MT_TIME_NEVER = not calm */
+  gint64  shrink_since;        /* wanted to shrink continuously since */
+
+  /* The last resize issued and whether the VM follows it. */
+  gint64  last_action;         /* when, MT_TIME_NEVER = never */
+  gboolean pending;            /* last_target not reached yet */
+  guint64 last_from;           /* size when issued */
+  guint64 last_target;         /* total size asked for */
+  guint64 best_distance;       /* closest |current - last_target| seen */
+  gint64  progress_time;       /* when that distance last shrank */
+
+  /* Stuck: did not move toward its target in time; fixed at its size. */
+  gboolean stuck;
+  char     stuck_reason[160];
+  gint64   stuck_since;
+  gint64   retry_at;           /* unmark and try again then */
+  guint    stuck_count;        /* consecutive marks, for the back-off */
+
+  /* virtio-mem unplug stall: the balloon takes over shrinks for a while. */
+  gboolean vmem_stalled;
+  gint64   vmem_wait_since;    /* plugged > requested since */
+  guint64  vmem_wait_plugged;  /* plugged then (or least seen since) */
+  gint64   vmem_retry_at;
+} MtVmControl;
+
+void mt_vm_control_init (MtVmControl *c);
+
+/* ---- Per-VM and host models --------------------------------------------- */
+
+typedef struct {
+  MtVmRing    ring;
+  MtVmControl control;
+} MtVmModel;
+
+MtVmModel *mt_vm_model_new (void);
+void       mt_vm_model_free (MtVmModel *vm);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (MtVmModel, mt_vm_model_free)
+
+void mt_vm_model_init (MtVmModel *vm);
+
+/* Append; FALSE (and ignored) when older than the latest sample: an
+ * out-of-order sample would turn counter deltas negative. */
+gboolean mt_vm_model_push (MtVmModel *vm, const MtVmSample *s);
+guint    mt_vm_model_len (const MtVmModel *vm);
+/* age 0 = latest; NULL past the end. */
+const MtVmSample *mt_vm_model_nth (const MtVmModel *vm, guint age);
+
+/* Data older than max_age µs counts as none (source NONE, fresh FALSE). */
+void mt_vm_model_derive (const MtVmModel *vm, gint64 now, gint64 max_age,
+                         MtVmDerived *out);
+
+typedef struct {
+  MtHostRing ring;
+} MtHostModel;
+
+void     mt_host_model_init (MtHostModel *host);
+gboolean mt_host_model_push (MtHostModel *host, const MtHostSample *s);
+guint    mt_host_model_len (const MtHostModel *host);
+const MtHostSample *mt_host_model_nth (const MtHostModel *host, guint age);

@@ -1,0 +1,447 @@
+/* planner-vm.c: one VM's side of a plan: did it follow its last target
+ * (stuck handling), what its guest signals say (headroom feedback), and
+ * which sizes it may have (bounds).  Everything that needs only this VM.
+ */
+#define G_LOG_DOMAIN "memtide-planner"
+
+#include <math.h>
+#include <stdarg.h>
+#include "planner-private.h"
+
+static guint64
+clamp64 (guint64 v, guint64 lo, guint64 hi)
+{
+  return v < lo ? lo : v > hi ? hi : v;
+}
+
+static guint64
+absdiff (guint64 a, guint64 b)
+{
+  return a > b ? a - b : b - a;
+}
+
+static double
+secs (gint64 us)
+{
+  return (double) us / G_USEC_PER_SEC;
+}
+
+static gint64
+add_time (gint64 t, gint64 d)
+{
+  return t > G_MAXINT64 - d ? G_MAXINT64 : t + d;
+}
+
+void
+mt_plan_vm_init (MtPlanVm *in, const char *name, const MtDomainInfo *info,
+                 const MtVmPolicy *policy, const MtVmModel *model,
+                 const MtHostPolicy *hp, gint64 now)
+{
+  gint64 tick;
+
+  g_return_if_fail (in != NULL);
+  g_return_if_fail (info != NULL);
+  g_return_if_fail (model != NULL);
+  g_return_if_fail (hp != NULL);
+
+  tick = hp->tick_interval > 0 ? hp->tick_interval : MT_PLAN_DEFAULT_TICK;
+  *in = (MtPlanVm) {
+    .name = name,
+    .base_memory = info->base_memory,
+    .vmem_size = info->vmem_size,
+    .vmem_block = info->vmem_block,
+    .policy = policy,
+    .control = model->control,
+  };
+  mt_vm_model_derive (model, now, MT_PLAN_STALE_TICKS * tick, &in->obs);
+}
+
+void
+mt_plan_eval_clear (MtVmEval *ev)
+{
+  if (ev->note != NULL)
+    g_string_free (ev->note, TRUE);
+  if (ev->fixed_reason != NULL)
+    g_string_free (ev->fixed_reason, TRUE);
+  ev->note = NULL;
+  ev->fixed_reason = NULL;
+}
+
+G_GNUC_PRINTF (3, 4) static void
+fix (MtVmEval *ev, MtDecisionKind kind, const char *fmt, ...)
+{
+  va_list ap;
+
+  ev->fixed = TRUE;
+  ev->fixed_kind = kind;
+  va_start (ap, fmt);
+  g_string_vprintf (ev->fixed_reason, fmt, ap);
+  va_end (ap);
+}
+
+G_GNUC_PRINTF (2, 3) static void
+note (MtVmEval *ev, const char *fmt, ...)
+{
+  va_list ap;
+
+  if (ev->note->len > 0)
+    g_string_append (ev->note, "; ");
+  va_start (ap, fmt);
+  g_string_append_vprintf (ev->note, fmt, ap);
+  va_end (ap);
+}
+
+/* ---- stuck handling ----------------------------------------------------- */
+
+static void
+mark_stuck (MtPlanCtx *ctx, MtVmEval *ev, const char *why)
+{
+  MtVmControl *c = &ev->next;
+  gint64 backoff = ctx->stuck_timeout;
+
+  c->stuck = TRUE;
+  c->stuck_since = ctx->now;
+  c->stuck_count++;
+  /* Exponential back-off: a guest that cannot give memory back now
+   * (pinned pages, a hung balloon driver) rarely can a second later. */
+  for (guint i = 1; i < c->stuck_count && backoff < MT_PLAN_RETRY_MAX; i++)
+    backoff *= 2;
+  c->retry_at = add_time (ctx->now, MIN (backoff, MT_PLAN_RETRY_MAX));
+  g_strlcpy (c->stuck_reason, why, sizeof c->stuck_reason);
+}
+
+/* Follow up on the last action: reached, moving, or stuck. */
+static void
+track_progress (MtPlanCtx *ctx, MtVmEval *ev)
+{
+  MtVmControl *c = &ev->next;
+  guint64 dist;
+
+  if (!c->pending)
+    return;
+  dist = absdiff (ev->cur, c->last_target);
+  if (dist <= MT_PLAN_REACH_TOLERANCE)
+    {
+      c->pending = FALSE;
+      c->stuck_count = 0;
+      if (c->stuck)
+        note (ev, "no longer stuck: reached %s", mt_plan_sz (ctx, c->last_target));
+      c->stuck = FALSE;
+      return;
+    }
+  if (mt_sat_add (dist, MT_PLAN_REACH_TOLERANCE) <= c->best_distance)
+    {
+      c->best_distance = dist;
+      c->progress_time = ctx->now;
+      if (c->stuck)
+        note (ev, "no longer stuck: moves toward %s again", mt_plan_sz (ctx, c->last_target));
+      c->stuck = FALSE;
+    }
+}
+
+/* virtio-mem unplug that does not complete: the guest cannot offline
+ * the memory (unmovable or pinned pages).  Only the guest can fix that,
+ * so stop asking and shrink through the balloon for a while. */
+static void
+track_vmem (MtPlanCtx *ctx, MtVmEval *ev)
+{
+  MtVmControl *c = &ev->next;
+  const MtLayoutIn *l = &ev->lay;
+
+  if (c->vmem_stalled && ctx->now >= c->vmem_retry_at)
+    {
+      c->vmem_stalled = FALSE;
+      note (ev, "virtio-mem unplug may be tried again");
+    }
+  if (l->plugged <= l->requested)
+    {
+      c->vmem_wait_since = MT_TIME_NEVER;
+      return;
+    }
+  if (c->vmem_wait_since == MT_TIME_NEVER || l->plugged < c->vmem_wait_plugged)
+    {
+      c->vmem_wait_since = ctx->now;
+      c->vmem_wait_plugged = l->plugged;
+      return;
+    }
+  if (!c->vmem_stalled && mt_elapsed (ctx->now, c->vmem_wait_since) >= ctx->stuck_timeout)
+    {
+      c->vmem_stalled = TRUE;
+      c->vmem_retry_at = add_time (ctx->now, MIN (8 * ctx->stuck_timeout, MT_PLAN_RETRY_MAX));
+      ev->stall_now = TRUE;
+    }
+}
+
+/* An AUTO VM waiting on a virtio-mem unplug is judged by track_vmem():
+ * a stall there falls back to the balloon instead of marking it stuck. */
+static gboolean
+unplug_in_progress (const MtVmEval *ev)
+{
+  return ev->lay.mech == MT_MECH_AUTO && !ev->next.vmem_stalled
+         && ev->next.vmem_wait_since != MT_TIME_NEVER;
+}
+
+static void
+check_stuck (MtPlanCtx *ctx, MtVmEval *ev)
+{
+  MtVmControl *c = &ev->next;
+  const MtLayoutIn *l = &ev->lay;
+
+  if (ev->stall_now && l->mech != MT_MECH_AUTO)
+    {
+      g_autofree char *why = g_strdup_printf (
+          "virtio-mem unplug stalled at %s (requested %s) for %.0f s and the policy allows no balloon",
+          mt_plan_sz (ctx, l->plugged), mt_plan_sz (ctx, l->requested),
+          secs (mt_elapsed (ctx->now, c->vmem_wait_since)));
+      mark_stuck (ctx, ev, why);
+    }
+  else if (ev->stall_now)
+    {
+      note (ev, "virtio-mem unplug stalled at %s (requested %s) for %.0f s: cancel it, the balloon takes the rest",
+            mt_plan_sz (ctx, l->plugged), mt_plan_sz (ctx, l->requested),
+            secs (mt_elapsed (ctx->now, c->vmem_wait_since)));
+      /* The fallback is a new action: give it its own time. */
+      c->pending = FALSE;
+    }
+  else if (c->pending && !c->stuck && !unplug_in_progress (ev)
+           && mt_elapsed (ctx->now, c->progress_time) >= ctx->stuck_timeout)
+    {
+      g_autofree char *why = g_strdup_printf (
+          "did not move toward %s in %.0f s (asked at %s, now %s)",
+          mt_plan_sz (ctx, c->last_target), secs (ctx->stuck_timeout),
+          mt_plan_sz (ctx, c->last_from), mt_plan_sz (ctx, ev->cur));
+      mark_stuck (ctx, ev, why);
+    }
+  else if (c->stuck && ctx->now >= c->retry_at)
+    {
+      /* Forget the old target: the next one is planned from scratch. */
+      c->stuck = FALSE;
+      c->pending = FALSE;
+      note (ev, "retrying after being stuck %.0f s", secs (mt_elapsed (ctx->now, c->stuck_since)));
+    }
+
+  if (c->stuck)
+    fix (ev, MT_DECISION_STUCK, "stuck for %.0f s: %s; held at %s, retry in %.0f s",
+         secs (mt_elapsed (ctx->now, c->stuck_since)), c->stuck_reason,
+         mt_plan_sz (ctx, ev->cur), secs (mt_elapsed (c->retry_at, ctx->now)));
+}
+
+/* ---- headroom feedback -------------------------------------------------- */
+
+static void
+feedback (MtVmEval *ev)
+{
+  const MtPlanVm *in = ev->in;
+  const MtVmDerived *o = &in->obs;
+  const MtVmPolicy *p = in->policy;
+  MtVmControl *c = &ev->next;
+  guint64 overhead = 0, hmin, h, cap;
+  gboolean rising, raise, calm;
+  double factor = 1.0;
+
+  /* MemTotal leaves out what the guest kernel reserved; count it so the
+   * headroom is really free inside the guest.  Capped: right after a
+   * resize the guest numbers lag the host's. */
+  if (o->total != MT_UNKNOWN)
+    overhead = MIN (mt_sat_sub (ev->cur, o->total), ev->cur / 16);
+  /* The guest cannot use more than the host gives it, whatever it says. */
+  ev->active = mt_sat_add (MIN (o->used, ev->cur), overhead);
+  ev->idle = o->idle;
+
+  ev->oom = o->oom_kills_new > 0;
+  ev->avail_low = o->available != MT_UNKNOWN && o->total != MT_UNKNOWN
+                  && o->available < MAX (MT_PLAN_AVAIL_LOW_MIN, o->total / MT_PLAN_AVAIL_LOW_DIV);
+  ev->pressured = isfinite (o->psi_some) && o->psi_some > p->pressure_target;
+  ev->swap_high = isfinite (o->swap_in_rate) && o->swap_in_rate > MT_PLAN_SWAPIN_HIGH;
+  ev->faults_high = isfinite (o->major_fault_rate) && o->major_fault_rate > MT_PLAN_FAULTS_HIGH
+                    && (!isfinite (o->major_fault_rate_avg)
+                        || o->major_fault_rate > 2 * o->major_fault_rate_avg);
+  ev->emergency = ev->pressured || ev->oom || ev->avail_low;
+
+  hmin = mt_size_resolve (&p->headroom, MIN (o->used, ev->cur));
+  cap = mt_sat_add (in->base_memory, in->vmem_size);
+  h = MAX (c->headroom, hmin);
+
+  /* Once per sample: a plan triggered by an event between ticks must not
+   * react to the same report twice. */
+  if (o->time != c->feedback_time)
+    {
+      /* PSI avg10 lags: once it falls, the last raise is working. */
+      rising = !(isfinite (o->psi_trend) && o->psi_trend < 0);
+      raise = ev->oom || ev->avail_low || (ev->pressured && rising)
+              || ev->swap_high || ev->faults_high;
+      calm = !raise && !ev->pressured
+             && (!isfinite (o->psi_some) || o->psi_some <= p->pressure_target / 10);
+      if (ev->oom || ev->avail_low)
+        factor = 2.0;
+      else if (ev->pressured && rising)
+        factor = 1.0 + 0.5 * CLAMP ((o->psi_some - p->pressure_target)
+                                    / MAX (p->pressure_target, 0.1), 0.5, 1.0);
+      else if (raise)
+        factor = 1.25;
+
+      if (raise)
+        {
+          h = MAX (mt_sat_from_double ((double) h * factor), mt_sat_add (h, MT_PLAN_RAISE_STEP_MIN));
+          c->calm_since = MT_TIME_NEVER;
+        }
+      else if (calm && c->calm_since == MT_TIME_NEVER)
+        c->calm_since = o->time;
+      else if (calm && mt_elapsed (o->time, c->calm_since) >= MT_PLAN_CALM_HOLD
+               && c->feedback_time != MT_TIME_NEVER)
+        {
+          /* Probe downward slowly: too little headroom shows up as
+           * pressure, which raises it again within one sample. */
+          double dt = secs (MIN (mt_elapsed (o->time, c->feedback_time), 60 * G_USEC_PER_SEC));
+          double keep = MAX (0.0, 1.0 - MT_PLAN_DECAY_PER_S * dt);
+
+          h = MAX (hmin, mt_sat_from_double ((double) h * keep));
+        }
+      else if (!calm)
+        c->calm_since = MT_TIME_NEVER;
+      c->feedback_time = o->time;
+    }
+  h = MIN (h, cap);
+  c->headroom = h;
+  ev->headroom = h;
+  ev->need = mt_sat_add (ev->active, h);
+}
+
+/* ---- bounds ------------------------------------------------------------- */
+
+static void
+bounds (MtVmEval *ev)
+{
+  const MtPlanVm *in = ev->in;
+  guint64 dmax = mt_sat_add (in->base_memory, in->vmem_size);
+  guint64 pmin, pmax, clo, chi, g, o;
+
+  mt_vm_policy_resolve_bounds (in->policy, dmax, &pmin, &pmax);
+  mt_layout_range (&ev->lay, &clo, &chi, &g, &o);
+  ev->pmin = pmin;
+  ev->granule = g;
+  ev->offset = o;
+  /* What the domain can do wins over the policy. */
+  ev->hi = mt_layout_snap_down (clamp64 (pmax, clo, chi), g, o);
+  ev->lo = MIN (mt_layout_snap_up (clamp64 (pmin, clo, chi), g, o), ev->hi);
+
+  ev->want = clamp64 (mt_layout_snap_up (ev->need, g, o), ev->lo, ev->hi);
+  ev->floor = ev->lo;
+  /* Never take memory from a guest in trouble, unless it is above max. */
+  if (ev->emergency)
+    ev->floor = MAX (ev->lo, MIN (mt_layout_snap_down (ev->cur, g, o), ev->hi));
+  ev->want = MAX (ev->want, ev->floor);
+  ev->tier1_lo = clamp64 (mt_layout_snap_up (ev->active, g, o), ev->floor, ev->want);
+}
+
+/* ---- one VM ------------------------------------------------------------- */
+
+static void
+layout_in (MtVmEval *ev, gboolean *vmem_ok)
+{
+  const MtPlanVm *in = ev->in;
+  const MtVmDerived *o = &in->obs;
+  gboolean ok = in->vmem_block > 0 && in->vmem_size >= in->vmem_block
+                && o->vmem_plugged != MT_UNKNOWN;
+  guint64 plugged = o->vmem_plugged == MT_UNKNOWN ? 0 : o->vmem_plugged;
+
+  ev->lay = (MtLayoutIn) {
+    .mech = in->policy->mechanism,
+    .base_memory = in->base_memory,
+    .vmem_max = ok ? in->vmem_size / in->vmem_block * in->vmem_block : 0,
+    .vmem_block = ok ? in->vmem_block : 0,
+    .balloon_floor = MIN (in->base_memory, MAX (MT_PLAN_BALLOON_FLOOR_MIN,
+                                                in->base_memory / MT_PLAN_BALLOON_FLOOR_DIV)),
+    .balloon = o->balloon_actual,
+    .plugged = plugged,
+    .requested = o->vmem_requested == MT_UNKNOWN ? plugged : o->vmem_requested,
+    .vmem_stalled = ev->next.vmem_stalled,
+  };
+  if (ev->lay.mech == MT_MECH_AUTO && !ok)
+    ev->lay.mech = MT_MECH_BALLOON;
+  *vmem_ok = ok;
+}
+
+void
+mt_plan_eval_vm (MtPlanCtx *ctx, const MtPlanVm *in, guint index, MtVmEval *ev)
+{
+  const MtVmDerived *o = &in->obs;
+  gboolean vmem_ok;
+
+  *ev = (MtVmEval) {
+    .in = in,
+    .next = in->control,
+    .note = g_string_new (NULL),
+    .fixed_reason = g_string_new (NULL),
+    .cur = o->current,
+    .committed = o->current,
+    .active = MT_UNKNOWN,
+    .idle = MT_UNKNOWN,
+    .headroom = MT_UNKNOWN,
+    .need = MT_UNKNOWN,
+    .want = MT_UNKNOWN,
+  };
+  ev->name = in->name;
+  if (ev->name == NULL)
+    {
+      char *n = g_strdup_printf ("vm%u", index);
+
+      g_ptr_array_add (ctx->strings, n);
+      ev->name = n;
+    }
+
+  if (o->current == MT_UNKNOWN)
+    {
+      /* Unknown size still occupies the host: count what it could hold. */
+      ev->committed = o->rss != MT_UNKNOWN ? o->rss : mt_sat_add (in->base_memory, in->vmem_size);
+      fix (ev, MT_DECISION_SKIP, "left alone: the hypervisor reported no size yet");
+      return;
+    }
+  if (in->policy == NULL || in->base_memory == 0)
+    {
+      fix (ev, MT_DECISION_SKIP, "left alone at %s: no policy or domain configuration",
+           mt_plan_sz (ctx, ev->cur));
+      return;
+    }
+  /* A grow asked for but not yet taken is still promised. */
+  if (ev->next.pending && ev->next.last_target > ev->cur)
+    ev->committed = ev->next.last_target;
+
+  layout_in (ev, &vmem_ok);
+  if (ev->lay.mech == MT_MECH_VIRTIO_MEM && !vmem_ok)
+    {
+      fix (ev, MT_DECISION_SKIP, "left alone at %s: policy says virtio-mem but the domain has no usable device",
+           mt_plan_sz (ctx, ev->cur));
+      return;
+    }
+
+  track_progress (ctx, ev);
+  if (vmem_ok && (ev->lay.mech == MT_MECH_AUTO || ev->lay.mech == MT_MECH_VIRTIO_MEM))
+    track_vmem (ctx, ev);
+  ev->lay.vmem_stalled = ev->next.vmem_stalled;
+  check_stuck (ctx, ev);
+  if (ev->fixed)
+    return;
+
+  if (o->source == MT_DATA_NONE)
+    {
+      if (o->time == MT_TIME_NEVER)
+        fix (ev, MT_DECISION_SKIP, "left alone at %s: no samples yet", mt_plan_sz (ctx, ev->cur));
+      else if (!o->fresh)
+        fix (ev, MT_DECISION_SKIP, "left alone at %s: guest stats are %.0f s old",
+             mt_plan_sz (ctx, ev->cur), secs (mt_elapsed (ctx->now, o->time)));
+      else
+        fix (ev, MT_DECISION_SKIP, "left alone at %s: no guest memory stats yet (no agent report, no balloon stats)",
+             mt_plan_sz (ctx, ev->cur));
+      return;
+    }
+
+  feedback (ev);
+  if (ev->lay.mech == MT_MECH_NONE)
+    {
+      fix (ev, MT_DECISION_SKIP, "observed only (mechanism none) at %s: working set %s + headroom %s",
+           mt_plan_sz (ctx, ev->cur), mt_plan_sz (ctx, ev->active), mt_plan_sz (ctx, ev->headroom));
+      return;
+    }
+  bounds (ev);
+}

@@ -1,0 +1,144 @@
+/* planner.h: the decision function.  Pure: no I/O, no clock reads, no
+ * globals, no randomness; the daemon and bench/sim run the same code.
+ *
+ * API in a few lines:
+ *   MtPlanVm in[n];
+ *   for each VM: mt_plan_vm_init (&in[i], name, info, policy, model, hp, now);
+ *   g_autoptr(MtPlan) plan = mt_plan_compute (&host_sample, in, n, hp, now);
+ *   for each plan->actions[k] in order (shrinks and cancels before grows;
+ *   a VM has at most one action, or a cancel and then a grow):
+ *     if (a->set_vmem) backend set_vmem (a->vmem_requested);   first
+ *     if (a->set_balloon) backend set_balloon (a->balloon);
+ *     log a->reason (one line);
+ *   for each VM i: model[i]->control = plan->decisions[i].next;
+ *     decisions[i].reason explains what it does and why (D-Bus Explain).
+ * In dry-run (hp->dry_run) apply nothing but still copy `next` back: the
+ * planner then does not record its actions as issued, so VMs that never
+ * received them are not marked stuck.
+ *
+ * To make room for a VM about to start (D-Bus Reserve), pass a host
+ * policy whose reserve includes the reservation.
+ */
+#pragma once
+
+#include <glib.h>
+#include "sample.h"
+#include "policy.h"
+#include "backend.h"
+#include "model.h"
+
+/* Tuning constants.  They are not policy: they shape the control loop,
+ * and docs/planner.md explains each. */
+#define MT_PLAN_BALLOON_FLOOR_MIN  (128 * MT_MIB)  /* never balloon a guest below this */
+#define MT_PLAN_BALLOON_FLOOR_DIV  16              /* nor below 1/16 of its boot memory */
+#define MT_PLAN_REACH_TOLERANCE    (2 * MT_MIB)    /* "at its target" */
+#define MT_PLAN_AVAIL_LOW_MIN      (32 * MT_MIB)   /* guest MemAvailable below this ... */
+#define MT_PLAN_AVAIL_LOW_DIV      50              /* ... or 2% of MemTotal: emergency */
+#define MT_PLAN_SWAPIN_HIGH        (1.0 * MT_MIB)  /* bytes/s swapped in: raise headroom */
+#define MT_PLAN_FAULTS_HIGH        50.0            /* major faults/s, and 2x the average */
+#define MT_PLAN_RAISE_STEP_MIN     (32 * MT_MIB)   /* smallest headroom raise */
+#define MT_PLAN_CALM_HOLD          (30 * G_USEC_PER_SEC) /* calm this long before lowering */
+#define MT_PLAN_DECAY_PER_S        0.005           /* headroom lowered 0.5%/s while calm */
+#define MT_PLAN_SETTLE_TICKS       2               /* ticks after acting before a shrink */
+#define MT_PLAN_SHRINK_HOLD_TICKS  2               /* ticks a shrink must be wanted first */
+#define MT_PLAN_STALE_TICKS        5               /* guest stats older than this: unknown */
+#define MT_PLAN_RETRY_MAX          (30 * 60 * G_USEC_PER_SEC) /* stuck back-off cap */
+#define MT_PLAN_DEFAULT_TICK       (1 * G_USEC_PER_SEC)      /* if the policy says <= 0 */
+#define MT_PLAN_DEFAULT_STUCK      (30 * G_USEC_PER_SEC)     /* if the policy says <= 0 */
+
+/* One VM as the planner sees it. */
+typedef struct {
+  const char        *name;         /* for reasons; NULL = "vm<index>" */
+  guint64            base_memory;  /* MtDomainInfo: boot memory (balloon range) */
+  guint64            vmem_size;    /* virtio-mem device size, 0 = none */
+  guint64            vmem_block;   /* virtio-mem block size */
+  const MtVmPolicy  *policy;       /* resolved for this VM; NULL = leave alone */
+  MtVmDerived        obs;          /* mt_vm_model_derive() */
+  MtVmControl        control;      /* the previous decision's `next` */
+} MtPlanVm;
+
+/* Fills `in` from the daemon's state; `name` and `policy` are borrowed
+ * and must outlive the plan computation. */
+void mt_plan_vm_init (MtPlanVm *in, const char *name, const MtDomainInfo *info,
+                      const MtVmPolicy *policy, const MtVmModel *model,
+                      const MtHostPolicy *hp, gint64 now);
+
+typedef enum {
+  MT_ACTION_SHRINK,
+  MT_ACTION_GROW,
+  MT_ACTION_CANCEL,            /* size unchanged: stop a stalled virtio-mem unplug */
+} MtActionKind;
+
+const char *mt_action_kind_to_string (MtActionKind k);
+
+typedef struct {
+  guint        vm;             /* index into the input array */
+  MtActionKind kind;
+  gboolean     emergency;      /* grow that skipped hysteresis */
+  guint64      from;           /* total size now (balloon + virtio-mem) */
+  guint64      to;             /* total size once applied */
+  gboolean     set_vmem;
+  guint64      vmem_requested; /* multiple of vmem_block, <= vmem_size */
+  gboolean     set_balloon;
+  guint64      balloon;        /* <= base_memory */
+  char        *reason;
+} MtAction;
+
+typedef enum {
+  MT_DECISION_HOLD,            /* at its target, or the change is below min_change */
+  MT_DECISION_SHRINK,
+  MT_DECISION_GROW,
+  MT_DECISION_WAIT,            /* wants to move; waits (delay, rate, host free) */
+  MT_DECISION_SKIP,            /* left alone: no data, observe-only, no config */
+  MT_DECISION_STUCK,           /* did not follow its last target; fixed for now */
+} MtDecisionKind;
+
+const char *mt_decision_kind_to_string (MtDecisionKind k);
+
+/* Per VM, in input order.  Sizes are totals (balloon + virtio-mem). */
+typedef struct {
+  MtDecisionKind kind;
+  gboolean managed;            /* FALSE: fixed at its current size in the budget */
+  gboolean emergency;          /* pressure above target, OOM kill, or no available memory */
+  guint64  current;            /* MT_UNKNOWN when the hypervisor told nothing */
+  guint64  min, max;           /* policy bounds within what the domain can do */
+  guint64  working_set;        /* guest used memory + kernel overhead, MT_UNKNOWN */
+  guint64  idle;               /* guest free memory, MT_UNKNOWN */
+  guint64  headroom;           /* learned headroom */
+  guint64  need;               /* working_set + headroom */
+  guint64  want;               /* need within [min, max] */
+  guint64  floor;              /* the fair split's guarantee: min, or current in an emergency */
+  guint64  keep;               /* working set within [floor, want]: a short host takes
+                                  idle memory above it from every VM before any below */
+  guint64  committed;          /* counted in the budget: current, or a pending grow */
+  guint64  target;             /* where it should end up; current when !managed */
+  guint64  step;               /* size after this tick's action; current if none */
+  gint     action;             /* index into plan->actions, -1 = none */
+  MtVmControl next;            /* control state to keep for the next plan */
+  char    *reason;             /* one line */
+} MtVmDecision;
+
+typedef struct {
+  gint64   now;
+  guint64  budget;             /* bytes all VMs may hold, MT_UNKNOWN = unknown */
+  guint64  committed;          /* what the VMs hold or were promised (pending grows) */
+  guint64  demand;             /* sum of wants, fixed VMs at their committed size */
+  guint64  free_now;           /* what this tick's grows may take, MT_UNKNOWN = unknown */
+  gboolean host_short;         /* demand > budget: the fair split decided targets */
+  guint64  short_by;
+  MtAction     *actions;       /* shrinks and cancels first, then grows */
+  guint         n_actions;
+  MtVmDecision *decisions;     /* one per input VM, same order */
+  guint         n_decisions;
+  char         *reason;        /* host summary, one line */
+} MtPlan;
+
+void mt_plan_free (MtPlan *plan);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (MtPlan, mt_plan_free)
+
+/* host may be NULL (nothing known about the host: only emergency grows,
+ * no fair split).  Never fails; bad inputs become SKIP decisions. */
+MtPlan *mt_plan_compute (const MtHostSample *host,
+                         const MtPlanVm *vms, guint n_vms,
+                         const MtHostPolicy *hp,
+                         gint64 now);

@@ -1,0 +1,111 @@
+/* policy.c: built-in policy defaults and the small helpers of policy.h.
+ *
+ * The defaults are what a host with an empty policy directory gets, and
+ * policies/default.conf repeats them as comments (a unit test keeps the
+ * two in sync), so change both together and docs/policy.md with them.
+ */
+#define G_LOG_DOMAIN "memtide-policy"
+
+#include <string.h>
+#include "policy.h"
+
+static const char * const mechanism_names[] = {
+  [MT_MECH_AUTO] = "auto",
+  [MT_MECH_VIRTIO_MEM] = "virtio-mem",
+  [MT_MECH_BALLOON] = "balloon",
+  [MT_MECH_NONE] = "none",
+};
+
+const char *
+mt_mechanism_to_string (MtMechanism m)
+{
+  if ((guint) m >= G_N_ELEMENTS (mechanism_names))
+    return "invalid";
+  return mechanism_names[m];
+}
+
+gboolean
+mt_mechanism_from_string (const char *s, MtMechanism *out)
+{
+  g_return_val_if_fail (out != NULL, FALSE);
+
+  for (guint i = 0; s != NULL && i < G_N_ELEMENTS (mechanism_names); i++)
+    if (strcmp (s, mechanism_names[i]) == 0)
+      {
+        *out = (MtMechanism) i;
+        return TRUE;
+      }
+  return FALSE;
+}
+
+guint64
+mt_size_resolve (const MtSize *size, guint64 domain_max)
+{
+  g_return_val_if_fail (size != NULL, 0);
+
+  if (!size->is_percent)
+    return size->bytes;
+  if (size->percent <= 0)
+    return 0;
+  if (size->percent >= 100)
+    return domain_max;
+
+  /* long double keeps 64 bits of mantissa on x86, so a percentage of a
+   * multi-TiB domain stays exact to the byte; the cap guards the other
+   * platforms against rounding up past domain_max. */
+  long double bytes = (long double) domain_max * size->percent / 100.0L;
+  if (bytes >= (long double) domain_max)
+    return domain_max;
+  return (guint64) bytes;
+}
+
+void
+mt_vm_policy_resolve_bounds (const MtVmPolicy *p, guint64 domain_max,
+                             guint64 *min_out, guint64 *max_out)
+{
+  g_return_if_fail (p != NULL);
+
+  guint64 max = MIN (mt_size_resolve (&p->max, domain_max), domain_max);
+  guint64 min = MIN (mt_size_resolve (&p->min, domain_max), max);
+
+  if (min_out != NULL)
+    *min_out = min;
+  if (max_out != NULL)
+    *max_out = max;
+}
+
+void
+mt_vm_policy_init_defaults (MtVmPolicy *p)
+{
+  g_return_if_fail (p != NULL);
+
+  *p = (MtVmPolicy) {
+    /* A quarter of the domain keeps a squeezed guest bootable and out of
+     * the OOM killer; admins with known-small guests lower it per glob. */
+    .min = { .is_percent = TRUE, .percent = 25.0 },
+    .max = { .is_percent = TRUE, .percent = 100.0 },
+    .shares = 1000,
+    .headroom = { .is_percent = TRUE, .percent = 10.0 },
+    /* Senpai-like probing aims at a little pressure, not none: zero
+     * pressure means the guest still hoards memory. */
+    .pressure_target = 1.0,
+    .mechanism = MT_MECH_AUTO,
+    .allow_drop_caches = FALSE,
+  };
+}
+
+void
+mt_host_policy_init_defaults (MtHostPolicy *p)
+{
+  g_return_if_fail (p != NULL);
+
+  *p = (MtHostPolicy) {
+    .reserve = G_GUINT64_CONSTANT (1) << 30,          /* 1 GiB */
+    .budget = 0,
+    .tick_interval = 1 * G_USEC_PER_SEC,
+    .stuck_timeout = 30 * G_USEC_PER_SEC,
+    .min_change = G_GUINT64_CONSTANT (16) << 20,      /* 16 MiB */
+    .max_shrink_rate = G_GUINT64_CONSTANT (256) << 20, /* 256 MiB/s */
+    .dry_run = FALSE,
+  };
+}

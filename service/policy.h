@@ -1,0 +1,71 @@
+/* policy.h: what the policy files say, resolved for one VM (MtVmPolicy)
+ * and for the host (MtHostPolicy).  Shared contract between config.c
+ * (which fills it from GKeyFile and domain metadata) and planner.c
+ * (which only reads it).
+ */
+#pragma once
+
+#include <glib.h>
+
+typedef enum {
+  MT_MECH_AUTO = 0,      /* virtio-mem for whole blocks, balloon for the rest */
+  MT_MECH_VIRTIO_MEM,    /* virtio-mem only */
+  MT_MECH_BALLOON,       /* balloon only */
+  MT_MECH_NONE,          /* observe, never resize */
+} MtMechanism;
+
+const char *mt_mechanism_to_string (MtMechanism m);
+/* Inverse of mt_mechanism_to_string ("auto", "virtio-mem", "balloon",
+ * "none"); FALSE for anything else. */
+gboolean mt_mechanism_from_string (const char *s, MtMechanism *out);
+
+/* A size that is either absolute bytes or a percentage of the domain's
+ * maximum memory (boot memory + virtio-mem device size). */
+typedef struct {
+  gboolean is_percent;
+  guint64  bytes;        /* when !is_percent */
+  double   percent;      /* when is_percent, 0..100 */
+} MtSize;
+
+/* Resolve against the domain's maximum memory.  A percentage rounds
+ * down to whole bytes; an absolute size is returned as is (it may exceed
+ * domain_max: clamping to what the domain can hold is the planner's job). */
+guint64 mt_size_resolve (const MtSize *size, guint64 domain_max);
+
+#define MT_SHARES_MIN 1
+#define MT_SHARES_MAX 1000000
+
+typedef struct {
+  MtSize      min;               /* never smaller than this */
+  MtSize      max;               /* never larger than this */
+  guint32     shares;            /* weight in the fair split, 1..1000000 */
+  MtSize      headroom;          /* initial/minimum headroom above the working set
+                                    (percent = of the working set) */
+  double      pressure_target;   /* PSI some avg10 percent the feedback aims below */
+  MtMechanism mechanism;
+  gboolean    allow_drop_caches; /* the agent may fall back to drop_caches when
+                                    memory.reclaim is unavailable; off by default
+                                    because it empties the whole guest page cache */
+} MtVmPolicy;
+
+/* min and max in bytes for a domain whose maximum memory is domain_max.
+ * max is capped at domain_max; min is capped at max, because min and max
+ * may come from different groups or mix percent and absolute sizes, so
+ * min > max cannot always be rejected when the files are loaded: the
+ * upper bound wins (a guest never gets more than its max). */
+void mt_vm_policy_resolve_bounds (const MtVmPolicy *p, guint64 domain_max,
+                                  guint64 *min_out, guint64 *max_out);
+
+typedef struct {
+  guint64 reserve;               /* bytes kept free for the host */
+  guint64 budget;                /* explicit VM budget in bytes, 0 = derive */
+  gint64  tick_interval;         /* µs between planning ticks */
+  gint64  stuck_timeout;         /* µs a VM may take to move toward its target */
+  guint64 min_change;            /* hysteresis: ignore changes smaller than this */
+  guint64 max_shrink_rate;       /* bytes per second a VM may be shrunk */
+  gboolean dry_run;              /* decide and log, apply nothing */
+} MtHostPolicy;
+
+/* Built-in defaults (what an empty policy directory means). */
+void mt_vm_policy_init_defaults (MtVmPolicy *p);
+void mt_host_policy_init_defaults (MtHostPolicy *p);

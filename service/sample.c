@@ -1,0 +1,42 @@
+/* sample.c: initialisers for the observation structs in sample.h. */
+#define G_LOG_DOMAIN "memtide-sample"
+
+#include <math.h>
+#include "sample.h"
+
+void
+mt_vm_sample_init (MtVmSample *s, gint64 now)
+{
+  *s = (MtVmSample) {
+    .time = now,
+    .balloon_actual = MT_UNKNOWN,
+    .vmem_plugged = MT_UNKNOWN,
+    .vmem_requested = MT_UNKNOWN,
+    .rss = MT_UNKNOWN,
+    .guest_total = MT_UNKNOWN,
+    .guest_available = MT_UNKNOWN,
+    .guest_free = MT_UNKNOWN,
+    .guest_cache = MT_UNKNOWN,
+    .swap_in = MT_UNKNOWN,
+    .swap_out = MT_UNKNOWN,
+    .major_faults = MT_UNKNOWN,
+    .oom_kills = MT_UNKNOWN,
+    .psi_some_avg10 = NAN,
+    .psi_full_avg10 = NAN,
+    .from_agent = FALSE,
+  };
+}
+
+void
+mt_host_sample_init (MtHostSample *s, gint64 now)
+{
+  *s = (MtHostSample) {
+    .time = now,
+    .mem_total = MT_UNKNOWN,
+    .mem_available = MT_UNKNOWN,
+    .cgroup_limit = MT_UNKNOWN,
+    .cgroup_usage = MT_UNKNOWN,
+    .psi_some_avg10 = NAN,
+    .psi_full_avg10 = NAN,
+  };
+}

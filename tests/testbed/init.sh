@@ -1,0 +1,120 @@
+#!/bin/sh
+# /init of the memtide testbed guests (busybox initramfs).
+#
+# The host-side testbed (testbed.py) follows the guest only through the
+# serial console, so everything a test needs is printed there as marker
+# lines that start at column 0:
+#   MEMTIDE-GUEST-READY kernel=.. balloon=0|1 vmem=0|1 agent-port=0|1 ...
+#   MEMTIDE-MEMINFO total=<kB> available=<kB> free=<kB>     (every second)
+#   MEMTIDE-WORKLOAD-EXIT status=N [signal=S]               (if it ever ends)
+#   MEMTIDE-AGENT-EXIT status=N [signal=S]
+#   MEMTIDE-GUEST-ERROR <what went wrong>
+# Guest kernel command line options read here:
+#   memtide.workload=SCHEDULE   run /bin/memtide-workload SCHEDULE
+#   memtide.workload_reserve=SIZE   its --reserve (default 32M)
+#   memtide.agent=0             do not start /bin/memtide-agent
+#   memtide.cache=SERIAL        mount the virtio disk with this serial as
+#                               the workload's cache filesystem
+# PID 1 must never exit (the kernel would panic), hence the final loop.
+
+PATH=/bin:/sbin
+export PATH
+
+/bin/busybox mkdir -p /proc /sys /dev /tmp /run /mnt/cache /sbin
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /sys/fs/cgroup
+mount -t devpts devpts /dev/pts
+# cgroup v2 gives the agent memory.reclaim and per-cgroup PSI.
+mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
+exec </dev/console >/dev/console 2>&1
+
+err() { echo "MEMTIDE-GUEST-ERROR $*"; }
+# MEMTIDE-<WHAT>-EXIT status=N [signal=S]; signal 9 is most likely the
+# guest's OOM killer.
+exit_marker() {
+	if [ "$2" -gt 128 ]; then
+		echo "MEMTIDE-$1-EXIT status=$2 signal=$(($2 - 128))"
+	else
+		echo "MEMTIDE-$1-EXIT status=$2"
+	fi
+}
+
+kver=$(uname -r)
+# The module list (dependency order) is written by the initramfs builder.
+while read -r mod; do
+	[ -n "$mod" ] || continue
+	modprobe "$mod" || err "modprobe $mod failed"
+done </etc/memtide/modules
+
+workload=
+reserve=32M
+agent=1
+cache_serial=
+for arg in $(cat /proc/cmdline); do
+	case "$arg" in
+	memtide.workload=*) workload=${arg#memtide.workload=} ;;
+	memtide.workload_reserve=*) reserve=${arg#memtide.workload_reserve=} ;;
+	memtide.agent=*) agent=${arg#memtide.agent=} ;;
+	memtide.cache=*) cache_serial=${arg#memtide.cache=} ;;
+	esac
+done
+
+# Devices appear asynchronously after the modules load; give them a moment
+# so the ready line reports what the guest really has.
+has_balloon=0 has_vmem=0 has_port=0
+i=0
+while [ $i -lt 50 ]; do
+	[ -d /sys/bus/virtio/drivers/virtio_balloon ] && ls /sys/bus/virtio/drivers/virtio_balloon | grep -q virtio && has_balloon=1
+	[ -d /sys/bus/virtio/drivers/virtio_mem ] && ls /sys/bus/virtio/drivers/virtio_mem | grep -q virtio && has_vmem=1
+	for n in /sys/class/virtio-ports/*/name; do
+		[ -r "$n" ] && [ "$(cat "$n")" = org.memtide.agent.0 ] && has_port=1
+	done
+	[ $has_balloon = 1 ] && [ $has_port = 1 ] && break
+	usleep 100000
+	i=$((i + 1))
+done
+
+cache_dir=/tmp
+if [ -n "$cache_serial" ]; then
+	cache_dev=
+	for s in /sys/block/*/serial; do
+		[ -r "$s" ] && [ "$(cat "$s")" = "$cache_serial" ] && cache_dev=/dev/$(basename "$(dirname "$s")")
+	done
+	if [ -z "$cache_dev" ]; then
+		err "no disk with serial $cache_serial for the page-cache filesystem"
+	elif mount -t ext4 -o noatime "$cache_dev" /mnt/cache; then
+		cache_dir=/mnt/cache
+	else
+		err "cannot mount $cache_dev on /mnt/cache"
+	fi
+fi
+
+# Guest size, once a second, in one write per line.
+(
+	while :; do
+		awk '/^MemTotal:/ {t=$2} /^MemAvailable:/ {a=$2} /^MemFree:/ {f=$2}
+		     END {printf "MEMTIDE-MEMINFO total=%d available=%d free=%d\n", t, a, f}' /proc/meminfo
+		sleep 1
+	done
+) &
+
+agent_started=0
+if [ -x /bin/memtide-agent ] && [ "$agent" != 0 ]; then
+	( /bin/memtide-agent; exit_marker AGENT $? ) &
+	agent_started=1
+fi
+
+echo "MEMTIDE-GUEST-READY kernel=$kver balloon=$has_balloon vmem=$has_vmem agent-port=$has_port agent=$agent_started cache=$cache_dir uptime=$(cut -d' ' -f1 /proc/uptime)"
+
+if [ -n "$workload" ]; then
+	( /bin/memtide-workload --cache-dir "$cache_dir" --reserve "$reserve" "$workload"; exit_marker WORKLOAD $? ) &
+fi
+
+# Reap orphans forever; PID 1 must not exit.
+while :; do
+	wait
+	sleep 3600
+done

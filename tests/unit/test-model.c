@@ -1,0 +1,319 @@
+/* test-model.c: ring buffers, derived values and unknown handling. */
+#include <math.h>
+#include <string.h>
+#include "model.h"
+
+#define S(x) ((gint64) (x) * G_USEC_PER_SEC)
+
+static MtVmSample
+agent_sample (gint64 t, guint64 total, guint64 avail, guint64 free_)
+{
+  MtVmSample s;
+
+  mt_vm_sample_init (&s, t);
+  s.balloon_actual = total;
+  s.vmem_plugged = 0;
+  s.vmem_requested = 0;
+  s.rss = total / 2;
+  s.guest_total = total;
+  s.guest_available = avail;
+  s.guest_free = free_;
+  s.from_agent = TRUE;
+  s.psi_some_avg10 = 0.0;
+  s.psi_full_avg10 = 0.0;
+  return s;
+}
+
+static void
+test_ring_wraps (void)
+{
+  g_autoptr(MtVmModel) vm = mt_vm_model_new ();
+
+  g_assert_cmpuint (mt_vm_model_len (vm), ==, 0);
+  g_assert_null (mt_vm_model_nth (vm, 0));
+  for (guint i = 0; i < 100; i++)
+    {
+      MtVmSample s = agent_sample (S (i), MT_GIB, MT_GIB / 2, MT_GIB / 4);
+
+      g_assert_true (mt_vm_model_push (vm, &s));
+      g_assert_cmpuint (mt_vm_model_len (vm), ==, MIN (i + 1, MT_MODEL_RING_CAPACITY));
+      g_assert_cmpint (mt_vm_model_nth (vm, 0)->time, ==, S (i));
+    }
+  /* Oldest kept is 100 - 64 = 36; past the end is NULL. */
+  g_assert_cmpint (mt_vm_model_nth (vm, MT_MODEL_RING_CAPACITY - 1)->time, ==, S (36));
+  g_assert_cmpint (mt_vm_model_nth (vm, 1)->time, ==, S (98));
+  g_assert_null (mt_vm_model_nth (vm, MT_MODEL_RING_CAPACITY));
+}
+
+static void
+test_ring_rejects_old (void)
+{
+  g_autoptr(MtVmModel) vm = mt_vm_model_new ();
+  MtVmSample a = agent_sample (S (10), MT_GIB, MT_GIB / 2, 0);
+  MtVmSample b = agent_sample (S (5), MT_GIB, MT_GIB / 2, 0);
+  MtVmSample c = agent_sample (S (10), MT_GIB, MT_GIB / 3, 0);
+  MtHostModel host;
+  MtHostSample h1, h2;
+
+  g_assert_true (mt_vm_model_push (vm, &a));
+  g_assert_false (mt_vm_model_push (vm, &b));
+  g_assert_true (mt_vm_model_push (vm, &c));
+  g_assert_cmpuint (mt_vm_model_len (vm), ==, 2);
+
+  mt_host_model_init (&host);
+  mt_host_sample_init (&h1, S (3));
+  mt_host_sample_init (&h2, S (2));
+  h1.mem_available = 5 * MT_GIB;
+  g_assert_true (mt_host_model_push (&host, &h1));
+  g_assert_false (mt_host_model_push (&host, &h2));
+  g_assert_cmpuint (mt_host_model_len (&host), ==, 1);
+  g_assert_cmpuint (mt_host_model_nth (&host, 0)->mem_available, ==, 5 * MT_GIB);
+  g_assert_null (mt_host_model_nth (&host, 1));
+  for (guint i = 0; i < 70; i++)
+    {
+      mt_host_sample_init (&h1, S (10 + i));
+      g_assert_true (mt_host_model_push (&host, &h1));
+    }
+  g_assert_cmpuint (mt_host_model_len (&host), ==, MT_MODEL_RING_CAPACITY);
+  g_assert_cmpint (mt_host_model_nth (&host, 0)->time, ==, S (79));
+}
+
+static void
+test_derive_empty (void)
+{
+  g_autoptr(MtVmModel) vm = mt_vm_model_new ();
+  MtVmDerived d;
+
+  mt_vm_model_derive (vm, S (1), S (5), &d);
+  g_assert_cmpint (d.source, ==, MT_DATA_NONE);
+  g_assert_false (d.fresh);
+  g_assert_cmpint (d.time, ==, MT_TIME_NEVER);
+  g_assert_cmpuint (d.current, ==, MT_UNKNOWN);
+  g_assert_cmpuint (d.used, ==, MT_UNKNOWN);
+  g_assert_cmpuint (d.idle, ==, MT_UNKNOWN);
+  g_assert_true (isnan (d.psi_some));
+  g_assert_true (isnan (d.swap_in_rate));
+  g_assert_cmpuint (d.oom_kills_new, ==, 0);
+}
+
+static void
+test_derive_agent (void)
+{
+  g_autoptr(MtVmModel) vm = mt_vm_model_new ();
+  MtVmSample s = agent_sample (S (10), MT_GIB, 600 * MT_MIB, 400 * MT_MIB);
+  MtVmDerived d;
+
+  s.vmem_plugged = 512 * MT_MIB;
+  s.psi_some_avg10 = 3.5;
+  mt_vm_model_push (vm, &s);
+  mt_vm_model_derive (vm, S (11), S (5), &d);
+  g_assert_cmpint (d.source, ==, MT_DATA_AGENT);
+  g_assert_true (d.fresh);
+  g_assert_cmpuint (d.current, ==, MT_GIB + 512 * MT_MIB);
+  g_assert_cmpuint (d.used, ==, MT_GIB - 600 * MT_MIB);
+  g_assert_cmpuint (d.available, ==, 600 * MT_MIB);
+  g_assert_cmpuint (d.idle, ==, 400 * MT_MIB);
+  g_assert_cmpfloat (d.psi_some, ==, 3.5);
+  /* One sample: no rates, no trend, no OOM delta. */
+  g_assert_true (isnan (d.psi_trend));
+  g_assert_true (isnan (d.swap_in_rate));
+  g_assert_cmpuint (d.oom_kills_new, ==, 0);
+}
+
+static void
+test_derive_balloon_fallbacks (void)
+{
+  g_autoptr(MtVmModel) vm = mt_vm_model_new ();
+  MtVmSample s = agent_sample (S (1), MT_GIB, MT_UNKNOWN, 300 * MT_MIB);
+  MtVmDerived d;
+
+  /* Balloon stats without "available": unused memory stands in; no PSI
+   * from the balloon even if the field holds garbage. */
+  s.from_agent = FALSE;
+  s.psi_some_avg10 = 50.0;
+  s.vmem_plugged = MT_UNKNOWN;
+  mt_vm_model_push (vm, &s);
+  mt_vm_model_derive (vm, S (2), S (5), &d);
+  g_assert_cmpint (d.source, ==, MT_DATA_BALLOON);
+  g_assert_cmpuint (d.used, ==, MT_GIB - 300 * MT_MIB);
+  g_assert_cmpuint (d.current, ==, MT_GIB);
+  g_assert_true (isnan (d.psi_some));
+}
+
+static void
+test_derive_unknown_and_garbage (void)
+{
+  g_autoptr(MtVmModel) vm = mt_vm_model_new ();
+  MtVmSample s;
+  MtVmDerived d;
+
+  /* Hypervisor data only: size known, guest unknown. */
+  mt_vm_sample_init (&s, S (1));
+  s.balloon_actual = MT_GIB;
+  mt_vm_model_push (vm, &s);
+  mt_vm_model_derive (vm, S (1), S (5), &d);
+  g_assert_cmpint (d.source, ==, MT_DATA_NONE);
+  g_assert_true (d.fresh);
+  g_assert_cmpuint (d.current, ==, MT_GIB);
+  g_assert_cmpuint (d.used, ==, MT_UNKNOWN);
+
+  /* A guest claiming more available than total is not believed. */
+  s = agent_sample (S (2), MT_GIB, 2 * MT_GIB, 3 * MT_GIB);
+  s.psi_some_avg10 = NAN;
+  mt_vm_model_push (vm, &s);
+  mt_vm_model_derive (vm, S (2), S (5), &d);
+  g_assert_cmpint (d.source, ==, MT_DATA_NONE);
+  g_assert_cmpuint (d.used, ==, MT_UNKNOWN);
+  g_assert_cmpuint (d.idle, ==, MT_UNKNOWN);
+  g_assert_true (isnan (d.psi_some));
+
+  /* PSI outside 0..100 is garbage too. */
+  s = agent_sample (S (3), MT_GIB, MT_GIB / 2, 0);
+  s.psi_some_avg10 = 1e9;
+  mt_vm_model_push (vm, &s);
+  mt_vm_model_derive (vm, S (3), S (5), &d);
+  g_assert_cmpint (d.source, ==, MT_DATA_AGENT);
+  g_assert_true (isnan (d.psi_some));
+}
+
+static void
+test_derive_stale (void)
+{
+  g_autoptr(MtVmModel) vm = mt_vm_model_new ();
+  MtVmSample s = agent_sample (S (10), MT_GIB, MT_GIB / 2, 0);
+  MtVmDerived d;
+
+  mt_vm_model_push (vm, &s);
+  mt_vm_model_derive (vm, S (15), S (5), &d);
+  g_assert_true (d.fresh);
+  g_assert_cmpint (d.source, ==, MT_DATA_AGENT);
+  mt_vm_model_derive (vm, S (15) + 1, S (5), &d);
+  g_assert_false (d.fresh);
+  g_assert_cmpint (d.source, ==, MT_DATA_NONE);
+  /* Still tells what it last saw. */
+  g_assert_cmpuint (d.used, ==, MT_GIB / 2);
+  g_assert_cmpuint (d.current, ==, MT_GIB);
+}
+
+static void
+test_derive_rates (void)
+{
+  g_autoptr(MtVmModel) vm = mt_vm_model_new ();
+  MtVmDerived d;
+
+  for (guint i = 0; i < 10; i++)
+    {
+      MtVmSample s = agent_sample (S (2 * i), MT_GIB, MT_GIB / 2, 0);
+
+      /* 1 MiB/s swap-in for 8 samples, then 10 MiB in the last 2 s. */
+      s.swap_in = i < 9 ? i * 2 * MT_MIB : 16 * MT_MIB + 10 * MT_MIB;
+      s.major_faults = 100 * i;
+      s.oom_kills = i < 9 ? 2 : 3;
+      s.psi_some_avg10 = (double) i;       /* +0.5 %/s */
+      g_assert_true (mt_vm_model_push (vm, &s));
+    }
+  mt_vm_model_derive (vm, S (18), S (5), &d);
+  g_assert_cmpfloat_with_epsilon (d.swap_in_rate, 5.0 * MT_MIB, 1.0);
+  g_assert_cmpfloat_with_epsilon (d.swap_in_rate_avg, 26.0 * MT_MIB / 18.0, 1.0);
+  g_assert_cmpfloat_with_epsilon (d.major_fault_rate, 50.0, 1e-9);
+  g_assert_cmpfloat_with_epsilon (d.major_fault_rate_avg, 50.0, 1e-9);
+  g_assert_cmpuint (d.oom_kills_new, ==, 1);
+  g_assert_cmpfloat_with_epsilon (d.psi_trend, 0.5, 1e-9);
+}
+
+static void
+test_derive_counter_reset (void)
+{
+  g_autoptr(MtVmModel) vm = mt_vm_model_new ();
+  MtVmSample a = agent_sample (S (1), MT_GIB, MT_GIB / 2, 0);
+  MtVmSample b = agent_sample (S (2), MT_GIB, MT_GIB / 2, 0);
+  MtVmSample c = agent_sample (S (3), MT_GIB, MT_GIB / 2, 0);
+  MtVmDerived d;
+
+  /* Guest rebooted between a and b: counters start over. */
+  a.swap_in = 100 * MT_MIB;
+  a.oom_kills = 7;
+  b.swap_in = MT_MIB;
+  b.oom_kills = 0;
+  c.swap_in = 3 * MT_MIB;
+  c.oom_kills = MT_UNKNOWN;
+  mt_vm_model_push (vm, &a);
+  mt_vm_model_push (vm, &b);
+  mt_vm_model_derive (vm, S (2), S (5), &d);
+  g_assert_true (isnan (d.swap_in_rate));
+  g_assert_true (isnan (d.swap_in_rate_avg));
+  g_assert_cmpuint (d.oom_kills_new, ==, 0);
+
+  mt_vm_model_push (vm, &c);
+  mt_vm_model_derive (vm, S (3), S (5), &d);
+  g_assert_cmpfloat_with_epsilon (d.swap_in_rate, 2.0 * MT_MIB, 1.0);
+  /* The window stops at the reset. */
+  g_assert_cmpfloat_with_epsilon (d.swap_in_rate_avg, 2.0 * MT_MIB, 1.0);
+  g_assert_cmpuint (d.oom_kills_new, ==, 0);
+}
+
+static void
+test_control_init (void)
+{
+  MtVmControl c;
+  g_autoptr(MtVmModel) vm = mt_vm_model_new ();
+
+  memset (&c, 0xaa, sizeof c);
+  mt_vm_control_init (&c);
+  g_assert_false (c.pending);
+  g_assert_false (c.stuck);
+  g_assert_false (c.vmem_stalled);
+  g_assert_cmpuint (c.headroom, ==, 0);
+  g_assert_cmpint (c.last_action, ==, MT_TIME_NEVER);
+  g_assert_cmpint (vm->control.retry_at, ==, MT_TIME_NEVER);
+  g_assert_cmpstr (c.stuck_reason, ==, "");
+}
+
+static void
+test_helpers (void)
+{
+  struct { guint64 b; const char *s; } sizes[] = {
+    { 0, "0 B" },
+    { 1023, "1023 B" },
+    { MT_KIB, "1.0 KiB" },
+    { 612 * MT_MIB, "612 MiB" },
+    { MT_GIB, "1.0 GiB" },
+    { 3 * MT_GIB / 2, "1.5 GiB" },
+    { 12 * MT_GIB, "12 GiB" },
+    { MT_UNKNOWN, "unknown" },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (sizes); i++)
+    {
+      g_autofree char *s = mt_format_bytes (sizes[i].b);
+      g_assert_cmpstr (s, ==, sizes[i].s);
+    }
+  g_assert_cmpuint (mt_sat_add (G_MAXUINT64 - 1, 5), ==, G_MAXUINT64);
+  g_assert_cmpuint (mt_sat_add (1, 2), ==, 3);
+  g_assert_cmpuint (mt_sat_sub (1, 2), ==, 0);
+  g_assert_cmpuint (mt_sat_mul (G_MAXUINT64 / 2, 3), ==, G_MAXUINT64);
+  g_assert_cmpuint (mt_sat_mul (0, G_MAXUINT64), ==, 0);
+  g_assert_cmpint (mt_elapsed (10, MT_TIME_NEVER), ==, G_MAXINT64);
+  g_assert_cmpint (mt_elapsed (10, 20), ==, 0);
+  g_assert_cmpint (mt_elapsed (G_MAXINT64, -10), ==, G_MAXINT64);
+  g_assert_cmpint (mt_elapsed (30, 20), ==, 10);
+  g_assert_cmpstr (mt_data_source_to_string (MT_DATA_AGENT), ==, "agent");
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/model/ring/wraps", test_ring_wraps);
+  g_test_add_func ("/model/ring/rejects-old", test_ring_rejects_old);
+  g_test_add_func ("/model/derive/empty", test_derive_empty);
+  g_test_add_func ("/model/derive/agent", test_derive_agent);
+  g_test_add_func ("/model/derive/balloon-fallbacks", test_derive_balloon_fallbacks);
+  g_test_add_func ("/model/derive/unknown-and-garbage", test_derive_unknown_and_garbage);
+  g_test_add_func ("/model/derive/stale", test_derive_stale);
+  g_test_add_func ("/model/derive/rates", test_derive_rates);
+  g_test_add_func ("/model/derive/counter-reset", test_derive_counter_reset);
+  g_test_add_func ("/model/control-init", test_control_init);
+  g_test_add_func ("/model/helpers", test_helpers);
+  return g_test_run ();
+}

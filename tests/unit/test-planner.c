@@ -1,0 +1,1333 @@
+/* test-planner.c: the planner's promises, checked over thousands of
+ * random scenarios with fixed seeds, plus scenarios told as stories.
+ *
+ * A failing property prints its seed and the whole scenario; rerun one
+ * seed with MT_TEST_SEED=<seed> (and MT_TEST_SCENARIOS=1).
+ */
+#include <math.h>
+#include <string.h>
+#include "planner.h"
+#include "planner-fair.h"
+#include "planner-layout.h"
+
+#define S(x) ((gint64) ((x) * G_USEC_PER_SEC))
+#define MAXV 8
+
+static guint n_scenarios = 4000;
+static guint64 first_seed = 1;
+
+/* ---- random scenarios ---------------------------------------------------- */
+
+typedef struct {
+  guint64 seed;
+  guint n;
+  MtVmPolicy pol[MAXV];
+  gboolean no_policy[MAXV];
+  MtPlanVm vm[MAXV];
+  MtHostSample host;
+  gboolean host_null;
+  MtHostPolicy hp;
+  gint64 now;
+} Scenario;
+
+static void
+scenario_link (Scenario *sc)
+{
+  for (guint i = 0; i < sc->n; i++)
+    sc->vm[i].policy = sc->no_policy[i] ? NULL : &sc->pol[i];
+}
+
+static guint64
+rnd_mib (GRand *r, guint64 lo_mib, guint64 hi_mib)
+{
+  return (guint64) g_rand_double_range (r, (double) lo_mib, (double) hi_mib + 1) * MT_MIB;
+}
+
+static gboolean
+chance (GRand *r, double p)
+{
+  return g_rand_double (r) < p;
+}
+
+static gint64
+rnd_time (GRand *r, double lo_s, double hi_s)
+{
+  return S (g_rand_double_range (r, lo_s, hi_s));
+}
+
+static guint64
+pick (GRand *r, const guint64 *v, guint n)
+{
+  return v[g_rand_int_range (r, 0, (gint32) n)];
+}
+
+static void
+random_vm (GRand *r, Scenario *sc, guint i)
+{
+  static const guint64 bases[] = { 512 * MT_MIB, MT_GIB, 2 * MT_GIB, 4 * MT_GIB };
+  static const guint64 blocks[] = { 2 * MT_MIB, 128 * MT_MIB, 256 * MT_MIB };
+  MtVmPolicy *p = &sc->pol[i];
+  MtPlanVm *v = &sc->vm[i];
+  MtVmDerived *o = &v->obs;
+  MtVmControl *c = &v->control;
+  guint64 base, size = 0, block = 0, plugged = 0, requested = 0, balloon, cur;
+
+  base = chance (r, 0.7) ? pick (r, bases, G_N_ELEMENTS (bases)) : rnd_mib (r, 256, 6144);
+  if (chance (r, 0.5))
+    {
+      block = pick (r, blocks, G_N_ELEMENTS (blocks));
+      size = block * (guint64) g_rand_int_range (r, 1, 17);
+      if (chance (r, 0.1))
+        size += rnd_mib (r, 0, 100);
+      plugged = block * (guint64) g_rand_int_range (r, 0, (gint32) (size / block) + 1);
+      requested = plugged;
+      if (chance (r, 0.15))
+        requested = block * (guint64) g_rand_int_range (r, 0, (gint32) (plugged / block) + 1);
+      else if (chance (r, 0.15))
+        requested = block * (guint64) g_rand_int_range (r, (gint32) (plugged / block),
+                                                        (gint32) (size / block) + 1);
+    }
+  balloon = MIN (rnd_mib (r, 64, base / MT_MIB), base);
+  cur = balloon + plugged;
+
+  mt_vm_policy_init_defaults (p);
+  p->mechanism = (MtMechanism) (chance (r, 0.5) ? MT_MECH_AUTO : g_rand_int_range (r, 0, 4));
+  if (chance (r, 0.5))
+    p->min = (MtSize) { .is_percent = TRUE, .percent = g_rand_double_range (r, 0, 50) };
+  else
+    p->min = (MtSize) { .bytes = rnd_mib (r, 0, 2048) };
+  if (chance (r, 0.5))
+    p->max = (MtSize) { .is_percent = TRUE, .percent = g_rand_double_range (r, 40, 100) };
+  else
+    p->max = (MtSize) { .bytes = rnd_mib (r, 256, 8192) };
+  p->shares = chance (r, 0.05) ? MT_SHARES_MAX : (guint32) g_rand_int_range (r, 1, 1001);
+  if (chance (r, 0.5))
+    p->headroom = (MtSize) { .is_percent = TRUE, .percent = g_rand_double_range (r, 0, 30) };
+  else
+    p->headroom = (MtSize) { .bytes = rnd_mib (r, 0, 512) };
+  p->pressure_target = g_rand_double_range (r, 0.5, 10);
+  sc->no_policy[i] = chance (r, 0.03);
+
+  *v = (MtPlanVm) {
+    .name = NULL,
+    .base_memory = chance (r, 0.02) ? 0 : base,
+    .vmem_size = size,
+    .vmem_block = block,
+  };
+  *o = (MtVmDerived) {
+    .source = chance (r, 0.6) ? MT_DATA_AGENT : MT_DATA_BALLOON,
+    .fresh = TRUE,
+    .time = sc->now - rnd_time (r, 0, 2),
+    .balloon_actual = balloon,
+    .vmem_plugged = size ? plugged : (chance (r, 0.5) ? 0 : MT_UNKNOWN),
+    .vmem_requested = size ? requested : MT_UNKNOWN,
+    .rss = chance (r, 0.1) ? MT_UNKNOWN : rnd_mib (r, 0, cur / MT_MIB + 200),
+    .current = cur,
+    .psi_some = NAN,
+    .psi_trend = chance (r, 0.5) ? NAN : g_rand_double_range (r, -1, 1),
+    .swap_in_rate = chance (r, 0.3) ? NAN : (chance (r, 0.7) ? 0 : g_rand_double_range (r, 0, 10 * MT_MIB)),
+    .major_fault_rate = chance (r, 0.3) ? NAN : g_rand_double_range (r, 0, 300),
+    .major_fault_rate_avg = chance (r, 0.3) ? NAN : g_rand_double_range (r, 0, 300),
+    .oom_kills_new = chance (r, 0.05) ? 1 : 0,
+  };
+  o->swap_in_rate_avg = o->swap_in_rate;
+  o->total = chance (r, 0.1) ? cur + rnd_mib (r, 0, 64) : cur - MIN (cur, rnd_mib (r, 0, cur / MT_MIB / 20));
+  o->available = MIN (rnd_mib (r, 0, o->total / MT_MIB), o->total);
+  if (chance (r, 0.15))
+    o->available = rnd_mib (r, 0, 40);        /* near zero: emergency */
+  o->available = MIN (o->available, o->total);
+  o->used = o->total - o->available;
+  o->idle = rnd_mib (r, 0, o->available / MT_MIB) > o->available ? o->available
+            : rnd_mib (r, 0, o->available / MT_MIB);
+  if (o->source == MT_DATA_AGENT && chance (r, 0.7))
+    o->psi_some = g_rand_double_range (r, 0, 20);
+  if (chance (r, 0.1))
+    {
+      /* No guest stats. */
+      o->source = MT_DATA_NONE;
+      o->used = o->available = o->total = o->idle = MT_UNKNOWN;
+    }
+  else if (chance (r, 0.05))
+    {
+      o->source = MT_DATA_NONE;
+      o->fresh = FALSE;
+      o->time = sc->now - S (60);
+    }
+  if (chance (r, 0.04))
+    {
+      o->balloon_actual = o->current = MT_UNKNOWN;
+    }
+
+  mt_vm_control_init (c);
+  if (chance (r, 0.5))
+    c->headroom = rnd_mib (r, 0, 1024);
+  if (chance (r, 0.5))
+    c->feedback_time = o->time - S (1);
+  if (chance (r, 0.3))
+    c->calm_since = o->time - rnd_time (r, 0, 60);
+  if (chance (r, 0.5))
+    c->shrink_since = sc->now - rnd_time (r, 0, 10);
+  if (chance (r, 0.5))
+    c->last_action = sc->now - rnd_time (r, 0, 20);
+  if (chance (r, 0.3) && cur != MT_UNKNOWN)
+    {
+      c->pending = TRUE;
+      c->last_from = cur;
+      c->last_target = chance (r, 0.5) ? cur + rnd_mib (r, 0, 1024)
+                                       : cur - MIN (cur, rnd_mib (r, 0, 1024));
+      c->best_distance = (c->last_target > cur ? c->last_target - cur : cur - c->last_target)
+                         + rnd_mib (r, 0, 64);
+      c->progress_time = sc->now - rnd_time (r, 0, 60);
+      if (c->last_action == MT_TIME_NEVER)
+        c->last_action = c->progress_time;
+    }
+  if (chance (r, 0.1))
+    {
+      c->stuck = TRUE;
+      c->stuck_count = (guint) g_rand_int_range (r, 1, 5);
+      c->stuck_since = sc->now - rnd_time (r, 0, 100);
+      c->retry_at = sc->now + rnd_time (r, -50, 50);
+      g_strlcpy (c->stuck_reason, "random", sizeof c->stuck_reason);
+    }
+  if (chance (r, 0.1))
+    {
+      c->vmem_stalled = TRUE;
+      c->vmem_retry_at = sc->now + rnd_time (r, -50, 200);
+    }
+  if (size && requested < plugged && chance (r, 0.5))
+    {
+      c->vmem_wait_since = sc->now - rnd_time (r, 0, 60);
+      c->vmem_wait_plugged = plugged;
+    }
+}
+
+static void
+scenario_random (Scenario *sc, guint64 seed)
+{
+  static const guint64 changes[] = { 0, 16 * MT_MIB, 64 * MT_MIB };
+  static const guint64 rates[] = { 0, 32 * MT_MIB, 256 * MT_MIB };
+  static const guint64 reserves[] = { 0, 512 * MT_MIB, MT_GIB };
+  guint32 words[2] = { (guint32) seed, (guint32) (seed >> 32) };
+  g_autoptr(GRand) r = g_rand_new_with_seed_array (words, 2);
+
+  memset (sc, 0, sizeof *sc);
+  sc->seed = seed;
+  mt_host_policy_init_defaults (&sc->hp);
+  sc->hp.min_change = pick (r, changes, G_N_ELEMENTS (changes));
+  sc->hp.max_shrink_rate = pick (r, rates, G_N_ELEMENTS (rates));
+  sc->hp.tick_interval = chance (r, 0.5) ? S (1) : S (5);
+  sc->hp.stuck_timeout = S (30);
+  sc->hp.reserve = pick (r, reserves, G_N_ELEMENTS (reserves));
+  sc->hp.budget = chance (r, 0.3) ? rnd_mib (r, 1024, 16384) : 0;
+  sc->hp.dry_run = chance (r, 0.05);
+  sc->now = S (1000) + rnd_time (r, 0, 1000);
+
+  mt_host_sample_init (&sc->host, sc->now);
+  sc->host.mem_total = 32 * MT_GIB;
+  if (chance (r, 0.9))
+    sc->host.mem_available = rnd_mib (r, 0, 12 * 1024);
+  if (chance (r, 0.3))
+    {
+      sc->host.cgroup_limit = rnd_mib (r, 2048, 16384);
+      sc->host.cgroup_usage = rnd_mib (r, 0, sc->host.cgroup_limit / MT_MIB);
+    }
+  sc->host_null = chance (r, 0.05);
+
+  sc->n = (guint) g_rand_int_range (r, 1, MAXV + 1);
+  for (guint i = 0; i < sc->n; i++)
+    random_vm (r, sc, i);
+  scenario_link (sc);
+}
+
+static MtPlan *
+scenario_plan (const Scenario *sc)
+{
+  return mt_plan_compute (sc->host_null ? NULL : &sc->host, sc->vm, sc->n, &sc->hp, sc->now);
+}
+
+#define U(x) ((x) == MT_UNKNOWN ? -1.0 : (double) (x) / MT_MIB)
+
+static char *
+scenario_dump (const Scenario *sc, const MtPlan *plan)
+{
+  GString *s = g_string_new (NULL);
+
+  g_string_append_printf (s, "seed %" G_GUINT64_FORMAT " now %.3f s; sizes in MiB (-1 unknown)\n",
+                          sc->seed, (double) sc->now / G_USEC_PER_SEC);
+  g_string_append_printf (s, "host%s: avail %.0f cgroup %.0f/%.0f; policy reserve %.0f budget %.0f "
+                          "tick %.0f s min_change %.0f rate %.0f/s dry_run %d\n",
+                          sc->host_null ? " (none)" : "", U (sc->host.mem_available),
+                          U (sc->host.cgroup_usage), U (sc->host.cgroup_limit), U (sc->hp.reserve),
+                          U (sc->hp.budget), (double) sc->hp.tick_interval / G_USEC_PER_SEC,
+                          U (sc->hp.min_change), U (sc->hp.max_shrink_rate), sc->hp.dry_run);
+  for (guint i = 0; i < sc->n; i++)
+    {
+      const MtPlanVm *v = &sc->vm[i];
+      const MtVmDerived *o = &v->obs;
+      const MtVmControl *c = &v->control;
+      const MtVmPolicy *p = v->policy;
+
+      g_string_append_printf (s, "vm%u: base %.0f vmem %.0f/%.0f; ", i, U (v->base_memory),
+                              U (v->vmem_size), U (v->vmem_block));
+      if (p != NULL)
+        g_string_append_printf (s, "policy %s min %s%.1f max %s%.1f shares %u headroom %s%.1f "
+                                "ptarget %.2f; ", mt_mechanism_to_string (p->mechanism),
+                                p->min.is_percent ? "%" : "", p->min.is_percent ? p->min.percent : U (p->min.bytes),
+                                p->max.is_percent ? "%" : "", p->max.is_percent ? p->max.percent : U (p->max.bytes),
+                                p->shares,
+                                p->headroom.is_percent ? "%" : "",
+                                p->headroom.is_percent ? p->headroom.percent : U (p->headroom.bytes),
+                                p->pressure_target);
+      else
+        g_string_append (s, "no policy; ");
+      g_string_append_printf (s, "obs %s fresh %d balloon %.0f plugged %.0f req %.0f rss %.0f "
+                              "total %.0f avail %.0f used %.0f idle %.0f psi %.2f trend %.2f swap %.0f "
+                              "faults %.0f/%.0f oom %" G_GUINT64_FORMAT "; ",
+                              mt_data_source_to_string (o->source), o->fresh, U (o->balloon_actual),
+                              U (o->vmem_plugged), U (o->vmem_requested), U (o->rss), U (o->total),
+                              U (o->available), U (o->used), U (o->idle), o->psi_some, o->psi_trend,
+                              o->swap_in_rate, o->major_fault_rate, o->major_fault_rate_avg,
+                              o->oom_kills_new);
+      g_string_append_printf (s, "ctl headroom %.0f pending %d %.0f->%.0f stuck %d stalled %d\n",
+                              U (c->headroom), c->pending, U (c->last_from), U (c->last_target),
+                              c->stuck, c->vmem_stalled);
+    }
+  if (plan != NULL)
+    {
+      g_string_append_printf (s, "plan: %s\n", plan->reason);
+      for (guint i = 0; i < plan->n_decisions; i++)
+        {
+          const MtVmDecision *d = &plan->decisions[i];
+
+          g_string_append_printf (s, "  vm%u %s min %.0f floor %.0f keep %.0f want %.0f max %.0f "
+                                  "target %.0f step %.0f: %s\n", i, mt_decision_kind_to_string (d->kind),
+                                  U (d->min), U (d->floor), U (d->keep), U (d->want), U (d->max),
+                                  U (d->target), U (d->step), d->reason);
+        }
+      for (guint k = 0; k < plan->n_actions; k++)
+        g_string_append_printf (s, "  action %s\n", plan->actions[k].reason);
+    }
+  return g_string_free (s, FALSE);
+}
+
+/* ---- properties ---------------------------------------------------------- */
+
+#define REQUIRE(cond, ...)                                       \
+  G_STMT_START {                                                 \
+    if (!(cond))                                                 \
+      {                                                          \
+        g_string_append_printf (err, "%s: ", #cond);             \
+        g_string_append_printf (err, __VA_ARGS__);               \
+        return FALSE;                                            \
+      }                                                          \
+  } G_STMT_END
+
+static gboolean
+check_plan (const Scenario *sc, const MtPlan *plan, GString *err)
+{
+  guint64 fixed = 0, floors = 0, targets = 0, grown = 0;
+  gboolean seen_grow = FALSE, below_keep = FALSE;
+  guint64 free_left = plan->free_now, committed = 0;
+
+  REQUIRE (plan->n_decisions == sc->n, "one decision per VM");
+  REQUIRE (plan->reason != NULL && *plan->reason, "host reason");
+
+  for (guint i = 0; i < sc->n; i++)
+    {
+      const MtVmDecision *d = &plan->decisions[i];
+      const MtPlanVm *v = &sc->vm[i];
+
+      REQUIRE (d->reason != NULL && *d->reason && strchr (d->reason, '\n') == NULL,
+               "vm%u has a one-line reason", i);
+      /* What a VM holds or was promised counts, including a grow asked
+       * for and not yet taken. */
+      {
+        guint64 c = v->obs.current;
+
+        if (c == MT_UNKNOWN)
+          c = v->obs.rss != MT_UNKNOWN ? v->obs.rss : v->base_memory + v->vmem_size;
+        else if (v->policy != NULL && v->base_memory > 0 && v->control.pending
+                 && v->control.last_target > c)
+          c = v->control.last_target;
+        REQUIRE (d->committed == c, "vm%u committed %.0f MiB", i, U (c));
+        committed = mt_sat_add (committed, c);
+      }
+      if (v->obs.source == MT_DATA_NONE || v->obs.current == MT_UNKNOWN || v->policy == NULL
+          || v->base_memory == 0)
+        {
+          REQUIRE (!d->managed && d->action < 0, "vm%u with unknown data is left alone", i);
+          REQUIRE (d->kind == MT_DECISION_SKIP || d->kind == MT_DECISION_STUCK, "vm%u skipped", i);
+        }
+      if (v->policy != NULL && v->policy->mechanism == MT_MECH_NONE)
+        REQUIRE (d->action < 0, "vm%u mechanism none is never resized", i);
+      if (d->kind == MT_DECISION_STUCK)
+        REQUIRE (d->action < 0 && !d->managed, "vm%u stuck is held", i);
+      if (!d->managed)
+        {
+          REQUIRE (d->target == d->current, "vm%u fixed target is its size", i);
+          fixed = mt_sat_add (fixed, d->committed);
+          continue;
+        }
+      /* every target within [min, max] */
+      REQUIRE (d->min <= d->floor && d->floor <= d->keep && d->keep <= d->want && d->want <= d->max,
+               "vm%u bounds ordered", i);
+      REQUIRE (d->min <= d->target && d->target <= d->max, "vm%u target within [min, max]", i);
+      REQUIRE (d->floor <= d->target, "vm%u target keeps the floor", i);
+      REQUIRE (d->max <= v->base_memory + v->vmem_size, "vm%u max within the domain", i);
+      {
+        guint64 pmin, pmax;
+
+        mt_vm_policy_resolve_bounds (v->policy, v->base_memory + v->vmem_size, &pmin, &pmax);
+        REQUIRE (d->max <= MAX (pmax, d->min), "vm%u max within the policy", i);
+        if (!d->emergency)
+          REQUIRE (d->floor == d->min, "vm%u floor is min unless in an emergency", i);
+        else
+          REQUIRE (d->floor >= MIN (d->current, d->max) || d->floor == d->min
+                   || d->max - d->floor < MAX (v->vmem_block, 1),
+                   "vm%u emergency floor keeps its size", i);
+      }
+      REQUIRE (d->keep >= MIN (d->working_set, d->want) || d->keep == d->want, "vm%u keep covers the working set", i);
+      floors = mt_sat_add (floors, d->floor);
+      targets = mt_sat_add (targets, d->target);
+      if (d->target < d->keep)
+        below_keep = TRUE;
+      if (!plan->host_short)
+        REQUIRE (d->target == d->want, "vm%u gets its want when the host is not short", i);
+    }
+
+  REQUIRE (plan->committed == committed, "plan committed");
+  if (plan->budget != MT_UNKNOWN)
+    REQUIRE (plan->free_now <= mt_sat_sub (plan->budget, committed), "free now within the budget");
+  if (!sc->host_null && sc->host.mem_available != MT_UNKNOWN)
+    REQUIRE (plan->free_now <= mt_sat_sub (sc->host.mem_available, sc->hp.reserve), "free now physically free");
+
+  if (plan->host_short)
+    {
+      REQUIRE (plan->budget != MT_UNKNOWN, "short needs a budget");
+      /* sum of targets within budget when the host is short */
+      if (mt_sat_add (fixed, floors) <= plan->budget)
+        REQUIRE (mt_sat_add (fixed, targets) <= plan->budget,
+                 "sum %.0f MiB within budget %.0f MiB", U (mt_sat_add (fixed, targets)), U (plan->budget));
+      else
+        for (guint i = 0; i < sc->n; i++)
+          if (plan->decisions[i].managed)
+            REQUIRE (plan->decisions[i].target == plan->decisions[i].floor, "vm%u at floor when even floors do not fit", i);
+      /* idle memory taken before active */
+      if (below_keep)
+        for (guint i = 0; i < sc->n; i++)
+          if (plan->decisions[i].managed)
+            REQUIRE (plan->decisions[i].target <= plan->decisions[i].keep,
+                     "vm%u keeps idle memory while another loses its working set", i);
+    }
+
+  for (guint k = 0; k < plan->n_actions; k++)
+    {
+      const MtAction *a = &plan->actions[k];
+      const MtPlanVm *v = &sc->vm[a->vm];
+      const MtVmDecision *d = &plan->decisions[a->vm];
+      guint64 b = a->set_balloon ? a->balloon : v->obs.balloon_actual;
+      guint64 p = a->set_vmem ? a->vmem_requested
+                  : (v->obs.vmem_plugged == MT_UNKNOWN ? 0 : v->obs.vmem_plugged);
+
+      REQUIRE (a->vm < sc->n && d->managed, "action %u on a managed VM", k);
+      REQUIRE (a->reason != NULL && *a->reason && strchr (a->reason, '\n') == NULL, "action %u reason", k);
+      REQUIRE (a->from == d->current, "action %u from the current size", k);
+      REQUIRE (a->to == b + p, "action %u size adds up", k);
+      /* virtio-mem requested always block-aligned and within the device */
+      if (a->set_vmem)
+        REQUIRE (v->vmem_block > 0 && a->vmem_requested % v->vmem_block == 0
+                 && a->vmem_requested <= v->vmem_size
+                 && v->policy->mechanism != MT_MECH_BALLOON, "action %u virtio-mem request", k);
+      /* balloon target never above base_memory */
+      if (a->set_balloon)
+        REQUIRE (a->balloon <= v->base_memory
+                 && a->balloon >= MIN (v->base_memory, MT_PLAN_BALLOON_FLOOR_MIN)
+                 && v->policy->mechanism != MT_MECH_VIRTIO_MEM, "action %u balloon target", k);
+      REQUIRE (a->set_balloon || a->set_vmem, "action %u does something", k);
+      if (a->kind == MT_ACTION_GROW)
+        {
+          seen_grow = TRUE;
+          REQUIRE (a->to > a->from && a->to <= d->target, "grow %u toward its target", k);
+          grown = mt_sat_add (grown, mt_sat_sub (a->to, MAX (d->current, d->committed)));
+          if (plan->free_now == MT_UNKNOWN)
+            REQUIRE (a->emergency || a->to <= d->committed,
+                     "grow %u with host free unknown only in an emergency", k);
+        }
+      else
+        {
+          /* no grow issued in a plan that still needs shrinks first */
+          REQUIRE (!seen_grow, "shrink/cancel %u after a grow", k);
+        }
+      if (a->kind == MT_ACTION_SHRINK)
+        {
+          REQUIRE (a->to < a->from && a->to >= d->target, "shrink %u toward its target", k);
+          if (d->emergency)
+            REQUIRE (a->from > d->max, "shrink %u of a VM in an emergency only above max", k);
+        }
+      if (a->kind == MT_ACTION_CANCEL)
+        REQUIRE (a->to == a->from && a->set_vmem, "cancel %u keeps the size", k);
+      /* no action below the hysteresis threshold (emergency grows exempt) */
+      if (a->kind != MT_ACTION_CANCEL && !(a->kind == MT_ACTION_GROW && a->emergency))
+        REQUIRE ((a->to > a->from ? a->to - a->from : a->from - a->to) >= sc->hp.min_change,
+                 "action %u of %.1f MiB below min_change", k,
+                 U (a->to > a->from ? a->to - a->from : a->from - a->to));
+    }
+  /* grows only from memory free now */
+  if (plan->free_now != MT_UNKNOWN)
+    REQUIRE (grown <= plan->free_now, "grows %.0f MiB within free %.0f MiB", U (grown), U (plan->free_now));
+
+  /* emergency grow never rate-limited or delayed: it gets all of its
+   * target as long as the host has the memory free (emergencies first,
+   * in VM order). */
+  for (guint i = 0; i < sc->n; i++)
+    {
+      const MtVmDecision *d = &plan->decisions[i];
+      guint64 base, extra;
+
+      if (!d->managed || !d->emergency || d->target <= d->current)
+        continue;
+      base = MAX (d->current, d->committed);
+      extra = mt_sat_sub (d->target, base);
+      if (free_left != MT_UNKNOWN && extra > free_left)
+        break;
+      if (d->action < 0 && d->kind == MT_DECISION_WAIT && sc->vm[i].control.pending
+          && sc->vm[i].control.last_target == d->target)
+        continue;                          /* already asked for exactly that */
+      REQUIRE (d->action >= 0 && plan->actions[d->action].kind == MT_ACTION_GROW
+               && plan->actions[d->action].to == d->target,
+               "vm%u emergency grow to %.0f MiB not issued in full", i, U (d->target));
+      if (free_left != MT_UNKNOWN)
+        free_left -= extra;
+    }
+
+  /* dry-run records nothing as issued */
+  if (sc->hp.dry_run)
+    for (guint i = 0; i < sc->n; i++)
+      REQUIRE (plan->decisions[i].next.last_action == sc->vm[i].control.last_action,
+               "vm%u dry-run leaves last_action", i);
+  return TRUE;
+}
+
+static void
+read_env (void)
+{
+  const char *s = g_getenv ("MT_TEST_SCENARIOS");
+  const char *seed = g_getenv ("MT_TEST_SEED");
+
+  if (s != NULL)
+    n_scenarios = (guint) g_ascii_strtoull (s, NULL, 10);
+  if (seed != NULL)
+    first_seed = g_ascii_strtoull (seed, NULL, 10);
+}
+
+static void
+fail_scenario (const Scenario *sc, const MtPlan *plan, const char *what)
+{
+  g_autofree char *dump = scenario_dump (sc, plan);
+
+  g_test_message ("%s\n%s", what, dump);
+  g_test_fail_printf ("seed %" G_GUINT64_FORMAT ": %s", sc->seed, what);
+}
+
+static void
+test_properties (gconstpointer data)
+{
+  guint64 base = GPOINTER_TO_UINT (data);
+  guint shorts = 0, actions = 0, emergencies = 0, kinds[3] = { 0 }, decided[6] = { 0 };
+
+  for (guint k = 0; k < n_scenarios; k++)
+    {
+      Scenario sc;
+      g_autoptr(MtPlan) plan = NULL;
+      g_autoptr(GString) err = g_string_new (NULL);
+
+      scenario_random (&sc, base + first_seed + k);
+      plan = scenario_plan (&sc);
+      if (!check_plan (&sc, plan, err))
+        {
+          fail_scenario (&sc, plan, err->str);
+          return;
+        }
+      shorts += plan->host_short;
+      actions += plan->n_actions;
+      for (guint i = 0; i < sc.n; i++)
+        {
+          emergencies += plan->decisions[i].emergency;
+          decided[plan->decisions[i].kind]++;
+        }
+      for (guint a = 0; a < plan->n_actions; a++)
+        kinds[plan->actions[a].kind]++;
+    }
+  g_test_message ("%u scenarios from seed %" G_GUINT64_FORMAT ": %u short hosts, %u emergencies; "
+                  "actions: %u shrink, %u grow, %u cancel; decisions: %u hold, %u shrink, %u grow, "
+                  "%u wait, %u skip, %u stuck", n_scenarios, base + first_seed, shorts, emergencies,
+                  kinds[MT_ACTION_SHRINK], kinds[MT_ACTION_GROW], kinds[MT_ACTION_CANCEL],
+                  decided[MT_DECISION_HOLD], decided[MT_DECISION_SHRINK], decided[MT_DECISION_GROW],
+                  decided[MT_DECISION_WAIT], decided[MT_DECISION_SKIP], decided[MT_DECISION_STUCK]);
+  for (guint k = 0; k < G_N_ELEMENTS (kinds); k++)
+    g_assert_cmpuint (kinds[k], >, 0);
+  for (guint k = 0; k < G_N_ELEMENTS (decided); k++)
+    g_assert_cmpuint (decided[k], >, 0);
+  /* The generator must exercise what the properties talk about. */
+  g_assert_cmpuint (shorts, >, n_scenarios / 20);
+  g_assert_cmpuint (actions, >, n_scenarios / 2);
+}
+
+/* more shares never yield less memory */
+static void
+test_shares_monotonic (void)
+{
+  guint compared = 0;
+
+  for (guint k = 0; k < n_scenarios; k++)
+    {
+      Scenario sc, more;
+      g_autoptr(MtPlan) a = NULL;
+      g_autoptr(MtPlan) b = NULL;
+      guint64 seed = 500000 + first_seed + k;
+      guint j;
+
+      scenario_random (&sc, seed);
+      /* Make the host short more often than not. */
+      sc.hp.budget = MAX (sc.hp.budget / 2, MT_GIB);
+      a = scenario_plan (&sc);
+      j = (guint) (seed % sc.n);
+      if (!a->decisions[j].managed)
+        continue;
+      more = sc;
+      scenario_link (&more);
+      more.pol[j].shares = (guint32) MIN ((guint64) more.pol[j].shares * (2 + seed % 7), MT_SHARES_MAX);
+      b = scenario_plan (&more);
+      compared += a->host_short;
+      if (b->decisions[j].target < a->decisions[j].target)
+        {
+          g_autofree char *what = g_strdup_printf (
+              "vm%u shares %u -> %u: target %.0f -> %.0f MiB", j, sc.pol[j].shares,
+              more.pol[j].shares, U (a->decisions[j].target), U (b->decisions[j].target));
+          fail_scenario (&more, b, what);
+          return;
+        }
+    }
+  g_test_message ("%u short-host comparisons", compared);
+  g_assert_cmpuint (compared, >, n_scenarios / 10);
+}
+
+/* ---- the fair split alone ------------------------------------------------ */
+
+static void
+test_fair_split (void)
+{
+  g_autoptr(GRand) r = g_rand_new_with_seed (42);
+
+  for (guint k = 0; k < n_scenarios; k++)
+    {
+      MtFairEntry e[12], f[12];
+      guint n = (guint) g_rand_int_range (r, 1, 13);
+      guint64 sum_lo = 0, sum_hi = 0, sum = 0, budget;
+      guint j = (guint) g_rand_int_range (r, 0, (gint32) n);
+      gboolean ok;
+
+      for (guint i = 0; i < n; i++)
+        {
+          /* Byte-odd sizes and the full range of shares. */
+          e[i].lo = (guint64) g_rand_double_range (r, 0, 8.0 * MT_GIB);
+          e[i].hi = e[i].lo + (guint64) g_rand_double_range (r, 0, 8.0 * MT_GIB);
+          e[i].shares = g_rand_boolean (r) ? (guint32) g_rand_int_range (r, 0, 100)
+                                           : (guint32) g_rand_int_range (r, 1, MT_SHARES_MAX + 1);
+          sum_lo += e[i].lo;
+          sum_hi += e[i].hi;
+        }
+      budget = (guint64) g_rand_double_range (r, (double) sum_lo * 0.9, (double) sum_hi * 1.1);
+      memcpy (f, e, sizeof e);
+      ok = mt_fair_split (e, n, budget);
+      g_assert_cmpint (ok, ==, sum_lo <= budget);
+      for (guint i = 0; i < n; i++)
+        {
+          g_assert_cmpuint (e[i].alloc, >=, e[i].lo);
+          g_assert_cmpuint (e[i].alloc, <=, e[i].hi);
+          sum += e[i].alloc;
+        }
+      if (ok)
+        {
+          g_assert_cmpuint (sum, <=, budget);
+          /* Nothing wasted but rounding. */
+          g_assert_cmpuint (sum + n, >=, MIN (budget, sum_hi));
+          /* Max-min: an entry below its hi has at least the share-scaled
+           * amount of any entry above its lo (within rounding). */
+          for (guint a = 0; a < n; a++)
+            for (guint b = 0; b < n; b++)
+              if (e[a].alloc < e[a].hi && e[b].alloc > e[b].lo)
+                {
+                  double sa = MAX (e[a].shares, 1u), sb = MAX (e[b].shares, 1u);
+                  g_assert_cmpfloat ((double) e[a].alloc / sa + 1.0 / sa + 1e-9 * e[a].alloc / sa,
+                                     >=, (double) e[b].alloc / sb - 1e-9 * e[b].alloc / sb);
+                }
+        }
+      /* Monotonic in shares. */
+      f[j].shares = (guint32) MIN ((guint64) MAX (f[j].shares, 1u) * 3, MT_SHARES_MAX);
+      mt_fair_split (f, n, budget);
+      g_assert_cmpuint (f[j].alloc, >=, e[j].alloc);
+    }
+}
+
+static void
+test_fair_split_examples (void)
+{
+  MtFairEntry e[3] = {
+    { .lo = 100, .hi = 1000, .shares = 1 },
+    { .lo = 100, .hi = 1000, .shares = 3 },
+    { .lo = 700, .hi = 800, .shares = 1 },
+  };
+
+  /* 1200: the third keeps its lo of 700; 500 split 1:3 -> 125, 375. */
+  g_assert_true (mt_fair_split (e, 3, 1200));
+  g_assert_cmpuint (e[0].alloc, ==, 125);
+  g_assert_cmpuint (e[1].alloc, ==, 375);
+  g_assert_cmpuint (e[2].alloc, ==, 700);
+  g_assert_true (mt_fair_split (e, 3, 5000));
+  g_assert_cmpuint (e[1].alloc, ==, 1000);
+  g_assert_false (mt_fair_split (e, 3, 10));
+  g_assert_cmpuint (e[0].alloc + e[1].alloc + e[2].alloc, ==, 900);
+  g_assert_true (mt_fair_split (NULL, 0, 10));
+  /* Huge numbers do not overflow. */
+  e[0] = (MtFairEntry) { .lo = 0, .hi = G_MAXUINT64, .shares = MT_SHARES_MAX };
+  e[1] = (MtFairEntry) { .lo = 0, .hi = G_MAXUINT64, .shares = 1 };
+  g_assert_true (mt_fair_split (e, 2, G_MAXUINT64 - 1));
+  g_assert_cmpuint (e[0].alloc + e[1].alloc, <=, G_MAXUINT64 - 1);
+  g_assert_cmpuint (e[0].alloc / MT_SHARES_MAX, >=, e[1].alloc - 1);
+}
+
+/* ---- layout ---------------------------------------------------------------- */
+
+static void
+test_layout (void)
+{
+  MtLayoutIn in = {
+    .mech = MT_MECH_AUTO,
+    .base_memory = MT_GIB,
+    .vmem_max = 4 * MT_GIB,
+    .vmem_block = 128 * MT_MIB,
+    .balloon_floor = 128 * MT_MIB,
+    .balloon = MT_GIB,
+    .plugged = MT_GIB,
+    .requested = MT_GIB,
+  };
+  MtLayout l;
+  guint64 lo, hi, g, o;
+
+  mt_layout_range (&in, &lo, &hi, &g, &o);
+  g_assert_cmpuint (lo, ==, 128 * MT_MIB);
+  g_assert_cmpuint (hi, ==, 5 * MT_GIB);
+  g_assert_cmpuint (g, ==, 1);
+
+  /* Small step: the balloon alone. */
+  mt_layout_plan (&in, 2 * MT_GIB - 100 * MT_MIB, &l);
+  g_assert_false (l.set_vmem);
+  g_assert_cmpuint (l.balloon, ==, MT_GIB - 100 * MT_MIB);
+  g_assert_cmpuint (l.size, ==, 2 * MT_GIB - 100 * MT_MIB);
+
+  /* Big grow: whole blocks plugged, balloon holds the remainder. */
+  mt_layout_plan (&in, 3 * MT_GIB + 300 * MT_MIB, &l);
+  g_assert_true (l.set_vmem);
+  g_assert_cmpuint (l.vmem_requested, ==, 2 * MT_GIB + 384 * MT_MIB);
+  g_assert_cmpuint (l.balloon, ==, MT_GIB - 84 * MT_MIB);
+  g_assert_cmpuint (l.size, ==, 3 * MT_GIB + 300 * MT_MIB);
+
+  /* Big shrink below boot memory: unplug everything. */
+  mt_layout_plan (&in, 600 * MT_MIB, &l);
+  g_assert_true (l.set_vmem);
+  g_assert_cmpuint (l.vmem_requested, ==, 0);
+  g_assert_cmpuint (l.balloon, ==, 600 * MT_MIB);
+
+  /* Stalled unplug: never below what is plugged. */
+  in.vmem_stalled = TRUE;
+  in.requested = 512 * MT_MIB;
+  mt_layout_range (&in, &lo, &hi, &g, &o);
+  g_assert_cmpuint (lo, ==, MT_GIB + 128 * MT_MIB);
+  mt_layout_plan (&in, lo, &l);
+  g_assert_true (l.set_vmem);
+  g_assert_cmpuint (l.vmem_requested, ==, MT_GIB);
+  g_assert_cmpuint (l.balloon, ==, 128 * MT_MIB);
+
+  /* virtio-mem only: a lattice offset by the balloon. */
+  in = (MtLayoutIn) { .mech = MT_MECH_VIRTIO_MEM, .base_memory = MT_GIB, .vmem_max = MT_GIB,
+                      .vmem_block = 256 * MT_MIB, .balloon_floor = 128 * MT_MIB,
+                      .balloon = 1000 * MT_MIB, .plugged = 0, .requested = 0 };
+  mt_layout_range (&in, &lo, &hi, &g, &o);
+  g_assert_cmpuint (lo, ==, 1000 * MT_MIB);
+  g_assert_cmpuint (hi, ==, 2024 * MT_MIB);
+  g_assert_cmpuint (g, ==, 256 * MT_MIB);
+  g_assert_cmpuint (mt_layout_snap_up (1001 * MT_MIB, g, o), ==, 1256 * MT_MIB);
+  g_assert_cmpuint (mt_layout_snap_down (1255 * MT_MIB, g, o), ==, 1000 * MT_MIB);
+  mt_layout_plan (&in, 1512 * MT_MIB, &l);
+  g_assert_false (l.set_balloon);
+  g_assert_cmpuint (l.vmem_requested, ==, 512 * MT_MIB);
+}
+
+/* ---- scenarios ------------------------------------------------------------- */
+
+typedef struct {
+  MtVmPolicy pol;
+  MtPlanVm in;
+  guint64 used;
+  guint64 plugged;             /* what the guest really has plugged */
+  gboolean vmem_stuck;         /* guest cannot offline memory */
+  gboolean balloon_stuck;      /* balloon driver does not move */
+  guint64 balloon_target;      /* last balloon size asked for */
+} TVm;
+
+static void
+tvm_init (TVm *t, const char *name, guint64 base, guint64 vmem_size, guint64 block,
+          MtMechanism mech, guint64 balloon, guint64 plugged, guint64 used)
+{
+  memset (t, 0, sizeof *t);
+  mt_vm_policy_init_defaults (&t->pol);
+  t->pol.mechanism = mech;
+  t->pol.min = (MtSize) { .bytes = 256 * MT_MIB };
+  t->pol.max = (MtSize) { .is_percent = TRUE, .percent = 100 };
+  t->pol.headroom = (MtSize) { .bytes = 128 * MT_MIB };
+  t->in = (MtPlanVm) { .name = name, .base_memory = base, .vmem_size = vmem_size,
+                       .vmem_block = block, .policy = &t->pol };
+  mt_vm_control_init (&t->in.control);
+  t->used = used;
+  t->plugged = plugged;
+  t->in.obs.balloon_actual = balloon;
+  t->balloon_target = balloon;
+  t->in.obs.vmem_requested = plugged;
+}
+
+/* What the guest reports at `now`: its size and used memory, calm. */
+static void
+tvm_observe (TVm *t, gint64 now, double psi)
+{
+  MtVmDerived *o = &t->in.obs;
+  guint64 cur;
+
+  /* The balloon driver works toward the last target between samples. */
+  if (!t->balloon_stuck)
+    o->balloon_actual = t->balloon_target;
+  cur = o->balloon_actual + t->plugged;
+
+  o->source = MT_DATA_AGENT;
+  o->fresh = TRUE;
+  o->time = now;
+  o->vmem_plugged = t->plugged;
+  o->rss = cur;
+  o->current = cur;
+  o->total = cur;
+  o->available = mt_sat_sub (cur, t->used);
+  o->used = cur - o->available;
+  o->idle = o->available / 2;
+  o->psi_some = psi;
+  o->psi_trend = NAN;
+  o->swap_in_rate = o->swap_in_rate_avg = 0;
+  o->major_fault_rate = o->major_fault_rate_avg = 0;
+  o->oom_kills_new = 0;
+}
+
+/* The hypervisor and guest follow an action (or refuse to). */
+static void
+tvm_apply (TVm *t, const MtAction *a)
+{
+  if (a->set_balloon)
+    t->balloon_target = a->balloon;
+  if (a->set_vmem)
+    {
+      t->in.obs.vmem_requested = a->vmem_requested;
+      if (a->vmem_requested > t->plugged || !t->vmem_stuck)
+        t->plugged = a->vmem_requested;
+    }
+}
+
+static void
+big_host (MtHostSample *h, gint64 now)
+{
+  mt_host_sample_init (h, now);
+  h->mem_total = 64 * MT_GIB;
+  h->mem_available = 48 * MT_GIB;
+}
+
+/* One tick for the VMs in t[]: plan, keep control state, apply. */
+static MtPlan *
+tick (TVm **t, guint n, const MtHostSample *host, const MtHostPolicy *hp, gint64 now, double psi)
+{
+  MtPlanVm in[8];
+  MtPlan *plan;
+
+  for (guint i = 0; i < n; i++)
+    {
+      tvm_observe (t[i], now, psi);
+      in[i] = t[i]->in;
+    }
+  plan = mt_plan_compute (host, in, n, hp, now);
+  for (guint i = 0; i < n; i++)
+    {
+      g_assert_nonnull (plan->decisions[i].reason);
+      g_test_message ("t=%.0f s %s: %s", (double) now / G_USEC_PER_SEC,
+                      mt_decision_kind_to_string (plan->decisions[i].kind), plan->decisions[i].reason);
+      t[i]->in.control = plan->decisions[i].next;
+    }
+  for (guint k = 0; k < plan->n_actions; k++)
+    tvm_apply (t[plan->actions[k].vm], &plan->actions[k]);
+  return plan;
+}
+
+static void
+test_idle_vm_shrinks (void)
+{
+  TVm vm;
+  TVm *t[1] = { &vm };
+  MtHostPolicy hp;
+  MtHostSample host;
+  guint64 prev = 4 * MT_GIB, need = MT_GIB + 128 * MT_MIB;
+  gint64 last_shrink = MT_TIME_NEVER;
+  gboolean saw_reason = FALSE;
+
+  mt_host_policy_init_defaults (&hp);
+  tvm_init (&vm, "idle", 4 * MT_GIB, 0, 0, MT_MECH_BALLOON, 4 * MT_GIB, 0, MT_GIB);
+  for (gint s = 0; s < 60; s++)
+    {
+      gint64 now = S (100 + s);
+      g_autoptr(MtPlan) plan = NULL;
+      guint64 cur;
+
+      big_host (&host, now);
+      plan = tick (t, 1, &host, &hp, now, 0.0);
+      g_assert_cmpuint (plan->decisions[0].target, ==, need);
+      if (s == 0)
+        g_assert_cmpint (plan->decisions[0].kind, ==, MT_DECISION_WAIT);   /* dip must last */
+      for (guint k = 0; k < plan->n_actions; k++)
+        {
+          const MtAction *a = &plan->actions[k];
+          gint64 dt = last_shrink == MT_TIME_NEVER ? 2 * MT_PLAN_SETTLE_TICKS * hp.tick_interval
+                                                   : now - last_shrink;
+
+          g_assert_cmpint (a->kind, ==, MT_ACTION_SHRINK);
+          g_assert_cmpuint (a->to, >=, need);
+          /* Paced: never faster than the rate over the time since the
+           * last shrink (capped at two settle periods). */
+          g_assert_cmpuint (a->from - a->to, <=,
+                            hp.max_shrink_rate * MIN (dt, 2 * MT_PLAN_SETTLE_TICKS * hp.tick_interval)
+                            / G_USEC_PER_SEC);
+          g_assert_cmpint (dt, >=, MT_PLAN_SETTLE_TICKS * hp.tick_interval);
+          if (strstr (a->reason, "shrink 4.0 GiB -> ") && strstr (a->reason, "working set 1.0 GiB + headroom 128 MiB"))
+            saw_reason = TRUE;
+          last_shrink = now;
+        }
+      cur = vm.balloon_target;
+      g_assert_cmpuint (cur, <=, prev);
+      prev = cur;
+    }
+  g_assert_true (saw_reason);
+  g_assert_cmpuint (vm.balloon_target, ==, need);
+}
+
+static void
+test_pressured_vm_grows_at_once (void)
+{
+  TVm vm;
+  MtHostPolicy hp;
+  MtHostSample host;
+  g_autoptr(MtPlan) plan = NULL;
+  gint64 now = S (500);
+  const MtAction *a;
+
+  mt_host_policy_init_defaults (&hp);
+  hp.min_change = 2 * MT_GIB;                  /* hysteresis must not hold it */
+  tvm_init (&vm, "hot", 4 * MT_GIB, 0, 0, MT_MECH_BALLOON, MT_GIB, 0, 900 * MT_MIB);
+  tvm_observe (&vm, now, 25.0);
+  vm.in.control.last_action = now - S (0.1);   /* nor the delay after acting */
+  vm.in.control.headroom = 128 * MT_MIB;
+  big_host (&host, now);
+  plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+  g_assert_cmpuint (plan->n_actions, ==, 1);
+  a = &plan->actions[0];
+  g_assert_cmpint (a->kind, ==, MT_ACTION_GROW);
+  g_assert_true (a->emergency);
+  g_assert_cmpuint (a->from, ==, MT_GIB);
+  g_assert_cmpuint (a->to, ==, plan->decisions[0].target);
+  /* Headroom raised at once (x1.5 at >= 2x the pressure target). */
+  g_assert_cmpuint (plan->decisions[0].headroom, ==, 192 * MT_MIB);
+  g_assert_cmpuint (a->to, ==, 900 * MT_MIB + 192 * MT_MIB);
+  g_assert_nonnull (strstr (a->reason, "emergency grow"));
+  g_assert_nonnull (strstr (a->reason, "pressure 25.0% > target 1.0%"));
+
+  /* The same report again (an event between ticks) does not raise twice. */
+  {
+    g_autoptr(MtPlan) again = NULL;
+
+    vm.in.control = plan->decisions[0].next;
+    again = mt_plan_compute (&host, &vm.in, 1, &hp, now + 1000);
+    g_assert_cmpuint (again->decisions[0].headroom, ==, 192 * MT_MIB);
+  }
+
+  /* OOM kill: emergency too, even without PSI; limited only by host free. */
+  {
+    g_autoptr(MtPlan) oom = NULL;
+
+    mt_vm_control_init (&vm.in.control);
+    tvm_observe (&vm, now, NAN);
+    vm.in.obs.oom_kills_new = 1;
+    host.mem_available = hp.reserve + 64 * MT_MIB;
+    oom = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+    g_assert_true (oom->decisions[0].emergency);
+    g_assert_cmpuint (oom->n_actions, ==, 1);
+    g_assert_cmpuint (oom->actions[0].to, ==, MT_GIB + 64 * MT_MIB);
+    g_assert_nonnull (strstr (oom->actions[0].reason, "OOM kill"));
+  }
+}
+
+static void
+test_stuck_vm (void)
+{
+  TVm vm;
+  TVm *t[1] = { &vm };
+  MtHostPolicy hp;
+  MtHostSample host;
+  gint64 now = S (100), stuck_at = 0;
+  gboolean acted = FALSE;
+
+  mt_host_policy_init_defaults (&hp);
+  tvm_init (&vm, "stubborn", 4 * MT_GIB, 0, 0, MT_MECH_BALLOON, 4 * MT_GIB, 0, MT_GIB);
+  vm.balloon_stuck = TRUE;
+  for (gint s = 0; s < 40 && stuck_at == 0; s++, now += S (1))
+    {
+      g_autoptr(MtPlan) plan = NULL;
+
+      big_host (&host, now);
+      plan = tick (t, 1, &host, &hp, now, 0.0);
+      acted |= plan->n_actions > 0;
+      if (plan->decisions[0].kind == MT_DECISION_STUCK)
+        {
+          stuck_at = now;
+          g_assert_false (plan->decisions[0].managed);
+          g_assert_cmpuint (plan->n_actions, ==, 0);
+          g_assert_cmpuint (plan->decisions[0].target, ==, 4 * MT_GIB);
+          g_assert_nonnull (strstr (plan->decisions[0].reason, "did not move toward"));
+          g_assert_true (vm.in.control.stuck);
+        }
+    }
+  g_assert_true (acted);
+  g_assert_cmpint (stuck_at, !=, 0);
+
+  /* Held while stuck, tried again after the back-off (stuck_timeout). */
+  for (now = stuck_at + S (1); now < stuck_at + hp.stuck_timeout; now += S (5))
+    {
+      g_autoptr(MtPlan) plan = NULL;
+
+      big_host (&host, now);
+      plan = tick (t, 1, &host, &hp, now, 0.0);
+      g_assert_cmpint (plan->decisions[0].kind, ==, MT_DECISION_STUCK);
+    }
+  {
+    g_autoptr(MtPlan) plan = NULL;
+
+    now = stuck_at + hp.stuck_timeout;
+    big_host (&host, now);
+    plan = tick (t, 1, &host, &hp, now, 0.0);
+    g_assert_true (plan->decisions[0].managed);
+    g_assert_nonnull (strstr (plan->decisions[0].reason, "retrying after being stuck"));
+    g_assert_false (vm.in.control.stuck);
+  }
+
+  /* Stuck again (twice the back-off), then it moves again: unmarked at
+   * once, before the retry time. */
+  for (gint s = 0; s < 40 && !vm.in.control.stuck; s++)
+    {
+      g_autoptr(MtPlan) plan = NULL;
+
+      now += S (1);
+      big_host (&host, now);
+      plan = tick (t, 1, &host, &hp, now, 0.0);
+    }
+  g_assert_true (vm.in.control.stuck);
+  g_assert_cmpint (vm.in.control.retry_at - now, ==, 2 * hp.stuck_timeout);
+  vm.balloon_stuck = FALSE;
+  {
+    g_autoptr(MtPlan) plan = NULL;
+
+    now += S (1);
+    big_host (&host, now);
+    plan = tick (t, 1, &host, &hp, now, 0.0);
+    g_assert_true (plan->decisions[0].managed);
+    g_assert_nonnull (strstr (plan->decisions[0].reason, "no longer stuck"));
+    g_assert_false (vm.in.control.stuck);
+    g_assert_cmpuint (vm.in.control.stuck_count, ==, 0);
+  }
+  g_assert_cmpuint (vm.in.obs.balloon_actual, <, 4 * MT_GIB);
+}
+
+static void
+test_unplug_stall_falls_back (void)
+{
+  TVm vm;
+  TVm *t[1] = { &vm };
+  MtHostPolicy hp;
+  MtHostSample host;
+  gint64 now = S (100);
+  gboolean fell_back = FALSE;
+
+  mt_host_policy_init_defaults (&hp);
+  /* 1 GiB boot + 3 GiB plugged, needs ~1.1 GiB; the guest cannot
+   * offline its virtio-mem memory. */
+  tvm_init (&vm, "pinned", MT_GIB, 4 * MT_GIB, 128 * MT_MIB, MT_MECH_AUTO, MT_GIB, 3 * MT_GIB, MT_GIB);
+  vm.vmem_stuck = TRUE;
+  for (gint s = 0; s < 120; s++, now += S (1))
+    {
+      g_autoptr(MtPlan) plan = NULL;
+
+      big_host (&host, now);
+      plan = tick (t, 1, &host, &hp, now, 0.0);
+      g_assert_cmpint (plan->decisions[0].kind, !=, MT_DECISION_STUCK);
+      for (guint k = 0; k < plan->n_actions; k++)
+        {
+          const MtAction *a = &plan->actions[k];
+
+          if (strstr (a->reason, "stalled") != NULL)
+            {
+              fell_back = TRUE;
+              g_assert_true (a->set_vmem);
+              g_assert_cmpuint (a->vmem_requested, ==, 3 * MT_GIB);   /* cancel the unplug */
+              g_assert_true (a->set_balloon);
+              g_assert_cmpuint (a->balloon, <, MT_GIB);               /* balloon takes the rest */
+              g_assert_true (plan->decisions[0].next.vmem_stalled);
+            }
+          else if (fell_back && a->set_vmem)
+            g_assert_cmpuint (a->vmem_requested, >=, 3 * MT_GIB);
+        }
+    }
+  g_assert_true (fell_back);
+  /* Down to the balloon floor on top of what stays plugged. */
+  g_assert_cmpuint (vm.plugged, ==, 3 * MT_GIB);
+  g_assert_cmpuint (vm.balloon_target, ==, MT_PLAN_BALLOON_FLOOR_MIN);
+}
+
+static void
+test_unknown_vm_untouched (void)
+{
+  TVm vm;
+  MtHostPolicy hp;
+  MtHostSample host;
+  gint64 now = S (10);
+
+  mt_host_policy_init_defaults (&hp);
+  big_host (&host, now);
+  tvm_init (&vm, "quiet", 4 * MT_GIB, 0, 0, MT_MECH_AUTO, 4 * MT_GIB, 0, 0);
+  tvm_observe (&vm, now, NAN);
+  vm.in.obs.source = MT_DATA_NONE;
+  vm.in.obs.used = vm.in.obs.available = vm.in.obs.total = vm.in.obs.idle = MT_UNKNOWN;
+  for (guint round = 0; round < 3; round++)
+    {
+      g_autoptr(MtPlan) plan = NULL;
+
+      if (round == 1)
+        {
+          vm.in.obs.source = MT_DATA_NONE;     /* stale */
+          vm.in.obs.fresh = FALSE;
+          vm.in.obs.time = now - S (100);
+        }
+      if (round == 2)
+        vm.in.obs.time = MT_TIME_NEVER;
+      plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+      g_assert_cmpuint (plan->n_actions, ==, 0);
+      g_assert_cmpint (plan->decisions[0].kind, ==, MT_DECISION_SKIP);
+      g_assert_false (plan->decisions[0].managed);
+      g_assert_cmpuint (plan->decisions[0].target, ==, 4 * MT_GIB);
+      g_assert_nonnull (strstr (plan->decisions[0].reason, "left alone"));
+      g_test_message ("%s", plan->decisions[0].reason);
+    }
+}
+
+static void
+test_short_host_idle_first (void)
+{
+  TVm a, b;
+  MtPlanVm in[2];
+  MtHostPolicy hp;
+  MtHostSample host;
+  gint64 now = S (10);
+
+  mt_host_policy_init_defaults (&hp);
+  big_host (&host, now);
+  /* Both at 3 GiB with 512 MiB headroom: A works on 1 GiB, B on 2.5 GiB. */
+  tvm_init (&a, "a", 4 * MT_GIB, 0, 0, MT_MECH_BALLOON, 3 * MT_GIB, 0, MT_GIB);
+  tvm_init (&b, "b", 4 * MT_GIB, 0, 0, MT_MECH_BALLOON, 3 * MT_GIB, 0, 5 * MT_GIB / 2);
+  a.pol.headroom = b.pol.headroom = (MtSize) { .bytes = 512 * MT_MIB };
+  tvm_observe (&a, now, 0);
+  tvm_observe (&b, now, 0);
+
+  /* 3.8 GiB: both keep their working set; B has no room for headroom
+   * beyond A's, which is below B's working set (max-min on totals). */
+  hp.budget = 38 * MT_GIB / 10;
+  in[0] = a.in;
+  in[1] = b.in;
+  {
+    g_autoptr(MtPlan) plan = mt_plan_compute (&host, in, 2, &hp, now);
+
+    g_assert_true (plan->host_short);
+    g_assert_cmpuint (plan->decisions[0].target + plan->decisions[1].target, <=, hp.budget);
+    g_assert_cmpuint (plan->decisions[1].target, ==, 5 * MT_GIB / 2);
+    g_assert_cmpuint (plan->decisions[0].target, >=, MT_GIB);
+    g_assert_cmpuint (plan->decisions[0].target, <=, MT_GIB + 512 * MT_MIB);
+    g_assert_nonnull (strstr (plan->actions[0].reason, "host short by"));
+    g_test_message ("%s", plan->actions[0].reason);
+  }
+
+  /* Four times the shares: B gets more of the headroom. */
+  in[1].policy = &b.pol;
+  b.pol.shares = 4 * a.pol.shares;
+  {
+    g_autoptr(MtPlan) plan = mt_plan_compute (&host, in, 2, &hp, now);
+
+    g_assert_cmpuint (plan->decisions[0].target, ==, MT_GIB);
+    g_assert_cmpuint (plan->decisions[1].target, >, 5 * MT_GIB / 2);
+    g_assert_cmpuint (plan->decisions[0].target + plan->decisions[1].target, <=, hp.budget);
+  }
+
+  /* 3 GiB: working sets no longer fit; cut fairly, down to min. */
+  b.pol.shares = a.pol.shares;
+  hp.budget = 3 * MT_GIB;
+  {
+    g_autoptr(MtPlan) plan = mt_plan_compute (&host, in, 2, &hp, now);
+
+    g_assert_cmpuint (plan->decisions[0].target, ==, MT_GIB);
+    g_assert_cmpuint (plan->decisions[1].target, ==, 2 * MT_GIB);
+  }
+}
+
+static void
+test_host_unknown (void)
+{
+  TVm vm;
+  MtHostPolicy hp;
+  gint64 now = S (10);
+
+  mt_host_policy_init_defaults (&hp);
+  tvm_init (&vm, "grower", 4 * MT_GIB, 0, 0, MT_MECH_BALLOON, MT_GIB, 0, 950 * MT_MIB);
+  tvm_observe (&vm, now, 0.0);
+  {
+    g_autoptr(MtPlan) plan = mt_plan_compute (NULL, &vm.in, 1, &hp, now);
+
+    g_assert_cmpuint (plan->budget, ==, MT_UNKNOWN);
+    g_assert_cmpuint (plan->n_actions, ==, 0);
+    g_assert_cmpint (plan->decisions[0].kind, ==, MT_DECISION_WAIT);
+  }
+  tvm_observe (&vm, now, 50.0);
+  {
+    g_autoptr(MtPlan) plan = mt_plan_compute (NULL, &vm.in, 1, &hp, now);
+
+    g_assert_cmpuint (plan->n_actions, ==, 1);
+    g_assert_true (plan->actions[0].emergency);
+  }
+}
+
+static void
+test_vmem_grow_and_dry_run (void)
+{
+  TVm vm;
+  MtHostPolicy hp;
+  MtHostSample host;
+  gint64 now = S (10);
+  const MtAction *a;
+
+  mt_host_policy_init_defaults (&hp);
+  big_host (&host, now);
+  /* Needs 900 MiB + 1 GiB headroom on 1 GiB boot memory: plug blocks. */
+  tvm_init (&vm, "vmem", MT_GIB, 4 * MT_GIB, 128 * MT_MIB, MT_MECH_AUTO, MT_GIB, 0, 900 * MT_MIB);
+  vm.pol.headroom = (MtSize) { .bytes = MT_GIB };
+  tvm_observe (&vm, now, 0.0);
+  {
+    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+
+    g_assert_cmpuint (plan->n_actions, ==, 1);
+    a = &plan->actions[0];
+    g_assert_true (a->set_vmem);
+    g_assert_cmpuint (a->vmem_requested % (128 * MT_MIB), ==, 0);
+    g_assert_cmpuint (a->vmem_requested, ==, MT_GIB);
+    g_assert_cmpuint (a->balloon, ==, 900 * MT_MIB);
+    g_assert_cmpuint (a->to, ==, 900 * MT_MIB + MT_GIB);
+    g_assert_false (a->emergency);
+    g_assert_true (plan->decisions[0].next.pending);
+  }
+  hp.dry_run = TRUE;
+  {
+    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+
+    g_assert_cmpuint (plan->n_actions, ==, 1);
+    g_assert_false (plan->decisions[0].next.pending);
+    g_assert_cmpint (plan->decisions[0].next.last_action, ==, MT_TIME_NEVER);
+  }
+  /* Observe-only policy. */
+  hp.dry_run = FALSE;
+  vm.pol.mechanism = MT_MECH_NONE;
+  {
+    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+
+    g_assert_cmpuint (plan->n_actions, ==, 0);
+    g_assert_cmpint (plan->decisions[0].kind, ==, MT_DECISION_SKIP);
+  }
+}
+
+/* A guest that lies gets at most its policy max, and nothing overflows. */
+static void
+test_hostile_guest (void)
+{
+  TVm vm;
+  MtHostPolicy hp;
+  MtHostSample host;
+  gint64 now = S (10);
+
+  mt_host_policy_init_defaults (&hp);
+  big_host (&host, now);
+  tvm_init (&vm, "liar", 2 * MT_GIB, 0, 0, MT_MECH_BALLOON, MT_GIB, 0, 900 * MT_MIB);
+  vm.pol.max = (MtSize) { .bytes = 1536 * MT_MIB };
+  vm.pol.headroom = (MtSize) { .is_percent = TRUE, .percent = 100 };
+  tvm_observe (&vm, now, 100.0);
+  vm.in.obs.total = G_MAXUINT64 - 1;
+  vm.in.obs.available = 0;
+  vm.in.obs.used = G_MAXUINT64 - 1;
+  vm.in.obs.idle = G_MAXUINT64 - 1;
+  vm.in.obs.swap_in_rate = 1e300;
+  vm.in.obs.major_fault_rate = INFINITY;
+  vm.in.obs.psi_trend = 1e300;
+  vm.in.obs.oom_kills_new = G_MAXUINT64;
+  vm.in.control.headroom = G_MAXUINT64 - 5;
+  for (guint round = 0; round < 3; round++)
+    {
+      g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+
+      g_assert_cmpuint (plan->decisions[0].target, ==, 1536 * MT_MIB);
+      /* Then it waits for the guest to take it. */
+      g_assert_cmpuint (plan->n_actions, ==, round == 0);
+      if (round == 0)
+        g_assert_cmpuint (plan->actions[0].to, ==, 1536 * MT_MIB);
+      g_assert_cmpuint (plan->decisions[0].headroom, <=, 2 * MT_GIB);
+      vm.in.control = plan->decisions[0].next;
+      vm.in.obs.time += S (1);
+      now += S (1);
+    }
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  read_env ();
+  g_test_add_data_func ("/planner/properties/seed-1", GUINT_TO_POINTER (0), test_properties);
+  g_test_add_data_func ("/planner/properties/seed-100000", GUINT_TO_POINTER (100000), test_properties);
+  g_test_add_data_func ("/planner/properties/seed-200000", GUINT_TO_POINTER (200000), test_properties);
+  g_test_add_func ("/planner/properties/shares-monotonic", test_shares_monotonic);
+  g_test_add_func ("/planner/fair/random", test_fair_split);
+  g_test_add_func ("/planner/fair/examples", test_fair_split_examples);
+  g_test_add_func ("/planner/layout", test_layout);
+  g_test_add_func ("/planner/scenario/idle-vm-shrinks", test_idle_vm_shrinks);
+  g_test_add_func ("/planner/scenario/pressured-vm-grows-at-once", test_pressured_vm_grows_at_once);
+  g_test_add_func ("/planner/scenario/stuck-vm", test_stuck_vm);
+  g_test_add_func ("/planner/scenario/unplug-stall-falls-back", test_unplug_stall_falls_back);
+  g_test_add_func ("/planner/scenario/unknown-vm-untouched", test_unknown_vm_untouched);
+  g_test_add_func ("/planner/scenario/short-host-idle-first", test_short_host_idle_first);
+  g_test_add_func ("/planner/scenario/host-unknown", test_host_unknown);
+  g_test_add_func ("/planner/scenario/virtio-mem-grow-and-dry-run", test_vmem_grow_and_dry_run);
+  g_test_add_func ("/planner/scenario/hostile-guest", test_hostile_guest);
+  return g_test_run ();
+}
