@@ -104,8 +104,10 @@ jw_u64(struct jw *w, const char *key, uint64_t v)
 {
   char num[24];
 
+  /* Every integer on the wire fits a signed 64-bit integer, so the host
+   * can read it with any JSON library. */
   member(w, key);
-  snprintf(num, sizeof num, "%" PRIu64, v);
+  snprintf(num, sizeof num, "%" PRIu64, v > INT64_MAX ? (uint64_t)INT64_MAX : v);
   puts_(w, num);
 }
 

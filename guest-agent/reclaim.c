@@ -119,8 +119,10 @@ reclaim_probe(struct reclaimer *r, const struct reclaim_opts *o, uint32_t *unava
 {
   bool any = false;
 
+  /* Also run again on SIGHUP: a request in flight keeps its fd. */
   r->reclaim_path[0] = r->drop_path[0] = '\0';
-  r->fd = -1;
+  if (!r->busy)
+    r->fd = -1;
   if (o->cgroup_dir) {
     snprintf(r->reclaim_path, sizeof r->reclaim_path, "%s/memory.reclaim", o->cgroup_dir);
     if (access(r->reclaim_path, F_OK) < 0) {

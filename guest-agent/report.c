@@ -5,6 +5,13 @@
 #include "caps.h"
 #include "jw.h"
 
+/* Page counts to bytes, saturating (the host bounds every field anyway). */
+static uint64_t
+pages_to_bytes(uint64_t pages, uint64_t page_size)
+{
+  return page_size && pages > INT64_MAX / page_size ? INT64_MAX : pages * page_size;
+}
+
 static void
 mem_field(struct jw *w, const struct sample *s, const char *key, int idx)
 {
@@ -91,9 +98,9 @@ report_format(char *buf, size_t cap, const struct sample *s, const struct report
     if (s->vs_have & (1u << VS_PGMAJFAULT))
       jw_u64(&w, "pgmajfault", s->vs[VS_PGMAJFAULT]);
     if (s->vs_have & (1u << VS_PSWPIN))
-      jw_u64(&w, "pswpin_bytes", s->vs[VS_PSWPIN] * m->page_size);
+      jw_u64(&w, "pswpin_bytes", pages_to_bytes(s->vs[VS_PSWPIN], m->page_size));
     if (s->vs_have & (1u << VS_PSWPOUT))
-      jw_u64(&w, "pswpout_bytes", s->vs[VS_PSWPOUT] * m->page_size);
+      jw_u64(&w, "pswpout_bytes", pages_to_bytes(s->vs[VS_PSWPOUT], m->page_size));
     if (s->vs_have & (1u << VS_OOM_KILL))
       jw_u64(&w, "oom_kill", s->vs[VS_OOM_KILL]);
     jw_obj_end(&w);

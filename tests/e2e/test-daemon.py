@@ -204,6 +204,7 @@ with Testbed(workload=WORKLOAD, agent=AGENT) as tb:
                 None if back else daemon.tail())
             # Someone deflates the balloon guest behind memtide's back;
             # memtided must act on it again over the new connection.
+            tb.reconnect()
             balloon.set_balloon(768 * MiB)
             mark_log = daemon.mark()
             again = daemon.wait(rf"{re.escape(balloon.name)} shrink", 60, since=mark_log)
@@ -222,7 +223,7 @@ with Testbed(workload=WORKLOAD, agent=AGENT) as tb:
         up = again.wait(r"memtided running", 20)
         time.sleep(10)
         actions = again.findall(r"(shrink|grow) \d")
-        restored = again.findall(r"restored learned headroom")
+        restored = again.findall(rf"VM {re.escape(tb.prefix)}-g\d: restored learned headroom")
     tap(up is not None and not actions,
         f"restarted memtided: no resize in its first 10 s ({len(actions)} actions)",
         "\n".join(m.string for _, m in actions[:5]))

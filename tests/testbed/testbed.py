@@ -354,6 +354,23 @@ class Testbed:
         return new
 
     # -- tear down
+    def reconnect(self):
+        """A fresh libvirt connection for this run and its guests, after
+        libvirtd restarted (domains outlive libvirtd; connections do not)."""
+        self.conn = connect(self.uri)
+        for g in self.guests:
+            g.dom = self.conn.lookupByName(g.name)
+        return self.conn
+
+    def _live_conn(self):
+        conn = self.conn
+        try:
+            if conn is not None and conn.isAlive():
+                return conn
+        except libvirt.libvirtError:
+            pass
+        return connect(self.uri)
+
     def down(self):
         """Destroys and undefines this run's domains and removes its files.
         Safe to call more than once; signals are held off meanwhile so a
@@ -367,7 +384,7 @@ class Testbed:
                 held[sig] = signal.signal(sig, signal.SIG_IGN)
         try:
             if self._created:
-                conn = self.conn or connect(self.uri)
+                conn = self._live_conn()
                 mine = []
                 for name in self._created:
                     try:
@@ -381,7 +398,7 @@ class Testbed:
                     mine.append(dom)
                 remove_domains(mine)
                 self._log(f"run {self.prefix}: removed "
-                          f"{len(self._created)} domain(s)")
+                          f"{len(mine)} domain(s)")
             shutil.rmtree(self.rundir, ignore_errors=True)
         finally:
             for sig, h in held.items():
