@@ -60,6 +60,9 @@ struct agent {
   bool input_eof, hello_due, quit;
   int exit_code;
   uint64_t seq, next_tick_us;
+  /* Bumped on each connect: a reclaim started in an earlier session
+   * must not answer the new one (the host there never sent that id). */
+  uint64_t session, reclaim_session;
 };
 
 static bool
@@ -189,11 +192,13 @@ handle_line(struct agent *a, const char *line, size_t len)
     queue_line(a, buf, reply_set_interval(buf, sizeof buf, req.id, a->interval_ms));
     break;
   case OP_RECLAIM:
-    if (reclaim_start(&a->rec, &req, &err) < 0)
+    if (reclaim_start(&a->rec, &req, &err) < 0) {
       send_error(a, &err);
-    else
-      log_info("reclaiming %llu bytes (request %llu)", (unsigned long long)req.bytes,
-               (unsigned long long)req.id);
+      break;
+    }
+    a->reclaim_session = a->session;
+    log_info("reclaiming %llu bytes (request %llu)", (unsigned long long)req.bytes,
+             (unsigned long long)req.id);
     break;
   }
 }
@@ -296,6 +301,7 @@ maintain_port(struct agent *a)
   linein_reset(&a->in);
   /* Ends any partial line the host may still hold from before. */
   outq_put_line(&a->out, "\n", 1);
+  a->session++;
   emit_report(a, "connect", false, 0, true);
   return true;
 }
@@ -320,6 +326,8 @@ step_reclaim(struct agent *a, uint64_t now)
 
   if (!reclaim_step(&a->rec, &a->col, now, &res, &err, &failed))
     return;
+  if (a->reclaim_session != a->session)
+    return;
   if (failed) {
     err.has_id = true;
     err.id = id;
@@ -330,7 +338,7 @@ step_reclaim(struct agent *a, uint64_t now)
   log_info("reclaim %llu: %s reclaimed %llu of %llu bytes in %llu ms", (unsigned long long)id,
            res.method, (unsigned long long)res.reclaimed, (unsigned long long)res.requested,
            (unsigned long long)res.elapsed_ms);
-  if (sink_fd(a) >= 0)
+  if (sink_fd(a) >= 0 && a->reclaim_session == a->session)
     queue_line(a, line, reply_reclaim(line, sizeof line, id, &res));
 }
 
@@ -400,7 +408,8 @@ run(struct agent *a)
       return;
     if (a->opt.once && once_done(a))
       return;
-    if (a->opt.once && now >= once_deadline && (!output_mode(a) || a->input_eof)) {
+    if (a->opt.once && now >= once_deadline && !a->rec.busy &&
+        (!output_mode(a) || a->input_eof)) {
       log_err("--once: the host did not take the report within %llu s",
               (unsigned long long)(ONCE_TIMEOUT_US / 1000000));
       a->exit_code = 1;
@@ -577,7 +586,7 @@ cleanup(struct agent *a)
 {
   /* A last try for what is queued, without waiting. */
   flush_output(a);
-  reclaim_close(&a->rec);
+  reclaim_cleanup(&a->rec);
   psi_watch_close(&a->psi);
   collector_close(&a->col);
   port_close(&a->port);

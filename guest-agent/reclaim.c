@@ -158,6 +158,16 @@ reclaim_close(struct reclaimer *r)
   r->busy = false;
 }
 
+void
+reclaim_cleanup(struct reclaimer *r)
+{
+  reclaim_close(r);
+  /* Leave the system as it was found: a busy mount simply stays. */
+  if (r->mounted[0] && umount2(r->mounted, 0) == 0)
+    log_info("unmounted cgroup2 from %s", r->mounted);
+  r->mounted[0] = '\0';
+}
+
 uint32_t
 reclaim_methods(const struct reclaimer *r)
 {

@@ -35,6 +35,8 @@ struct reclaim_opts {
 
 void reclaim_probe(struct reclaimer *r, const struct reclaim_opts *o, uint32_t *unavail);
 void reclaim_close(struct reclaimer *r);
+/* At exit: also unmounts the cgroup2 the agent mounted, if any. */
+void reclaim_cleanup(struct reclaimer *r);
 uint32_t reclaim_methods(const struct reclaimer *r);
 
 /* 0 when the request was accepted (reclaim_step() finishes it), -1 with

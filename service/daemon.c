@@ -5,50 +5,22 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "daemon.h"
+#include "daemon-private.h"
 #include "backend-libvirt.h"
-#include "config.h"
-#include "host.h"
-#include "model.h"
-#include "planner.h"
-#include "state.h"
 
 /* Learned state is written at most this often (and at stop/removal):
  * headroom decays a little every tick, a write per tick is waste. */
 #define STATE_SAVE_INTERVAL (30 * G_USEC_PER_SEC)
 /* State of VMs not seen for this long is dropped. */
 #define STATE_MAX_AGE (30 * 24 * 3600)
+/* Extra plans between ticks (agent events, reservations) at most this often. */
+#define PLAN_NOW_MIN_GAP (200 * 1000)
 
-typedef struct {
-  MtDomainInfo *info;
-  MtVmPolicy    policy;
-  char         *policy_error;   /* bad domain metadata: file policy applies */
-  MtVmModel    *model;
-  char         *last_action;    /* one line, for Explain */
-} MtDaemonVm;
-
-struct _MtDaemon {
-  char *uri;
-  char *config_file;
-  char *policies_dir;
-  char *state_dir;
-  char *proc_root;
-  char *cgroup_dir;
-  gboolean dry_run_option;
-
-  MtConfig     *config;
-  MtHostPolicy  host_policy;    /* the config's, with --dry-run applied */
-  MtBackend    *backend;
-  MtHostReader *host_reader;
-  MtHostModel   host_model;
-  MtState      *state;
-  GHashTable   *vms;            /* uuid -> MtDaemonVm */
-
-  guint   tick_source;
-  gboolean connected;
-  gint64  state_saved_at;
-  guint64 n_ticks;
-};
+#define NOTIFY(d, member, ...) \
+  G_STMT_START { \
+    if ((d)->observer && (d)->observer->member) \
+      (d)->observer->member ((d), ##__VA_ARGS__, (d)->observer_data); \
+  } G_STMT_END
 
 static void
 daemon_vm_free (MtDaemonVm *vm)
@@ -56,6 +28,7 @@ daemon_vm_free (MtDaemonVm *vm)
   mt_domain_info_free (vm->info);
   g_free (vm->policy_error);
   mt_vm_model_free (vm->model);
+  g_free (vm->decision.reason);
   g_free (vm->last_action);
   g_free (vm);
 }
@@ -96,6 +69,10 @@ mt_daemon_new (const MtDaemonOptions *options, GError **error)
   d->dry_run_option = options->dry_run;
   d->vms = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                   (GDestroyNotify) daemon_vm_free);
+  d->last_plan_time = MT_TIME_NEVER;
+  d->agent_plan_at = MT_TIME_NEVER;
+  d->budget = MT_UNKNOWN;
+  mt_daemon_control_init (d);
 
   config = mt_config_load (d->config_file, d->policies_dir, error);
   if (!config) {
@@ -114,7 +91,39 @@ mt_daemon_new (const MtDaemonOptions *options, GError **error)
   return g_steal_pointer (&d);
 }
 
+void
+mt_daemon_set_observer (MtDaemon *d, const MtDaemonObserver *observer, gpointer user_data)
+{
+  d->observer = observer;
+  d->observer_data = user_data;
+}
+
 /* ---- VM table --------------------------------------------------------- */
+
+MtDaemonVm *
+mt_daemon_lookup_vm (MtDaemon *d, const char *uuid_or_name, const char **uuid)
+{
+  GHashTableIter iter;
+  gpointer key, value;
+  MtDaemonVm *vm = NULL;
+
+  if (uuid_or_name == NULL)
+    return NULL;
+  if (g_hash_table_lookup_extended (d->vms, uuid_or_name, &key, &value)) {
+    vm = value;
+  } else {
+    g_hash_table_iter_init (&iter, d->vms);
+    while (g_hash_table_iter_next (&iter, &key, &value)) {
+      if (g_str_equal (((MtDaemonVm *) value)->info->name, uuid_or_name)) {
+        vm = value;
+        break;
+      }
+    }
+  }
+  if (vm && uuid)
+    *uuid = key;
+  return vm;
+}
 
 static void
 resolve_policy (MtDaemon *d, MtDaemonVm *vm)
@@ -130,8 +139,8 @@ resolve_policy (MtDaemon *d, MtDaemonVm *vm)
   }
 }
 
-static void
-save_vm_state (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
+void
+mt_daemon_save_vm_state (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
 {
   const MtVmControl *c = &vm->model->control;
   gint64 now_mono = g_get_monotonic_time ();
@@ -142,14 +151,17 @@ save_vm_state (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
     .stuck = c->stuck,
     .stuck_reason = c->stuck ? (char *) c->stuck_reason : NULL,
     .stuck_since = c->stuck ? now_wall - mt_elapsed (now_mono, c->stuck_since) / G_USEC_PER_SEC : 0,
+    .has_limits = vm->has_limits,
+    .limit_min = vm->limit_min,
+    .limit_max = vm->limit_max,
   };
 
   mt_state_set_vm (d->state, uuid, &s, now_wall);
 }
 
 /* After a restart the VM continues where it was: learned headroom, stuck
- * mark.  Its last action counts as just done, so the planner lets it
- * settle before shrinking instead of acting on every VM at once. */
+ * mark, admin limits.  Its last action counts as just done, so the planner
+ * lets it settle before shrinking instead of acting on every VM at once. */
 static void
 restore_vm_state (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
 {
@@ -170,8 +182,12 @@ restore_vm_state (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
     c->stuck_since = now_mono - MAX (0, now_wall - s.stuck_since) * G_USEC_PER_SEC;
     c->retry_at = now_mono;
   }
-  g_message ("VM %s: restored learned headroom %" G_GUINT64_FORMAT " MiB%s",
-             vm->info->name, s.headroom / MT_MIB, s.stuck ? ", stuck mark" : "");
+  vm->has_limits = s.has_limits;
+  vm->limit_min = s.limit_min;
+  vm->limit_max = s.limit_max;
+  g_message ("VM %s: restored learned headroom %" G_GUINT64_FORMAT " MiB%s%s",
+             vm->info->name, s.headroom / MT_MIB, s.stuck ? ", stuck mark" : "",
+             s.has_limits ? ", admin limits" : "");
   mt_vm_state_clear (&s);
 }
 
@@ -188,9 +204,15 @@ add_or_update_vm (MtDaemon *d, const char *uuid)
   }
   vm = g_hash_table_lookup (d->vms, uuid);
   if (vm) {
+    gboolean socket_changed = g_strcmp0 (vm->info->agent_socket, info->agent_socket) != 0;
+
     mt_domain_info_free (vm->info);
     vm->info = info;
     resolve_policy (d, vm);
+    if (socket_changed) {
+      mt_daemon_agent_detach (d, vm);
+      mt_daemon_agent_attach (d, uuid, vm);
+    }
     g_debug ("VM %s: configuration re-read", info->name);
     return;
   }
@@ -205,18 +227,24 @@ add_or_update_vm (MtDaemon *d, const char *uuid)
              info->name, info->base_memory / MT_MIB, info->vmem_size / MT_MIB,
              mt_mechanism_to_string (vm->policy.mechanism),
              info->agent_socket ? info->agent_socket : "none");
+  mt_daemon_agent_attach (d, uuid, vm);
+  NOTIFY (d, vm_added, uuid);
 }
 
 static void
 remove_vm (MtDaemon *d, const char *uuid)
 {
   MtDaemonVm *vm = g_hash_table_lookup (d->vms, uuid);
+  g_autofree char *key = g_strdup (uuid);
 
   if (!vm)
     return;
   g_message ("VM %s: gone, no longer managed", vm->info->name);
-  save_vm_state (d, uuid, vm);
-  g_hash_table_remove (d->vms, uuid);
+  mt_daemon_save_vm_state (d, key, vm);
+  mt_daemon_agent_detach (d, vm);
+  mt_daemon_control_vm_removed (d, key);
+  g_hash_table_remove (d->vms, key);
+  NOTIFY (d, vm_removed, key);
 }
 
 static void
@@ -245,6 +273,7 @@ on_connection (MtBackend *backend, gboolean connected, gpointer user_data)
     g_message ("Connected to %s", d->uri);
   else
     g_warning ("Lost the connection to %s; keeping every VM's state and reconnecting", d->uri);
+  NOTIFY (d, host_updated);
 }
 
 /* ---- the tick ------------------------------------------------------------ */
@@ -266,10 +295,13 @@ collect (MtDaemon *d, gint64 now, MtHostSample *host, gboolean *host_ok)
   gpointer key, value;
 
   *host_ok = mt_host_reader_read (d->host_reader, now, host, &error);
-  if (*host_ok)
+  if (*host_ok) {
     mt_host_model_push (&d->host_model, host);
-  else
+    d->last_host = *host;
+    d->has_host = TRUE;
+  } else {
     g_warning ("Cannot read host memory: %s; only emergency grows this tick", error->message);
+  }
   g_clear_error (&error);
 
   samples = d->backend->ops->collect (d->backend, now, &error);
@@ -280,13 +312,23 @@ collect (MtDaemon *d, gint64 now, MtHostSample *host, gboolean *host_ok)
   g_hash_table_iter_init (&iter, samples);
   while (g_hash_table_iter_next (&iter, &key, &value)) {
     MtDaemonVm *vm = g_hash_table_lookup (d->vms, key);
-    if (vm)
+    if (vm) {
+      mt_daemon_agent_overlay (d, vm, value, now);
       mt_vm_model_push (vm->model, value);
+    }
   }
 }
 
+static const char *
+action_mechanism (const MtAction *a)
+{
+  if (a->set_vmem && a->set_balloon)
+    return "virtio-mem+balloon";
+  return a->set_vmem ? "virtio-mem" : "balloon";
+}
+
 static void
-log_action (MtDaemon *d, const MtDaemonVm *vm, const MtAction *a)
+log_action (MtDaemon *d, const MtDaemonVm *vm, const MtAction *a, gboolean dry_run)
 {
   g_autofree char *from = mt_format_bytes (a->from);
   g_autofree char *to = mt_format_bytes (a->to);
@@ -300,7 +342,7 @@ log_action (MtDaemon *d, const MtDaemonVm *vm, const MtAction *a)
   else
     how = g_strdup_printf ("balloon %" G_GUINT64_FORMAT " MiB", a->balloon / MT_MIB);
 
-  g_message ("%s%s %s %s -> %s%s via %s: %s", d->host_policy.dry_run ? "[dry-run] " : "",
+  g_message ("%s%s %s %s -> %s%s via %s: %s", dry_run ? "[dry-run] " : "",
              vm->info->name, mt_action_kind_to_string (a->kind), from, to,
              a->emergency ? " (emergency)" : "", how, a->reason);
 }
@@ -325,21 +367,27 @@ failed:
 }
 
 static void
-tick (MtDaemon *d)
+record_decision (MtDaemonVm *vm, const MtVmDecision *dec, const MtVmPolicy *effective)
 {
-  gint64 now = g_get_monotonic_time ();
-  MtHostSample host;
-  gboolean host_ok;
+  g_free (vm->decision.reason);
+  vm->decision = *dec;
+  vm->decision.reason = g_strdup (dec->reason);
+  vm->effective = *effective;
+  vm->has_decision = TRUE;
+}
+
+static void
+plan_and_act (MtDaemon *d, gint64 now, const MtHostSample *host)
+{
   g_autoptr(GPtrArray) order = g_ptr_array_new ();
   g_autofree MtPlanVm *in = NULL;
+  g_autofree MtVmPolicy *policies = NULL;
   g_autoptr(MtPlan) plan = NULL;
+  MtHostPolicy hp;
   GHashTableIter iter;
-  gpointer key, value;
+  gpointer value;
 
-  d->n_ticks++;
-  if (!d->connected)
-    return;
-  collect (d, now, &host, &host_ok);
+  mt_daemon_control_host_policy (d, &hp);
 
   /* A stable order (by name) keeps plans and logs reproducible. */
   g_hash_table_iter_init (&iter, d->vms);
@@ -347,22 +395,35 @@ tick (MtDaemon *d)
     g_ptr_array_add (order, value);
   g_ptr_array_sort (order, compare_vm_names);
   in = g_new0 (MtPlanVm, MAX (order->len, 1));
+  policies = g_new0 (MtVmPolicy, MAX (order->len, 1));
   for (guint i = 0; i < order->len; i++) {
     MtDaemonVm *vm = order->pdata[i];
-    mt_plan_vm_init (&in[i], vm->info->name, vm->info, &vm->policy,
-                     vm->model, &d->host_policy, now);
+
+    mt_daemon_control_vm_policy (d, vm->info->uuid, vm, &policies[i]);
+    mt_plan_vm_init (&in[i], vm->info->name, vm->info, &policies[i],
+                     vm->model, &hp, now);
   }
 
-  plan = mt_plan_compute (host_ok ? &host : NULL, in, order->len, &d->host_policy, now);
-  g_debug ("tick %" G_GUINT64_FORMAT ": %s", d->n_ticks, plan->reason);
+  plan = mt_plan_compute (host, in, order->len, &hp, now);
+  d->last_plan_time = now;
+  d->budget = plan->budget;
+  d->committed = plan->committed;
+  d->host_short = plan->host_short;
+  g_free (d->plan_reason);
+  d->plan_reason = g_strdup (plan->reason);
+  g_debug ("plan: %s", plan->reason);
 
   for (guint k = 0; k < plan->n_actions; k++) {
     const MtAction *a = &plan->actions[k];
     MtDaemonVm *vm = order->pdata[a->vm];
 
-    log_action (d, vm, a);
-    if (!d->host_policy.dry_run)
-      apply_action (d, vm, a);
+    log_action (d, vm, a, hp.dry_run);
+    if (hp.dry_run || !apply_action (d, vm, a))
+      continue;
+    g_free (vm->last_action);
+    vm->last_action = g_strdup (a->reason);
+    vm->last_action_time = now;
+    NOTIFY (d, action_applied, vm->info->uuid, action_mechanism (a), a->from, a->to, a->reason);
   }
 
   for (guint i = 0; i < order->len; i++) {
@@ -371,28 +432,70 @@ tick (MtDaemon *d)
     gboolean was_stuck = vm->model->control.stuck;
 
     vm->model->control = dec->next;
-    if (dec->next.stuck && !was_stuck)
+    record_decision (vm, dec, &policies[i]);
+    if (dec->next.stuck && !was_stuck) {
       g_warning ("%s: stuck: %s", vm->info->name, dec->next.stuck_reason);
-    else if (!dec->next.stuck && was_stuck)
+      NOTIFY (d, vm_stuck, vm->info->uuid, dec->next.stuck_reason);
+    } else if (!dec->next.stuck && was_stuck) {
       g_message ("%s: no longer stuck, managing it again", vm->info->name);
-    g_debug ("%s: %s: %s", vm->info->name, mt_decision_kind_to_string (dec->kind), dec->reason);
-    if (dec->action >= 0) {
-      g_free (vm->last_action);
-      vm->last_action = g_strdup (plan->actions[dec->action].reason);
     }
+    g_debug ("%s: %s: %s", vm->info->name, mt_decision_kind_to_string (dec->kind), dec->reason);
+    NOTIFY (d, vm_updated, vm->info->uuid);
   }
+  mt_daemon_control_after_plan (d, plan);
+  NOTIFY (d, host_updated);
+}
 
-  if (mt_elapsed (now, d->state_saved_at) >= STATE_SAVE_INTERVAL) {
-    g_autoptr(GError) error = NULL;
+static void
+save_state_if_due (MtDaemon *d, gint64 now)
+{
+  g_autoptr(GError) error = NULL;
+  GHashTableIter iter;
+  gpointer key, value;
 
-    g_hash_table_iter_init (&iter, d->vms);
-    while (g_hash_table_iter_next (&iter, &key, &value))
-      save_vm_state (d, key, value);
-    mt_state_expire (d->state, g_get_real_time () / G_USEC_PER_SEC, STATE_MAX_AGE);
-    if (!mt_state_save (d->state, &error))
-      g_warning ("Cannot save state: %s", error->message);
-    d->state_saved_at = now;
+  if (mt_elapsed (now, d->state_saved_at) < STATE_SAVE_INTERVAL)
+    return;
+  g_hash_table_iter_init (&iter, d->vms);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    mt_daemon_save_vm_state (d, key, value);
+  mt_state_expire (d->state, g_get_real_time () / G_USEC_PER_SEC, STATE_MAX_AGE);
+  if (!mt_state_save (d->state, &error))
+    g_warning ("Cannot save state: %s", error->message);
+  d->state_saved_at = now;
+}
+
+static void
+tick (MtDaemon *d)
+{
+  gint64 now = g_get_monotonic_time ();
+  MtHostSample host;
+  gboolean host_ok;
+
+  d->n_ticks++;
+  if (!d->connected)
+    return;
+  collect (d, now, &host, &host_ok);
+  if (mt_daemon_get_mode (d) == MT_MODE_PAUSED) {
+    g_debug ("tick %" G_GUINT64_FORMAT ": paused, observing only", d->n_ticks);
+    NOTIFY (d, host_updated);
+  } else {
+    plan_and_act (d, now, host_ok ? &host : NULL);
   }
+  save_state_if_due (d, now);
+}
+
+void
+mt_daemon_plan_now (MtDaemon *d, const char *why)
+{
+  gint64 now = g_get_monotonic_time ();
+
+  if (!d->connected || mt_daemon_get_mode (d) == MT_MODE_PAUSED)
+    return;
+  if (mt_elapsed (now, d->agent_plan_at) < PLAN_NOW_MIN_GAP)
+    return;
+  d->agent_plan_at = now;
+  g_debug ("planning now: %s", why);
+  plan_and_act (d, now, d->has_host ? &d->last_host : NULL);
 }
 
 static gboolean
@@ -402,14 +505,17 @@ on_tick (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
+static gint64
+tick_interval (MtDaemon *d)
+{
+  return d->host_policy.tick_interval > 0 ? d->host_policy.tick_interval : MT_PLAN_DEFAULT_TICK;
+}
+
 static void
 schedule_ticks (MtDaemon *d)
 {
-  gint64 interval = d->host_policy.tick_interval > 0 ? d->host_policy.tick_interval
-                                                     : MT_PLAN_DEFAULT_TICK;
-
   g_clear_handle_id (&d->tick_source, g_source_remove);
-  d->tick_source = g_timeout_add (MAX (interval / 1000, 10), on_tick, d);
+  d->tick_source = g_timeout_add (MAX (tick_interval (d) / 1000, 10), on_tick, d);
 }
 
 gboolean
@@ -427,9 +533,7 @@ mt_daemon_start (MtDaemon *d, GError **error)
   }
   d->connected = TRUE;
   g_message ("memtided running on %s: %u VMs, tick %" G_GINT64_FORMAT " ms%s",
-             d->uri, g_hash_table_size (d->vms),
-             (d->host_policy.tick_interval > 0 ? d->host_policy.tick_interval
-                                               : MT_PLAN_DEFAULT_TICK) / 1000,
+             d->uri, g_hash_table_size (d->vms), tick_interval (d) / 1000,
              d->host_policy.dry_run ? ", dry run: no resize is applied" : "");
   schedule_ticks (d);
   tick (d);
@@ -446,7 +550,7 @@ mt_daemon_stop (MtDaemon *d)
   g_clear_handle_id (&d->tick_source, g_source_remove);
   g_hash_table_iter_init (&iter, d->vms);
   while (g_hash_table_iter_next (&iter, &key, &value))
-    save_vm_state (d, key, value);
+    mt_daemon_save_vm_state (d, key, value);
   if (!mt_state_save (d->state, &error))
     g_warning ("Cannot save state to %s: %s", mt_state_get_path (d->state), error->message);
 }
@@ -473,21 +577,32 @@ mt_daemon_reload (MtDaemon *d)
              g_strv_length ((char **) mt_config_get_files (config)),
              mt_config_get_n_vm_groups (config),
              d->host_policy.dry_run ? ", dry run" : "");
+  NOTIFY (d, host_updated);
   return TRUE;
 }
 
 void
 mt_daemon_free (MtDaemon *d)
 {
+  GHashTableIter iter;
+  gpointer value;
+
   if (!d)
     return;
   g_clear_handle_id (&d->tick_source, g_source_remove);
+  if (d->vms) {
+    g_hash_table_iter_init (&iter, d->vms);
+    while (g_hash_table_iter_next (&iter, NULL, &value))
+      mt_daemon_agent_detach (d, value);
+  }
   g_clear_pointer (&d->vms, g_hash_table_unref);
+  mt_daemon_control_free (d);
   if (d->backend)
     d->backend->ops->free (d->backend);
   g_clear_pointer (&d->config, mt_config_unref);
   g_clear_pointer (&d->host_reader, mt_host_reader_free);
   g_clear_pointer (&d->state, mt_state_free);
+  g_free (d->plan_reason);
   g_free (d->uri);
   g_free (d->config_file);
   g_free (d->policies_dir);

@@ -34,3 +34,118 @@ gboolean mt_daemon_reload (MtDaemon *daemon);
 
 /* --check-config */
 gboolean mt_daemon_check_config (const MtDaemonOptions *options, GError **error);
+
+/* ---- steering (daemon-control.c) ---------------------------------------- */
+
+#define MT_DAEMON_ERROR (mt_daemon_error_quark ())
+GQuark mt_daemon_error_quark (void);
+
+typedef enum {
+  MT_DAEMON_ERROR_NO_SUCH_VM,
+  MT_DAEMON_ERROR_INVALID_ARGUMENT,
+  MT_DAEMON_ERROR_NO_SUCH_COOKIE,
+  MT_DAEMON_ERROR_CANNOT_RESERVE,     /* message names what blocked it */
+} MtDaemonError;
+
+typedef enum {
+  MT_MODE_ACTIVE,     /* decide and resize */
+  MT_MODE_DRY_RUN,    /* decide and log, resize nothing */
+  MT_MODE_PAUSED,     /* neither decide nor resize; keep observing */
+} MtMode;
+
+const char *mt_mode_to_string (MtMode mode);
+gboolean mt_mode_from_string (const char *text, MtMode *out);
+
+MtMode mt_daemon_get_mode (MtDaemon *daemon);
+/* Overrides the policy file's dry-run until the next SetMode or restart. */
+void mt_daemon_set_mode (MtDaemon *daemon, MtMode mode);
+
+/* Admin bounds for one VM (by UUID or name), persisted in the state
+ * directory.  They replace the policy's min and max for that VM (still
+ * within what the domain can do: boot memory + virtio-mem size).
+ * min = max = 0 clears them; min > max is refused. */
+gboolean mt_daemon_set_limits (MtDaemon *daemon, const char *vm, guint64 min,
+                               guint64 max, GError **error);
+
+/* Hold a VM at `size` until unpinned (a lease; the D-Bus layer drops it
+ * when its holder leaves the bus).  Returns a cookie > 0, or 0 with error. */
+guint mt_daemon_pin (MtDaemon *daemon, const char *vm, guint64 size,
+                     const char *reason, GError **error);
+gboolean mt_daemon_unpin (MtDaemon *daemon, guint cookie, GError **error);
+
+/* Make `bytes` free on the host for a VM about to start by shrinking the
+ * others within their policy.  Fails at once when the VMs' minimums leave
+ * no room (the error names the VMs that block it); otherwise the daemon
+ * works toward it and reports through observer->reservation_done within
+ * `timeout` µs.  The memory stays set aside until released. */
+guint mt_daemon_reserve (MtDaemon *daemon, guint64 bytes, const char *reason,
+                         gint64 timeout, GError **error);
+gboolean mt_daemon_release (MtDaemon *daemon, guint cookie, GError **error);
+
+/* ---- status (daemon-status.c) ---------------------------------------------- */
+
+typedef struct {
+  char    *uuid;
+  char    *name;
+  guint64  current;          /* balloon + virtio-mem, MT_UNKNOWN = not known yet */
+  guint64  target;           /* where the planner wants it, MT_UNKNOWN = no plan yet */
+  guint64  need;             /* working set + headroom, MT_UNKNOWN */
+  guint64  min, max;         /* effective bounds (policy, limits, pin) */
+  guint64  vmem_plugged;     /* bytes through virtio-mem */
+  guint64  balloon;          /* bytes of boot memory the balloon leaves */
+  guint64  guest_available;  /* MT_UNKNOWN */
+  double   pressure;         /* PSI some avg10 percent, NAN = unknown */
+  const char *source;        /* "agent", "balloon", "none" */
+  const char *mechanism;     /* policy mechanism */
+  const char *decision;      /* hold, shrink, grow, wait, skip, stuck */
+  gboolean agent_connected;
+  gboolean stuck;
+  char    *stuck_reason;     /* "" when not stuck */
+  char    *reason;           /* the last decision in one line, "" = none */
+  char    *last_action;      /* "" = none */
+  gboolean pinned;
+  gboolean has_limits;
+} MtVmStatus;
+
+void mt_vm_status_free (MtVmStatus *status);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (MtVmStatus, mt_vm_status_free)
+
+typedef struct {
+  guint64 total;             /* host MemTotal */
+  guint64 available;         /* host MemAvailable */
+  guint64 reserve;           /* policy reserve + reservations */
+  guint64 budget;            /* what the VMs may hold, MT_UNKNOWN */
+  guint64 guest_total;       /* sum of VM sizes */
+  guint64 guest_free;        /* sum of guest free memory (idle) */
+  guint64 reported_free;     /* guest memory returned by free page reporting */
+  guint64 unpluggable;       /* movable virtio-mem memory that could be unplugged */
+  MtMode  mode;
+  guint   n_vms;
+  gboolean connected;
+} MtHostStatus;
+
+/* Element type MtVmStatus, sorted by name. */
+GPtrArray *mt_daemon_list_vms (MtDaemon *daemon);
+MtVmStatus *mt_daemon_get_vm_status (MtDaemon *daemon, const char *vm, GError **error);
+void mt_daemon_get_host_status (MtDaemon *daemon, MtHostStatus *out);
+const char * const *mt_daemon_get_policy_files (MtDaemon *daemon);
+/* The last decision for a VM and its inputs, in words, several lines. */
+char *mt_daemon_explain (MtDaemon *daemon, const char *vm, GError **error);
+
+/* ---- events ----------------------------------------------------------------- */
+
+typedef struct {
+  void (*vm_added) (MtDaemon *d, const char *uuid, gpointer user_data);
+  void (*vm_removed) (MtDaemon *d, const char *uuid, gpointer user_data);
+  /* After every plan, for each VM (cheap: the D-Bus layer diffs). */
+  void (*vm_updated) (MtDaemon *d, const char *uuid, gpointer user_data);
+  void (*host_updated) (MtDaemon *d, gpointer user_data);
+  void (*action_applied) (MtDaemon *d, const char *uuid, const char *mechanism,
+                          guint64 from, guint64 to, const char *reason, gpointer user_data);
+  void (*vm_stuck) (MtDaemon *d, const char *uuid, const char *reason, gpointer user_data);
+  void (*reservation_done) (MtDaemon *d, guint cookie, gboolean ok, const char *message,
+                            gpointer user_data);
+} MtDaemonObserver;
+
+void mt_daemon_set_observer (MtDaemon *daemon, const MtDaemonObserver *observer,
+                             gpointer user_data);

@@ -23,6 +23,8 @@ mt_vm_sample_init (MtVmSample *s, gint64 now)
     .oom_kills = MT_UNKNOWN,
     .psi_some_avg10 = NAN,
     .psi_full_avg10 = NAN,
+    .reported_free = MT_UNKNOWN,
+    .movable = MT_UNKNOWN,
     .from_agent = FALSE,
   };
 }

@@ -36,6 +36,8 @@ typedef struct {
   guint64 oom_kills;         /* cumulative count (agent only) */
   double  psi_some_avg10;    /* percent, 0..100 (agent only) */
   double  psi_full_avg10;    /* percent, 0..100 (agent only) */
+  guint64 reported_free;     /* bytes free page reporting handed back (agent, patched kernels) */
+  guint64 movable;           /* bytes online in ZONE_MOVABLE: could be unplugged (agent only) */
   gboolean from_agent;
 } MtVmSample;
 

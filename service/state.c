@@ -88,6 +88,9 @@ mt_state_get_vm (MtState *state, const char *uuid, MtVmState *out)
   if (out->stuck)
     out->stuck_reason = g_key_file_get_string (state->kf, uuid, "stuck-reason", NULL);
   out->stuck_since = get_i64 (state->kf, uuid, "stuck-since");
+  out->has_limits = g_key_file_get_boolean (state->kf, uuid, "limits", NULL);
+  out->limit_min = get_u64 (state->kf, uuid, "limit-min");
+  out->limit_max = get_u64 (state->kf, uuid, "limit-max");
   out->saved_at = get_i64 (state->kf, uuid, "saved-at");
   return TRUE;
 }
@@ -101,6 +104,8 @@ mt_state_set_vm (MtState *state, const char *uuid, const MtVmState *in, gint64 n
   if (mt_state_get_vm (state, uuid, &old)) {
     same = old.headroom == in->headroom && old.last_target == in->last_target &&
            old.stuck == in->stuck && old.stuck_since == in->stuck_since &&
+           old.has_limits == in->has_limits && old.limit_min == in->limit_min &&
+           old.limit_max == in->limit_max &&
            g_strcmp0 (old.stuck_reason, in->stuck_reason) == 0;
     mt_vm_state_clear (&old);
     if (same)
@@ -113,6 +118,11 @@ mt_state_set_vm (MtState *state, const char *uuid, const MtVmState *in, gint64 n
   if (in->stuck && in->stuck_reason)
     g_key_file_set_string (state->kf, uuid, "stuck-reason", in->stuck_reason);
   g_key_file_set_int64 (state->kf, uuid, "stuck-since", in->stuck_since);
+  if (in->has_limits) {
+    g_key_file_set_boolean (state->kf, uuid, "limits", TRUE);
+    g_key_file_set_uint64 (state->kf, uuid, "limit-min", in->limit_min);
+    g_key_file_set_uint64 (state->kf, uuid, "limit-max", in->limit_max);
+  }
   g_key_file_set_int64 (state->kf, uuid, "saved-at", now_wall);
   state->dirty = TRUE;
 }

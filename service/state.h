@@ -16,6 +16,9 @@ typedef struct {
   gboolean stuck;
   char    *stuck_reason;      /* owned; NULL when not stuck */
   gint64   stuck_since;       /* wall-clock seconds */
+  gboolean has_limits;        /* admin SetLimits in force */
+  guint64  limit_min;         /* bytes */
+  guint64  limit_max;         /* bytes */
   gint64   saved_at;          /* wall-clock seconds, set by mt_state_set_vm */
 } MtVmState;
 

@@ -32,7 +32,8 @@ test_round_trip (void)
   g_autofree char *sub = g_build_filename (dir, "nested", NULL);
   MtVmState in = { .headroom = 300 * 1024 * 1024, .last_target = 1ULL << 30,
                    .stuck = TRUE, .stuck_reason = (char *) "unplug of 256 MiB did not complete",
-                   .stuck_since = 1700000000 };
+                   .stuck_since = 1700000000, .has_limits = TRUE,
+                   .limit_min = 256ULL << 20, .limit_max = 2ULL << 30 };
   MtVmState out;
 
   {
@@ -53,6 +54,9 @@ test_round_trip (void)
     g_assert_cmpstr (out.stuck_reason, ==, in.stuck_reason);
     g_assert_cmpint (out.stuck_since, ==, in.stuck_since);
     g_assert_cmpint (out.saved_at, ==, 1700000100);
+    g_assert_true (out.has_limits);
+    g_assert_cmpuint (out.limit_min, ==, in.limit_min);
+    g_assert_cmpuint (out.limit_max, ==, in.limit_max);
     mt_vm_state_clear (&out);
     g_unlink (mt_state_get_path (s));
   }

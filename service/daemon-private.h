@@ -1,0 +1,112 @@
+/* daemon-private.h: the daemon's state, shared by its parts:
+ *   daemon.c          VM table, the tick (collect, plan, act), state
+ *   daemon-control.c  admin steering: mode, limits, pins, reservations
+ *   daemon-agent.c    guest agent links feeding the model
+ *   daemon-status.c   read-only snapshots for D-Bus and the CLI
+ * Nothing outside service/daemon*.c includes this.
+ */
+#pragma once
+
+#include "daemon.h"
+#include "backend.h"
+#include "config.h"
+#include "host.h"
+#include "model.h"
+#include "planner.h"
+#include "state.h"
+
+typedef struct _MtAgentLink MtAgentLink;
+
+typedef struct {
+  MtDomainInfo *info;
+  MtVmPolicy    policy;          /* policy files + domain metadata */
+  char         *policy_error;    /* bad domain metadata: file policy applies */
+  MtVmModel    *model;
+
+  /* Guest agent (daemon-agent.c); NULL without a channel. */
+  MtAgentLink  *agent;
+
+  /* SetLimits (daemon-control.c), persisted in the state file. */
+  gboolean      has_limits;
+  guint64       limit_min;
+  guint64       limit_max;
+
+  /* The last plan's view of this VM, for status and Explain. */
+  gboolean      has_decision;
+  MtVmDecision  decision;        /* .reason owned here; .next unused */
+  MtVmPolicy    effective;       /* the policy that plan used */
+  char         *last_action;     /* one line, NULL = none yet */
+  gint64        last_action_time;
+} MtDaemonVm;
+
+struct _MtDaemon {
+  char *uri;
+  char *config_file;
+  char *policies_dir;
+  char *state_dir;
+  char *proc_root;
+  char *cgroup_dir;
+  gboolean dry_run_option;
+
+  MtConfig     *config;
+  MtHostPolicy  host_policy;    /* the config's, with --dry-run applied */
+  MtBackend    *backend;
+  MtHostReader *host_reader;
+  MtHostModel   host_model;
+  MtState      *state;
+  GHashTable   *vms;            /* uuid -> MtDaemonVm */
+
+  guint    tick_source;
+  gboolean connected;
+  gint64   state_saved_at;
+  guint64  n_ticks;
+  gint64   last_plan_time;
+
+  /* The last plan's host view (daemon-status.c). */
+  gboolean     has_host;
+  MtHostSample last_host;
+  guint64      budget;
+  guint64      committed;
+  gboolean     host_short;
+  char        *plan_reason;
+
+  /* daemon-control.c */
+  MtMode      mode_override;    /* MT_MODE_ACTIVE = follow the policy file */
+  gboolean    has_mode_override;
+  GHashTable *pins;             /* cookie -> MtPin */
+  GHashTable *reservations;     /* cookie -> MtReservation */
+  guint       next_cookie;
+
+  /* daemon-agent.c */
+  gint64      agent_plan_at;    /* last plan an agent event asked for */
+
+  const MtDaemonObserver *observer;
+  gpointer                observer_data;
+};
+
+/* daemon.c */
+MtDaemonVm *mt_daemon_lookup_vm (MtDaemon *d, const char *uuid_or_name, const char **uuid);
+/* Plan and act now (an agent event, a reservation); rate-limited to one
+ * extra plan per 200 ms so a flood of events cannot spin the loop. */
+void mt_daemon_plan_now (MtDaemon *d, const char *why);
+void mt_daemon_save_vm_state (MtDaemon *d, const char *uuid, MtDaemonVm *vm);
+
+/* daemon-control.c */
+void mt_daemon_control_init (MtDaemon *d);
+void mt_daemon_control_free (MtDaemon *d);
+/* The VM's policy with admin limits and pins applied. */
+void mt_daemon_control_vm_policy (MtDaemon *d, const char *uuid, MtDaemonVm *vm,
+                                  MtVmPolicy *out);
+/* The host policy with mode and reservations applied. */
+void mt_daemon_control_host_policy (MtDaemon *d, MtHostPolicy *out);
+/* After each plan: reservations that are done or failed. */
+void mt_daemon_control_after_plan (MtDaemon *d, const MtPlan *plan);
+void mt_daemon_control_vm_removed (MtDaemon *d, const char *uuid);
+gboolean mt_daemon_vm_is_pinned (MtDaemon *d, const char *uuid);
+
+/* daemon-agent.c */
+void mt_daemon_agent_attach (MtDaemon *d, const char *uuid, MtDaemonVm *vm);
+void mt_daemon_agent_detach (MtDaemon *d, MtDaemonVm *vm);
+/* Put the guest's own numbers (fresh agent report) into a backend sample. */
+void mt_daemon_agent_overlay (MtDaemon *d, MtDaemonVm *vm, MtVmSample *s, gint64 now);
+gboolean mt_daemon_agent_connected (MtDaemonVm *vm);

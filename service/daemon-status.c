@@ -1,0 +1,207 @@
+/* daemon-status.c: read-only views of the daemon for D-Bus and the CLI:
+ * per-VM status, host status, and Explain in words. */
+#define G_LOG_DOMAIN "memtided"
+
+#include <math.h>
+
+#include "daemon-private.h"
+
+void
+mt_vm_status_free (MtVmStatus *st)
+{
+  if (!st)
+    return;
+  g_free (st->uuid);
+  g_free (st->name);
+  g_free (st->stuck_reason);
+  g_free (st->reason);
+  g_free (st->last_action);
+  g_free (st);
+}
+
+static const MtVmSample *
+latest (const MtDaemonVm *vm)
+{
+  return mt_vm_model_nth (vm->model, 0);
+}
+
+static MtVmStatus *
+vm_status (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
+{
+  MtVmStatus *st = g_new0 (MtVmStatus, 1);
+  const MtVmSample *s = latest (vm);
+  MtVmDerived obs;
+
+  mt_vm_model_derive (vm->model, g_get_monotonic_time (),
+                      MT_PLAN_STALE_TICKS * MAX (d->host_policy.tick_interval, 1), &obs);
+  st->uuid = g_strdup (uuid);
+  st->name = g_strdup (vm->info->name);
+  st->current = obs.current;
+  st->vmem_plugged = s && s->vmem_plugged != MT_UNKNOWN ? s->vmem_plugged : 0;
+  st->balloon = s ? s->balloon_actual : MT_UNKNOWN;
+  st->guest_available = obs.available;
+  st->pressure = obs.psi_some;
+  st->source = mt_data_source_to_string (obs.source);
+  st->mechanism = mt_mechanism_to_string (vm->policy.mechanism);
+  st->agent_connected = mt_daemon_agent_connected (vm);
+  st->stuck = vm->model->control.stuck;
+  st->stuck_reason = g_strdup (st->stuck ? vm->model->control.stuck_reason : "");
+  st->last_action = g_strdup (vm->last_action ? vm->last_action : "");
+  st->pinned = mt_daemon_vm_is_pinned (d, uuid);
+  st->has_limits = vm->has_limits;
+  if (vm->has_decision) {
+    st->target = vm->decision.target;
+    st->need = vm->decision.need;
+    st->min = vm->decision.min;
+    st->max = vm->decision.max;
+    st->decision = mt_decision_kind_to_string (vm->decision.kind);
+    st->reason = g_strdup (vm->decision.reason ? vm->decision.reason : "");
+  } else {
+    st->target = st->need = st->min = st->max = MT_UNKNOWN;
+    st->decision = "none";
+    st->reason = g_strdup ("");
+  }
+  return st;
+}
+
+static int
+compare_status_names (gconstpointer a, gconstpointer b)
+{
+  return g_strcmp0 ((*(MtVmStatus * const *) a)->name, (*(MtVmStatus * const *) b)->name);
+}
+
+GPtrArray *
+mt_daemon_list_vms (MtDaemon *d)
+{
+  GPtrArray *list = g_ptr_array_new_with_free_func ((GDestroyNotify) mt_vm_status_free);
+  GHashTableIter iter;
+  gpointer key, value;
+
+  g_hash_table_iter_init (&iter, d->vms);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    g_ptr_array_add (list, vm_status (d, key, value));
+  g_ptr_array_sort (list, compare_status_names);
+  return list;
+}
+
+MtVmStatus *
+mt_daemon_get_vm_status (MtDaemon *d, const char *name, GError **error)
+{
+  const char *uuid = NULL;
+  MtDaemonVm *vm = mt_daemon_lookup_vm (d, name, &uuid);
+
+  if (!vm) {
+    g_set_error (error, MT_DAEMON_ERROR, MT_DAEMON_ERROR_NO_SUCH_VM,
+                 "no running VM named or with UUID '%s'", name ? name : "(null)");
+    return NULL;
+  }
+  return vm_status (d, uuid, vm);
+}
+
+void
+mt_daemon_get_host_status (MtDaemon *d, MtHostStatus *out)
+{
+  MtHostPolicy hp;
+  GHashTableIter iter;
+  gpointer value;
+
+  mt_daemon_control_host_policy (d, &hp);
+  *out = (MtHostStatus) {
+    .total = d->has_host ? d->last_host.mem_total : MT_UNKNOWN,
+    .available = d->has_host ? d->last_host.mem_available : MT_UNKNOWN,
+    .reserve = hp.reserve,
+    .budget = d->budget,
+    .mode = mt_daemon_get_mode (d),
+    .n_vms = g_hash_table_size (d->vms),
+    .connected = d->connected,
+  };
+  g_hash_table_iter_init (&iter, d->vms);
+  while (g_hash_table_iter_next (&iter, NULL, &value)) {
+    const MtVmSample *s = latest (value);
+    if (!s)
+      continue;
+    if (s->balloon_actual != MT_UNKNOWN)
+      out->guest_total = mt_sat_add (out->guest_total,
+                                     mt_sat_add (s->balloon_actual,
+                                                 s->vmem_plugged != MT_UNKNOWN ? s->vmem_plugged : 0));
+    if (s->guest_free != MT_UNKNOWN)
+      out->guest_free = mt_sat_add (out->guest_free, s->guest_free);
+    if (s->reported_free != MT_UNKNOWN)
+      out->reported_free = mt_sat_add (out->reported_free, s->reported_free);
+    if (s->movable != MT_UNKNOWN && s->vmem_plugged != MT_UNKNOWN)
+      out->unpluggable = mt_sat_add (out->unpluggable, MIN (s->movable, s->vmem_plugged));
+  }
+}
+
+const char * const *
+mt_daemon_get_policy_files (MtDaemon *d)
+{
+  return mt_config_get_files (d->config);
+}
+
+static void
+append_size (GString *s, const char *label, guint64 bytes)
+{
+  g_autofree char *text = bytes == MT_UNKNOWN ? g_strdup ("unknown") : mt_format_bytes (bytes);
+  g_string_append_printf (s, "  %-16s %s\n", label, text);
+}
+
+char *
+mt_daemon_explain (MtDaemon *d, const char *name, GError **error)
+{
+  const char *uuid = NULL;
+  MtDaemonVm *vm = mt_daemon_lookup_vm (d, name, &uuid);
+  g_autoptr(GString) s = NULL;
+  g_autoptr(GPtrArray) sources = NULL;
+  g_autoptr(MtVmStatus) st = NULL;
+  const MtVmDecision *dec;
+
+  if (!vm) {
+    g_set_error (error, MT_DAEMON_ERROR, MT_DAEMON_ERROR_NO_SUCH_VM,
+                 "no running VM named or with UUID '%s'", name ? name : "(null)");
+    return NULL;
+  }
+  st = vm_status (d, uuid, vm);
+  dec = &vm->decision;
+  s = g_string_new (NULL);
+  g_string_append_printf (s, "%s (%s)\n", vm->info->name, uuid);
+  if (!vm->has_decision) {
+    g_string_append (s, "No decision yet: memtided has not planned since this VM appeared.\n");
+  } else {
+    g_string_append_printf (s, "Decision: %s%s\n  %s\n", mt_decision_kind_to_string (dec->kind),
+                            dec->emergency ? " (emergency)" : "", dec->reason);
+    g_string_append (s, "Inputs:\n");
+    append_size (s, "current", dec->current);
+    append_size (s, "working set", dec->working_set);
+    append_size (s, "idle", dec->idle);
+    append_size (s, "headroom", dec->headroom);
+    append_size (s, "need", dec->need);
+    append_size (s, "min", dec->min);
+    append_size (s, "max", dec->max);
+    append_size (s, "target", dec->target);
+    g_string_append_printf (s, "  %-16s %s\n", "data from", st->source);
+    if (!isnan (st->pressure))
+      g_string_append_printf (s, "  %-16s %.2f%% (target %.2f%%)\n", "pressure",
+                              st->pressure, vm->effective.pressure_target);
+  }
+  if (st->stuck)
+    g_string_append_printf (s, "Stuck: %s\n", st->stuck_reason);
+  if (st->pinned)
+    g_string_append (s, "Pinned: held at a fixed size by a lease (memtidectl unpin releases it)\n");
+  if (vm->has_limits) {
+    g_autofree char *lmin = mt_format_bytes (vm->limit_min);
+    g_autofree char *lmax = mt_format_bytes (vm->limit_max);
+    g_string_append_printf (s, "Admin limits: min %s, max %s (replace the policy's)\n", lmin, lmax);
+  }
+  if (vm->last_action)
+    g_string_append_printf (s, "Last action: %s\n", vm->last_action);
+  if (vm->policy_error)
+    g_string_append_printf (s, "Domain metadata ignored: %s\n", vm->policy_error);
+  g_string_append (s, "Policy:\n");
+  sources = mt_config_explain_vm (d->config, vm->info->name, vm->info->metadata, NULL);
+  for (guint i = 0; sources && i < sources->len; i++) {
+    const MtPolicySource *src = sources->pdata[i];
+    g_string_append_printf (s, "  %-16s %-10s from %s\n", src->key, src->value, src->origin);
+  }
+  return g_string_free (g_steal_pointer (&s), FALSE);
+}
