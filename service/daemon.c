@@ -327,24 +327,13 @@ action_mechanism (const MtAction *a)
   return a->set_vmem ? "virtio-mem" : "balloon";
 }
 
+/* The planner's reason already names the VM, both sizes and how each
+ * mechanism moves: one line says it all. */
 static void
-log_action (MtDaemon *d, const MtDaemonVm *vm, const MtAction *a, gboolean dry_run)
+log_action (const MtAction *a, gboolean dry_run)
 {
-  g_autofree char *from = mt_format_bytes (a->from);
-  g_autofree char *to = mt_format_bytes (a->to);
-  g_autofree char *how = NULL;
-
-  if (a->set_vmem && a->set_balloon)
-    how = g_strdup_printf ("virtio-mem %" G_GUINT64_FORMAT " MiB + balloon %" G_GUINT64_FORMAT " MiB",
-                           a->vmem_requested / MT_MIB, a->balloon / MT_MIB);
-  else if (a->set_vmem)
-    how = g_strdup_printf ("virtio-mem %" G_GUINT64_FORMAT " MiB", a->vmem_requested / MT_MIB);
-  else
-    how = g_strdup_printf ("balloon %" G_GUINT64_FORMAT " MiB", a->balloon / MT_MIB);
-
-  g_message ("%s%s %s %s -> %s%s via %s: %s", dry_run ? "[dry-run] " : "",
-             vm->info->name, mt_action_kind_to_string (a->kind), from, to,
-             a->emergency ? " (emergency)" : "", how, a->reason);
+  g_message ("%s%s%s", dry_run ? "dry-run, not applied: " : "resize: ",
+             a->emergency ? "(emergency) " : "", a->reason);
 }
 
 static gboolean
@@ -417,7 +406,7 @@ plan_and_act (MtDaemon *d, gint64 now, const MtHostSample *host)
     const MtAction *a = &plan->actions[k];
     MtDaemonVm *vm = order->pdata[a->vm];
 
-    log_action (d, vm, a, hp.dry_run);
+    log_action (a, hp.dry_run);
     if (hp.dry_run || !apply_action (d, vm, a))
       continue;
     g_free (vm->last_action);

@@ -127,7 +127,7 @@ with Testbed(workload=WORKLOAD, agent=AGENT) as tb:
 
     # 1. dry run: decides, logs, changes nothing.
     with Daemon(DAEMON, tb.prefix, VM_POLICY, HOST_POLICY, dry_run=True) as dry:
-        hit = dry.wait(rf"\[dry-run\] {re.escape(idle.name)} shrink", 20)
+        hit = dry.wait(rf"dry-run, not applied: {re.escape(idle.name)}: shrink", 20)
         tap(hit is not None, "dry run: memtided logs the shrink it would do, with its reason",
             None if hit else dry.tail())
         time.sleep(3)
@@ -163,8 +163,8 @@ with Testbed(workload=WORKLOAD, agent=AGENT) as tb:
         reached = wait_size(balloon, lambda s: s <= MIN + TOLERANCE, 90)
         tap(reached is not None, "balloon-only guest shrunk by the balloon",
             None if reached else f"size now {fmt(size_kib(balloon))}")
-        vmem_acts = daemon.findall(rf"{re.escape(balloon.name)} \w+ .* via virtio-mem")
-        bal_acts = daemon.findall(rf"{re.escape(balloon.name)} shrink .* via balloon")
+        vmem_acts = daemon.findall(rf"resize: (\(emergency\) )?{re.escape(balloon.name)}: \w+ .*virtio-mem")
+        bal_acts = daemon.findall(rf"resize: (\(emergency\) )?{re.escape(balloon.name)}: shrink .*balloon")
         tap(bal_acts and not vmem_acts,
             "balloon-only guest: every action went through the balloon",
             f"{len(bal_acts)} balloon actions, {len(vmem_acts)} virtio-mem actions")
@@ -176,11 +176,11 @@ with Testbed(workload=WORKLOAD, agent=AGENT) as tb:
         if hit is None:
             tap(False, "ramp guest's workload started its ramp", ramp.console_tail())
         else:
-            grow = daemon.wait(rf"{re.escape(ramp.name)} grow", 60)
+            grow = daemon.wait(rf"resize: (\(emergency\) )?{re.escape(ramp.name)}: grow", 60)
             if grow:
                 # The ramp may have been seen late (console polling): the
                 # first grow after the ramp began is what counts.
-                grows = [t for t, _ in daemon.findall(rf"{re.escape(ramp.name)} grow")
+                grows = [t for t, _ in daemon.findall(rf"resize: (\(emergency\) )?{re.escape(ramp.name)}: grow")
                          if t >= t_ramp - 2]
                 t_grow = (grows[0] if grows else grow[0]) - t_ramp
                 note(f"FIGURE ramp start to first grow applied: {max(t_grow, 0):.1f} s")
@@ -207,7 +207,7 @@ with Testbed(workload=WORKLOAD, agent=AGENT) as tb:
             tb.reconnect()
             balloon.set_balloon(768 * MiB)
             mark_log = daemon.mark()
-            again = daemon.wait(rf"{re.escape(balloon.name)} shrink", 60, since=mark_log)
+            again = daemon.wait(rf"resize: (\(emergency\) )?{re.escape(balloon.name)}: shrink", 60, since=mark_log)
             tap(again is not None, "after the reconnect memtided resizes again",
                 None if again else daemon.tail())
             wait_size(balloon, lambda s: s <= MIN + TOLERANCE, 60)
@@ -222,7 +222,7 @@ with Testbed(workload=WORKLOAD, agent=AGENT) as tb:
     with Daemon(DAEMON, tb.prefix, VM_POLICY, HOST_POLICY, state_dir=state_dir) as again:
         up = again.wait(r"memtided running", 20)
         time.sleep(10)
-        actions = again.findall(r"(shrink|grow) \d")
+        actions = again.findall(r"resize: .*: (shrink|grow) \d")
         restored = again.findall(rf"VM {re.escape(tb.prefix)}-g\d: restored learned headroom")
     tap(up is not None and not actions,
         f"restarted memtided: no resize in its first 10 s ({len(actions)} actions)",

@@ -1,0 +1,257 @@
+/* policy-memtide.c: memtide's planner (service/planner.c, linked from
+ * memtide-core, not copied) driven the way memtided drives it: every
+ * tick one merged sample per VM into its model ring, mt_plan_vm_init(),
+ * mt_plan_compute(), the actions applied in order (virtio-mem before the
+ * balloon), each decision's `next` copied back.
+ *
+ * Two variants:
+ *  - "memtide": guests with an agent report PSI every second, and a
+ *    report whose PSI trigger fired (or an OOM kill) plans at once, as
+ *    DESIGN.md's "events short-circuit the tick" describes;
+ *  - "memtide-stats": balloon stats only, no agent, no events: what the
+ *    daemon does today on guests without the agent.
+ */
+#include <math.h>
+#include "sim.h"
+#include "config.h"
+#include "model.h"
+#include "planner.h"
+
+typedef struct {
+  gboolean     agent;            /* use agent reports and events */
+  MtHostPolicy hp;
+  MtVmPolicy   vp[SIM_MAX_VMS];
+  MtVmModel   *model[SIM_MAX_VMS];
+  MtDomainInfo info[SIM_MAX_VMS];
+  gboolean     started[SIM_MAX_VMS];
+  double       next_tick;
+  double       tick;             /* s */
+} Memtide;
+
+static gint64
+us (double s)
+{
+  return (gint64) llround (s * G_USEC_PER_SEC);
+}
+
+static guint64
+b (double mib)
+{
+  return sim_mib_to_bytes (mib);
+}
+
+static gpointer
+memtide_init_common (SimWorld *w, const char *arg, gboolean agent, GError **error)
+{
+  g_autofree Memtide *m = g_new0 (Memtide, 1);
+  g_autoptr(MtConfig) config = NULL;
+
+  m->agent = agent;
+  mt_host_policy_init_defaults (&m->hp);
+  /* A policy directory (e.g. to try a tuning) replaces the built-in
+   * defaults, resolved per VM name exactly as the daemon resolves them. */
+  if (arg != NULL)
+    {
+      config = mt_config_load (NULL, arg, error);
+      if (config == NULL)
+        return NULL;
+      m->hp = *mt_config_get_host (config);
+    }
+  for (guint i = 0; i < w->n; i++)
+    {
+      const SimVmSpec *s = w->vm[i].spec;
+
+      if (config != NULL)
+        mt_config_resolve_vm (config, s->name, NULL, &m->vp[i], NULL);
+      else
+        mt_vm_policy_init_defaults (&m->vp[i]);
+      m->model[i] = mt_vm_model_new ();
+      m->info[i] = (MtDomainInfo) {
+        .name = (char *) s->name,
+        .base_memory = b (s->boot),
+        .vmem_size = b (s->vmem_size),
+        .vmem_block = s->vmem_size > 0 ? b (s->vmem_block) : 0,
+      };
+    }
+  m->tick = (double) (m->hp.tick_interval > 0 ? m->hp.tick_interval : MT_PLAN_DEFAULT_TICK)
+            / G_USEC_PER_SEC;
+  m->next_tick = 0;
+  return g_steal_pointer (&m);
+}
+
+static gpointer
+memtide_init (SimWorld *w, const char *arg, GError **error)
+{
+  return memtide_init_common (w, arg, TRUE, error);
+}
+
+static gpointer
+memtide_stats_init (SimWorld *w, const char *arg, GError **error)
+{
+  return memtide_init_common (w, arg, FALSE, error);
+}
+
+/* What the daemon's collect() would push: the hypervisor's view now,
+ * the guest's numbers from the latest agent report, else from the
+ * latest balloon stats (which libvirt refreshes every stats period). */
+static void
+sample (Memtide *m, SimWorld *w, guint i, MtVmSample *s)
+{
+  const SimVm *v = &w->vm[i];
+
+  mt_vm_sample_init (s, us (w->now));
+  s->balloon_actual = b (v->balloon);
+  s->vmem_plugged = b (v->plugged);
+  s->vmem_requested = b (v->requested);
+  s->rss = b (v->rss);
+  if (m->agent && v->spec->agent && v->report.time >= 0)
+    {
+      s->guest_total = b (v->report.total);
+      s->guest_available = b (v->report.available);
+      s->guest_free = b (v->report.free);
+      s->guest_cache = b (v->report.cache);
+      s->swap_in = b (v->report.swap_in);
+      s->swap_out = b (v->report.swap_out);
+      s->major_faults = (guint64) v->report.major_faults;
+      s->oom_kills = v->report.oom_kills;
+      s->psi_some_avg10 = v->report.psi_some10;
+      s->psi_full_avg10 = v->report.psi_full10;
+      s->from_agent = TRUE;
+    }
+  else if (v->stats.time >= 0)
+    {
+      s->guest_total = b (v->stats.total);
+      s->guest_available = b (v->stats.usable);
+      s->guest_free = b (v->stats.unused);
+      s->guest_cache = b (v->stats.caches);
+      s->swap_in = b (v->stats.swap_in);
+      s->swap_out = b (v->stats.swap_out);
+      s->major_faults = (guint64) v->stats.major_faults;
+    }
+}
+
+static void
+plan (Memtide *m, SimWorld *w)
+{
+  gint64 now = us (w->now);
+  MtPlanVm in[SIM_MAX_VMS];
+  guint idx[SIM_MAX_VMS], n = 0;
+  MtHostSample host;
+  SimHostView hv;
+  g_autoptr(MtPlan) p = NULL;
+
+  sim_host_view (w, &hv);
+  mt_host_sample_init (&host, now);
+  host.mem_total = b (hv.host_total);
+  host.mem_available = b (hv.mem_available);
+
+  for (guint i = 0; i < w->n; i++)
+    {
+      if (!w->vm[i].running)
+        continue;
+      if (!m->started[i])
+        {
+          /* A domain that just started: a fresh model, as on its event. */
+          mt_vm_model_init (m->model[i]);
+          m->started[i] = TRUE;
+        }
+      mt_plan_vm_init (&in[n], m->info[i].name, &m->info[i], &m->vp[i], m->model[i], &m->hp, now);
+      idx[n++] = i;
+    }
+  p = mt_plan_compute (&host, in, n, &m->hp, now);
+  for (guint k = 0; k < p->n_actions; k++)
+    {
+      const MtAction *a = &p->actions[k];
+      guint i = idx[a->vm];
+
+      w->m.actions++;
+      if (a->set_vmem)
+        sim_set_vmem (w, i, sim_bytes_to_mib (a->vmem_requested));
+      if (a->set_balloon)
+        sim_set_balloon (w, i, sim_bytes_to_mib (a->balloon));
+      if (g_getenv ("SIM_LOG_ACTIONS") != NULL)
+        g_printerr ("t=%.1f %s\n", w->now, a->reason);
+    }
+  for (guint k = 0; k < n; k++)
+    m->model[idx[k]]->control = p->decisions[k].next;
+}
+
+static void
+collect (Memtide *m, SimWorld *w)
+{
+  for (guint i = 0; i < w->n; i++)
+    {
+      MtVmSample s;
+
+      if (!w->vm[i].running)
+        continue;
+      if (!m->started[i])
+        {
+          mt_vm_model_init (m->model[i]);
+          m->started[i] = TRUE;
+        }
+      sample (m, w, i, &s);
+      mt_vm_model_push (m->model[i], &s);
+    }
+}
+
+static void
+memtide_step (gpointer self, SimWorld *w)
+{
+  Memtide *m = self;
+
+  if (w->now + 1e-9 < m->next_tick)
+    return;
+  m->next_tick += m->tick;
+  collect (m, w);
+  plan (m, w);
+}
+
+static void
+memtide_event (gpointer self, SimWorld *w, guint vm)
+{
+  Memtide *m = self;
+  MtVmSample s;
+
+  if (!m->agent || !w->vm[vm].running)
+    return;
+  if (!m->started[vm])
+    {
+      mt_vm_model_init (m->model[vm]);
+      m->started[vm] = TRUE;
+    }
+  sample (m, w, vm, &s);
+  mt_vm_model_push (m->model[vm], &s);
+  plan (m, w);
+}
+
+static void
+memtide_free (gpointer self)
+{
+  Memtide *m = self;
+
+  for (guint i = 0; i < SIM_MAX_VMS; i++)
+    g_clear_pointer (&m->model[i], mt_vm_model_free);
+  g_free (m);
+}
+
+const SimPolicy sim_policy_memtide = {
+  .name = "memtide",
+  .label = "memtide",
+  .source = "service/planner.c via memtide-core (the daemon's code); agent PSI reports, "
+            "pressure events plan at once",
+  .init = memtide_init,
+  .step = memtide_step,
+  .event = memtide_event,
+  .free = memtide_free,
+};
+
+const SimPolicy sim_policy_memtide_stats = {
+  .name = "memtide-stats",
+  .label = "memtide (stats only)",
+  .source = "service/planner.c via memtide-core; balloon stats only, no agent",
+  .init = memtide_stats_init,
+  .step = memtide_step,
+  .event = NULL,
+  .free = memtide_free,
+};

@@ -1,0 +1,386 @@
+/* world.c: the modelled guests and host, one SIM_DT step at a time.
+ *
+ * Every constant below is a modelling choice, documented with its reason
+ * in docs/benchmarks.md ("The guest model").  They are the same for every
+ * policy: only the requests differ between runs.
+ */
+#include <math.h>
+#include "sim.h"
+
+/* Balloon: QEMU tells the driver, which moves pages in batches. */
+#define BALLOON_LATENCY      0.2      /* s from request to first pages */
+#define BALLOON_DEFLATE_RATE 1024.0   /* MiB/s given back to the guest */
+#define BALLOON_INFLATE_RATE 512.0    /* MiB/s taken from it */
+/* virtio-mem: the guest driver onlines/offlines 2 MiB blocks. */
+#define VMEM_LATENCY         0.2
+#define VMEM_PLUG_RATE       2048.0
+#define VMEM_UNPLUG_RATE     512.0    /* offlining migrates pages: slower */
+/* Guest kernel. */
+#define KERNEL_FIXED         32.0     /* MiB left out of MemTotal, plus size/64 */
+#define MIN_CACHE            16.0     /* MiB of file pages a guest always keeps */
+#define CACHE_FILL_RATE      200.0    /* MiB/s the workload reads into the cache */
+#define SWAPIN_RATE          0.5      /* fraction of swapped memory back per s once room */
+#define THRASH_RATE          0.2      /* fraction of swapped memory re-faulted per s */
+#define REFAULT_RATE         0.5      /* fraction of missing hot cache re-read per s */
+#define FAULT_BYTES          32.0     /* KiB per major fault (readahead) */
+#define OOM_RESTART          30.0     /* s a killed service takes to come back */
+#define OOM_KEEP             0.5      /* of its working set it uses meanwhile */
+#define FPR_UNREPORTABLE     0.10     /* free memory not in whole 2 MiB blocks */
+#define PSI_TRIGGER          0.10     /* stall fraction that fires the agent's trigger */
+#define REPORT_PERIOD        1.0      /* s between agent reports */
+
+double
+sim_vm_size (const SimVm *v)
+{
+  return v->running ? v->balloon + v->plugged : 0.0;
+}
+
+double
+sim_vm_max (const SimVm *v)
+{
+  return v->spec->boot + v->spec->vmem_size;
+}
+
+static double
+kernel_overhead (double size)
+{
+  return size / 64.0 + KERNEL_FIXED;
+}
+
+void
+sim_world_init (SimWorld *w, const SimScenario *sc, gboolean fpr)
+{
+  *w = (SimWorld) {
+    .sc = sc,
+    .n = sc->n_vms,
+    .stats_period = 2.0,
+    .fpr = fpr,
+    .fpr_delay = 2.0,
+    .rand = g_rand_new_with_seed ((guint32) sc->seed),
+  };
+  w->m.grant_s = g_array_new (FALSE, FALSE, sizeof (double));
+  for (guint i = 0; i < w->n; i++)
+    {
+      SimVm *v = &w->vm[i];
+
+      v->spec = &sc->vms[i];
+      v->balloon = v->balloon_target = v->spec->boot;
+      v->plugged = v->requested = v->spec->vmem_size;
+      v->balloon_cmd_at = v->vmem_cmd_at = 0;
+      v->oom_until = -1;
+      v->stats.time = v->report.time = -1e9;
+    }
+}
+
+void
+sim_world_clear (SimWorld *w)
+{
+  g_clear_pointer (&w->m.grant_s, g_array_unref);
+  g_clear_pointer (&w->rand, g_rand_free);
+}
+
+void
+sim_set_balloon (SimWorld *w, guint i, double mib)
+{
+  SimVm *v = &w->vm[i];
+
+  v->balloon_target = CLAMP (mib, 0.0, v->spec->boot);
+  v->balloon_cmd_at = w->now + BALLOON_LATENCY;
+}
+
+void
+sim_set_vmem (SimWorld *w, guint i, double mib)
+{
+  SimVm *v = &w->vm[i];
+  double blk = v->spec->vmem_block > 0 ? v->spec->vmem_block : 2.0;
+
+  v->requested = CLAMP (floor (mib / blk + 1e-9) * blk, 0.0, v->spec->vmem_size);
+  v->vmem_cmd_at = w->now + VMEM_LATENCY;
+}
+
+void
+sim_host_view (const SimWorld *w, SimHostView *out)
+{
+  double rss = 0;
+
+  for (guint i = 0; i < w->n; i++)
+    rss += w->vm[i].running ? w->vm[i].rss : 0.0;
+  out->host_total = w->sc->host_total;
+  out->used = w->sc->host_base + rss;
+  out->mem_available = MAX (0.0, w->sc->host_total - out->used);
+  out->mem_free = out->mem_available;
+}
+
+/* ---- one guest ------------------------------------------------------------ */
+
+static void
+move_hypervisor (SimWorld *w, SimVm *v)
+{
+  const SimVmSpec *s = v->spec;
+
+  if (w->now >= v->balloon_cmd_at && v->balloon != v->balloon_target)
+    {
+      if (v->balloon < v->balloon_target)
+        v->balloon = MIN (v->balloon_target, v->balloon + BALLOON_DEFLATE_RATE * SIM_DT);
+      else
+        v->balloon = MAX (v->balloon_target, v->balloon - BALLOON_INFLATE_RATE * SIM_DT);
+    }
+  if (s->vmem_size > 0 && w->now >= v->vmem_cmd_at && v->plugged != v->requested)
+    {
+      if (v->plugged < v->requested)
+        v->plugged = MIN (v->requested, v->plugged + VMEM_PLUG_RATE * SIM_DT);
+      else
+        {
+          /* Offlining must migrate what is in use into the memory that
+           * stays, and cannot move pinned/unmovable pages at all: below
+           * that the unplug stalls (plugged stays above requested). */
+          double blk = s->vmem_block > 0 ? s->vmem_block : 2.0;
+          double keep = v->anon + kernel_overhead (v->balloon + v->plugged) + 64.0 - v->balloon;
+          double limit = MAX (v->requested, MIN (v->plugged, MAX (s->vmem_unmovable, keep)));
+
+          limit = ceil (limit / blk - 1e-9) * blk;
+          v->plugged = MAX (MIN (limit, v->plugged), v->plugged - VMEM_UNPLUG_RATE * SIM_DT);
+          v->plugged = MAX (v->plugged, v->requested);
+        }
+    }
+}
+
+static void
+oom_kill (SimWorld *w, SimVm *v)
+{
+  v->oom_kills++;
+  w->m.oom_kills++;
+  v->oom_until = w->now + OOM_RESTART;
+  /* The killed process's memory, swapped or not, is gone. */
+  v->swapped = 0;
+  v->anon = MIN (v->anon, v->want * OOM_KEEP);
+}
+
+static void
+step_guest (SimWorld *w, SimVm *v, double host_stall)
+{
+  const SimVmSpec *s = v->spec;
+  double t = w->now - s->start;
+  double size = sim_vm_size (v);
+  double total = MAX (0.0, size - kernel_overhead (size));
+  double fit = MAX (0.0, total - MIN_CACHE);
+  double cache_want = sim_load_cache (&s->load, t);
+  double hot = s->hot_cache * cache_want, stall = 0, refault = 0, thrash, free_mem, target;
+  double prev_want = v->want, have;
+
+  v->want = sim_load_ws (&s->load, t);
+  if (w->now < v->oom_until)
+    v->want *= OOM_KEEP;
+
+  /* The working set is anon + swapped; allocations land resident,
+   * frees come out of swap first. */
+  have = v->anon + v->swapped;
+  if (v->want < have)
+    {
+      double d = have - v->want, sw = MIN (v->swapped, d);
+
+      v->swapped -= sw;
+      v->anon -= d - sw;
+    }
+  else
+    v->anon += v->want - have;
+
+  /* The page cache gives way first, then the working set goes to swap. */
+  if (v->anon > fit)
+    {
+      double out = v->anon - fit;
+
+      v->anon = fit;
+      v->swapped += out;
+      v->swap_out += out;
+    }
+  else if (v->swapped > 0)
+    {
+      double back = MIN (v->swapped, MIN (fit - v->anon, (SWAPIN_RATE * v->swapped + 32.0) * SIM_DT));
+
+      v->anon += back;
+      v->swapped -= back;
+      v->swap_in += back;
+      v->faults += back * 1024.0 / 4.0;
+    }
+  if (v->swapped > s->swap + 0.5)
+    oom_kill (w, v);
+
+  v->cache = MIN (v->cache, MAX (0.0, total - v->anon));
+  if (v->cache < cache_want)
+    v->cache = MIN (MIN (cache_want, MAX (0.0, total - v->anon)), v->cache + CACHE_FILL_RATE * SIM_DT);
+
+  /* Stall: re-faulting swapped working set, re-reading evicted hot cache,
+   * and the host swapping guest memory. */
+  thrash = THRASH_RATE * v->swapped * SIM_DT;
+  v->swap_in += thrash;
+  v->swap_out += thrash;
+  v->faults += thrash * 1024.0 / 4.0;
+  if (v->swapped > 0 && v->want > 0)
+    stall += MIN (1.0, 0.1 + 4.0 * v->swapped / v->want);
+  if (hot > 1.0 && v->cache < hot)
+    {
+      stall += 0.4 * (hot - v->cache) / hot;
+      refault = REFAULT_RATE * (hot - v->cache) * SIM_DT;
+      v->faults += refault * 1024.0 / FAULT_BYTES;
+    }
+  stall += host_stall;
+  v->psi_now = MIN (1.0, stall);
+  v->psi10 += (100.0 * v->psi_now - v->psi10) * (1.0 - exp (-SIM_DT / 10.0));
+  v->psi_full10 += (50.0 * v->psi_now - v->psi_full10) * (1.0 - exp (-SIM_DT / 10.0));
+  v->stall_s += v->psi_now * SIM_DT;
+  w->m.stall_s += v->psi_now * SIM_DT;
+
+  /* Host memory: what the guest touched; free page reporting returns
+   * free 2 MiB blocks after a delay, the balloon and unplug return
+   * everything they take at once. */
+  free_mem = MAX (0.0, total - v->anon - v->cache);
+  target = kernel_overhead (size) + v->anon + v->cache + (w->fpr ? FPR_UNREPORTABLE * free_mem : free_mem);
+  if (target >= v->rss)
+    v->rss = w->fpr ? target : MAX (v->rss, kernel_overhead (size) + v->anon + v->cache);
+  else if (w->fpr)
+    v->rss += (target - v->rss) * (1.0 - exp (-SIM_DT / w->fpr_delay));
+  v->rss = MIN (v->rss, size);
+
+  /* Demand to grant: an episode starts when a rising working set no
+   * longer fits, and ends when the guest has room for it again. */
+  {
+    gboolean is_short = v->want > fit + 1.0;
+
+    if (is_short && !v->short_now)
+      {
+        v->short_now = TRUE;
+        v->short_since = w->now;
+        v->short_from_rise = v->want > prev_want + 1e-6;
+      }
+    else if (!is_short && v->short_now)
+      {
+        double d = w->now - v->short_since;
+
+        v->short_now = FALSE;
+        if (v->short_from_rise)
+          g_array_append_val (w->m.grant_s, d);
+      }
+  }
+  (void) refault;
+}
+
+static void
+snapshot (SimWorld *w, SimVm *v, gboolean event)
+{
+  double size = sim_vm_size (v);
+  double total = MAX (0.0, size - kernel_overhead (size));
+  double free_mem = MAX (0.0, total - v->anon - v->cache);
+
+  if (w->now >= v->next_stats)
+    {
+      v->stats = (SimStats) {
+        .time = w->now,
+        .total = total,
+        .usable = free_mem + 0.9 * v->cache,
+        .unused = free_mem,
+        .caches = v->cache,
+        .swap_in = v->swap_in,
+        .swap_out = v->swap_out,
+        .major_faults = v->faults,
+      };
+      v->next_stats = w->now + w->stats_period;
+    }
+  if (v->spec->agent && (w->now >= v->next_report || event))
+    {
+      v->report = (SimReport) {
+        .time = w->now,
+        .total = total,
+        .available = free_mem + 0.9 * v->cache,
+        .free = free_mem,
+        .cache = v->cache,
+        .swap_in = v->swap_in,
+        .swap_out = v->swap_out,
+        .major_faults = v->faults,
+        .psi_some10 = v->psi10,
+        .psi_full10 = v->psi_full10,
+        .oom_kills = v->oom_kills,
+        .pressure_event = event,
+      };
+      v->next_report = w->now + REPORT_PERIOD;
+    }
+}
+
+/* ---- host -------------------------------------------------------------- */
+
+static void
+host_oom (SimWorld *w)
+{
+  SimVm *big = NULL;
+
+  for (guint i = 0; i < w->n; i++)
+    if (w->vm[i].running && (big == NULL || w->vm[i].rss > big->rss))
+      big = &w->vm[i];
+  if (big == NULL)
+    return;
+  /* The host kills the largest QEMU: the guest starts again from nothing. */
+  w->m.host_oom_kills++;
+  big->anon = big->swapped = big->cache = 0;
+  big->rss = kernel_overhead (sim_vm_size (big));
+  big->oom_until = w->now + 2 * OOM_RESTART;
+}
+
+void
+sim_world_step (SimWorld *w)
+{
+  SimHostView h;
+  double host_stall = 0, rss = 0, committed = 0;
+  guint oom_before[SIM_MAX_VMS];
+
+  sim_host_view (w, &h);
+  w->host_swap_used = MAX (0.0, h.used - h.host_total);
+  if (w->host_swap_used > w->sc->host_swap)
+    {
+      host_oom (w);
+      sim_host_view (w, &h);
+      w->host_swap_used = MAX (0.0, h.used - h.host_total);
+    }
+  if (w->host_swap_used > 0 && h.used > w->sc->host_base)
+    host_stall = MIN (1.0, 4.0 * w->host_swap_used / (h.used - w->sc->host_base));
+
+  for (guint i = 0; i < w->n; i++)
+    {
+      SimVm *v = &w->vm[i];
+
+      oom_before[i] = v->oom_kills;
+      v->event = FALSE;
+      if (!v->running && w->now >= v->spec->start)
+        {
+          v->running = TRUE;
+          v->rss = kernel_overhead (sim_vm_size (v));
+          v->next_stats = v->next_report = w->now;
+        }
+      if (!v->running)
+        continue;
+      move_hypervisor (w, v);
+      step_guest (w, v, host_stall);
+      snapshot (w, v, FALSE);
+      rss += v->rss;
+      committed += sim_vm_size (v);
+    }
+  /* The agent pushes a report at once when its PSI trigger fires. */
+  for (guint i = 0; i < w->n; i++)
+    {
+      SimVm *v = &w->vm[i];
+
+      if (v->running && v->spec->agent
+          && (v->oom_kills > oom_before[i]
+              || (v->psi_now >= PSI_TRIGGER && w->now - v->report.time >= 0.5)))
+        {
+          snapshot (w, v, TRUE);
+          v->event = TRUE;
+        }
+    }
+
+  w->m.vm_rss_mib_s += rss * SIM_DT;
+  w->m.committed_mib_s += committed * SIM_DT;
+  w->m.peak_rss = MAX (w->m.peak_rss, rss);
+  w->m.peak_committed = MAX (w->m.peak_committed, committed);
+  w->m.host_swap_mib_s += w->host_swap_used * SIM_DT;
+  w->now += SIM_DT;
+}
