@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <gio/gio.h>
 #include "sim.h"
 
 void

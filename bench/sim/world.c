@@ -150,6 +150,9 @@ oom_kill (SimWorld *w, SimVm *v)
 {
   v->oom_kills++;
   w->m.oom_kills++;
+  if (g_getenv ("SIM_LOG_ACTIONS") != NULL)
+    g_printerr ("t=%.1f %s: OOM kill (size %.0f MiB, want %.0f MiB, swapped %.0f MiB)\n",
+                w->now, v->spec->name, sim_vm_size (v), v->want, v->swapped);
   v->oom_until = w->now + OOM_RESTART;
   /* The killed process's memory, swapped or not, is gone. */
   v->swapped = 0;
@@ -260,6 +263,8 @@ step_guest (SimWorld *w, SimVm *v, double host_stall)
         v->short_now = FALSE;
         if (v->short_from_rise)
           g_array_append_val (w->m.grant_s, d);
+        if (v->short_from_rise && d > 5 && g_getenv ("SIM_LOG_ACTIONS") != NULL)
+          g_printerr ("t=%.1f %s: short for %.1f s since t=%.1f\n", w->now, v->spec->name, d, v->short_since);
       }
   }
   (void) refault;

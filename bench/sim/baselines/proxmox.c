@@ -124,10 +124,10 @@ static void
 proxmox_step (gpointer self, SimWorld *w)
 {
   Proxmox *p = self;
-  PveVm d[SIM_MAX_VMS];
+  PveVm d[SIM_MAX_VMS] = { { 0 } };
   double res[SIM_MAX_VMS] = { 0 };
   gboolean has_res[SIM_MAX_VMS] = { FALSE };
-  guint all[SIM_MAX_VMS], pressured[SIM_MAX_VMS], roomy[SIM_MAX_VMS];
+  guint all[SIM_MAX_VMS] = { 0 }, pressured[SIM_MAX_VMS] = { 0 }, roomy[SIM_MAX_VMS] = { 0 };
   guint n_all = 0, n_p = 0, n_r = 0;
   SimHostView h;
   double goal, mib = 1048576.0;

@@ -1,0 +1,297 @@
+/* dbus-publish.c: the daemon's state on the bus: Manager1's properties,
+ * one VM1 object per VM (through the ObjectManager), and signals.  The
+ * daemon reports after every plan; the generated skeletons compare each
+ * value and emit PropertiesChanged only for those that changed. */
+#define G_LOG_DOMAIN "memtided-dbus"
+
+#include "build-config.h"
+
+#include <math.h>
+
+#include "dbus-private.h"
+#include "sample.h"
+
+/* Unknown sizes are 0 on the bus, unknown pressure -1 (the XML says so). */
+static guint64
+size_or_zero (guint64 bytes)
+{
+  return bytes == MT_UNKNOWN ? 0 : bytes;
+}
+
+static double
+pressure_or_minus_one (double pressure)
+{
+  return isnan (pressure) ? -1.0 : pressure;
+}
+
+static void
+dbus_vm_free (MtDbusVm *vm)
+{
+  g_free (vm->uuid);
+  g_free (vm->path);
+  g_clear_object (&vm->iface);
+  g_clear_object (&vm->object);
+  g_free (vm);
+}
+
+void
+mt_dbus_publish_init (MtDbus *self)
+{
+  self->vms = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
+                                     (GDestroyNotify) dbus_vm_free);
+  self->manager = mt_dbus_manager1_skeleton_new ();
+  self->object_manager = g_dbus_object_manager_server_new (MT_DBUS_PATH);
+  mt_dbus_manager1_set_version (self->manager, PACKAGE_VERSION);
+  mt_dbus_publish_host (self);
+}
+
+void
+mt_dbus_publish_free (MtDbus *self)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  if (self->vms && self->object_manager) {
+    g_hash_table_iter_init (&iter, self->vms);
+    while (g_hash_table_iter_next (&iter, NULL, &value))
+      g_dbus_object_manager_server_unexport (self->object_manager, ((MtDbusVm *) value)->path);
+  }
+  if (self->object_manager)
+    g_dbus_object_manager_server_set_connection (self->object_manager, NULL);
+  g_clear_pointer (&self->vms, g_hash_table_unref);
+  g_clear_object (&self->object_manager);
+  g_clear_object (&self->manager);
+}
+
+void
+mt_dbus_publish_host (MtDbus *self)
+{
+  MtHostStatus host;
+  MtDbusManager1 *m = self->manager;
+  g_autoptr(GVariant) reservations = NULL;
+
+  mt_daemon_get_host_status (self->daemon, &host);
+  mt_dbus_manager1_set_mode (m, mt_mode_to_string (host.mode));
+  mt_dbus_manager1_set_policy_files (m, mt_daemon_get_policy_files (self->daemon));
+  mt_dbus_manager1_set_connected (m, host.connected);
+  mt_dbus_manager1_set_total (m, size_or_zero (host.total));
+  mt_dbus_manager1_set_available (m, size_or_zero (host.available));
+  mt_dbus_manager1_set_reserve (m, size_or_zero (host.reserve));
+  mt_dbus_manager1_set_budget (m, size_or_zero (host.budget));
+  mt_dbus_manager1_set_guest_total (m, size_or_zero (host.guest_total));
+  mt_dbus_manager1_set_guest_free (m, size_or_zero (host.guest_free));
+  mt_dbus_manager1_set_reported_free (m, size_or_zero (host.reported_free));
+  mt_dbus_manager1_set_unpluggable (m, size_or_zero (host.unpluggable));
+  mt_dbus_manager1_set_nvms (m, host.n_vms);
+  reservations = g_variant_ref_sink (mt_dbus_leases_reservations (self));
+  mt_dbus_manager1_set_reservations (m, reservations);
+}
+
+static void
+set_vm_properties (MtDbus *self, MtDbusVM1 *v, const MtVmStatus *st)
+{
+  g_autoptr(GVariant) pins = g_variant_ref_sink (mt_dbus_leases_pins (self, st->uuid));
+
+  mt_dbus_vm1_set_name (v, st->name);
+  mt_dbus_vm1_set_uuid (v, st->uuid);
+  mt_dbus_vm1_set_current (v, size_or_zero (st->current));
+  mt_dbus_vm1_set_target (v, size_or_zero (st->target));
+  mt_dbus_vm1_set_need (v, size_or_zero (st->need));
+  mt_dbus_vm1_set_min (v, size_or_zero (st->min));
+  mt_dbus_vm1_set_max (v, size_or_zero (st->max));
+  mt_dbus_vm1_set_plugged (v, size_or_zero (st->vmem_plugged));
+  mt_dbus_vm1_set_balloon (v, size_or_zero (st->balloon));
+  mt_dbus_vm1_set_guest_available (v, size_or_zero (st->guest_available));
+  mt_dbus_vm1_set_pressure (v, pressure_or_minus_one (st->pressure));
+  mt_dbus_vm1_set_data_source (v, st->source);
+  mt_dbus_vm1_set_mechanism (v, st->mechanism);
+  mt_dbus_vm1_set_decision (v, st->decision);
+  mt_dbus_vm1_set_reason (v, st->reason);
+  mt_dbus_vm1_set_agent_connected (v, st->agent_connected);
+  mt_dbus_vm1_set_stuck (v, st->stuck);
+  mt_dbus_vm1_set_stuck_reason (v, st->stuck_reason);
+  mt_dbus_vm1_set_last_action (v, st->last_action);
+  mt_dbus_vm1_set_has_limits (v, st->has_limits);
+  mt_dbus_vm1_set_pinned (v, st->pinned);
+  mt_dbus_vm1_set_pins (v, pins);
+}
+
+GVariant *
+mt_dbus_vm_status_to_variant (MtDbus *self, const MtVmStatus *st)
+{
+  g_autoptr(MtDbusVM1) v = mt_dbus_vm1_skeleton_new ();
+  GVariantBuilder b;
+  const char *path = mt_dbus_vm_path (self, st->uuid);
+  g_autoptr(GVariant) props = NULL;
+  GVariantIter iter;
+  const char *key;
+  GVariant *value;
+
+  /* The skeleton turns the status into the exact property values the VM's
+   * object has, so ListVMs and the objects cannot disagree. */
+  set_vm_properties (self, v, st);
+  props = g_dbus_interface_skeleton_get_properties (G_DBUS_INTERFACE_SKELETON (v));
+  g_variant_builder_init (&b, G_VARIANT_TYPE_VARDICT);
+  g_variant_iter_init (&iter, props);
+  while (g_variant_iter_next (&iter, "{&sv}", &key, &value)) {
+    g_variant_builder_add (&b, "{sv}", key, value);
+    g_variant_unref (value);
+  }
+  if (path)
+    g_variant_builder_add (&b, "{sv}", "ObjectPath", g_variant_new_object_path (path));
+  return g_variant_builder_end (&b);
+}
+
+MtDbusVm *
+mt_dbus_vm_by_path (MtDbus *self, const char *path)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, self->vms);
+  while (g_hash_table_iter_next (&iter, NULL, &value)) {
+    if (g_strcmp0 (((MtDbusVm *) value)->path, path) == 0)
+      return value;
+  }
+  return NULL;
+}
+
+const char *
+mt_dbus_vm_path (MtDbus *self, const char *uuid)
+{
+  MtDbusVm *vm = g_hash_table_lookup (self->vms, uuid);
+
+  return vm ? vm->path : NULL;
+}
+
+void
+mt_dbus_publish_vm (MtDbus *self, const char *uuid)
+{
+  MtDbusVm *vm = g_hash_table_lookup (self->vms, uuid);
+  g_autoptr(MtVmStatus) st = NULL;
+
+  if (!vm)
+    return;
+  st = mt_daemon_get_vm_status (self->daemon, uuid, NULL);
+  if (st)
+    set_vm_properties (self, vm->iface, st);
+}
+
+static void
+publish_all_vms (MtDbus *self)
+{
+  GHashTableIter iter;
+  gpointer key;
+
+  g_hash_table_iter_init (&iter, self->vms);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    mt_dbus_publish_vm (self, key);
+}
+
+/* ---- the daemon's observer ------------------------------------------------ */
+
+static void
+on_vm_added (MtDaemon *d, const char *uuid, gpointer user_data)
+{
+  MtDbus *self = user_data;
+  g_autofree char *escaped = g_dbus_escape_object_path (uuid);
+  MtDbusVm *vm;
+
+  if (g_hash_table_contains (self->vms, uuid))
+    return;
+  vm = g_new0 (MtDbusVm, 1);
+  vm->uuid = g_strdup (uuid);
+  vm->path = g_strdup_printf (MT_DBUS_PATH "/vm/%s", escaped);
+  vm->object = mt_dbus_object_skeleton_new (vm->path);
+  vm->iface = mt_dbus_vm1_skeleton_new ();
+  mt_dbus_object_skeleton_set_vm1 (vm->object, vm->iface);
+  g_hash_table_insert (self->vms, vm->uuid, vm);
+  mt_dbus_publish_vm (self, uuid);
+  mt_dbus_requests_connect_vm (self, vm);
+  g_dbus_object_manager_server_export (self->object_manager, G_DBUS_OBJECT_SKELETON (vm->object));
+  g_debug ("exported %s as %s", uuid, vm->path);
+  mt_dbus_publish_host (self);
+}
+
+static void
+on_vm_removed (MtDaemon *d, const char *uuid, gpointer user_data)
+{
+  MtDbus *self = user_data;
+  MtDbusVm *vm = g_hash_table_lookup (self->vms, uuid);
+
+  /* The daemon dropped its pins; forget our records of them. */
+  mt_dbus_leases_vm_removed (self, uuid);
+  if (!vm)
+    return;
+  g_dbus_object_manager_server_unexport (self->object_manager, vm->path);
+  g_hash_table_remove (self->vms, uuid);
+  mt_dbus_publish_host (self);
+}
+
+static void
+on_vm_updated (MtDaemon *d, const char *uuid, gpointer user_data)
+{
+  mt_dbus_publish_vm (user_data, uuid);
+}
+
+static void
+on_host_updated (MtDaemon *d, gpointer user_data)
+{
+  MtDbus *self = user_data;
+
+  mt_dbus_publish_host (self);
+  /* While paused (or disconnected) no plan runs and no vm_updated comes,
+   * but sizes still move: keep the VMs' properties current anyway. */
+  if (mt_daemon_get_mode (d) == MT_MODE_PAUSED || !mt_dbus_manager1_get_connected (self->manager))
+    publish_all_vms (self);
+}
+
+static void
+on_action_applied (MtDaemon *d, const char *uuid, const char *mechanism, guint64 from,
+                   guint64 to, const char *reason, gpointer user_data)
+{
+  MtDbus *self = user_data;
+  MtDbusVm *vm = g_hash_table_lookup (self->vms, uuid);
+
+  if (!vm)
+    return;
+  mt_dbus_manager1_emit_action_applied (self->manager, vm->path, mt_dbus_vm1_get_name (vm->iface),
+                                        mechanism, size_or_zero (from), size_or_zero (to), reason);
+}
+
+static void
+on_vm_stuck (MtDaemon *d, const char *uuid, const char *reason, gpointer user_data)
+{
+  MtDbus *self = user_data;
+  MtDbusVm *vm = g_hash_table_lookup (self->vms, uuid);
+
+  if (!vm)
+    return;
+  mt_dbus_manager1_emit_vmstuck (self->manager, vm->path, mt_dbus_vm1_get_name (vm->iface),
+                                 reason);
+}
+
+static void
+on_reservation_done (MtDaemon *d, guint cookie, gboolean ok, const char *message,
+                     gpointer user_data)
+{
+  MtDbus *self = user_data;
+
+  /* A failed reservation is gone from the daemon already. */
+  if (ok)
+    mt_dbus_lease_set_done (self, cookie);
+  else
+    mt_dbus_lease_forget (self, cookie);
+  mt_dbus_manager1_emit_reservation_done (self->manager, cookie, ok, message);
+  mt_dbus_publish_host (self);
+}
+
+const MtDaemonObserver mt_dbus_observer = {
+  .vm_added = on_vm_added,
+  .vm_removed = on_vm_removed,
+  .vm_updated = on_vm_updated,
+  .host_updated = on_host_updated,
+  .action_applied = on_action_applied,
+  .vm_stuck = on_vm_stuck,
+  .reservation_done = on_reservation_done,
+};
