@@ -44,20 +44,23 @@ publish (MtDbus *self, MtLeaseKind kind, const char *uuid)
     mt_dbus_publish_host (self);
 }
 
+typedef struct {
+  MtDbus *self;
+  guint   cookie;
+} WatchData;
+
 static void
 on_holder_vanished (GDBusConnection *connection, const char *name, gpointer user_data)
 {
-  MtDbus *self = NULL;
-  guint cookie = GPOINTER_TO_UINT (user_data);
+  /* Copied out: ending the lease unwatches the name, which frees user_data. */
+  MtDbus *self = ((WatchData *) user_data)->self;
+  guint cookie = ((WatchData *) user_data)->cookie;
+  MtLease *lease = mt_dbus_lease_lookup (self, cookie);
   g_autoptr(GError) error = NULL;
 
-  /* user_data is the cookie; the MtDbus is found through the lease table
-   * registered on this connection (there is only one). */
-  self = g_object_get_data (G_OBJECT (connection), "memtide-dbus");
-  if (!self || !mt_dbus_lease_lookup (self, cookie))
+  if (!lease)
     return;
-  g_message ("%s left the bus: ending its %s %u",
-             name, kind_name (mt_dbus_lease_lookup (self, cookie)->kind), cookie);
+  g_message ("%s left the bus: ending its %s %u", name, kind_name (lease->kind), cookie);
   if (!mt_dbus_lease_end (self, cookie, &error))
     g_debug ("lease %u: %s", cookie, error->message);
 }
@@ -67,6 +70,7 @@ mt_dbus_lease_add (MtDbus *self, MtLeaseKind kind, guint cookie, const char *hol
                    const char *uuid, guint64 bytes, const char *reason)
 {
   MtLease *lease = g_new0 (MtLease, 1);
+  WatchData *watch;
 
   lease->kind = kind;
   lease->cookie = cookie;
@@ -75,12 +79,13 @@ mt_dbus_lease_add (MtDbus *self, MtLeaseKind kind, guint cookie, const char *hol
   lease->bytes = bytes;
   lease->reason = g_strdup (reason && *reason ? reason : "no reason given");
   g_hash_table_replace (self->leases, GUINT_TO_POINTER (cookie), lease);
-  g_object_set_data (G_OBJECT (self->connection), "memtide-dbus", self);
+  watch = g_new0 (WatchData, 1);
+  watch->self = self;
+  watch->cookie = cookie;
   /* If the holder is already gone, this reports it vanished at once. */
   lease->watch_id = g_bus_watch_name_on_connection (self->connection, holder,
                                                     G_BUS_NAME_WATCHER_FLAGS_NONE, NULL,
-                                                    on_holder_vanished,
-                                                    GUINT_TO_POINTER (cookie), NULL);
+                                                    on_holder_vanished, watch, g_free);
   publish (self, kind, uuid);
 }
 
