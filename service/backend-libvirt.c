@@ -217,7 +217,7 @@ fetch_domain_info (virDomainPtr dom, GError **error)
   if (info == NULL)
     return NULL;
   info->metadata = virDomainGetMetadata (dom, VIR_DOMAIN_METADATA_ELEMENT,
-                                         MT_LIBVIRT_METADATA_NS, VIR_DOMAIN_AFFECT_LIVE);
+                                         MT_METADATA_NAMESPACE, VIR_DOMAIN_AFFECT_LIVE);
   if (info->metadata == NULL)
     {
       virErrorPtr err = virGetLastError ();
@@ -371,7 +371,7 @@ on_metadata (virConnectPtr conn, virDomainPtr dom, int type, const char *nsuri, 
   MtLibvirtBackend *self = opaque;
   char uuid[VIR_UUID_STRING_BUFLEN];
 
-  if (type == VIR_DOMAIN_METADATA_ELEMENT && g_strcmp0 (nsuri, MT_LIBVIRT_METADATA_NS) == 0 &&
+  if (type == VIR_DOMAIN_METADATA_ELEMENT && g_strcmp0 (nsuri, MT_METADATA_NAMESPACE) == 0 &&
       domain_uuid (dom, uuid) && g_hash_table_contains (self->domains, uuid))
     emit_domain (self, MT_DOMAIN_EVENT_CHANGED, uuid);
 }

@@ -23,9 +23,8 @@
 
 #include <libvirt/libvirt.h>
 #include "backend.h"
+#include "config.h"   /* MT_METADATA_NAMESPACE */
 
-/* XML namespace of the per-domain policy in <metadata>. */
-#define MT_LIBVIRT_METADATA_NS "https://memtide.org/xmlns/policy/1"
 /* virtio-serial port name of the guest agent channel. */
 #define MT_LIBVIRT_AGENT_PORT "org.memtide.agent.0"
 

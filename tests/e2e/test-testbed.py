@@ -17,43 +17,16 @@ MEMTIDE_WORKLOAD (required), MEMTIDE_AGENT (optional).
 """
 
 import os
-import sys
 import time
 
-sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                "..", "testbed"))
+import e2elib
+from e2elib import T_START, bail, finish, tap
 
-T_START = time.monotonic()
-results = []  # (ok, description)
+testbed = e2elib.import_testbed()
+from testbed import GiB, MiB, GuestSpec, Testbed  # noqa: E402
 
-
-def tap(ok, desc, detail=None):
-    results.append(ok)
-    print(f"{'ok' if ok else 'not ok'} {len(results)} - {desc}", flush=True)
-    if detail:
-        for line in str(detail).splitlines():
-            print(f"# {line}", flush=True)
-    return ok
-
-
-def bail(msg):
-    print(f"Bail out! {msg}", flush=True)
-    sys.exit(1)
-
-
-try:
-    import testbed
-    from testbed import GiB, MiB, GuestSpec, Testbed
-    testbed.check_prerequisites()
-except Exception as e:  # prerequisite errors name the package
-    bail(f"prerequisite missing: {e}")
-
-WORKLOAD = os.environ.get("MEMTIDE_WORKLOAD")
+WORKLOAD = e2elib.require_env_file("MEMTIDE_WORKLOAD", "the built memtide-workload")
 AGENT = os.environ.get("MEMTIDE_AGENT") or None
-if not WORKLOAD or not os.path.isfile(WORKLOAD):
-    bail(f"MEMTIDE_WORKLOAD={WORKLOAD!r} is not the built memtide-workload "
-         "binary (meson sets it; by hand: ninja -C BUILD and export it)")
 if AGENT and not os.path.isfile(AGENT):
     bail(f"MEMTIDE_AGENT={AGENT!r} does not exist")
 
@@ -262,13 +235,12 @@ def main():
             + [leftovers.get("rundir")] if p and os.path.exists(p)]
     tap(not left, "no socket, console log or run directory is left",
         f"left: {left}" if left else None)
-    wall = time.monotonic() - T_START
-    print(f"# E2E-WALL-TIME {wall:.1f}s")
-    return 0 if all(results) else 1
+    print(f"# E2E-WALL-TIME {time.monotonic() - T_START:.1f}s")
 
 
 if __name__ == "__main__":
     try:
-        sys.exit(main())
+        main()
     except testbed.TestbedError as e:
         bail(str(e).replace("\n", " | "))
+    finish()

@@ -747,7 +747,7 @@ test_default_events (void)
   g_assert_cmpint (virDomainSetMetadata (dom, VIR_DOMAIN_METADATA_ELEMENT, "<other/>", "o",
                                          "https://example.org/other", VIR_DOMAIN_AFFECT_LIVE), ==, 0);
   g_assert_cmpint (virDomainSetMetadata (dom, VIR_DOMAIN_METADATA_ELEMENT, "<policy><max>1G</max></policy>",
-                                         "mt", MT_LIBVIRT_METADATA_NS, VIR_DOMAIN_AFFECT_LIVE), ==, 0);
+                                         "mt", MT_METADATA_NAMESPACE, VIR_DOMAIN_AFFECT_LIVE), ==, 0);
   wait_for_event (&rec, "CHANGED 55555555-5555-4555-8555-555555555555");
   g_assert_cmpuint (rec.events->len, ==, 2);
 
