@@ -90,7 +90,6 @@ def main():
                        workload="anon:64M,cache:32M"),
              GuestSpec(memory_kib=BOOT)]
     print("TAP version 13")
-    print(f"1..{15 if AGENT else 14}")
     tb = Testbed(workload=WORKLOAD, agent=AGENT)
     prefix = tb.prefix
     print(f"# run {prefix}; workload {WORKLOAD}; agent {AGENT or 'none'}")
