@@ -108,18 +108,6 @@ mt_daemon_set_mode (MtDaemon *d, MtMode mode)
 
 /* ---- limits and pins ----------------------------------------------------- */
 
-static MtDaemonVm *
-find_vm (MtDaemon *d, const char *name, const char **uuid, GError **error)
-{
-  MtDaemonVm *vm = mt_daemon_lookup_vm (d, name, uuid);
-
-  if (!vm)
-    g_set_error (error, MT_DAEMON_ERROR, MT_DAEMON_ERROR_NO_SUCH_VM,
-                 "no running VM named or with UUID '%s' (memtidectl status lists them)",
-                 name ? name : "(null)");
-  return vm;
-}
-
 static guint64
 domain_max (const MtDaemonVm *vm)
 {
@@ -130,7 +118,7 @@ gboolean
 mt_daemon_set_limits (MtDaemon *d, const char *name, guint64 min, guint64 max, GError **error)
 {
   const char *uuid = NULL;
-  MtDaemonVm *vm = find_vm (d, name, &uuid, error);
+  MtDaemonVm *vm = mt_daemon_find_vm (d, name, &uuid, error);
   g_autofree char *smin = NULL;
   g_autofree char *smax = NULL;
 
@@ -192,7 +180,7 @@ guint
 mt_daemon_pin (MtDaemon *d, const char *name, guint64 size, const char *reason, GError **error)
 {
   const char *uuid = NULL;
-  MtDaemonVm *vm = find_vm (d, name, &uuid, error);
+  MtDaemonVm *vm = mt_daemon_find_vm (d, name, &uuid, error);
   g_autofree char *ssize = NULL;
   MtPin *pin;
 
@@ -281,18 +269,41 @@ reserved_total (MtDaemon *d)
 void
 mt_daemon_control_host_policy (MtDaemon *d, MtHostPolicy *out)
 {
+  guint64 reserved = reserved_total (d);
+
   *out = d->host_policy;
-  out->reserve = mt_sat_add (out->reserve, reserved_total (d));
+  out->reserve = mt_sat_add (out->reserve, reserved);
+  /* An explicit budget is what the VMs may hold: a reservation takes
+   * from it too (a derived budget loses it through the reserve). */
+  if (out->budget > 0)
+    out->budget = MAX (mt_sat_sub (out->budget, reserved), 1);
   if (d->has_mode_override)
     out->dry_run = d->mode_override == MT_MODE_DRY_RUN;
 }
 
+static guint64 floor_of (const MtDaemonVm *vm);
+
 static int
-compare_min_desc (gconstpointer a, gconstpointer b)
+compare_floor_desc (gconstpointer a, gconstpointer b)
 {
-  guint64 ma = ((const MtDaemonVm *) *(gpointer const *) a)->decision.min;
-  guint64 mb = ((const MtDaemonVm *) *(gpointer const *) b)->decision.min;
+  guint64 ma = floor_of (*(const MtDaemonVm * const *) a);
+  guint64 mb = floor_of (*(const MtDaemonVm * const *) b);
   return ma < mb ? 1 : ma > mb ? -1 : 0;
+}
+
+/* What a reservation can never take from a VM: its min when it is
+ * managed; else what the planner counts it at (its size, or for a VM
+ * whose size is not known yet, what it holds or could hold). */
+static guint64
+floor_of (const MtDaemonVm *vm)
+{
+  if (!vm->has_decision)
+    return domain_max (vm);
+  if (vm->decision.managed && vm->decision.min != MT_UNKNOWN)
+    return vm->decision.min;
+  if (vm->decision.committed != MT_UNKNOWN)
+    return vm->decision.committed;
+  return domain_max (vm);
 }
 
 /* "web1 (min 2.0 GiB), db (min 1.0 GiB, stuck: ...)": who holds memory
@@ -306,19 +317,18 @@ describe_blockers (MtDaemon *d)
   gpointer value;
 
   g_hash_table_iter_init (&iter, d->vms);
-  while (g_hash_table_iter_next (&iter, NULL, &value)) {
-    MtDaemonVm *vm = value;
-    if (vm->has_decision)
-      g_ptr_array_add (vms, vm);
-  }
-  g_ptr_array_sort (vms, compare_min_desc);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    g_ptr_array_add (vms, value);
+  g_ptr_array_sort (vms, compare_floor_desc);
   for (guint i = 0; i < vms->len && i < 5; i++) {
     MtDaemonVm *vm = vms->pdata[i];
-    g_autofree char *min = mt_format_bytes (vm->decision.min);
-    g_autofree char *cur = mt_format_bytes (vm->decision.current);
+    g_autofree char *floor = mt_format_bytes (floor_of (vm));
+    gboolean known = vm->has_decision && vm->decision.current != MT_UNKNOWN;
+    g_autofree char *cur = known ? mt_format_bytes (vm->decision.current)
+                                 : g_strdup ("size not known yet");
 
-    g_string_append_printf (s, "%s%s (at %s, min %s%s%s)", i ? ", " : "", vm->info->name,
-                            cur, min, vm->model->control.stuck ? ", stuck: " : "",
+    g_string_append_printf (s, "%s%s (at %s, keeps %s%s%s)", i ? ", " : "", vm->info->name,
+                            cur, floor, vm->model->control.stuck ? ", stuck: " : "",
                             vm->model->control.stuck ? vm->model->control.stuck_reason : "");
   }
   if (vms->len > 5)
@@ -347,11 +357,8 @@ mt_daemon_reserve (MtDaemon *d, guint64 bytes, const char *reason, gint64 timeou
     guint64 room;
 
     g_hash_table_iter_init (&iter, d->vms);
-    while (g_hash_table_iter_next (&iter, NULL, &value)) {
-      MtDaemonVm *vm = value;
-      if (vm->has_decision)
-        mins = mt_sat_add (mins, vm->decision.managed ? vm->decision.min : vm->decision.current);
-    }
+    while (g_hash_table_iter_next (&iter, NULL, &value))
+      mins = mt_sat_add (mins, floor_of (value));
     /* d->budget already has the existing reservations taken out. */
     room = mt_sat_sub (d->budget, mins);
     if (bytes > room) {
@@ -414,8 +421,7 @@ mt_daemon_control_after_plan (MtDaemon *d, const MtPlan *plan)
       r->done = TRUE;
       msg = g_strdup_printf ("room for %s is free: %s", sbytes, r->reason);
       g_message ("Reservation %u done: %s", cookie, msg);
-      if (d->observer && d->observer->reservation_done)
-        d->observer->reservation_done (d, cookie, TRUE, msg, d->observer_data);
+      MT_DAEMON_NOTIFY (d, reservation_done, cookie, TRUE, msg);
     } else if (now >= r->deadline) {
       g_autofree char *who = describe_blockers (d);
       g_autofree char *over = mt_format_bytes (mt_sat_sub (plan->committed, plan->budget));
@@ -423,8 +429,7 @@ mt_daemon_control_after_plan (MtDaemon *d, const MtPlan *plan)
                              "too much; largest: %s", sbytes, over, who);
       g_warning ("Reservation %u failed: %s", cookie, msg);
       g_hash_table_iter_remove (&iter);
-      if (d->observer && d->observer->reservation_done)
-        d->observer->reservation_done (d, cookie, FALSE, msg, d->observer_data);
+      MT_DAEMON_NOTIFY (d, reservation_done, cookie, FALSE, msg);
     }
   }
 }

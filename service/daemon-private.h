@@ -80,12 +80,30 @@ struct _MtDaemon {
   /* daemon-agent.c */
   gint64      agent_plan_at;    /* last plan an agent event asked for */
 
-  const MtDaemonObserver *observer;
-  gpointer                observer_data;
+  GArray *observers;            /* of MtDaemonObserverEntry */
 };
+
+typedef struct {
+  const MtDaemonObserver *observer;
+  gpointer                data;
+} MtDaemonObserverEntry;
+
+/* Call `member` of every observer that has it. */
+#define MT_DAEMON_NOTIFY(d, member, ...) \
+  G_STMT_START { \
+    for (guint _i = 0; (d)->observers && _i < (d)->observers->len; _i++) { \
+      const MtDaemonObserverEntry *_e = \
+        &g_array_index ((d)->observers, MtDaemonObserverEntry, _i); \
+      if (_e->observer->member) \
+        _e->observer->member ((d), ##__VA_ARGS__, _e->data); \
+    } \
+  } G_STMT_END
 
 /* daemon.c */
 MtDaemonVm *mt_daemon_lookup_vm (MtDaemon *d, const char *uuid_or_name, const char **uuid);
+/* The same, with MT_DAEMON_ERROR_NO_SUCH_VM when there is none. */
+MtDaemonVm *mt_daemon_find_vm (MtDaemon *d, const char *uuid_or_name, const char **uuid,
+                               GError **error);
 /* Plan and act now (an agent event, a reservation); rate-limited to one
  * extra plan per 200 ms so a flood of events cannot spin the loop. */
 void mt_daemon_plan_now (MtDaemon *d, const char *why);

@@ -88,14 +88,9 @@ MtVmStatus *
 mt_daemon_get_vm_status (MtDaemon *d, const char *name, GError **error)
 {
   const char *uuid = NULL;
-  MtDaemonVm *vm = mt_daemon_lookup_vm (d, name, &uuid);
+  MtDaemonVm *vm = mt_daemon_find_vm (d, name, &uuid, error);
 
-  if (!vm) {
-    g_set_error (error, MT_DAEMON_ERROR, MT_DAEMON_ERROR_NO_SUCH_VM,
-                 "no running VM named or with UUID '%s'", name ? name : "(null)");
-    return NULL;
-  }
-  return vm_status (d, uuid, vm);
+  return vm ? vm_status (d, uuid, vm) : NULL;
 }
 
 void
@@ -150,17 +145,14 @@ char *
 mt_daemon_explain (MtDaemon *d, const char *name, GError **error)
 {
   const char *uuid = NULL;
-  MtDaemonVm *vm = mt_daemon_lookup_vm (d, name, &uuid);
+  MtDaemonVm *vm = mt_daemon_find_vm (d, name, &uuid, error);
   g_autoptr(GString) s = NULL;
   g_autoptr(GPtrArray) sources = NULL;
   g_autoptr(MtVmStatus) st = NULL;
   const MtVmDecision *dec;
 
-  if (!vm) {
-    g_set_error (error, MT_DAEMON_ERROR, MT_DAEMON_ERROR_NO_SUCH_VM,
-                 "no running VM named or with UUID '%s'", name ? name : "(null)");
+  if (!vm)
     return NULL;
-  }
   st = vm_status (d, uuid, vm);
   dec = &vm->decision;
   s = g_string_new (NULL);

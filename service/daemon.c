@@ -16,11 +16,7 @@
 /* Extra plans between ticks (agent events, reservations) at most this often. */
 #define PLAN_NOW_MIN_GAP (200 * 1000)
 
-#define NOTIFY(d, member, ...) \
-  G_STMT_START { \
-    if ((d)->observer && (d)->observer->member) \
-      (d)->observer->member ((d), ##__VA_ARGS__, (d)->observer_data); \
-  } G_STMT_END
+#define NOTIFY MT_DAEMON_NOTIFY
 
 static void
 daemon_vm_free (MtDaemonVm *vm)
@@ -72,6 +68,7 @@ mt_daemon_new (const MtDaemonOptions *options, GError **error)
   d->last_plan_time = MT_TIME_NEVER;
   d->agent_plan_at = MT_TIME_NEVER;
   d->budget = MT_UNKNOWN;
+  d->observers = g_array_new (FALSE, FALSE, sizeof (MtDaemonObserverEntry));
   mt_daemon_control_init (d);
 
   config = mt_config_load (d->config_file, d->policies_dir, error);
@@ -92,10 +89,23 @@ mt_daemon_new (const MtDaemonOptions *options, GError **error)
 }
 
 void
-mt_daemon_set_observer (MtDaemon *d, const MtDaemonObserver *observer, gpointer user_data)
+mt_daemon_add_observer (MtDaemon *d, const MtDaemonObserver *observer, gpointer user_data)
 {
-  d->observer = observer;
-  d->observer_data = user_data;
+  MtDaemonObserverEntry e = { observer, user_data };
+
+  g_array_append_val (d->observers, e);
+}
+
+void
+mt_daemon_remove_observer (MtDaemon *d, const MtDaemonObserver *observer, gpointer user_data)
+{
+  for (guint i = 0; i < d->observers->len; i++) {
+    const MtDaemonObserverEntry *e = &g_array_index (d->observers, MtDaemonObserverEntry, i);
+    if (e->observer == observer && e->data == user_data) {
+      g_array_remove_index (d->observers, i);
+      return;
+    }
+  }
 }
 
 /* ---- VM table --------------------------------------------------------- */
@@ -122,6 +132,18 @@ mt_daemon_lookup_vm (MtDaemon *d, const char *uuid_or_name, const char **uuid)
   }
   if (vm && uuid)
     *uuid = key;
+  return vm;
+}
+
+MtDaemonVm *
+mt_daemon_find_vm (MtDaemon *d, const char *uuid_or_name, const char **uuid, GError **error)
+{
+  MtDaemonVm *vm = mt_daemon_lookup_vm (d, uuid_or_name, uuid);
+
+  if (!vm)
+    g_set_error (error, MT_DAEMON_ERROR, MT_DAEMON_ERROR_NO_SUCH_VM,
+                 "no running VM named or with UUID '%s' (memtidectl status lists them)",
+                 uuid_or_name ? uuid_or_name : "(null)");
   return vm;
 }
 
@@ -545,15 +567,16 @@ mt_daemon_stop (MtDaemon *d)
 }
 
 gboolean
-mt_daemon_reload (MtDaemon *d)
+mt_daemon_reload (MtDaemon *d, GError **error)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(MtConfig) config = mt_config_load (d->config_file, d->policies_dir, &error);
+  g_autoptr(GError) local_error = NULL;
+  g_autoptr(MtConfig) config = mt_config_load (d->config_file, d->policies_dir, &local_error);
   GHashTableIter iter;
   gpointer value;
 
   if (!config) {
-    g_warning ("Reload failed, keeping the policy in force:\n%s", error->message);
+    g_warning ("Reload failed, keeping the policy in force:\n%s", local_error->message);
+    g_propagate_error (error, g_steal_pointer (&local_error));
     return FALSE;
   }
   apply_config (d, config);
@@ -592,6 +615,7 @@ mt_daemon_free (MtDaemon *d)
   g_clear_pointer (&d->host_reader, mt_host_reader_free);
   g_clear_pointer (&d->state, mt_state_free);
   g_free (d->plan_reason);
+  g_clear_pointer (&d->observers, g_array_unref);
   g_free (d->uri);
   g_free (d->config_file);
   g_free (d->policies_dir);

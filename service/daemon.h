@@ -28,9 +28,10 @@ gboolean mt_daemon_start (MtDaemon *daemon, GError **error);
 /* Saves state; leaves every VM at the size it has. */
 void mt_daemon_stop (MtDaemon *daemon);
 
-/* SIGHUP: re-read the policy files; on error keep the old policy and log
- * why.  Returns whether the new policy is in force. */
-gboolean mt_daemon_reload (MtDaemon *daemon);
+/* SIGHUP, ReloadPolicies: re-read the policy files; on error keep the old
+ * policy, log why and set error (which may be NULL).  Returns whether the
+ * new policy is in force. */
+gboolean mt_daemon_reload (MtDaemon *daemon, GError **error);
 
 /* --check-config */
 gboolean mt_daemon_check_config (const MtDaemonOptions *options, GError **error);
@@ -147,5 +148,9 @@ typedef struct {
                             gpointer user_data);
 } MtDaemonObserver;
 
-void mt_daemon_set_observer (MtDaemon *daemon, const MtDaemonObserver *observer,
+/* Several observers may watch (D-Bus, metrics); each is called in the
+ * order added.  The observer struct must outlive its registration. */
+void mt_daemon_add_observer (MtDaemon *daemon, const MtDaemonObserver *observer,
                              gpointer user_data);
+void mt_daemon_remove_observer (MtDaemon *daemon, const MtDaemonObserver *observer,
+                                gpointer user_data);

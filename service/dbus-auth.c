@@ -78,6 +78,7 @@ on_authority (GObject *source, GAsyncResult *res, gpointer user_data)
   g_autoptr(PolkitSubject) subject = NULL;
   PolkitCheckAuthorizationFlags flags = POLKIT_CHECK_AUTHORIZATION_FLAGS_NONE;
   GDBusMessage *message;
+  AuthRequest *pending;
 
   if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
     g_dbus_method_invocation_return_error_literal (req->invocation, MT_DBUS_ERROR,
@@ -93,9 +94,10 @@ on_authority (GObject *source, GAsyncResult *res, gpointer user_data)
   message = g_dbus_method_invocation_get_message (req->invocation);
   if (g_dbus_message_get_flags (message) & G_DBUS_MESSAGE_FLAGS_ALLOW_INTERACTIVE_AUTHORIZATION)
     flags |= POLKIT_CHECK_AUTHORIZATION_FLAGS_ALLOW_USER_INTERACTION;
-  polkit_authority_check_authorization (authority, subject, req->action_id, req->details, flags,
-                                        req->self->cancellable, on_checked,
-                                        g_steal_pointer (&req));
+  /* Not g_steal_pointer() in the argument list: its order is unspecified. */
+  pending = g_steal_pointer (&req);
+  polkit_authority_check_authorization (authority, subject, pending->action_id, pending->details,
+                                        flags, pending->self->cancellable, on_checked, pending);
 }
 
 void

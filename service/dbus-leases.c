@@ -78,6 +78,8 @@ mt_dbus_lease_add (MtDbus *self, MtLeaseKind kind, guint cookie, const char *hol
   lease->uuid = g_strdup (uuid);
   lease->bytes = bytes;
   lease->reason = g_strdup (reason && *reason ? reason : "no reason given");
+  if (kind == MT_LEASE_RESERVATION && self->early_done)
+    lease->done = g_hash_table_remove (self->early_done, GUINT_TO_POINTER (cookie));
   g_hash_table_replace (self->leases, GUINT_TO_POINTER (cookie), lease);
   watch = g_new0 (WatchData, 1);
   watch->self = self;

@@ -42,8 +42,6 @@ struct _MtDbus {
   gulong                    closed_id;
   MtDbusLostFunc            on_lost;
   gpointer                  on_lost_data;
-  char                     *config_file;
-  char                     *policies_dir;
 
   MtDbusManager1           *manager;
   GDBusObjectManagerServer *object_manager;
@@ -51,6 +49,13 @@ struct _MtDbus {
   GHashTable               *leases;    /* cookie -> MtLease */
 
   GCancellable             *cancellable;   /* pending polkit checks */
+
+  /* ReservationDone can happen inside Reserve() (the daemon plans at
+   * once); the signal waits for an idle so the reply goes first, and the
+   * done mark for the lease that Reserve() is about to add. */
+  GPtrArray                *done_queue;    /* of GVariant (ubs) */
+  guint                     done_idle;
+  GHashTable               *early_done;    /* cookies */
 };
 
 /* dbus.c */

@@ -39,6 +39,8 @@ mt_dbus_publish_init (MtDbus *self)
 {
   self->vms = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
                                      (GDestroyNotify) dbus_vm_free);
+  self->done_queue = g_ptr_array_new_with_free_func ((GDestroyNotify) g_variant_unref);
+  self->early_done = g_hash_table_new (NULL, NULL);
   self->manager = mt_dbus_manager1_skeleton_new ();
   self->object_manager = g_dbus_object_manager_server_new (MT_DBUS_PATH);
   mt_dbus_manager1_set_version (self->manager, PACKAGE_VERSION);
@@ -58,6 +60,9 @@ mt_dbus_publish_free (MtDbus *self)
   }
   if (self->object_manager)
     g_dbus_object_manager_server_set_connection (self->object_manager, NULL);
+  g_clear_handle_id (&self->done_idle, g_source_remove);
+  g_clear_pointer (&self->done_queue, g_ptr_array_unref);
+  g_clear_pointer (&self->early_done, g_hash_table_unref);
   g_clear_pointer (&self->vms, g_hash_table_unref);
   g_clear_object (&self->object_manager);
   g_clear_object (&self->manager);
@@ -271,18 +276,44 @@ on_vm_stuck (MtDaemon *d, const char *uuid, const char *reason, gpointer user_da
                                  reason);
 }
 
+static gboolean
+emit_reservations_done (gpointer user_data)
+{
+  MtDbus *self = user_data;
+  g_autoptr(GPtrArray) queue = g_steal_pointer (&self->done_queue);
+
+  self->done_idle = 0;
+  self->done_queue = g_ptr_array_new_with_free_func ((GDestroyNotify) g_variant_unref);
+  for (guint i = 0; i < queue->len; i++) {
+    guint32 cookie;
+    gboolean ok;
+    const char *message;
+
+    g_variant_get (queue->pdata[i], "(ub&s)", &cookie, &ok, &message);
+    mt_dbus_manager1_emit_reservation_done (self->manager, cookie, ok, message);
+  }
+  return G_SOURCE_REMOVE;
+}
+
 static void
 on_reservation_done (MtDaemon *d, guint cookie, gboolean ok, const char *message,
                      gpointer user_data)
 {
   MtDbus *self = user_data;
 
-  /* A failed reservation is gone from the daemon already. */
-  if (ok)
+  if (!mt_dbus_lease_lookup (self, cookie)) {
+    if (ok)
+      g_hash_table_add (self->early_done, GUINT_TO_POINTER (cookie));
+  } else if (ok) {
     mt_dbus_lease_set_done (self, cookie);
-  else
+  } else {
+    /* A failed reservation is gone from the daemon already. */
     mt_dbus_lease_forget (self, cookie);
-  mt_dbus_manager1_emit_reservation_done (self->manager, cookie, ok, message);
+  }
+  g_ptr_array_add (self->done_queue,
+                   g_variant_ref_sink (g_variant_new ("(ubs)", cookie, ok, message)));
+  if (!self->done_idle)
+    self->done_idle = g_idle_add (emit_reservations_done, self);
   mt_dbus_publish_host (self);
 }
 

@@ -125,8 +125,6 @@ mt_dbus_new (MtDaemon *daemon, GDBusConnection *connection, const MtDbusOptions 
   self->connection = g_object_ref (connection);
   self->on_lost = options->on_lost;
   self->on_lost_data = options->on_lost_data;
-  self->config_file = g_strdup (options->config_file);
-  self->policies_dir = g_strdup (options->policies_dir);
   self->cancellable = g_cancellable_new ();
   (void) MT_DBUS_ERROR;  /* registers the error names before the first call */
 
@@ -141,7 +139,7 @@ mt_dbus_new (MtDaemon *daemon, GDBusConnection *connection, const MtDbusOptions 
     return NULL;
   mt_dbus_requests_connect_manager (self);
   g_dbus_object_manager_server_set_connection (self->object_manager, connection);
-  mt_daemon_set_observer (daemon, &mt_dbus_observer, self);
+  mt_daemon_add_observer (daemon, &mt_dbus_observer, self);
   if (!own_name (self, error))
     return NULL;
   g_message ("D-Bus API on %s as %s", g_dbus_connection_get_unique_name (connection),
@@ -155,7 +153,7 @@ mt_dbus_free (MtDbus *self)
   if (!self)
     return;
   if (self->daemon)
-    mt_daemon_set_observer (self->daemon, NULL, NULL);
+    mt_daemon_remove_observer (self->daemon, &mt_dbus_observer, self);
   if (self->cancellable)
     g_cancellable_cancel (self->cancellable);
   mt_dbus_leases_free (self);
@@ -168,7 +166,5 @@ mt_dbus_free (MtDbus *self)
   }
   g_clear_object (&self->connection);
   g_clear_object (&self->cancellable);
-  g_free (self->config_file);
-  g_free (self->policies_dir);
   g_free (self);
 }

@@ -32,9 +32,6 @@ typedef struct _MtDbus MtDbus;
 typedef void (*MtDbusLostFunc) (gpointer user_data);
 
 typedef struct {
-  /* The policy paths the daemon was given, to say why a reload failed. */
-  const char *config_file;
-  const char *policies_dir;
   MtDbusLostFunc on_lost;
   gpointer       on_lost_data;
 } MtDbusOptions;

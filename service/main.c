@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include "daemon.h"
+#include "dbus.h"
 
 static gboolean
 on_quit_signal (gpointer user_data)
@@ -20,12 +21,21 @@ on_quit_signal (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+static int exit_status = 0;
+
+static void
+on_bus_lost (gpointer user_data)
+{
+  exit_status = 1;
+  g_main_loop_quit (user_data);
+}
+
 static gboolean
 on_reload_signal (gpointer user_data)
 {
   MtDaemon *daemon = user_data;
 
-  mt_daemon_reload (daemon);
+  mt_daemon_reload (daemon, NULL);
   return G_SOURCE_CONTINUE;
 }
 
@@ -38,6 +48,8 @@ main (int argc, char **argv)
   g_autofree char *state_dir = NULL;
   g_autofree char *proc_root = NULL;
   g_autofree char *cgroup_dir = NULL;
+  g_autofree char *bus = NULL;
+  g_autofree char *bus_address = NULL;
   gboolean dry_run = FALSE;
   gboolean verbose = FALSE;
   gboolean check_config = FALSE;
@@ -61,6 +73,13 @@ main (int argc, char **argv)
     { "cgroup", 0, 0, G_OPTION_ARG_FILENAME, &cgroup_dir,
       "cgroup directory the VMs run in, whose memory limit caps the budget "
       "(default: libvirt's machine cgroup when it exists)", "DIR" },
+    { "bus", 0, 0, G_OPTION_ARG_STRING, &bus,
+      "Offer the D-Bus API on the system bus, the session bus, or not at all "
+      "(default: system; without this option a missing system bus only warns)",
+      "system|session|none" },
+    { "bus-address", 0, 0, G_OPTION_ARG_STRING, &bus_address,
+      "Use the bus at this address as the system bus, for the API and for polkit (tests)",
+      "ADDRESS" },
     { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose,
       "Log every decision, not only actions", NULL },
     { "version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL },
@@ -70,6 +89,7 @@ main (int argc, char **argv)
   g_autoptr(GError) error = NULL;
   g_autoptr(GMainLoop) loop = NULL;
   g_autoptr(MtDaemon) daemon = NULL;
+  g_autoptr(MtDbus) dbus = NULL;
   MtDaemonOptions options;
 
   setlocale (LC_ALL, "");
@@ -81,7 +101,8 @@ main (int argc, char **argv)
     "reason.  SIGHUP reloads the policy files (a bad file keeps the old policy).");
   g_option_context_set_description (context,
     "Exit status: 0 on a clean shutdown, 1 on a start-up error (bad policy file,\n"
-    "hypervisor unreachable at start), 2 on bad options.");
+    "hypervisor unreachable at start, another memtided owns the bus name, the bus\n"
+    "connection lost), 2 on bad options.");
   g_option_context_add_main_entries (context, entries, NULL);
   if (!g_option_context_parse (context, &argc, &argv, &error)) {
     g_printerr ("memtided: %s (try --help)\n", error->message);
@@ -91,6 +112,14 @@ main (int argc, char **argv)
     g_printerr ("memtided: unexpected argument '%s' (try --help)\n", argv[1]);
     return 2;
   }
+  if (bus && !g_str_equal (bus, "system") && !g_str_equal (bus, "session") &&
+      !g_str_equal (bus, "none")) {
+    g_printerr ("memtided: --bus: expected system, session or none, not '%s'\n", bus);
+    return 2;
+  }
+  /* Before anything connects, so that polkit's connection goes there too. */
+  if (bus_address)
+    mt_dbus_use_address (bus_address);
   if (version) {
     g_print ("memtided %s\n", PACKAGE_VERSION);
     return 0;
@@ -128,11 +157,35 @@ main (int argc, char **argv)
   g_unix_signal_add (SIGTERM, on_quit_signal, loop);
   g_unix_signal_add (SIGHUP, on_reload_signal, daemon);
 
+  if (g_strcmp0 (bus, "none") != 0) {
+    g_autoptr(GDBusConnection) connection = mt_dbus_connect (bus ? bus : "system", bus_address,
+                                                             &error);
+    MtDbusOptions dbus_options = {
+      .on_lost = on_bus_lost,
+      .on_lost_data = loop,
+    };
+
+    if (connection) {
+      dbus = mt_dbus_new (daemon, connection, &dbus_options, &error);
+      if (!dbus) {
+        g_printerr ("memtided: %s\n", error->message);
+        return 1;
+      }
+    } else if (bus || bus_address) {
+      g_printerr ("memtided: %s\n", error->message);
+      return 1;
+    } else {
+      g_warning ("%s; running without the D-Bus API, memtidectl cannot reach this memtided "
+                 "(--bus none says so explicitly)", error->message);
+      g_clear_error (&error);
+    }
+  }
+
   if (!mt_daemon_start (daemon, &error)) {
     g_printerr ("memtided: %s\n", error->message);
     return 1;
   }
   g_main_loop_run (loop);
   mt_daemon_stop (daemon);
-  return 0;
+  return exit_status;
 }

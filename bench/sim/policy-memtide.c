@@ -6,10 +6,13 @@
  *
  * Two variants:
  *  - "memtide": guests with an agent report PSI every second, and a
- *    report whose PSI trigger fired (or an OOM kill) plans at once, as
- *    DESIGN.md's "events short-circuit the tick" describes;
- *  - "memtide-stats": balloon stats only, no agent, no events: what the
- *    daemon does today on guests without the agent.
+ *    report that shows rising pressure, the guest's PSI trigger or an OOM
+ *    kill plans at once, with the daemon's rules (service/daemon-agent.c
+ *    on_report/event_plan and daemon.c mt_daemon_plan_now): a sample from
+ *    the report on top of the latest one, at most one such plan per VM per
+ *    second and one per 200 ms overall;
+ *  - "memtide-stats": balloon stats only, no agent, no events: memtided on
+ *    guests without the agent.
  */
 #include <math.h>
 #include "sim.h"
@@ -26,7 +29,21 @@ typedef struct {
   gboolean     started[SIM_MAX_VMS];
   double       next_tick;
   double       tick;             /* s */
+
+  /* What the daemon keeps per agent link to judge a report. */
+  double       last_psi[SIM_MAX_VMS];
+  double       last_stall[SIM_MAX_VMS];
+  double       last_report[SIM_MAX_VMS];
+  guint        last_oom[SIM_MAX_VMS];
+  double       last_event_plan[SIM_MAX_VMS];
+  double       plan_now_at;
 } Memtide;
+
+/* service/daemon-agent.c EVENT_PLAN_GAP, STALL_MIN_SPAN; daemon.c
+ * PLAN_NOW_MIN_GAP. */
+#define EVENT_PLAN_GAP   1.0
+#define STALL_MIN_SPAN   0.2
+#define PLAN_NOW_MIN_GAP 0.2
 
 static gint64
 us (double s)
@@ -76,6 +93,14 @@ memtide_init_common (SimWorld *w, const char *arg, gboolean agent, GError **erro
   m->tick = (double) (m->hp.tick_interval > 0 ? m->hp.tick_interval : MT_PLAN_DEFAULT_TICK)
             / G_USEC_PER_SEC;
   m->next_tick = 0;
+  m->plan_now_at = -1e9;
+  for (guint i = 0; i < SIM_MAX_VMS; i++)
+    {
+      m->last_psi[i] = NAN;
+      m->last_stall[i] = -1;
+      m->last_report[i] = -1e9;
+      m->last_event_plan[i] = -1e9;
+    }
   return g_steal_pointer (&m);
 }
 
@@ -207,21 +232,62 @@ memtide_step (gpointer self, SimWorld *w)
   plan (m, w);
 }
 
+/* on_report: does this report call for a plan now? */
 static void
-memtide_event (gpointer self, SimWorld *w, guint vm)
+memtide_report (gpointer self, SimWorld *w, guint vm)
 {
   Memtide *m = self;
+  const SimReport *r = &w->vm[vm].report;
+  double target = m->vp[vm].pressure_target, psi = r->psi_some10, stall = NAN, psi_now = NAN;
+  gboolean why = FALSE;
+  const MtVmSample *last;
   MtVmSample s;
 
-  if (!m->agent || !w->vm[vm].running)
+  if (!m->agent || !w->vm[vm].running || !m->started[vm])
     return;
-  if (!m->started[vm])
-    {
-      mt_vm_model_init (m->model[vm]);
-      m->started[vm] = TRUE;
-    }
-  sample (m, w, vm, &s);
+  /* Share of time stalled since the previous report: what the guest's
+   * trigger measured. */
+  if (m->last_stall[vm] >= 0 && r->time >= m->last_report[vm] + STALL_MIN_SPAN)
+    stall = MIN (100.0, 100.0 * (r->stall_total - m->last_stall[vm]) / (r->time - m->last_report[vm]));
+  if (r->trigger)
+    psi_now = isfinite (stall) && stall > psi ? stall : psi;
+  if (isfinite (psi_now) && psi_now > target)
+    why = TRUE;
+  else if (psi > target && (!isfinite (m->last_psi[vm]) || psi > m->last_psi[vm]))
+    why = TRUE;
+  if (r->oom_kills > m->last_oom[vm])
+    why = TRUE;
+  m->last_psi[vm] = psi;
+  m->last_oom[vm] = r->oom_kills;
+  m->last_stall[vm] = r->stall_total;
+  m->last_report[vm] = r->time;
+  if (!why)
+    return;
+
+  /* event_plan */
+  last = mt_vm_model_nth (m->model[vm], 0);
+  if (last == NULL || w->now - m->last_event_plan[vm] < EVENT_PLAN_GAP)
+    return;
+  m->last_event_plan[vm] = w->now;
+  s = *last;
+  s.time = us (w->now);
+  s.guest_total = b (r->total);
+  s.guest_available = b (r->available);
+  s.guest_free = b (r->free);
+  s.guest_cache = b (r->cache);
+  s.swap_in = b (r->swap_in);
+  s.swap_out = b (r->swap_out);
+  s.major_faults = (guint64) r->major_faults;
+  s.oom_kills = r->oom_kills;
+  s.psi_some_avg10 = isfinite (psi_now) ? psi_now : r->psi_some10;
+  s.psi_full_avg10 = r->psi_full10;
+  s.from_agent = TRUE;
   mt_vm_model_push (m->model[vm], &s);
+
+  /* mt_daemon_plan_now */
+  if (w->now - m->plan_now_at < PLAN_NOW_MIN_GAP)
+    return;
+  m->plan_now_at = w->now;
   plan (m, w);
 }
 
@@ -239,10 +305,10 @@ const SimPolicy sim_policy_memtide = {
   .name = "memtide",
   .label = "memtide",
   .source = "service/planner.c via memtide-core (the daemon's code); agent PSI reports, "
-            "pressure events plan at once",
+            "pressure events plan at once (the daemon's rules)",
   .init = memtide_init,
   .step = memtide_step,
-  .event = memtide_event,
+  .report = memtide_report,
   .free = memtide_free,
 };
 
@@ -252,6 +318,6 @@ const SimPolicy sim_policy_memtide_stats = {
   .source = "service/planner.c via memtide-core; balloon stats only, no agent",
   .init = memtide_stats_init,
   .step = memtide_step,
-  .event = NULL,
+  .report = NULL,
   .free = memtide_free,
 };

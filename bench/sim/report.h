@@ -17,7 +17,8 @@ typedef struct {
   double host_swap_gib_min;
   guint  episodes;            /* demand rises that found the VM short */
   double grant_p50, grant_p95;  /* s, NAN without episodes */
-  guint  open_episodes;
+  guint  open_episodes;       /* still short at the end */
+  guint  killed_episodes;     /* ended by an OOM kill */
   guint  actions;
   char  *series;              /* path of the time series (TSV) */
 } SimResult;

@@ -205,7 +205,7 @@ build_batch (SimScenario *sc, GRand *r, gboolean bo)
         }
       s->hot_cache = 0.2;
     }
-  sc->host_total = 30 * 1024;
+  sc->host_total = 36 * 1024;
 }
 
 /* File servers: a small working set and a large file set read into the
@@ -456,7 +456,11 @@ sim_scenario_from_trace (SimScenario *sc, const char *path, double host_mib,
     }
 
   g_strlcpy (sc->name, "trace", sizeof sc->name);
-  g_snprintf (sc->title, sizeof sc->title, "trace %s", path);
+  {
+    g_autofree char *base = g_path_get_basename (path);
+
+    g_snprintf (sc->title, sizeof sc->title, "replay of %s", base);
+  }
   sc->duration = floor (end);
   sc->host_base = 2048;
   sc->host_swap = 8192;

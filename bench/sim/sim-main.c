@@ -112,10 +112,10 @@ run_one (const Options *o, const char *dir, const SimScenario *sc, const SimPoli
       if (k == steps)
         break;
       sim_world_step (&w);
-      if (p->event != NULL)
+      if (p->report != NULL)
         for (guint i = 0; i < w.n; i++)
-          if (w.vm[i].event)
-            p->event (self, &w, i);
+          if (w.vm[i].new_report)
+            p->report (self, &w, i);
       p->step (self, &w);
     }
   fclose (f);
@@ -232,7 +232,6 @@ int
 main (int argc, char **argv)
 {
   Options o = { .seed = 1, .results = NULL };
-  g_autofree char *results = NULL;
   const GOptionEntry entries[] = {
     { "scenario", 's', 0, G_OPTION_ARG_STRING, &o.scenarios,
       "Scenarios to run, comma-separated, or all (default)", "NAMES" },
@@ -333,6 +332,5 @@ main (int argc, char **argv)
   g_free (o.policies);
   g_free (o.trace);
   g_free (o.memtide_policy);
-  (void) results;
   return 0;
 }

@@ -107,8 +107,9 @@ typedef struct {
   double  total, available, free, cache;
   double  swap_in, swap_out, major_faults;
   double  psi_some10, psi_full10;
+  double  stall_total;        /* s stalled since boot (PSI some total) */
   guint   oom_kills;
-  gboolean pressure_event;    /* PSI above 1% or an OOM kill: a trigger fired */
+  gboolean trigger;           /* sent at once: the guest's PSI trigger fired */
 } SimReport;
 
 typedef struct {
@@ -139,7 +140,9 @@ typedef struct {
   SimReport report;
   double next_stats, next_report;
 
-  gboolean event;             /* this step: the agent pushed a report at once */
+  gboolean new_report;        /* this step: the agent sent a report */
+  double stall_window[10];    /* stall per step over the last second */
+  double last_trigger;        /* s: the PSI trigger fires once per window */
 
   /* Metrics. */
   double stall_s;
@@ -169,7 +172,7 @@ typedef struct {
   double  host_swap_mib_s;
   guint   actions;            /* resize requests sent to the hypervisor */
   GArray *grant_s;            /* double: demand rise to grant, per episode */
-  guint   open_episodes;      /* still short at the end */
+  guint   killed_episodes;    /* ended by an OOM kill, not by a grant */
 } SimMetrics;
 
 struct _SimWorld {
@@ -182,7 +185,6 @@ struct _SimWorld {
   gboolean fpr;               /* free page reporting on */
   double   fpr_delay;         /* s */
   SimMetrics m;
-  GRand   *rand;
 };
 
 /* ---- policies ------------------------------------------------------------ */
@@ -194,8 +196,8 @@ struct _SimPolicy {
   gpointer (*init) (SimWorld *w, const char *arg, GError **error);
   /* Called every step; the policy keeps its own period. */
   void     (*step) (gpointer self, SimWorld *w);
-  /* An agent report with a pressure trigger just arrived (may be NULL). */
-  void     (*event) (gpointer self, SimWorld *w, guint vm);
+  /* An agent report just arrived (may be NULL). */
+  void     (*report) (gpointer self, SimWorld *w, guint vm);
   void     (*free) (gpointer self);
 };
 

@@ -26,7 +26,10 @@
 #define OOM_RESTART          30.0     /* s a killed service takes to come back */
 #define OOM_KEEP             0.5      /* of its working set it uses meanwhile */
 #define FPR_UNREPORTABLE     0.10     /* free memory not in whole 2 MiB blocks */
-#define PSI_TRIGGER          0.10     /* stall fraction that fires the agent's trigger */
+/* memtide-agent's default PSI trigger "some 150000 1000000": 150 ms of
+ * stall within 1 s fires a report at once, at most once per window. */
+#define PSI_TRIGGER_STALL    0.15     /* s */
+#define PSI_TRIGGER_WINDOW   1.0      /* s */
 #define REPORT_PERIOD        1.0      /* s between agent reports */
 
 double
@@ -56,7 +59,6 @@ sim_world_init (SimWorld *w, const SimScenario *sc, gboolean fpr)
     .stats_period = 2.0,
     .fpr = fpr,
     .fpr_delay = 2.0,
-    .rand = g_rand_new_with_seed ((guint32) sc->seed),
   };
   w->m.grant_s = g_array_new (FALSE, FALSE, sizeof (double));
   for (guint i = 0; i < w->n; i++)
@@ -68,6 +70,7 @@ sim_world_init (SimWorld *w, const SimScenario *sc, gboolean fpr)
       v->plugged = v->requested = v->spec->vmem_size;
       v->balloon_cmd_at = v->vmem_cmd_at = 0;
       v->oom_until = -1;
+      v->last_trigger = -1e9;
       v->stats.time = v->report.time = -1e9;
     }
 }
@@ -76,7 +79,6 @@ void
 sim_world_clear (SimWorld *w)
 {
   g_clear_pointer (&w->m.grant_s, g_array_unref);
-  g_clear_pointer (&w->rand, g_rand_free);
 }
 
 void
@@ -154,6 +156,10 @@ oom_kill (SimWorld *w, SimVm *v)
     g_printerr ("t=%.1f %s: OOM kill (size %.0f MiB, want %.0f MiB, swapped %.0f MiB)\n",
                 w->now, v->spec->name, sim_vm_size (v), v->want, v->swapped);
   v->oom_until = w->now + OOM_RESTART;
+  /* A kill is no grant: the episode ends without a time. */
+  if (v->short_now && v->short_from_rise)
+    w->m.killed_episodes++;
+  v->short_from_rise = FALSE;
   /* The killed process's memory, swapped or not, is gone. */
   v->swapped = 0;
   v->anon = MIN (v->anon, v->want * OOM_KEEP);
@@ -263,15 +269,14 @@ step_guest (SimWorld *w, SimVm *v, double host_stall)
         v->short_now = FALSE;
         if (v->short_from_rise)
           g_array_append_val (w->m.grant_s, d);
-        if (v->short_from_rise && d > 5 && g_getenv ("SIM_LOG_ACTIONS") != NULL)
+        if (v->short_from_rise && d > 1.5 && g_getenv ("SIM_LOG_ACTIONS") != NULL)
           g_printerr ("t=%.1f %s: short for %.1f s since t=%.1f\n", w->now, v->spec->name, d, v->short_since);
       }
   }
-  (void) refault;
 }
 
 static void
-snapshot (SimWorld *w, SimVm *v, gboolean event)
+snapshot (SimWorld *w, SimVm *v, gboolean trigger)
 {
   double size = sim_vm_size (v);
   double total = MAX (0.0, size - kernel_overhead (size));
@@ -291,7 +296,7 @@ snapshot (SimWorld *w, SimVm *v, gboolean event)
       };
       v->next_stats = w->now + w->stats_period;
     }
-  if (v->spec->agent && (w->now >= v->next_report || event))
+  if (v->spec->agent && (w->now >= v->next_report || trigger))
     {
       v->report = (SimReport) {
         .time = w->now,
@@ -304,10 +309,12 @@ snapshot (SimWorld *w, SimVm *v, gboolean event)
         .major_faults = v->faults,
         .psi_some10 = v->psi10,
         .psi_full10 = v->psi_full10,
+        .stall_total = v->stall_s,
         .oom_kills = v->oom_kills,
-        .pressure_event = event,
+        .trigger = trigger,
       };
       v->next_report = w->now + REPORT_PERIOD;
+      v->new_report = TRUE;
     }
 }
 
@@ -335,7 +342,7 @@ sim_world_step (SimWorld *w)
 {
   SimHostView h;
   double host_stall = 0, rss = 0, committed = 0;
-  guint oom_before[SIM_MAX_VMS];
+  guint step = (guint) llround (w->now / SIM_DT);
 
   sim_host_view (w, &h);
   w->host_swap_used = MAX (0.0, h.used - h.host_total);
@@ -352,8 +359,7 @@ sim_world_step (SimWorld *w)
     {
       SimVm *v = &w->vm[i];
 
-      oom_before[i] = v->oom_kills;
-      v->event = FALSE;
+      v->new_report = FALSE;
       if (!v->running && w->now >= v->spec->start)
         {
           v->running = TRUE;
@@ -372,13 +378,18 @@ sim_world_step (SimWorld *w)
   for (guint i = 0; i < w->n; i++)
     {
       SimVm *v = &w->vm[i];
+      double stalled = 0;
 
-      if (v->running && v->spec->agent
-          && (v->oom_kills > oom_before[i]
-              || (v->psi_now >= PSI_TRIGGER && w->now - v->report.time >= 0.5)))
+      if (!v->running)
+        continue;
+      v->stall_window[step % G_N_ELEMENTS (v->stall_window)] = v->psi_now * SIM_DT;
+      for (guint k = 0; k < G_N_ELEMENTS (v->stall_window); k++)
+        stalled += v->stall_window[k];
+      if (v->spec->agent && stalled >= PSI_TRIGGER_STALL
+          && w->now - v->last_trigger >= PSI_TRIGGER_WINDOW)
         {
+          v->last_trigger = w->now;
           snapshot (w, v, TRUE);
-          v->event = TRUE;
         }
     }
 

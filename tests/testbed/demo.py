@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import time
 
@@ -70,29 +71,46 @@ def main():
             GuestSpec(memory_kib=768 * MiB, workload="sleep:10s,cache:400M,hold:60s,"
                       "uncache,sleep:30s,loop"),
         ])
-        daemon = Memtided(daemon_bin, tb.prefix, VM_POLICY, HOST_POLICY,
-                          dry_run=args.dry_run).start()
-        stop = {"now": False}
-        signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))
-        signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
-        t0 = time.monotonic()
+        bus = subprocess.Popen(
+            ["dbus-daemon", "--config-file",
+             os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo-bus.conf"),
+             "--nofork", "--print-address=1"], stdout=subprocess.PIPE, text=True)
+        daemon = None
         try:
+            address = bus.stdout.readline().strip()
+            if not address:
+                print("demo: dbus-daemon did not start (package dbus); see above",
+                      file=sys.stderr)
+                return 1
+            daemon = Memtided(daemon_bin, tb.prefix, VM_POLICY, HOST_POLICY,
+                              dry_run=args.dry_run,
+                              extra_args=["--bus-address", address]).start()
+            ctl = os.path.join(args.build, "service", "memtidectl")
+            hint = (f"In another terminal (as root):  {ctl} --address '{address}' status\n"
+                    f"                           or:  {ctl} --address '{address}' watch")
+            stop = {"now": False}
+            signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))
+            signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+            t0 = time.monotonic()
             while not stop["now"]:
                 if args.duration and time.monotonic() - t0 > args.duration:
                     break
                 if not daemon.alive():
                     print("demo: memtided exited:\n" + daemon.tail(), file=sys.stderr)
                     return 1
-                render(tb, guests, daemon)
+                render(tb, guests, daemon, hint)
                 time.sleep(1)
         finally:
-            daemon.stop()
-            print(f"\ndemo: memtided log kept at {daemon.log_path}")
+            if daemon is not None:
+                daemon.stop()
+                print(f"\ndemo: memtided log kept at {daemon.log_path}")
+            bus.terminate()
+            bus.wait()
             print("demo: removing the guests...", flush=True)
     return 0
 
 
-def render(tb, guests, daemon):
+def render(tb, guests, daemon, hint):
     cols = shutil.get_terminal_size((120, 40)).columns
     actions = [m for _, m in daemon.findall(ACTION.pattern)][-8:]
     out = ["\033[H\033[J" if sys.stdout.isatty() else "",
@@ -103,6 +121,7 @@ def render(tb, guests, daemon):
         out.append("  (none yet: memtided waits for stats and lets guests settle first)")
     for m in actions:
         out.append("  " + m.group(0)[: cols - 3])
+    out += ["", hint]
     print("\n".join(out), flush=True)
 
 

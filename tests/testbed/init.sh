@@ -8,11 +8,20 @@
 #   MEMTIDE-MEMINFO total=<kB> available=<kB> free=<kB>     (every second)
 #   MEMTIDE-WORKLOAD-EXIT status=N [signal=S]               (if it ever ends)
 #   MEMTIDE-AGENT-EXIT status=N [signal=S]
+#   MEMTIDE-AGENT-STOPPED / -STARTED / -STAT                (test options below)
 #   MEMTIDE-GUEST-ERROR <what went wrong>
 # Guest kernel command line options read here:
 #   memtide.workload=SCHEDULE   run /bin/memtide-workload SCHEDULE
 #   memtide.workload_reserve=SIZE   its --reserve (default 32M)
 #   memtide.agent=0             do not start /bin/memtide-agent
+#   memtide.agent_stop_after=S  kill the agent S seconds after the ready line
+#                               (MEMTIDE-AGENT-STOPPED), to test the host's
+#                               fallback to balloon statistics
+#   memtide.agent_restart_after=S   start it again S seconds after the ready
+#                               line (MEMTIDE-AGENT-STARTED)
+#   memtide.agent_stat=S        every S seconds print the agent's footprint:
+#                               MEMTIDE-AGENT-STAT pid= rss_kb= pss_kb=
+#                               cpu_ticks= (utime+stime, 100/s) uptime=
 #   memtide.cache=SERIAL        mount the virtio disk with this serial as
 #                               the workload's cache filesystem
 # PID 1 must never exit (the kernel would panic), hence the final loop.
@@ -53,12 +62,18 @@ workload=
 reserve=32M
 agent=1
 cache_serial=
+agent_stop_after=
+agent_restart_after=
+agent_stat=0
 for arg in $(cat /proc/cmdline); do
 	case "$arg" in
 	memtide.workload=*) workload=${arg#memtide.workload=} ;;
 	memtide.workload_reserve=*) reserve=${arg#memtide.workload_reserve=} ;;
 	memtide.agent=*) agent=${arg#memtide.agent=} ;;
 	memtide.cache=*) cache_serial=${arg#memtide.cache=} ;;
+	memtide.agent_stop_after=*) agent_stop_after=${arg#memtide.agent_stop_after=} ;;
+	memtide.agent_restart_after=*) agent_restart_after=${arg#memtide.agent_restart_after=} ;;
+	memtide.agent_stat=*) agent_stat=${arg#memtide.agent_stat=} ;;
 	esac
 done
 
@@ -101,13 +116,57 @@ fi
 	done
 ) &
 
+start_agent() {
+	( /bin/memtide-agent; exit_marker AGENT $? ) &
+}
+
 agent_started=0
 if [ -x /bin/memtide-agent ] && [ "$agent" != 0 ]; then
-	( /bin/memtide-agent; exit_marker AGENT $? ) &
+	start_agent
 	agent_started=1
 fi
 
 echo "MEMTIDE-GUEST-READY kernel=$kver balloon=$has_balloon vmem=$has_vmem agent-port=$has_port agent=$agent_started cache=$cache_dir uptime=$(cut -d' ' -f1 /proc/uptime)"
+
+# Test hooks (kernel command line, see the top): stop and restart the
+# agent on a schedule, print its footprint.
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+if [ $agent_started = 1 ] && [ -n "$agent_stop_after$agent_restart_after" ]; then
+	(
+		waited=0
+		if [ -n "$agent_stop_after" ]; then
+			sleep "$agent_stop_after"
+			waited=$agent_stop_after
+			pid=$(pidof memtide-agent)
+			[ -n "$pid" ] && kill $pid
+			echo "MEMTIDE-AGENT-STOPPED pid=$pid uptime=$(uptime_s)"
+		fi
+		if [ -n "$agent_restart_after" ]; then
+			[ "$agent_restart_after" -gt "$waited" ] && sleep $((agent_restart_after - waited))
+			start_agent
+			usleep 200000
+			echo "MEMTIDE-AGENT-STARTED pid=$(pidof memtide-agent) uptime=$(uptime_s)"
+		fi
+		wait
+	) &
+fi
+if [ $agent_started = 1 ] && [ "$agent_stat" != 0 ]; then
+	(
+		while :; do
+			sleep "$agent_stat"
+			pid=$(pidof memtide-agent) || continue
+			# Fields 14 and 15 of stat: utime, stime (the name has no blanks).
+			set -- $(cat /proc/$pid/stat 2>/dev/null)
+			ticks=$((${14:-0} + ${15:-0}))
+			# smaps_rollup walks the page tables; VmRSS in status lags
+			# by up to 64 page faults per task on 6.1 (split RSS
+			# counters) and shows a few KiB for a small process.
+			rss=$(awk '/^Rss:/ {print $2}' /proc/$pid/smaps_rollup 2>/dev/null)
+			pss=$(awk '/^Pss:/ {print $2}' /proc/$pid/smaps_rollup 2>/dev/null)
+			echo "MEMTIDE-AGENT-STAT pid=$pid rss_kb=${rss:-0} pss_kb=${pss:-0} cpu_ticks=$ticks uptime=$(uptime_s)"
+		done
+	) &
+fi
 
 if [ -n "$workload" ]; then
 	( /bin/memtide-workload --cache-dir "$cache_dir" --reserve "$reserve" "$workload"; exit_marker WORKLOAD $? ) &

@@ -34,6 +34,10 @@ class Memtided:
                      "--config", self.config,
                      "--policies-dir", os.path.join(self.tmp, "policies.d"),
                      "--state-dir", self.state_dir, "--verbose", *extra_args]
+        if not any(a in ("--bus", "--bus-address") for a in extra_args):
+            # Private to this run: no system bus name to fight over, and
+            # no bus policy needed on the host.
+            self.args += ["--bus", "none"]
         if dry_run:
             self.args.append("--dry-run")
         self.lines = []

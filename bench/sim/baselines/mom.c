@@ -151,6 +151,6 @@ const SimPolicy sim_policy_mom = {
   .source = "oVirt/mom doc/balloon.rules + doc/mom-balloon.conf defaults",
   .init = mom_init,
   .step = mom_step,
-  .event = NULL,
+  .report = NULL,
   .free = g_free,
 };

@@ -190,6 +190,6 @@ const SimPolicy sim_policy_proxmox = {
   .source = "pve-manager PVE/AutoBalloon.pm compute_alg1 + pvestatd auto_balloning (80% target, 100 MiB/VM/10 s)",
   .init = proxmox_init,
   .step = proxmox_step,
-  .event = NULL,
+  .report = NULL,
   .free = g_free,
 };

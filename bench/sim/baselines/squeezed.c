@@ -190,6 +190,6 @@ const SimPolicy sim_policy_squeezed = {
   .source = "xapi-project/xen-api ocaml/squeezed/lib/squeeze.ml (Proportional, two-phase, 10 s balance)",
   .init = squeezed_init,
   .step = squeezed_step,
-  .event = NULL,
+  .report = NULL,
   .free = g_free,
 };

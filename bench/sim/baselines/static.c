@@ -20,6 +20,6 @@ const SimPolicy sim_policy_static = {
   .source = "no resizing: each VM at its configured memory",
   .init = static_init,
   .step = static_step,
-  .event = NULL,
+  .report = NULL,
   .free = g_free,
 };

@@ -1,0 +1,1467 @@
+/* test-agent-link.c: the host side of the guest agent protocol against
+ * hostile input: the line parser (corpus in data/agent/), the session
+ * (framing, rate limit, hello gate, counters, host cross-check) with
+ * injected time, and the link over a real unix socket with a fake agent
+ * written here (flood, silence, reconnect, requests). */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <gio/gio.h>
+#include <gio/gunixsocketaddress.h>
+#include <glib/gstdio.h>
+
+#include "agent-link.h"
+#include "model.h"
+
+#define MAX_MEMORY MT_GIB
+#define S (G_USEC_PER_SEC)
+#define MS (G_USEC_PER_SEC / 1000)
+
+static char *
+data_path (const char *name)
+{
+  return g_test_build_filename (G_TEST_DIST, "data", "agent", name, NULL);
+}
+
+/* One line from a data file, without its newline. */
+static char *
+data_line (const char *name)
+{
+  g_autofree char *path = data_path (name);
+  g_autoptr(GError) error = NULL;
+  char *text = NULL;
+
+  g_assert_true (g_file_get_contents (path, &text, NULL, &error));
+  g_assert_no_error (error);
+  g_strchomp (text);
+  return text;
+}
+
+static const MtAgentLimits limits = { .max_memory = MAX_MEMORY };
+
+static void
+assert_outcome (const char *line, gsize len, const char *want_code, const char *want_field,
+                const char *what)
+{
+  MtAgentMsg msg;
+  MtAgentProblem problem = { 0 };
+  gboolean ok = mt_agent_parse_line (line, len, &limits, &msg, &problem);
+  const char *code = ok ? "ok" : mt_agent_error_code_to_string (problem.code);
+
+  if (g_strcmp0 (code, want_code) != 0
+      || (!ok && g_strcmp0 (want_field, "-") != 0 && g_strcmp0 (problem.field, want_field) != 0)
+      || (!ok && g_strcmp0 (want_field, "-") == 0 && problem.field[0] != '\0')) {
+    g_test_message ("%s: %.200s", what, line);
+    g_test_message ("want %s %s, got %s %s (%s)", want_code, want_field, code,
+                    problem.field[0] ? problem.field : "-", problem.message);
+    g_test_fail ();
+  }
+  /* Never a control byte in what reaches a log. */
+  for (const char *p = problem.message; *p; p++)
+    g_assert_true (*p >= 0x20 && *p < 0x7f);
+}
+
+/* ---- the parser ------------------------------------------------------------ */
+
+static void
+test_parse_examples (void)
+{
+  g_autofree char *hello = data_line ("hello.json");
+  g_autofree char *psi = data_line ("pressure.json");
+  g_autofree char *reclaim = data_line ("reply-reclaim.json");
+  g_autofree char *err = data_line ("reply-error.json");
+  g_autofree char *partial = data_line ("reply-partial.json");
+  MtAgentProblem problem;
+  MtAgentMsg m;
+  const MtAgentReport *r = &m.report;
+
+  g_assert_true (mt_agent_parse_line (hello, strlen (hello), &limits, &m, &problem));
+  g_assert_cmpint (m.kind, ==, MT_AGENT_MSG_REPORT);
+  g_assert_true (r->hello);
+  g_assert_cmpint (r->reason, ==, MT_AGENT_REASON_CONNECT);
+  g_assert_cmpuint (r->seq, ==, 1);
+  g_assert_cmpstr (r->agent, ==, "memtide-agent 0.1.0");
+  g_assert_cmpstr (r->kernel, ==, "6.1.0-56-cloud-amd64");
+  g_assert_cmpstr (r->boot_id, ==, "4e562c1d-d924-4f51-a8ee-656ec09ce4a7");
+  g_assert_cmpuint (r->page_size, ==, 4096);
+  g_assert_cmpuint (r->interval_ms, ==, 1000);
+  g_assert_cmpint (r->psi_mode, ==, MT_AGENT_PSI_MODE_TRIGGER);
+  g_assert_cmpstr (r->psi_trigger, ==, "some 150000 1000000");
+  g_assert_cmpuint (r->reclaim_methods, ==, MT_AGENT_RECLAIM_MEMORY_RECLAIM | MT_AGENT_RECLAIM_DROP_CACHES);
+  g_assert_true (r->root);
+  g_assert_cmpuint (r->unavailable, ==, 1u << MT_AGENT_UNAVAIL_PAGE_REPORTING_COUNTERS);
+  g_assert_cmpuint (r->mem.total, ==, 761270272);
+  g_assert_cmpuint (r->mem.available, ==, 717570048);
+  g_assert_cmpuint (mt_agent_report_droppable_cache (r), ==, 128020480 - 4739072);
+  g_assert_cmpuint (r->vmstat.oom_kill, ==, 0);
+  g_assert_cmpfloat (r->psi_some.avg10, ==, 0.0);
+  g_assert_cmpuint (mt_agent_report_movable (r), ==, 2 * 134217728);
+  g_assert_cmpuint (r->page_reporting.order, ==, 9);
+  g_assert_cmpuint (r->page_reporting.reported_bytes, ==, MT_UNKNOWN);
+
+  g_assert_true (mt_agent_parse_line (psi, strlen (psi), &limits, &m, &problem));
+  g_assert_false (r->hello);
+  g_assert_cmpint (r->reason, ==, MT_AGENT_REASON_PSI);
+  g_assert_false (r->has_id);
+  g_assert_cmpfloat_with_epsilon (r->psi_some.avg10, 9.40, 1e-9);
+  g_assert_cmpfloat_with_epsilon (r->psi_full.avg10, 8.23, 1e-9);
+  g_assert_cmpuint (r->psi_some.total_us, ==, 1561558);
+  g_assert_cmpuint (r->page_size, ==, MT_UNKNOWN);
+
+  g_assert_true (mt_agent_parse_line (reclaim, strlen (reclaim), &limits, &m, &problem));
+  g_assert_cmpint (m.kind, ==, MT_AGENT_MSG_REPLY);
+  g_assert_true (m.reply.has_id);
+  g_assert_cmpuint (m.reply.id, ==, 7);
+  g_assert_cmpstr (m.reply.op, ==, "reclaim");
+  g_assert_true (m.reply.ok);
+  g_assert_cmpstr (m.reply.method, ==, "memory.reclaim");
+  g_assert_cmpuint (m.reply.reclaimed, ==, 268435456);
+  g_assert_true (m.reply.complete);
+  g_assert_cmpuint (m.reply.elapsed_ms, ==, 170);
+
+  g_assert_true (mt_agent_parse_line (err, strlen (err), &limits, &m, &problem));
+  g_assert_false (m.reply.has_id);
+  g_assert_false (m.reply.ok);
+  g_assert_cmpstr (m.reply.error, ==, "malformed");
+
+  g_assert_true (mt_agent_parse_line (partial, strlen (partial), &limits, &m, &problem));
+  g_assert_false (m.reply.complete);
+  g_assert_cmpstr (m.reply.stopped_by, ==, "EAGAIN");
+
+  /* The same hello for a VM of 512 MiB: MemTotal 726 MiB is a lie. */
+  {
+    MtAgentLimits small = { .max_memory = 512 * MT_MIB };
+    g_assert_false (mt_agent_parse_line (hello, strlen (hello), &small, &m, &problem));
+    g_assert_cmpint (problem.code, ==, MT_AGENT_ERR_INCONSISTENT);
+    g_assert_cmpstr (problem.field, ==, "mem.total");
+  }
+}
+
+static void
+test_parse_hostile_corpus (void)
+{
+  g_autofree char *path = data_path ("hostile.txt");
+  g_autofree char *text = NULL;
+  g_auto(GStrv) lines = NULL;
+  guint n = 0;
+
+  g_assert_true (g_file_get_contents (path, &text, NULL, NULL));
+  lines = g_strsplit (text, "\n", -1);
+  for (guint i = 0; lines[i]; i++) {
+    g_auto(GStrv) f = NULL;
+    g_autofree char *what = NULL;
+
+    if (lines[i][0] == '\0' || lines[i][0] == '#')
+      continue;
+    f = g_strsplit (lines[i], "\t", 3);
+    g_assert_cmpuint (g_strv_length (f), ==, 3);
+    what = g_strdup_printf ("hostile.txt line %u", i + 1);
+    assert_outcome (f[2], strlen (f[2]), f[0], f[1], what);
+    n++;
+  }
+  g_test_message ("%u corpus lines", n);
+  g_assert_cmpuint (n, >=, 150);
+}
+
+static void
+test_parse_generated (void)
+{
+  g_autofree char *hello = data_line ("hello.json");
+  g_autoptr(GString) s = g_string_new (NULL);
+  g_autoptr(GRand) rand = g_rand_new_with_seed (4);
+  char *big;
+
+  /* A 1 MiB line. */
+  big = g_malloc (MT_MIB);
+  memset (big, 'a', MT_MIB);
+  assert_outcome (big, MT_MIB, "line_too_long", "-", "1 MiB of 'a'");
+  big[0] = '{';
+  assert_outcome (big, MT_MIB, "line_too_long", "-", "1 MiB object");
+  g_free (big);
+
+  /* The boundary: 4095 bytes + newline is a line, 4096 + newline is not. */
+  g_string_assign (s, hello);
+  g_string_truncate (s, s->len - 1);
+  while (s->len < MT_AGENT_LINE_MAX - 2)
+    g_string_append_c (s, ' ');
+  g_string_append_c (s, '}');
+  g_assert_cmpuint (s->len, ==, MT_AGENT_LINE_MAX - 1);
+  assert_outcome (s->str, s->len, "ok", "-", "4095-byte hello");
+  g_string_insert_c (s, s->len - 1, ' ');
+  assert_outcome (s->str, s->len, "line_too_long", "-", "4096-byte hello");
+
+  /* Depth bombs within the length limit. */
+  g_string_truncate (s, 0);
+  for (guint i = 0; i < 800; i++)
+    g_string_append (s, "{\"a\":");
+  assert_outcome (s->str, s->len, "too_deep", "-", "800 nested objects, truncated");
+  g_string_truncate (s, 0);
+  g_string_append (s, "{\"a\":");
+  for (guint i = 0; i < 2000; i++)
+    g_string_append_c (s, '[');
+  assert_outcome (s->str, s->len, "too_deep", "-", "2000 nested arrays");
+
+  /* Raw bytes json-glib would take or choke on. */
+  assert_outcome ("{\"v\":1,\0\"type\":\"report\"}", 25, "malformed", "-", "NUL byte");
+  assert_outcome ("{\"a\":\"\x01\"}", 9, "malformed", "-", "raw control byte in a string");
+  assert_outcome ("{\"a\":\"\t\"}", 9, "malformed", "-", "raw tab in a string");
+  assert_outcome ("{\"a\":\"\xc0\xaf\"}", 10, "malformed", "-", "overlong UTF-8");
+  assert_outcome ("{\"a\":\"\xed\xa0\x80\"}", 11, "malformed", "-", "UTF-8 surrogate");
+  assert_outcome ("\xff\xfe{}", 4, "malformed", "-", "BOM-like bytes");
+  assert_outcome ("", 0, "malformed", "-", "empty");
+  assert_outcome ("   ", 3, "malformed", "-", "blank");
+
+  /* Binary garbage: any byte but '{' and blanks first is never an object;
+   * any byte but '"', '}' and blanks after a member's comma is never a
+   * member name. */
+  for (guint i = 0; i < 2000; i++) {
+    guint len = (guint) g_rand_int_range (rand, 1, 600);
+    g_autofree char *buf = g_malloc (len);
+
+    for (guint k = 0; k < len; k++)
+      buf[k] = (char) g_rand_int_range (rand, 0, 256);
+    while (strchr ("{ \t\r\n", buf[0]) && buf[0] != '\0')
+      buf[0] = (char) g_rand_int_range (rand, 0, 256);
+    assert_outcome (buf, len, "malformed", "-", "random bytes");
+
+    g_string_assign (s, "{\"v\":1,\"type\":\"report\",");
+    do
+      buf[0] = (char) g_rand_int_range (rand, 0, 256);
+    while (strchr ("\"} \t\r\n", buf[0]) && buf[0] != '\0');
+    g_string_append_len (s, buf, len);
+    assert_outcome (s->str, s->len, "malformed", "-", "object + random bytes");
+  }
+
+  /* Every prefix of a valid report is truncated JSON. */
+  for (gsize len = 1; len < strlen (hello); len++)
+    assert_outcome (hello, len, "malformed", "-", "truncated hello");
+}
+
+/* ---- the session, with injected time ----------------------------------------- */
+
+typedef struct {
+  MtAgentEvent  ev;
+  MtAgentReport report;
+} Ev;
+
+typedef struct {
+  MtAgentSession *s;
+  GArray *evs;                 /* Ev */
+} SessionFixture;
+
+static void
+session_setup (SessionFixture *f, gconstpointer data)
+{
+  MtAgentSessionConfig cfg;
+
+  mt_agent_session_config_init (&cfg);
+  f->s = mt_agent_session_new (&cfg);
+  f->evs = g_array_new (FALSE, TRUE, sizeof (Ev));
+  mt_agent_session_connected (f->s, 0);
+}
+
+static void
+session_teardown (SessionFixture *f, gconstpointer data)
+{
+  mt_agent_session_free (f->s);
+  g_array_unref (f->evs);
+}
+
+/* Feeds bytes in reads of at most the buffer space; returns the number
+ * of events they produced (appended to f->evs). */
+static guint
+feed_len (SessionFixture *f, const char *data, gsize len, gint64 now)
+{
+  guint before = f->evs->len;
+  MtAgentEvent ev;
+
+  while (len > 0) {
+    gsize space, n;
+    char *buf = mt_agent_session_buffer (f->s, &space);
+
+    if (space == 0)
+      break;
+    n = MIN (space, len);
+    memcpy (buf, data, n);
+    mt_agent_session_commit (f->s, n);
+    data += n;
+    len -= n;
+    while (mt_agent_session_next (f->s, now, &ev)) {
+      Ev e = { .ev = ev };
+      if (ev.report)
+        e.report = *ev.report;
+      e.ev.report = NULL;
+      g_array_append_val (f->evs, e);
+    }
+  }
+  return f->evs->len - before;
+}
+
+static guint
+feed (SessionFixture *f, const char *data, gint64 now)
+{
+  return feed_len (f, data, strlen (data), now);
+}
+
+static const Ev *
+last_ev (SessionFixture *f)
+{
+  g_assert_cmpuint (f->evs->len, >, 0);
+  return &g_array_index (f->evs, Ev, f->evs->len - 1);
+}
+
+#define BOOT_A "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa"
+#define BOOT_B "bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbbbb"
+
+static char *
+hello_line (guint64 seq, const char *boot_id, guint64 mono_us, const char *extra)
+{
+  return g_strdup_printf ("{\"v\":1,\"type\":\"report\",\"seq\":%" G_GUINT64_FORMAT
+                          ",\"reason\":\"connect\",\"mono_us\":%" G_GUINT64_FORMAT
+                          ",\"hello\":true,\"agent\":\"fake\",%s%s%s\"page_size\":4096,"
+                          "\"interval_ms\":1000,\"psi_mode\":\"trigger\",\"dropped\":0%s%s}\n",
+                          seq, mono_us, boot_id ? "\"boot_id\":\"" : "", boot_id ? boot_id : "",
+                          boot_id ? "\"," : "", extra ? "," : "", extra ? extra : "");
+}
+
+static char *
+tick_line (guint64 seq, guint64 mono_us, const char *extra)
+{
+  return g_strdup_printf ("{\"v\":1,\"type\":\"report\",\"seq\":%" G_GUINT64_FORMAT
+                          ",\"reason\":\"tick\",\"mono_us\":%" G_GUINT64_FORMAT
+                          ",\"dropped\":0%s%s}\n", seq, mono_us, extra ? "," : "",
+                          extra ? extra : "");
+}
+
+static void
+test_session_hello_gate (SessionFixture *f, gconstpointer data)
+{
+  g_autofree char *hello = hello_line (1, BOOT_A, 100, NULL);
+  g_autofree char *tick = tick_line (2, 200, NULL);
+  MtAgentSessionStats st;
+  gsize space;
+
+  /* Tail of an old line, a valid report and a reply: all before the hello. */
+  g_assert_cmpuint (feed (f, "ld\":12}}\n", 1), ==, 0);
+  g_assert_cmpuint (feed (f, tick, 2), ==, 0);
+  g_assert_cmpuint (feed (f, "{\"v\":1,\"type\":\"reply\",\"id\":1,\"ok\":true}\n", 3), ==, 0);
+  mt_agent_session_get_stats (f->s, &st);
+  g_assert_cmpuint (st.discarded, ==, 3);
+  g_assert_cmpuint (st.reports, ==, 0);
+  g_assert_null (mt_agent_session_latest (f->s, 3));
+
+  g_assert_cmpuint (feed (f, "\n", 4), ==, 0);
+  g_assert_cmpuint (feed (f, hello, 5), ==, 1);
+  g_assert_cmpint (last_ev (f)->ev.kind, ==, MT_AGENT_EVENT_REPORT);
+  g_assert_true (last_ev (f)->ev.first_hello);
+  g_assert_true (last_ev (f)->ev.believed);
+  g_assert_true (mt_agent_session_alive (f->s, 6));
+  g_assert_nonnull (mt_agent_session_latest (f->s, 6));
+
+  g_autofree char *tick3 = tick_line (3, 300, NULL);
+  g_assert_cmpuint (feed (f, tick3, 7), ==, 1);
+  g_assert_false (last_ev (f)->ev.first_hello);
+
+  /* After the hello, garbage is a violation and closes the session. */
+  g_assert_cmpuint (feed (f, "garbage{\n", 8), ==, 1);
+  g_assert_cmpint (last_ev (f)->ev.kind, ==, MT_AGENT_EVENT_VIOLATION);
+  g_assert_cmpint (last_ev (f)->ev.problem.code, ==, MT_AGENT_ERR_MALFORMED);
+  mt_agent_session_buffer (f->s, &space);
+  g_assert_cmpuint (space, ==, 0);
+  g_assert_cmpuint (feed (f, tick3, 9), ==, 0);
+  g_assert_null (mt_agent_session_latest (f->s, 9));
+  g_assert_false (mt_agent_session_alive (f->s, 9));
+  mt_agent_session_get_stats (f->s, &st);
+  g_assert_cmpuint (st.violations, ==, 1);
+  g_assert_cmpint (st.last_violation.code, ==, MT_AGENT_ERR_MALFORMED);
+  g_assert_cmpint (st.last_violation_time, ==, 8);
+
+  /* A new connection waits for a hello again. */
+  mt_agent_session_connected (f->s, 10);
+  g_autofree char *tick4 = tick_line (4, 400, NULL);
+  g_assert_cmpuint (feed (f, tick4, 11), ==, 0);
+  g_autofree char *hello5 = hello_line (5, BOOT_A, 500, NULL);
+  g_assert_cmpuint (feed (f, hello5, 12), ==, 1);
+  g_assert_true (last_ev (f)->ev.first_hello);
+}
+
+static void
+test_session_empty_lines_and_split_reads (SessionFixture *f, gconstpointer data)
+{
+  g_autofree char *hello = hello_line (1, BOOT_A, 100, NULL);
+  MtAgentSessionStats st;
+
+  g_assert_cmpuint (feed (f, "\n\n \r\n\t\n", 0), ==, 0);
+  /* One byte per read. */
+  for (const char *p = hello; *p; p++)
+    feed_len (f, p, 1, 1);
+  g_assert_cmpuint (f->evs->len, ==, 1);
+  g_assert_cmpuint (feed (f, "\n\n", 2), ==, 0);
+  mt_agent_session_get_stats (f->s, &st);
+  g_assert_cmpuint (st.lines, ==, 7);
+  g_assert_cmpuint (st.discarded, ==, 0);
+  g_assert_cmpuint (st.reports, ==, 1);
+}
+
+static void
+test_session_too_long (SessionFixture *f, gconstpointer data)
+{
+  g_autofree char *hello = hello_line (1, BOOT_A, 100, NULL);
+  char *big = g_malloc (MT_MIB + 1);
+  MtAgentSessionStats st;
+
+  memset (big, 'x', MT_MIB);
+  big[MT_MIB] = '\n';
+  /* Before the hello too: no legitimate line is that long. */
+  g_assert_cmpuint (feed_len (f, big, MT_MIB + 1, 0), ==, 1);
+  g_assert_cmpint (last_ev (f)->ev.problem.code, ==, MT_AGENT_ERR_TOO_LONG);
+  mt_agent_session_get_stats (f->s, &st);
+  /* It gave up after one buffer, not after the whole MiB. */
+  g_assert_cmpuint (st.bytes, <=, 2 * MT_AGENT_LINE_MAX);
+
+  mt_agent_session_connected (f->s, 1);
+  g_assert_cmpuint (feed (f, hello, 1), ==, 1);
+  /* Exactly 4096 bytes without a newline is already too long. */
+  g_assert_cmpuint (feed_len (f, big, MT_AGENT_LINE_MAX - 1, 2), ==, 0);
+  g_assert_cmpuint (feed_len (f, big, 1, 2), ==, 1);
+  g_assert_cmpint (last_ev (f)->ev.problem.code, ==, MT_AGENT_ERR_TOO_LONG);
+  g_free (big);
+}
+
+static void
+test_session_rate (SessionFixture *f, gconstpointer data)
+{
+  gint64 t = 0;
+
+  /* The burst: 50 lines at once. */
+  for (guint i = 0; i < 50; i++)
+    g_assert_cmpuint (feed (f, "\n", t), ==, 0);
+  g_assert_cmpuint (feed (f, "\n", t), ==, 1);
+  g_assert_cmpint (last_ev (f)->ev.problem.code, ==, MT_AGENT_ERR_RATE);
+
+  /* 20 lines/s go on forever. */
+  mt_agent_session_connected (f->s, t);
+  for (guint i = 0; i < 2000; i++) {
+    t += 50 * MS;
+    g_assert_cmpuint (feed (f, "\n", t), ==, 0);
+  }
+  /* 25 lines/s empty the bucket in 250 lines (50 / 5 per s over 10 s). */
+  for (guint i = 0; i < 400 && f->evs->len == 1; i++) {
+    t += 40 * MS;
+    feed (f, "\n", t);
+  }
+  g_assert_cmpuint (f->evs->len, ==, 2);
+  g_assert_cmpint (last_ev (f)->ev.problem.code, ==, MT_AGENT_ERR_RATE);
+}
+
+static void
+expect_violation (SessionFixture *f, const char *line, gint64 now, MtAgentErrorCode code,
+                  const char *field)
+{
+  g_assert_cmpuint (feed (f, line, now), ==, 1);
+  g_assert_cmpint (last_ev (f)->ev.kind, ==, MT_AGENT_EVENT_VIOLATION);
+  g_assert_cmpint (last_ev (f)->ev.problem.code, ==, code);
+  g_assert_cmpstr (last_ev (f)->ev.problem.field, ==, field);
+}
+
+static void
+expect_report (SessionFixture *f, const char *line, gint64 now)
+{
+  guint n = feed (f, line, now);
+
+  if (n != 1 || last_ev (f)->ev.kind != MT_AGENT_EVENT_REPORT)
+    g_error ("expected a report from %s, got %u events%s%s", line, n,
+             n ? ": " : "", n ? last_ev (f)->ev.problem.message : "");
+}
+
+static void
+test_session_counters (SessionFixture *f, gconstpointer data)
+{
+  g_autofree char *h1 = hello_line (1, BOOT_A, 100, "\"vmstat\":{\"pgmajfault\":10}");
+  g_autofree char *t2 = tick_line (2, 200, "\"vmstat\":{\"pgmajfault\":12}");
+  g_autofree char *t3 = tick_line (3, 300, "\"vmstat\":{\"pgmajfault\":11}");
+  MtAgentSessionStats st;
+
+  expect_report (f, h1, 1);
+  expect_report (f, t2, 2);
+  expect_violation (f, t3, 3, MT_AGENT_ERR_REGRESSED, "vmstat.pgmajfault");
+
+  /* The baseline survives the reconnect. */
+  mt_agent_session_connected (f->s, 4);
+  g_autofree char *h4 = hello_line (4, BOOT_A, 400, "\"vmstat\":{\"pgmajfault\":12}");
+  expect_report (f, h4, 5);
+  /* A report without the counter does not reset its baseline. */
+  g_autofree char *t5 = tick_line (5, 500, NULL);
+  g_autofree char *t6 = tick_line (6, 600, "\"vmstat\":{\"pgmajfault\":3}");
+  expect_report (f, t5, 6);
+  expect_violation (f, t6, 7, MT_AGENT_ERR_REGRESSED, "vmstat.pgmajfault");
+
+  /* A restarted agent (same boot, seq back to 1): kernel counters still
+   * may not go back, but seq and dropped start again. */
+  mt_agent_session_connected (f->s, 8);
+  g_autofree char *r1 = hello_line (1, BOOT_A, 700, "\"vmstat\":{\"pgmajfault\":13}");
+  expect_report (f, r1, 9);
+  g_assert_true (last_ev (f)->ev.restarted);
+  g_assert_false (last_ev (f)->ev.rebooted);
+  g_autofree char *r2 = tick_line (2, 800, "\"psi\":{\"some\":{\"avg10\":0,\"avg60\":0,\"total_us\":50}}");
+  g_autofree char *r3 = tick_line (3, 900, "\"psi\":{\"some\":{\"avg10\":0,\"avg60\":0,\"total_us\":49}}");
+  expect_report (f, r2, 10);
+  expect_violation (f, r3, 11, MT_AGENT_ERR_REGRESSED, "psi.some.total_us");
+
+  /* A reboot (new boot id) resets everything. */
+  mt_agent_session_connected (f->s, 12);
+  g_autofree char *b1 = hello_line (1, BOOT_B, 50, "\"vmstat\":{\"pgmajfault\":0,\"oom_kill\":0}");
+  expect_report (f, b1, 13);
+  g_assert_true (last_ev (f)->ev.rebooted);
+
+  /* The guest clock never goes back within a boot. */
+  g_autofree char *b2 = tick_line (2, 40, NULL);
+  expect_violation (f, b2, 14, MT_AGENT_ERR_REGRESSED, "mono_us");
+
+  /* dropped never goes back within one agent process. */
+  mt_agent_session_connected (f->s, 15);
+  g_autofree char *b3 = g_strdup_printf ("{\"v\":1,\"type\":\"report\",\"seq\":3,\"reason\":\"connect\","
+                                         "\"mono_us\":60,\"hello\":true,\"agent\":\"fake\",\"boot_id\":\""
+                                         BOOT_B "\",\"page_size\":4096,\"interval_ms\":1000,"
+                                         "\"psi_mode\":\"none\",\"dropped\":5}\n");
+  expect_report (f, b3, 16);
+  g_autofree char *b4 = tick_line (4, 70, NULL);   /* dropped 0 */
+  expect_violation (f, b4, 17, MT_AGENT_ERR_REGRESSED, "dropped");
+
+  mt_agent_session_get_stats (f->s, &st);
+  g_assert_cmpuint (st.agent_restarts, ==, 1);
+  g_assert_cmpuint (st.guest_reboots, ==, 1);
+  g_assert_cmpuint (st.violations, ==, 5);
+}
+
+static void
+test_session_stale (SessionFixture *f, gconstpointer data)
+{
+  g_autofree char *h1 = hello_line (1, BOOT_A, 100, NULL);
+  g_autofree char *t3 = tick_line (3, 300, "\"vmstat\":{\"pgmajfault\":12}");
+  /* Built before t3, written after it (the agent's report slot). */
+  g_autofree char *t2 = tick_line (2, 200, "\"vmstat\":{\"pgmajfault\":11}");
+  MtAgentSessionStats st;
+
+  expect_report (f, h1, 1);
+  expect_report (f, t3, 2);
+  g_assert_cmpuint (feed (f, t2, 3), ==, 0);
+  mt_agent_session_get_stats (f->s, &st);
+  g_assert_cmpuint (st.stale, ==, 1);
+  g_assert_cmpuint (mt_agent_session_latest (f->s, 3)->seq, ==, 3);
+}
+
+static void
+test_session_host_view (SessionFixture *f, gconstpointer data)
+{
+  g_autofree char *h1 = hello_line (1, BOOT_A, 100, "\"mem\":{\"total\":700000000,\"available\":1}");
+  g_autofree char *t2 = tick_line (2, 200, "\"mem\":{\"total\":700000000,\"available\":2}");
+  const MtAgentReport *r;
+  MtAgentSessionStats st;
+  gint64 t = 0;
+
+  /* 768 MiB now, 256 MiB a second later: the guest may still show the
+   * old size for a while (the window is 10 s). */
+  mt_agent_session_set_host (f->s, MT_GIB, 768 * MT_MIB, t);
+  t += S;
+  /* Many calls a second (one per read) keep one slot per second: they do
+   * not push the larger size out of the window. */
+  for (guint i = 0; i < 500; i++)
+    mt_agent_session_set_host (f->s, MT_GIB, 256 * MT_MIB, t + i * MS);
+  expect_report (f, h1, t);
+  g_assert_true (last_ev (f)->ev.believed);
+
+  /* 11 s later only 256 MiB is left in the window. */
+  for (guint i = 0; i < 11; i++) {
+    t += S;
+    mt_agent_session_set_host (f->s, MT_GIB, 256 * MT_MIB, t);
+  }
+  expect_report (f, t2, t);
+  g_assert_false (last_ev (f)->ev.believed);
+  g_assert_cmpint (last_ev (f)->ev.problem.code, ==, MT_AGENT_ERR_INCONSISTENT);
+  g_assert_cmpstr (last_ev (f)->ev.problem.field, ==, "mem.total");
+  /* Not used: the latest believed report is still the hello, and it is
+   * stale by now. */
+  r = mt_agent_session_latest (f->s, t);
+  g_assert_null (r);
+  g_assert_true (mt_agent_session_alive (f->s, t));
+
+  /* A lie that lasts 10 s closes the link. */
+  for (guint seq = 3; seq < 20; seq++) {
+    g_autofree char *line = tick_line (seq, seq * 100, "\"mem\":{\"total\":700000000}");
+    t += S;
+    mt_agent_session_set_host (f->s, MT_GIB, 256 * MT_MIB, t);
+    feed (f, line, t);
+    if (last_ev (f)->ev.kind == MT_AGENT_EVENT_VIOLATION)
+      break;
+  }
+  g_assert_cmpint (last_ev (f)->ev.kind, ==, MT_AGENT_EVENT_VIOLATION);
+  g_assert_cmpint (last_ev (f)->ev.problem.code, ==, MT_AGENT_ERR_INCONSISTENT);
+  g_assert_cmpstr (last_ev (f)->ev.problem.field, ==, "mem.total");
+  mt_agent_session_get_stats (f->s, &st);
+  g_assert_cmpuint (st.disbelieved, ==, 10);
+
+  /* The guest's MemTotal within the VM's size is believed. */
+  mt_agent_session_connected (f->s, t);
+  g_autofree char *h2 = hello_line (30, BOOT_A, 3000, "\"mem\":{\"total\":250000000}");
+  expect_report (f, h2, t);
+  g_assert_true (last_ev (f)->ev.believed);
+  g_assert_nonnull (mt_agent_session_latest (f->s, t));
+}
+
+static void
+test_session_fresh (SessionFixture *f, gconstpointer data)
+{
+  g_autofree char *h1 = hello_line (1, BOOT_A, 100, NULL);
+  g_autofree char *h2 = g_strdup_printf ("{\"v\":1,\"type\":\"report\",\"seq\":2,\"reason\":\"reply\","
+                                         "\"id\":1,\"mono_us\":200,\"hello\":true,\"agent\":\"fake\","
+                                         "\"boot_id\":\"" BOOT_A "\",\"page_size\":4096,"
+                                         "\"interval_ms\":2000,\"psi_mode\":\"none\",\"dropped\":0}\n");
+
+  expect_report (f, h1, 0);
+  g_assert_cmpint (mt_agent_session_fresh_limit (f->s), ==, 3 * S);
+  g_assert_nonnull (mt_agent_session_latest (f->s, 3 * S));
+  g_assert_null (mt_agent_session_latest (f->s, 3 * S + 1));
+  g_assert_false (mt_agent_session_alive (f->s, 3 * S + 1));
+
+  /* Reports every 2 s: fresh for 3 intervals. */
+  expect_report (f, h2, 4 * S);
+  g_assert_true (last_ev (f)->ev.report == NULL);   /* copied by feed() */
+  g_assert_cmpint (mt_agent_session_fresh_limit (f->s), ==, 6 * S);
+  g_assert_nonnull (mt_agent_session_latest (f->s, 10 * S));
+  g_assert_null (mt_agent_session_latest (f->s, 10 * S + 1));
+  g_assert_cmpuint (mt_agent_session_hello (f->s)->interval_ms, ==, 2000);
+}
+
+/* ---- the link over a unix socket ------------------------------------------------- */
+
+/* The agent's side: a listening socket like QEMU's chardev, accepting one
+ * connection at a time. */
+typedef struct {
+  char    *dir;
+  char    *path;
+  GSocket *listener;
+  GSocket *conn;
+  GString *in;                 /* what the host sent on the current connection */
+  guint    accepts;
+} Fake;
+
+static void
+fake_listen (Fake *f)
+{
+  g_autoptr(GSocketAddress) address = g_unix_socket_address_new (f->path);
+  g_autoptr(GError) error = NULL;
+
+  f->listener = g_socket_new (G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM, 0, &error);
+  g_assert_no_error (error);
+  g_socket_set_blocking (f->listener, FALSE);
+  g_assert_true (g_socket_bind (f->listener, address, TRUE, &error));
+  g_assert_true (g_socket_listen (f->listener, &error));
+  g_assert_no_error (error);
+}
+
+static Fake *
+fake_new (gboolean listen)
+{
+  Fake *f = g_new0 (Fake, 1);
+  g_autoptr(GError) error = NULL;
+
+  f->dir = g_dir_make_tmp ("memtide-agent-link-XXXXXX", &error);
+  g_assert_no_error (error);
+  f->path = g_build_filename (f->dir, "org.memtide.agent.0", NULL);
+  f->in = g_string_new (NULL);
+  if (listen)
+    fake_listen (f);
+  return f;
+}
+
+static void
+fake_drop (Fake *f)
+{
+  if (f->conn) {
+    g_socket_close (f->conn, NULL);
+    g_clear_object (&f->conn);
+  }
+}
+
+static void
+fake_free (Fake *f)
+{
+  fake_drop (f);
+  if (f->listener) {
+    g_socket_close (f->listener, NULL);
+    g_object_unref (f->listener);
+  }
+  g_unlink (f->path);
+  g_rmdir (f->dir);
+  g_string_free (f->in, TRUE);
+  g_free (f->path);
+  g_free (f->dir);
+  g_free (f);
+}
+
+/* Accepts and reads whatever is there; never blocks. */
+static void
+fake_poll (Fake *f)
+{
+  char buf[4096];
+  gssize n;
+
+  if (f->listener) {
+    GSocket *c = g_socket_accept (f->listener, NULL, NULL);
+    if (c) {
+      fake_drop (f);
+      f->conn = c;
+      g_socket_set_blocking (c, FALSE);
+      g_string_truncate (f->in, 0);
+      f->accepts++;
+    }
+  }
+  while (f->conn && (n = g_socket_receive (f->conn, buf, sizeof buf, NULL, NULL)) > 0)
+    g_string_append_len (f->in, buf, n);
+}
+
+/* All of it, or FALSE when the host end is gone. */
+static gboolean
+fake_send (Fake *f, const char *data)
+{
+  gsize len = strlen (data);
+
+  while (len > 0 && f->conn) {
+    g_autoptr(GError) error = NULL;
+    gssize n = g_socket_send (f->conn, data, len, NULL, &error);
+
+    if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
+      g_main_context_iteration (NULL, FALSE);
+      continue;
+    }
+    if (n < 0)
+      return FALSE;
+    data += n;
+    len -= (gsize) n;
+  }
+  return len == 0;
+}
+
+typedef gboolean (*Cond) (gpointer data);
+
+static gboolean
+on_wake (gpointer data)
+{
+  return G_SOURCE_CONTINUE;
+}
+
+/* Runs the default main loop until cond holds or timeout_ms pass. */
+static gboolean
+run_until (Fake *f, Cond cond, gpointer data, guint timeout_ms)
+{
+  gint64 end = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+  guint wake = g_timeout_add (5, on_wake, NULL);
+  gboolean ok = FALSE;
+
+  while (g_get_monotonic_time () < end) {
+    g_main_context_iteration (NULL, TRUE);
+    if (f)
+      fake_poll (f);
+    if (cond (data)) {
+      ok = TRUE;
+      break;
+    }
+  }
+  g_source_remove (wake);
+  return ok;
+}
+
+static gboolean
+never (gpointer data)
+{
+  return FALSE;
+}
+
+static void
+run_for (Fake *f, guint ms)
+{
+  run_until (f, never, NULL, ms);
+}
+
+typedef struct {
+  Fake *fake;
+  MtAgentLink *link;
+  MtAgentLinkConfig cfg;
+  guint reports;
+  guint hellos;
+  guint violations;
+  gint64 first_violation;
+  MtAgentProblem problem;
+  gint64 backoff;
+  GArray *states;              /* MtAgentLinkState, each change */
+  gboolean free_in_report;
+  guint64 host_size;           /* what on_host_view says */
+  guint handshakes;            /* accepts handshake() has used */
+  /* A timer on the same loop: proof the loop stays responsive. */
+  guint  timer_fires;
+  gint64 timer_last;
+  gint64 timer_max_gap;
+} LinkFixture;
+
+static void
+on_report (MtAgentLink *link, const MtAgentEvent *ev, gpointer data)
+{
+  LinkFixture *f = data;
+
+  f->reports++;
+  if (ev->report->hello)
+    f->hellos++;
+  if (f->free_in_report) {
+    mt_agent_link_free (link);
+    f->link = NULL;
+  }
+}
+
+static void
+on_state (MtAgentLink *link, MtAgentLinkState old_state, MtAgentLinkState new_state,
+          const char *why, gpointer data)
+{
+  LinkFixture *f = data;
+
+  g_array_append_val (f->states, new_state);
+}
+
+static void
+on_violation (MtAgentLink *link, const MtAgentProblem *p, gint64 backoff, gpointer data)
+{
+  LinkFixture *f = data;
+
+  if (f->violations++ == 0)
+    f->first_violation = g_get_monotonic_time ();
+  f->problem = *p;
+  f->backoff = backoff;
+}
+
+static const MtAgentLinkCallbacks link_callbacks = { on_report, on_state, on_violation, NULL };
+
+static void
+on_host_view (MtAgentLink *link, guint64 *max, guint64 *current, gpointer data)
+{
+  LinkFixture *f = data;
+
+  *max = MT_GIB;
+  *current = f->host_size;
+}
+
+static const MtAgentLinkCallbacks view_callbacks = { on_report, on_state, on_violation, on_host_view };
+
+static gboolean
+on_timer (gpointer data)
+{
+  LinkFixture *f = data;
+  gint64 now = g_get_monotonic_time ();
+
+  if (f->timer_fires++ > 0)
+    f->timer_max_gap = MAX (f->timer_max_gap, now - f->timer_last);
+  f->timer_last = now;
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+link_setup (LinkFixture *f, gconstpointer data)
+{
+  mt_agent_link_config_init (&f->cfg);
+  f->cfg.reconnect_min = 50 * MS;
+  f->cfg.reconnect_max = 400 * MS;
+  f->cfg.violation_min = 300 * MS;
+  f->cfg.violation_max = 5 * S;
+  f->cfg.silent_reconnect = 800 * MS;
+  f->cfg.watchdog = 20 * MS;
+  f->cfg.reply_grace = 100 * MS;
+  f->cfg.session.fresh_min = 300 * MS;
+  f->cfg.session.fresh_intervals = 0;      /* the fake says 1 s; do not wait 3 */
+  f->fake = fake_new (data == NULL);
+  f->states = g_array_new (FALSE, FALSE, sizeof (MtAgentLinkState));
+}
+
+static void
+link_start (LinkFixture *f)
+{
+  f->link = mt_agent_link_new ("vm-test", f->fake->path, &f->cfg, &link_callbacks, f, NULL);
+}
+
+static void
+link_teardown (LinkFixture *f, gconstpointer data)
+{
+  g_clear_pointer (&f->link, mt_agent_link_free);
+  fake_free (f->fake);
+  g_array_unref (f->states);
+  /* Nothing of the link may be left on the loop. */
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+}
+
+static gboolean
+cond_accepted (gpointer data)
+{
+  LinkFixture *f = data;
+  return f->fake->conn != NULL && strchr (f->fake->in->str, '\n') != NULL;
+}
+
+static gboolean
+cond_new_accept (gpointer data)
+{
+  LinkFixture *f = data;
+  return f->fake->accepts > f->handshakes && cond_accepted (data);
+}
+
+static gboolean
+cond_active (gpointer data)
+{
+  LinkFixture *f = data;
+  return f->link && mt_agent_link_get_state (f->link) == MT_AGENT_LINK_ACTIVE;
+}
+
+static gboolean
+cond_waiting (gpointer data)
+{
+  LinkFixture *f = data;
+  return mt_agent_link_get_state (f->link) == MT_AGENT_LINK_WAITING;
+}
+
+static gboolean
+cond_silent (gpointer data)
+{
+  LinkFixture *f = data;
+  return mt_agent_link_get_state (f->link) == MT_AGENT_LINK_SILENT;
+}
+
+static guint64 fake_seq;
+
+static guint64
+next_seq (void)
+{
+  return ++fake_seq;
+}
+
+/* Accept the link's connection, check its hello request, answer it. */
+static void
+handshake (LinkFixture *f, const char *hello_extra)
+{
+  g_autofree char *hello = NULL;
+
+  g_assert_true (run_until (f->fake, cond_new_accept, f, 5000));
+  f->handshakes = f->fake->accepts;
+  g_assert_true (g_str_has_prefix (f->fake->in->str, "{\"v\":1,\"id\":"));
+  g_assert_nonnull (strstr (f->fake->in->str, "\"op\":\"hello\"}\n"));
+  guint64 seq = next_seq ();
+
+  hello = hello_line (seq, BOOT_A, seq * 1000,
+                      hello_extra ? hello_extra : "\"reclaim_methods\":[\"memory.reclaim\"]");
+  g_assert_true (fake_send (f->fake, "\n"));
+  g_assert_true (fake_send (f->fake, hello));
+  g_assert_true (run_until (f->fake, cond_active, f, 5000));
+}
+
+static void
+send_tick (LinkFixture *f)
+{
+  guint64 seq = next_seq ();
+  g_autofree char *tick = tick_line (seq, seq * 1000, "\"mem\":{\"total\":500000000}");
+  g_assert_true (fake_send (f->fake, tick));
+}
+
+static gboolean
+cond_reports (gpointer data)
+{
+  LinkFixture *f = data;
+  return f->reports >= 2;
+}
+
+static void
+test_link_reports (LinkFixture *f, gconstpointer data)
+{
+  MtAgentLinkStats st;
+  const MtAgentReport *r;
+
+  link_start (f);
+  g_assert_cmpint (mt_agent_link_get_state (f->link), ==, MT_AGENT_LINK_WAITING);
+  handshake (f, NULL);
+  g_assert_true (mt_agent_link_alive (f->link, g_get_monotonic_time ()));
+  send_tick (f);
+  g_assert_true (run_until (f->fake, cond_reports, f, 5000));
+  r = mt_agent_link_latest (f->link, g_get_monotonic_time ());
+  g_assert_nonnull (r);
+  g_assert_cmpuint (r->mem.total, ==, 500000000);
+  g_assert_cmpstr (mt_agent_link_hello (f->link)->agent, ==, "fake");
+
+  mt_agent_link_get_stats (f->link, g_get_monotonic_time (), &st);
+  g_assert_cmpint (st.state, ==, MT_AGENT_LINK_ACTIVE);
+  g_assert_true (st.connected);
+  g_assert_true (st.alive);
+  g_assert_cmpuint (st.connects, ==, 1);
+  g_assert_cmpuint (st.requests, ==, 1);          /* the hello */
+  g_assert_cmpuint (st.session.reports, ==, 2);
+  g_assert_cmpuint (st.session.violations, ==, 0);
+  g_assert_cmpuint (st.session.last_violation.code, ==, MT_AGENT_OK);
+  g_assert_cmpuint (f->states->len, ==, 2);
+  g_assert_cmpint (g_array_index (f->states, MtAgentLinkState, 0), ==, MT_AGENT_LINK_HANDSHAKE);
+  g_assert_cmpint (g_array_index (f->states, MtAgentLinkState, 1), ==, MT_AGENT_LINK_ACTIVE);
+}
+
+/* An agent that said hello, then goes quiet (killed, stopped): "no
+ * agent" after the fresh limit; it counts again when reports resume. */
+static void
+test_link_silent (LinkFixture *f, gconstpointer data)
+{
+  gint64 t0;
+
+  link_start (f);
+  handshake (f, NULL);
+  g_timeout_add (10, on_timer, f);
+  t0 = g_get_monotonic_time ();
+  g_assert_true (run_until (f->fake, cond_silent, f, 5000));
+  g_assert_cmpint (g_get_monotonic_time () - t0, >=, 250 * MS);
+  g_assert_false (mt_agent_link_alive (f->link, g_get_monotonic_time ()));
+  g_assert_null (mt_agent_link_latest (f->link, g_get_monotonic_time ()));
+  g_assert_cmpuint (f->timer_fires, >=, 5);
+
+  send_tick (f);
+  g_assert_true (run_until (f->fake, cond_active, f, 5000));
+  g_assert_true (mt_agent_link_alive (f->link, g_get_monotonic_time ()));
+  g_source_remove_by_user_data (f);
+}
+
+static gboolean
+cond_two_accepts (gpointer data)
+{
+  LinkFixture *f = data;
+  return f->fake->accepts >= 2;
+}
+
+/* A guest that accepts and never writes: no stall, never "alive", and the
+ * link reconnects after silent_reconnect. */
+static void
+test_link_never_writes (LinkFixture *f, gconstpointer data)
+{
+  MtAgentLinkStats st;
+
+  link_start (f);
+  g_timeout_add (10, on_timer, f);
+  g_assert_true (run_until (f->fake, cond_accepted, f, 5000));
+  run_for (f->fake, 400);
+  g_assert_cmpint (mt_agent_link_get_state (f->link), ==, MT_AGENT_LINK_HANDSHAKE);
+  g_assert_false (mt_agent_link_alive (f->link, g_get_monotonic_time ()));
+  g_assert_null (mt_agent_link_latest (f->link, g_get_monotonic_time ()));
+  g_assert_true (run_until (f->fake, cond_two_accepts, f, 5000));
+  mt_agent_link_get_stats (f->link, g_get_monotonic_time (), &st);
+  g_assert_cmpuint (st.session.reports, ==, 0);
+  g_assert_cmpuint (st.session.violations, ==, 0);
+  g_test_message ("timer: %u fires, largest gap %" G_GINT64_FORMAT " ms", f->timer_fires,
+                  f->timer_max_gap / 1000);
+  g_assert_cmpuint (f->timer_fires, >=, 20);
+  g_assert_cmpint (f->timer_max_gap, <, 500 * MS);
+  g_source_remove_by_user_data (f);
+}
+
+static void
+test_link_reconnect (LinkFixture *f, gconstpointer data)
+{
+  MtAgentLinkStats st;
+
+  link_start (f);
+  handshake (f, NULL);
+  /* The peer closes: QEMU went away, or the chardev was reset. */
+  fake_drop (f->fake);
+  g_assert_true (run_until (f->fake, cond_waiting, f, 5000));
+  g_assert_false (mt_agent_link_alive (f->link, g_get_monotonic_time ()));
+  mt_agent_link_get_stats (f->link, g_get_monotonic_time (), &st);
+  g_assert_cmpuint (st.disconnects, ==, 1);
+  g_assert_cmpint (st.retry_at, >, 0);
+  /* It comes back by itself and says hello again. */
+  handshake (f, NULL);
+  mt_agent_link_get_stats (f->link, g_get_monotonic_time (), &st);
+  g_assert_cmpuint (st.connects, ==, 2);
+  g_assert_cmpuint (f->hellos, ==, 2);
+}
+
+/* No socket yet (the VM is starting): retries with back-off until it is there. */
+static void
+test_link_no_socket (LinkFixture *f, gconstpointer data)
+{
+  MtAgentLinkStats st;
+
+  link_start (f);
+  run_for (NULL, 400);
+  mt_agent_link_get_stats (f->link, g_get_monotonic_time (), &st);
+  g_assert_cmpint (st.state, ==, MT_AGENT_LINK_WAITING);
+  g_assert_false (st.connected);
+  /* 50 + 100 + 200 ms: three or four attempts, not a busy loop. */
+  g_assert_cmpuint (st.connect_failures, >=, 2);
+  g_assert_cmpuint (st.connect_failures, <=, 5);
+  fake_listen (f->fake);
+  handshake (f, NULL);
+}
+
+typedef struct {
+  LinkFixture *f;
+  guint sent;
+  gint64 start;
+} Flood;
+
+/* 10 lines per millisecond: 10,000 a second, on every connection the
+ * link opens (it comes back after each back-off). */
+static gboolean
+on_flood (gpointer data)
+{
+  Flood *fl = data;
+
+  if (fl->start == 0)
+    fl->start = g_get_monotonic_time ();
+  for (guint i = 0; i < 10 && fl->f->fake->conn; i++) {
+    guint64 seq = next_seq ();
+    g_autofree char *tick = tick_line (seq, seq * 1000, NULL);
+    if (!fake_send (fl->f->fake, tick))
+      fake_drop (fl->f->fake);        /* closed by the link: wait for the next */
+    else
+      fl->sent++;
+  }
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+test_link_flood (LinkFixture *f, gconstpointer data)
+{
+  Flood fl = { f, 0, 0 };
+  MtAgentLinkStats st;
+  guint flood;
+
+  f->cfg.violation_min = 200 * MS;
+  link_start (f);
+  handshake (f, NULL);
+  g_timeout_add (10, on_timer, f);
+  flood = g_timeout_add (1, on_flood, &fl);
+  run_for (f->fake, 2000);
+  g_source_remove (flood);
+
+  mt_agent_link_get_stats (f->link, g_get_monotonic_time (), &st);
+  g_test_message ("flood: %u lines sent in 2 s over %u connections; the link took %"
+                  G_GUINT64_FORMAT " lines (%" G_GUINT64_FORMAT " reports), closed it %u times, "
+                  "the first time %.1f ms after the flood began; timer on the same loop: %u "
+                  "fires, largest gap %" G_GINT64_FORMAT " ms", fl.sent, f->fake->accepts,
+                  st.session.lines, st.session.reports, f->violations,
+                  (f->first_violation - fl.start) / 1000.0, f->timer_fires,
+                  f->timer_max_gap / 1000);
+  /* Closed at once, then again after 200, 400, 800 ms of back-off (the
+   * flood restarts before any hello, and counts there too). */
+  g_assert_cmpuint (f->violations, >=, 3);
+  g_assert_cmpuint (f->violations, <=, 5);
+  g_assert_cmpint (f->problem.code, ==, MT_AGENT_ERR_RATE);
+  g_assert_cmpint (f->first_violation - fl.start, <, 200 * MS);
+  g_assert_cmpuint (st.session.violations, ==, f->violations);
+  g_assert_cmpint (st.session.last_violation.code, ==, MT_AGENT_ERR_RATE);
+  /* The bucket let through its burst and what refilled, no more. */
+  g_assert_cmpuint (st.session.lines, <=, 60 * f->violations);
+  g_assert_false (mt_agent_link_alive (f->link, g_get_monotonic_time ()));
+  /* The loop kept running other sources all along. */
+  g_assert_cmpuint (f->timer_fires, >=, 100);
+  g_assert_cmpint (f->timer_max_gap, <, 250 * MS);
+  g_source_remove_by_user_data (f);
+}
+
+static gboolean
+cond_violation (gpointer data)
+{
+  LinkFixture *f = data;
+  return f->violations > 0;
+}
+
+static void
+test_link_garbage_and_backoff (LinkFixture *f, gconstpointer data)
+{
+  char *big = g_malloc0 (MT_MIB + 1);
+  gint64 first;
+
+  link_start (f);
+  handshake (f, NULL);
+  /* A 1 MiB line: closed after the first 4 KiB. */
+  memset (big, 'z', MT_MIB);
+  fake_send (f->fake, big);
+  g_free (big);
+  g_assert_true (run_until (f->fake, cond_violation, f, 5000));
+  g_assert_cmpint (f->problem.code, ==, MT_AGENT_ERR_TOO_LONG);
+  g_assert_cmpint (f->backoff, ==, 300 * MS);
+  g_assert_cmpint (mt_agent_link_get_state (f->link), ==, MT_AGENT_LINK_WAITING);
+  first = g_get_monotonic_time ();
+
+  /* Back after the back-off; a second violation doubles it. */
+  handshake (f, NULL);
+  g_assert_cmpint (g_get_monotonic_time () - first, >=, 250 * MS);
+  f->violations = 0;
+  fake_send (f->fake, "{\"v\":1,\"type\":\"report\",\"seq\":1e3}\n");
+  g_assert_true (run_until (f->fake, cond_violation, f, 5000));
+  g_assert_cmpint (f->problem.code, ==, MT_AGENT_ERR_FIELD);
+  g_assert_cmpstr (f->problem.field, ==, "seq");
+  g_assert_cmpint (f->backoff, ==, 600 * MS);
+}
+
+/* ---- requests ---------------------------------------------------------------- */
+
+typedef struct {
+  guint calls;
+  gboolean ok;
+  guint64 reclaimed;
+  GError *error;
+  guint destroyed;
+} ReplyLog;
+
+static void
+on_reply (MtAgentLink *link, const MtAgentReply *reply, const GError *error, gpointer data)
+{
+  ReplyLog *log = data;
+
+  log->calls++;
+  if (reply) {
+    log->ok = reply->ok;
+    log->reclaimed = reply->reclaimed;
+  }
+  if (error)
+    log->error = g_error_copy (error);
+}
+
+static void
+on_reply_destroy (gpointer data)
+{
+  ((ReplyLog *) data)->destroyed++;
+}
+
+static gboolean
+cond_reply (gpointer data)
+{
+  return ((ReplyLog *) data)->calls > 0;
+}
+
+/* The id of the last request line the fake received with this op. */
+static guint
+last_request_id (Fake *fake, const char *op)
+{
+  g_auto(GStrv) lines = g_strsplit (fake->in->str, "\n", -1);
+  g_autofree char *needle = g_strdup_printf ("\"op\":\"%s\"", op);
+  guint id = 0;
+
+  for (guint i = 0; lines[i]; i++)
+    if (strstr (lines[i], needle))
+      g_assert_cmpint (sscanf (lines[i], "{\"v\":1,\"id\":%u,", &id), ==, 1);
+  return id;
+}
+
+typedef struct {
+  Fake *fake;
+  const char *op;
+} ReqWait;
+
+static gboolean
+cond_request (gpointer data)
+{
+  ReqWait *w = data;
+  return last_request_id (w->fake, w->op) != 0;
+}
+
+static void
+test_link_reclaim (LinkFixture *f, gconstpointer data)
+{
+  ReplyLog log = { 0 };
+  g_autoptr(GError) error = NULL;
+  ReqWait w = { f->fake, "reclaim" };
+  g_autofree char *reply = NULL;
+  MtAgentLinkStats st;
+  guint32 id;
+
+  link_start (f);
+  /* Before the agent is there: refused, user data freed. */
+  g_assert_cmpuint (mt_agent_link_reclaim (f->link, MT_MIB, FALSE, 1000, on_reply, &log,
+                                           on_reply_destroy, &error), ==, 0);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_CONNECTED);
+  g_assert_cmpuint (log.destroyed, ==, 1);
+  g_clear_error (&error);
+  handshake (f, NULL);
+
+  /* Out of range. */
+  g_assert_cmpuint (mt_agent_link_reclaim (f->link, 0, FALSE, 1000, NULL, NULL, NULL, &error), ==, 0);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+
+  /* A reply. */
+  id = mt_agent_link_reclaim (f->link, 64 * MT_MIB, FALSE, 2000, on_reply, &log,
+                              on_reply_destroy, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (id, >, 0);
+  g_assert_true (run_until (f->fake, cond_request, &w, 5000));
+  g_assert_cmpuint (last_request_id (f->fake, "reclaim"), ==, id);
+  g_assert_nonnull (strstr (f->fake->in->str, "\"op\":\"reclaim\",\"bytes\":67108864,"
+                            "\"allow_drop_caches\":false,\"timeout_ms\":2000}\n"));
+  reply = g_strdup_printf ("{\"v\":1,\"type\":\"reply\",\"id\":%u,\"op\":\"reclaim\",\"ok\":true,"
+                           "\"method\":\"memory.reclaim\",\"requested\":67108864,"
+                           "\"reclaimed\":33554432,\"complete\":false,\"stopped_by\":\"EAGAIN\","
+                           "\"elapsed_ms\":12}\n", id);
+  fake_send (f->fake, reply);
+  g_assert_true (run_until (f->fake, cond_reply, &log, 5000));
+  g_assert_true (log.ok);
+  g_assert_cmpuint (log.reclaimed, ==, 33554432);
+  g_assert_null (log.error);
+  g_assert_cmpuint (log.destroyed, ==, 2);
+
+  /* No reply: timed out after timeout_ms + grace. */
+  memset (&log, 0, sizeof log);
+  id = mt_agent_link_reclaim (f->link, MT_MIB, FALSE, 50, on_reply, &log, on_reply_destroy, &error);
+  g_assert_cmpuint (id, >, 0);
+  send_tick (f);               /* keep it alive meanwhile */
+  g_assert_true (run_until (f->fake, cond_reply, &log, 5000));
+  g_assert_error (log.error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+  g_clear_error (&log.error);
+  g_assert_cmpuint (log.destroyed, ==, 1);
+
+  /* A reply to an id nobody asked for is counted, not fatal. */
+  fake_send (f->fake, "{\"v\":1,\"type\":\"reply\",\"id\":99999,\"op\":\"reclaim\",\"ok\":false,"
+             "\"error\":\"busy\"}\n");
+  send_tick (f);
+  run_for (f->fake, 100);
+  mt_agent_link_get_stats (f->link, g_get_monotonic_time (), &st);
+  g_assert_cmpuint (st.unmatched_replies, ==, 1);
+  g_assert_cmpuint (st.session.violations, ==, 0);
+
+  /* The link goes away with a request outstanding. */
+  memset (&log, 0, sizeof log);
+  id = mt_agent_link_reclaim (f->link, MT_MIB, FALSE, 5000, on_reply, &log, on_reply_destroy, &error);
+  g_assert_cmpuint (id, >, 0);
+  fake_drop (f->fake);
+  g_assert_true (run_until (f->fake, cond_reply, &log, 5000));
+  g_assert_error (log.error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED);
+  g_clear_error (&log.error);
+
+  /* A reply that does not match its request is a violation. */
+  handshake (f, NULL);
+  memset (&log, 0, sizeof log);
+  id = mt_agent_link_reclaim (f->link, 8 * MT_MIB, FALSE, 5000, on_reply, &log, on_reply_destroy, &error);
+  g_assert_cmpuint (id, >, 0);
+  g_free (reply);
+  reply = g_strdup_printf ("{\"v\":1,\"type\":\"reply\",\"id\":%u,\"op\":\"reclaim\",\"ok\":true,"
+                           "\"method\":\"memory.reclaim\",\"requested\":1,\"reclaimed\":1,"
+                           "\"complete\":true}\n", id);
+  fake_send (f->fake, reply);
+  g_assert_true (run_until (f->fake, cond_violation, f, 5000));
+  g_assert_cmpint (f->problem.code, ==, MT_AGENT_ERR_INCONSISTENT);
+  g_assert_cmpuint (log.calls, ==, 1);
+  g_assert_error (log.error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED);
+  g_clear_error (&log.error);
+  mt_agent_link_get_stats (f->link, g_get_monotonic_time (), &st);
+  g_assert_cmpuint (st.session.violations, ==, 1);
+  g_assert_cmpint (st.session.last_violation.code, ==, MT_AGENT_ERR_INCONSISTENT);
+}
+
+static void
+test_link_reclaim_methods (LinkFixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+
+  link_start (f);
+  handshake (f, "\"reclaim_methods\":[\"drop_caches\"]");
+  /* Only drop_caches, and the policy does not allow it. */
+  g_assert_cmpuint (mt_agent_link_reclaim (f->link, MT_MIB, FALSE, 1000, NULL, NULL, NULL, &error), ==, 0);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED);
+  g_clear_error (&error);
+  g_assert_cmpuint (mt_agent_link_reclaim (f->link, MT_MIB, TRUE, 1000, NULL, NULL, NULL, &error), >, 0);
+  g_assert_no_error (error);
+  /* At most max_pending wait. */
+  for (guint i = 1; i < f->cfg.max_pending; i++)
+    g_assert_cmpuint (mt_agent_link_reclaim (f->link, MT_MIB, TRUE, 1000, NULL, NULL, NULL, &error), >, 0);
+  g_assert_cmpuint (mt_agent_link_reclaim (f->link, MT_MIB, TRUE, 1000, NULL, NULL, NULL, &error), ==, 0);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BUSY);
+}
+
+static void
+test_link_free_in_callback (LinkFixture *f, gconstpointer data)
+{
+  link_start (f);
+  f->free_in_report = TRUE;
+  g_assert_true (run_until (f->fake, cond_accepted, f, 5000));
+  {
+    guint64 seq = next_seq ();
+    g_autofree char *hello = hello_line (seq, BOOT_A, seq * 1000, NULL);
+    g_autofree char *tick = tick_line (seq + 1, seq * 1000 + 1000, NULL);
+    g_autofree char *both = g_strconcat (hello, tick, NULL);
+    /* Two reports in one read: the link is freed during the first. */
+    fake_send (f->fake, both);
+  }
+  run_for (f->fake, 200);
+  g_assert_null (f->link);
+  g_assert_cmpuint (f->reports, ==, 1);
+}
+
+static gboolean
+cond_three_reports (gpointer data)
+{
+  LinkFixture *f = data;
+  return f->reports >= 3;
+}
+
+/* The daemon says what the VM may hold before each read: a guest that
+ * shows more is disbelieved at once, one within it is believed. */
+static void
+test_link_host_view (LinkFixture *f, gconstpointer data)
+{
+  MtAgentLinkStats st;
+
+  f->host_size = 256 * MT_MIB;
+  f->link = mt_agent_link_new ("vm-test", f->fake->path, &f->cfg, &view_callbacks, f, NULL);
+  handshake (f, NULL);
+  send_tick (f);               /* MemTotal 500000000: 477 MiB > 256 MiB */
+  g_assert_true (run_until (f->fake, cond_reports, f, 5000));
+  mt_agent_link_get_stats (f->link, g_get_monotonic_time (), &st);
+  g_assert_cmpuint (st.session.disbelieved, ==, 1);
+  /* Still the hello (no mem), not the tick. */
+  g_assert_true (mt_agent_link_latest (f->link, g_get_monotonic_time ())->hello);
+
+  /* Asked to grow to 768 MiB: the guest may show it before the hypervisor. */
+  f->host_size = 768 * MT_MIB;
+  send_tick (f);
+  g_assert_true (run_until (f->fake, cond_three_reports, f, 5000));
+  mt_agent_link_get_stats (f->link, g_get_monotonic_time (), &st);
+  g_assert_cmpuint (st.session.disbelieved, ==, 1);
+  g_assert_cmpuint (mt_agent_link_latest (f->link, g_get_monotonic_time ())->mem.total, ==, 500000000);
+  g_assert_cmpuint (st.session.violations, ==, 0);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+
+  g_test_add_func ("/agent/parse/examples", test_parse_examples);
+  g_test_add_func ("/agent/parse/hostile-corpus", test_parse_hostile_corpus);
+  g_test_add_func ("/agent/parse/generated", test_parse_generated);
+
+#define SESSION_TEST(path, fn) \
+  g_test_add ("/agent/session/" path, SessionFixture, NULL, session_setup, fn, session_teardown)
+  SESSION_TEST ("hello-gate", test_session_hello_gate);
+  SESSION_TEST ("empty-lines-split-reads", test_session_empty_lines_and_split_reads);
+  SESSION_TEST ("too-long", test_session_too_long);
+  SESSION_TEST ("rate", test_session_rate);
+  SESSION_TEST ("counters", test_session_counters);
+  SESSION_TEST ("stale", test_session_stale);
+  SESSION_TEST ("host-view", test_session_host_view);
+  SESSION_TEST ("fresh", test_session_fresh);
+
+#define LINK_TEST(path, fn, nolisten) \
+  g_test_add ("/agent/link/" path, LinkFixture, nolisten, link_setup, fn, link_teardown)
+  LINK_TEST ("reports", test_link_reports, NULL);
+  LINK_TEST ("silent", test_link_silent, NULL);
+  LINK_TEST ("never-writes", test_link_never_writes, NULL);
+  LINK_TEST ("reconnect", test_link_reconnect, NULL);
+  LINK_TEST ("no-socket", test_link_no_socket, "no listener");
+  LINK_TEST ("flood", test_link_flood, NULL);
+  LINK_TEST ("garbage-backoff", test_link_garbage_and_backoff, NULL);
+  LINK_TEST ("reclaim", test_link_reclaim, NULL);
+  LINK_TEST ("reclaim-methods", test_link_reclaim_methods, NULL);
+  LINK_TEST ("free-in-callback", test_link_free_in_callback, NULL);
+  LINK_TEST ("host-view", test_link_host_view, NULL);
+
+  return g_test_run ();
+}
