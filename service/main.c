@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include "daemon.h"
+#include "metrics.h"
 #include "dbus.h"
 
 static gboolean
@@ -50,6 +51,7 @@ main (int argc, char **argv)
   g_autofree char *cgroup_dir = NULL;
   g_autofree char *bus = NULL;
   g_autofree char *bus_address = NULL;
+  gint metrics_port = -1;
   gboolean dry_run = FALSE;
   gboolean verbose = FALSE;
   gboolean check_config = FALSE;
@@ -80,6 +82,9 @@ main (int argc, char **argv)
     { "bus-address", 0, 0, G_OPTION_ARG_STRING, &bus_address,
       "Use the bus at this address as the system bus, for the API and for polkit (tests)",
       "ADDRESS" },
+    { "metrics-port", 0, 0, G_OPTION_ARG_INT, &metrics_port,
+      "Serve OpenMetrics text for Prometheus on http://localhost:PORT/metrics "
+      "(loopback only; 0 picks a free port and logs it; default: off)", "PORT" },
     { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose,
       "Log every decision, not only actions", NULL },
     { "version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL },
@@ -90,6 +95,7 @@ main (int argc, char **argv)
   g_autoptr(GMainLoop) loop = NULL;
   g_autoptr(MtDaemon) daemon = NULL;
   g_autoptr(MtDbus) dbus = NULL;
+  g_autoptr(MtMetrics) metrics = NULL;
   MtDaemonOptions options;
 
   setlocale (LC_ALL, "");
@@ -178,6 +184,19 @@ main (int argc, char **argv)
       g_warning ("%s; running without the D-Bus API, memtidectl cannot reach this memtided "
                  "(--bus none says so explicitly)", error->message);
       g_clear_error (&error);
+    }
+  }
+
+  if (metrics_port > 65535 || metrics_port < -1) {
+    g_printerr ("memtided: --metrics-port %d: expected a port from 1 to 65535, or 0 for any "
+                "free port\n", metrics_port);
+    return 2;
+  }
+  if (metrics_port >= 0) {
+    metrics = mt_metrics_new (daemon, (guint) metrics_port, &error);
+    if (!metrics) {
+      g_printerr ("memtided: %s\n", error->message);
+      return 1;
     }
   }
 

@@ -1,0 +1,339 @@
+/* metrics.c: an OpenMetrics endpoint for Prometheus, served by libsoup3 on
+ * the loopback interface only, off unless --metrics-port is given.
+ *
+ * Gauges are read from the daemon's status snapshots when scraped;
+ * counters and the reaction-time histogram are kept by a daemon observer.
+ * Reaction time: from the first plan in which a VM wanted to grow (its
+ * target above its size) to the grow being applied. */
+#define G_LOG_DOMAIN "memtide-metrics"
+
+#include <math.h>
+#include <libsoup/soup.h>
+
+#include "metrics.h"
+#include "model.h"
+
+/* Histogram bounds in seconds: the planner should grant within a tick or
+ * two; baselines take 10 s and more. */
+static const double reaction_bounds[] = { 0.25, 0.5, 1, 2, 5, 10, 30, 60 };
+#define N_BOUNDS G_N_ELEMENTS (reaction_bounds)
+
+struct _MtMetrics {
+  MtDaemon   *daemon;
+  SoupServer *server;
+  guint       port;
+  GHashTable *actions;          /* "shrink|grow|cancel" + mechanism -> count */
+  GHashTable *want_since;       /* uuid -> gint64* monotonic µs */
+  guint64     stuck_events;
+  guint64     reservations_ok;
+  guint64     reservations_failed;
+  guint64     reaction_buckets[N_BOUNDS];
+  guint64     reaction_count;
+  double      reaction_sum;
+};
+
+static void
+count_action (MtMetrics *m, const char *kind, const char *mechanism)
+{
+  g_autofree char *key = g_strdup_printf ("%s\t%s", kind, mechanism);
+  guint64 n = GPOINTER_TO_SIZE (g_hash_table_lookup (m->actions, key));
+
+  /* Counts stay far below G_MAXSIZE on 64-bit hosts; pointer storage
+   * keeps the table simple. */
+  g_hash_table_replace (m->actions, g_steal_pointer (&key), GSIZE_TO_POINTER (n + 1));
+}
+
+static void
+observe_reaction (MtMetrics *m, double seconds)
+{
+  for (guint i = 0; i < N_BOUNDS; i++) {
+    if (seconds <= reaction_bounds[i])
+      m->reaction_buckets[i]++;
+  }
+  m->reaction_count++;
+  m->reaction_sum += seconds;
+}
+
+static void
+on_vm_updated (MtDaemon *d, const char *uuid, gpointer user_data)
+{
+  MtMetrics *m = user_data;
+  g_autoptr(MtVmStatus) st = mt_daemon_get_vm_status (d, uuid, NULL);
+  gboolean wants_more;
+
+  if (!st)
+    return;
+  wants_more = st->target != MT_UNKNOWN && st->current != MT_UNKNOWN &&
+               st->target > st->current;
+  if (wants_more && !g_hash_table_contains (m->want_since, uuid)) {
+    gint64 *since = g_new (gint64, 1);
+    *since = g_get_monotonic_time ();
+    g_hash_table_insert (m->want_since, g_strdup (uuid), since);
+  } else if (!wants_more) {
+    g_hash_table_remove (m->want_since, uuid);
+  }
+}
+
+static void
+on_vm_removed (MtDaemon *d, const char *uuid, gpointer user_data)
+{
+  MtMetrics *m = user_data;
+
+  g_hash_table_remove (m->want_since, uuid);
+}
+
+static void
+on_action_applied (MtDaemon *d, const char *uuid, const char *mechanism, guint64 from,
+                   guint64 to, const char *reason, gpointer user_data)
+{
+  MtMetrics *m = user_data;
+  const char *kind = to > from ? "grow" : to < from ? "shrink" : "cancel";
+  gint64 *since;
+
+  count_action (m, kind, mechanism);
+  since = g_hash_table_lookup (m->want_since, uuid);
+  if (to > from && since) {
+    observe_reaction (m, (g_get_monotonic_time () - *since) / (double) G_USEC_PER_SEC);
+    g_hash_table_remove (m->want_since, uuid);
+  }
+}
+
+static void
+on_vm_stuck (MtDaemon *d, const char *uuid, const char *reason, gpointer user_data)
+{
+  ((MtMetrics *) user_data)->stuck_events++;
+}
+
+static void
+on_reservation_done (MtDaemon *d, guint cookie, gboolean ok, const char *message,
+                     gpointer user_data)
+{
+  MtMetrics *m = user_data;
+
+  if (ok)
+    m->reservations_ok++;
+  else
+    m->reservations_failed++;
+}
+
+static const MtDaemonObserver metrics_observer = {
+  .vm_removed = on_vm_removed,
+  .vm_updated = on_vm_updated,
+  .action_applied = on_action_applied,
+  .vm_stuck = on_vm_stuck,
+  .reservation_done = on_reservation_done,
+};
+
+/* Label values are domain names: escape as the exposition format asks. */
+static char *
+escape_label (const char *v)
+{
+  GString *s = g_string_new (NULL);
+
+  for (; *v; v++) {
+    if (*v == '\\' || *v == '"')
+      g_string_append_c (s, '\\');
+    if (*v == '\n') {
+      g_string_append (s, "\\n");
+      continue;
+    }
+    g_string_append_c (s, *v);
+  }
+  return g_string_free (s, FALSE);
+}
+
+static void
+gauge_header (GString *out, const char *name, const char *unit, const char *help)
+{
+  g_string_append_printf (out, "# TYPE %s gauge\n", name);
+  if (unit)
+    g_string_append_printf (out, "# UNIT %s %s\n", name, unit);
+  g_string_append_printf (out, "# HELP %s %s\n", name, help);
+}
+
+static void
+host_gauge (GString *out, const char *name, const char *help, guint64 v)
+{
+  gauge_header (out, name, "bytes", help);
+  if (v != MT_UNKNOWN)
+    g_string_append_printf (out, "%s %" G_GUINT64_FORMAT "\n", name, v);
+}
+
+typedef struct {
+  const char *name;
+  const char *help;
+  gsize       offset;     /* of a guint64 in MtVmStatus */
+} VmGauge;
+
+static const VmGauge vm_gauges[] = {
+  { "memtide_vm_size_bytes", "Memory the VM has now (balloon + virtio-mem).",
+    G_STRUCT_OFFSET (MtVmStatus, current) },
+  { "memtide_vm_target_bytes", "Where memtided wants the VM to be.",
+    G_STRUCT_OFFSET (MtVmStatus, target) },
+  { "memtide_vm_need_bytes", "Working set plus headroom.",
+    G_STRUCT_OFFSET (MtVmStatus, need) },
+  { "memtide_vm_min_bytes", "Effective lower bound.", G_STRUCT_OFFSET (MtVmStatus, min) },
+  { "memtide_vm_max_bytes", "Effective upper bound.", G_STRUCT_OFFSET (MtVmStatus, max) },
+  { "memtide_vm_plugged_bytes", "Memory the VM has through virtio-mem.",
+    G_STRUCT_OFFSET (MtVmStatus, vmem_plugged) },
+  { "memtide_vm_guest_available_bytes", "MemAvailable inside the guest.",
+    G_STRUCT_OFFSET (MtVmStatus, guest_available) },
+};
+
+static char *
+render (MtMetrics *m)
+{
+  g_autoptr(GString) out = g_string_new (NULL);
+  g_autoptr(GPtrArray) vms = mt_daemon_list_vms (m->daemon);
+  g_autofree char **labels = g_new0 (char *, vms->len + 1);
+  MtHostStatus host;
+  GHashTableIter iter;
+  gpointer key, value;
+  guint stuck = 0;
+
+  mt_daemon_get_host_status (m->daemon, &host);
+  host_gauge (out, "memtide_host_total_bytes", "Host MemTotal.", host.total);
+  host_gauge (out, "memtide_host_available_bytes", "Host MemAvailable.", host.available);
+  host_gauge (out, "memtide_host_reserve_bytes", "Kept free for the host, reservations included.",
+              host.reserve);
+  host_gauge (out, "memtide_host_budget_bytes", "What the VMs may hold together.", host.budget);
+  host_gauge (out, "memtide_guest_total_bytes", "Sum of the VMs' sizes.", host.guest_total);
+  host_gauge (out, "memtide_guest_free_bytes", "Sum of free memory inside the guests.",
+              host.guest_free);
+  host_gauge (out, "memtide_guest_reported_free_bytes",
+              "Guest memory returned to the host by free page reporting.", host.reported_free);
+
+  for (guint i = 0; i < vms->len; i++) {
+    const MtVmStatus *st = vms->pdata[i];
+    g_autofree char *name = escape_label (st->name);
+    labels[i] = g_strdup_printf ("vm=\"%s\",uuid=\"%s\"", name, st->uuid);
+    stuck += st->stuck;
+  }
+  for (guint g = 0; g < G_N_ELEMENTS (vm_gauges); g++) {
+    gauge_header (out, vm_gauges[g].name, "bytes", vm_gauges[g].help);
+    for (guint i = 0; i < vms->len; i++) {
+      guint64 v = G_STRUCT_MEMBER (guint64, vms->pdata[i], vm_gauges[g].offset);
+      if (v != MT_UNKNOWN)
+        g_string_append_printf (out, "%s{%s} %" G_GUINT64_FORMAT "\n", vm_gauges[g].name,
+                                labels[i], v);
+    }
+  }
+  gauge_header (out, "memtide_vm_pressure_ratio", "ratio",
+                "Guest PSI memory some avg10, as a ratio (agent only).");
+  for (guint i = 0; i < vms->len; i++) {
+    const MtVmStatus *st = vms->pdata[i];
+    if (!isnan (st->pressure))
+      g_string_append_printf (out, "memtide_vm_pressure_ratio{%s} %.4f\n", labels[i],
+                              st->pressure / 100.0);
+  }
+  gauge_header (out, "memtide_vm_stuck", NULL, "1 when the VM did not follow its target.");
+  for (guint i = 0; i < vms->len; i++)
+    g_string_append_printf (out, "memtide_vm_stuck{%s} %d\n", labels[i],
+                            ((MtVmStatus *) vms->pdata[i])->stuck ? 1 : 0);
+  gauge_header (out, "memtide_vms_stuck", NULL, "VMs marked stuck now.");
+  g_string_append_printf (out, "memtide_vms_stuck %u\n", stuck);
+  for (guint i = 0; i < vms->len; i++)
+    g_free (labels[i]);
+
+  g_string_append (out, "# TYPE memtide_actions counter\n"
+                        "# HELP memtide_actions Resizes applied, by kind and mechanism.\n");
+  g_hash_table_iter_init (&iter, m->actions);
+  while (g_hash_table_iter_next (&iter, &key, &value)) {
+    g_auto(GStrv) parts = g_strsplit (key, "\t", 2);
+    g_string_append_printf (out, "memtide_actions_total{kind=\"%s\",mechanism=\"%s\"} %"
+                            G_GSIZE_FORMAT "\n", parts[0], parts[1], GPOINTER_TO_SIZE (value));
+  }
+  g_string_append_printf (out, "# TYPE memtide_stuck_events counter\n"
+                               "# HELP memtide_stuck_events Times a VM was marked stuck.\n"
+                               "memtide_stuck_events_total %" G_GUINT64_FORMAT "\n",
+                          m->stuck_events);
+  g_string_append_printf (out, "# TYPE memtide_reservations counter\n"
+                               "# HELP memtide_reservations Reservations that ended, by outcome.\n"
+                               "memtide_reservations_total{outcome=\"done\"} %" G_GUINT64_FORMAT "\n"
+                               "memtide_reservations_total{outcome=\"failed\"} %" G_GUINT64_FORMAT "\n",
+                          m->reservations_ok, m->reservations_failed);
+
+  g_string_append (out, "# TYPE memtide_grow_reaction_seconds histogram\n"
+                        "# UNIT memtide_grow_reaction_seconds seconds\n"
+                        "# HELP memtide_grow_reaction_seconds From a VM first wanting to grow "
+                        "to the grow being applied.\n");
+  for (guint i = 0; i < N_BOUNDS; i++)
+    g_string_append_printf (out, "memtide_grow_reaction_seconds_bucket{le=\"%g\"} %"
+                            G_GUINT64_FORMAT "\n", reaction_bounds[i], m->reaction_buckets[i]);
+  g_string_append_printf (out, "memtide_grow_reaction_seconds_bucket{le=\"+Inf\"} %"
+                          G_GUINT64_FORMAT "\n", m->reaction_count);
+  g_string_append_printf (out, "memtide_grow_reaction_seconds_sum %.3f\n", m->reaction_sum);
+  g_string_append_printf (out, "memtide_grow_reaction_seconds_count %" G_GUINT64_FORMAT "\n",
+                          m->reaction_count);
+  g_string_append (out, "# EOF\n");
+  return g_string_free (g_steal_pointer (&out), FALSE);
+}
+
+static void
+handle_metrics (SoupServer *server, SoupServerMessage *msg, const char *path,
+                GHashTable *query, gpointer user_data)
+{
+  MtMetrics *m = user_data;
+  char *body;
+
+  if (g_strcmp0 (soup_server_message_get_method (msg), SOUP_METHOD_GET) != 0 &&
+      g_strcmp0 (soup_server_message_get_method (msg), SOUP_METHOD_HEAD) != 0) {
+    soup_server_message_set_status (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, NULL);
+    return;
+  }
+  if (g_strcmp0 (path, "/metrics") != 0) {
+    soup_server_message_set_status (msg, SOUP_STATUS_NOT_FOUND, NULL);
+    return;
+  }
+  body = render (m);
+  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+  soup_server_message_set_response (msg,
+                                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                                    SOUP_MEMORY_TAKE, body, strlen (body));
+}
+
+MtMetrics *
+mt_metrics_new (MtDaemon *daemon, guint port, GError **error)
+{
+  g_autoptr(MtMetrics) m = g_new0 (MtMetrics, 1);
+  GSList *uris;
+
+  m->daemon = daemon;
+  m->actions = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  m->want_since = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  m->server = soup_server_new ("server-header", "memtided", NULL);
+  soup_server_add_handler (m->server, NULL, handle_metrics, m, NULL);
+  /* Loopback only: the figures name every VM on the host. */
+  if (!soup_server_listen_local (m->server, port, 0, error)) {
+    g_prefix_error (error, "cannot serve metrics on localhost port %u: ", port);
+    return NULL;
+  }
+  uris = soup_server_get_uris (m->server);
+  m->port = uris ? (guint) g_uri_get_port (uris->data) : port;
+  g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
+  mt_daemon_add_observer (daemon, &metrics_observer, m);
+  g_message ("Metrics on http://localhost:%u/metrics", m->port);
+  return g_steal_pointer (&m);
+}
+
+guint
+mt_metrics_get_port (MtMetrics *m)
+{
+  return m->port;
+}
+
+void
+mt_metrics_free (MtMetrics *m)
+{
+  if (!m)
+    return;
+  if (m->daemon && m->server)
+    mt_daemon_remove_observer (m->daemon, &metrics_observer, m);
+  if (m->server) {
+    soup_server_disconnect (m->server);
+    g_object_unref (m->server);
+  }
+  g_clear_pointer (&m->actions, g_hash_table_unref);
+  g_clear_pointer (&m->want_since, g_hash_table_unref);
+  g_free (m);
+}
