@@ -613,6 +613,10 @@ parse_reply (const Obj *o, MtAgentReply *r)
       || !get_string (o, "message", FALSE, sizeof r->message - 1, NULL, r->message,
                       sizeof r->message))
     return FALSE;
+  if (json_object_has_member (o->obj, "op") && r->op[0] == '\0')
+    return bad (o, "op", "is empty");
+  if (!r->ok && r->error[0] == '\0')
+    return bad (o, "error", "is empty");
   if (!r->ok)
     return TRUE;
   if (strcmp (r->op, "reclaim") == 0) {
@@ -625,6 +629,8 @@ parse_reply (const Obj *o, MtAgentReply *r)
                         sizeof r->stopped_by)
         || !get_uint (o, "elapsed_ms", FALSE, 0, G_MAXUINT32 + G_GUINT64_CONSTANT (1), &r->elapsed_ms))
       return FALSE;
+    if (r->method[0] == '\0')
+      return bad (o, "method", "is empty");
     if (r->complete != (r->reclaimed >= r->requested)) {
       mt_agent_problem_set (o->problem, MT_AGENT_ERR_INCONSISTENT, "complete",
                             "complete does not match reclaimed >= requested");
