@@ -367,10 +367,20 @@ parse_seconds (const char *opt, const char *text, double lo, double hi, double *
   return MT_EXIT_OK;
 }
 
+/* Every return from main frees what the options allocated. */
+static void
+mtctl_clear (MtCtl *ctl)
+{
+  g_clear_object (&ctl->bus);
+  g_clear_pointer (&ctl->address, g_free);
+  g_clear_pointer (&ctl->reason, g_free);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (MtCtl, mtctl_clear)
+
 int
 main (int argc, char **argv)
 {
-  MtCtl ctl = { .interval = 1.0, .ask_password = isatty (STDIN_FILENO) };
+  g_auto(MtCtl) ctl = { .interval = 1.0, .ask_password = isatty (STDIN_FILENO) };
   g_autoptr(GPtrArray) args = g_ptr_array_new ();
   g_autoptr(GError) error = NULL;
   const Command *cmd = NULL;
@@ -483,8 +493,5 @@ main (int argc, char **argv)
   }
 
   g_dbus_connection_flush_sync (ctl.bus, NULL, NULL);
-  g_clear_object (&ctl.bus);
-  g_free (ctl.address);
-  g_free (ctl.reason);
   return code;
 }
