@@ -36,6 +36,8 @@ static const MtKey host_keys[MT_HOST_N_KEYS] = {
                                   G_USEC_PER_SEC, 24 * 3600 * (gint64) G_USEC_PER_SEC },
   [MT_HOST_KEY_MIN_CHANGE] = { "min-change", MT_VALUE_SIZE, HOST (min_change), 0, 0 },
   [MT_HOST_KEY_MAX_SHRINK_RATE] = { "max-shrink-rate", MT_VALUE_RATE, HOST (max_shrink_rate), 0, 0 },
+  [MT_HOST_KEY_START_GRACE] = { "start-grace", MT_VALUE_DURATION, HOST (start_grace),
+                                 0, 3600 * (gint64) G_USEC_PER_SEC },
   [MT_HOST_KEY_DRY_RUN] = { "dry-run", MT_VALUE_BOOLEAN, HOST (dry_run), 0, 0 },
 };
 

@@ -64,6 +64,9 @@ overlay_report (MtVmSample *s, const MtAgentReport *r)
       s->guest_free = r->mem.free;
     if ((v = mt_agent_report_droppable_cache (r)) != MT_UNKNOWN)
       s->guest_cache = v;
+    /* Swapped-out memory is working set the guest will want back. */
+    if (r->mem.swap_total != MT_UNKNOWN && r->mem.swap_free != MT_UNKNOWN)
+      s->guest_swap_used = mt_sat_sub (r->mem.swap_total, r->mem.swap_free);
   }
   if (r->has_vmstat) {
     if (r->vmstat.pswpin_bytes != MT_UNKNOWN)

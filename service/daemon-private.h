@@ -33,7 +33,7 @@ typedef struct {
 
   /* The last plan's view of this VM, for status and Explain. */
   gboolean      has_decision;
-  MtVmDecision  decision;        /* .reason owned here; .next unused */
+  MtVmDecision  decision;        /* plain data; .next unused */
   MtVmPolicy    effective;       /* the policy that plan used */
   char         *last_action;     /* one line, NULL = none yet */
   gint64        last_action_time;

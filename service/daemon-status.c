@@ -55,7 +55,7 @@ vm_status (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
     st->min = vm->decision.min;
     st->max = vm->decision.max;
     st->decision = mt_decision_kind_to_string (vm->decision.kind);
-    st->reason = g_strdup (vm->decision.reason ? vm->decision.reason : "");
+    st->reason = mt_vm_decision_format_reason (&vm->decision);
   } else {
     st->target = st->need = st->min = st->max = MT_UNKNOWN;
     st->decision = "none";
@@ -160,8 +160,10 @@ mt_daemon_explain (MtDaemon *d, const char *name, GError **error)
   if (!vm->has_decision) {
     g_string_append (s, "No decision yet: memtided has not planned since this VM appeared.\n");
   } else {
+    g_autofree char *why = mt_vm_decision_format_reason (dec);
+
     g_string_append_printf (s, "Decision: %s%s\n  %s\n", mt_decision_kind_to_string (dec->kind),
-                            dec->emergency ? " (emergency)" : "", dec->reason);
+                            dec->emergency ? " (emergency)" : "", why);
     g_string_append (s, "Inputs:\n");
     append_size (s, "current", dec->current);
     append_size (s, "working set", dec->working_set);

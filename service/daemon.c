@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "daemon-private.h"
+#include "daemon-agent.h"
 #include "backend-libvirt.h"
 
 /* Learned state is written at most this often (and at stop/removal):
@@ -24,7 +25,6 @@ daemon_vm_free (MtDaemonVm *vm)
   mt_domain_info_free (vm->info);
   g_free (vm->policy_error);
   mt_vm_model_free (vm->model);
-  g_free (vm->decision.reason);
   g_free (vm->last_action);
   g_free (vm);
 }
@@ -365,6 +365,11 @@ apply_action (MtDaemon *d, MtDaemonVm *vm, const MtAction *a)
   const MtBackendOps *ops = d->backend->ops;
   const char *uuid = vm->info->uuid;
 
+  /* Ask the guest to drop cold page cache first, so the unplug or the
+   * balloon finds free pages instead of forcing the guest to reclaim under
+   * it; not waited for. */
+  if (a->to < a->from)
+    mt_daemon_agent_before_shrink (d, vm, a->from, a->to);
   /* virtio-mem first: the balloon only covers what it cannot. */
   if (a->set_vmem && !ops->set_vmem (d->backend, uuid, a->vmem_requested, &error))
     goto failed;
@@ -380,9 +385,8 @@ failed:
 static void
 record_decision (MtDaemonVm *vm, const MtVmDecision *dec, const MtVmPolicy *effective)
 {
-  g_free (vm->decision.reason);
+  /* Plain data: its reason is formatted when someone reads it. */
   vm->decision = *dec;
-  vm->decision.reason = g_strdup (dec->reason);
   vm->effective = *effective;
   vm->has_decision = TRUE;
 }
@@ -450,7 +454,11 @@ plan_and_act (MtDaemon *d, gint64 now, const MtHostSample *host)
     } else if (!dec->next.stuck && was_stuck) {
       g_message ("%s: no longer stuck, managing it again", vm->info->name);
     }
-    g_debug ("%s: %s: %s", vm->info->name, mt_decision_kind_to_string (dec->kind), dec->reason);
+    if (!g_log_writer_default_would_drop (G_LOG_LEVEL_DEBUG, G_LOG_DOMAIN)) {
+      g_autofree char *why = mt_vm_decision_format_reason (dec);
+
+      g_debug ("%s: %s: %s", vm->info->name, mt_decision_kind_to_string (dec->kind), why);
+    }
     NOTIFY (d, vm_updated, vm->info->uuid);
   }
   mt_daemon_control_after_plan (d, plan);

@@ -16,7 +16,9 @@
 #include <glib.h>
 #include "sample.h"
 
-#define MT_MODEL_RING_CAPACITY 64
+/* 16 ticks: the PSI trend uses 8 points, rates the last interval and the
+ * window; a longer ring only costs memory (152 bytes per sample per VM). */
+#define MT_MODEL_RING_CAPACITY 16
 
 /* "Never happened" for the gint64 times below; use mt_elapsed(). */
 #define MT_TIME_NEVER G_MININT64
@@ -67,8 +69,12 @@ mt_elapsed (gint64 now, gint64 since)
   return now - since;
 }
 
-/* "1.0 GiB", "612 MiB", "12 KiB": short, for one-line reasons. */
+/* "1.0 GiB", "612 MiB", "12 KiB": short, for one-line reasons; rounded
+ * down.  The _buf variant writes into buf (no allocation) and returns
+ * the length. */
+#define MT_FORMAT_BYTES_LEN 32
 char *mt_format_bytes (guint64 bytes);
+gsize mt_format_bytes_buf (char buf[MT_FORMAT_BYTES_LEN], guint64 bytes);
 
 /* ---- Rings ------------------------------------------------------------ */
 
@@ -111,6 +117,9 @@ typedef struct {
   guint64 available;           /* MemAvailable, else MemFree */
   guint64 used;                /* working set estimate: total - available */
   guint64 idle;                /* free inside the guest (MemFree / unused) */
+  guint64 swap_used;           /* guest swap in use (SwapTotal - SwapFree), MT_UNKNOWN */
+  double  used_rate;           /* bytes/s "used" (+ swap in use) grew over the last
+                                  interval; negative when it fell; NAN = unknown */
 
   /* Feedback signals; NAN / MT_UNKNOWN when not observable. */
   double  psi_some;            /* latest avg10, percent */
@@ -133,6 +142,12 @@ typedef struct {
   gint64  feedback_time;       /* sample time the feedback last used */
   gint64  calm_since;          /* pressure ~0 since, MT_TIME_NEVER = not calm */
   gint64  shrink_since;        /* wanted to shrink continuously since */
+  gint64  raise_time;          /* plan time of the last headroom raise */
+
+  /* Start grace: a VM just seen is not cut by the fair split, nor below
+   * the largest need it showed, while its working set is still rising. */
+  gint64  first_seen;          /* first plan that saw it, MT_TIME_NEVER = none yet */
+  guint64 grace_need;          /* largest need seen during the grace period */
 
   /* The last resize issued and whether the VM follows it. */
   gint64  last_action;         /* when, MT_TIME_NEVER = never */

@@ -2,30 +2,118 @@
  * plan is computed.  Not for the daemon: use planner.h. */
 #pragma once
 
+#include <stdarg.h>
 #include "planner.h"
 #include "planner-layout.h"
+
+/* ---- text ---------------------------------------------------------------
+ * Reasons are formatted into a fixed buffer by a printf that handles the
+ * few conversions they use without the C library's. */
+
+/* One line being built; a line longer than the buffer is cut. */
+#define MT_TEXT_MAX 1024
+typedef struct {
+  gsize len;
+  char  buf[MT_TEXT_MAX];
+} MtText;
+
+static inline void
+mt_text_init (MtText *t)
+{
+  t->len = 0;
+  t->buf[0] = '\0';
+}
+
+void mt_text_append (MtText *t, const char *s);
+void mt_text_vprintf (MtText *t, const char *fmt, va_list ap) G_GNUC_PRINTF (2, 0);
+void mt_text_printf (MtText *t, const char *fmt, ...) G_GNUC_PRINTF (2, 3);
+
+/* bytes as "612 MiB" in buf, for a printf argument. */
+static inline const char *
+mt_plan_sz (char buf[MT_FORMAT_BYTES_LEN], guint64 bytes)
+{
+  mt_format_bytes_buf (buf, bytes);
+  return buf;
+}
+
+/* MtVmReason.head: the sentence a reason starts with. */
+enum {
+  MT_WHY_HOLD,                 /* "hold at <current>" */
+  MT_WHY_HOLD_HYSTERESIS,      /* size[0] = min-change */
+  MT_WHY_WAIT_SHRINKING,       /* size[0] = last target, us[0] = since asked */
+  MT_WHY_WAIT_DIP,             /* us[0] = hold, us[1] = wanted so far */
+  MT_WHY_WAIT_SETTLE,          /* us[0] = since the last action */
+  MT_WHY_WAIT_PACED,           /* size[0] = max shrink rate */
+  MT_WHY_WAIT_FREE,            /* size[0] = free now (MT_UNKNOWN = unknown) */
+  MT_WHY_WAIT_GROWING,         /* size[0] = last target, us[0] = since asked */
+  MT_WHY_CANCEL,               /* mechanism in size[2..5] */
+  MT_WHY_RESIZE,               /* size[0] = to, size[1] = the limit's value */
+  /* Fixed at its size: no explanation follows. */
+  MT_WHY_FIXED_FIRST,
+  MT_WHY_NO_SIZE = MT_WHY_FIXED_FIRST,
+  MT_WHY_NO_POLICY,
+  MT_WHY_NO_VMEM,
+  MT_WHY_NO_SAMPLES,
+  MT_WHY_STALE,                /* us[0] = age */
+  MT_WHY_NO_STATS,
+  MT_WHY_OBSERVED,
+  MT_WHY_STUCK,                /* us[0] = stuck for, us[1] = retry in */
+};
+
+/* MtVmReason.limit: what cut an action's step short. */
+enum {
+  MT_WHY_LIMIT_NONE,
+  MT_WHY_LIMIT_RATE,           /* size[1] = max shrink rate */
+  MT_WHY_LIMIT_FREE,           /* size[1] = free now */
+};
+
+/* MtVmReason.flags */
+enum {
+  MT_WHY_IDLE        = 1 << 0,
+  MT_WHY_SWAPPED     = 1 << 1,
+  MT_WHY_OOM         = 1 << 2,
+  MT_WHY_AVAIL_LOW   = 1 << 3,
+  MT_WHY_PRESSURED   = 1 << 4,
+  MT_WHY_SWAP_HIGH   = 1 << 5,
+  MT_WHY_FAULTS_HIGH = 1 << 6,
+  MT_WHY_CAPPED      = 1 << 7,
+  MT_WHY_KEPT_MIN    = 1 << 8,
+  MT_WHY_KEPT_DOMAIN = 1 << 9,
+  MT_WHY_SHORT       = 1 << 10,
+  MT_WHY_FAIR        = 1 << 11,
+  MT_WHY_EMERGENCY   = 1 << 12,   /* action head */
+  MT_WHY_GROW        = 1 << 13,
+  MT_WHY_SET_VMEM    = 1 << 14,   /* size[2] -> size[3] */
+  MT_WHY_SET_BALLOON = 1 << 15,   /* size[4] -> size[5] */
+  /* Notes: events of this tick, in this order. */
+  MT_WHY_NOTE_REACHED    = 1 << 16,  /* note_size[0] */
+  MT_WHY_NOTE_MOVES      = 1 << 17,  /* note_size[0] */
+  MT_WHY_NOTE_VMEM_RETRY = 1 << 18,
+  MT_WHY_NOTE_STALL      = 1 << 19,  /* note_size[1], [2], note_us */
+  MT_WHY_NOTE_RETRYING   = 1 << 20,  /* note_us */
+  MT_WHY_NOTES           = 0x1f << 16,
+  MT_WHY_RISING          = 1 << 21,  /* rise */
+};
 
 typedef struct {
   const MtHostPolicy *hp;
   gint64     now;
   gint64     tick;             /* hp->tick_interval, or the default */
   gint64     stuck_timeout;    /* hp->stuck_timeout, or the default */
-  GPtrArray *strings;          /* formatted sizes, freed with the context */
+  gboolean   host_out;         /* MemAvailable below the reserve: no start grace */
 } MtPlanCtx;
 
-/* bytes as "612 MiB"; the string lives as long as the context. */
-const char *mt_plan_sz (MtPlanCtx *ctx, guint64 bytes);
 
 /* One VM while the plan is computed.  Sizes are totals. */
 typedef struct {
   const MtPlanVm *in;
-  const char *name;
-  MtVmControl next;
+  const char *name;            /* NULL: "vm<index>" */
+  guint index;
+  MtVmControl *next;           /* the decision's: control state for the next plan */
 
   gboolean fixed;              /* held at its size; reason says why */
-  MtDecisionKind fixed_kind;   /* SKIP or STUCK */
-  GString *note;               /* events of this tick: stuck cleared, stall, ... */
-  GString *fixed_reason;
+  MtDecisionKind fixed_kind;   /* SKIP or STUCK; why.head says why */
+  MtVmReason *why;             /* the decision's: the fixed head, this tick's notes */
 
   guint64 cur;
   guint64 committed;           /* cur, or a pending grow's target */
@@ -36,10 +124,13 @@ typedef struct {
 
   /* Feedback. */
   gboolean pressured, oom, avail_low, swap_high, faults_high, emergency;
-  guint64 active;              /* working set in size terms */
+  gboolean grace;              /* start grace period */
+  guint64 active;              /* working set in size terms, swapped part included */
+  guint64 swapped;             /* of it, guest swap being read back */
   guint64 idle;
   guint64 headroom;
-  guint64 need;
+  guint64 rise;                /* lead on a rising working set */
+  guint64 need;                /* active + headroom + rise */
 
   /* Bounds and the split. */
   guint64 pmin;                /* the policy's min, before the domain's limits */
@@ -50,5 +141,6 @@ typedef struct {
   guint64 target;
 } MtVmEval;
 
-void mt_plan_eval_vm (MtPlanCtx *ctx, const MtPlanVm *in, guint index, MtVmEval *ev);
-void mt_plan_eval_clear (MtVmEval *ev);
+/* Fills ev, and d->next and d->why, which ev points to. */
+void mt_plan_eval_vm (MtPlanCtx *ctx, const MtPlanVm *in, guint index, MtVmEval *ev,
+                      MtVmDecision *d);

@@ -6,6 +6,7 @@
 
 #include <math.h>
 #include <stdarg.h>
+#include <string.h>
 #include "planner-private.h"
 
 static guint64
@@ -56,39 +57,12 @@ mt_plan_vm_init (MtPlanVm *in, const char *name, const MtDomainInfo *info,
   mt_vm_model_derive (model, now, MT_PLAN_STALE_TICKS * tick, &in->obs);
 }
 
-void
-mt_plan_eval_clear (MtVmEval *ev)
+static void
+fix (MtVmEval *ev, MtDecisionKind kind, guint head)
 {
-  if (ev->note != NULL)
-    g_string_free (ev->note, TRUE);
-  if (ev->fixed_reason != NULL)
-    g_string_free (ev->fixed_reason, TRUE);
-  ev->note = NULL;
-  ev->fixed_reason = NULL;
-}
-
-G_GNUC_PRINTF (3, 4) static void
-fix (MtVmEval *ev, MtDecisionKind kind, const char *fmt, ...)
-{
-  va_list ap;
-
   ev->fixed = TRUE;
   ev->fixed_kind = kind;
-  va_start (ap, fmt);
-  g_string_vprintf (ev->fixed_reason, fmt, ap);
-  va_end (ap);
-}
-
-G_GNUC_PRINTF (2, 3) static void
-note (MtVmEval *ev, const char *fmt, ...)
-{
-  va_list ap;
-
-  if (ev->note->len > 0)
-    g_string_append (ev->note, "; ");
-  va_start (ap, fmt);
-  g_string_append_vprintf (ev->note, fmt, ap);
-  va_end (ap);
+  ev->why->head = (guint8) head;
 }
 
 /* ---- stuck handling ----------------------------------------------------- */
@@ -96,7 +70,7 @@ note (MtVmEval *ev, const char *fmt, ...)
 static void
 mark_stuck (MtPlanCtx *ctx, MtVmEval *ev, const char *why)
 {
-  MtVmControl *c = &ev->next;
+  MtVmControl *c = ev->next;
   gint64 backoff = ctx->stuck_timeout;
 
   c->stuck = TRUE;
@@ -114,7 +88,7 @@ mark_stuck (MtPlanCtx *ctx, MtVmEval *ev, const char *why)
 static void
 track_progress (MtPlanCtx *ctx, MtVmEval *ev)
 {
-  MtVmControl *c = &ev->next;
+  MtVmControl *c = ev->next;
   guint64 dist;
 
   if (!c->pending)
@@ -125,7 +99,10 @@ track_progress (MtPlanCtx *ctx, MtVmEval *ev)
       c->pending = FALSE;
       c->stuck_count = 0;
       if (c->stuck)
-        note (ev, "no longer stuck: reached %s", mt_plan_sz (ctx, c->last_target));
+        {
+          ev->why->flags |= MT_WHY_NOTE_REACHED;
+          ev->why->note_size[0] = c->last_target;
+        }
       c->stuck = FALSE;
       return;
     }
@@ -134,7 +111,10 @@ track_progress (MtPlanCtx *ctx, MtVmEval *ev)
       c->best_distance = dist;
       c->progress_time = ctx->now;
       if (c->stuck)
-        note (ev, "no longer stuck: moves toward %s again", mt_plan_sz (ctx, c->last_target));
+        {
+          ev->why->flags |= MT_WHY_NOTE_MOVES;
+          ev->why->note_size[0] = c->last_target;
+        }
       c->stuck = FALSE;
     }
 }
@@ -145,13 +125,13 @@ track_progress (MtPlanCtx *ctx, MtVmEval *ev)
 static void
 track_vmem (MtPlanCtx *ctx, MtVmEval *ev)
 {
-  MtVmControl *c = &ev->next;
+  MtVmControl *c = ev->next;
   const MtLayoutIn *l = &ev->lay;
 
   if (c->vmem_stalled && ctx->now >= c->vmem_retry_at)
     {
       c->vmem_stalled = FALSE;
-      note (ev, "virtio-mem unplug may be tried again");
+      ev->why->flags |= MT_WHY_NOTE_VMEM_RETRY;
     }
   if (l->plugged <= l->requested)
     {
@@ -177,66 +157,76 @@ track_vmem (MtPlanCtx *ctx, MtVmEval *ev)
 static gboolean
 unplug_in_progress (const MtVmEval *ev)
 {
-  return ev->lay.mech == MT_MECH_AUTO && !ev->next.vmem_stalled
-         && ev->next.vmem_wait_since != MT_TIME_NEVER;
+  return ev->lay.mech == MT_MECH_AUTO && !ev->next->vmem_stalled
+         && ev->next->vmem_wait_since != MT_TIME_NEVER;
 }
 
 static void
 check_stuck (MtPlanCtx *ctx, MtVmEval *ev)
 {
-  MtVmControl *c = &ev->next;
+  MtVmControl *c = ev->next;
   const MtLayoutIn *l = &ev->lay;
 
   if (ev->stall_now && l->mech != MT_MECH_AUTO)
     {
-      g_autofree char *why = g_strdup_printf (
-          "virtio-mem unplug stalled at %s (requested %s) for %.0f s and the policy allows no balloon",
-          mt_plan_sz (ctx, l->plugged), mt_plan_sz (ctx, l->requested),
-          secs (mt_elapsed (ctx->now, c->vmem_wait_since)));
-      mark_stuck (ctx, ev, why);
+      char a[MT_FORMAT_BYTES_LEN], b[MT_FORMAT_BYTES_LEN];
+      MtText why;
+
+      mt_text_init (&why);
+      mt_text_printf (&why, "virtio-mem unplug stalled at %s (requested %s) for %.0f s and the policy allows no balloon",
+                      mt_plan_sz (a, l->plugged), mt_plan_sz (b, l->requested),
+                      secs (mt_elapsed (ctx->now, c->vmem_wait_since)));
+      mark_stuck (ctx, ev, why.buf);
     }
   else if (ev->stall_now)
     {
-      note (ev, "virtio-mem unplug stalled at %s (requested %s) for %.0f s: cancel it, the balloon takes the rest",
-            mt_plan_sz (ctx, l->plugged), mt_plan_sz (ctx, l->requested),
-            secs (mt_elapsed (ctx->now, c->vmem_wait_since)));
+      ev->why->flags |= MT_WHY_NOTE_STALL;
+      ev->why->note_size[1] = l->plugged;
+      ev->why->note_size[2] = l->requested;
+      ev->why->note_us = mt_elapsed (ctx->now, c->vmem_wait_since);
       /* The fallback is a new action: give it its own time. */
       c->pending = FALSE;
     }
   else if (c->pending && !c->stuck && !unplug_in_progress (ev)
            && mt_elapsed (ctx->now, c->progress_time) >= ctx->stuck_timeout)
     {
-      g_autofree char *why = g_strdup_printf (
-          "did not move toward %s in %.0f s (asked at %s, now %s)",
-          mt_plan_sz (ctx, c->last_target), secs (ctx->stuck_timeout),
-          mt_plan_sz (ctx, c->last_from), mt_plan_sz (ctx, ev->cur));
-      mark_stuck (ctx, ev, why);
+      char a[MT_FORMAT_BYTES_LEN], b[MT_FORMAT_BYTES_LEN], n[MT_FORMAT_BYTES_LEN];
+      MtText why;
+
+      mt_text_init (&why);
+      mt_text_printf (&why, "did not move toward %s in %.0f s (asked at %s, now %s)",
+                      mt_plan_sz (a, c->last_target), secs (ctx->stuck_timeout),
+                      mt_plan_sz (b, c->last_from), mt_plan_sz (n, ev->cur));
+      mark_stuck (ctx, ev, why.buf);
     }
   else if (c->stuck && ctx->now >= c->retry_at)
     {
       /* Forget the old target: the next one is planned from scratch. */
       c->stuck = FALSE;
       c->pending = FALSE;
-      note (ev, "retrying after being stuck %.0f s", secs (mt_elapsed (ctx->now, c->stuck_since)));
+      ev->why->flags |= MT_WHY_NOTE_RETRYING;
+      ev->why->note_us = mt_elapsed (ctx->now, c->stuck_since);
     }
 
   if (c->stuck)
-    fix (ev, MT_DECISION_STUCK, "stuck for %.0f s: %s; held at %s, retry in %.0f s",
-         secs (mt_elapsed (ctx->now, c->stuck_since)), c->stuck_reason,
-         mt_plan_sz (ctx, ev->cur), secs (mt_elapsed (c->retry_at, ctx->now)));
+    {
+      fix (ev, MT_DECISION_STUCK, MT_WHY_STUCK);
+      ev->why->us[0] = mt_elapsed (ctx->now, c->stuck_since);
+      ev->why->us[1] = mt_elapsed (c->retry_at, ctx->now);
+    }
 }
 
 /* ---- headroom feedback -------------------------------------------------- */
 
 static void
-feedback (MtVmEval *ev)
+feedback (MtPlanCtx *ctx, MtVmEval *ev)
 {
   const MtPlanVm *in = ev->in;
   const MtVmDerived *o = &in->obs;
   const MtVmPolicy *p = in->policy;
-  MtVmControl *c = &ev->next;
+  MtVmControl *c = ev->next;
   guint64 overhead = 0, hmin, h, cap;
-  gboolean rising, raise, calm;
+  gboolean rising, raise, calm, in_flight;
   double factor = 1.0;
 
   /* MemTotal leaves out what the guest kernel reserved; count it so the
@@ -246,6 +236,16 @@ feedback (MtVmEval *ev)
     overhead = MIN (mt_sat_sub (ev->cur, o->total), ev->cur / 16);
   /* The guest cannot use more than the host gives it, whatever it says. */
   ev->active = mt_sat_add (MIN (o->used, ev->cur), overhead);
+  /* Swapped-out memory the guest is reading back is working set too:
+   * without it a grow gives the guest only what is resident, swap-in
+   * raises "used" and the next tick grows again.  Swap nobody reads
+   * (cold pages swapped out long ago) is not. */
+  ev->swapped = 0;
+  if (o->swap_used != MT_UNKNOWN && o->swap_used > 0
+      && ((isfinite (o->swap_in_rate) && o->swap_in_rate > 0)
+          || (isfinite (o->swap_in_rate_avg) && o->swap_in_rate_avg > 0)))
+    ev->swapped = MIN (o->swap_used, mt_sat_add (in->base_memory, in->vmem_size));
+  ev->active = mt_sat_add (ev->active, ev->swapped);
   ev->idle = o->idle;
 
   ev->oom = o->oom_kills_new > 0;
@@ -280,10 +280,19 @@ feedback (MtVmEval *ev)
       else if (raise)
         factor = 1.25;
 
-      if (raise)
+      /* A raise acts through a grow.  While that grow is on its way, or
+       * once this tick already raised, raising again only compounds: the
+       * working set term follows the rise anyway, and a VM holding far
+       * more than it needs makes the host look short to the others. */
+      in_flight = (c->pending && c->last_target > ev->cur)
+                  || (c->raise_time != MT_TIME_NEVER && mt_elapsed (ctx->now, c->raise_time) < ctx->tick);
+      if (raise && in_flight)
+        c->calm_since = MT_TIME_NEVER;
+      else if (raise)
         {
           h = MAX (mt_sat_from_double ((double) h * factor), mt_sat_add (h, MT_PLAN_RAISE_STEP_MIN));
           c->calm_since = MT_TIME_NEVER;
+          c->raise_time = ctx->now;
         }
       else if (calm && c->calm_since == MT_TIME_NEVER)
         c->calm_since = o->time;
@@ -304,7 +313,13 @@ feedback (MtVmEval *ev)
   h = MIN (h, cap);
   c->headroom = h;
   ev->headroom = h;
-  ev->need = mt_sat_add (ev->active, h);
+  /* A working set on the rise will be larger by the time a grow lands:
+   * lead it by what it grows in MT_PLAN_RISE_LEAD.  Not learned, so it
+   * is gone as soon as the rise stops. */
+  ev->rise = 0;
+  if (isfinite (o->used_rate) && o->used_rate > 0)
+    ev->rise = MIN (mt_sat_from_double (o->used_rate * ((double) MT_PLAN_RISE_LEAD / G_USEC_PER_SEC)), cap);
+  ev->need = mt_sat_add (mt_sat_add (ev->active, h), ev->rise);
 }
 
 /* ---- bounds ------------------------------------------------------------- */
@@ -330,6 +345,17 @@ bounds (MtVmEval *ev)
   /* Never take memory from a guest in trouble, unless it is above max. */
   if (ev->emergency)
     ev->floor = MAX (ev->lo, MIN (mt_layout_snap_down (ev->cur, g, o), ev->hi));
+  if (ev->grace)
+    {
+      /* Its own need may shrink it, but not below the largest need it
+       * showed so far (a booting guest's working set is still rising),
+       * and the fair split does not cut it at all. */
+      guint64 now_size = MAX (ev->lo, MIN (mt_layout_snap_down (ev->cur, g, o), ev->hi));
+      guint64 peak = clamp64 (mt_layout_snap_up (ev->next->grace_need, g, o), ev->lo, ev->hi);
+
+      ev->want = MAX (ev->want, MIN (peak, now_size));
+      ev->floor = MAX (ev->floor, MIN (ev->want, now_size));
+    }
   ev->want = MAX (ev->want, ev->floor);
   ev->tier1_lo = clamp64 (mt_layout_snap_up (ev->active, g, o), ev->floor, ev->want);
 }
@@ -355,7 +381,7 @@ layout_in (MtVmEval *ev, gboolean *vmem_ok)
     .balloon = o->balloon_actual,
     .plugged = plugged,
     .requested = o->vmem_requested == MT_UNKNOWN ? plugged : o->vmem_requested,
-    .vmem_stalled = ev->next.vmem_stalled,
+    .vmem_stalled = ev->next->vmem_stalled,
   };
   if (ev->lay.mech == MT_MECH_AUTO && !ok)
     ev->lay.mech = MT_MECH_BALLOON;
@@ -363,16 +389,16 @@ layout_in (MtVmEval *ev, gboolean *vmem_ok)
 }
 
 void
-mt_plan_eval_vm (MtPlanCtx *ctx, const MtPlanVm *in, guint index, MtVmEval *ev)
+mt_plan_eval_vm (MtPlanCtx *ctx, const MtPlanVm *in, guint index, MtVmEval *ev,
+                 MtVmDecision *d)
 {
   const MtVmDerived *o = &in->obs;
   gboolean vmem_ok;
 
   *ev = (MtVmEval) {
     .in = in,
-    .next = in->control,
-    .note = g_string_new (NULL),
-    .fixed_reason = g_string_new (NULL),
+    .next = &d->next,
+    .why = &d->why,
     .cur = o->current,
     .committed = o->current,
     .active = MT_UNKNOWN,
@@ -381,44 +407,41 @@ mt_plan_eval_vm (MtPlanCtx *ctx, const MtPlanVm *in, guint index, MtVmEval *ev)
     .need = MT_UNKNOWN,
     .want = MT_UNKNOWN,
   };
+  d->next = in->control;
+  memset (&d->why, 0, sizeof d->why);
   ev->name = in->name;
-  if (ev->name == NULL)
-    {
-      char *n = g_strdup_printf ("vm%u", index);
+  ev->index = index;
 
-      g_ptr_array_add (ctx->strings, n);
-      ev->name = n;
-    }
+  if (ev->next->first_seen == MT_TIME_NEVER)
+    ev->next->first_seen = ctx->now;
 
   if (o->current == MT_UNKNOWN)
     {
       /* Unknown size still occupies the host: count what it could hold. */
       ev->committed = o->rss != MT_UNKNOWN ? o->rss : mt_sat_add (in->base_memory, in->vmem_size);
-      fix (ev, MT_DECISION_SKIP, "left alone: the hypervisor reported no size yet");
+      fix (ev, MT_DECISION_SKIP, MT_WHY_NO_SIZE);
       return;
     }
   if (in->policy == NULL || in->base_memory == 0)
     {
-      fix (ev, MT_DECISION_SKIP, "left alone at %s: no policy or domain configuration",
-           mt_plan_sz (ctx, ev->cur));
+      fix (ev, MT_DECISION_SKIP, MT_WHY_NO_POLICY);
       return;
     }
   /* A grow asked for but not yet taken is still promised. */
-  if (ev->next.pending && ev->next.last_target > ev->cur)
-    ev->committed = ev->next.last_target;
+  if (ev->next->pending && ev->next->last_target > ev->cur)
+    ev->committed = ev->next->last_target;
 
   layout_in (ev, &vmem_ok);
   if (ev->lay.mech == MT_MECH_VIRTIO_MEM && !vmem_ok)
     {
-      fix (ev, MT_DECISION_SKIP, "left alone at %s: policy says virtio-mem but the domain has no usable device",
-           mt_plan_sz (ctx, ev->cur));
+      fix (ev, MT_DECISION_SKIP, MT_WHY_NO_VMEM);
       return;
     }
 
   track_progress (ctx, ev);
   if (vmem_ok && (ev->lay.mech == MT_MECH_AUTO || ev->lay.mech == MT_MECH_VIRTIO_MEM))
     track_vmem (ctx, ev);
-  ev->lay.vmem_stalled = ev->next.vmem_stalled;
+  ev->lay.vmem_stalled = ev->next->vmem_stalled;
   check_stuck (ctx, ev);
   if (ev->fixed)
     return;
@@ -426,21 +449,25 @@ mt_plan_eval_vm (MtPlanCtx *ctx, const MtPlanVm *in, guint index, MtVmEval *ev)
   if (o->source == MT_DATA_NONE)
     {
       if (o->time == MT_TIME_NEVER)
-        fix (ev, MT_DECISION_SKIP, "left alone at %s: no samples yet", mt_plan_sz (ctx, ev->cur));
+        fix (ev, MT_DECISION_SKIP, MT_WHY_NO_SAMPLES);
       else if (!o->fresh)
-        fix (ev, MT_DECISION_SKIP, "left alone at %s: guest stats are %.0f s old",
-             mt_plan_sz (ctx, ev->cur), secs (mt_elapsed (ctx->now, o->time)));
+        {
+          fix (ev, MT_DECISION_SKIP, MT_WHY_STALE);
+          ev->why->us[0] = mt_elapsed (ctx->now, o->time);
+        }
       else
-        fix (ev, MT_DECISION_SKIP, "left alone at %s: no guest memory stats yet (no agent report, no balloon stats)",
-             mt_plan_sz (ctx, ev->cur));
+        fix (ev, MT_DECISION_SKIP, MT_WHY_NO_STATS);
       return;
     }
 
-  feedback (ev);
+  feedback (ctx, ev);
+  /* Start grace: a VM just started is still touching its memory. */
+  ev->grace = !ctx->host_out && ctx->hp->start_grace > 0 &&
+              mt_elapsed (ctx->now, ev->next->first_seen) < ctx->hp->start_grace;
+  ev->next->grace_need = ev->grace ? MAX (ev->next->grace_need, ev->need) : 0;
   if (ev->lay.mech == MT_MECH_NONE)
     {
-      fix (ev, MT_DECISION_SKIP, "observed only (mechanism none) at %s: working set %s + headroom %s",
-           mt_plan_sz (ctx, ev->cur), mt_plan_sz (ctx, ev->active), mt_plan_sz (ctx, ev->headroom));
+      fix (ev, MT_DECISION_SKIP, MT_WHY_OBSERVED);
       return;
     }
   bounds (ev);

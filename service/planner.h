@@ -11,7 +11,8 @@
  *     if (a->set_balloon) backend set_balloon (a->balloon);
  *     log a->reason (one line);
  *   for each VM i: model[i]->control = plan->decisions[i].next;
- *     decisions[i].reason explains what it does and why (D-Bus Explain).
+ *     keep decisions[i] (plain data); mt_vm_decision_format_reason()
+ *     says what it does and why, when someone asks (D-Bus Explain).
  * In dry-run (hp->dry_run) apply nothing but still copy `next` back: the
  * planner then does not record its actions as issued, so VMs that never
  * received them are not marked stuck.
@@ -38,7 +39,8 @@
 #define MT_PLAN_FAULTS_HIGH        50.0            /* major faults/s, and 2x the average */
 #define MT_PLAN_RAISE_STEP_MIN     (32 * MT_MIB)   /* smallest headroom raise */
 #define MT_PLAN_CALM_HOLD          (30 * G_USEC_PER_SEC) /* calm this long before lowering */
-#define MT_PLAN_DECAY_PER_S        0.005           /* headroom lowered 0.5%/s while calm */
+#define MT_PLAN_DECAY_PER_S        0.02            /* headroom lowered 2%/s while calm */
+#define MT_PLAN_RISE_LEAD          (2 * G_USEC_PER_SEC)  /* need leads a rising working set by this */
 #define MT_PLAN_SETTLE_TICKS       2               /* ticks after acting before a shrink */
 #define MT_PLAN_SHRINK_HOLD_TICKS  2               /* ticks a shrink must be wanted first */
 #define MT_PLAN_STALE_TICKS        5               /* guest stats older than this: unknown */
@@ -81,7 +83,7 @@ typedef struct {
   guint64      vmem_requested; /* multiple of vmem_block, <= vmem_size */
   gboolean     set_balloon;
   guint64      balloon;        /* <= base_memory */
-  char        *reason;
+  char        *reason;         /* "<vm>: <decision reason>", one line */
 } MtAction;
 
 typedef enum {
@@ -95,11 +97,30 @@ typedef enum {
 
 const char *mt_decision_kind_to_string (MtDecisionKind k);
 
+/* Why a decision is what it is, as numbers.  The planner formats no
+ * text for VMs nobody asks about: mt_vm_decision_format_reason() builds
+ * the one-line reason from this when it is read.  Private to the
+ * planner; plain data, copied with the decision. */
+typedef struct {
+  guint8  head;                /* which sentence starts the reason */
+  guint8  limit;               /* what cut an action's step short */
+  guint32 flags;               /* parts of the explanation, events of this tick */
+  guint64 size[6];             /* the head's sizes */
+  gint64  us[2];               /* the head's durations */
+  guint64 swapped, oom_kills, available, swap_in_rate, short_by, rise;
+  double  psi, psi_target, fault_rate;
+  guint32 shares;
+  guint64 note_size[3];
+  gint64  note_us;
+} MtVmReason;
+
 /* Per VM, in input order.  Sizes are totals (balloon + virtio-mem). */
 typedef struct {
   MtDecisionKind kind;
   gboolean managed;            /* FALSE: fixed at its current size in the budget */
   gboolean emergency;          /* pressure above target, OOM kill, or no available memory */
+  gboolean starving;           /* OOM kill or no available memory: the worst emergencies */
+  gboolean grace;              /* in its start grace: the split does not shrink it */
   guint64  current;            /* MT_UNKNOWN when the hypervisor told nothing */
   guint64  min, max;           /* policy bounds within what the domain can do */
   guint64  working_set;        /* guest used memory + kernel overhead, MT_UNKNOWN */
@@ -115,8 +136,12 @@ typedef struct {
   guint64  step;               /* size after this tick's action; current if none */
   gint     action;             /* index into plan->actions, -1 = none */
   MtVmControl next;            /* control state to keep for the next plan */
-  char    *reason;             /* one line */
+  MtVmReason why;              /* for mt_vm_decision_format_reason() */
 } MtVmDecision;
+
+/* The decision's one-line reason ("hold at 1.0 GiB: idle 400 MiB,
+ * working set ...").  Free with g_free(). */
+char *mt_vm_decision_format_reason (const MtVmDecision *d);
 
 typedef struct {
   gint64   now;

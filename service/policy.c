@@ -107,5 +107,6 @@ mt_host_policy_init_defaults (MtHostPolicy *p)
     .min_change = G_GUINT64_CONSTANT (16) << 20,      /* 16 MiB */
     .max_shrink_rate = G_GUINT64_CONSTANT (256) << 20, /* 256 MiB/s */
     .dry_run = FALSE,
+    .start_grace = 0,
   };
 }

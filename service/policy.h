@@ -64,6 +64,8 @@ typedef struct {
   guint64 min_change;            /* hysteresis: ignore changes smaller than this */
   guint64 max_shrink_rate;       /* bytes per second a VM may be shrunk */
   gboolean dry_run;              /* decide and log, apply nothing */
+  gint64  start_grace;           /* µs a new VM is not shrunk below the largest need it
+                                    showed (0 = off) */
 } MtHostPolicy;
 
 /* Built-in defaults (what an empty policy directory means). */

@@ -25,6 +25,7 @@ mt_vm_sample_init (MtVmSample *s, gint64 now)
     .psi_full_avg10 = NAN,
     .reported_free = MT_UNKNOWN,
     .movable = MT_UNKNOWN,
+    .guest_swap_used = MT_UNKNOWN,
     .from_agent = FALSE,
   };
 }

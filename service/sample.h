@@ -38,6 +38,7 @@ typedef struct {
   double  psi_full_avg10;    /* percent, 0..100 (agent only) */
   guint64 reported_free;     /* bytes free page reporting handed back (agent, patched kernels) */
   guint64 movable;           /* bytes online in ZONE_MOVABLE: could be unplugged (agent only) */
+  guint64 guest_swap_used;   /* SwapTotal - SwapFree (agent only) */
   gboolean from_agent;
 } MtVmSample;
 

@@ -138,6 +138,7 @@ sample (Memtide *m, SimWorld *w, guint i, MtVmSample *s)
       s->swap_in = b (v->report.swap_in);
       s->swap_out = b (v->report.swap_out);
       s->major_faults = (guint64) v->report.major_faults;
+      s->guest_swap_used = b (v->report.swap_used);
       s->oom_kills = v->report.oom_kills;
       s->psi_some_avg10 = v->report.psi_some10;
       s->psi_full_avg10 = v->report.psi_full10;
@@ -278,6 +279,7 @@ memtide_report (gpointer self, SimWorld *w, guint vm)
   s.swap_in = b (r->swap_in);
   s.swap_out = b (r->swap_out);
   s.major_faults = (guint64) r->major_faults;
+  s.guest_swap_used = b (r->swap_used);
   s.oom_kills = r->oom_kills;
   s.psi_some_avg10 = isfinite (psi_now) ? psi_now : r->psi_some10;
   s.psi_full_avg10 = r->psi_full10;

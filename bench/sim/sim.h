@@ -106,6 +106,7 @@ typedef struct {
   double  time;
   double  total, available, free, cache;
   double  swap_in, swap_out, major_faults;
+  double  swap_used;          /* MiB swapped out now (SwapTotal - SwapFree) */
   double  psi_some10, psi_full10;
   double  stall_total;        /* s stalled since boot (PSI some total) */
   guint   oom_kills;

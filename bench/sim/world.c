@@ -307,6 +307,7 @@ snapshot (SimWorld *w, SimVm *v, gboolean trigger)
         .swap_in = v->swap_in,
         .swap_out = v->swap_out,
         .major_faults = v->faults,
+        .swap_used = v->swapped,
         .psi_some10 = v->psi10,
         .psi_full10 = v->psi_full10,
         .stall_total = v->stall_s,

@@ -176,11 +176,11 @@ with Testbed(workload=WORKLOAD, agent=AGENT) as tb:
         if hit is None:
             tap(False, "ramp guest's workload started its ramp", ramp.console_tail())
         else:
-            grow = daemon.wait(rf"resize: (\(emergency\) )?{re.escape(ramp.name)}: grow", 60)
+            grow = daemon.wait(rf"resize: (\(emergency\) )?{re.escape(ramp.name)}: (emergency )?grow", 60)
             if grow:
                 # The ramp may have been seen late (console polling): the
                 # first grow after the ramp began is what counts.
-                grows = [t for t, _ in daemon.findall(rf"resize: (\(emergency\) )?{re.escape(ramp.name)}: grow")
+                grows = [t for t, _ in daemon.findall(rf"resize: (\(emergency\) )?{re.escape(ramp.name)}: (emergency )?grow")
                          if t >= t_ramp - 2]
                 t_grow = (grows[0] if grows else grow[0]) - t_ramp
                 note(f"FIGURE ramp start to first grow applied: {max(t_grow, 0):.1f} s")

@@ -363,13 +363,18 @@ class Testbed:
         return self.conn
 
     def _live_conn(self):
+        """The run's connection if libvirtd still answers on it, else a new
+        one: after a libvirtd restart isAlive() can still say yes while
+        every call fails, and teardown must not skip the run's domains."""
         conn = self.conn
-        try:
-            if conn is not None and conn.isAlive():
+        if conn is not None:
+            try:
+                conn.getLibVersion()  # a round trip to libvirtd
                 return conn
-        except libvirt.libvirtError:
-            pass
-        return connect(self.uri)
+            except libvirt.libvirtError:
+                pass
+        self.conn = connect(self.uri)
+        return self.conn
 
     def down(self):
         """Destroys and undefines this run's domains and removes its files.

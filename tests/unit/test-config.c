@@ -905,7 +905,7 @@ test_explain (void)
   g_assert_cmpstr (s->key, ==, "allow-drop-caches");
   g_assert_cmpstr (s->value, ==, "false");
 
-  g_assert_cmpuint (host->len, ==, 7);
+  g_assert_cmpuint (host->len, ==, 8);
   s = g_ptr_array_index (host, 0);
   g_assert_cmpstr (s->key, ==, "reserve");
   g_assert_cmpstr (s->value, ==, "3G");

@@ -39,8 +39,8 @@ test_ring_wraps (void)
       g_assert_cmpuint (mt_vm_model_len (vm), ==, MIN (i + 1, MT_MODEL_RING_CAPACITY));
       g_assert_cmpint (mt_vm_model_nth (vm, 0)->time, ==, S (i));
     }
-  /* Oldest kept is 100 - 64 = 36; past the end is NULL. */
-  g_assert_cmpint (mt_vm_model_nth (vm, MT_MODEL_RING_CAPACITY - 1)->time, ==, S (36));
+  /* Oldest kept is 100 - capacity; past the end is NULL. */
+  g_assert_cmpint (mt_vm_model_nth (vm, MT_MODEL_RING_CAPACITY - 1)->time, ==, S (100 - MT_MODEL_RING_CAPACITY));
   g_assert_cmpint (mt_vm_model_nth (vm, 1)->time, ==, S (98));
   g_assert_null (mt_vm_model_nth (vm, MT_MODEL_RING_CAPACITY));
 }
@@ -252,6 +252,44 @@ test_derive_counter_reset (void)
   g_assert_cmpuint (d.oom_kills_new, ==, 0);
 }
 
+/* Swap in use, and how fast "used" (+ swap) grows. */
+static void
+test_derive_swap_and_rise (void)
+{
+  g_autoptr(MtVmModel) vm = mt_vm_model_new ();
+  MtVmSample a = agent_sample (S (10), MT_GIB, MT_GIB / 2, 0);
+  MtVmSample b = agent_sample (S (12), MT_GIB, MT_GIB / 2 - 64 * MT_MIB, 0);
+  MtVmSample c = agent_sample (S (13), MT_GIB, MT_GIB / 2, 0);
+  MtVmDerived d;
+
+  mt_vm_model_push (vm, &a);
+  mt_vm_model_derive (vm, S (10), S (5), &d);
+  g_assert_cmpuint (d.swap_used, ==, MT_UNKNOWN);
+  g_assert_true (isnan (d.used_rate));
+
+  /* 64 MiB more used and 36 MiB more swapped in 2 s: 50 MiB/s. */
+  a.guest_swap_used = 0;
+  b.guest_swap_used = 36 * MT_MIB;
+  mt_vm_model_init (vm);
+  mt_vm_model_push (vm, &a);
+  mt_vm_model_push (vm, &b);
+  mt_vm_model_derive (vm, S (12), S (5), &d);
+  g_assert_cmpuint (d.swap_used, ==, 36 * MT_MIB);
+  g_assert_cmpfloat_with_epsilon (d.used_rate, 50.0 * MT_MIB, 1.0);
+
+  /* Falling; swap unknown in one of the two: not comparable. */
+  mt_vm_model_push (vm, &c);
+  mt_vm_model_derive (vm, S (13), S (5), &d);
+  g_assert_true (isnan (d.used_rate));
+  c.time = S (14);
+  c.guest_swap_used = 36 * MT_MIB;
+  mt_vm_model_init (vm);
+  mt_vm_model_push (vm, &b);
+  mt_vm_model_push (vm, &c);
+  mt_vm_model_derive (vm, S (14), S (5), &d);
+  g_assert_cmpfloat_with_epsilon (d.used_rate, -32.0 * MT_MIB, 1.0);
+}
+
 static void
 test_control_init (void)
 {
@@ -313,6 +351,7 @@ main (int argc, char **argv)
   g_test_add_func ("/model/derive/stale", test_derive_stale);
   g_test_add_func ("/model/derive/rates", test_derive_rates);
   g_test_add_func ("/model/derive/counter-reset", test_derive_counter_reset);
+  g_test_add_func ("/model/derive/swap-and-rise", test_derive_swap_and_rise);
   g_test_add_func ("/model/control-init", test_control_init);
   g_test_add_func ("/model/helpers", test_helpers);
   return g_test_run ();

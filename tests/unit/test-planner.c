@@ -16,6 +16,20 @@
 static guint n_scenarios = 4000;
 static guint64 first_seed = 1;
 
+/* A decision's reason, for assertions and messages (the last few stay
+ * valid). */
+static const char *
+reason (const MtVmDecision *d)
+{
+  static char *ring[4];
+  static guint k;
+
+  k = (k + 1) % G_N_ELEMENTS (ring);
+  g_free (ring[k]);
+  ring[k] = mt_vm_decision_format_reason (d);
+  return ring[k];
+}
+
 /* ---- random scenarios ---------------------------------------------------- */
 
 typedef struct {
@@ -62,7 +76,7 @@ pick (GRand *r, const guint64 *v, guint n)
 }
 
 static void
-random_vm (GRand *r, Scenario *sc, guint i)
+random_vm (GRand *r, GRand *r2, Scenario *sc, guint i)
 {
   static const guint64 bases[] = { 512 * MT_MIB, MT_GIB, 2 * MT_GIB, 4 * MT_GIB };
   static const guint64 blocks[] = { 2 * MT_MIB, 128 * MT_MIB, 256 * MT_MIB };
@@ -199,6 +213,18 @@ random_vm (GRand *r, Scenario *sc, guint i)
       c->vmem_wait_since = sc->now - rnd_time (r, 0, 60);
       c->vmem_wait_plugged = plugged;
     }
+  /* Most VMs have run for a while; some are in their start grace. */
+  if (chance (r2, 0.7))
+    c->first_seen = sc->now - rnd_time (r2, 60, 600);
+  else if (chance (r2, 0.5))
+    {
+      c->first_seen = sc->now - rnd_time (r2, 0, 60);
+      c->grace_need = rnd_mib (r2, 0, 4096);
+    }
+  if (chance (r2, 0.3))
+    c->raise_time = sc->now - rnd_time (r2, 0, 3);
+  o->swap_used = chance (r2, 0.5) ? MT_UNKNOWN : chance (r2, 0.5) ? 0 : rnd_mib (r2, 0, 2048);
+  o->used_rate = chance (r2, 0.3) ? NAN : g_rand_double_range (r2, -512.0 * MT_MIB, 1024.0 * MT_MIB);
 }
 
 static void
@@ -209,6 +235,10 @@ scenario_random (Scenario *sc, guint64 seed)
   static const guint64 reserves[] = { 0, 512 * MT_MIB, MT_GIB };
   guint32 words[2] = { (guint32) seed, (guint32) (seed >> 32) };
   g_autoptr(GRand) r = g_rand_new_with_seed_array (words, 2);
+  /* Inputs added later draw from their own stream, so that every seed
+   * still makes the scenario it made before. */
+  guint32 words2[3] = { (guint32) seed, (guint32) (seed >> 32), 2 };
+  g_autoptr(GRand) r2 = g_rand_new_with_seed_array (words2, 3);
 
   memset (sc, 0, sizeof *sc);
   sc->seed = seed;
@@ -220,6 +250,7 @@ scenario_random (Scenario *sc, guint64 seed)
   sc->hp.reserve = pick (r, reserves, G_N_ELEMENTS (reserves));
   sc->hp.budget = chance (r, 0.3) ? rnd_mib (r, 1024, 16384) : 0;
   sc->hp.dry_run = chance (r, 0.05);
+  sc->hp.start_grace = S (60);   /* not drawn: keeps every seed's scenario */
   sc->now = S (1000) + rnd_time (r, 0, 1000);
 
   mt_host_sample_init (&sc->host, sc->now);
@@ -235,7 +266,7 @@ scenario_random (Scenario *sc, guint64 seed)
 
   sc->n = (guint) g_rand_int_range (r, 1, MAXV + 1);
   for (guint i = 0; i < sc->n; i++)
-    random_vm (r, sc, i);
+    random_vm (r, r2, sc, i);
   scenario_link (sc);
 }
 
@@ -302,7 +333,7 @@ scenario_dump (const Scenario *sc, const MtPlan *plan)
           g_string_append_printf (s, "  vm%u %s min %.0f floor %.0f keep %.0f want %.0f max %.0f "
                                   "target %.0f step %.0f: %s\n", i, mt_decision_kind_to_string (d->kind),
                                   U (d->min), U (d->floor), U (d->keep), U (d->want), U (d->max),
-                                  U (d->target), U (d->step), d->reason);
+                                  U (d->target), U (d->step), reason (d));
         }
       for (guint k = 0; k < plan->n_actions; k++)
         g_string_append_printf (s, "  action %s\n", plan->actions[k].reason);
@@ -337,7 +368,9 @@ check_plan (const Scenario *sc, const MtPlan *plan, GString *err)
       const MtVmDecision *d = &plan->decisions[i];
       const MtPlanVm *v = &sc->vm[i];
 
-      REQUIRE (d->reason != NULL && *d->reason && strchr (d->reason, '\n') == NULL,
+      const char *why = reason (d);
+
+      REQUIRE (why != NULL && *why && strchr (why, '\n') == NULL,
                "vm%u has a one-line reason", i);
       /* What a VM holds or was promised counts, including a grow asked
        * for and not yet taken. */
@@ -379,8 +412,11 @@ check_plan (const Scenario *sc, const MtPlan *plan, GString *err)
 
         mt_vm_policy_resolve_bounds (v->policy, v->base_memory + v->vmem_size, &pmin, &pmax);
         REQUIRE (d->max <= MAX (pmax, d->min), "vm%u max within the policy", i);
-        if (!d->emergency)
-          REQUIRE (d->floor == d->min, "vm%u floor is min unless in an emergency", i);
+        if (!d->emergency && !d->grace)
+          REQUIRE (d->floor == d->min, "vm%u floor is min unless in an emergency or its start grace", i);
+        else if (!d->emergency)
+          REQUIRE (d->floor == d->min || d->floor <= MIN (d->current, d->max),
+                   "vm%u start grace floor keeps at most its size", i);
         else
           REQUIRE (d->floor >= MIN (d->current, d->max) || d->floor == d->min
                    || d->max - d->floor < MAX (v->vmem_block, 1),
@@ -431,6 +467,15 @@ check_plan (const Scenario *sc, const MtPlan *plan, GString *err)
 
       REQUIRE (a->vm < sc->n && d->managed, "action %u on a managed VM", k);
       REQUIRE (a->reason != NULL && *a->reason && strchr (a->reason, '\n') == NULL, "action %u reason", k);
+      {
+        const char *why = reason (d);
+        const char *tail = a->reason != NULL ? strstr (a->reason, ": ") : NULL;
+
+        /* "<vm>: " and the decision's reason, the same as Explain gives. */
+        REQUIRE (tail != NULL && (d->action != (gint) k || a->kind == MT_ACTION_CANCEL
+                                  || strcmp (tail + 2, why) == 0),
+                 "action %u reason is the decision's", k);
+      }
       REQUIRE (a->from == d->current, "action %u from the current size", k);
       REQUIRE (a->to == b + p, "action %u size adds up", k);
       /* virtio-mem requested always block-aligned and within the device */
@@ -471,6 +516,10 @@ check_plan (const Scenario *sc, const MtPlan *plan, GString *err)
         REQUIRE ((a->to > a->from ? a->to - a->from : a->from - a->to) >= sc->hp.min_change,
                  "action %u of %.1f MiB below min_change", k,
                  U (a->to > a->from ? a->to - a->from : a->from - a->to));
+      /* ... and an emergency grow below it only completes its want or
+       * feeds a guest out of memory: no storms of tiny grows */
+      if (a->kind == MT_ACTION_GROW && a->emergency && a->to - a->from < sc->hp.min_change)
+        REQUIRE (a->to == d->want || d->starving, "tiny emergency grow %u", k);
     }
   /* grows only from memory free now */
   if (plan->free_now != MT_UNKNOWN)
@@ -490,6 +539,8 @@ check_plan (const Scenario *sc, const MtPlan *plan, GString *err)
       extra = mt_sat_sub (d->target, base);
       if (free_left != MT_UNKNOWN && extra > free_left)
         break;
+      if (d->target - d->current < sc->hp.min_change && d->target < d->want && !d->starving)
+        continue;                          /* a tiny step short of its want waits */
       if (d->action < 0 && d->kind == MT_DECISION_WAIT && sc->vm[i].control.pending
           && sc->vm[i].control.last_target == d->target)
         continue;                          /* already asked for exactly that */
@@ -789,6 +840,7 @@ tvm_init (TVm *t, const char *name, guint64 base, guint64 vmem_size, guint64 blo
   t->in = (MtPlanVm) { .name = name, .base_memory = base, .vmem_size = vmem_size,
                        .vmem_block = block, .policy = &t->pol };
   mt_vm_control_init (&t->in.control);
+  t->in.control.first_seen = -S (3600.0);       /* running for an hour: no start grace */
   t->used = used;
   t->plugged = plugged;
   t->in.obs.balloon_actual = balloon;
@@ -862,9 +914,9 @@ tick (TVm **t, guint n, const MtHostSample *host, const MtHostPolicy *hp, gint64
   plan = mt_plan_compute (host, in, n, hp, now);
   for (guint i = 0; i < n; i++)
     {
-      g_assert_nonnull (plan->decisions[i].reason);
+      g_assert_nonnull (reason (&plan->decisions[i]));
       g_test_message ("t=%.0f s %s: %s", (double) now / G_USEC_PER_SEC,
-                      mt_decision_kind_to_string (plan->decisions[i].kind), plan->decisions[i].reason);
+                      mt_decision_kind_to_string (plan->decisions[i].kind), reason (&plan->decisions[i]));
       t[i]->in.control = plan->decisions[i].next;
     }
   for (guint k = 0; k < plan->n_actions; k++)
@@ -1003,7 +1055,7 @@ test_stuck_vm (void)
           g_assert_false (plan->decisions[0].managed);
           g_assert_cmpuint (plan->n_actions, ==, 0);
           g_assert_cmpuint (plan->decisions[0].target, ==, 4 * MT_GIB);
-          g_assert_nonnull (strstr (plan->decisions[0].reason, "did not move toward"));
+          g_assert_nonnull (strstr (reason (&plan->decisions[0]), "did not move toward"));
           g_assert_true (vm.in.control.stuck);
         }
     }
@@ -1026,7 +1078,7 @@ test_stuck_vm (void)
     big_host (&host, now);
     plan = tick (t, 1, &host, &hp, now, 0.0);
     g_assert_true (plan->decisions[0].managed);
-    g_assert_nonnull (strstr (plan->decisions[0].reason, "retrying after being stuck"));
+    g_assert_nonnull (strstr (reason (&plan->decisions[0]), "retrying after being stuck"));
     g_assert_false (vm.in.control.stuck);
   }
 
@@ -1050,7 +1102,7 @@ test_stuck_vm (void)
     big_host (&host, now);
     plan = tick (t, 1, &host, &hp, now, 0.0);
     g_assert_true (plan->decisions[0].managed);
-    g_assert_nonnull (strstr (plan->decisions[0].reason, "no longer stuck"));
+    g_assert_nonnull (strstr (reason (&plan->decisions[0]), "no longer stuck"));
     g_assert_false (vm.in.control.stuck);
     g_assert_cmpuint (vm.in.control.stuck_count, ==, 0);
   }
@@ -1133,8 +1185,8 @@ test_unknown_vm_untouched (void)
       g_assert_cmpint (plan->decisions[0].kind, ==, MT_DECISION_SKIP);
       g_assert_false (plan->decisions[0].managed);
       g_assert_cmpuint (plan->decisions[0].target, ==, 4 * MT_GIB);
-      g_assert_nonnull (strstr (plan->decisions[0].reason, "left alone"));
-      g_test_message ("%s", plan->decisions[0].reason);
+      g_assert_nonnull (strstr (reason (&plan->decisions[0]), "left alone"));
+      g_test_message ("%s", reason (&plan->decisions[0]));
     }
 }
 
@@ -1308,6 +1360,229 @@ test_hostile_guest (void)
     }
 }
 
+/* Swapped-out memory the guest reads back is working set; cold swap is not. */
+static void
+test_swap_in_working_set (void)
+{
+  TVm vm;
+  MtHostPolicy hp;
+  MtHostSample host;
+  gint64 now = S (100);
+
+  mt_host_policy_init_defaults (&hp);
+  big_host (&host, now);
+  tvm_init (&vm, "swapper", 4 * MT_GIB, 0, 0, MT_MECH_BALLOON, MT_GIB, 0, 900 * MT_MIB);
+  tvm_observe (&vm, now, 0.0);
+  vm.in.obs.swap_used = 300 * MT_MIB;
+  {
+    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+
+    /* Nothing swapped in: cold swap, not counted. */
+    g_assert_cmpuint (plan->decisions[0].working_set, ==, 900 * MT_MIB);
+  }
+  vm.in.obs.swap_in_rate = vm.in.obs.swap_in_rate_avg = 4.0 * MT_MIB;
+  {
+    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+
+    g_assert_cmpuint (plan->decisions[0].working_set, ==, 1200 * MT_MIB);
+    /* One grow covers resident + swapped + headroom. */
+    g_assert_cmpuint (plan->n_actions, ==, 1);
+    g_assert_cmpuint (plan->actions[0].to, >=, 1200 * MT_MIB + plan->decisions[0].headroom);
+    g_assert_nonnull (strstr (plan->actions[0].reason, "(swapped 300 MiB)"));
+  }
+}
+
+/* A rising working set is led by what it grows in MT_PLAN_RISE_LEAD. */
+static void
+test_rise_lead (void)
+{
+  TVm vm;
+  MtHostPolicy hp;
+  MtHostSample host;
+  gint64 now = S (100);
+
+  mt_host_policy_init_defaults (&hp);
+  big_host (&host, now);
+  tvm_init (&vm, "job", 8 * MT_GIB, 0, 0, MT_MECH_BALLOON, MT_GIB, 0, 900 * MT_MIB);
+  tvm_observe (&vm, now, 0.0);
+  vm.in.obs.used_rate = 256.0 * MT_MIB;
+  {
+    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+
+    g_assert_cmpuint (plan->decisions[0].need, ==, 900 * MT_MIB + 128 * MT_MIB + 512 * MT_MIB);
+    g_assert_cmpuint (plan->n_actions, ==, 1);
+    g_assert_nonnull (strstr (plan->actions[0].reason, "+ 512 MiB as it rises"));
+  }
+  /* Falling or unknown: no lead. */
+  vm.in.obs.used_rate = -256.0 * MT_MIB;
+  {
+    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+
+    g_assert_cmpuint (plan->decisions[0].need, ==, 900 * MT_MIB + 128 * MT_MIB);
+  }
+}
+
+/* Headroom is raised at most once per tick and not while the grow it
+ * asked for is on its way; after calm it decays at 2%/s. */
+static void
+test_headroom_no_compounding (void)
+{
+  TVm vm;
+  MtHostPolicy hp;
+  MtHostSample host;
+  gint64 now = S (500);
+  guint64 h;
+
+  mt_host_policy_init_defaults (&hp);
+  big_host (&host, now);
+  tvm_init (&vm, "riser", 8 * MT_GIB, 0, 0, MT_MECH_BALLOON, 2 * MT_GIB, 0, 1900 * MT_MIB);
+  tvm_observe (&vm, now, 25.0);
+  vm.in.control.headroom = 128 * MT_MIB;
+  {
+    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+
+    h = plan->decisions[0].headroom;
+    g_assert_cmpuint (h, ==, 192 * MT_MIB);
+    g_assert_cmpuint (plan->n_actions, ==, 1);
+    vm.in.control = plan->decisions[0].next;
+    g_assert_true (vm.in.control.pending);
+  }
+  /* A new report 0.3 s later, same tick, grow not applied yet: no raise. */
+  tvm_observe (&vm, now + S (0.3), 25.0);
+  vm.in.obs.balloon_actual = vm.in.obs.current = 2 * MT_GIB;
+  {
+    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (0.3));
+
+    g_assert_cmpuint (plan->decisions[0].headroom, ==, h);
+    vm.in.control = plan->decisions[0].next;
+  }
+  /* Next tick, the grow still in flight: still no raise. */
+  tvm_observe (&vm, now + S (1.0), 25.0);
+  vm.in.obs.balloon_actual = vm.in.obs.current = 2 * MT_GIB;
+  {
+    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (1.0));
+
+    g_assert_cmpuint (plan->decisions[0].headroom, ==, h);
+    vm.in.control = plan->decisions[0].next;
+  }
+  /* The grow landed and pressure remains: raised again. */
+  vm.balloon_target = vm.in.control.last_target;
+  tvm_observe (&vm, now + S (2.0), 25.0);
+  {
+    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (2.0));
+
+    g_assert_cmpuint (plan->decisions[0].headroom, >, h);
+    h = plan->decisions[0].headroom;
+    vm.in.control = plan->decisions[0].next;
+  }
+  /* Calm for 30 s, then 10 s more: 2%/s lowers it by ~20%. */
+  vm.in.control.pending = FALSE;
+  vm.in.control.calm_since = now + S (3.0);
+  vm.in.control.feedback_time = now + S (33.0);
+  tvm_observe (&vm, now + S (43.0), 0.0);
+  {
+    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (43.0));
+
+    g_assert_cmpuint (plan->decisions[0].headroom, <=, h * 81 / 100);
+    g_assert_cmpuint (plan->decisions[0].headroom, >=, h * 79 / 100);
+  }
+}
+
+/* An emergency grow that the host can give only a few MiB of waits for
+ * the memory the shrinks asked for, unless the guest is out of memory. */
+static void
+test_no_tiny_emergency_grows (void)
+{
+  TVm vm;
+  MtHostPolicy hp;
+  MtHostSample host;
+  gint64 now = S (500);
+
+  mt_host_policy_init_defaults (&hp);
+  hp.min_change = 16 * MT_MIB;
+  tvm_init (&vm, "hot", 4 * MT_GIB, 0, 0, MT_MECH_BALLOON, MT_GIB, 0, 900 * MT_MIB);
+  tvm_observe (&vm, now, 25.0);
+  vm.in.control.headroom = 128 * MT_MIB;
+  big_host (&host, now);
+  host.mem_available = hp.reserve + 6 * MT_MIB;
+  {
+    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+
+    g_assert_true (plan->decisions[0].emergency);
+    g_assert_cmpuint (plan->n_actions, ==, 0);
+    g_assert_cmpint (plan->decisions[0].kind, ==, MT_DECISION_WAIT);
+  }
+  /* Out of memory inside the guest: every MiB counts. */
+  vm.used = MT_GIB - 8 * MT_MIB;
+  tvm_observe (&vm, now, 25.0);
+  {
+    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+
+    g_assert_true (plan->decisions[0].starving);
+    g_assert_cmpuint (plan->n_actions, ==, 1);
+    g_assert_cmpuint (plan->actions[0].to, ==, MT_GIB + 6 * MT_MIB);
+  }
+}
+
+/* A VM just started is not cut by the fair split, nor shrunk below the
+ * largest need it showed, unless the host itself is out of memory. */
+static void
+test_start_grace (void)
+{
+  TVm old, young;
+  MtPlanVm in[2];
+  MtHostPolicy hp;
+  MtHostSample host;
+  gint64 now = S (1000);
+
+  mt_host_policy_init_defaults (&hp);
+  hp.start_grace = S (60);
+  big_host (&host, now);
+  tvm_init (&old, "old", 4 * MT_GIB, 0, 0, MT_MECH_BALLOON, 2 * MT_GIB, 0, MT_GIB);
+  tvm_init (&young, "young", 2 * MT_GIB, 0, 0, MT_MECH_BALLOON, 2 * MT_GIB, 0, 300 * MT_MIB);
+  young.in.control.first_seen = now - S (5);
+  young.in.control.grace_need = 900 * MT_MIB;        /* it touched more a moment ago */
+  tvm_observe (&old, now, 0);
+  tvm_observe (&young, now, 0);
+  hp.budget = 18 * MT_GIB / 10;
+  in[0] = old.in;
+  in[1] = young.in;
+  {
+    g_autoptr(MtPlan) plan = mt_plan_compute (&host, in, 2, &hp, now);
+
+    g_assert_true (plan->host_short);
+    g_assert_true (plan->decisions[1].grace);
+    /* Its own want (peak need), not what the split would give it. */
+    g_assert_cmpuint (plan->decisions[1].want, ==, 900 * MT_MIB);
+    g_assert_cmpuint (plan->decisions[1].target, ==, 900 * MT_MIB);
+    g_assert_cmpuint (plan->decisions[0].target + plan->decisions[1].target, <=, hp.budget);
+  }
+  /* With start-grace = 0 (the default) there is no grace at all. */
+  hp.start_grace = 0;
+  {
+    g_autoptr(MtPlan) plan = mt_plan_compute (&host, in, 2, &hp, now);
+
+    g_assert_false (plan->decisions[1].grace);
+  }
+  hp.start_grace = S (60);
+  /* Past the grace period it is an ordinary VM. */
+  in[1].control.first_seen = now - S (61);
+  {
+    g_autoptr(MtPlan) plan = mt_plan_compute (&host, in, 2, &hp, now);
+
+    g_assert_false (plan->decisions[1].grace);
+    g_assert_cmpuint (plan->decisions[1].want, <, 900 * MT_MIB);
+  }
+  /* The host out of memory: no grace. */
+  in[1].control.first_seen = now - S (5);
+  host.mem_available = hp.reserve / 2;
+  {
+    g_autoptr(MtPlan) plan = mt_plan_compute (&host, in, 2, &hp, now);
+
+    g_assert_false (plan->decisions[1].grace);
+  }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1329,5 +1604,10 @@ main (int argc, char **argv)
   g_test_add_func ("/planner/scenario/host-unknown", test_host_unknown);
   g_test_add_func ("/planner/scenario/virtio-mem-grow-and-dry-run", test_vmem_grow_and_dry_run);
   g_test_add_func ("/planner/scenario/hostile-guest", test_hostile_guest);
+  g_test_add_func ("/planner/scenario/swap-in-working-set", test_swap_in_working_set);
+  g_test_add_func ("/planner/scenario/rise-lead", test_rise_lead);
+  g_test_add_func ("/planner/scenario/headroom-no-compounding", test_headroom_no_compounding);
+  g_test_add_func ("/planner/scenario/no-tiny-emergency-grows", test_no_tiny_emergency_grows);
+  g_test_add_func ("/planner/scenario/start-grace", test_start_grace);
   return g_test_run ();
 }

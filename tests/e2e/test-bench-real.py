@@ -1,0 +1,102 @@
+#!/usr/bin/python3
+"""e2e (TAP): a short run of the real-guest benchmark (bench/real/real-bench).
+
+Runs real-bench with 2 guests for 60 s per run (static, then memtide) into
+a temporary results directory and checks that it completes and produces a
+sane table: both runs, positive host GiB*min, a sample every second, an
+RSS for every guest, the plot, memtided exiting cleanly, and nothing left
+behind (no domain of its runs, no memtided or dbus-daemon it started).
+No timing or ratio assertions: this host is shared and TCG is slow; the
+figures are printed as notes.
+Environment: MEMTIDE_DAEMON, MEMTIDECTL, MEMTIDE_WORKLOAD, MEMTIDE_AGENT.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import e2elib
+from e2elib import bail, finish, note, tap
+
+testbed = e2elib.import_testbed()
+
+DAEMON = e2elib.require_env_file("MEMTIDE_DAEMON", "the built memtided")
+e2elib.require_env_file("MEMTIDECTL", "the built memtidectl")
+e2elib.require_env_file("MEMTIDE_WORKLOAD", "the built memtide-workload")
+e2elib.require_env_file("MEMTIDE_AGENT", "the built static memtide-agent")
+if not shutil.which("dbus-daemon"):
+    bail("dbus-daemon missing (Debian package dbus)")
+
+BUILD = os.path.dirname(os.path.dirname(os.path.abspath(DAEMON)))
+BENCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                     "bench", "real", "real-bench")
+DURATION = 60
+GUESTS = 2
+
+results = tempfile.mkdtemp(prefix="memtide-bench-real-")
+try:
+    r = subprocess.run([sys.executable, BENCH, "--build", BUILD, "--results", results,
+                        "--duration", str(DURATION), "--guests", str(GUESTS), "--quiet"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                       timeout=540)
+    tap(r.returncode == 0, f"real-bench completes (exit {r.returncode})",
+        None if r.returncode == 0 else r.stdout[-4000:])
+    out = os.path.join(results, "real")
+    md_path = os.path.join(out, "results.md")
+    js_path = os.path.join(out, "results.json")
+    if not (os.path.isfile(md_path) and os.path.isfile(js_path)):
+        tap(False, "real-bench wrote results.md and results.json", r.stdout[-4000:])
+        finish()
+    md = open(md_path).read()
+    data = json.load(open(js_path))
+    runs = {x["kind"]: x for x in data["runs"]}
+    note(md)
+
+    tap(set(runs) == {"static", "memtide"}, "both runs measured (static, memtide)",
+        f"runs: {sorted(runs)}")
+    rows = [l for l in md.splitlines() if l.startswith("| static |") or l.startswith("| memtide |")]
+    tap(len(rows) == 2, "the table has a static and a memtide row", md)
+    for kind, x in sorted(runs.items()):
+        tap(x["gib_min"] > 0 and x["mean_gib"] > 0 and x["peak_gib"] >= x["mean_gib"],
+            f"{kind}: positive host GiB·min, peak ≥ mean "
+            f"({x['gib_min']:.2f} GiB·min, mean {x['mean_gib']:.2f}, peak {x['peak_gib']:.2f})")
+        tap(x["samples"] >= DURATION * 0.8 and x["duration_s"] >= DURATION - 2,
+            f"{kind}: about one sample a second ({x['samples']} in {x['duration_s']:.0f} s)")
+        tap(len(x["per_guest_gib_min"]) == GUESTS and all(v > 0 for v in x["per_guest_gib_min"]),
+            f"{kind}: an RSS for each of the {GUESTS} guests", str(x["per_guest_gib_min"]))
+        tap(all(f is not None and f > 0 for f in x["floor_mib"]),
+            f"{kind}: an idle floor for each guest ({x['floor_mib']})")
+        tap(all(x["psi_known"]), f"{kind}: guest pressure (PSI) known for every guest "
+            "through memtidectl", str(x["psi_known"]))
+        tap(x["memtided_rc"] == 0, f"{kind}: memtided exited 0 (got {x['memtided_rc']})")
+        alive = [p for p in (x.get("memtided_pid"), x.get("bus_pid"))
+                 if p and os.path.exists(f"/proc/{p}")]
+        tap(not alive, f"{kind}: its memtided and dbus-daemon are gone", str(alive))
+    tap(runs["static"]["grows"] + runs["static"]["shrinks"] == 0,
+        "static run: memtided resized nothing")
+    tap(runs["memtide"]["shrinks"] > 0, "memtide run: memtided shrank the full-size guests",
+        f"{runs['memtide']['shrinks']} shrinks")
+    tap(os.path.isfile(os.path.join(out, "plot.png")) or not shutil.which("gnuplot"),
+        "plot.png written (gnuplot)")
+
+    conn = testbed.connect()
+    left = [dom.name() for dom, meta in testbed.testbed_domains(conn)
+            if meta.get("prefix") in {x["prefix"] for x in runs.values()}]
+    tap(not left, "no domain of the benchmark's runs is left", " ".join(left))
+    rundirs = [p for p in (os.path.join(testbed.RUN_ROOT, x["prefix"]) for x in runs.values())
+               if os.path.exists(p)]
+    tap(not rundirs, "no run directory is left", " ".join(rundirs))
+    if r.returncode == 0:
+        for kind, x in sorted(runs.items()):
+            note(f"FIGURE {kind}: {x['gib_min']:.2f} GiB·min, OOM kills {sum(x['oom_kills'])}, "
+                 f"stall {sum(x['stall_s']):.1f} s, actions {x['grows'] + x['shrinks']}")
+except subprocess.TimeoutExpired as e:
+    tap(False, "real-bench completes within 540 s", (e.stdout or "")[-4000:]
+        if isinstance(e.stdout, str) else None)
+finally:
+    shutil.rmtree(results, ignore_errors=True)
+
+finish()
