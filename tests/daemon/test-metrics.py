@@ -7,32 +7,23 @@ a fake /proc (tests/unit/data/host/proc), so the host figures are known.
 Environment: MEMTIDE_DAEMON, MEMTIDE_SRCDIR.
 """
 
+import functools
 import http.client
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 
-DAEMON = os.environ.get("MEMTIDE_DAEMON")
+import daemonlib
+from daemonlib import Running, finish, require_daemon
+
+DAEMON = require_daemon()
 SRC = os.environ.get("MEMTIDE_SRCDIR")
-results = []
+tap = functools.partial(daemonlib.tap, limit=40)
 
-
-def tap(ok, desc, detail=None):
-    results.append(bool(ok))
-    print(f"{'ok' if ok else 'not ok'} {len(results)} - {desc}", flush=True)
-    if detail and not ok:
-        for line in str(detail).splitlines()[:40]:
-            print(f"# {line}", flush=True)
-
-
-if not DAEMON or not os.path.isfile(DAEMON) or not SRC:
-    print(f"Bail out! MEMTIDE_DAEMON={DAEMON!r} / MEMTIDE_SRCDIR={SRC!r} not set by meson",
-          flush=True)
+if not SRC:
+    print("Bail out! MEMTIDE_SRCDIR is not set (meson sets it)", flush=True)
     sys.exit(1)
 
 tmp = tempfile.mkdtemp(prefix="memtide-metrics-")
@@ -50,23 +41,7 @@ r = subprocess.run(base + ["--metrics-port", "70000"], capture_output=True, text
 tap(r.returncode == 2 and "70000" in r.stderr, "a port above 65535 is refused (exit 2)",
     r.stderr)
 
-proc = subprocess.Popen(base + ["--metrics-port", "0", "-v"], stdout=subprocess.PIPE,
-                        stderr=subprocess.STDOUT, text=True, env=env)
-lines = []
-threading.Thread(target=lambda: [lines.append(l) for l in proc.stdout], daemon=True).start()
-
-
-def wait_line(rx, timeout=15):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for line in list(lines):
-            m = re.search(rx, line)
-            if m:
-                return m
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    return None
+d = Running(base + ["--metrics-port", "0", "-v"], env)
 
 
 def get(path, method="GET"):
@@ -77,10 +52,10 @@ def get(path, method="GET"):
 
 
 try:
-    m = wait_line(r"Metrics on http://localhost:(\d+)/metrics")
-    tap(m is not None, "memtided logs where its metrics are", "".join(lines))
+    m = d.wait(r"Metrics on http://localhost:(\d+)/metrics")
+    tap(m is not None, "memtided logs where its metrics are", d.text())
     port = int(m.group(1)) if m else 0
-    wait_line(r"tick 2 took")
+    d.wait(r"tick 2 took")
 
     status, ctype, body = get("/metrics")
     tap(status == 200 and ctype.startswith("application/openmetrics-text"),
@@ -117,12 +92,6 @@ try:
     tap(listen and all(a in loopback for a in listen),
         f"listens on loopback only ({listen})")
 finally:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        rc = proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        rc = proc.wait()
-tap(rc == 0, f"SIGTERM: exit 0 (got {rc})", "".join(lines[-20:]))
-print(f"1..{len(results)}", flush=True)
-sys.exit(0 if all(results) else 1)
+    rc = d.stop()
+tap(rc == 0, f"SIGTERM: exit 0 (got {rc})", "\n".join(d.lines[-20:]))
+finish()

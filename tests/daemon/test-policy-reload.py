@@ -12,28 +12,15 @@ Environment: MEMTIDE_DAEMON (the built memtided).
 """
 
 import os
+import re
 import signal
 import subprocess
-import sys
 import tempfile
-import threading
 import time
 
-DAEMON = os.environ.get("MEMTIDE_DAEMON")
-results = []
+from daemonlib import Running, finish, require_daemon, tap
 
-
-def tap(ok, desc, detail=None):
-    results.append(bool(ok))
-    print(f"{'ok' if ok else 'not ok'} {len(results)} - {desc}", flush=True)
-    if detail and not ok:
-        for line in str(detail).splitlines():
-            print(f"# {line}", flush=True)
-
-
-if not DAEMON or not os.path.isfile(DAEMON):
-    print(f"Bail out! MEMTIDE_DAEMON={DAEMON!r} is not the built memtided", flush=True)
-    sys.exit(1)
+DAEMON = require_daemon()
 
 tmp = tempfile.mkdtemp(prefix="memtide-reload-")
 base = os.path.join(tmp, "default.conf")
@@ -64,71 +51,31 @@ with open(admin, "w") as f:
 r = subprocess.run(args + ["--check-config"], capture_output=True, text=True, env=env, timeout=30)
 tap(r.returncode == 0, "--check-config accepts a valid policy", r.stdout + r.stderr)
 
-proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                        text=True, env=env)
-lines = []
-lock = threading.Lock()
-
-
-def reader():
-    for line in proc.stdout:
-        with lock:
-            lines.append(line.rstrip("\n"))
-
-
-threading.Thread(target=reader, daemon=True).start()
-
-
-def wait_for(text, timeout=15, since=0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with lock:
-            if any(text in line for line in lines[since:]):
-                return True
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.05)
-    return False
-
-
-def mark():
-    with lock:
-        return len(lines)
-
-
+d = Running(args, env)
 try:
-    tap(wait_for("memtided running on test:///default"), "memtided starts with a valid policy",
-        "\n".join(lines))
+    tap(d.wait(re.escape("memtided running on test:///default")),
+        "memtided starts with a valid policy", d.text())
 
     # 3. SIGHUP with a broken file: keep the old policy
     with open(admin, "w") as f:
         f.write("[vm web-*]\nmin = 256M\nmaxx = 1G\n")
-    m = mark()
-    proc.send_signal(signal.SIGHUP)
-    ok = wait_for("Reload failed, keeping the policy in force", since=m)
-    tap(ok, "SIGHUP with a broken file: old policy kept, and the log says so",
-        "\n".join(lines[m:]))
-    with lock:
-        why = "\n".join(lines[m:])
+    m = d.mark()
+    d.signal(signal.SIGHUP)
+    ok = d.wait(re.escape("Reload failed, keeping the policy in force"), since=m)
+    tap(ok, "SIGHUP with a broken file: old policy kept, and the log says so", d.text(m))
+    why = d.text(m)
     tap("50-admin.conf:3" in why and "maxx" in why, "the reload error names file:line and key", why)
     time.sleep(0.5)
-    tap(proc.poll() is None, "memtided keeps running after a failed reload")
+    tap(d.alive(), "memtided keeps running after a failed reload")
 
     # 4. SIGHUP after the fix
     with open(admin, "w") as f:
         f.write("[vm web-*]\nmin = 256M\nmax = 1G\n")
-    m = mark()
-    proc.send_signal(signal.SIGHUP)
-    tap(wait_for("Policy reloaded: 2 files, 2 VM groups", since=m),
-        "SIGHUP after the fix: the new policy is in force", "\n".join(lines[m:]))
+    m = d.mark()
+    d.signal(signal.SIGHUP)
+    tap(d.wait(re.escape("Policy reloaded: 2 files, 2 VM groups"), since=m),
+        "SIGHUP after the fix: the new policy is in force", d.text(m))
 finally:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        rc = proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        rc = proc.wait()
-tap(rc == 0, f"SIGTERM: memtided exits 0 (got {rc})", "\n".join(lines[-20:]))
-
-print(f"1..{len(results)}", flush=True)
-sys.exit(0 if all(results) else 1)
+    rc = d.stop()
+tap(rc == 0, f"SIGTERM: memtided exits 0 (got {rc})", "\n".join(d.lines[-20:]))
+finish()
