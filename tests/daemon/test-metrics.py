@@ -16,7 +16,7 @@ import sys
 import tempfile
 
 import daemonlib
-from daemonlib import Running, finish, require_daemon
+from daemonlib import running, finish, require_daemon
 
 DAEMON = require_daemon()
 SRC = os.environ.get("MEMTIDE_SRCDIR")
@@ -41,7 +41,7 @@ r = subprocess.run(base + ["--metrics-port", "70000"], capture_output=True, text
 tap(r.returncode == 2 and "70000" in r.stderr, "a port above 65535 is refused (exit 2)",
     r.stderr)
 
-d = Running(base + ["--metrics-port", "0", "-v"], env)
+d = running(base + ["--metrics-port", "0", "-v"], env)
 
 
 def get(path, method="GET"):
@@ -52,9 +52,9 @@ def get(path, method="GET"):
 
 
 try:
-    m = d.wait(r"Metrics on http://localhost:(\d+)/metrics")
-    tap(m is not None, "memtided logs where its metrics are", d.text())
-    port = int(m.group(1)) if m else 0
+    hit = d.wait(r"Metrics on http://localhost:(\d+)/metrics")
+    tap(hit is not None, "memtided logs where its metrics are", d.text())
+    port = int(hit[1].group(1)) if hit else 0
     d.wait(r"tick 2 took")
 
     status, ctype, body = get("/metrics")
@@ -93,5 +93,5 @@ try:
         f"listens on loopback only ({listen})")
 finally:
     rc = d.stop()
-tap(rc == 0, f"SIGTERM: exit 0 (got {rc})", "\n".join(d.lines[-20:]))
+tap(rc == 0, f"SIGTERM: exit 0 (got {rc})", d.tail(20))
 finish()

@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import time
 
-from daemonlib import Running, finish, require_daemon, tap
+from daemonlib import running, finish, require_daemon, tap
 
 DAEMON = require_daemon()
 
@@ -51,7 +51,7 @@ with open(admin, "w") as f:
 r = subprocess.run(args + ["--check-config"], capture_output=True, text=True, env=env, timeout=30)
 tap(r.returncode == 0, "--check-config accepts a valid policy", r.stdout + r.stderr)
 
-d = Running(args, env)
+d = running(args, env)
 try:
     tap(d.wait(re.escape("memtided running on test:///default")),
         "memtided starts with a valid policy", d.text())
@@ -77,5 +77,5 @@ try:
         "SIGHUP after the fix: the new policy is in force", d.text(m))
 finally:
     rc = d.stop()
-tap(rc == 0, f"SIGTERM: memtided exits 0 (got {rc})", "\n".join(d.lines[-20:]))
+tap(rc == 0, f"SIGTERM: memtided exits 0 (got {rc})", d.tail(20))
 finish()

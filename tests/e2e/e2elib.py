@@ -1,53 +1,26 @@
-"""Shared pieces of the e2e tests: TAP output, prerequisite checks, and
-running the real memtided against the testbed's guests.
+"""Shared pieces of the e2e tests: TAP output (tests/lib/mttap.py, with
+every check's detail printed, so the log keeps the measured figures),
+prerequisite checks, and the real memtided against the testbed's guests
+(tests/testbed/memtided.py).
 
-Every e2e test prints TAP; a missing prerequisite is a "Bail out!" that
-names what to install, never a skip.
+A missing prerequisite is a "Bail out!" that names what to install,
+never a skip.
 """
 
 import os
 import sys
-import time
 
 sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                "..", "testbed"))
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(_HERE, "..", "testbed"))
+sys.path.insert(0, os.path.join(_HERE, "..", "lib"))
 
-T_START = time.monotonic()
-_results = []
+import mttap  # noqa: E402
+from mttap import bail, finish, note, require_env_file, tap  # noqa: E402,F401
+from memtided import Memtided as Daemon  # noqa: E402,F401  (re-exported)
 
-
-def tap(ok, desc, detail=None):
-    _results.append(bool(ok))
-    print(f"{'ok' if ok else 'not ok'} {len(_results)} - {desc}", flush=True)
-    if detail:
-        for line in str(detail).splitlines():
-            print(f"# {line}", flush=True)
-    return ok
-
-
-def note(msg):
-    for line in str(msg).splitlines():
-        print(f"# {line}", flush=True)
-
-
-def bail(msg):
-    print(f"Bail out! {msg}", flush=True)
-    sys.exit(1)
-
-
-def finish():
-    print(f"1..{len(_results)}", flush=True)
-    note(f"wall time {time.monotonic() - T_START:.1f} s")
-    sys.exit(0 if all(_results) and _results else 1)
-
-
-def require_env_file(var, what):
-    path = os.environ.get(var)
-    if not path or not os.path.isfile(path):
-        bail(f"{var}={path!r} is not {what} (meson sets it; by hand: "
-             f"ninja -C BUILD and export {var})")
-    return path
+mttap.details_always = True
+mttap.report_wall_time = True
 
 
 def import_testbed():
@@ -57,6 +30,3 @@ def import_testbed():
     except Exception as e:  # prerequisite errors name the package
         bail(f"prerequisite missing: {e}")
     return testbed
-
-
-from memtided import Memtided as Daemon  # noqa: E402,F401  (re-exported)

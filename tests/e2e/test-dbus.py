@@ -28,6 +28,7 @@ import sys
 import time
 
 import e2elib
+import mttap  # noqa: E402  (tests/lib, on the path through e2elib)
 from e2elib import Daemon, bail, finish, note
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
@@ -204,7 +205,7 @@ with Testbed(workload=WORKLOAD, agent=AGENT) as tb:
         tap(daemon.alive(), "memtided still running")
     finally:
         rc = daemon.stop()
-        if not all(e2elib._results):
+        if not mttap.all_passed():
             note("---- memtided log (tail) ----")
             note(daemon.tail(80))
     tap(rc == 0, f"memtided exits 0 on SIGTERM (got {rc})")

@@ -20,7 +20,8 @@ import os
 import time
 
 import e2elib
-from e2elib import T_START, bail, finish, tap
+from e2elib import bail, finish, tap
+from mttap import T_START
 
 testbed = e2elib.import_testbed()
 from testbed import GiB, MiB, GuestSpec, Testbed  # noqa: E402

@@ -47,50 +47,16 @@ VMS = {
     "batch": "aaaaaaaa-0000-4000-8000-000000000003",
 }
 
-# ---- TAP --------------------------------------------------------------------
+# ---- TAP (tests/lib/mttap.py) ------------------------------------------------
 
-_results = []
-_on_failure = []   # callables printing context (daemon logs) once
-
-
-def note(msg):
-    for line in str(msg).splitlines() or [""]:
-        print(f"# {line}", flush=True)
-
-
-def tap(ok, desc, detail=None):
-    ok = bool(ok)
-    _results.append(ok)
-    print(f"{'ok' if ok else 'not ok'} {len(_results)} - {desc}", flush=True)
-    if not ok and detail is not None:
-        note(detail)
-    return ok
-
-
-def eq(got, want, desc):
-    return tap(got == want, desc, f"got  {got!r}\nwant {want!r}")
-
-
-def bail(msg):
-    print(f"Bail out! {msg}", flush=True)
-    _print_context()
-    _cleanup()
-    sys.exit(1)
-
-
-def _print_context():
-    for f in _on_failure:
-        try:
-            f()
-        except Exception as e:  # context is best effort
-            note(f"(cannot print context: {e})")
-    _on_failure.clear()
-
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+import mttap  # noqa: E402
+from mttap import bail, eq, finish, note, tap  # noqa: E402,F401  (re-exported)
 
 _daemons = []      # every Memtided started
 
 
-def finish():
+def _check_daemons_exit():
     # Every memtided still running must shut down cleanly: under ASan this
     # is where leaks and use-after-free at exit show.
     for i, d in enumerate(_daemons):
@@ -98,20 +64,13 @@ def finish():
             code = d.stop()
             tap(code == 0, f"memtided #{i + 1} exits 0 on SIGTERM (got {code})",
                 d.log()[-3000:])
-    print(f"1..{len(_results)}", flush=True)
-    failed = not _results or not all(_results)
-    if failed:
-        _print_context()
-    _cleanup()
-    sys.exit(1 if failed else 0)
+
+
+mttap.before_finish(_check_daemons_exit)
 
 
 def require_env_file(var, what):
-    path = os.environ.get(var)
-    if not path or not os.access(path, os.X_OK):
-        bail(f"{var}={path!r} is not {what} (meson sets it; by hand: "
-             f"ninja -C BUILD and export {var}=BUILD/service/...)")
-    return path
+    return mttap.require_env_file(var, what, executable=True)
 
 
 MEMTIDED = None
@@ -155,12 +114,13 @@ def _cleanup():
 
 
 atexit.register(_cleanup)
+mttap.at_exit(_cleanup)
 
 
 def _excepthook(kind, value, tb):
     sys.__excepthook__(kind, value, tb)
     print(f"Bail out! uncaught {kind.__name__}: {value}", flush=True)
-    _print_context()
+    mttap.print_context()
     _cleanup()
 
 
@@ -263,7 +223,7 @@ class Memtided:
                                      env=env)
         _procs.append(self.proc)
         _daemons.append(self)
-        _on_failure.append(self.print_log)
+        mttap.on_failure(self.print_log)
         if wait and bus is not None:
             self.client = Client(bus)
             ok = wait_for(lambda: self.proc.poll() is not None or (

@@ -25,6 +25,7 @@ class GuestSpec:
     cache_disk_kib: int = 1 * GiB        # ext4 disk for page cache; 0: tmpfs
     agent: bool = True                   # start memtide-agent if included
     extra_cmdline: str = ""
+    tb_cache_mib: int = 16               # TCG translation cache (TCG only)
 
 
 def proc_starttime(pid):
@@ -76,7 +77,7 @@ def domain_xml(name, spec, kernel, initrd, console, cmdline, disk, accel,
               # QEMU's RSS as it fills; a small one keeps host RSS close
               # to what the guest really uses.
               + ("" if accel == "kvm" else
-                 "<tcg><tb-cache unit='MiB'>64</tb-cache></tcg>")
+                 f"<tcg><tb-cache unit='MiB'>{spec.tb_cache_mib}</tb-cache></tcg>")
               + "</features>"]
     if vmem:
         # Memory devices need a NUMA node to attach to.
