@@ -75,6 +75,7 @@ mt_vm_control_init (MtVmControl *c)
     .calm_since = MT_TIME_NEVER,
     .shrink_since = MT_TIME_NEVER,
     .raise_time = MT_TIME_NEVER,
+    .pressure_time = MT_TIME_NEVER,
     .first_seen = MT_TIME_NEVER,
     .last_action = MT_TIME_NEVER,
     .progress_time = MT_TIME_NEVER,
@@ -297,6 +298,36 @@ sample_used (const MtVmSample *s, double *used)
 }
 
 #define USED_RATE_MIN_SPAN (G_USEC_PER_SEC * 9 / 10)
+/* The size must be steady this long before a MemTotal says what the
+ * guest kernel keeps of it: balloon stats are refreshed every 2 s. */
+#define RESERVE_STEADY_SPAN (3 * G_USEC_PER_SEC)
+
+/* The same guest numbers in consecutive samples are one observation:
+ * balloon stats are refreshed every few seconds (libvirt's stats
+ * period) and repeated in every tick's sample meanwhile.  Timed at its
+ * first sample, a rate between observations is right; between samples
+ * it would be zero one tick and double the next. */
+static gboolean
+same_guest_numbers (const MtVmSample *a, const MtVmSample *b)
+{
+  return a->guest_total == b->guest_total && a->guest_available == b->guest_available
+         && a->guest_free == b->guest_free && a->guest_cache == b->guest_cache
+         && a->swap_in == b->swap_in && a->swap_out == b->swap_out
+         && a->major_faults == b->major_faults && a->guest_swap_used == b->guest_swap_used
+         && a->from_agent == b->from_agent;
+}
+
+/* Age of the first sample of the observation the sample at `age` shows. */
+static guint
+observation_start (const MtVmModel *vm, guint age)
+{
+  const MtVmSample *s = mt_vm_model_nth (vm, age), *older;
+
+  while (s != NULL && (older = mt_vm_model_nth (vm, age + 1)) != NULL
+         && same_guest_numbers (s, older))
+    age++;
+  return age;
+}
 
 static double
 used_rate (const MtVmSample *newer, const MtVmSample *older)
@@ -310,11 +341,64 @@ used_rate (const MtVmSample *newer, const MtVmSample *older)
   return (a - b) * G_USEC_PER_SEC / (double) (newer->time - older->time);
 }
 
+/* How much "used" rose within MT_MODEL_GROWTH_SPAN before the latest
+ * observation: now minus the least seen. */
+static guint64
+used_growth (const MtVmModel *vm, const MtVmSample *obs)
+{
+  double now_used, least, u;
+
+  if (!sample_used (obs, &now_used))
+    return 0;
+  least = now_used;
+  for (guint age = 0; age < vm->ring.len; age++)
+    {
+      const MtVmSample *s = mt_vm_model_nth (vm, age);
+
+      if (obs->time - s->time > MT_MODEL_GROWTH_SPAN)
+        break;
+      if (sample_used (s, &u)
+          && (s->guest_swap_used == MT_UNKNOWN) == (obs->guest_swap_used == MT_UNKNOWN))
+        least = MIN (least, u);
+    }
+  return mt_sat_from_double (now_used - least);
+}
+
+static guint64
+sample_current (const MtVmSample *s)
+{
+  if (s->balloon_actual == MT_UNKNOWN)
+    return MT_UNKNOWN;
+  return mt_sat_add (s->balloon_actual, s->vmem_plugged == MT_UNKNOWN ? 0 : s->vmem_plugged);
+}
+
+/* size - MemTotal, when the guest saw the size it has now: the size was
+ * the same for RESERVE_STEADY_SPAN before the observation first
+ * appeared.  Right after a resize MemTotal lags and says nothing. */
+static guint64
+kernel_reserve (const MtVmModel *vm, const MtVmSample *latest, const MtVmSample *obs)
+{
+  guint64 cur = sample_current (latest);
+
+  if (cur == MT_UNKNOWN || latest->guest_total == MT_UNKNOWN || latest->guest_total > cur)
+    return MT_UNKNOWN;
+  for (guint age = 1; age < vm->ring.len; age++)
+    {
+      const MtVmSample *s = mt_vm_model_nth (vm, age);
+
+      if (sample_current (s) != cur)
+        return MT_UNKNOWN;
+      if (obs->time - s->time >= RESERVE_STEADY_SPAN)
+        return cur - latest->guest_total;
+    }
+  return MT_UNKNOWN;
+}
+
 void
 mt_vm_model_derive (const MtVmModel *vm, gint64 now, gint64 max_age,
                     MtVmDerived *out)
 {
-  const MtVmSample *s, *prev, *base;
+  const MtVmSample *s, *prev, *base, *obs, *obs_prev;
   guint64 avail;
 
   g_return_if_fail (vm != NULL);
@@ -323,6 +407,7 @@ mt_vm_model_derive (const MtVmModel *vm, gint64 now, gint64 max_age,
   *out = (MtVmDerived) {
     .source = MT_DATA_NONE,
     .time = MT_TIME_NEVER,
+    .observed = MT_TIME_NEVER,
     .balloon_actual = MT_UNKNOWN,
     .vmem_plugged = MT_UNKNOWN,
     .vmem_requested = MT_UNKNOWN,
@@ -334,6 +419,8 @@ mt_vm_model_derive (const MtVmModel *vm, gint64 now, gint64 max_age,
     .idle = MT_UNKNOWN,
     .swap_used = MT_UNKNOWN,
     .used_rate = NAN,
+    .used_growth = 0,
+    .reserve = MT_UNKNOWN,
     .psi_some = NAN,
     .psi_trend = NAN,
     .swap_in_rate = NAN,
@@ -346,9 +433,20 @@ mt_vm_model_derive (const MtVmModel *vm, gint64 now, gint64 max_age,
   s = mt_vm_model_nth (vm, 0);
   if (s == NULL)
     return;
+  /* Rates compare observations (the first sample of each), not samples:
+   * see same_guest_numbers(). */
+  {
+    guint age = observation_start (vm, 0);
+
+    obs = mt_vm_model_nth (vm, age);
+    obs_prev = mt_vm_model_nth (vm, age + 1);
+    if (obs_prev != NULL)
+      obs_prev = mt_vm_model_nth (vm, observation_start (vm, age + 1));
+  }
   prev = mt_vm_model_nth (vm, 1);
 
   out->time = s->time;
+  out->observed = obs->time;
   out->fresh = mt_elapsed (now, s->time) <= max_age;
   out->balloon_actual = s->balloon_actual;
   out->vmem_plugged = s->vmem_plugged;
@@ -376,16 +474,21 @@ mt_vm_model_derive (const MtVmModel *vm, gint64 now, gint64 max_age,
    * slope (seen on real guests: +800 MiB of "rise" for a 300 MiB burst).
    * Measure the rate over at least USED_RATE_MIN_SPAN. */
   for (guint age = 1; (base = mt_vm_model_nth (vm, age)) != NULL; age++)
-    if (s->time - base->time >= USED_RATE_MIN_SPAN)
-      break;
-  out->used_rate = used_rate (s, base);
+    if (obs->time - base->time >= USED_RATE_MIN_SPAN)
+      {
+        base = mt_vm_model_nth (vm, observation_start (vm, age));
+        break;
+      }
+  out->used_rate = used_rate (obs, base);
+  out->used_growth = used_growth (vm, obs);
+  out->reserve = kernel_reserve (vm, s, obs);
 
   if (s->from_agent && psi_valid (s->psi_some_avg10))
     out->psi_some = s->psi_some_avg10;
   out->psi_trend = psi_trend (vm);
-  out->swap_in_rate = counter_rate (s, prev, get_swap_in);
+  out->swap_in_rate = counter_rate (obs, obs_prev, get_swap_in);
   out->swap_in_rate_avg = counter_rate_avg (vm, get_swap_in);
-  out->major_fault_rate = counter_rate (s, prev, get_major_faults);
+  out->major_fault_rate = counter_rate (obs, obs_prev, get_major_faults);
   out->major_fault_rate_avg = counter_rate_avg (vm, get_major_faults);
   if (prev != NULL && s->oom_kills != MT_UNKNOWN && prev->oom_kills != MT_UNKNOWN
       && s->oom_kills > prev->oom_kills)

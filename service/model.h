@@ -20,6 +20,10 @@
  * window; a longer ring only costs memory (152 bytes per sample per VM). */
 #define MT_MODEL_RING_CAPACITY 16
 
+/* "Recent growth" of the working set: over this span.  A few seconds:
+ * longer than a grow takes to land, short enough to be this rise. */
+#define MT_MODEL_GROWTH_SPAN (5 * G_USEC_PER_SEC)
+
 /* "Never happened" for the gint64 times below; use mt_elapsed(). */
 #define MT_TIME_NEVER G_MININT64
 
@@ -104,6 +108,8 @@ typedef struct {
   MtDataSource source;         /* of the latest sample, NONE when stale */
   gboolean fresh;              /* latest sample within max_age of now */
   gint64   time;               /* of the latest sample, MT_TIME_NEVER if none */
+  gint64   observed;           /* first sample with the latest guest numbers: balloon
+                                  stats repeat in every sample until refreshed */
 
   /* Hypervisor view (latest sample). */
   guint64 balloon_actual;
@@ -120,6 +126,10 @@ typedef struct {
   guint64 swap_used;           /* guest swap in use (SwapTotal - SwapFree), MT_UNKNOWN */
   double  used_rate;           /* bytes/s "used" (+ swap in use) grew over the last
                                   interval; negative when it fell; NAN = unknown */
+  guint64 used_growth;         /* how much "used" (+ swap in use) rose within the last
+                                  MT_MODEL_GROWTH_SPAN: now minus the least seen; 0 = none */
+  guint64 reserve;             /* current - MemTotal, once the size has been steady long
+                                  enough for the guest to report it; MT_UNKNOWN otherwise */
 
   /* Feedback signals; NAN / MT_UNKNOWN when not observable. */
   double  psi_some;            /* latest avg10, percent */
@@ -143,6 +153,13 @@ typedef struct {
   gint64  calm_since;          /* pressure ~0 since, MT_TIME_NEVER = not calm */
   gint64  shrink_since;        /* wanted to shrink continuously since */
   gint64  raise_time;          /* plan time of the last headroom raise */
+  gboolean raised_unproven;    /* raised on pressure alone in this pressure episode */
+  guint64 burst;               /* largest recent rise of the working set, held as
+                                  headroom and decaying (MT_PLAN_BURST_HALF_LIFE) */
+  guint64 pressure_floor;      /* headroom at which pressure was last seen: calm lowers
+                                  the headroom fast down to it, then slowly */
+  gint64  pressure_time;       /* sample time of that pressure */
+  guint64 reserve;             /* learned size - MemTotal (guest kernel reservations), 0 = not yet */
 
   /* Start grace: a VM just seen is not cut by the fair split, nor below
    * the largest need it showed, while its working set is still rising. */

@@ -93,6 +93,7 @@ enum {
   MT_WHY_NOTE_RETRYING   = 1 << 20,  /* note_us */
   MT_WHY_NOTES           = 0x1f << 16,
   MT_WHY_RISING          = 1 << 21,  /* rise */
+  MT_WHY_BURST           = 1 << 22,  /* the headroom is held for a recent rise */
 };
 
 typedef struct {
@@ -124,6 +125,9 @@ typedef struct {
 
   /* Feedback. */
   gboolean pressured, oom, avail_low, swap_high, faults_high, emergency;
+  gboolean refaulting;         /* swap-in or major faults: not shrunk this tick */
+  guint64 reserve;             /* what the guest kernel keeps of the size */
+  guint64 burst;               /* headroom held for a recent rise (0: the learned one rules) */
   gboolean grace;              /* start grace period */
   guint64 active;              /* working set in size terms, swapped part included */
   guint64 swapped;             /* of it, guest swap being read back */
@@ -138,6 +142,7 @@ typedef struct {
   guint64 want;
   guint64 floor;
   guint64 tier1_lo;            /* keeps the working set: idle goes first */
+  guint64 tier0_lo;            /* keeps the need without the burst headroom */
   guint64 target;
 } MtVmEval;
 

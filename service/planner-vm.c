@@ -218,6 +218,31 @@ check_stuck (MtPlanCtx *ctx, MtVmEval *ev)
 
 /* ---- headroom feedback -------------------------------------------------- */
 
+/* What the guest kernel keeps of the size (MemTotal leaves it out:
+ * memmap, kernel image, reservations): tens of MiB, a large share of a
+ * small guest.  Learned while the size is steady (the model says when);
+ * right after a resize MemTotal lags, so the live difference is capped. */
+static guint64
+kernel_reserve (MtVmEval *ev)
+{
+  const MtVmDerived *o = &ev->in->obs;
+  MtVmControl *c = ev->next;
+  guint64 r = 0;
+
+  if (o->reserve != MT_UNKNOWN)
+    c->reserve = MIN (o->reserve, ev->cur / 2);
+  if (o->total != MT_UNKNOWN)
+    r = MIN (mt_sat_sub (ev->cur, o->total), ev->cur / 16);
+  return MAX (r, MIN (c->reserve, ev->cur / 2));
+}
+
+/* exp(-dt / half-life · ln 2), for a decay over dt seconds. */
+static double
+decay (double dt, double half_life)
+{
+  return dt > 0 ? exp (-dt * G_LN2 / half_life) : 1.0;
+}
+
 static void
 feedback (MtPlanCtx *ctx, MtVmEval *ev)
 {
@@ -225,17 +250,16 @@ feedback (MtPlanCtx *ctx, MtVmEval *ev)
   const MtVmDerived *o = &in->obs;
   const MtVmPolicy *p = in->policy;
   MtVmControl *c = ev->next;
-  guint64 overhead = 0, hmin, h, cap;
-  gboolean rising, raise, calm, in_flight;
+  guint64 hmin, h, cap, burst;
+  gboolean rising, raise, calm, in_flight, proven;
   double factor = 1.0;
 
-  /* MemTotal leaves out what the guest kernel reserved; count it so the
-   * headroom is really free inside the guest.  Capped: right after a
-   * resize the guest numbers lag the host's. */
-  if (o->total != MT_UNKNOWN)
-    overhead = MIN (mt_sat_sub (ev->cur, o->total), ev->cur / 16);
+  /* Count what the guest kernel keeps, so the headroom is really free
+   * inside the guest: need is compared with the size, and a small
+   * guest sees tens of MiB less than its size. */
+  ev->reserve = kernel_reserve (ev);
   /* The guest cannot use more than the host gives it, whatever it says. */
-  ev->active = mt_sat_add (MIN (o->used, ev->cur), overhead);
+  ev->active = mt_sat_add (MIN (o->used, ev->cur), ev->reserve);
   /* Swapped-out memory the guest is reading back is working set too:
    * without it a grow gives the guest only what is resident, swap-in
    * raises "used" and the next tick grows again.  Swap nobody reads
@@ -257,20 +281,45 @@ feedback (MtPlanCtx *ctx, MtVmEval *ev)
                     && (!isfinite (o->major_fault_rate_avg)
                         || o->major_fault_rate > 2 * o->major_fault_rate_avg);
   ev->emergency = ev->pressured || ev->oom || ev->avail_low;
+  /* The guest reads back what it lost (swap-in, refaulting page cache):
+   * the first sign that it is too small.  Not reason enough to grow on
+   * its own, but no time to take more. */
+  ev->refaulting = ev->swap_high || ev->faults_high
+                   || (isfinite (o->major_fault_rate) && o->major_fault_rate > MT_PLAN_FAULTS_HIGH);
+  /* Pressure with the guest reading memory back is pressure more memory
+   * relieves.  Pressure without it (a page-cache write stalls in
+   * reclaim and writeback however large the guest is) raises the
+   * headroom once, not again and again while it lasts. */
+  proven = ev->oom || ev->avail_low || ev->swap_high || ev->faults_high
+           || (isfinite (o->major_fault_rate) && o->major_fault_rate > MT_PLAN_FAULTS_LOW)
+           || (isfinite (o->swap_in_rate) && o->swap_in_rate > 0);
 
   hmin = mt_size_resolve (&p->headroom, MIN (o->used, ev->cur));
   cap = mt_sat_add (in->base_memory, in->vmem_size);
   h = MAX (c->headroom, hmin);
+  burst = c->burst;
 
   /* Once per sample: a plan triggered by an event between ticks must not
    * react to the same report twice. */
-  if (o->time != c->feedback_time)
+  if (o->observed != c->feedback_time)
     {
+      double dt = c->feedback_time == MT_TIME_NEVER ? 0.0
+                  : secs (MIN (mt_elapsed (o->observed, c->feedback_time), 600 * G_USEC_PER_SEC));
+
+      /* A working set that just rose fast may rise as much again: keep
+       * that much free for a few minutes.  Free memory costs the host
+       * little (free page reporting returns it); a rise the guest has
+       * no room for costs it a stall. */
+      burst = MAX (mt_sat_from_double ((double) burst * decay (dt, MT_PLAN_BURST_HALF_LIFE)),
+                   MIN (o->used_growth, cap));
+      c->pressure_floor = mt_sat_from_double ((double) c->pressure_floor
+                                              * decay (dt, MT_PLAN_FLOOR_HALF_LIFE));
+
       /* PSI avg10 lags: once it falls, the last raise is working. */
       rising = !(isfinite (o->psi_trend) && o->psi_trend < 0);
       raise = ev->oom || ev->avail_low || (ev->pressured && rising)
               || ev->swap_high || ev->faults_high;
-      calm = !raise && !ev->pressured
+      calm = !raise && !ev->pressured && !ev->refaulting
              && (!isfinite (o->psi_some) || o->psi_some <= p->pressure_target / 10);
       if (ev->oom || ev->avail_low)
         factor = 2.0;
@@ -285,41 +334,66 @@ feedback (MtPlanCtx *ctx, MtVmEval *ev)
        * working set term follows the rise anyway, and a VM holding far
        * more than it needs makes the host look short to the others. */
       in_flight = (c->pending && c->last_target > ev->cur)
-                  || (c->raise_time != MT_TIME_NEVER && mt_elapsed (ctx->now, c->raise_time) < ctx->tick);
+                  || (c->raise_time != MT_TIME_NEVER && mt_elapsed (ctx->now, c->raise_time) < ctx->tick)
+                  || (!proven && c->raised_unproven);
       if (raise && in_flight)
         c->calm_since = MT_TIME_NEVER;
       else if (raise)
         {
-          h = MAX (mt_sat_from_double ((double) h * factor), mt_sat_add (h, MT_PLAN_RAISE_STEP_MIN));
+          /* Pressure while the working set holds still says the
+           * headroom is too small (hot page cache it re-reads, say):
+           * raise it above what the guest really had free beyond its
+           * working set (more than the headroom when its min kept it
+           * larger), and remember the level.  Pressure during a rise is
+           * the rise's, which the burst and the rise lead answer. */
+          gboolean steady = o->used_growth <= MAX (hmin, MT_PLAN_RAISE_STEP_MIN);
+          guint64 had = h;
+
+          if (steady)
+            had = MAX (h, mt_sat_sub (mt_sat_sub (ev->cur, ev->active),
+                                      ev->idle == MT_UNKNOWN ? ev->cur : ev->idle));
+          h = MAX (mt_sat_from_double ((double) had * factor), mt_sat_add (had, MT_PLAN_RAISE_STEP_MIN));
+          if (steady)
+            {
+              c->pressure_floor = h;
+              c->pressure_time = o->observed;
+            }
           c->calm_since = MT_TIME_NEVER;
           c->raise_time = ctx->now;
+          c->raised_unproven = !proven;
         }
       else if (calm && c->calm_since == MT_TIME_NEVER)
-        c->calm_since = o->time;
-      else if (calm && mt_elapsed (o->time, c->calm_since) >= MT_PLAN_CALM_HOLD
+        {
+          c->calm_since = o->observed;
+          c->raised_unproven = FALSE;
+        }
+      else if (calm && mt_elapsed (o->observed, c->calm_since) >= MT_PLAN_CALM_HOLD
                && c->feedback_time != MT_TIME_NEVER)
         {
-          /* Probe downward slowly: too little headroom shows up as
-           * pressure, which raises it again within one sample. */
-          double dt = secs (MIN (mt_elapsed (o->time, c->feedback_time), 60 * G_USEC_PER_SEC));
-          double keep = MAX (0.0, 1.0 - MT_PLAN_DECAY_PER_S * dt);
+          /* Probe downward: too little headroom shows up as pressure,
+           * which raises it again within one sample.  Fast down to the
+           * level pressure was last seen at, slowly below it. */
+          double keep = MAX (0.0, 1.0 - MT_PLAN_DECAY_PER_S * MIN (dt, 60.0));
+          guint64 lowered = mt_sat_from_double ((double) h * keep);
 
-          h = MAX (hmin, mt_sat_from_double ((double) h * keep));
+          h = MAX (hmin, MAX (lowered, MIN (h, c->pressure_floor)));
         }
       else if (!calm)
         c->calm_since = MT_TIME_NEVER;
-      c->feedback_time = o->time;
+      c->feedback_time = o->observed;
     }
   h = MIN (h, cap);
   c->headroom = h;
-  ev->headroom = h;
+  c->burst = MIN (burst, cap);
+  ev->burst = c->burst > h ? c->burst : 0;
+  ev->headroom = MAX (h, c->burst);
   /* A working set on the rise will be larger by the time a grow lands:
    * lead it by what it grows in MT_PLAN_RISE_LEAD.  Not learned, so it
    * is gone as soon as the rise stops. */
   ev->rise = 0;
   if (isfinite (o->used_rate) && o->used_rate > 0)
     ev->rise = MIN (mt_sat_from_double (o->used_rate * ((double) MT_PLAN_RISE_LEAD / G_USEC_PER_SEC)), cap);
-  ev->need = mt_sat_add (mt_sat_add (ev->active, h), ev->rise);
+  ev->need = mt_sat_add (mt_sat_add (ev->active, ev->headroom), ev->rise);
 }
 
 /* ---- bounds ------------------------------------------------------------- */
@@ -342,8 +416,9 @@ bounds (MtVmEval *ev)
 
   ev->want = clamp64 (mt_layout_snap_up (ev->need, g, o), ev->lo, ev->hi);
   ev->floor = ev->lo;
-  /* Never take memory from a guest in trouble, unless it is above max. */
-  if (ev->emergency)
+  /* Never take memory from a guest in trouble, nor from one reading
+   * back what it lost, unless it is above max. */
+  if (ev->emergency || ev->refaulting)
     ev->floor = MAX (ev->lo, MIN (mt_layout_snap_down (ev->cur, g, o), ev->hi));
   if (ev->grace)
     {
@@ -358,6 +433,10 @@ bounds (MtVmEval *ev)
     }
   ev->want = MAX (ev->want, ev->floor);
   ev->tier1_lo = clamp64 (mt_layout_snap_up (ev->active, g, o), ev->floor, ev->want);
+  /* What it needs without the headroom held for a recent rise: that
+   * headroom is a guess, and goes first when the host is short. */
+  ev->tier0_lo = clamp64 (mt_layout_snap_up (mt_sat_sub (ev->need, ev->burst), g, o),
+                          ev->tier1_lo, ev->want);
 }
 
 /* ---- one VM ------------------------------------------------------------- */

@@ -342,6 +342,8 @@ format_explanation (MtText *t, const MtVmDecision *d)
     mt_text_printf (t, "idle %s, ", mt_plan_sz (a, d->idle));
   mt_text_printf (t, "working set %s + headroom %s",
                   mt_plan_sz (a, d->working_set), mt_plan_sz (b, d->headroom));
+  if (w->flags & MT_WHY_BURST)
+    mt_text_append (t, " (held for a recent rise)");
   if (w->flags & MT_WHY_SWAPPED)
     mt_text_printf (t, " (swapped %s)", mt_plan_sz (a, w->swapped));
   if (w->flags & MT_WHY_RISING)
@@ -421,6 +423,7 @@ record_explanation (Planner *pl, const MtVmEval *ev, MtVmReason *w)
   w->flags |= (ev->idle != MT_UNKNOWN ? MT_WHY_IDLE : 0)
               | (ev->swapped > 0 ? MT_WHY_SWAPPED : 0)
               | (ev->rise > 0 ? MT_WHY_RISING : 0)
+              | (ev->burst > 0 ? MT_WHY_BURST : 0)
               | (ev->oom ? MT_WHY_OOM : 0)
               | (ev->avail_low ? MT_WHY_AVAIL_LOW : 0)
               | (ev->pressured ? MT_WHY_PRESSURED : 0)
@@ -505,9 +508,11 @@ budget (Planner *pl, const MtHostSample *host)
       plan->host_short ? mt_plan_sz (short_by, plan->short_by) : "");
 }
 
-/* Idle memory is taxed first: tier 1 keeps every working set and splits
- * only the headroom; only when even the working sets do not fit does
- * tier 2 cut into them, down to each VM's floor. */
+/* Idle memory is taxed first.  Tier 0 keeps every VM's need but the
+ * headroom held for a recent rise (a guess) and splits that; tier 1
+ * keeps every working set and splits the headroom; only when even the
+ * working sets do not fit does tier 2 cut into them, down to each VM's
+ * floor. */
 static void
 split (Planner *pl)
 {
@@ -528,19 +533,25 @@ split (Planner *pl)
           continue;
         }
       ev->target = ev->want;
-      e[m] = (MtFairEntry) { ev->tier1_lo, ev->want, ev->in->policy->shares, 0 };
+      e[m] = (MtFairEntry) { ev->tier0_lo, ev->want, ev->in->policy->shares, 0 };
       idx[m++] = i;
     }
   if (!plan->host_short)
     return;
 
   avail = mt_sat_sub (plan->budget, fixed);
-  if (!mt_fair_split (e, m, avail))
+  for (guint tier = 0; tier < 3; tier++)
     {
-      for (guint k = 0; k < m; k++)
-        e[k] = (MtFairEntry) { pl->ev[idx[k]].floor, pl->ev[idx[k]].tier1_lo,
-                               pl->ev[idx[k]].in->policy->shares, 0 };
-      mt_fair_split (e, m, avail);
+      if (tier > 0)
+        for (guint k = 0; k < m; k++)
+          {
+            const MtVmEval *ev = &pl->ev[idx[k]];
+
+            e[k] = tier == 1 ? (MtFairEntry) { ev->tier1_lo, ev->tier0_lo, ev->in->policy->shares, 0 }
+                             : (MtFairEntry) { ev->floor, ev->tier1_lo, ev->in->policy->shares, 0 };
+          }
+      if (mt_fair_split (e, m, avail) || tier == 2)
+        break;
     }
   for (guint k = 0; k < m; k++)
     {
@@ -776,6 +787,7 @@ fill_decision (Planner *pl, guint i)
   d->emergency = ev->emergency;
   d->starving = ev->oom || ev->avail_low;
   d->grace = ev->grace;
+  d->refaulting = ev->refaulting;
   d->current = ev->cur;
   d->working_set = ev->active;
   d->idle = ev->idle;

@@ -37,9 +37,12 @@
 #define MT_PLAN_AVAIL_LOW_DIV      50              /* ... or 2% of MemTotal: emergency */
 #define MT_PLAN_SWAPIN_HIGH        (1.0 * MT_MIB)  /* bytes/s swapped in: raise headroom */
 #define MT_PLAN_FAULTS_HIGH        50.0            /* major faults/s, and 2x the average */
+#define MT_PLAN_FAULTS_LOW         10.0            /* major faults/s: pressure is memory-bound */
 #define MT_PLAN_RAISE_STEP_MIN     (32 * MT_MIB)   /* smallest headroom raise */
 #define MT_PLAN_CALM_HOLD          (30 * G_USEC_PER_SEC) /* calm this long before lowering */
 #define MT_PLAN_DECAY_PER_S        0.02            /* headroom lowered 2%/s while calm */
+#define MT_PLAN_FLOOR_HALF_LIFE    600.0           /* s: pressure's level is forgotten */
+#define MT_PLAN_BURST_HALF_LIFE    30.0            /* s: a recent rise is held as headroom */
 #define MT_PLAN_RISE_LEAD          (2 * G_USEC_PER_SEC)  /* need leads a rising working set by this */
 #define MT_PLAN_SETTLE_TICKS       2               /* ticks after acting before a shrink */
 #define MT_PLAN_SHRINK_HOLD_TICKS  2               /* ticks a shrink must be wanted first */
@@ -121,6 +124,8 @@ typedef struct {
   gboolean emergency;          /* pressure above target, OOM kill, or no available memory */
   gboolean starving;           /* OOM kill or no available memory: the worst emergencies */
   gboolean grace;              /* in its start grace: the split does not shrink it */
+  gboolean refaulting;         /* reads back memory it lost (swap-in, major faults):
+                                  its floor is its size, as in an emergency */
   guint64  current;            /* MT_UNKNOWN when the hypervisor told nothing */
   guint64  min, max;           /* policy bounds within what the domain can do */
   guint64  working_set;        /* guest used memory + kernel overhead, MT_UNKNOWN */

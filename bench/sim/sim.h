@@ -150,6 +150,12 @@ typedef struct {
   gboolean short_now;         /* working set above what the guest has */
   double short_since;
   gboolean short_from_rise;
+
+  /* SIM_LOG_STALL: where the current stall episode's stall comes from. */
+  double stall_ep_since;      /* s, < 0 = not stalling */
+  double stall_ep_swap, stall_ep_cache, stall_ep_host;
+  double stall_ep_min_size, stall_ep_max_want;
+  double stall_window_end;    /* s: last step that stalled */
 } SimVm;
 
 typedef struct _SimWorld SimWorld;
@@ -185,6 +191,7 @@ struct _SimWorld {
   double   stats_period;      /* s between balloon stats refreshes */
   gboolean fpr;               /* free page reporting on */
   double   fpr_delay;         /* s */
+  gboolean log_stall;         /* SIM_LOG_STALL: print each stall episode's causes */
   SimMetrics m;
 };
 

@@ -59,6 +59,7 @@ sim_world_init (SimWorld *w, const SimScenario *sc, gboolean fpr)
     .stats_period = 2.0,
     .fpr = fpr,
     .fpr_delay = 2.0,
+    .log_stall = g_getenv ("SIM_LOG_STALL") != NULL,
   };
   w->m.grant_s = g_array_new (FALSE, FALSE, sizeof (double));
   for (guint i = 0; i < w->n; i++)
@@ -72,6 +73,7 @@ sim_world_init (SimWorld *w, const SimScenario *sc, gboolean fpr)
       v->oom_until = -1;
       v->last_trigger = -1e9;
       v->stats.time = v->report.time = -1e9;
+      v->stall_ep_since = -1;
     }
 }
 
@@ -165,6 +167,42 @@ oom_kill (SimWorld *w, SimVm *v)
   v->anon = MIN (v->anon, v->want * OOM_KEEP);
 }
 
+/* SIM_LOG_STALL: one line per stall episode (stall without a 1 s
+ * break), split by cause, with the smallest size and largest working
+ * set seen: where a policy's stall comes from. */
+static void
+log_stall (SimWorld *w, SimVm *v, double s_swap, double s_cache, double s_host, double size)
+{
+  double total = s_swap + s_cache + s_host, scale = total > 1.0 ? 1.0 / total : 1.0;
+
+  if (total > 0)
+    {
+      if (v->stall_ep_since < 0)
+        {
+          v->stall_ep_since = w->now;
+          v->stall_ep_swap = v->stall_ep_cache = v->stall_ep_host = 0;
+          v->stall_ep_min_size = size;
+          v->stall_ep_max_want = v->want;
+        }
+      v->stall_ep_swap += s_swap * scale * SIM_DT;
+      v->stall_ep_cache += s_cache * scale * SIM_DT;
+      v->stall_ep_host += s_host * scale * SIM_DT;
+      v->stall_ep_min_size = MIN (v->stall_ep_min_size, size);
+      v->stall_ep_max_want = MAX (v->stall_ep_max_want, v->want);
+      v->stall_window_end = w->now;
+      return;
+    }
+  if (v->stall_ep_since >= 0 && w->now - v->stall_window_end >= 1.0)
+    {
+      g_printerr ("t=%.1f %s: stalled %.2f s from t=%.1f to %.1f (swap %.2f, hot cache %.2f, host %.2f); "
+                  "size down to %.0f MiB, working set up to %.0f MiB\n",
+                  w->now, v->spec->name, v->stall_ep_swap + v->stall_ep_cache + v->stall_ep_host,
+                  v->stall_ep_since, v->stall_window_end, v->stall_ep_swap, v->stall_ep_cache,
+                  v->stall_ep_host, v->stall_ep_min_size, v->stall_ep_max_want);
+      v->stall_ep_since = -1;
+    }
+}
+
 static void
 step_guest (SimWorld *w, SimVm *v, double host_stall)
 {
@@ -175,7 +213,7 @@ step_guest (SimWorld *w, SimVm *v, double host_stall)
   double fit = MAX (0.0, total - MIN_CACHE);
   double cache_want = sim_load_cache (&s->load, t);
   double hot = s->hot_cache * cache_want, stall = 0, refault = 0, thrash, free_mem, target;
-  double prev_want = v->want, have;
+  double prev_want = v->want, have, s_swap = 0, s_cache = 0;
 
   v->want = sim_load_ws (&s->load, t);
   if (w->now < v->oom_until)
@@ -226,10 +264,10 @@ step_guest (SimWorld *w, SimVm *v, double host_stall)
   v->swap_out += thrash;
   v->faults += thrash * 1024.0 / 4.0;
   if (v->swapped > 0 && v->want > 0)
-    stall += MIN (1.0, 0.1 + 4.0 * v->swapped / v->want);
+    stall += s_swap = MIN (1.0, 0.1 + 4.0 * v->swapped / v->want);
   if (hot > 1.0 && v->cache < hot)
     {
-      stall += 0.4 * (hot - v->cache) / hot;
+      stall += s_cache = 0.4 * (hot - v->cache) / hot;
       refault = REFAULT_RATE * (hot - v->cache) * SIM_DT;
       v->faults += refault * 1024.0 / FAULT_BYTES;
     }
@@ -239,6 +277,8 @@ step_guest (SimWorld *w, SimVm *v, double host_stall)
   v->psi_full10 += (50.0 * v->psi_now - v->psi_full10) * (1.0 - exp (-SIM_DT / 10.0));
   v->stall_s += v->psi_now * SIM_DT;
   w->m.stall_s += v->psi_now * SIM_DT;
+  if (w->log_stall)
+    log_stall (w, v, s_swap, s_cache, host_stall, size);
 
   /* Host memory: what the guest touched; free page reporting returns
    * free 2 MiB blocks after a delay, the balloon and unplug return

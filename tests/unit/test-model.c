@@ -290,6 +290,83 @@ test_derive_swap_and_rise (void)
   g_assert_cmpfloat_with_epsilon (d.used_rate, -32.0 * MT_MIB, 1.0);
 }
 
+/* Balloon stats are refreshed every 2 s and repeated in the 1 s ticks'
+ * samples in between: rates compare observations, so a steady rise of
+ * 20 MiB/s reads 20 MiB/s every tick (not 0, then 40). */
+static void
+test_derive_repeated_stats (void)
+{
+  g_autoptr(MtVmModel) vm = mt_vm_model_new ();
+  MtVmDerived d;
+
+  for (gint t = 0; t <= 8; t++)
+    {
+      gint64 seen = t / 2 * 2;   /* stats taken at even seconds */
+      MtVmSample s = agent_sample (S (t), 4 * MT_GIB, 3 * MT_GIB - (guint64) seen * 20 * MT_MIB, 0);
+
+      s.from_agent = FALSE;
+      s.major_faults = (guint64) seen * 100;
+      mt_vm_model_push (vm, &s);
+      mt_vm_model_derive (vm, S (t), S (5), &d);
+      g_assert_cmpint (d.time, ==, S (t));
+      g_assert_cmpint (d.observed, ==, S (seen));
+      if (t < 2)
+        continue;
+      g_assert_cmpfloat_with_epsilon (d.used_rate, 20.0 * MT_MIB, 1.0);
+      g_assert_cmpfloat_with_epsilon (d.major_fault_rate, 100.0, 0.01);
+    }
+}
+
+/* Growth of "used" within MT_MODEL_GROWTH_SPAN, and the kernel reserve
+ * (size - MemTotal) once the size has held still long enough. */
+static void
+test_derive_growth_and_reserve (void)
+{
+  g_autoptr(MtVmModel) vm = mt_vm_model_new ();
+  MtVmDerived d;
+  MtVmSample s;
+
+  /* used: 100 MiB, then 300 MiB at t = 3, falling to 250 MiB after. */
+  for (gint t = 0; t <= 12; t++)
+    {
+      guint64 used = t < 3 ? 100 * MT_MIB : t < 6 ? 300 * MT_MIB : 250 * MT_MIB;
+
+      /* MemFree moves a little in every real report. */
+      s = agent_sample (S (t), MT_GIB - 42 * MT_MIB, MT_GIB - 42 * MT_MIB - used, (guint64) t * MT_KIB);
+      s.balloon_actual = MT_GIB;
+      mt_vm_model_push (vm, &s);
+      mt_vm_model_derive (vm, S (t), S (5), &d);
+      if (t == 0)
+        {
+          g_assert_cmpuint (d.used_growth, ==, 0);
+          g_assert_cmpuint (d.reserve, ==, MT_UNKNOWN);   /* steady for how long? */
+        }
+      if (t >= 3 && t <= 5)
+        g_assert_cmpuint (d.used_growth, ==, 200 * MT_MIB);
+      if (t >= 6 && t <= 7)
+        g_assert_cmpuint (d.used_growth, ==, 150 * MT_MIB);   /* still above t = 1, 2 */
+      if (t >= 8)
+        g_assert_cmpuint (d.used_growth, ==, 0);
+      if (t >= 3)
+        g_assert_cmpuint (d.reserve, ==, 42 * MT_MIB);
+    }
+  /* Resized: MemTotal lags, the reserve is unknown until the size held
+   * for a few seconds. */
+  s = agent_sample (S (13), MT_GIB - 42 * MT_MIB, 500 * MT_MIB, 0);
+  s.balloon_actual = 2 * MT_GIB;
+  mt_vm_model_push (vm, &s);
+  mt_vm_model_derive (vm, S (13), S (5), &d);
+  g_assert_cmpuint (d.reserve, ==, MT_UNKNOWN);
+  for (gint t = 14; t <= 17; t++)
+    {
+      s = agent_sample (S (t), 2 * MT_GIB - 58 * MT_MIB, MT_GIB, (guint64) t * MT_KIB);
+      s.balloon_actual = 2 * MT_GIB;
+      mt_vm_model_push (vm, &s);
+    }
+  mt_vm_model_derive (vm, S (17), S (5), &d);
+  g_assert_cmpuint (d.reserve, ==, 58 * MT_MIB);
+}
+
 static void
 test_control_init (void)
 {
@@ -352,6 +429,8 @@ main (int argc, char **argv)
   g_test_add_func ("/model/derive/rates", test_derive_rates);
   g_test_add_func ("/model/derive/counter-reset", test_derive_counter_reset);
   g_test_add_func ("/model/derive/swap-and-rise", test_derive_swap_and_rise);
+  g_test_add_func ("/model/derive/repeated-stats", test_derive_repeated_stats);
+  g_test_add_func ("/model/derive/growth-and-reserve", test_derive_growth_and_reserve);
   g_test_add_func ("/model/control-init", test_control_init);
   g_test_add_func ("/model/helpers", test_helpers);
   return g_test_run ();
