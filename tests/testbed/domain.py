@@ -26,6 +26,7 @@ class GuestSpec:
     agent: bool = True                   # start memtide-agent if included
     extra_cmdline: str = ""
     tb_cache_mib: int = 16               # TCG translation cache (TCG only)
+    free_page_reporting: bool = True     # libvirt's default is off
 
 
 def proc_starttime(pid):
@@ -100,7 +101,8 @@ def domain_xml(name, spec, kernel, initrd, console, cmdline, disk, accel,
               # the daemon (and tests) read it from the live XML.
               "    <channel type='unix'><source mode='bind'/>"
               f"<target type='virtio' name='{AGENT_PORT}'/></channel>",
-              "    <memballoon model='virtio' freePageReporting='on'>"
+              "    <memballoon model='virtio' freePageReporting="
+              f"'{'on' if spec.free_page_reporting else 'off'}'>"
               "<stats period='2'/></memballoon>",
               "    <controller type='usb' model='none'/>"]
     if disk:
