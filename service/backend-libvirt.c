@@ -2,12 +2,13 @@
  * batched statistics and the two resize calls.  Domain XML is read and
  * written in backend-libvirt-xml.c.
  *
- * The driver keeps one cache entry (MtDomainInfo) per running domain it
- * has announced: collect() needs each domain's virtio-mem sizes and boot
- * memory every tick, and must not ask libvirt per domain for them.  The
- * cache is filled from the live XML on ADDED and by get_domain(), and the
- * plugged virtio-mem size is kept current by libvirt's
- * memory-device-size-change event.
+ * The driver keeps one cache entry (MtDomainSizes: sizes and the
+ * virtio-mem alias, not the whole MtDomainInfo the daemon keeps) per
+ * running domain it has announced: collect() needs each domain's
+ * virtio-mem sizes and boot memory every tick, and must not ask libvirt
+ * per domain for them.  The cache is filled from the live XML on ADDED
+ * and by get_domain(), and the plugged virtio-mem size is kept current by
+ * libvirt's memory-device-size-change event.
  */
 #define G_LOG_DOMAIN "memtide-libvirt"
 
@@ -61,8 +62,21 @@ typedef struct {
   guint       disconnect_id;   /* idle that handles a lost connection */
   guint       reconnect_id;    /* timeout of the next reconnect attempt */
   guint       backoff_s;
-  GHashTable *domains;         /* uuid -> MtDomainInfo *, announced running domains */
+  GHashTable *domains;         /* uuid -> MtDomainSizes *, announced running domains */
+  GHashTable *by_name;         /* name -> the same MtDomainSizes * */
+  gboolean    per_domain_stats;   /* MT_LIBVIRT_PER_DOMAIN_STATS_ENV is set */
 } MtLibvirtBackend;
+
+/* What the driver needs of an announced domain between XML reads. */
+typedef struct {
+  char     uuid[VIR_UUID_STRING_BUFLEN];   /* the key in domains */
+  char    *name;                           /* the key in by_name */
+  guint64  base_memory;
+  guint64  vmem_size;
+  guint64  vmem_requested;
+  guint64  vmem_plugged;
+  char    *vmem_alias;         /* NULL = no virtio-mem device */
+} MtDomainSizes;
 
 static void schedule_disconnect (MtLibvirtBackend *self);
 
@@ -132,17 +146,51 @@ set_error_from_libvirt (GError **error, const char *format, ...)
                err != NULL && err->message != NULL ? err->message : "unknown libvirt error");
 }
 
-static MtDomainInfo *
-domain_info_copy (const MtDomainInfo *src)
+static MtDomainSizes *
+domain_sizes_new (const MtDomainInfo *info)
 {
-  MtDomainInfo *dst = g_memdup2 (src, sizeof *src);
+  MtDomainSizes *sz = g_new (MtDomainSizes, 1);
 
-  dst->name = g_strdup (src->name);
-  dst->uuid = g_strdup (src->uuid);
-  dst->vmem_alias = g_strdup (src->vmem_alias);
-  dst->agent_socket = g_strdup (src->agent_socket);
-  dst->metadata = g_strdup (src->metadata);
-  return dst;
+  *sz = (MtDomainSizes) {
+    .name = g_strdup (info->name),
+    .base_memory = info->base_memory,
+    .vmem_size = info->vmem_size,
+    .vmem_requested = info->vmem_requested,
+    .vmem_plugged = info->vmem_plugged,
+    .vmem_alias = g_strdup (info->vmem_alias),
+  };
+  return sz;
+}
+
+static void
+domain_sizes_free (MtDomainSizes *sz)
+{
+  g_free (sz->name);
+  g_free (sz->vmem_alias);
+  g_free (sz);
+}
+
+static void
+cache_remove (MtLibvirtBackend *self, const char *uuid)
+{
+  MtDomainSizes *sz = g_hash_table_lookup (self->domains, uuid);
+
+  if (sz == NULL)
+    return;
+  if (g_hash_table_lookup (self->by_name, sz->name) == sz)
+    g_hash_table_remove (self->by_name, sz->name);
+  g_hash_table_remove (self->domains, sz->uuid);
+}
+
+static void
+cache_put (MtLibvirtBackend *self, const MtDomainInfo *info)
+{
+  MtDomainSizes *sz = domain_sizes_new (info);
+
+  g_strlcpy (sz->uuid, info->uuid, sizeof sz->uuid);
+  cache_remove (self, sz->uuid);
+  g_hash_table_insert (self->domains, sz->uuid, sz);
+  g_hash_table_replace (self->by_name, sz->name, sz);
 }
 
 static void
@@ -183,10 +231,26 @@ lookup_domain (MtLibvirtBackend *self, const char *uuid, GError **error)
   return dom;
 }
 
+/* The canonical string form, as virDomainGetUUIDString writes it
+ * without its second trip through g_snprintf (see lv_collect). */
 static gboolean
 domain_uuid (virDomainPtr dom, char uuid[VIR_UUID_STRING_BUFLEN])
 {
-  return virDomainGetUUIDString (dom, uuid) == 0;
+  static const char hex[] = "0123456789abcdef";
+  unsigned char raw[VIR_UUID_BUFLEN];
+  char *p = uuid;
+
+  if (virDomainGetUUID (dom, raw) < 0)
+    return FALSE;
+  for (int i = 0; i < VIR_UUID_BUFLEN; i++)
+    {
+      if (i == 4 || i == 6 || i == 8 || i == 10)
+        *p++ = '-';
+      *p++ = hex[raw[i] >> 4];
+      *p++ = hex[raw[i] & 0xf];
+    }
+  *p = '\0';
+  return TRUE;
 }
 
 /* What the live XML of @dom says. */
@@ -237,7 +301,7 @@ static void
 refresh_cache (MtLibvirtBackend *self, const MtDomainInfo *info)
 {
   if (g_hash_table_contains (self->domains, info->uuid))
-    g_hash_table_replace (self->domains, g_strdup (info->uuid), domain_info_copy (info));
+    cache_put (self, info);
 }
 
 static void
@@ -263,7 +327,8 @@ announce_domain (MtLibvirtBackend *self, virDomainPtr dom)
              info->name, virGetLastErrorMessage ());
 
   uuid = g_strdup (info->uuid);
-  g_hash_table_replace (self->domains, g_strdup (uuid), g_steal_pointer (&info));
+  cache_put (self, info);
+  g_clear_pointer (&info, mt_domain_info_free);
   emit_domain (self, MT_DOMAIN_EVENT_ADDED, uuid);
 }
 
@@ -272,8 +337,11 @@ forget_domain (MtLibvirtBackend *self, const char *uuid)
 {
   g_autofree char *owned = g_strdup (uuid);   /* may be the hash key itself */
 
-  if (g_hash_table_remove (self->domains, owned))
-    emit_domain (self, MT_DOMAIN_EVENT_REMOVED, owned);
+  if (g_hash_table_contains (self->domains, owned))
+    {
+      cache_remove (self, owned);
+      emit_domain (self, MT_DOMAIN_EVENT_REMOVED, owned);
+    }
 }
 
 /* Announce every running domain; forget those we knew that are gone
@@ -351,18 +419,18 @@ on_vmem_size (virConnectPtr conn, virDomainPtr dom, const char *alias,
 {
   MtLibvirtBackend *self = opaque;
   char uuid[VIR_UUID_STRING_BUFLEN];
-  MtDomainInfo *info;
+  MtDomainSizes *sz;
 
-  if (!domain_uuid (dom, uuid) || (info = g_hash_table_lookup (self->domains, uuid)) == NULL)
+  if (!domain_uuid (dom, uuid) || (sz = g_hash_table_lookup (self->domains, uuid)) == NULL)
     return;
-  if (g_strcmp0 (alias, info->vmem_alias) != 0)
+  if (g_strcmp0 (alias, sz->vmem_alias) != 0)
     {
       g_debug ("domain '%s': size change of memory device '%s' that memtide does not drive",
-               info->name, alias);
+               virDomainGetName (dom), alias);
       return;
     }
-  info->vmem_plugged = size_kib * MT_KIB;
-  g_debug ("domain '%s': virtio-mem plugged %llu KiB", info->name, size_kib);
+  sz->vmem_plugged = size_kib * MT_KIB;
+  g_debug ("domain '%s': virtio-mem plugged %llu KiB", virDomainGetName (dom), size_kib);
 }
 
 static void
@@ -668,16 +736,49 @@ mt_libvirt_sample_from_stats (MtVmSample *s, virTypedParameterPtr params, int np
     s->balloon_actual = current - info->vmem_plugged;
 }
 
-static GHashTable *
-lv_collect (MtBackend *b, gint64 now, GError **error)
+/* Balloon statistics of one domain by virDomainMemoryStats, as the
+ * batched call's balloon group would name them, for drivers whose batched
+ * call has no balloon group (libvirt 9.0's test driver: state only).
+ * Returns the number of parameters filled. */
+static int
+memory_stats_params (virDomainPtr dom, virTypedParameter params[VIR_DOMAIN_MEMORY_STAT_NR])
+{
+  static const char * const names[VIR_DOMAIN_MEMORY_STAT_NR] = {
+    [VIR_DOMAIN_MEMORY_STAT_ACTUAL_BALLOON] = "balloon.current",
+    [VIR_DOMAIN_MEMORY_STAT_AVAILABLE] = "balloon.available",
+    [VIR_DOMAIN_MEMORY_STAT_USABLE] = "balloon.usable",
+    [VIR_DOMAIN_MEMORY_STAT_UNUSED] = "balloon.unused",
+    [VIR_DOMAIN_MEMORY_STAT_DISK_CACHES] = "balloon.disk_caches",
+    [VIR_DOMAIN_MEMORY_STAT_SWAP_IN] = "balloon.swap_in",
+    [VIR_DOMAIN_MEMORY_STAT_SWAP_OUT] = "balloon.swap_out",
+    [VIR_DOMAIN_MEMORY_STAT_MAJOR_FAULT] = "balloon.major_fault",
+    [VIR_DOMAIN_MEMORY_STAT_RSS] = "balloon.rss",
+  };
+  virDomainMemoryStatStruct stats[VIR_DOMAIN_MEMORY_STAT_NR];
+  int n = virDomainMemoryStats (dom, stats, VIR_DOMAIN_MEMORY_STAT_NR, 0);
+  int np = 0;
+
+  for (int i = 0; i < n; i++)
+    {
+      if (stats[i].tag < 0 || stats[i].tag >= VIR_DOMAIN_MEMORY_STAT_NR || names[stats[i].tag] == NULL)
+        continue;
+      g_strlcpy (params[np].field, names[stats[i].tag], sizeof params[np].field);
+      params[np].type = VIR_TYPED_PARAM_ULLONG;
+      params[np].value.ul = stats[i].val;
+      np++;
+    }
+  return np;
+}
+
+static gboolean
+lv_collect (MtBackend *b, gint64 now, MtSampleFunc func, gpointer user_data, GError **error)
 {
   MtLibvirtBackend *self = (MtLibvirtBackend *) b;
   g_auto(MtStatsRecords) records = NULL;
-  g_autoptr(GHashTable) samples = NULL;
   int n;
 
   if (!require_connection (self, error))
-    return NULL;
+    return FALSE;
   /* NOWAIT: a domain whose job lock is held (migration, a hung QEMU
    * monitor) reports what libvirt has at hand instead of stalling the tick. */
   n = virConnectGetAllDomainStats (self->conn, VIR_DOMAIN_STATS_BALLOON, &records,
@@ -689,24 +790,52 @@ lv_collect (MtBackend *b, gint64 now, GError **error)
       /* Drivers without a close callback tell us only this way. */
       if (virConnectIsAlive (self->conn) == 0)
         schedule_disconnect (self);
-      return NULL;
+      return FALSE;
     }
 
-  samples = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   for (int i = 0; i < n; i++)
     {
-      char uuid[VIR_UUID_STRING_BUFLEN];
-      MtVmSample *s;
+      char uuid_buf[VIR_UUID_STRING_BUFLEN];
+      const char *uuid, *name;
+      virTypedParameterPtr params = records[i]->params;
+      int nparams = records[i]->nparams;
+      virTypedParameter fallback[VIR_DOMAIN_MEMORY_STAT_NR];
+      const MtDomainSizes *sz;
+      MtDomainInfo info;
+      MtVmSample s;
 
-      if (!domain_uuid (records[i]->dom, uuid))
+      /* By name: any libvirt call that names a domain by UUID formats the
+       * UUID for its debug log first (~16,000 instructions, whether it
+       * logs or not), and virDomainGetName does not.  Running domains'
+       * names are unique and fixed; one that libvirt has and we were not
+       * told of yet is asked its UUID. */
+      name = virDomainGetName (records[i]->dom);
+      sz = name != NULL ? g_hash_table_lookup (self->by_name, name) : NULL;
+      if (sz != NULL)
+        uuid = sz->uuid;
+      else if (domain_uuid (records[i]->dom, uuid_buf))
+        uuid = uuid_buf;
+      else
         continue;
-      s = g_new (MtVmSample, 1);
-      mt_vm_sample_init (s, now);
-      mt_libvirt_sample_from_stats (s, records[i]->params, records[i]->nparams,
-                                    g_hash_table_lookup (self->domains, uuid));
-      g_hash_table_replace (samples, g_strdup (uuid), s);
+      /* Opt-in only: this waits for the domain's job lock (no NOWAIT),
+       * one call per domain per tick. */
+      if (self->per_domain_stats &&
+          virTypedParamsGet (params, nparams, "balloon.current") == NULL)
+        {
+          params = fallback;
+          nparams = memory_stats_params (records[i]->dom, fallback);
+        }
+      mt_vm_sample_init (&s, now);
+      if (sz != NULL)
+        info = (MtDomainInfo) {
+          .base_memory = sz->base_memory,
+          .vmem_requested = sz->vmem_requested,
+          .vmem_plugged = sz->vmem_plugged,
+        };
+      mt_libvirt_sample_from_stats (&s, params, nparams, sz != NULL ? &info : NULL);
+      func (uuid, &s, user_data);
     }
-  return g_steal_pointer (&samples);
+  return TRUE;
 }
 
 static gboolean
@@ -714,33 +843,45 @@ lv_set_balloon (MtBackend *b, const char *uuid, guint64 bytes, GError **error)
 {
   MtLibvirtBackend *self = (MtLibvirtBackend *) b;
   g_autoptr(virDomain) dom = lookup_domain (self, uuid, error);
-  g_autoptr(MtDomainInfo) fetched = NULL;
   g_autofree char *size = mt_libvirt_format_size (bytes);
-  const MtDomainInfo *info;
+  const MtDomainSizes *sz;
+  guint64 base_memory, vmem_size;
+  const char *name;
 
   if (dom == NULL)
     return FALSE;
-  info = g_hash_table_lookup (self->domains, uuid);
-  if (info == NULL)
-    info = fetched = read_domain_xml (dom, error);
-  if (info == NULL)
-    return FALSE;
+  name = virDomainGetName (dom);
+  sz = g_hash_table_lookup (self->domains, uuid);
+  if (sz != NULL)
+    {
+      base_memory = sz->base_memory;
+      vmem_size = sz->vmem_size;
+    }
+  else
+    {
+      g_autoptr(MtDomainInfo) fetched = read_domain_xml (dom, error);
+
+      if (fetched == NULL)
+        return FALSE;
+      base_memory = fetched->base_memory;
+      vmem_size = fetched->vmem_size;
+    }
 
   /* libvirt checks this too, with a less helpful message; and above boot
    * memory the balloon cannot go (virtio-mem memory is not balloon memory). */
-  if (bytes > info->base_memory)
+  if (bytes > base_memory)
     {
-      g_autofree char *base = mt_libvirt_format_size (info->base_memory);
+      g_autofree char *base = mt_libvirt_format_size (base_memory);
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                    "refusing to set balloon of domain '%s' to %s: above its boot memory of %s%s",
-                   info->name, size, base,
-                   info->vmem_size != 0 ? " (virtio-mem memory cannot be ballooned)" : "");
+                   name, size, base,
+                   vmem_size != 0 ? " (virtio-mem memory cannot be ballooned)" : "");
       return FALSE;
     }
   if (virDomainSetMemoryFlags (dom, bytes / MT_KIB, VIR_DOMAIN_AFFECT_LIVE) < 0)
     {
       set_error_from_libvirt (error, "libvirt refused to set balloon of domain '%s' to %s",
-                              info->name, size);
+                              name, size);
       return FALSE;
     }
   return TRUE;
@@ -755,7 +896,7 @@ lv_set_vmem (MtBackend *b, const char *uuid, guint64 requested, GError **error)
   g_autofree char *xml = NULL;
   g_autofree char *device_xml = NULL;
   const char *name;
-  MtDomainInfo *info;
+  MtDomainSizes *sz;
 
   if (dom == NULL)
     return FALSE;
@@ -779,9 +920,9 @@ lv_set_vmem (MtBackend *b, const char *uuid, guint64 requested, GError **error)
                               name, size);
       return FALSE;
     }
-  info = g_hash_table_lookup (self->domains, uuid);
-  if (info != NULL)
-    info->vmem_requested = requested;
+  sz = g_hash_table_lookup (self->domains, uuid);
+  if (sz != NULL)
+    sz->vmem_requested = requested;
   return TRUE;
 }
 
@@ -793,6 +934,7 @@ lv_free (MtBackend *b)
   g_clear_handle_id (&self->disconnect_id, g_source_remove);
   g_clear_handle_id (&self->reconnect_id, g_source_remove);
   close_connection (self);
+  g_hash_table_unref (self->by_name);
   g_hash_table_unref (self->domains);
   g_free (self->uri);
   g_free (self);
@@ -819,7 +961,14 @@ mt_backend_libvirt_new (const char *uri)
   self->uri = g_strdup (uri);
   for (int i = 0; i < N_EVENTS; i++)
     self->event_ids[i] = -1;
-  self->domains = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
-                                         (GDestroyNotify) mt_domain_info_free);
+  /* Keys live in the values. */
+  self->domains = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
+                                         (GDestroyNotify) domain_sizes_free);
+  self->by_name = g_hash_table_new (g_str_hash, g_str_equal);
+  self->per_domain_stats = g_strcmp0 (g_getenv (MT_LIBVIRT_PER_DOMAIN_STATS_ENV), "1") == 0;
+  if (self->per_domain_stats)
+    g_message ("%s=1: domains without balloon statistics in the batched call are asked "
+               "one by one (virDomainMemoryStats, once per domain per tick)",
+               MT_LIBVIRT_PER_DOMAIN_STATS_ENV);
   return &self->parent;
 }

@@ -28,6 +28,16 @@
 /* virtio-serial port name of the guest agent channel. */
 #define MT_LIBVIRT_AGENT_PORT "org.memtide.agent.0"
 
+/* Set to 1, collect() asks each domain that the batched
+ * virConnectGetAllDomainStats call gave no balloon.current for its
+ * balloon statistics with virDomainMemoryStats (one call per domain per
+ * tick, which waits for the domain's job lock).  For drivers without the
+ * balloon group in the batched call, such as libvirt 9.0's test driver,
+ * whose virDomainMemoryStats does answer: bench/scale uses it to run the
+ * whole tick (stats, model, plan, resizes) on test-driver domains.  QEMU
+ * always reports balloon.current, so there it changes nothing. */
+#define MT_LIBVIRT_PER_DOMAIN_STATS_ENV "MEMTIDE_LIBVIRT_PER_DOMAIN_STATS"
+
 /* Never NULL; nothing is opened until probe() or connect(). */
 MtBackend *mt_backend_libvirt_new (const char *uri);
 

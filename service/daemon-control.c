@@ -161,6 +161,9 @@ vm_pin (MtDaemon *d, const char *uuid)
   gpointer value;
   const MtPin *best = NULL;
 
+  /* Asked for every VM on every plan: most hosts have no pin at all. */
+  if (g_hash_table_size (d->pins) == 0)
+    return NULL;
   g_hash_table_iter_init (&iter, d->pins);
   while (g_hash_table_iter_next (&iter, NULL, &value)) {
     const MtPin *pin = value;
@@ -297,12 +300,15 @@ compare_floor_desc (gconstpointer a, gconstpointer b)
 static guint64
 floor_of (const MtDaemonVm *vm)
 {
+  MtVmDecision dec;
+
   if (!vm->has_decision)
     return domain_max (vm);
-  if (vm->decision.managed && vm->decision.min != MT_UNKNOWN)
-    return vm->decision.min;
-  if (vm->decision.committed != MT_UNKNOWN)
-    return vm->decision.committed;
+  mt_daemon_vm_decision (vm, &dec);
+  if (dec.managed && dec.min != MT_UNKNOWN)
+    return dec.min;
+  if (dec.committed != MT_UNKNOWN)
+    return dec.committed;
   return domain_max (vm);
 }
 
@@ -323,9 +329,13 @@ describe_blockers (MtDaemon *d)
   for (guint i = 0; i < vms->len && i < 5; i++) {
     MtDaemonVm *vm = vms->pdata[i];
     g_autofree char *floor = mt_format_bytes (floor_of (vm));
-    gboolean known = vm->has_decision && vm->decision.current != MT_UNKNOWN;
-    g_autofree char *cur = known ? mt_format_bytes (vm->decision.current)
-                                 : g_strdup ("size not known yet");
+    MtVmDecision dec = { .current = MT_UNKNOWN };
+    g_autofree char *cur = NULL;
+
+    if (vm->has_decision)
+      mt_daemon_vm_decision (vm, &dec);
+    cur = dec.current != MT_UNKNOWN ? mt_format_bytes (dec.current)
+                                    : g_strdup ("size not known yet");
 
     g_string_append_printf (s, "%s%s (at %s, keeps %s%s%s)", i ? ", " : "", vm->info->name,
                             cur, floor, vm->model->control.stuck ? ", stuck: " : "",

@@ -3,6 +3,7 @@
 #define G_LOG_DOMAIN "memtided"
 
 #include <math.h>
+#include <string.h>
 
 #include "daemon-private.h"
 
@@ -50,12 +51,15 @@ vm_status (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
   st->pinned = mt_daemon_vm_is_pinned (d, uuid);
   st->has_limits = vm->has_limits;
   if (vm->has_decision) {
-    st->target = vm->decision.target;
-    st->need = vm->decision.need;
-    st->min = vm->decision.min;
-    st->max = vm->decision.max;
-    st->decision = mt_decision_kind_to_string (vm->decision.kind);
-    st->reason = mt_vm_decision_format_reason (&vm->decision);
+    MtVmDecision dec;
+
+    mt_daemon_vm_decision (vm, &dec);
+    st->target = dec.target;
+    st->need = dec.need;
+    st->min = dec.min;
+    st->max = dec.max;
+    st->decision = mt_decision_kind_to_string (dec.kind);
+    st->reason = mt_vm_decision_format_reason (&dec);
   } else {
     st->target = st->need = st->min = st->max = MT_UNKNOWN;
     st->decision = "none";
@@ -91,6 +95,19 @@ mt_daemon_get_vm_status (MtDaemon *d, const char *name, GError **error)
   MtDaemonVm *vm = mt_daemon_find_vm (d, name, &uuid, error);
 
   return vm ? vm_status (d, uuid, vm) : NULL;
+}
+
+gboolean
+mt_daemon_get_vm_target (MtDaemon *d, const char *uuid, guint64 *current, guint64 *target)
+{
+  const MtDaemonVm *vm = g_hash_table_lookup (d->vms, uuid);
+
+  if (!vm || !vm->has_decision)
+    return FALSE;
+  /* Two fields of the kept decision: no need to put it all together. */
+  memcpy (current, vm->decision.head + G_STRUCT_OFFSET (MtVmDecision, current), sizeof *current);
+  memcpy (target, vm->decision.head + G_STRUCT_OFFSET (MtVmDecision, target), sizeof *target);
+  return TRUE;
 }
 
 void
@@ -149,12 +166,14 @@ mt_daemon_explain (MtDaemon *d, const char *name, GError **error)
   g_autoptr(GString) s = NULL;
   g_autoptr(GPtrArray) sources = NULL;
   g_autoptr(MtVmStatus) st = NULL;
-  const MtVmDecision *dec;
+  MtVmDecision whole;
+  const MtVmDecision *dec = &whole;
 
   if (!vm)
     return NULL;
   st = vm_status (d, uuid, vm);
-  dec = &vm->decision;
+  if (vm->has_decision)
+    mt_daemon_vm_decision (vm, &whole);
   s = g_string_new (NULL);
   g_string_append_printf (s, "%s (%s)\n", vm->info->name, uuid);
   if (!vm->has_decision) {

@@ -4,6 +4,9 @@
 
 #include <stdio.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "daemon-private.h"
 #include "daemon-agent.h"
@@ -18,13 +21,13 @@
 #define PLAN_NOW_MIN_GAP (200 * 1000)
 
 #define NOTIFY MT_DAEMON_NOTIFY
+#define TICK_LOG_DOMAIN "memtide-tick"
 
 static void
 daemon_vm_free (MtDaemonVm *vm)
 {
-  mt_domain_info_free (vm->info);
+  mt_domain_info_clear (&vm->info_data);
   g_free (vm->policy_error);
-  mt_vm_model_free (vm->model);
   g_free (vm->last_action);
   g_free (vm);
 }
@@ -63,7 +66,8 @@ mt_daemon_new (const MtDaemonOptions *options, GError **error)
   d->proc_root = g_strdup (options->proc_root);
   d->cgroup_dir = g_strdup (options->cgroup_dir);
   d->dry_run_option = options->dry_run;
-  d->vms = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+  /* Keys are the VMs' own info.uuid. */
+  d->vms = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
                                   (GDestroyNotify) daemon_vm_free);
   d->last_plan_time = MT_TIME_NEVER;
   d->agent_plan_at = MT_TIME_NEVER;
@@ -228,8 +232,14 @@ add_or_update_vm (MtDaemon *d, const char *uuid)
   if (vm) {
     gboolean socket_changed = g_strcmp0 (vm->info->agent_socket, info->agent_socket) != 0;
 
-    mt_domain_info_free (vm->info);
-    vm->info = info;
+    /* The UUID string is the table's key: keep it. */
+    g_free (info->uuid);
+    info->uuid = g_steal_pointer (&vm->info_data.uuid);
+    mt_domain_info_clear (&vm->info_data);
+    vm->info_data = *info;
+    g_free (info);
+    info = vm->info;
+    g_clear_pointer (&d->order, g_ptr_array_unref);   /* its name may differ */
     resolve_policy (d, vm);
     if (socket_changed) {
       mt_daemon_agent_detach (d, vm);
@@ -239,11 +249,15 @@ add_or_update_vm (MtDaemon *d, const char *uuid)
     return;
   }
   vm = g_new0 (MtDaemonVm, 1);
-  vm->info = info;
-  vm->model = mt_vm_model_new ();
+  vm->info_data = *info;
+  g_free (info);
+  vm->info = info = &vm->info_data;
+  vm->model = &vm->model_data;
+  mt_vm_model_init (vm->model);
   resolve_policy (d, vm);
   restore_vm_state (d, uuid, vm);
-  g_hash_table_insert (d->vms, g_strdup (uuid), vm);
+  g_hash_table_insert (d->vms, info->uuid, vm);
+  g_clear_pointer (&d->order, g_ptr_array_unref);
   g_message ("VM %s: managing (boot memory %" G_GUINT64_FORMAT " MiB, virtio-mem %"
              G_GUINT64_FORMAT " MiB, mechanism %s, agent channel %s)",
              info->name, info->base_memory / MT_MIB, info->vmem_size / MT_MIB,
@@ -265,6 +279,7 @@ remove_vm (MtDaemon *d, const char *uuid)
   mt_daemon_save_vm_state (d, key, vm);
   mt_daemon_agent_detach (d, vm);
   mt_daemon_control_vm_removed (d, key);
+  g_clear_pointer (&d->order, g_ptr_array_unref);
   g_hash_table_remove (d->vms, key);
   NOTIFY (d, vm_removed, key);
 }
@@ -291,6 +306,7 @@ on_connection (MtBackend *backend, gboolean connected, gpointer user_data)
   MtDaemon *d = user_data;
 
   d->connected = connected;
+  d->trim_after_tick = connected;   /* the domains are announced next */
   if (connected)
     g_message ("Connected to %s", d->uri);
   else
@@ -308,13 +324,28 @@ compare_vm_names (gconstpointer a, gconstpointer b)
   return strcmp (va->info->name, vb->info->name);
 }
 
+typedef struct {
+  MtDaemon *d;
+  gint64    now;
+} CollectCtx;
+
+static void
+on_sample (const char *uuid, MtVmSample *sample, gpointer user_data)
+{
+  CollectCtx *ctx = user_data;
+  MtDaemonVm *vm = g_hash_table_lookup (ctx->d->vms, uuid);
+
+  if (vm) {
+    mt_daemon_agent_overlay (ctx->d, vm, sample, ctx->now);
+    mt_vm_model_push (vm->model, sample);
+  }
+}
+
 static void
 collect (MtDaemon *d, gint64 now, MtHostSample *host, gboolean *host_ok)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(GHashTable) samples = NULL;
-  GHashTableIter iter;
-  gpointer key, value;
+  CollectCtx ctx = { d, now };
 
   *host_ok = mt_host_reader_read (d->host_reader, now, host, &error);
   if (*host_ok) {
@@ -326,19 +357,8 @@ collect (MtDaemon *d, gint64 now, MtHostSample *host, gboolean *host_ok)
   }
   g_clear_error (&error);
 
-  samples = d->backend->ops->collect (d->backend, now, &error);
-  if (!samples) {
+  if (!d->backend->ops->collect (d->backend, now, on_sample, &ctx, &error))
     g_warning ("Cannot collect VM statistics: %s", error->message);
-    return;
-  }
-  g_hash_table_iter_init (&iter, samples);
-  while (g_hash_table_iter_next (&iter, &key, &value)) {
-    MtDaemonVm *vm = g_hash_table_lookup (d->vms, key);
-    if (vm) {
-      mt_daemon_agent_overlay (d, vm, value, now);
-      mt_vm_model_push (vm->model, value);
-    }
-  }
 }
 
 static const char *
@@ -382,44 +402,69 @@ failed:
   return FALSE;
 }
 
+G_STATIC_ASSERT (G_STRUCT_OFFSET (MtVmDecision, why) ==
+                 G_STRUCT_OFFSET (MtVmDecision, next) + sizeof (MtVmControl));
+G_STATIC_ASSERT (sizeof (MtVmDecision) - G_STRUCT_OFFSET (MtVmDecision, why) -
+                 sizeof (MtVmReason) < 8);   /* nothing after `why` */
+
+void
+mt_daemon_vm_decision (const MtDaemonVm *vm, MtVmDecision *out)
+{
+  memcpy (out, vm->decision.head, sizeof vm->decision.head);
+  out->next = vm->model->control;
+  out->why = vm->decision.why;
+}
+
 static void
-record_decision (MtDaemonVm *vm, const MtVmDecision *dec, const MtVmPolicy *effective)
+record_decision (MtDaemonVm *vm, const MtVmDecision *dec)
 {
   /* Plain data: its reason is formatted when someone reads it. */
-  vm->decision = *dec;
-  vm->effective = *effective;
+  memcpy (vm->decision.head, dec, sizeof vm->decision.head);
+  vm->decision.why = dec->why;
   vm->has_decision = TRUE;
+}
+
+/* A stable order (by name) keeps plans and logs reproducible; it is
+ * sorted again only when the VM table changed. */
+static GPtrArray *
+vm_order (MtDaemon *d)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  if (d->order)
+    return d->order;
+  d->order = g_ptr_array_sized_new (g_hash_table_size (d->vms));
+  g_hash_table_iter_init (&iter, d->vms);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    g_ptr_array_add (d->order, value);
+  g_ptr_array_sort (d->order, compare_vm_names);
+  return d->order;
 }
 
 static void
 plan_and_act (MtDaemon *d, gint64 now, const MtHostSample *host)
 {
-  g_autoptr(GPtrArray) order = g_ptr_array_new ();
+  GPtrArray *order = vm_order (d);
   g_autofree MtPlanVm *in = NULL;
-  g_autofree MtVmPolicy *policies = NULL;
   g_autoptr(MtPlan) plan = NULL;
+  gboolean log_decisions = !g_log_writer_default_would_drop (G_LOG_LEVEL_DEBUG, G_LOG_DOMAIN);
   MtHostPolicy hp;
-  GHashTableIter iter;
-  gpointer value;
 
   mt_daemon_control_host_policy (d, &hp);
 
-  /* A stable order (by name) keeps plans and logs reproducible. */
-  g_hash_table_iter_init (&iter, d->vms);
-  while (g_hash_table_iter_next (&iter, NULL, &value))
-    g_ptr_array_add (order, value);
-  g_ptr_array_sort (order, compare_vm_names);
-  in = g_new0 (MtPlanVm, MAX (order->len, 1));
-  policies = g_new0 (MtVmPolicy, MAX (order->len, 1));
+  /* Not zeroed: mt_plan_vm_init() fills every field. */
+  in = g_new (MtPlanVm, MAX (order->len, 1));
   for (guint i = 0; i < order->len; i++) {
     MtDaemonVm *vm = order->pdata[i];
 
-    mt_daemon_control_vm_policy (d, vm->info->uuid, vm, &policies[i]);
-    mt_plan_vm_init (&in[i], vm->info->name, vm->info, &policies[i],
+    mt_daemon_control_vm_policy (d, vm->info->uuid, vm, &vm->effective);
+    mt_plan_vm_init (&in[i], vm->info->name, vm->info, &vm->effective,
                      vm->model, &hp, now);
   }
 
   plan = mt_plan_compute (host, in, order->len, &hp, now);
+  g_clear_pointer (&in, g_free);
   d->last_plan_time = now;
   d->budget = plan->budget;
   d->committed = plan->committed;
@@ -447,14 +492,14 @@ plan_and_act (MtDaemon *d, gint64 now, const MtHostSample *host)
     gboolean was_stuck = vm->model->control.stuck;
 
     vm->model->control = dec->next;
-    record_decision (vm, dec, &policies[i]);
+    record_decision (vm, dec);
     if (dec->next.stuck && !was_stuck) {
       g_warning ("%s: stuck: %s", vm->info->name, dec->next.stuck_reason);
       NOTIFY (d, vm_stuck, vm->info->uuid, dec->next.stuck_reason);
     } else if (!dec->next.stuck && was_stuck) {
       g_message ("%s: no longer stuck, managing it again", vm->info->name);
     }
-    if (!g_log_writer_default_would_drop (G_LOG_LEVEL_DEBUG, G_LOG_DOMAIN)) {
+    if (log_decisions) {
       g_autofree char *why = mt_vm_decision_format_reason (dec);
 
       g_debug ("%s: %s: %s", vm->info->name, mt_decision_kind_to_string (dec->kind), why);
@@ -483,6 +528,17 @@ save_state_if_due (MtDaemon *d, gint64 now)
   d->state_saved_at = now;
 }
 
+/* After announcing many domains at once (start-up, reconnect): their
+ * XML and metadata were read, parsed and freed between the allocations
+ * that stay, leaving free pages all over the heap. */
+static void
+trim_malloc (void)
+{
+#ifdef __GLIBC__
+  malloc_trim (0);
+#endif
+}
+
 static void
 tick (MtDaemon *d)
 {
@@ -505,11 +561,20 @@ tick (MtDaemon *d)
   }
   t_planned = g_get_monotonic_time ();
   save_state_if_due (d, now);
-  /* bench/scale reads this line: the daemon's own cost per tick. */
-  g_debug ("tick %" G_GUINT64_FORMAT " took %.2f ms: collect %.2f ms, plan+act %.2f ms, "
-           "%u VMs", d->n_ticks, (g_get_monotonic_time () - now) / 1000.0,
-           (t_collected - now) / 1000.0, (t_planned - t_collected) / 1000.0,
-           g_hash_table_size (d->vms));
+  if (d->trim_after_tick) {
+    trim_malloc ();
+    d->trim_after_tick = FALSE;
+  }
+  /* bench/scale reads this line: the daemon's own cost per tick.  In a
+   * log domain of its own, so that G_MESSAGES_DEBUG=memtide-tick shows
+   * it without every VM's decision (--verbose shows both).  Not
+   * "memtided-tick": GLib matches G_MESSAGES_DEBUG by substring, and
+   * "memtided" would match it too. */
+  g_log (TICK_LOG_DOMAIN, G_LOG_LEVEL_DEBUG,
+         "tick %" G_GUINT64_FORMAT " took %.2f ms: collect %.2f ms, plan+act %.2f ms, "
+         "%u VMs", d->n_ticks, (g_get_monotonic_time () - now) / 1000.0,
+         (t_collected - now) / 1000.0, (t_planned - t_collected) / 1000.0,
+         g_hash_table_size (d->vms));
 }
 
 void
@@ -564,6 +629,7 @@ mt_daemon_start (MtDaemon *d, GError **error)
              d->uri, g_hash_table_size (d->vms), tick_interval (d) / 1000,
              d->host_policy.dry_run ? ", dry run: no resize is applied" : "");
   schedule_ticks (d);
+  d->trim_after_tick = TRUE;
   tick (d);
   return TRUE;
 }
@@ -624,6 +690,7 @@ mt_daemon_free (MtDaemon *d)
     while (g_hash_table_iter_next (&iter, NULL, &value))
       mt_daemon_agent_detach (d, value);
   }
+  g_clear_pointer (&d->order, g_ptr_array_unref);
   g_clear_pointer (&d->vms, g_hash_table_unref);
   mt_daemon_control_free (d);
   if (d->backend)

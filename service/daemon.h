@@ -128,6 +128,11 @@ typedef struct {
 /* Element type MtVmStatus, sorted by name. */
 GPtrArray *mt_daemon_list_vms (MtDaemon *daemon);
 MtVmStatus *mt_daemon_get_vm_status (MtDaemon *daemon, const char *vm, GError **error);
+/* The last plan's size and target of the VM with this UUID, without a
+ * status snapshot: observers may call it for every VM after every plan.
+ * FALSE when there is no such VM or no plan for it yet. */
+gboolean mt_daemon_get_vm_target (MtDaemon *daemon, const char *uuid,
+                                  guint64 *current, guint64 *target);
 void mt_daemon_get_host_status (MtDaemon *daemon, MtHostStatus *out);
 const char * const *mt_daemon_get_policy_files (MtDaemon *daemon);
 /* The last decision for a VM and its inputs, in words, several lines. */

@@ -54,17 +54,18 @@ observe_reaction (MtMetrics *m, double seconds)
   m->reaction_sum += seconds;
 }
 
+/* Called for every VM after every plan: two numbers, no status snapshot
+ * (which formats the decision's reason and copies five strings). */
 static void
 on_vm_updated (MtDaemon *d, const char *uuid, gpointer user_data)
 {
   MtMetrics *m = user_data;
-  g_autoptr(MtVmStatus) st = mt_daemon_get_vm_status (d, uuid, NULL);
+  guint64 current, target;
   gboolean wants_more;
 
-  if (!st)
+  if (!mt_daemon_get_vm_target (d, uuid, &current, &target))
     return;
-  wants_more = st->target != MT_UNKNOWN && st->current != MT_UNKNOWN &&
-               st->target > st->current;
+  wants_more = target != MT_UNKNOWN && current != MT_UNKNOWN && target > current;
   if (wants_more && !g_hash_table_contains (m->want_since, uuid)) {
     gint64 *since = g_new (gint64, 1);
     *since = g_get_monotonic_time ();

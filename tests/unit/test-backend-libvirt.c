@@ -7,7 +7,9 @@
  * asserted here, and what only e2e can):
  *  - virConnectGetAllDomainStats returns the state group only, never
  *    balloon.*: collect() gives one sample per running domain with the
- *    balloon fields unknown;
+ *    balloon fields unknown; its virDomainMemoryStats answers (actual =
+ *    <currentMemory>, half of it unused/usable), which collect() uses
+ *    when MEMTIDE_LIBVIRT_PER_DOMAIN_STATS=1;
  *  - setmem works and is visible to other connections of test:///default
  *    (one shared driver per process); a test:///<file> open is private;
  *  - virDomainUpdateDeviceFlags is not supported;
@@ -469,6 +471,17 @@ test_format_size (void)
 
 /* ---- against the test driver ---- */
 
+/* collect() callback: keep a copy of each sample, by UUID. */
+static void
+collect_into (const char *uuid, MtVmSample *sample, gpointer user_data)
+{
+  GHashTable *samples = user_data;
+
+  g_assert_nonnull (samples);
+  g_assert_false (g_hash_table_contains (samples, uuid));
+  g_hash_table_insert (samples, g_strdup (uuid), g_memdup2 (sample, sizeof *sample));
+}
+
 static void
 test_bad_uri (void)
 {
@@ -498,7 +511,7 @@ test_bad_uri (void)
                                    "cannot connect to libvirt at test+unix:///default?socket=/nonexistent/memtide.sock: "
                                    "Failed to connect socket to '/nonexistent/memtide.sock'"));
 
-  g_assert_null (b->ops->collect (b, 0, &collect_error));
+  g_assert_false (b->ops->collect (b, 0, collect_into, NULL, &collect_error));
   g_assert_error (collect_error, G_IO_ERROR, G_IO_ERROR_NOT_CONNECTED);
   g_assert_cmpstr (collect_error->message, ==, "not connected to libvirt at test+bogus:///default");
 }
@@ -601,9 +614,10 @@ test_node_collect (void)
   g_autofree char *uri = node_uri ();
   g_autoptr(MtBackend) b = connect_backend (uri, NULL);
   g_autoptr(GError) error = NULL;
-  g_autoptr(GHashTable) samples = b->ops->collect (b, 1234, &error);
+  g_autoptr(GHashTable) samples = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   MtVmSample *plain, *vmem;
 
+  g_assert_true (b->ops->collect (b, 1234, collect_into, samples, &error));
   g_assert_no_error (error);
   g_assert_cmpuint (g_hash_table_size (samples), ==, 2);
   plain = g_hash_table_lookup (samples, PLAIN_UUID);
@@ -620,6 +634,43 @@ test_node_collect (void)
   g_assert_cmpuint (plain->balloon_actual, ==, MT_UNKNOWN);
   g_assert_cmpuint (vmem->guest_total, ==, MT_UNKNOWN);
   g_assert_cmpuint (vmem->rss, ==, MT_UNKNOWN);
+}
+
+/* MEMTIDE_LIBVIRT_PER_DOMAIN_STATS=1: what the batched call lacks is
+ * read per domain (the test driver's virDomainMemoryStats: actual is
+ * <currentMemory>, half of it unused). */
+static void
+test_node_collect_per_domain (void)
+{
+  g_autofree char *uri = node_uri ();
+  g_autoptr(MtBackend) b = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GHashTable) samples = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  MtVmSample *plain, *vmem;
+
+  g_setenv (MT_LIBVIRT_PER_DOMAIN_STATS_ENV, "1", TRUE);
+  b = connect_backend (uri, NULL);
+  g_unsetenv (MT_LIBVIRT_PER_DOMAIN_STATS_ENV);
+  g_assert_true (b->ops->collect (b, 1234, collect_into, samples, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_hash_table_size (samples), ==, 2);
+  plain = g_hash_table_lookup (samples, PLAIN_UUID);
+  vmem = g_hash_table_lookup (samples, VMEM_UUID);
+  g_assert_nonnull (plain);
+  g_assert_nonnull (vmem);
+
+  g_assert_cmpint (plain->time, ==, 1234);
+  g_assert_cmpuint (plain->balloon_actual, ==, 768 * MT_MIB);
+  g_assert_cmpuint (plain->guest_total, ==, 768 * MT_MIB);
+  g_assert_cmpuint (plain->guest_available, ==, 384 * MT_MIB);
+  g_assert_cmpuint (plain->guest_free, ==, 384 * MT_MIB);
+  g_assert_cmpuint (plain->guest_cache, ==, 96 * MT_MIB);
+  g_assert_cmpuint (plain->swap_in, ==, 0);
+  g_assert_cmpuint (plain->major_faults, ==, 0);
+  g_assert_cmpuint (plain->rss, ==, 384 * MT_MIB);
+  /* The virtio-mem sizes still come from the cached domain XML. */
+  g_assert_cmpuint (vmem->vmem_requested, ==, 256 * MT_MIB);
+  g_assert_cmpuint (vmem->guest_total, ==, 768 * MT_MIB);
 }
 
 static void
@@ -792,6 +843,7 @@ main (int argc, char **argv)
   g_test_add_func ("/backend-libvirt/node/list", test_node_list);
   g_test_add_func ("/backend-libvirt/node/get-domain", test_node_get_domain);
   g_test_add_func ("/backend-libvirt/node/collect", test_node_collect);
+  g_test_add_func ("/backend-libvirt/node/collect-per-domain", test_node_collect_per_domain);
   g_test_add_func ("/backend-libvirt/node/set-balloon", test_node_set_balloon_refusals);
   g_test_add_func ("/backend-libvirt/node/set-vmem", test_node_set_vmem);
   g_test_add_func ("/backend-libvirt/default/set-balloon", test_default_set_balloon);
