@@ -108,7 +108,7 @@ event_plan (AgentVm *a, MtDaemonVm *vm, const MtAgentReport *r, double psi_now,
             const char *why)
 {
   gint64 now = g_get_monotonic_time ();
-  const MtVmSample *last = mt_vm_model_nth (vm->model, 0);
+  const MtVmSample *last = mt_vm_model_latest (vm->model);
   g_autofree char *reason = NULL;
   MtVmSample s;
 
@@ -301,7 +301,7 @@ on_host_view (MtAgentLink *link, guint64 *max, guint64 *current, gpointer data)
   if (vm == NULL)
     return;
   *max = max_memory (vm);
-  *current = host_size (vm, mt_vm_model_nth (vm->model, 0));
+  *current = host_size (vm, mt_vm_model_latest (vm->model));
 }
 
 static const MtAgentLinkCallbacks callbacks = {

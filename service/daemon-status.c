@@ -23,7 +23,7 @@ mt_vm_status_free (MtVmStatus *st)
 static const MtVmSample *
 latest (const MtDaemonVm *vm)
 {
-  return mt_vm_model_nth (vm->model, 0);
+  return mt_vm_model_latest (vm->model);
 }
 
 static MtVmStatus *

@@ -110,6 +110,7 @@ mt_vm_model_init (MtVmModel *vm)
   g_return_if_fail (vm != NULL);
   vm->ring.head = 0;
   vm->ring.len = 0;
+  vm->ring.prev_oom_kills = MT_UNKNOWN;
   mt_vm_control_init (&vm->control);
 }
 
@@ -136,12 +137,90 @@ mt_vm_model_len (const MtVmModel *vm)
 }
 
 const MtVmSample *
-mt_vm_model_nth (const MtVmModel *vm, guint age)
+mt_vm_model_latest (const MtVmModel *vm)
 {
   g_return_val_if_fail (vm != NULL, NULL);
+  return vm->ring.len > 0 ? &vm->ring.latest : NULL;
+}
+
+/* age 0 = newest; NULL past the end. */
+static const MtVmRecord *
+record_nth (const MtVmModel *vm, guint age)
+{
   if (age >= vm->ring.len)
     return NULL;
-  return &vm->ring.samples[ring_slot (vm->ring.head, age)];
+  return &vm->ring.records[ring_slot (vm->ring.head, age)];
+}
+
+gint64
+mt_vm_model_time (const MtVmModel *vm, guint age)
+{
+  const MtVmRecord *r;
+
+  g_return_val_if_fail (vm != NULL, MT_TIME_NEVER);
+  r = record_nth (vm, age);
+  return r != NULL ? r->time : MT_TIME_NEVER;
+}
+
+static gboolean
+psi_valid (double v)
+{
+  return isfinite (v) && v >= 0.0 && v <= 100.0;
+}
+
+/* The same guest numbers in consecutive samples are one observation:
+ * balloon stats are refreshed every few seconds (libvirt's stats
+ * period) and repeated in every tick's sample meanwhile.  Timed at its
+ * first sample, a rate between observations is right; between samples
+ * it would be zero one tick and double the next. */
+static gboolean
+same_guest_numbers (const MtVmSample *a, const MtVmSample *b)
+{
+  return a->guest_total == b->guest_total && a->guest_available == b->guest_available
+         && a->guest_free == b->guest_free && a->guest_cache == b->guest_cache
+         && a->swap_in == b->swap_in && a->swap_out == b->swap_out
+         && a->major_faults == b->major_faults && a->guest_swap_used == b->guest_swap_used
+         && a->from_agent == b->from_agent;
+}
+
+static guint64
+sample_current (const MtVmSample *s)
+{
+  if (s->balloon_actual == MT_UNKNOWN)
+    return MT_UNKNOWN;
+  return mt_sat_add (s->balloon_actual, s->vmem_plugged == MT_UNKNOWN ? 0 : s->vmem_plugged);
+}
+
+/* Guest used memory (+ swap in use when known); MT_UNKNOWN when the
+ * guest's numbers are missing or contradict each other. */
+static guint64
+sample_used (const MtVmSample *s)
+{
+  guint64 avail = s->guest_available != MT_UNKNOWN ? s->guest_available : s->guest_free;
+
+  if (s->guest_total == MT_UNKNOWN || avail == MT_UNKNOWN || avail > s->guest_total)
+    return MT_UNKNOWN;
+  if (s->guest_swap_used == MT_UNKNOWN)
+    return s->guest_total - avail;
+  /* One below "unknown" at most: a lying guest's swap is still a number. */
+  return MIN (mt_sat_add (s->guest_total - avail, s->guest_swap_used), MT_UNKNOWN - 1);
+}
+
+static void
+record_from_sample (MtVmRecord *r, const MtVmSample *s, const MtVmSample *older)
+{
+  *r = (MtVmRecord) {
+    .time = s->time,
+    .used = sample_used (s),
+    .current = sample_current (s),
+    .swap_in = s->swap_in,
+    .major_faults = s->major_faults,
+    .psi_some = s->from_agent && psi_valid (s->psi_some_avg10) ? (float) s->psi_some_avg10 : NAN,
+  };
+  if (s->guest_swap_used != MT_UNKNOWN)
+    r->flags |= MT_VM_RECORD_SWAP_KNOWN;
+  if (older != NULL && same_guest_numbers (s, older))
+    r->flags |= MT_VM_RECORD_REPEATS;
 }
 
 gboolean
@@ -152,10 +231,12 @@ mt_vm_model_push (MtVmModel *vm, const MtVmSample *s)
   g_return_val_if_fail (vm != NULL, FALSE);
   g_return_val_if_fail (s != NULL, FALSE);
 
-  last = mt_vm_model_nth (vm, 0);
+  last = mt_vm_model_latest (vm);
   if (last != NULL && s->time < last->time)
     return FALSE;
-  vm->ring.samples[vm->ring.head] = *s;
+  record_from_sample (&vm->ring.records[vm->ring.head], s, last);
+  vm->ring.prev_oom_kills = last != NULL ? last->oom_kills : MT_UNKNOWN;
+  vm->ring.latest = *s;
   ring_advance (&vm->ring.head, &vm->ring.len);
   return TRUE;
 }
@@ -202,15 +283,15 @@ mt_host_model_push (MtHostModel *host, const MtHostSample *s)
 
 /* ---- derived values ----------------------------------------------------- */
 
-typedef guint64 (*CounterFunc) (const MtVmSample *s);
+typedef guint64 (*CounterFunc) (const MtVmRecord *r);
 
-static guint64 get_swap_in (const MtVmSample *s) { return s->swap_in; }
-static guint64 get_major_faults (const MtVmSample *s) { return s->major_faults; }
+static guint64 get_swap_in (const MtVmRecord *r) { return r->swap_in; }
+static guint64 get_major_faults (const MtVmRecord *r) { return r->major_faults; }
 
 /* Rate of a cumulative counter between two samples; NAN when either is
  * unknown or the counter went down (guest reboot, agent restart). */
 static double
-counter_rate (const MtVmSample *newer, const MtVmSample *older, CounterFunc get)
+counter_rate (const MtVmRecord *newer, const MtVmRecord *older, CounterFunc get)
 {
   guint64 a, b;
 
@@ -228,8 +309,8 @@ counter_rate (const MtVmSample *newer, const MtVmSample *older, CounterFunc get)
 static double
 counter_rate_avg (const MtVmModel *vm, CounterFunc get)
 {
-  const MtVmSample *latest = mt_vm_model_nth (vm, 0);
-  const MtVmSample *oldest = NULL;
+  const MtVmRecord *latest = record_nth (vm, 0);
+  const MtVmRecord *oldest = NULL;
   guint64 prev;
 
   if (latest == NULL || get (latest) == MT_UNKNOWN)
@@ -237,21 +318,15 @@ counter_rate_avg (const MtVmModel *vm, CounterFunc get)
   prev = get (latest);
   for (guint age = 1; age < vm->ring.len; age++)
     {
-      const MtVmSample *s = mt_vm_model_nth (vm, age);
-      guint64 v = get (s);
+      const MtVmRecord *r = record_nth (vm, age);
+      guint64 v = get (r);
 
       if (v == MT_UNKNOWN || v > prev)
         break;
       prev = v;
-      oldest = s;
+      oldest = r;
     }
   return counter_rate (latest, oldest, get);
-}
-
-static gboolean
-psi_valid (double v)
-{
-  return isfinite (v) && v >= 0.0 && v <= 100.0;
 }
 
 /* Least-squares slope of PSI some avg10 over the last few agent reports. */
@@ -264,18 +339,18 @@ psi_trend (const MtVmModel *vm)
 
   for (guint age = 0; age < vm->ring.len && n < TREND_POINTS; age++)
     {
-      const MtVmSample *s = mt_vm_model_nth (vm, age);
-      double x;
+      const MtVmRecord *r = record_nth (vm, age);
+      double x, y = r->psi_some;
 
-      if (!s->from_agent || !psi_valid (s->psi_some_avg10))
+      if (isnan (y))
         continue;
       if (n == 0)
-        t0 = s->time;
-      x = (double) (s->time - t0) / G_USEC_PER_SEC;
+        t0 = r->time;
+      x = (double) (r->time - t0) / G_USEC_PER_SEC;
       sx += x;
-      sy += s->psi_some_avg10;
+      sy += y;
       sxx += x * x;
-      sxy += x * s->psi_some_avg10;
+      sxy += x * y;
       n++;
     }
   if (n < 2 || n * sxx - sx * sx <= 0.0)
@@ -283,100 +358,80 @@ psi_trend (const MtVmModel *vm)
   return (n * sxy - sx * sy) / (n * sxx - sx * sx);
 }
 
-/* Guest used memory (+ swap in use when known) of one sample. */
-static gboolean
-sample_used (const MtVmSample *s, double *used)
-{
-  guint64 avail = s->guest_available != MT_UNKNOWN ? s->guest_available : s->guest_free;
-
-  if (s->guest_total == MT_UNKNOWN || avail == MT_UNKNOWN || avail > s->guest_total)
-    return FALSE;
-  *used = (double) (s->guest_total - avail);
-  if (s->guest_swap_used != MT_UNKNOWN)
-    *used += (double) s->guest_swap_used;
-  return TRUE;
-}
-
 #define USED_RATE_MIN_SPAN (G_USEC_PER_SEC * 9 / 10)
 /* The size must be steady this long before a MemTotal says what the
  * guest kernel keeps of it: balloon stats are refreshed every 2 s. */
 #define RESERVE_STEADY_SPAN (3 * G_USEC_PER_SEC)
 
-/* The same guest numbers in consecutive samples are one observation:
- * balloon stats are refreshed every few seconds (libvirt's stats
- * period) and repeated in every tick's sample meanwhile.  Timed at its
- * first sample, a rate between observations is right; between samples
- * it would be zero one tick and double the next. */
-static gboolean
-same_guest_numbers (const MtVmSample *a, const MtVmSample *b)
-{
-  return a->guest_total == b->guest_total && a->guest_available == b->guest_available
-         && a->guest_free == b->guest_free && a->guest_cache == b->guest_cache
-         && a->swap_in == b->swap_in && a->swap_out == b->swap_out
-         && a->major_faults == b->major_faults && a->guest_swap_used == b->guest_swap_used
-         && a->from_agent == b->from_agent;
-}
+/* Balloon statistics are refreshed every 2 s, agent reports every 1 s:
+ * numbers repeated for longer than this were observed again, unchanged,
+ * not just repeated by libvirt. */
+#define OBSERVATION_SPAN_MAX (3 * G_USEC_PER_SEC)
 
-/* Age of the first sample of the observation the sample at `age` shows. */
+/* Age of the first sample of the observation the sample at `age` shows
+ * (see same_guest_numbers()), but none before `not_before`: an older
+ * observation that a newer one compares with was still true then.
+ * Dated at its first sample after a guest that stayed put for 15 s, a
+ * rise in the last 2 s would read as a rise over 17. */
 static guint
-observation_start (const MtVmModel *vm, guint age)
+observation_start (const MtVmModel *vm, guint age, gint64 not_before)
 {
-  const MtVmSample *s = mt_vm_model_nth (vm, age), *older;
+  const MtVmRecord *r = record_nth (vm, age), *older;
 
-  while (s != NULL && (older = mt_vm_model_nth (vm, age + 1)) != NULL
-         && same_guest_numbers (s, older))
-    age++;
+  while (r != NULL && (r->flags & MT_VM_RECORD_REPEATS)
+         && (older = record_nth (vm, age + 1)) != NULL && older->time >= not_before)
+    {
+      r = older;
+      age++;
+    }
   return age;
 }
 
-static double
-used_rate (const MtVmSample *newer, const MtVmSample *older)
+/* Whether two records' `used` can be compared: both known, both with or
+ * both without swap. */
+static gboolean
+used_comparable (const MtVmRecord *a, const MtVmRecord *b)
 {
-  double a, b;
+  return a->used != MT_UNKNOWN && b->used != MT_UNKNOWN
+         && (a->flags & MT_VM_RECORD_SWAP_KNOWN) == (b->flags & MT_VM_RECORD_SWAP_KNOWN);
+}
 
+static double
+used_rate (const MtVmRecord *newer, const MtVmRecord *older)
+{
   if (newer == NULL || older == NULL || newer->time <= older->time
-      || !sample_used (newer, &a) || !sample_used (older, &b)
-      || (newer->guest_swap_used == MT_UNKNOWN) != (older->guest_swap_used == MT_UNKNOWN))
+      || !used_comparable (newer, older))
     return NAN;
-  return (a - b) * G_USEC_PER_SEC / (double) (newer->time - older->time);
+  return ((double) newer->used - (double) older->used) * G_USEC_PER_SEC
+         / (double) (newer->time - older->time);
 }
 
 /* How much "used" rose within MT_MODEL_GROWTH_SPAN before the latest
  * observation: now minus the least seen. */
 static guint64
-used_growth (const MtVmModel *vm, const MtVmSample *obs)
+used_growth (const MtVmModel *vm, const MtVmRecord *obs)
 {
-  double now_used, least, u;
+  guint64 least = obs->used;
 
-  if (!sample_used (obs, &now_used))
+  if (obs->used == MT_UNKNOWN)
     return 0;
-  least = now_used;
   for (guint age = 0; age < vm->ring.len; age++)
     {
-      const MtVmSample *s = mt_vm_model_nth (vm, age);
+      const MtVmRecord *r = record_nth (vm, age);
 
-      if (obs->time - s->time > MT_MODEL_GROWTH_SPAN)
+      if (obs->time - r->time > MT_MODEL_GROWTH_SPAN)
         break;
-      if (sample_used (s, &u)
-          && (s->guest_swap_used == MT_UNKNOWN) == (obs->guest_swap_used == MT_UNKNOWN))
-        least = MIN (least, u);
+      if (used_comparable (r, obs))
+        least = MIN (least, r->used);
     }
-  return mt_sat_from_double (now_used - least);
-}
-
-static guint64
-sample_current (const MtVmSample *s)
-{
-  if (s->balloon_actual == MT_UNKNOWN)
-    return MT_UNKNOWN;
-  return mt_sat_add (s->balloon_actual, s->vmem_plugged == MT_UNKNOWN ? 0 : s->vmem_plugged);
+  return obs->used - least;
 }
 
 /* size - MemTotal, when the guest saw the size it has now: the size was
  * the same for RESERVE_STEADY_SPAN before the observation first
  * appeared.  Right after a resize MemTotal lags and says nothing. */
 static guint64
-kernel_reserve (const MtVmModel *vm, const MtVmSample *latest, const MtVmSample *obs)
+kernel_reserve (const MtVmModel *vm, const MtVmSample *latest, const MtVmRecord *obs)
 {
   guint64 cur = sample_current (latest);
 
@@ -384,11 +439,11 @@ kernel_reserve (const MtVmModel *vm, const MtVmSample *latest, const MtVmSample 
     return MT_UNKNOWN;
   for (guint age = 1; age < vm->ring.len; age++)
     {
-      const MtVmSample *s = mt_vm_model_nth (vm, age);
+      const MtVmRecord *r = record_nth (vm, age);
 
-      if (sample_current (s) != cur)
+      if (r->current != cur)
         return MT_UNKNOWN;
-      if (obs->time - s->time >= RESERVE_STEADY_SPAN)
+      if (obs->time - r->time >= RESERVE_STEADY_SPAN)
         return cur - latest->guest_total;
     }
   return MT_UNKNOWN;
@@ -398,7 +453,8 @@ void
 mt_vm_model_derive (const MtVmModel *vm, gint64 now, gint64 max_age,
                     MtVmDerived *out)
 {
-  const MtVmSample *s, *prev, *base, *obs, *obs_prev;
+  const MtVmSample *s;
+  const MtVmRecord *base, *obs, *obs_prev;
   guint64 avail;
 
   g_return_if_fail (vm != NULL);
@@ -430,20 +486,19 @@ mt_vm_model_derive (const MtVmModel *vm, gint64 now, gint64 max_age,
     .oom_kills_new = 0,
   };
 
-  s = mt_vm_model_nth (vm, 0);
+  s = mt_vm_model_latest (vm);
   if (s == NULL)
     return;
   /* Rates compare observations (the first sample of each), not samples:
    * see same_guest_numbers(). */
   {
-    guint age = observation_start (vm, 0);
+    guint age = observation_start (vm, 0, MT_TIME_NEVER);
 
-    obs = mt_vm_model_nth (vm, age);
-    obs_prev = mt_vm_model_nth (vm, age + 1);
+    obs = record_nth (vm, age);
+    obs_prev = record_nth (vm, age + 1);
     if (obs_prev != NULL)
-      obs_prev = mt_vm_model_nth (vm, observation_start (vm, age + 1));
+      obs_prev = record_nth (vm, observation_start (vm, age + 1, obs->time - OBSERVATION_SPAN_MAX));
   }
-  prev = mt_vm_model_nth (vm, 1);
 
   out->time = s->time;
   out->observed = obs->time;
@@ -452,9 +507,7 @@ mt_vm_model_derive (const MtVmModel *vm, gint64 now, gint64 max_age,
   out->vmem_plugged = s->vmem_plugged;
   out->vmem_requested = s->vmem_requested;
   out->rss = s->rss;
-  if (s->balloon_actual != MT_UNKNOWN)
-    out->current = mt_sat_add (s->balloon_actual,
-                               s->vmem_plugged == MT_UNKNOWN ? 0 : s->vmem_plugged);
+  out->current = sample_current (s);
 
   /* Guest numbers that contradict each other are a lying or confused
    * guest: treat them as unknown rather than guess. */
@@ -473,10 +526,10 @@ mt_vm_model_derive (const MtVmModel *vm, gint64 now, gint64 max_age,
    * tick's: over so short a span, jitter in MemAvailable becomes a huge
    * slope (seen on real guests: +800 MiB of "rise" for a 300 MiB burst).
    * Measure the rate over at least USED_RATE_MIN_SPAN. */
-  for (guint age = 1; (base = mt_vm_model_nth (vm, age)) != NULL; age++)
+  for (guint age = 1; (base = record_nth (vm, age)) != NULL; age++)
     if (obs->time - base->time >= USED_RATE_MIN_SPAN)
       {
-        base = mt_vm_model_nth (vm, observation_start (vm, age));
+        base = record_nth (vm, observation_start (vm, age, obs->time - OBSERVATION_SPAN_MAX));
         break;
       }
   out->used_rate = used_rate (obs, base);
@@ -490,9 +543,9 @@ mt_vm_model_derive (const MtVmModel *vm, gint64 now, gint64 max_age,
   out->swap_in_rate_avg = counter_rate_avg (vm, get_swap_in);
   out->major_fault_rate = counter_rate (obs, obs_prev, get_major_faults);
   out->major_fault_rate_avg = counter_rate_avg (vm, get_major_faults);
-  if (prev != NULL && s->oom_kills != MT_UNKNOWN && prev->oom_kills != MT_UNKNOWN
-      && s->oom_kills > prev->oom_kills)
-    out->oom_kills_new = s->oom_kills - prev->oom_kills;
+  if (s->oom_kills != MT_UNKNOWN && vm->ring.prev_oom_kills != MT_UNKNOWN
+      && s->oom_kills > vm->ring.prev_oom_kills)
+    out->oom_kills_new = s->oom_kills - vm->ring.prev_oom_kills;
 
   if (out->fresh && out->used != MT_UNKNOWN)
     out->source = s->from_agent ? MT_DATA_AGENT : MT_DATA_BALLOON;

@@ -3,6 +3,7 @@
  * API in a few lines:
  *   MtVmModel *vm = mt_vm_model_new ();          one per running domain
  *   mt_vm_model_push (vm, &sample);              each tick (backend + agent merged)
+ *   mt_vm_model_latest (vm)                      the last sample, whole
  *   mt_vm_model_derive (vm, now, max_age, &d);   working set, idle, rates, freshness
  *   vm->control                                  planner state: pass it in, copy
  *                                                MtVmDecision.next back out
@@ -17,7 +18,7 @@
 #include "sample.h"
 
 /* 16 ticks: the PSI trend uses 8 points, rates the last interval and the
- * window; a longer ring only costs memory (152 bytes per sample per VM). */
+ * window; a longer ring only costs memory (48 bytes per sample per VM). */
 #define MT_MODEL_RING_CAPACITY 16
 
 /* "Recent growth" of the working set: over this span.  A few seconds:
@@ -82,10 +83,31 @@ gsize mt_format_bytes_buf (char buf[MT_FORMAT_BYTES_LEN], guint64 bytes);
 
 /* ---- Rings ------------------------------------------------------------ */
 
+/* One past sample, as much of it as the derived values look back at.
+ * A whole MtVmSample is 152 bytes, and at 10,000 VMs a ring of them was
+ * 24 MB, two thirds of the daemon's heap; the latest sample is kept
+ * whole beside the ring. */
 typedef struct {
-  MtVmSample samples[MT_MODEL_RING_CAPACITY];
+  gint64  time;
+  guint64 used;                /* guest total - available (+ swap in use), MT_UNKNOWN */
+  guint64 current;             /* balloon + plugged virtio-mem, MT_UNKNOWN */
+  guint64 swap_in;             /* cumulative bytes, MT_UNKNOWN */
+  guint64 major_faults;        /* cumulative, MT_UNKNOWN */
+  float   psi_some;            /* the agent's avg10; NAN when none or out of range */
+  guint8  flags;               /* MT_VM_RECORD_* */
+} MtVmRecord;
+
+/* `used` counts guest swap in use. */
+#define MT_VM_RECORD_SWAP_KNOWN (1u << 0)
+/* Same guest numbers as the sample before it: a repeated observation. */
+#define MT_VM_RECORD_REPEATS    (1u << 1)
+
+typedef struct {
+  MtVmRecord records[MT_MODEL_RING_CAPACITY];
   guint      head;             /* slot the next sample goes to */
   guint      len;
+  MtVmSample latest;           /* the newest sample, whole (len > 0) */
+  guint64    prev_oom_kills;   /* the sample before it had these, MT_UNKNOWN */
 } MtVmRing;
 
 typedef struct {
@@ -207,8 +229,11 @@ void mt_vm_model_init (MtVmModel *vm);
  * out-of-order sample would turn counter deltas negative. */
 gboolean mt_vm_model_push (MtVmModel *vm, const MtVmSample *s);
 guint    mt_vm_model_len (const MtVmModel *vm);
-/* age 0 = latest; NULL past the end. */
-const MtVmSample *mt_vm_model_nth (const MtVmModel *vm, guint age);
+/* The newest sample; NULL before the first. */
+const MtVmSample *mt_vm_model_latest (const MtVmModel *vm);
+/* Time of the sample `age` pushes ago (0 = newest); MT_TIME_NEVER past
+ * the end of the ring. */
+gint64   mt_vm_model_time (const MtVmModel *vm, guint age);
 
 /* Data older than max_age µs counts as none (source NONE, fresh FALSE). */
 void mt_vm_model_derive (const MtVmModel *vm, gint64 now, gint64 max_age,

@@ -266,7 +266,7 @@ memtide_report (gpointer self, SimWorld *w, guint vm)
     return;
 
   /* event_plan */
-  last = mt_vm_model_nth (m->model[vm], 0);
+  last = mt_vm_model_latest (m->model[vm]);
   if (last == NULL || w->now - m->last_event_plan[vm] < EVENT_PLAN_GAP)
     return;
   m->last_event_plan[vm] = w->now;

@@ -30,19 +30,21 @@ test_ring_wraps (void)
   g_autoptr(MtVmModel) vm = mt_vm_model_new ();
 
   g_assert_cmpuint (mt_vm_model_len (vm), ==, 0);
-  g_assert_null (mt_vm_model_nth (vm, 0));
+  g_assert_null (mt_vm_model_latest (vm));
+  g_assert_cmpint (mt_vm_model_time (vm, 0), ==, MT_TIME_NEVER);
   for (guint i = 0; i < 100; i++)
     {
       MtVmSample s = agent_sample (S (i), MT_GIB, MT_GIB / 2, MT_GIB / 4);
 
       g_assert_true (mt_vm_model_push (vm, &s));
       g_assert_cmpuint (mt_vm_model_len (vm), ==, MIN (i + 1, MT_MODEL_RING_CAPACITY));
-      g_assert_cmpint (mt_vm_model_nth (vm, 0)->time, ==, S (i));
+      g_assert_cmpint (mt_vm_model_latest (vm)->time, ==, S (i));
+      g_assert_cmpint (mt_vm_model_time (vm, 0), ==, S (i));
     }
   /* Oldest kept is 100 - capacity; past the end is NULL. */
-  g_assert_cmpint (mt_vm_model_nth (vm, MT_MODEL_RING_CAPACITY - 1)->time, ==, S (100 - MT_MODEL_RING_CAPACITY));
-  g_assert_cmpint (mt_vm_model_nth (vm, 1)->time, ==, S (98));
-  g_assert_null (mt_vm_model_nth (vm, MT_MODEL_RING_CAPACITY));
+  g_assert_cmpint (mt_vm_model_time (vm, MT_MODEL_RING_CAPACITY - 1), ==, S (100 - MT_MODEL_RING_CAPACITY));
+  g_assert_cmpint (mt_vm_model_time (vm, 1), ==, S (98));
+  g_assert_cmpint (mt_vm_model_time (vm, MT_MODEL_RING_CAPACITY), ==, MT_TIME_NEVER);
 }
 
 static void
@@ -317,6 +319,32 @@ test_derive_repeated_stats (void)
     }
 }
 
+/* A guest that stayed put for 12 s, then rose 100 MiB between two
+ * stats refreshes 2 s apart: the rise took 2 s, not 14 (the unchanged
+ * numbers were observed again at every refresh, not only at the first
+ * sample that showed them). */
+static void
+test_derive_rise_after_long_steady (void)
+{
+  g_autoptr(MtVmModel) vm = mt_vm_model_new ();
+  MtVmDerived d;
+
+  for (gint t = 0; t <= 14; t++)
+    {
+      guint64 used = t < 14 ? MT_GIB : MT_GIB + 100 * MT_MIB;
+      MtVmSample s = agent_sample (S (t), 4 * MT_GIB, 4 * MT_GIB - used, 0);
+
+      s.from_agent = FALSE;
+      s.major_faults = t < 14 ? 1000 : 1200;
+      mt_vm_model_push (vm, &s);
+    }
+  mt_vm_model_derive (vm, S (14), S (5), &d);
+  g_assert_cmpint (d.observed, ==, S (14));
+  /* Against the repeat at most 3 s back (t = 11): 100 MiB / 3 s. */
+  g_assert_cmpfloat_with_epsilon (d.used_rate, 100.0 * MT_MIB / 3, 1.0);
+  g_assert_cmpfloat_with_epsilon (d.major_fault_rate, 200.0 / 3, 0.01);
+}
+
 /* Growth of "used" within MT_MODEL_GROWTH_SPAN, and the kernel reserve
  * (size - MemTotal) once the size has held still long enough. */
 static void
@@ -430,6 +458,7 @@ main (int argc, char **argv)
   g_test_add_func ("/model/derive/counter-reset", test_derive_counter_reset);
   g_test_add_func ("/model/derive/swap-and-rise", test_derive_swap_and_rise);
   g_test_add_func ("/model/derive/repeated-stats", test_derive_repeated_stats);
+  g_test_add_func ("/model/derive/rise-after-long-steady", test_derive_rise_after_long_steady);
   g_test_add_func ("/model/derive/growth-and-reserve", test_derive_growth_and_reserve);
   g_test_add_func ("/model/control-init", test_control_init);
   g_test_add_func ("/model/helpers", test_helpers);
