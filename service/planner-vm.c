@@ -277,7 +277,12 @@ feedback (MtPlanCtx *ctx, MtVmEval *ev)
                   && o->available < MAX (MT_PLAN_AVAIL_LOW_MIN, o->total / MT_PLAN_AVAIL_LOW_DIV);
   ev->pressured = isfinite (o->psi_some) && o->psi_some > p->pressure_target;
   ev->swap_high = isfinite (o->swap_in_rate) && o->swap_in_rate > MT_PLAN_SWAPIN_HIGH;
-  ev->faults_high = isfinite (o->major_fault_rate) && o->major_fault_rate > MT_PLAN_FAULTS_HIGH
+  /* Major faults that rose above what this guest usually has: it reads
+   * back page cache (or swap) it lost, typically right after a shrink
+   * took a little too much.  A few MiB of hot cache missing stalls the
+   * guest a little all the time, well below any pressure target, so
+   * the rise itself is the signal, not its size. */
+  ev->faults_high = isfinite (o->major_fault_rate) && o->major_fault_rate > MT_PLAN_FAULTS_LOW
                     && (!isfinite (o->major_fault_rate_avg)
                         || o->major_fault_rate > 2 * o->major_fault_rate_avg);
   ev->emergency = ev->pressured || ev->oom || ev->avail_low;
@@ -319,7 +324,11 @@ feedback (MtPlanCtx *ctx, MtVmEval *ev)
       rising = !(isfinite (o->psi_trend) && o->psi_trend < 0);
       raise = ev->oom || ev->avail_low || (ev->pressured && rising)
               || ev->swap_high || ev->faults_high;
+      /* Refaults above MT_PLAN_FAULTS_LOW are not calm either: the
+       * guest sits at the edge of its hot page cache, and probing
+       * lower from there is what stalls it. */
       calm = !raise && !ev->pressured && !ev->refaulting
+             && (!isfinite (o->major_fault_rate) || o->major_fault_rate <= MT_PLAN_FAULTS_LOW)
              && (!isfinite (o->psi_some) || o->psi_some <= p->pressure_target / 10);
       if (ev->oom || ev->avail_low)
         factor = 2.0;

@@ -741,7 +741,15 @@ plan_grow (Planner *pl, guint i)
       w->size[0] = pl->free_left;
       return;
     }
-  if (ev->next->pending && l.size == ev->next->last_target)
+  /* A grow on its way is not cut short nor asked again a few MiB
+   * larger: the guest is busy taking the memory, a new request makes it
+   * start over (and a target below the last one takes back what a
+   * rising working set is about to need).  The shrink path gives back
+   * what turns out too much once it landed.  A short host may cut it:
+   * others need the memory. */
+  if (ev->next->pending && ev->next->last_target > ev->cur
+      && (l.size == ev->next->last_target
+          || (!pl->plan->host_short && l.size < mt_sat_add (ev->next->last_target, ctx->hp->min_change))))
     {
       w = decide (pl, i, MT_DECISION_WAIT, MT_WHY_WAIT_GROWING);
       w->size[0] = l.size;

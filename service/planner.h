@@ -36,8 +36,9 @@
 #define MT_PLAN_AVAIL_LOW_MIN      (32 * MT_MIB)   /* guest MemAvailable below this ... */
 #define MT_PLAN_AVAIL_LOW_DIV      50              /* ... or 2% of MemTotal: emergency */
 #define MT_PLAN_SWAPIN_HIGH        (1.0 * MT_MIB)  /* bytes/s swapped in: raise headroom */
-#define MT_PLAN_FAULTS_HIGH        50.0            /* major faults/s, and 2x the average */
-#define MT_PLAN_FAULTS_LOW         10.0            /* major faults/s: pressure is memory-bound */
+#define MT_PLAN_FAULTS_HIGH        50.0            /* major faults/s: refaulting, not shrunk */
+#define MT_PLAN_FAULTS_LOW         10.0            /* major faults/s: pressure is memory-bound;
+                                                      above it and 2x the average: raise */
 #define MT_PLAN_RAISE_STEP_MIN     (32 * MT_MIB)   /* smallest headroom raise */
 #define MT_PLAN_CALM_HOLD          (30 * G_USEC_PER_SEC) /* calm this long before lowering */
 #define MT_PLAN_DECAY_PER_S        0.02            /* headroom lowered 2%/s while calm */

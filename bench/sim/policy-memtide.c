@@ -200,6 +200,26 @@ plan (Memtide *m, SimWorld *w)
     }
   for (guint k = 0; k < n; k++)
     m->model[idx[k]]->control = p->decisions[k].next;
+  /* SIM_LOG_DECISIONS=vm[,vm...]|all: every decision's reason, also holds and waits. */
+  if (g_getenv ("SIM_LOG_DECISIONS") != NULL)
+    {
+      g_auto(GStrv) names = g_strsplit (g_getenv ("SIM_LOG_DECISIONS"), ",", -1);
+
+      for (guint k = 0; k < n; k++)
+        if (g_strv_contains ((const char *const *) names, w->vm[idx[k]].spec->name)
+            || g_strv_contains ((const char *const *) names, "all"))
+          {
+            g_autofree char *why = mt_vm_decision_format_reason (&p->decisions[k]);
+            const MtVmDerived *o = &in[k].obs;
+
+            g_printerr ("t=%.1f D %s: %s\n", w->now, w->vm[idx[k]].spec->name, why);
+            g_printerr ("t=%.1f O %s: observed %.1f used %.0f rate %.1f growth %.0f psi %.2f trend %.3f faults %.1f/%.1f swapin %.1f\n",
+                        w->now, w->vm[idx[k]].spec->name, o->observed / 1e6, o->used / 1048576.0,
+                        o->used_rate / 1048576.0, o->used_growth / 1048576.0, o->psi_some, o->psi_trend,
+                        o->major_fault_rate, o->major_fault_rate_avg, o->swap_in_rate / 1048576.0);
+          }
+      g_printerr ("t=%.1f H %s\n", w->now, p->reason);
+    }
 }
 
 static void

@@ -192,6 +192,7 @@ struct _SimWorld {
   gboolean fpr;               /* free page reporting on */
   double   fpr_delay;         /* s */
   gboolean log_stall;         /* SIM_LOG_STALL: print each stall episode's causes */
+  const char *trace;          /* SIM_TRACE=vm[,vm...][:from[:to]]: per-step guest state */
   SimMetrics m;
 };
 

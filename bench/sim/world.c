@@ -60,6 +60,7 @@ sim_world_init (SimWorld *w, const SimScenario *sc, gboolean fpr)
     .fpr = fpr,
     .fpr_delay = 2.0,
     .log_stall = g_getenv ("SIM_LOG_STALL") != NULL,
+    .trace = g_getenv ("SIM_TRACE"),
   };
   w->m.grant_s = g_array_new (FALSE, FALSE, sizeof (double));
   for (guint i = 0; i < w->n; i++)
@@ -203,6 +204,27 @@ log_stall (SimWorld *w, SimVm *v, double s_swap, double s_cache, double s_host, 
     }
 }
 
+/* SIM_TRACE=vm[,vm...][:from[:to]]: one line per step per named VM,
+ * what it has and what it does with it, to see how a stall comes about. */
+static void
+trace_guest (SimWorld *w, SimVm *v, double size, double total, double hot, double stall)
+{
+  g_auto(GStrv) parts = g_strsplit (w->trace, ":", 3);
+  g_auto(GStrv) names = g_strsplit (parts[0], ",", -1);
+  double from = parts[1] ? g_ascii_strtod (parts[1], NULL) : 0;
+  double to = parts[1] && parts[2] ? g_ascii_strtod (parts[2], NULL) : 1e12;
+
+  if (w->now < from - 1e-9 || w->now > to + 1e-9
+      || !(g_strv_contains ((const char *const *) names, v->spec->name)
+           || g_strv_contains ((const char *const *) names, "all")))
+    return;
+  g_printerr ("T %.1f %s size %.0f (balloon %.0f -> %.0f, plugged %.0f -> %.0f) total %.0f ws %.0f anon %.0f "
+              "swapped %.0f cache %.0f hot %.0f free %.0f stall %.2f psi10 %.1f stats@%.1f report@%.1f\n",
+              w->now, v->spec->name, size, v->balloon, v->balloon_target, v->plugged, v->requested,
+              total, v->want, v->anon, v->swapped, v->cache, hot,
+              MAX (0.0, total - v->anon - v->cache), stall, v->psi10, v->stats.time, v->report.time);
+}
+
 static void
 step_guest (SimWorld *w, SimVm *v, double host_stall)
 {
@@ -273,6 +295,8 @@ step_guest (SimWorld *w, SimVm *v, double host_stall)
     }
   stall += host_stall;
   v->psi_now = MIN (1.0, stall);
+  if (w->trace != NULL)
+    trace_guest (w, v, size, total, hot, stall);
   v->psi10 += (100.0 * v->psi_now - v->psi10) * (1.0 - exp (-SIM_DT / 10.0));
   v->psi_full10 += (50.0 * v->psi_now - v->psi_full10) * (1.0 - exp (-SIM_DT / 10.0));
   v->stall_s += v->psi_now * SIM_DT;

@@ -523,6 +523,21 @@ check_plan (const Scenario *sc, const MtPlan *plan, GString *err)
        * feeds a guest out of memory: no storms of tiny grows */
       if (a->kind == MT_ACTION_GROW && a->emergency && a->to - a->from < sc->hp.min_change)
         REQUIRE (a->to == d->want || d->starving, "tiny emergency grow %u", k);
+      /* a grow on its way is neither cut short nor asked again a few MiB
+       * larger, unless the host is short (or a stalled unplug was just
+       * cancelled: the fallback starts over) */
+      {
+        const MtVmControl *c = &sc->vm[a->vm].control;
+        gboolean cancelled = FALSE;
+
+        for (guint j = 0; j < k; j++)
+          cancelled |= plan->actions[j].vm == a->vm && plan->actions[j].kind == MT_ACTION_CANCEL;
+        if (a->kind == MT_ACTION_GROW && !plan->host_short && c->pending && !c->stuck && !cancelled
+            && c->last_target > mt_sat_add (d->current, MT_PLAN_REACH_TOLERANCE))
+          REQUIRE (a->to >= mt_sat_add (c->last_target, sc->hp.min_change),
+                   "grow %u to %.0f MiB cuts or repeats the one on its way to %.0f MiB",
+                   k, U (a->to), U (c->last_target));
+      }
     }
   /* grows only from memory free now */
   if (plan->free_now != MT_UNKNOWN)
@@ -545,8 +560,11 @@ check_plan (const Scenario *sc, const MtPlan *plan, GString *err)
       if (d->target - d->current < sc->hp.min_change && d->target < d->want && !d->starving)
         continue;                          /* a tiny step short of its want waits */
       if (d->action < 0 && d->kind == MT_DECISION_WAIT && sc->vm[i].control.pending
-          && sc->vm[i].control.last_target == d->target)
-        continue;                          /* already asked for exactly that */
+          && sc->vm[i].control.last_target > d->current
+          && (sc->vm[i].control.last_target == d->target
+              || (!plan->host_short
+                  && d->target < mt_sat_add (sc->vm[i].control.last_target, sc->hp.min_change))))
+        continue;                          /* a grow on its way covers it */
       REQUIRE (d->action >= 0 && plan->actions[d->action].kind == MT_ACTION_GROW
                && plan->actions[d->action].to == d->target,
                "vm%u emergency grow to %.0f MiB not issued in full", i, U (d->target));
@@ -925,6 +943,21 @@ tick (TVm **t, guint n, const MtHostSample *host, const MtHostPolicy *hp, gint64
   for (guint k = 0; k < plan->n_actions; k++)
     tvm_apply (t[plan->actions[k].vm], &plan->actions[k]);
   return plan;
+}
+
+/* The setup most stories start from: the default host policy, a big
+ * host, one balloon-only VM of `base` at `balloon` using `used`,
+ * observed at `now` with PSI `psi` (NAN: balloon stats only, no PSI).
+ * Policy changes made afterwards count: tvm_observe() does not read
+ * the policy. */
+static void
+tvm_fixture (TVm *vm, MtHostPolicy *hp, MtHostSample *host, gint64 now, const char *name,
+             guint64 base, guint64 balloon, guint64 used, double psi)
+{
+  mt_host_policy_init_defaults (hp);
+  big_host (host, now);
+  tvm_init (vm, name, base, 0, 0, MT_MECH_BALLOON, balloon, 0, used);
+  tvm_observe (vm, now, psi);
 }
 
 static void
@@ -1372,10 +1405,7 @@ test_swap_in_working_set (void)
   MtHostSample host;
   gint64 now = S (100);
 
-  mt_host_policy_init_defaults (&hp);
-  big_host (&host, now);
-  tvm_init (&vm, "swapper", 4 * MT_GIB, 0, 0, MT_MECH_BALLOON, MT_GIB, 0, 900 * MT_MIB);
-  tvm_observe (&vm, now, 0.0);
+  tvm_fixture (&vm, &hp, &host, now, "swapper", 4 * MT_GIB, MT_GIB, 900 * MT_MIB, 0.0);
   vm.in.obs.swap_used = 300 * MT_MIB;
   {
     g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
@@ -1404,10 +1434,7 @@ test_rise_lead (void)
   MtHostSample host;
   gint64 now = S (100);
 
-  mt_host_policy_init_defaults (&hp);
-  big_host (&host, now);
-  tvm_init (&vm, "job", 8 * MT_GIB, 0, 0, MT_MECH_BALLOON, MT_GIB, 0, 900 * MT_MIB);
-  tvm_observe (&vm, now, 0.0);
+  tvm_fixture (&vm, &hp, &host, now, "job", 8 * MT_GIB, MT_GIB, 900 * MT_MIB, 0.0);
   vm.in.obs.used_rate = 256.0 * MT_MIB;
   {
     g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
@@ -1436,10 +1463,7 @@ test_headroom_no_compounding (void)
   gint64 now = S (500);
   guint64 h;
 
-  mt_host_policy_init_defaults (&hp);
-  big_host (&host, now);
-  tvm_init (&vm, "riser", 8 * MT_GIB, 0, 0, MT_MECH_BALLOON, 2 * MT_GIB, 0, 1900 * MT_MIB);
-  tvm_observe (&vm, now, 25.0);
+  tvm_fixture (&vm, &hp, &host, now, "riser", 8 * MT_GIB, 2 * MT_GIB, 1900 * MT_MIB, 25.0);
   vm.in.control.headroom = 128 * MT_MIB;
   {
     g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
@@ -1626,12 +1650,9 @@ test_pressure_with_steady_working_set (void)
   gint64 now = S (500);
   guint64 h;
 
-  mt_host_policy_init_defaults (&hp);
-  big_host (&host, now);
-  tvm_init (&vm, "files", 8 * MT_GIB, 0, 0, MT_MECH_BALLOON, 2 * MT_GIB, 0, 800 * MT_MIB);
+  tvm_fixture (&vm, &hp, &host, now, "files", 8 * MT_GIB, 2 * MT_GIB, 800 * MT_MIB, 5.0);
   vm.pol.min = (MtSize) { .bytes = 2 * MT_GIB };
   vm.pol.headroom = (MtSize) { .is_percent = TRUE, .percent = 10 };
-  tvm_observe (&vm, now, 5.0);
   vm.in.obs.idle = 0;                         /* the cache fills the rest */
   vm.in.obs.major_fault_rate = vm.in.obs.major_fault_rate_avg = 400;
   {
@@ -1681,10 +1702,7 @@ test_refaulting_not_shrunk (void)
   MtHostSample host;
   gint64 now = S (500);
 
-  mt_host_policy_init_defaults (&hp);
-  big_host (&host, now);
-  tvm_init (&vm, "reader", 4 * MT_GIB, 0, 0, MT_MECH_BALLOON, 4 * MT_GIB, 0, MT_GIB);
-  tvm_observe (&vm, now, NAN);
+  tvm_fixture (&vm, &hp, &host, now, "reader", 4 * MT_GIB, 4 * MT_GIB, MT_GIB, NAN);
   vm.in.obs.source = MT_DATA_BALLOON;
   vm.in.control.shrink_since = now - S (10);
   vm.in.obs.major_fault_rate = vm.in.obs.major_fault_rate_avg = 2 * MT_PLAN_FAULTS_HIGH;
@@ -1702,6 +1720,136 @@ test_refaulting_not_shrunk (void)
     g_assert_false (plan->decisions[0].refaulting);
     g_assert_cmpuint (plan->n_actions, ==, 1);
     g_assert_cmpint (plan->actions[0].kind, ==, MT_ACTION_SHRINK);
+  }
+}
+
+/* A grow on its way is neither cut short nor asked again a few MiB
+ * larger: the balloon driver is busy taking the memory, and a new
+ * request makes it start over.  Once the rise that asked for it is
+ * over, the shrink path gives back what is too much after it landed.
+ * A short host may still cut it. */
+static void
+test_grow_in_flight_not_cut (void)
+{
+  TVm vm;
+  MtHostPolicy hp;
+  MtHostSample host;
+  gint64 now = S (500);
+  guint64 asked;
+
+  tvm_fixture (&vm, &hp, &host, now, "crowd", 8 * MT_GIB, 2 * MT_GIB, 1900 * MT_MIB, 25.0);
+  vm.in.obs.used_rate = 400.0 * MT_MIB;         /* a flash crowd */
+  vm.in.obs.used_growth = 400 * MT_MIB;
+  {
+    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+
+    g_assert_cmpuint (plan->n_actions, ==, 1);
+    g_assert_cmpint (plan->actions[0].kind, ==, MT_ACTION_GROW);
+    asked = plan->actions[0].to;
+    vm.in.control = plan->decisions[0].next;
+  }
+  /* A second later the balloon has not moved yet and the rise is over:
+   * the target is lower than what is on its way, but above the size. */
+  vm.balloon_stuck = TRUE;
+  tvm_observe (&vm, now + S (1), 25.0);
+  vm.in.obs.used_rate = 0;
+  vm.in.obs.used_growth = 400 * MT_MIB;
+  {
+    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (1));
+
+    g_assert_cmpuint (plan->decisions[0].target, <, asked);
+    g_assert_cmpuint (plan->decisions[0].target, >, 2 * MT_GIB);
+    g_assert_cmpuint (plan->n_actions, ==, 0);
+    g_assert_cmpint (plan->decisions[0].kind, ==, MT_DECISION_WAIT);
+    g_assert_nonnull (strstr (reason (&plan->decisions[0]), "still growing"));
+  }
+  /* Nor a few MiB more than what is on its way. */
+  vm.in.obs.used_rate = 410.0 * MT_MIB / 2;
+  vm.in.obs.used_growth = 405 * MT_MIB;
+  {
+    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (1));
+
+    g_assert_cmpuint (plan->decisions[0].target, <, asked + hp.min_change);
+    g_assert_cmpuint (plan->n_actions, ==, 0);
+  }
+  /* Much more than that: asked at once. */
+  vm.in.obs.used_rate = 800.0 * MT_MIB;
+  {
+    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (1));
+
+    g_assert_cmpuint (plan->n_actions, ==, 1);
+    g_assert_cmpuint (plan->actions[0].to, >=, asked + hp.min_change);
+  }
+  /* A short host takes its fair share back from a grow on its way. */
+  vm.in.obs.used_rate = 0;
+  host.mem_available = 0;
+  hp.budget = 2 * MT_GIB + 256 * MT_MIB;
+  {
+    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (1));
+
+    g_assert_true (plan->host_short);
+    g_assert_cmpuint (plan->n_actions, ==, 1);
+    g_assert_cmpuint (plan->actions[0].to, ==, hp.budget);
+  }
+}
+
+/* Major faults rising above what the guest usually has, below
+ * MT_PLAN_FAULTS_HIGH and with no pressure reported: the guest reads
+ * back hot page cache a probe took.  That raises the headroom (and
+ * remembers the level) instead of probing on; steady refaults are not
+ * calm, so the headroom is not lowered under them either. */
+static void
+test_refaults_stop_probing (void)
+{
+  TVm vm;
+  MtHostPolicy hp;
+  MtHostSample host;
+  gint64 now = S (500);
+  guint64 h0 = 64 * MT_MIB;
+
+  tvm_fixture (&vm, &hp, &host, now, "booted", 2 * MT_GIB, 540 * MT_MIB, 450 * MT_MIB, NAN);
+  vm.in.obs.source = MT_DATA_BALLOON;
+  vm.in.obs.idle = 0;                         /* the page cache fills the rest */
+  vm.pol.headroom = (MtSize) { .is_percent = TRUE, .percent = 10 };
+  vm.in.control.headroom = h0;
+  vm.in.control.calm_since = now - S (120);   /* probing down for a while */
+  vm.in.control.feedback_time = now - S (1);
+  vm.in.obs.major_fault_rate = 30;            /* 1 MiB/s of 32 KiB reads */
+  vm.in.obs.major_fault_rate_avg = 5;
+  g_assert_cmpfloat (vm.in.obs.major_fault_rate, <, MT_PLAN_FAULTS_HIGH);
+  {
+    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+
+    g_assert_true (plan->decisions[0].refaulting);
+    g_assert_cmpuint (plan->decisions[0].headroom, >=, h0 + MT_PLAN_RAISE_STEP_MIN);
+    g_assert_cmpuint (plan->decisions[0].next.pressure_floor, ==, plan->decisions[0].headroom);
+    g_assert_cmpuint (plan->decisions[0].floor, ==, 540 * MT_MIB);
+    vm.in.control = plan->decisions[0].next;
+  }
+  /* The same rate for long (now the guest's usual): no raise, and no
+   * lowering either. */
+  vm.in.control.headroom = h0 + 100 * MT_MIB;
+  vm.in.control.pressure_floor = 0;
+  vm.in.control.raise_time = MT_TIME_NEVER;
+  vm.in.control.calm_since = now - S (120);
+  vm.in.control.feedback_time = now;
+  vm.in.obs.major_fault_rate_avg = 30;
+  tvm_observe (&vm, now + S (2), NAN);
+  vm.in.obs.source = MT_DATA_BALLOON;
+  vm.in.obs.idle = 0;
+  vm.in.obs.major_fault_rate = vm.in.obs.major_fault_rate_avg = 30;
+  {
+    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (2));
+
+    g_assert_cmpuint (plan->decisions[0].headroom, ==, h0 + 100 * MT_MIB);
+    g_assert_cmpint (plan->decisions[0].next.calm_since, ==, MT_TIME_NEVER);
+  }
+  /* Quiet again: calm, and after MT_PLAN_CALM_HOLD the probe goes on. */
+  vm.in.obs.major_fault_rate = vm.in.obs.major_fault_rate_avg = 2;
+  {
+    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (2));
+
+    g_assert_cmpint (plan->decisions[0].next.calm_since, !=, MT_TIME_NEVER);
   }
 }
 
@@ -1830,5 +1978,7 @@ main (int argc, char **argv)
   g_test_add_func ("/planner/scenario/pressure-with-steady-working-set", test_pressure_with_steady_working_set);
   g_test_add_func ("/planner/scenario/refaulting-not-shrunk", test_refaulting_not_shrunk);
   g_test_add_func ("/planner/scenario/start-grace", test_start_grace);
+  g_test_add_func ("/planner/scenario/grow-in-flight-not-cut", test_grow_in_flight_not_cut);
+  g_test_add_func ("/planner/scenario/refaults-stop-probing", test_refaults_stop_probing);
   return g_test_run ();
 }
