@@ -608,22 +608,35 @@ test_node_get_domain (void)
                                    "Domain not found"));
 }
 
-static void
-test_node_collect (void)
+/* One collect() on the test node, with or without per-domain stats:
+ * the table of samples by UUID (both domains must be in it). */
+static GHashTable *
+collect_node (gboolean per_domain, MtVmSample **plain, MtVmSample **vmem)
 {
   g_autofree char *uri = node_uri ();
-  g_autoptr(MtBackend) b = connect_backend (uri, NULL);
+  g_autoptr(MtBackend) b = NULL;
   g_autoptr(GError) error = NULL;
-  g_autoptr(GHashTable) samples = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-  MtVmSample *plain, *vmem;
+  GHashTable *samples = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
 
+  if (per_domain)
+    g_setenv (MT_LIBVIRT_PER_DOMAIN_STATS_ENV, "1", TRUE);
+  b = connect_backend (uri, NULL);
+  g_unsetenv (MT_LIBVIRT_PER_DOMAIN_STATS_ENV);
   g_assert_true (b->ops->collect (b, 1234, collect_into, samples, &error));
   g_assert_no_error (error);
   g_assert_cmpuint (g_hash_table_size (samples), ==, 2);
-  plain = g_hash_table_lookup (samples, PLAIN_UUID);
-  vmem = g_hash_table_lookup (samples, VMEM_UUID);
-  g_assert_nonnull (plain);
-  g_assert_nonnull (vmem);
+  *plain = g_hash_table_lookup (samples, PLAIN_UUID);
+  *vmem = g_hash_table_lookup (samples, VMEM_UUID);
+  g_assert_nonnull (*plain);
+  g_assert_nonnull (*vmem);
+  return samples;
+}
+
+static void
+test_node_collect (void)
+{
+  MtVmSample *plain, *vmem;
+  g_autoptr(GHashTable) samples = collect_node (FALSE, &plain, &vmem);
 
   g_assert_cmpint (plain->time, ==, 1234);
   g_assert_cmpuint (plain->vmem_plugged, ==, 0);
@@ -642,22 +655,8 @@ test_node_collect (void)
 static void
 test_node_collect_per_domain (void)
 {
-  g_autofree char *uri = node_uri ();
-  g_autoptr(MtBackend) b = NULL;
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GHashTable) samples = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   MtVmSample *plain, *vmem;
-
-  g_setenv (MT_LIBVIRT_PER_DOMAIN_STATS_ENV, "1", TRUE);
-  b = connect_backend (uri, NULL);
-  g_unsetenv (MT_LIBVIRT_PER_DOMAIN_STATS_ENV);
-  g_assert_true (b->ops->collect (b, 1234, collect_into, samples, &error));
-  g_assert_no_error (error);
-  g_assert_cmpuint (g_hash_table_size (samples), ==, 2);
-  plain = g_hash_table_lookup (samples, PLAIN_UUID);
-  vmem = g_hash_table_lookup (samples, VMEM_UUID);
-  g_assert_nonnull (plain);
-  g_assert_nonnull (vmem);
+  g_autoptr(GHashTable) samples = collect_node (TRUE, &plain, &vmem);
 
   g_assert_cmpint (plain->time, ==, 1234);
   g_assert_cmpuint (plain->balloon_actual, ==, 768 * MT_MIB);
