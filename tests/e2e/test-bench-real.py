@@ -71,6 +71,11 @@ try:
             f"{kind}: an idle floor for each guest ({x['floor_mib']})")
         tap(all(x["psi_known"]), f"{kind}: guest pressure (PSI) known for every guest "
             "through memtidectl", str(x["psi_known"]))
+        tap(len(x.get("breakdown_gib_min") or []) == GUESTS
+            and all(abs(sum(b[k] for k in ("qemu_own", "anon", "cache", "other")) - g) < 0.01
+                    for b, g in zip(x["breakdown_gib_min"], x["per_guest_gib_min"])),
+            f"{kind}: the breakdown of each guest's RSS adds up to its GiB·min",
+            str(x.get("breakdown_gib_min")))
         tap(x["memtided_rc"] == 0, f"{kind}: memtided exited 0 (got {x['memtided_rc']})")
         alive = [p for p in (x.get("memtided_pid"), x.get("bus_pid"))
                  if p and os.path.exists(f"/proc/{p}")]

@@ -5,6 +5,8 @@ host changes (balloon, virtio-mem) is what the guest sees.
 Boots two TCG guests: g0 with 512 MiB boot memory and a 1 GiB virtio-mem
 device (2 MiB blocks, 256 MiB plugged), running a small workload; g1
 balloon-only. Then:
+  - both have the default 1 GiB swap disk on (swapon in the guest, the
+    host side with cache='none'),
   - libvirt's balloon stats are there,
   - a balloon change (setMemoryFlags) moves g1's MemTotal by the same amount,
   - virtio-mem requested 256 -> 512 -> 0 MiB (updateDeviceFlags) moves
@@ -17,6 +19,7 @@ MEMTIDE_WORKLOAD (required), MEMTIDE_AGENT (optional).
 """
 
 import os
+import re
 import time
 
 import e2elib
@@ -116,6 +119,18 @@ def main():
             and "balloon=1" in g1.ready_line,
             "guests see their balloon, virtio-mem and agent port devices",
             f"g0: {g0.ready_line}\ng1: {g1.ready_line}")
+        # Default swap: 1 GiB minus the 4 KiB mkswap header, on a disk QEMU
+        # opens with O_DIRECT (swapped pages must not land in host page cache).
+        swap_kib = [int(m.group(1)) if m else 0 for m in
+                    (re.search(r" swap=(\d+)", g.ready_line) for g in (g0, g1))]
+        caches = []
+        for g in (g0, g1):
+            for disk in g.live_xml().iter("disk"):
+                if disk.findtext("serial") == testbed.SWAP_DISK_SERIAL:
+                    caches.append(disk.find("driver").get("cache"))
+        tap(all(GiB - 8 <= k <= GiB for k in swap_kib) and caches == ["none", "none"],
+            "guests have their 1 GiB swap on, the swap disk with cache='none'",
+            f"SwapTotal kB {swap_kib}, swap disk cache modes {caches}")
 
         # Run files, for the leftover checks after teardown.
         leftovers = {

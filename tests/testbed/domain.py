@@ -10,7 +10,8 @@ import threading
 import xml.etree.ElementTree as ET
 
 from tbcommon import (AGENT_PORT, CACHE_DISK_SERIAL, GiB, META_KEY, META_NS,
-                      MiB, NAME_MARKER, RUN_ROOT, TestbedError, libvirt, log)
+                      MiB, NAME_MARKER, RUN_ROOT, SWAP_DISK_SERIAL,
+                      TestbedError, libvirt, log)
 
 
 @dataclasses.dataclass
@@ -23,6 +24,10 @@ class GuestSpec:
     vmem_requested_kib: int = 0
     workload: str | None = None          # memtide-workload schedule
     cache_disk_kib: int = 1 * GiB        # ext4 disk for page cache; 0: tmpfs
+    # Swap disk, as overcommitted production guests (and the simulator's)
+    # have: a burst the host has not granted yet swaps instead of
+    # OOM-killing. Sparse, so unused swap costs nothing. 0: no swap.
+    swap_kib: int = 1 * GiB
     agent: bool = True                   # start memtide-agent if included
     extra_cmdline: str = ""
     tb_cache_mib: int = 16               # TCG translation cache (TCG only)
@@ -48,8 +53,9 @@ def owner_alive(pid, start):
 
 
 def domain_xml(name, spec, kernel, initrd, console, cmdline, disk, accel,
-               meta):
-    """The libvirt domain XML for one guest."""
+               meta, swap=None):
+    """The libvirt domain XML for one guest. disk: the page-cache disk
+    image, swap: the swap disk image (None: no such disk)."""
     vmem = spec.vmem_size_kib > 0
     boot = spec.memory_kib
     lines = [f"<domain type='{'kvm' if accel == 'kvm' else 'qemu'}'>",
@@ -111,6 +117,16 @@ def domain_xml(name, spec, kernel, initrd, console, cmdline, disk, accel,
                      "<driver name='qemu' type='raw' cache='unsafe'/>"
                      f"<source file='{disk}'/><target dev='vda' bus='virtio'/>"
                      f"<serial>{CACHE_DISK_SERIAL}</serial></disk>")
+    if swap:
+        # cache='none' (O_DIRECT): swapped-out guest pages go to the disk,
+        # not into the host's page cache, where they would leave QEMU's RSS
+        # and still take host memory. The run directory must be on a
+        # filesystem with O_DIRECT (ext4, xfs; not tmpfs): the testbed
+        # checks that before it defines the guest.
+        lines.append("    <disk type='file' device='disk'>"
+                     "<driver name='qemu' type='raw' cache='none'/>"
+                     f"<source file='{swap}'/><target dev='vdb' bus='virtio'/>"
+                     f"<serial>{SWAP_DISK_SERIAL}</serial></disk>")
     if vmem:
         lines += ["    <memory model='virtio-mem'>",
                   "      <target>",

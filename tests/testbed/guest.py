@@ -16,6 +16,7 @@ class MemInfo:
     available_kib: int
     free_kib: int
     pos: int                             # console offset of the line
+    swap_used_kib: int = 0               # guest swap in use (0: none or no swap)
 
 
 @dataclasses.dataclass
@@ -109,7 +110,7 @@ class Guest:
             last = MEMINFO_RE.match(text, i)
             end = i
         return MemInfo(int(last.group(1)), int(last.group(2)),
-                       int(last.group(3)), last.start())
+                       int(last.group(3)), last.start(), int(last.group(4) or 0))
 
     def wait_meminfo(self, pred, timeout=60.0, since=None, what="condition"):
         """Waits for a MEMTIDE-MEMINFO line printed after since (default:
@@ -122,7 +123,7 @@ class Guest:
             text = self.console()
             for m in MEMINFO_RE.finditer(text, pos):
                 last = MemInfo(int(m.group(1)), int(m.group(2)),
-                               int(m.group(3)), m.start())
+                               int(m.group(3)), m.start(), int(m.group(4) or 0))
                 pos = m.end()
                 if pred(last):
                     return last

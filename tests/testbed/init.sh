@@ -5,7 +5,8 @@
 # serial console, so everything a test needs is printed there as marker
 # lines that start at column 0:
 #   MEMTIDE-GUEST-READY kernel=.. balloon=0|1 vmem=0|1 agent-port=0|1 ...
-#   MEMTIDE-MEMINFO total=<kB> available=<kB> free=<kB>     (every second)
+#   MEMTIDE-MEMINFO total=<kB> available=<kB> free=<kB> [swap=<kB used>]
+#                                                           (every second)
 #   MEMTIDE-WORKLOAD-EXIT status=N [signal=S]               (if it ever ends)
 #   MEMTIDE-AGENT-EXIT status=N [signal=S]
 #   MEMTIDE-AGENT-STOPPED / -STARTED / -STAT                (test options below)
@@ -24,6 +25,8 @@
 #                               cpu_ticks= (utime+stime, 100/s) uptime=
 #   memtide.cache=SERIAL        mount the virtio disk with this serial as
 #                               the workload's cache filesystem
+#   memtide.swap=SERIAL         mkswap + swapon the virtio disk with this
+#                               serial (the guest's swap device)
 # PID 1 must never exit (the kernel would panic), hence the final loop.
 
 PATH=/bin:/sbin
@@ -62,6 +65,7 @@ workload=
 reserve=32M
 agent=1
 cache_serial=
+swap_serial=
 agent_stop_after=
 agent_restart_after=
 agent_stat=0
@@ -71,6 +75,7 @@ for arg in $(cat /proc/cmdline); do
 	memtide.workload_reserve=*) reserve=${arg#memtide.workload_reserve=} ;;
 	memtide.agent=*) agent=${arg#memtide.agent=} ;;
 	memtide.cache=*) cache_serial=${arg#memtide.cache=} ;;
+	memtide.swap=*) swap_serial=${arg#memtide.swap=} ;;
 	memtide.agent_stop_after=*) agent_stop_after=${arg#memtide.agent_stop_after=} ;;
 	memtide.agent_restart_after=*) agent_restart_after=${arg#memtide.agent_restart_after=} ;;
 	memtide.agent_stat=*) agent_stat=${arg#memtide.agent_stat=} ;;
@@ -92,12 +97,16 @@ while [ $i -lt 50 ]; do
 	i=$((i + 1))
 done
 
+# /dev node of the virtio disk with serial $1, or nothing.
+disk_by_serial() {
+	for s in /sys/block/*/serial; do
+		[ -r "$s" ] && [ "$(cat "$s")" = "$1" ] && echo /dev/$(basename "$(dirname "$s")")
+	done
+}
+
 cache_dir=/tmp
 if [ -n "$cache_serial" ]; then
-	cache_dev=
-	for s in /sys/block/*/serial; do
-		[ -r "$s" ] && [ "$(cat "$s")" = "$cache_serial" ] && cache_dev=/dev/$(basename "$(dirname "$s")")
-	done
+	cache_dev=$(disk_by_serial "$cache_serial")
 	if [ -z "$cache_dev" ]; then
 		err "no disk with serial $cache_serial for the page-cache filesystem"
 	elif mount -t ext4 -o noatime "$cache_dev" /mnt/cache; then
@@ -107,11 +116,27 @@ if [ -n "$cache_serial" ]; then
 	fi
 fi
 
-# Guest size, once a second, in one write per line.
+# The host made the disk a sparse file; mkswap writes its one header page.
+if [ -n "$swap_serial" ]; then
+	swap_dev=$(disk_by_serial "$swap_serial")
+	if [ -z "$swap_dev" ]; then
+		err "no disk with serial $swap_serial for swap"
+	elif ! mkswap "$swap_dev" >/dev/null 2>&1; then
+		err "mkswap $swap_dev failed"
+	elif ! swapon "$swap_dev"; then
+		err "swapon $swap_dev failed"
+	fi
+fi
+swap_kb=$(awk '/^SwapTotal:/ {print $2}' /proc/meminfo)
+
+# Guest size, once a second, in one write per line (swap= only with swap).
 (
 	while :; do
 		awk '/^MemTotal:/ {t=$2} /^MemAvailable:/ {a=$2} /^MemFree:/ {f=$2}
-		     END {printf "MEMTIDE-MEMINFO total=%d available=%d free=%d\n", t, a, f}' /proc/meminfo
+		     /^SwapTotal:/ {st=$2} /^SwapFree:/ {sf=$2}
+		     END {line = sprintf("MEMTIDE-MEMINFO total=%d available=%d free=%d", t, a, f)
+		          if (st > 0) line = line sprintf(" swap=%d", st - sf)
+		          print line}' /proc/meminfo
 		sleep 1
 	done
 ) &
@@ -126,7 +151,7 @@ if [ -x /bin/memtide-agent ] && [ "$agent" != 0 ]; then
 	agent_started=1
 fi
 
-echo "MEMTIDE-GUEST-READY kernel=$kver balloon=$has_balloon vmem=$has_vmem agent-port=$has_port agent=$agent_started cache=$cache_dir uptime=$(cut -d' ' -f1 /proc/uptime)"
+echo "MEMTIDE-GUEST-READY kernel=$kver balloon=$has_balloon vmem=$has_vmem agent-port=$has_port agent=$agent_started cache=$cache_dir swap=${swap_kb:-0} uptime=$(cut -d' ' -f1 /proc/uptime)"
 
 # Test hooks (kernel command line, see the top): stop and restart the
 # agent on a schedule, print its footprint.

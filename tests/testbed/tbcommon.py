@@ -20,6 +20,7 @@ META_NS = "https://memtide.org/ns/testbed/1"
 META_KEY = "memtide-testbed"
 AGENT_PORT = "org.memtide.agent.0"
 CACHE_DISK_SERIAL = "memtide-cache"
+SWAP_DISK_SERIAL = "memtide-swap"
 DEFAULT_URI = "qemu:///system"
 # QEMU runs as libvirt-qemu under qemu:///system: run files live where that
 # user can reach them (libvirt's DAC driver relabels kernel, initrd and
@@ -27,8 +28,10 @@ DEFAULT_URI = "qemu:///system"
 RUN_ROOT = "/var/lib/libvirt/memtide-testbed"
 
 READY_RE = re.compile(r"^MEMTIDE-GUEST-READY\b.*$", re.M)
+# swap= (swap in use, kB) is printed by guests that have a swap device.
 MEMINFO_RE = re.compile(
-    r"^MEMTIDE-MEMINFO total=(\d+) available=(\d+) free=(\d+)\s*$", re.M)
+    r"^MEMTIDE-MEMINFO total=(\d+) available=(\d+) free=(\d+)"
+    r"(?: swap=(\d+))?\s*$", re.M)
 WORKLOAD_RE = re.compile(
     r"^memtide-workload: t=([\d.]+) anon=(\d+)M cache=(\d+)M step=(\S+).*$", re.M)
 

@@ -53,7 +53,8 @@ import initramfs  # noqa: E402
 from initramfs import PrerequisiteError  # noqa: E402,F401
 from tbcommon import (  # noqa: E402,F401
     AGENT_PORT, CACHE_DISK_SERIAL, DEFAULT_URI, GiB, KiB, META_KEY, META_NS,
-    MEMINFO_RE, MiB, NAME_MARKER, READY_RE, RUN_ROOT, WORKLOAD_RE,
+    MEMINFO_RE, MiB, NAME_MARKER, READY_RE, RUN_ROOT, SWAP_DISK_SERIAL,
+    WORKLOAD_RE,
     TestbedError, libvirt, log, parse_size_kib)
 from guest import Guest, MemInfo, VirtioMem  # noqa: E402,F401
 from domain import (  # noqa: E402,F401
@@ -64,6 +65,7 @@ from watch import watch_snapshot  # noqa: E402
 __all__ = [
     "AGENT_PORT", "CACHE_DISK_SERIAL", "GiB", "Guest", "GuestSpec", "KiB",
     "MEMINFO_RE", "MemInfo", "MiB", "PrerequisiteError", "READY_RE",
+    "SWAP_DISK_SERIAL",
     "Testbed", "TestbedError", "VirtioMem", "WORKLOAD_RE",
     "check_prerequisites", "cleanup", "connect", "ensure_daemons",
     "remove_run", "testbed_domains", "watch_snapshot",
@@ -259,6 +261,16 @@ class Testbed:
                        capture_output=True)
         return path
 
+    def _swap_disk(self, name, kib):
+        """A sparse raw file for the guest's swap (the guest runs mkswap on
+        it at boot). QEMU opens it with O_DIRECT (cache='none'), so the
+        run directory's filesystem must support O_DIRECT."""
+        path = os.path.join(self.rundir, f"{name}.swap.img")
+        with open(path, "wb") as f:
+            f.truncate(kib * 1024)
+        _check_o_direct(path)
+        return path
+
     def _define_and_start(self, spec, accel, suffix=None):
         idx = self._next_index
         if suffix is None:
@@ -274,6 +286,10 @@ class Testbed:
         if spec.cache_disk_kib:
             disk = self._cache_disk(name, spec.cache_disk_kib)
             cmd.append(f"memtide.cache={CACHE_DISK_SERIAL}")
+        swap = None
+        if spec.swap_kib:
+            swap = self._swap_disk(name, spec.swap_kib)
+            cmd.append(f"memtide.swap={SWAP_DISK_SERIAL}")
         if spec.extra_cmdline:
             cmd.append(spec.extra_cmdline)
         meta = {"prefix": self.prefix,
@@ -281,7 +297,7 @@ class Testbed:
                 "owner-start": proc_starttime(os.getpid()),
                 "rundir": self.rundir}
         xml = domain_xml(name, spec, self._kernel_copy, self._initrd_copy,
-                         console, " ".join(cmd), disk, accel, meta)
+                         console, " ".join(cmd), disk, accel, meta, swap)
         t0 = time.monotonic()
         # Record before defining: a crash in between must still be cleaned.
         self._created.append(name)
@@ -323,7 +339,8 @@ class Testbed:
         if not os.path.exists("/dev/kvm"):
             return False, "/dev/kvm does not exist"
         g = self._define_and_start(GuestSpec(memory_kib=256 * MiB,
-                                             cache_disk_kib=0, agent=False),
+                                             cache_disk_kib=0, swap_kib=0,
+                                             agent=False),
                                    "kvm", suffix="kvmprobe")
         try:
             self._wait_ready([g], 30)
@@ -424,6 +441,20 @@ class Testbed:
                 libvirt.VIR_DOMAIN_AFFECT_CONFIG | libvirt.VIR_DOMAIN_AFFECT_LIVE)
 
 
+def _check_o_direct(path):
+    """Raises TestbedError if path's filesystem refuses O_DIRECT (tmpfs on
+    older kernels), which QEMU needs for a cache='none' disk."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_DIRECT)
+    except OSError as e:
+        raise TestbedError(
+            f"{path}: the filesystem of {os.path.dirname(path)} does not "
+            f"support O_DIRECT ({e.strerror}), which the swap disk needs "
+            "(cache='none'); put the run directory on ext4/xfs or give the "
+            "guests no swap (GuestSpec.swap_kib=0, --swap 0)") from e
+    os.close(fd)
+
+
 def _find_built(rel):
     """Newest REPO/build*/rel, the usual meson build directories."""
     cands = [p for p in glob.glob(os.path.join(REPO_ROOT, "build*", rel))
@@ -452,6 +483,7 @@ def _cli_up(args):
             vmem_requested_kib=parse_size_kib(args.vmem_requested),
             workload=None if w in (None, "", "none") else w,
             cache_disk_kib=parse_size_kib(args.cache_disk),
+            swap_kib=parse_size_kib(args.swap),
             extra_cmdline=args.cmdline or ""))
     tb = Testbed(workload=args.workload_bin, agent=args.agent,
                  workdir=args.workdir, uri=args.uri, accel=args.accel,
@@ -561,6 +593,10 @@ files (kernel, initramfs, console logs, cache disks) live in
                    help="each guest's ext4 disk for the workload's page cache "
                    "(default 1G, sparse; 0: none, the cache file then lives "
                    "in tmpfs and cannot be reclaimed)")
+    u.add_argument("--swap", default="1G", metavar="SIZE",
+                   help="each guest's swap disk (default 1G, sparse raw, "
+                   "cache='none'; 0: no swap, the guest OOM-kills instead of "
+                   "swapping)")
     u.add_argument("--workload-bin", default=None, metavar="PATH",
                    help="memtide-workload binary (default: $MEMTIDE_WORKLOAD, "
                    "else the newest build*/tests/workload/memtide-workload)")

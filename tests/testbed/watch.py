@@ -35,7 +35,7 @@ def watch_snapshot(conn, prefix=None):
             f"{fmt_mib(hm['MemAvailable'])}   {time.strftime('%H:%M:%S')}",
             "",
             f"{'GUEST':<26} {'STATE':<7} {'BALLOON':>8} {'VMEM cur/req':>13} "
-            f"{'G-TOTAL':>8} {'G-AVAIL':>8} {'UNUSED':>7} {'HOST-RSS':>8}  WORKLOAD"]
+            f"{'G-TOTAL':>8} {'G-AVAIL':>8} {'G-SWAP':>7} {'UNUSED':>7} {'HOST-RSS':>8}  WORKLOAD"]
     for dom, meta in sorted(testbed_domains(conn, prefix),
                             key=lambda dm: dm[0].name()):
         state = "running" if dom.isActive() else "off"
@@ -57,16 +57,18 @@ def watch_snapshot(conn, prefix=None):
         wl = list(WORKLOAD_RE.finditer(text))
         gt = fmt_mib(int(mi[-1].group(1))) if mi else "-"
         ga = fmt_mib(int(mi[-1].group(2))) if mi else "-"
+        gs = fmt_mib(int(mi[-1].group(4))) if mi and mi[-1].group(4) else "-"
         wtext = (f"anon={wl[-1].group(2)}M cache={wl[-1].group(3)}M "
                  f"{wl[-1].group(4)}") if wl else ""
         rows.append(f"{dom.name():<26} {state:<7} {fmt_mib(st.get('actual')):>8} "
-                    f"{vm:>13} {gt:>8} {ga:>8} {fmt_mib(st.get('unused')):>7} "
+                    f"{vm:>13} {gt:>8} {ga:>8} {gs:>7} {fmt_mib(st.get('unused')):>7} "
                     f"{fmt_mib(st.get('rss')):>8}  {wtext}")
     if len(rows) == 3:
         rows.append("(no testbed guests)")
     rows += ["",
              "BALLOON: balloon actual (boot memory the guest keeps); VMEM: "
              "virtio-mem plugged/requested;",
-             "G-TOTAL/G-AVAIL: guest MemTotal/MemAvailable from its console; "
+             "G-TOTAL/G-AVAIL/G-SWAP: guest MemTotal/MemAvailable/swap in use "
+             "from its console; "
              "UNUSED: balloon stat; HOST-RSS: QEMU RSS"]
     return "\n".join(rows)
