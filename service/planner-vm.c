@@ -251,7 +251,7 @@ feedback (MtPlanCtx *ctx, MtVmEval *ev)
   const MtVmPolicy *p = in->policy;
   MtVmControl *c = ev->next;
   guint64 hmin, h, cap, burst;
-  gboolean rising, raise, calm, in_flight, proven;
+  gboolean rising, raise, calm, in_flight, proven, hard;
   double factor = 1.0;
 
   /* Count what the guest kernel keeps, so the headroom is really free
@@ -342,8 +342,15 @@ feedback (MtPlanCtx *ctx, MtVmEval *ev)
        * once this tick already raised, raising again only compounds: the
        * working set term follows the rise anyway, and a VM holding far
        * more than it needs makes the host look short to the others. */
+      /* PSI avg10 averages 10 s: right after a raise's grow landed it
+       * still shows the stall before it.  Pressure alone raises again
+       * only once avg10 could show whether the last raise helped;
+       * refaults, swap-in, low memory and OOM kills are news at once. */
+      hard = ev->oom || ev->avail_low || ev->swap_high || ev->faults_high;
       in_flight = (c->pending && c->last_target > ev->cur)
                   || (c->raise_time != MT_TIME_NEVER && mt_elapsed (ctx->now, c->raise_time) < ctx->tick)
+                  || (!hard && c->raise_time != MT_TIME_NEVER
+                      && mt_elapsed (ctx->now, c->raise_time) < MT_PLAN_PSI_SETTLE)
                   || (!proven && c->raised_unproven);
       if (raise && in_flight)
         c->calm_since = MT_TIME_NEVER;
@@ -362,7 +369,11 @@ feedback (MtPlanCtx *ctx, MtVmEval *ev)
             had = MAX (h, mt_sat_sub (mt_sat_sub (ev->cur, ev->active),
                                       ev->idle == MT_UNKNOWN ? ev->cur : ev->idle));
           h = MAX (mt_sat_from_double ((double) had * factor), mt_sat_add (had, MT_PLAN_RAISE_STEP_MIN));
-          if (steady)
+          /* Remembered only when more memory relieved it (the guest
+           * read memory back): a page-cache write stalls in writeback
+           * at any size, and a floor learned from it would hold room
+           * the guest only fills with more cache. */
+          if (steady && proven)
             {
               c->pressure_floor = h;
               c->pressure_time = o->observed;
