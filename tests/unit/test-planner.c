@@ -1452,6 +1452,24 @@ test_rise_lead (void)
   }
 }
 
+/* One plan for @vm observed at @t under 25% pressure with these major
+ * fault rates: the headroom it decides; with @keep, its control state
+ * is kept for the next plan. */
+static guint64
+pressured_plan (TVm *vm, const MtHostSample *host, const MtHostPolicy *hp, gint64 t,
+                double faults, double faults_avg, gboolean keep)
+{
+  g_autoptr(MtPlan) plan = NULL;
+
+  tvm_observe (vm, t, 25.0);
+  vm->in.obs.major_fault_rate = faults;
+  vm->in.obs.major_fault_rate_avg = faults_avg;
+  plan = mt_plan_compute (host, &vm->in, 1, hp, t);
+  if (keep)
+    vm->in.control = plan->decisions[0].next;
+  return plan->decisions[0].headroom;
+}
+
 /* Headroom is raised at most once per tick and not while the grow it
  * asked for is on its way; after calm it decays at 2%/s. */
 static void
@@ -1510,42 +1528,18 @@ test_headroom_no_compounding (void)
    * memory relieves, but PSI avg10 still averages the 10 s before the
    * grow landed: not raised again within MT_PLAN_PSI_SETTLE of the last
    * raise... */
-  tvm_observe (&vm, now + S (2.0), 25.0);
-  vm.in.obs.major_fault_rate = 2 * MT_PLAN_FAULTS_LOW;
-  vm.in.obs.major_fault_rate_avg = 2 * MT_PLAN_FAULTS_LOW;
-  {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (2.0));
-
-    g_assert_cmpuint (plan->decisions[0].headroom, ==, h);
-  }
+  g_assert_cmpuint (pressured_plan (&vm, &host, &hp, now + S (2.0), 2 * MT_PLAN_FAULTS_LOW,
+                                    2 * MT_PLAN_FAULTS_LOW, FALSE), ==, h);
   /* ...but at once when the refaults rise (news avg10 cannot lag)... */
-  vm.in.obs.major_fault_rate_avg = MT_PLAN_FAULTS_LOW / 2;
-  {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (2.0));
-
-    g_assert_cmpuint (plan->decisions[0].headroom, >, h);
-  }
+  g_assert_cmpuint (pressured_plan (&vm, &host, &hp, now + S (2.0), 2 * MT_PLAN_FAULTS_LOW,
+                                    MT_PLAN_FAULTS_LOW / 2, FALSE), >, h);
   /* ...and once avg10 had its 10 s since the raise (at `now`) to show
    * that it did not help. */
-  vm.in.obs.major_fault_rate_avg = 2 * MT_PLAN_FAULTS_LOW;
-  tvm_observe (&vm, now + S (9.5), 25.0);
-  vm.in.obs.major_fault_rate = 2 * MT_PLAN_FAULTS_LOW;
-  vm.in.obs.major_fault_rate_avg = 2 * MT_PLAN_FAULTS_LOW;
-  {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (9.5));
-
-    g_assert_cmpuint (plan->decisions[0].headroom, ==, h);
-  }
-  tvm_observe (&vm, now + S (10.5), 25.0);
-  vm.in.obs.major_fault_rate = 2 * MT_PLAN_FAULTS_LOW;
-  vm.in.obs.major_fault_rate_avg = 2 * MT_PLAN_FAULTS_LOW;
-  {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (10.5));
-
-    g_assert_cmpuint (plan->decisions[0].headroom, >, h);
-    h = plan->decisions[0].headroom;
-    vm.in.control = plan->decisions[0].next;
-  }
+  g_assert_cmpuint (pressured_plan (&vm, &host, &hp, now + S (9.5), 2 * MT_PLAN_FAULTS_LOW,
+                                    2 * MT_PLAN_FAULTS_LOW, FALSE), ==, h);
+  h = pressured_plan (&vm, &host, &hp, now + S (10.5), 2 * MT_PLAN_FAULTS_LOW,
+                      2 * MT_PLAN_FAULTS_LOW, TRUE);
+  g_assert_cmpuint (h, >, 192 * MT_MIB);
   /* Calm for 30 s, then 10 s more: 2%/s lowers it by ~20% (the level
    * pressure was seen at long forgotten: see test_pressure_floor). */
   vm.in.control.pending = FALSE;
