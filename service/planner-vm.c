@@ -363,9 +363,11 @@ feedback (MtPlanCtx *ctx, MtVmEval *ev)
            * larger), and remember the level.  Pressure during a rise is
            * the rise's, which the burst and the rise lead answer. */
           gboolean steady = o->used_growth <= MAX (hmin, MT_PLAN_RAISE_STEP_MIN);
+          gboolean pressure_now = (ev->pressured && rising) || ev->swap_high || ev->oom || ev->avail_low
+                                  || (isfinite (o->major_fault_rate) && o->major_fault_rate > MT_PLAN_FAULTS_HIGH);
           guint64 had = h;
 
-          if (steady)
+          if (steady && pressure_now)
             had = MAX (h, mt_sat_sub (mt_sat_sub (ev->cur, ev->active),
                                       ev->idle == MT_UNKNOWN ? ev->cur : ev->idle));
           h = MAX (mt_sat_from_double ((double) had * factor), mt_sat_add (had, MT_PLAN_RAISE_STEP_MIN));

@@ -1661,6 +1661,36 @@ test_burst_headroom (void)
   }
 }
 
+/* The same file server refaulting only a little (20 major faults/s,
+ * above MT_PLAN_FAULTS_LOW and its usual rate, below
+ * MT_PLAN_FAULTS_HIGH) and with no pressure: it read back a few pages
+ * of a file it had not touched for a while.  That raises the headroom
+ * by a step, not to all the page cache it holds (a real guest re-read a
+ * 600 MiB file once and was given 742 MiB of headroom for it). */
+static void
+test_marginal_refaults_raise_a_step (void)
+{
+  TVm vm;
+  MtHostPolicy hp;
+  MtHostSample host;
+  gint64 now = S (500);
+
+  tvm_fixture (&vm, &hp, &host, now, "files", 8 * MT_GIB, 2 * MT_GIB, 800 * MT_MIB, 0.0);
+  vm.pol.min = (MtSize) { .bytes = 2 * MT_GIB };
+  vm.pol.headroom = (MtSize) { .is_percent = TRUE, .percent = 10 };
+  vm.in.obs.idle = 0;                         /* the cache fills the rest */
+  vm.in.obs.major_fault_rate = 2 * MT_PLAN_FAULTS_LOW;
+  vm.in.obs.major_fault_rate_avg = MT_PLAN_FAULTS_LOW / 4;
+  g_assert_cmpfloat (vm.in.obs.major_fault_rate, <, MT_PLAN_FAULTS_HIGH);
+  {
+    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+
+    /* 10% of 800 MiB, raised by a quarter or at least 32 MiB. */
+    g_assert_cmpuint (plan->decisions[0].headroom, ==, 80 * MT_MIB + MT_PLAN_RAISE_STEP_MIN);
+    g_assert_true (plan->decisions[0].refaulting);
+  }
+}
+
 /* A file server at its min (2 GiB) whose hot page cache no longer fits:
  * pressure and refaults with a steady working set.  The headroom the
  * policy gives (80 MiB) is far below what the guest had beyond its
@@ -2000,6 +2030,8 @@ main (int argc, char **argv)
   g_test_add_func ("/planner/scenario/no-tiny-emergency-grows", test_no_tiny_emergency_grows);
   g_test_add_func ("/planner/scenario/kernel-reserve-and-growth", test_kernel_reserve_and_growth);
   g_test_add_func ("/planner/scenario/burst-headroom", test_burst_headroom);
+  g_test_add_func ("/planner/scenario/marginal-refaults-raise-a-step",
+                   test_marginal_refaults_raise_a_step);
   g_test_add_func ("/planner/scenario/pressure-with-steady-working-set", test_pressure_with_steady_working_set);
   g_test_add_func ("/planner/scenario/refaulting-not-shrunk", test_refaulting_not_shrunk);
   g_test_add_func ("/planner/scenario/start-grace", test_start_grace);
