@@ -175,6 +175,7 @@ typedef struct {
   gint64  calm_since;          /* pressure ~0 since, MT_TIME_NEVER = not calm */
   gint64  shrink_since;        /* wanted to shrink continuously since */
   gint64  raise_time;          /* plan time of the last headroom raise */
+  double  raise_psi;           /* PSI some (%) that raise answered, 0 = none or unknown */
   gboolean raised_unproven;    /* raised on pressure alone in this pressure episode */
   guint64 burst;               /* largest recent rise of the working set, held as
                                   headroom and decaying (MT_PLAN_BURST_HALF_LIFE) */

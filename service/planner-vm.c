@@ -346,7 +346,10 @@ feedback (MtPlanCtx *ctx, MtVmEval *ev)
        * still shows the stall before it.  Pressure alone raises again
        * only once avg10 could show whether the last raise helped;
        * refaults, swap-in, low memory and OOM kills are news at once. */
-      hard = ev->oom || ev->avail_low || ev->swap_high || ev->faults_high;
+      /* Pressure well above what the last raise answered is news
+       * too: a new stall (a file re-read, say), not the old one's echo. */
+      hard = ev->oom || ev->avail_low || ev->swap_high || ev->faults_high
+             || (isfinite (o->psi_some) && o->psi_some > MT_PLAN_PSI_WORSE * c->raise_psi);
       in_flight = (c->pending && c->last_target > ev->cur)
                   || (c->raise_time != MT_TIME_NEVER && mt_elapsed (ctx->now, c->raise_time) < ctx->tick)
                   || (!hard && c->raise_time != MT_TIME_NEVER
@@ -382,6 +385,7 @@ feedback (MtPlanCtx *ctx, MtVmEval *ev)
             }
           c->calm_since = MT_TIME_NEVER;
           c->raise_time = ctx->now;
+          c->raise_psi = isfinite (o->psi_some) ? o->psi_some : 0.0;
           c->raised_unproven = !proven;
         }
       else if (calm && c->calm_since == MT_TIME_NEVER)

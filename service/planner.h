@@ -44,7 +44,9 @@
 #define MT_PLAN_DECAY_PER_S        0.02            /* headroom lowered 2%/s while calm */
 #define MT_PLAN_FLOOR_HALF_LIFE    600.0           /* s: pressure's level is forgotten */
 #define MT_PLAN_PSI_SETTLE         (10 * G_USEC_PER_SEC) /* PSI avg10's window: pressure
-                                                      alone raises again after this */
+                                                      alone raises again after this ... */
+#define MT_PLAN_PSI_WORSE          1.5             /* ... or at once above 1.5x what the
+                                                      last raise answered */
 #define MT_PLAN_BURST_HALF_LIFE    30.0            /* s: a recent rise is held as headroom */
 #define MT_PLAN_RISE_LEAD          (2 * G_USEC_PER_SEC)  /* need leads a rising working set by this */
 #define MT_PLAN_SETTLE_TICKS       2               /* ticks after acting before a shrink */

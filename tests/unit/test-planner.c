@@ -1452,16 +1452,16 @@ test_rise_lead (void)
   }
 }
 
-/* One plan for @vm observed at @t under 25% pressure with these major
+/* One plan for @vm observed at @t under @psi % pressure with these major
  * fault rates: the headroom it decides; with @keep, its control state
  * is kept for the next plan. */
 static guint64
 pressured_plan (TVm *vm, const MtHostSample *host, const MtHostPolicy *hp, gint64 t,
-                double faults, double faults_avg, gboolean keep)
+                double psi, double faults, double faults_avg, gboolean keep)
 {
   g_autoptr(MtPlan) plan = NULL;
 
-  tvm_observe (vm, t, 25.0);
+  tvm_observe (vm, t, psi);
   vm->in.obs.major_fault_rate = faults;
   vm->in.obs.major_fault_rate_avg = faults_avg;
   plan = mt_plan_compute (host, &vm->in, 1, hp, t);
@@ -1528,16 +1528,22 @@ test_headroom_no_compounding (void)
    * memory relieves, but PSI avg10 still averages the 10 s before the
    * grow landed: not raised again within MT_PLAN_PSI_SETTLE of the last
    * raise... */
-  g_assert_cmpuint (pressured_plan (&vm, &host, &hp, now + S (2.0), 2 * MT_PLAN_FAULTS_LOW,
+  g_assert_cmpuint (pressured_plan (&vm, &host, &hp, now + S (2.0), 25.0, 2 * MT_PLAN_FAULTS_LOW,
                                     2 * MT_PLAN_FAULTS_LOW, FALSE), ==, h);
   /* ...but at once when the refaults rise (news avg10 cannot lag)... */
-  g_assert_cmpuint (pressured_plan (&vm, &host, &hp, now + S (2.0), 2 * MT_PLAN_FAULTS_LOW,
+  g_assert_cmpuint (pressured_plan (&vm, &host, &hp, now + S (2.0), 25.0, 2 * MT_PLAN_FAULTS_LOW,
                                     MT_PLAN_FAULTS_LOW / 2, FALSE), >, h);
+  /* ...or at once when the pressure is well above what the raise
+   * answered (25%): a new stall, not the old one's echo... */
+  g_assert_cmpuint (pressured_plan (&vm, &host, &hp, now + S (2.0), 25.0 * MT_PLAN_PSI_WORSE + 1,
+                                    2 * MT_PLAN_FAULTS_LOW, 2 * MT_PLAN_FAULTS_LOW, FALSE), >, h);
+  g_assert_cmpuint (pressured_plan (&vm, &host, &hp, now + S (2.0), 25.0 * MT_PLAN_PSI_WORSE - 1,
+                                    2 * MT_PLAN_FAULTS_LOW, 2 * MT_PLAN_FAULTS_LOW, FALSE), ==, h);
   /* ...and once avg10 had its 10 s since the raise (at `now`) to show
    * that it did not help. */
-  g_assert_cmpuint (pressured_plan (&vm, &host, &hp, now + S (9.5), 2 * MT_PLAN_FAULTS_LOW,
+  g_assert_cmpuint (pressured_plan (&vm, &host, &hp, now + S (9.5), 25.0, 2 * MT_PLAN_FAULTS_LOW,
                                     2 * MT_PLAN_FAULTS_LOW, FALSE), ==, h);
-  h = pressured_plan (&vm, &host, &hp, now + S (10.5), 2 * MT_PLAN_FAULTS_LOW,
+  h = pressured_plan (&vm, &host, &hp, now + S (10.5), 25.0, 2 * MT_PLAN_FAULTS_LOW,
                       2 * MT_PLAN_FAULTS_LOW, TRUE);
   g_assert_cmpuint (h, >, 192 * MT_MIB);
   /* Calm for 30 s, then 10 s more: 2%/s lowers it by ~20% (the level
