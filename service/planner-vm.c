@@ -251,7 +251,7 @@ feedback (MtPlanCtx *ctx, MtVmEval *ev)
   const MtVmPolicy *p = in->policy;
   MtVmControl *c = ev->next;
   guint64 hmin, h, cap, burst;
-  gboolean rising, raise, calm, in_flight, proven, hard;
+  gboolean rising, raise, calm, in_flight, proven, hard, faults_many, news;
   double factor = 1.0;
 
   /* Count what the guest kernel keeps, so the headroom is really free
@@ -286,16 +286,18 @@ feedback (MtPlanCtx *ctx, MtVmEval *ev)
                     && (!isfinite (o->major_fault_rate_avg)
                         || o->major_fault_rate > 2 * o->major_fault_rate_avg);
   ev->emergency = ev->pressured || ev->oom || ev->avail_low;
+  faults_many = isfinite (o->major_fault_rate) && o->major_fault_rate > MT_PLAN_FAULTS_HIGH;
+  /* Signs that are news the moment they show: PSI avg10 lags, these do not. */
+  news = ev->oom || ev->avail_low || ev->swap_high;
   /* The guest reads back what it lost (swap-in, refaulting page cache):
    * the first sign that it is too small.  Not reason enough to grow on
    * its own, but no time to take more. */
-  ev->refaulting = ev->swap_high || ev->faults_high
-                   || (isfinite (o->major_fault_rate) && o->major_fault_rate > MT_PLAN_FAULTS_HIGH);
+  ev->refaulting = ev->swap_high || ev->faults_high || faults_many;
   /* Pressure with the guest reading memory back is pressure more memory
    * relieves.  Pressure without it (a page-cache write stalls in
    * reclaim and writeback however large the guest is) raises the
    * headroom once, not again and again while it lasts. */
-  proven = ev->oom || ev->avail_low || ev->swap_high || ev->faults_high
+  proven = news || ev->faults_high
            || (isfinite (o->major_fault_rate) && o->major_fault_rate > MT_PLAN_FAULTS_LOW)
            || (isfinite (o->swap_in_rate) && o->swap_in_rate > 0);
 
@@ -341,14 +343,15 @@ feedback (MtPlanCtx *ctx, MtVmEval *ev)
       /* A raise acts through a grow.  While that grow is on its way, or
        * once this tick already raised, raising again only compounds: the
        * working set term follows the rise anyway, and a VM holding far
-       * more than it needs makes the host look short to the others. */
-      /* PSI avg10 averages 10 s: right after a raise's grow landed it
-       * still shows the stall before it.  Pressure alone raises again
-       * only once avg10 could show whether the last raise helped;
-       * refaults, swap-in, low memory and OOM kills are news at once. */
-      /* Pressure well above what the last raise answered is news
-       * too: a new stall (a file re-read, say), not the old one's echo. */
-      hard = ev->oom || ev->avail_low || ev->swap_high || ev->faults_high
+       * more than it needs makes the host look short to the others.
+       * And PSI avg10 averages 10 s: right after a raise's grow landed
+       * it still shows the stall before it, so pressure alone raises
+       * again only once avg10 could show whether the last raise helped.
+       * Rising refaults, swap-in, low memory and OOM kills are news at
+       * once, and so is pressure well above what the last raise
+       * answered: a new stall (a file re-read, say), not the old one's
+       * echo. */
+      hard = news || ev->faults_high
              || (isfinite (o->psi_some) && o->psi_some > MT_PLAN_PSI_WORSE * c->raise_psi);
       in_flight = (c->pending && c->last_target > ev->cur)
                   || (c->raise_time != MT_TIME_NEVER && mt_elapsed (ctx->now, c->raise_time) < ctx->tick)
@@ -366,11 +369,12 @@ feedback (MtPlanCtx *ctx, MtVmEval *ev)
            * larger), and remember the level.  Pressure during a rise is
            * the rise's, which the burst and the rise lead answer. */
           gboolean steady = o->used_growth <= MAX (hmin, MT_PLAN_RAISE_STEP_MIN);
-          gboolean pressure_now = (ev->pressured && rising) || ev->swap_high || ev->oom || ev->avail_low
-                                  || (isfinite (o->major_fault_rate) && o->major_fault_rate > MT_PLAN_FAULTS_HIGH);
+          /* Only a strong signal says the guest needs all it holds:
+           * marginal refaults are a file read back once. */
+          gboolean strong = (ev->pressured && rising) || news || faults_many;
           guint64 had = h;
 
-          if (steady && pressure_now)
+          if (steady && strong)
             had = MAX (h, mt_sat_sub (mt_sat_sub (ev->cur, ev->active),
                                       ev->idle == MT_UNKNOWN ? ev->cur : ev->idle));
           h = MAX (mt_sat_from_double ((double) had * factor), mt_sat_add (had, MT_PLAN_RAISE_STEP_MIN));
