@@ -33,6 +33,7 @@ static const struct key meminfo_keys[] = {
   { "Cached", MI_CACHED },          { "Shmem", MI_SHMEM },
   { "AnonPages", MI_ANON },         { "SReclaimable", MI_SRECLAIMABLE },
   { "SwapTotal", MI_SWAP_TOTAL },   { "SwapFree", MI_SWAP_FREE },
+  { "Inactive(file)", MI_INACTIVE_FILE },
 };
 
 static const struct key vmstat_keys[] = {

@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 enum { MI_TOTAL, MI_FREE, MI_AVAILABLE, MI_BUFFERS, MI_CACHED, MI_SHMEM,
-       MI_ANON, MI_SRECLAIMABLE, MI_SWAP_TOTAL, MI_SWAP_FREE, MI_N };
+       MI_ANON, MI_SRECLAIMABLE, MI_INACTIVE_FILE, MI_SWAP_TOTAL, MI_SWAP_FREE, MI_N };
 enum { VS_PGMAJFAULT, VS_PSWPIN, VS_PSWPOUT, VS_OOM_KILL, VS_N };
 /* Counters of the memtide guest kernel patches, see docs/agent-protocol.md. */
 enum { PR_REPORTED, PR_REPORTED_TOTAL, PR_REUSED_TOTAL, PR_N };

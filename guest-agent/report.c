@@ -88,6 +88,7 @@ report_format(char *buf, size_t cap, const struct sample *s, const struct report
     mem_field(&w, s, "shmem", MI_SHMEM);
     mem_field(&w, s, "anon", MI_ANON);
     mem_field(&w, s, "slab_reclaimable", MI_SRECLAIMABLE);
+    mem_field(&w, s, "inactive_file", MI_INACTIVE_FILE);
     mem_field(&w, s, "swap_total", MI_SWAP_TOTAL);
     mem_field(&w, s, "swap_free", MI_SWAP_FREE);
     jw_obj_end(&w);

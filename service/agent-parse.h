@@ -125,6 +125,7 @@ typedef struct {
   gboolean has_mem;
   struct {
     guint64 total, free, available, cached, shmem, anon, slab_reclaimable;
+    guint64 inactive_file;     /* Inactive(file), may exceed cached (MADV_FREE); absent from older agents */
     guint64 swap_total, swap_free;
   } mem;
 

@@ -22,6 +22,7 @@ static const MtKey vm_keys[MT_VM_N_KEYS] = {
   [MT_VM_KEY_PRESSURE_TARGET] = { "pressure-target", MT_VALUE_PERCENT, VM (pressure_target), 0, 0 },
   [MT_VM_KEY_MECHANISM] = { "mechanism", MT_VALUE_MECHANISM, VM (mechanism), 0, 0 },
   [MT_VM_KEY_ALLOW_DROP_CACHES] = { "allow-drop-caches", MT_VALUE_BOOLEAN, VM (allow_drop_caches), 0, 0 },
+  [MT_VM_KEY_RECLAIM_COLD_CACHE] = { "reclaim-cold-cache", MT_VALUE_BOOLEAN, VM (reclaim_cold_cache), 0, 0 },
 };
 
 /* Ticks much faster than the agents' 1 s reports only burn CPU; much

@@ -49,9 +49,10 @@ agent_vm_lookup (AgentVm *a)
   return g_hash_table_lookup (a->d->vms, a->uuid);
 }
 
-/* The guest's own numbers over what the backend (balloon stats) said. */
+/* The guest's own numbers over what the backend (balloon stats) said.
+ * `hello` is the link's last hello (reclaim methods), NULL before any. */
 static void
-overlay_report (MtVmSample *s, const MtAgentReport *r)
+overlay_report (MtVmSample *s, const MtAgentReport *r, const MtAgentReport *hello)
 {
   guint64 v;
 
@@ -67,6 +68,8 @@ overlay_report (MtVmSample *s, const MtAgentReport *r)
     /* Swapped-out memory is working set the guest will want back. */
     if (r->mem.swap_total != MT_UNKNOWN && r->mem.swap_free != MT_UNKNOWN)
       s->guest_swap_used = mt_sat_sub (r->mem.swap_total, r->mem.swap_free);
+    if (r->mem.inactive_file != MT_UNKNOWN)
+      s->guest_inactive_file = r->mem.inactive_file;
   }
   if (r->has_vmstat) {
     if (r->vmstat.pswpin_bytes != MT_UNKNOWN)
@@ -86,6 +89,7 @@ overlay_report (MtVmSample *s, const MtAgentReport *r)
     s->reported_free = r->page_reporting.reported_bytes;
   if ((v = mt_agent_report_movable (r)) != MT_UNKNOWN)
     s->movable = v;
+  s->can_reclaim = hello != NULL && (hello->reclaim_methods & MT_AGENT_RECLAIM_MEMORY_RECLAIM);
   s->from_agent = TRUE;
 }
 
@@ -121,7 +125,7 @@ event_plan (AgentVm *a, MtDaemonVm *vm, const MtAgentReport *r, double psi_now,
   a->last_event_plan = now;
   s = *last;
   s.time = now;
-  overlay_report (&s, r);
+  overlay_report (&s, r, mt_agent_link_hello (vm->agent));
   if (isfinite (psi_now))
     s.psi_some_avg10 = psi_now;
   mt_vm_model_push (vm->model, &s);
@@ -362,7 +366,7 @@ mt_daemon_agent_overlay (MtDaemon *d, MtDaemonVm *vm, MtVmSample *s, gint64 now)
   mt_agent_link_set_host (vm->agent, max_memory (vm), host_size (vm, s), now);
   r = mt_agent_link_latest (vm->agent, now);
   if (r)
-    overlay_report (s, r);
+    overlay_report (s, r, mt_agent_link_hello (vm->agent));
 }
 
 gboolean
@@ -459,5 +463,34 @@ mt_daemon_agent_before_shrink (MtDaemon *d, MtDaemonVm *vm, guint64 from, guint6
   }
   g_info ("VM %s: asked the guest to reclaim %" G_GUINT64_FORMAT " MiB of page cache before "
           "shrinking it", vm->info->name, bytes / MT_MIB);
+  return TRUE;
+}
+
+/* ---- cold page cache (planner.c plan_reclaim) ---------------------------------- */
+
+gboolean
+mt_daemon_agent_reclaim_cold (MtDaemon *d, MtDaemonVm *vm, const MtVmDecision *dec)
+{
+  g_autoptr(GError) error = NULL;
+  const MtVmSample *s = mt_vm_model_latest (vm->model);
+  char asked[MT_FORMAT_BYTES_LEN], inactive[MT_FORMAT_BYTES_LEN], cache[MT_FORMAT_BYTES_LEN];
+  ReclaimCall *c;
+
+  if (vm->agent == NULL || dec->reclaim == 0)
+    return FALSE;
+  c = g_new0 (ReclaimCall, 1);
+  c->name = g_strdup (vm->info->name);
+  c->bytes = dec->reclaim;
+  /* memory.reclaim only: drop_caches would take the hot cache too. */
+  if (!mt_agent_link_reclaim (vm->agent, dec->reclaim, FALSE, RECLAIM_TIMEOUT_MS,
+                              on_reclaim_reply, c, (GDestroyNotify) reclaim_call_free, &error)) {
+    g_debug ("VM %s: no cold page cache reclaim: %s", vm->info->name, error->message);
+    return FALSE;
+  }
+  mt_format_bytes_buf (asked, dec->reclaim);
+  mt_format_bytes_buf (inactive, s ? s->guest_inactive_file : MT_UNKNOWN);
+  mt_format_bytes_buf (cache, s ? s->guest_cache : MT_UNKNOWN);
+  g_info ("VM %s: asked the guest to reclaim %s of cold page cache: calm, %s of its %s "
+          "page cache inactive", vm->info->name, asked, inactive, cache);
   return TRUE;
 }

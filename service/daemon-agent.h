@@ -22,3 +22,9 @@ void mt_daemon_agent_free_pages (MtDaemonVm *vm, guint64 *reported_free, guint64
  * Does not wait for the answer (it is logged); returns TRUE when a
  * request was sent. */
 gboolean mt_daemon_agent_before_shrink (MtDaemon *d, MtDaemonVm *vm, guint64 from, guint64 to);
+
+/* The plan's decision for `vm` has `reclaim` > 0: asks its agent to
+ * reclaim that much cold page cache (memory.reclaim only), logging the
+ * request with its reason in one line and the guest's answer when it
+ * comes.  Returns TRUE when a request was sent. */
+gboolean mt_daemon_agent_reclaim_cold (MtDaemon *d, MtDaemonVm *vm, const MtVmDecision *dec);

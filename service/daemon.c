@@ -485,6 +485,11 @@ plan_and_act (MtDaemon *d, gint64 now, const MtHostSample *host)
     vm->last_action_time = now;
     NOTIFY (d, action_applied, vm->info->uuid, action_mechanism (a), a->from, a->to, a->reason);
   }
+  /* Cold page cache, after the resizes: not a resize, logged by the
+   * agent code with what the guest did. */
+  for (guint i = 0; i < order->len && !hp.dry_run; i++)
+    if (plan->decisions[i].reclaim > 0)
+      mt_daemon_agent_reclaim_cold (d, order->pdata[i], &plan->decisions[i]);
 
   for (guint i = 0; i < order->len; i++) {
     MtDaemonVm *vm = order->pdata[i];

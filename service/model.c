@@ -81,6 +81,7 @@ mt_vm_control_init (MtVmControl *c)
     .progress_time = MT_TIME_NEVER,
     .stuck_since = MT_TIME_NEVER,
     .retry_at = MT_TIME_NEVER,
+    .reclaim_time = MT_TIME_NEVER,
     .vmem_wait_since = MT_TIME_NEVER,
     .vmem_retry_at = MT_TIME_NEVER,
   };
@@ -474,6 +475,8 @@ mt_vm_model_derive (const MtVmModel *vm, gint64 now, gint64 max_age,
     .used = MT_UNKNOWN,
     .idle = MT_UNKNOWN,
     .swap_used = MT_UNKNOWN,
+    .cache = MT_UNKNOWN,
+    .inactive_file = MT_UNKNOWN,
     .used_rate = NAN,
     .used_growth = 0,
     .reserve = MT_UNKNOWN,
@@ -522,6 +525,15 @@ mt_vm_model_derive (const MtVmModel *vm, gint64 now, gint64 max_age,
       && s->guest_free <= s->guest_total)
     out->idle = s->guest_free;
   out->swap_used = s->guest_swap_used;
+  if (s->guest_cache != MT_UNKNOWN && s->guest_total != MT_UNKNOWN && s->guest_cache <= s->guest_total)
+    {
+      out->cache = s->guest_cache;
+      /* Lazily freed anonymous pages (MADV_FREE) sit on the inactive
+       * file list too: Inactive(file) may exceed Cached. */
+      if (s->from_agent && s->guest_inactive_file != MT_UNKNOWN)
+        out->inactive_file = MIN (s->guest_inactive_file, s->guest_cache);
+    }
+  out->can_reclaim = s->from_agent && s->can_reclaim;
   /* An agent event can push a sample a fraction of a second after the
    * tick's: over so short a span, jitter in MemAvailable becomes a huge
    * slope (seen on real guests: +800 MiB of "rise" for a 300 MiB burst).

@@ -146,6 +146,9 @@ typedef struct {
   guint64 used;                /* working set estimate: total - available */
   guint64 idle;                /* free inside the guest (MemFree / unused) */
   guint64 swap_used;           /* guest swap in use (SwapTotal - SwapFree), MT_UNKNOWN */
+  guint64 cache;               /* page cache that can be dropped, MT_UNKNOWN */
+  guint64 inactive_file;       /* of it, Inactive(file) (agent only; capped at cache), MT_UNKNOWN */
+  gboolean can_reclaim;        /* the agent reclaims on request (memory.reclaim) */
   double  used_rate;           /* bytes/s "used" (+ swap in use) grew over the last
                                   interval; negative when it fell; NAN = unknown */
   guint64 used_growth;         /* how much "used" (+ swap in use) rose within the last
@@ -209,6 +212,9 @@ typedef struct {
   gint64   vmem_wait_since;    /* plugged > requested since */
   guint64  vmem_wait_plugged;  /* plugged then (or least seen since) */
   gint64   vmem_retry_at;
+
+  /* Cold page cache: the last reclaim request (plan time), MT_TIME_NEVER = none. */
+  gint64   reclaim_time;
 } MtVmControl;
 
 void mt_vm_control_init (MtVmControl *c);

@@ -804,6 +804,7 @@ fill_decision (Planner *pl, guint i)
   d->committed = ev->committed;
   d->step = ev->cur;
   d->action = -1;
+  d->reclaim = 0;
   /* d->next and d->why are filled in place (MtVmEval points to them). */
   if (ev->fixed)
     {
@@ -817,6 +818,41 @@ fill_decision (Planner *pl, guint i)
   d->keep = ev->tier1_lo;
   d->target = ev->target;
   record_explanation (pl, ev, &d->why);
+}
+
+/* ---- cold page cache ----------------------------------------------------
+ * A calm guest's page cache that it has not touched again lately
+ * (Inactive(file)) is idle memory the host could use: free page
+ * reporting returns it as soon as the guest lets go of it, and until
+ * then it fills whatever headroom the guest has.  The kernel keeps its
+ * file LRU's inactive list about as large as the active one below 1 GiB
+ * of cache (inactive_is_low()), and memory.reclaim takes from the
+ * inactive list first: asking for no more than the inactive cache above
+ * the active leaves the cache the guest re-reads alone.  Half of that
+ * per request, every MT_PLAN_COLD_INTERVAL while calm, so a misjudged
+ * request shows as refaults (which end the calm) before it is repeated. */
+static void
+plan_reclaim (Planner *pl, guint i)
+{
+  MtVmEval *ev = &pl->ev[i];
+  MtVmDecision *d = &pl->plan->decisions[i];
+  const MtVmDerived *o = &ev->in->obs;
+  MtVmControl *c = ev->next;
+  guint64 cold;
+
+  if (!ev->in->policy->reclaim_cold_cache || !o->can_reclaim || !o->fresh
+      || o->inactive_file == MT_UNKNOWN || o->cache == MT_UNKNOWN
+      || ev->emergency || ev->refaulting || ev->grace || d->action >= 0 || c->pending
+      || c->calm_since == MT_TIME_NEVER || mt_elapsed (o->observed, c->calm_since) < MT_PLAN_COLD_CALM
+      || (c->reclaim_time != MT_TIME_NEVER
+          && mt_elapsed (pl->ctx.now, c->reclaim_time) < MT_PLAN_COLD_INTERVAL))
+    return;
+  cold = mt_sat_sub (o->inactive_file, MAX (o->cache - o->inactive_file, MT_PLAN_COLD_KEEP));
+  cold = mt_sat_from_double ((double) cold * MT_PLAN_COLD_SHARE);
+  if (cold < MT_PLAN_COLD_MIN)
+    return;
+  d->reclaim = cold;
+  c->reclaim_time = pl->ctx.now;
 }
 
 MtPlan *
@@ -890,6 +926,9 @@ mt_plan_compute (const MtHostSample *host, const MtPlanVm *vms, guint n_vms,
     for (guint k = 0; k < n_grows; k++)
       if (pl.ev[grows[k]].emergency == (pass == 0))
         plan_grow (&pl, grows[k]);
+  for (guint i = 0; i < n_vms; i++)
+    if (!ev[i].fixed)
+      plan_reclaim (&pl, i);
 
   plan->n_actions = actions->len;
   plan->actions = (MtAction *) g_array_free (g_steal_pointer (&actions), FALSE);

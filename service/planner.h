@@ -10,6 +10,8 @@
  *     if (a->set_vmem) backend set_vmem (a->vmem_requested);   first
  *     if (a->set_balloon) backend set_balloon (a->balloon);
  *     log a->reason (one line);
+ *   for each VM i with plan->decisions[i].reclaim > 0: ask its agent to
+ *     reclaim that much page cache (cold: see docs/planner.md);
  *   for each VM i: model[i]->control = plan->decisions[i].next;
  *     keep decisions[i] (plain data); mt_vm_decision_format_reason()
  *     says what it does and why, when someone asks (D-Bus Explain).
@@ -49,6 +51,12 @@
                                                       last raise answered */
 #define MT_PLAN_BURST_HALF_LIFE    30.0            /* s: a recent rise is held as headroom */
 #define MT_PLAN_RISE_LEAD          (2 * G_USEC_PER_SEC)  /* need leads a rising working set by this */
+#define MT_PLAN_COLD_CALM          (10 * G_USEC_PER_SEC) /* calm this long before cold page
+                                                      cache is reclaimed ... */
+#define MT_PLAN_COLD_INTERVAL      (10 * G_USEC_PER_SEC) /* ... and this long between requests */
+#define MT_PLAN_COLD_KEEP          (32 * MT_MIB)   /* inactive page cache always left */
+#define MT_PLAN_COLD_SHARE         0.5             /* of the cold cache per request */
+#define MT_PLAN_COLD_MIN           (16 * MT_MIB)   /* smaller requests are not worth one */
 #define MT_PLAN_SETTLE_TICKS       2               /* ticks after acting before a shrink */
 #define MT_PLAN_SHRINK_HOLD_TICKS  2               /* ticks a shrink must be wanted first */
 #define MT_PLAN_STALE_TICKS        5               /* guest stats older than this: unknown */
@@ -145,6 +153,8 @@ typedef struct {
   guint64  target;             /* where it should end up; current when !managed */
   guint64  step;               /* size after this tick's action; current if none */
   gint     action;             /* index into plan->actions, -1 = none */
+  guint64  reclaim;            /* bytes of cold page cache to ask the guest's agent to
+                                  reclaim now (memory.reclaim, never drop_caches); 0 = none */
   MtVmControl next;            /* control state to keep for the next plan */
   MtVmReason why;              /* for mt_vm_decision_format_reason() */
 } MtVmDecision;

@@ -91,6 +91,9 @@ mt_vm_policy_init_defaults (MtVmPolicy *p)
     .pressure_target = 1.0,
     .mechanism = MT_MECH_AUTO,
     .allow_drop_caches = FALSE,
+    /* Cold page cache is the largest idle memory a guest holds; free
+     * page reporting returns it only once the guest lets go of it. */
+    .reclaim_cold_cache = TRUE,
   };
 }
 

@@ -46,6 +46,8 @@ typedef struct {
   gboolean    allow_drop_caches; /* the agent may fall back to drop_caches when
                                     memory.reclaim is unavailable; off by default
                                     because it empties the whole guest page cache */
+  gboolean    reclaim_cold_cache; /* ask the agent to reclaim page cache the guest has
+                                    not used lately (memory.reclaim) while it is calm */
 } MtVmPolicy;
 
 /* min and max in bytes for a domain whose maximum memory is domain_max.

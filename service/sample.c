@@ -26,6 +26,7 @@ mt_vm_sample_init (MtVmSample *s, gint64 now)
     .reported_free = MT_UNKNOWN,
     .movable = MT_UNKNOWN,
     .guest_swap_used = MT_UNKNOWN,
+    .guest_inactive_file = MT_UNKNOWN,
     .from_agent = FALSE,
   };
 }

@@ -39,6 +39,9 @@ typedef struct {
   guint64 reported_free;     /* bytes free page reporting handed back (agent, patched kernels) */
   guint64 movable;           /* bytes online in ZONE_MOVABLE: could be unplugged (agent only) */
   guint64 guest_swap_used;   /* SwapTotal - SwapFree (agent only) */
+  guint64 guest_inactive_file; /* Inactive(file): page cache not used again lately,
+                                  what reclaim takes first (agent only) */
+  gboolean can_reclaim;      /* the agent has memory.reclaim (proactive reclaim) */
   gboolean from_agent;
 } MtVmSample;
 

@@ -119,6 +119,26 @@ memtide_stats_init (SimWorld *w, const char *arg, GError **error)
 /* What the daemon's collect() would push: the hypervisor's view now,
  * the guest's numbers from the latest agent report, else from the
  * latest balloon stats (which libvirt refreshes every stats period). */
+/* The guest's numbers from an agent report (agent-link.c overlay_report). */
+static void
+from_report (MtVmSample *s, const SimReport *r)
+{
+  s->guest_total = b (r->total);
+  s->guest_available = b (r->available);
+  s->guest_free = b (r->free);
+  s->guest_cache = b (r->cache);
+  s->guest_inactive_file = b (r->inactive_file);
+  s->swap_in = b (r->swap_in);
+  s->swap_out = b (r->swap_out);
+  s->major_faults = (guint64) r->major_faults;
+  s->guest_swap_used = b (r->swap_used);
+  s->oom_kills = r->oom_kills;
+  s->psi_some_avg10 = r->psi_some10;
+  s->psi_full_avg10 = r->psi_full10;
+  s->can_reclaim = TRUE;
+  s->from_agent = TRUE;
+}
+
 static void
 sample (Memtide *m, SimWorld *w, guint i, MtVmSample *s)
 {
@@ -130,20 +150,7 @@ sample (Memtide *m, SimWorld *w, guint i, MtVmSample *s)
   s->vmem_requested = b (v->requested);
   s->rss = b (v->rss);
   if (m->agent && v->spec->agent && v->report.time >= 0)
-    {
-      s->guest_total = b (v->report.total);
-      s->guest_available = b (v->report.available);
-      s->guest_free = b (v->report.free);
-      s->guest_cache = b (v->report.cache);
-      s->swap_in = b (v->report.swap_in);
-      s->swap_out = b (v->report.swap_out);
-      s->major_faults = (guint64) v->report.major_faults;
-      s->guest_swap_used = b (v->report.swap_used);
-      s->oom_kills = v->report.oom_kills;
-      s->psi_some_avg10 = v->report.psi_some10;
-      s->psi_full_avg10 = v->report.psi_full10;
-      s->from_agent = TRUE;
-    }
+    from_report (s, &v->report);
   else if (v->stats.time >= 0)
     {
       s->guest_total = b (v->stats.total);
@@ -199,7 +206,16 @@ plan (Memtide *m, SimWorld *w)
         g_printerr ("t=%.1f %s\n", w->now, a->reason);
     }
   for (guint k = 0; k < n; k++)
-    m->model[idx[k]]->control = p->decisions[k].next;
+    {
+      if (p->decisions[k].reclaim > 0)
+        {
+          sim_reclaim (w, idx[k], sim_bytes_to_mib (p->decisions[k].reclaim));
+          if (g_getenv ("SIM_LOG_ACTIONS") != NULL)
+            g_printerr ("t=%.1f %s: reclaim %.0f MiB of cold page cache\n", w->now,
+                        w->vm[idx[k]].spec->name, sim_bytes_to_mib (p->decisions[k].reclaim));
+        }
+      m->model[idx[k]]->control = p->decisions[k].next;
+    }
   /* SIM_LOG_DECISIONS=vm[,vm...]|all: every decision's reason, also holds and waits. */
   if (g_getenv ("SIM_LOG_DECISIONS") != NULL)
     {
@@ -292,18 +308,9 @@ memtide_report (gpointer self, SimWorld *w, guint vm)
   m->last_event_plan[vm] = w->now;
   s = *last;
   s.time = us (w->now);
-  s.guest_total = b (r->total);
-  s.guest_available = b (r->available);
-  s.guest_free = b (r->free);
-  s.guest_cache = b (r->cache);
-  s.swap_in = b (r->swap_in);
-  s.swap_out = b (r->swap_out);
-  s.major_faults = (guint64) r->major_faults;
-  s.guest_swap_used = b (r->swap_used);
-  s.oom_kills = r->oom_kills;
-  s.psi_some_avg10 = isfinite (psi_now) ? psi_now : r->psi_some10;
-  s.psi_full_avg10 = r->psi_full10;
-  s.from_agent = TRUE;
+  from_report (&s, r);
+  if (isfinite (psi_now))
+    s.psi_some_avg10 = psi_now;
   mt_vm_model_push (m->model[vm], &s);
 
   /* mt_daemon_plan_now */

@@ -107,6 +107,7 @@ typedef struct {
   double  total, available, free, cache;
   double  swap_in, swap_out, major_faults;
   double  swap_used;          /* MiB swapped out now (SwapTotal - SwapFree) */
+  double  inactive_file;      /* MiB of the cache not re-read lately (Inactive(file)) */
   double  psi_some10, psi_full10;
   double  stall_total;        /* s stalled since boot (PSI some total) */
   guint   oom_kills;
@@ -129,6 +130,7 @@ typedef struct {
   double anon;                /* resident working set */
   double swapped;             /* working set pushed to swap */
   double cache;
+  double cold_lost;           /* cold cache evicted and not re-read since */
   double want;                /* working set the software wants now */
   double oom_until;           /* s: a killed service restarts then */
   double psi_now;             /* instantaneous stall fraction 0..1 */
@@ -235,3 +237,6 @@ void   sim_host_view (const SimWorld *w, SimHostView *out);
  * actions (w->m.actions): one per resize decision sent. */
 void   sim_set_balloon (SimWorld *w, guint vm, double mib);
 void   sim_set_vmem (SimWorld *w, guint vm, double mib);
+/* The agent's memory.reclaim: the guest drops up to `mib` of page cache
+ * at once, cold (inactive) pages first. */
+void   sim_reclaim (SimWorld *w, guint vm, double mib);

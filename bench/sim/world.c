@@ -22,6 +22,7 @@
 #define SWAPIN_RATE          0.5      /* fraction of swapped memory back per s once room */
 #define THRASH_RATE          0.2      /* fraction of swapped memory re-faulted per s */
 #define REFAULT_RATE         0.5      /* fraction of missing hot cache re-read per s */
+#define COLD_REREAD_TAU      600.0    /* s: evicted cold cache comes back as it is re-read */
 #define FAULT_BYTES          32.0     /* KiB per major fault (readahead) */
 #define OOM_RESTART          30.0     /* s a killed service takes to come back */
 #define OOM_KEEP             0.5      /* of its working set it uses meanwhile */
@@ -275,9 +276,21 @@ step_guest (SimWorld *w, SimVm *v, double host_stall)
   if (v->swapped > s->swap + 0.5)
     oom_kill (w, v);
 
-  v->cache = MIN (v->cache, MAX (0.0, total - v->anon));
-  if (v->cache < cache_want)
-    v->cache = MIN (MIN (cache_want, MAX (0.0, total - v->anon)), v->cache + CACHE_FILL_RATE * SIM_DT);
+  /* The cache gives way cold pages first.  Evicted cold pages come back
+   * only as the workload re-reads them (rarely: COLD_REREAD_TAU); new
+   * reads (a rising cache_want) and the hot part refill at once. */
+  {
+    double room = MAX (0.0, total - v->anon), cold_want = cache_want - hot;
+    double evicted = MAX (0.0, v->cache - room);
+
+    v->cold_lost += MIN (evicted, MAX (0.0, v->cache - hot));
+    v->cold_lost -= v->cold_lost * (1.0 - exp (-SIM_DT / COLD_REREAD_TAU));
+    v->cold_lost = CLAMP (v->cold_lost, 0.0, MAX (0.0, cold_want));
+    v->cache = MIN (v->cache, room);
+    cache_want = hot + MAX (0.0, cold_want - v->cold_lost);
+    if (v->cache < cache_want)
+      v->cache = MIN (MIN (cache_want, room), v->cache + CACHE_FILL_RATE * SIM_DT);
+  }
 
   /* Stall: re-faulting swapped working set, re-reading evicted hot cache,
    * and the host swapping guest memory. */
@@ -339,6 +352,23 @@ step_guest (SimWorld *w, SimVm *v, double host_stall)
   }
 }
 
+/* MiB of page cache the workload re-reads often now (Active(file)). */
+static double
+hot_cache (const SimWorld *w, const SimVm *v)
+{
+  return MIN (v->cache, v->spec->hot_cache * sim_load_cache (&v->spec->load, w->now - v->spec->start));
+}
+
+void
+sim_reclaim (SimWorld *w, guint i, double mib)
+{
+  SimVm *v = &w->vm[i];
+  double drop = CLAMP (mib, 0.0, v->cache);
+
+  v->cold_lost += MIN (drop, v->cache - hot_cache (w, v));
+  v->cache -= drop;
+}
+
 static void
 snapshot (SimWorld *w, SimVm *v, gboolean trigger)
 {
@@ -372,6 +402,7 @@ snapshot (SimWorld *w, SimVm *v, gboolean trigger)
         .swap_out = v->swap_out,
         .major_faults = v->faults,
         .swap_used = v->swapped,
+        .inactive_file = v->cache - hot_cache (w, v),
         .psi_some10 = v->psi10,
         .psi_full10 = v->psi_full10,
         .stall_total = v->stall_s,

@@ -343,9 +343,10 @@ check_full_report(json_object *o)
   CHECK_U64(ju(o, "mem.shmem"), 8192ull * 1024);
   CHECK_U64(ju(o, "mem.anon"), 301111ull * 1024);
   CHECK_U64(ju(o, "mem.slab_reclaimable"), 44444ull * 1024);
+  CHECK_U64(ju(o, "mem.inactive_file"), 233333ull * 1024);
   CHECK_U64(ju(o, "mem.swap_total"), 524284ull * 1024);
   CHECK_U64(ju(o, "mem.swap_free"), 500000ull * 1024);
-  CHECK_U64(jlen(o, "mem"), 9);
+  CHECK_U64(jlen(o, "mem"), 10);
   CHECK_U64(ju(o, "vmstat.pgmajfault"), 4242);
   CHECK_U64(ju(o, "vmstat.pswpin_bytes"), 17ull * (uint64_t)sysconf(_SC_PAGESIZE));
   CHECK_U64(ju(o, "vmstat.pswpout_bytes"), 33ull * (uint64_t)sysconf(_SC_PAGESIZE));

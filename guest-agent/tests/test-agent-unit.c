@@ -28,14 +28,19 @@ test_meminfo(void)
                                 "Cached: 99999999999999999999 kB\n" /* overflow: ignored */
                                 "SwapTotal: 0 kB\n"
                                 "SwapFreeX: 5 kB\n"             /* other key */
+                                "Inactive: 50 kB\n"             /* not Inactive(file) */
+                                "Inactive(anon): 40 kB\n"
+                                "Inactive(file): 9 kB\n"
                                 "junk\n"
                                 "SwapFree: 7 kB", v);
 
-  CHECK_U64(have, (1u << MI_TOTAL) | (1u << MI_FREE) | (1u << MI_SWAP_TOTAL) | (1u << MI_SWAP_FREE));
+  CHECK_U64(have, (1u << MI_TOTAL) | (1u << MI_FREE) | (1u << MI_SWAP_TOTAL) | (1u << MI_SWAP_FREE) |
+                  (1u << MI_INACTIVE_FILE));
   CHECK_U64(v[MI_TOTAL], 1000 * 1024);
   CHECK_U64(v[MI_FREE], 20 * 1024);
   CHECK_U64(v[MI_SWAP_TOTAL], 0);
   CHECK_U64(v[MI_SWAP_FREE], 7 * 1024);
+  CHECK_U64(v[MI_INACTIVE_FILE], 9 * 1024);
   CHECK_U64(meminfo_parse("", v), 0);
   CHECK_U64(meminfo_parse("\n\n\xff\xfe", v), 0);
 }

@@ -80,6 +80,7 @@ check_report (const MtAgentReport *r)
     CHECK (le (r->mem.shmem, r->mem.total));
     CHECK (le (r->mem.anon, r->mem.total));
     CHECK (le (r->mem.slab_reclaimable, r->mem.total));
+    CHECK (le (r->mem.inactive_file, r->mem.total));
     CHECK (le (r->mem.swap_total, G_GUINT64_CONSTANT (1) << 50));
     CHECK (le (r->mem.swap_free, r->mem.swap_total));
   }

@@ -94,6 +94,7 @@ test_parse_examples (void)
   g_assert_cmpuint (r->mem.total, ==, 761270272);
   g_assert_cmpuint (r->mem.available, ==, 717570048);
   g_assert_cmpuint (mt_agent_report_droppable_cache (r), ==, 128020480 - 4739072);
+  g_assert_cmpuint (r->mem.inactive_file, ==, 85299200);
   g_assert_cmpuint (r->vmstat.oom_kill, ==, 0);
   g_assert_cmpfloat (r->psi_some.avg10, ==, 0.0);
   g_assert_cmpuint (mt_agent_report_movable (r), ==, 2 * 134217728);
@@ -108,6 +109,15 @@ test_parse_examples (void)
   g_assert_cmpfloat_with_epsilon (r->psi_full.avg10, 8.23, 1e-9);
   g_assert_cmpuint (r->psi_some.total_us, ==, 1561558);
   g_assert_cmpuint (r->page_size, ==, MT_UNKNOWN);
+
+  /* An older agent without inactive_file. */
+  {
+    const char *old = "{\"v\":1,\"type\":\"report\",\"seq\":2,\"reason\":\"tick\",\"mono_us\":1000,"
+                      "\"dropped\":0,\"mem\":{\"total\":500000000,\"cached\":100000000}}";
+    g_assert_true (mt_agent_parse_line (old, strlen (old), &limits, &m, &problem));
+    g_assert_cmpuint (r->mem.cached, ==, 100000000);
+    g_assert_cmpuint (r->mem.inactive_file, ==, MT_UNKNOWN);
+  }
 
   g_assert_true (mt_agent_parse_line (reclaim, strlen (reclaim), &limits, &m, &problem));
   g_assert_cmpint (m.kind, ==, MT_AGENT_MSG_REPLY);

@@ -81,6 +81,7 @@ assert_vm_equal (const MtVmPolicy *a, const MtVmPolicy *b)
   g_assert_cmpfloat (a->pressure_target, ==, b->pressure_target);
   g_assert_cmpint (a->mechanism, ==, b->mechanism);
   g_assert_cmpint (a->allow_drop_caches, ==, b->allow_drop_caches);
+  g_assert_cmpint (a->reclaim_cold_cache, ==, b->reclaim_cold_cache);
 }
 
 static void
@@ -803,6 +804,7 @@ test_defaults_only (void)
   g_assert_cmpuint (def.shares, >=, MT_SHARES_MIN);
   g_assert_cmpuint (def.shares, <=, MT_SHARES_MAX);
   g_assert_false (def.allow_drop_caches);
+  g_assert_true (def.reclaim_cold_cache);
 }
 
 static MtConfig *
@@ -885,7 +887,7 @@ test_explain (void)
   g_autoptr(GPtrArray) with_meta = NULL;
   const MtPolicySource *s;
 
-  g_assert_cmpuint (sources->len, ==, 7);
+  g_assert_cmpuint (sources->len, ==, 8);
   s = g_ptr_array_index (sources, 0);
   g_assert_cmpstr (s->key, ==, "min");
   g_assert_cmpstr (s->value, ==, "1G");
@@ -904,6 +906,10 @@ test_explain (void)
   s = g_ptr_array_index (sources, 6);
   g_assert_cmpstr (s->key, ==, "allow-drop-caches");
   g_assert_cmpstr (s->value, ==, "false");
+  s = g_ptr_array_index (sources, 7);
+  g_assert_cmpstr (s->key, ==, "reclaim-cold-cache");
+  g_assert_cmpstr (s->value, ==, "true");
+  g_assert_cmpstr (s->origin, ==, "built-in default");
 
   g_assert_cmpuint (host->len, ==, 8);
   s = g_ptr_array_index (host, 0);
@@ -1041,7 +1047,8 @@ test_metadata_all_keys (void)
   g_assert_true (mt_config_resolve_vm (config, "vm1",
     "<policy><min>10%</min><max>2G</max><shares>1</shares><headroom>64M</headroom>"
     "<pressure-target>0.5%</pressure-target><mechanism>none</mechanism>"
-    "<allow-drop-caches>true</allow-drop-caches></policy>", &p, &error));
+    "<allow-drop-caches>true</allow-drop-caches>"
+    "<reclaim-cold-cache>false</reclaim-cold-cache></policy>", &p, &error));
   g_assert_no_error (error);
   g_assert_true (p.min.is_percent);
   g_assert_cmpuint (p.max.bytes, ==, 2 * GIB);
@@ -1050,6 +1057,7 @@ test_metadata_all_keys (void)
   g_assert_cmpfloat (p.pressure_target, ==, 0.5);
   g_assert_cmpint (p.mechanism, ==, MT_MECH_NONE);
   g_assert_true (p.allow_drop_caches);
+  g_assert_false (p.reclaim_cold_cache);
 }
 
 typedef struct {

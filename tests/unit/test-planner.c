@@ -1950,6 +1950,100 @@ test_no_tiny_emergency_grows (void)
   }
 }
 
+/* The reclaim the plan asks of the "files" VM below, at `now`. */
+static guint64
+cold_reclaim (TVm *vm, MtHostSample *host, const MtHostPolicy *hp, gint64 now, gboolean keep)
+{
+  g_autoptr(MtPlan) plan = NULL;
+
+  tvm_observe (vm, now, 0.0);
+  vm->in.obs.cache = 900 * MT_MIB;
+  vm->in.obs.inactive_file = 700 * MT_MIB;
+  vm->in.obs.can_reclaim = TRUE;
+  plan = mt_plan_compute (host, &vm->in, 1, hp, now);
+  g_assert_cmpuint (plan->n_actions, ==, 0);
+  if (keep)
+    vm->in.control = plan->decisions[0].next;
+  return plan->decisions[0].reclaim;
+}
+
+/* A calm guest with more inactive page cache than active is asked to
+ * reclaim half of the difference, every MT_PLAN_COLD_INTERVAL; not
+ * when its policy, its agent, a short calm, refaults, a resize on its
+ * way or a mostly active cache say no. */
+static void
+test_cold_cache_reclaim (void)
+{
+  TVm vm;
+  MtHostPolicy hp;
+  MtHostSample host;
+  gint64 now = S (500);
+  guint64 want = (700 * MT_MIB - 200 * MT_MIB) / 2;
+
+  tvm_fixture (&vm, &hp, &host, now, "files", 4 * MT_GIB, 2 * MT_GIB, 800 * MT_MIB, 0.0);
+  vm.pol.min = (MtSize) { .bytes = 2 * MT_GIB };      /* held at its size: no resize */
+  vm.in.control.calm_since = now - S (60);
+  vm.in.control.feedback_time = now - S (1);
+  g_assert_cmpuint (cold_reclaim (&vm, &host, &hp, now, TRUE), ==, want);
+  g_assert_cmpint (vm.in.control.reclaim_time, ==, now);
+  /* Not again within the interval; again after it. */
+  g_assert_cmpuint (cold_reclaim (&vm, &host, &hp, now + MT_PLAN_COLD_INTERVAL - S (1), FALSE), ==, 0);
+  g_assert_cmpuint (cold_reclaim (&vm, &host, &hp, now + MT_PLAN_COLD_INTERVAL, FALSE), ==, want);
+
+  now += S (60);
+  vm.pol.reclaim_cold_cache = FALSE;
+  g_assert_cmpuint (cold_reclaim (&vm, &host, &hp, now, FALSE), ==, 0);
+  vm.pol.reclaim_cold_cache = TRUE;
+  g_assert_cmpuint (cold_reclaim (&vm, &host, &hp, now, FALSE), ==, want);
+
+  /* Calm for less than MT_PLAN_COLD_CALM. */
+  vm.in.control.calm_since = now - MT_PLAN_COLD_CALM + S (1);
+  g_assert_cmpuint (cold_reclaim (&vm, &host, &hp, now, FALSE), ==, 0);
+  vm.in.control.calm_since = now - S (60);
+
+  /* A grow or shrink on its way. */
+  vm.in.control.pending = TRUE;
+  vm.in.control.last_target = 2 * MT_GIB + 64 * MT_MIB;
+  g_assert_cmpuint (cold_reclaim (&vm, &host, &hp, now, FALSE), ==, 0);
+  vm.in.control.pending = FALSE;
+
+  /* Refaulting: the guest reads back cache it lost. */
+  {
+    g_autoptr(MtPlan) plan = NULL;
+
+    tvm_observe (&vm, now, 0.0);
+    vm.in.obs.cache = 900 * MT_MIB;
+    vm.in.obs.inactive_file = 700 * MT_MIB;
+    vm.in.obs.can_reclaim = TRUE;
+    vm.in.obs.major_fault_rate = MT_PLAN_FAULTS_HIGH + 10;
+    plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+    g_assert_true (plan->decisions[0].refaulting);
+    g_assert_cmpuint (plan->decisions[0].reclaim, ==, 0);
+  }
+
+  /* No agent with memory.reclaim, or its cache mostly active. */
+  {
+    g_autoptr(MtPlan) plan = NULL;
+
+    tvm_observe (&vm, now, 0.0);
+    vm.in.obs.cache = 900 * MT_MIB;
+    vm.in.obs.inactive_file = 700 * MT_MIB;
+    vm.in.obs.can_reclaim = FALSE;
+    plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+    g_assert_cmpuint (plan->decisions[0].reclaim, ==, 0);
+  }
+  {
+    g_autoptr(MtPlan) plan = NULL;
+
+    tvm_observe (&vm, now, 0.0);
+    vm.in.obs.cache = 900 * MT_MIB;
+    vm.in.obs.inactive_file = 450 * MT_MIB + MT_PLAN_COLD_MIN - MT_MIB;  /* half of 30 MiB: too little */
+    vm.in.obs.can_reclaim = TRUE;
+    plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+    g_assert_cmpuint (plan->decisions[0].reclaim, ==, 0);
+  }
+}
+
 /* A VM just started is not cut by the fair split, nor shrunk below the
  * largest need it showed, unless the host itself is out of memory. */
 static void
@@ -2043,5 +2137,6 @@ main (int argc, char **argv)
   g_test_add_func ("/planner/scenario/start-grace", test_start_grace);
   g_test_add_func ("/planner/scenario/grow-in-flight-not-cut", test_grow_in_flight_not_cut);
   g_test_add_func ("/planner/scenario/refaults-stop-probing", test_refaults_stop_probing);
+  g_test_add_func ("/planner/scenario/cold-cache-reclaim", test_cold_cache_reclaim);
   return g_test_run ();
 }
