@@ -82,6 +82,7 @@ mt_vm_control_init (MtVmControl *c)
     .stuck_since = MT_TIME_NEVER,
     .retry_at = MT_TIME_NEVER,
     .reclaim_time = MT_TIME_NEVER,
+    .cache_rise_time = MT_TIME_NEVER,
     .vmem_wait_since = MT_TIME_NEVER,
     .vmem_retry_at = MT_TIME_NEVER,
   };

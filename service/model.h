@@ -213,8 +213,11 @@ typedef struct {
   guint64  vmem_wait_plugged;  /* plugged then (or least seen since) */
   gint64   vmem_retry_at;
 
-  /* Cold page cache: the last reclaim request (plan time), MT_TIME_NEVER = none. */
+  /* Cold page cache: the last reclaim request (plan time), MT_TIME_NEVER = none;
+   * the page cache's level since it last rose by MT_PLAN_COLD_READ, and when. */
   gint64   reclaim_time;
+  guint64  cache_base;
+  gint64   cache_rise_time;
 } MtVmControl;
 
 void mt_vm_control_init (MtVmControl *c);

@@ -840,10 +840,21 @@ plan_reclaim (Planner *pl, guint i)
   MtVmControl *c = ev->next;
   guint64 cold;
 
+  /* A guest reading files in fills its inactive list with pages it may
+   * read again soon: what it read is not cold until the reading stops. */
+  if (o->cache != MT_UNKNOWN && o->cache < c->cache_base)
+    c->cache_base = o->cache;
+  else if (o->cache != MT_UNKNOWN && o->cache - c->cache_base >= MT_PLAN_COLD_READ)
+    {
+      c->cache_base = o->cache;
+      c->cache_rise_time = o->observed;
+    }
   if (!ev->in->policy->reclaim_cold_cache || !o->can_reclaim || !o->fresh
       || o->inactive_file == MT_UNKNOWN || o->cache == MT_UNKNOWN
       || ev->emergency || ev->refaulting || ev->grace || d->action >= 0 || c->pending
       || c->calm_since == MT_TIME_NEVER || mt_elapsed (o->observed, c->calm_since) < MT_PLAN_COLD_CALM
+      || (c->cache_rise_time != MT_TIME_NEVER
+          && mt_elapsed (o->observed, c->cache_rise_time) < MT_PLAN_COLD_CALM)
       || (c->reclaim_time != MT_TIME_NEVER
           && mt_elapsed (pl->ctx.now, c->reclaim_time) < MT_PLAN_COLD_INTERVAL))
     return;

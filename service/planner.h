@@ -54,6 +54,8 @@
 #define MT_PLAN_COLD_CALM          (10 * G_USEC_PER_SEC) /* calm this long before cold page
                                                       cache is reclaimed ... */
 #define MT_PLAN_COLD_INTERVAL      (10 * G_USEC_PER_SEC) /* ... and this long between requests */
+#define MT_PLAN_COLD_READ          (64 * MT_MIB)   /* a cache that rose this much is being
+                                                      read: not cold for MT_PLAN_COLD_CALM */
 #define MT_PLAN_COLD_KEEP          (32 * MT_MIB)   /* inactive page cache always left */
 #define MT_PLAN_COLD_SHARE         0.5             /* of the cold cache per request */
 #define MT_PLAN_COLD_MIN           (16 * MT_MIB)   /* smaller requests are not worth one */

@@ -1950,14 +1950,16 @@ test_no_tiny_emergency_grows (void)
   }
 }
 
-/* The reclaim the plan asks of the "files" VM below, at `now`. */
+/* The reclaim the plan asks of the "files" VM below, at `now`, with
+ * 900 MiB of page cache (700 MiB inactive) or `cache` when not 0. */
 static guint64
-cold_reclaim (TVm *vm, MtHostSample *host, const MtHostPolicy *hp, gint64 now, gboolean keep)
+cold_reclaim_at (TVm *vm, MtHostSample *host, const MtHostPolicy *hp, gint64 now, gboolean keep,
+                 guint64 cache)
 {
   g_autoptr(MtPlan) plan = NULL;
 
   tvm_observe (vm, now, 0.0);
-  vm->in.obs.cache = 900 * MT_MIB;
+  vm->in.obs.cache = cache ? cache : 900 * MT_MIB;
   vm->in.obs.inactive_file = 700 * MT_MIB;
   vm->in.obs.can_reclaim = TRUE;
   plan = mt_plan_compute (host, &vm->in, 1, hp, now);
@@ -1967,10 +1969,16 @@ cold_reclaim (TVm *vm, MtHostSample *host, const MtHostPolicy *hp, gint64 now, g
   return plan->decisions[0].reclaim;
 }
 
+static guint64
+cold_reclaim (TVm *vm, MtHostSample *host, const MtHostPolicy *hp, gint64 now, gboolean keep)
+{
+  return cold_reclaim_at (vm, host, hp, now, keep, 0);
+}
+
 /* A calm guest with more inactive page cache than active is asked to
  * reclaim half of the difference, every MT_PLAN_COLD_INTERVAL; not
- * when its policy, its agent, a short calm, refaults, a resize on its
- * way or a mostly active cache say no. */
+ * when its policy, its agent, a short calm, a cache still being read
+ * in, refaults, a resize on its way or a mostly active cache say no. */
 static void
 test_cold_cache_reclaim (void)
 {
@@ -1984,6 +1992,9 @@ test_cold_cache_reclaim (void)
   vm.pol.min = (MtSize) { .bytes = 2 * MT_GIB };      /* held at its size: no resize */
   vm.in.control.calm_since = now - S (60);
   vm.in.control.feedback_time = now - S (1);
+  /* The first sight of 900 MiB of cache: it was just read in. */
+  g_assert_cmpuint (cold_reclaim (&vm, &host, &hp, now - MT_PLAN_COLD_CALM, TRUE), ==, 0);
+  g_assert_cmpuint (vm.in.control.cache_base, ==, 900 * MT_MIB);
   g_assert_cmpuint (cold_reclaim (&vm, &host, &hp, now, TRUE), ==, want);
   g_assert_cmpint (vm.in.control.reclaim_time, ==, now);
   /* Not again within the interval; again after it. */
@@ -1995,6 +2006,12 @@ test_cold_cache_reclaim (void)
   g_assert_cmpuint (cold_reclaim (&vm, &host, &hp, now, FALSE), ==, 0);
   vm.pol.reclaim_cold_cache = TRUE;
   g_assert_cmpuint (cold_reclaim (&vm, &host, &hp, now, FALSE), ==, want);
+
+  /* Still reading: the cache rose by MT_PLAN_COLD_READ. */
+  g_assert_cmpuint (cold_reclaim_at (&vm, &host, &hp, now, TRUE, 900 * MT_MIB + MT_PLAN_COLD_READ), ==, 0);
+  g_assert_cmpuint (cold_reclaim_at (&vm, &host, &hp, now + MT_PLAN_COLD_CALM, FALSE,
+                                     900 * MT_MIB + MT_PLAN_COLD_READ), >, 0);
+  now += MT_PLAN_COLD_CALM;
 
   /* Calm for less than MT_PLAN_COLD_CALM. */
   vm.in.control.calm_since = now - MT_PLAN_COLD_CALM + S (1);
