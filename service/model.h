@@ -202,7 +202,8 @@ typedef struct {
 
   /* Stuck: did not move toward its target in time; fixed at its size. */
   gboolean stuck;
-  char     stuck_reason[160];
+  char     stuck_reason[124];   /* the planner's longest is ~110 bytes; 4 + 124 keeps
+                                  the 64-bit fields after it unpadded */
   gint64   stuck_since;
   gint64   retry_at;           /* unmark and try again then */
   guint    stuck_count;        /* consecutive marks, for the back-off */
