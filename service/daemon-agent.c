@@ -490,7 +490,7 @@ mt_daemon_agent_reclaim_cold (MtDaemon *d, MtDaemonVm *vm, const MtVmDecision *d
   mt_format_bytes_buf (asked, dec->reclaim);
   mt_format_bytes_buf (inactive, s ? s->guest_inactive_file : MT_UNKNOWN);
   mt_format_bytes_buf (cache, s ? s->guest_cache : MT_UNKNOWN);
-  g_info ("VM %s: asked the guest to reclaim %s of cold page cache: calm, %s of its %s "
+  g_info ("VM %s: asked the guest to reclaim %s of cold page cache: quiet, %s of its %s "
           "page cache inactive", vm->info->name, asked, inactive, cache);
   return TRUE;
 }

@@ -829,8 +829,12 @@ fill_decision (Planner *pl, guint i)
  * of cache (inactive_is_low()), and memory.reclaim takes from the
  * inactive list first: asking for no more than the inactive cache above
  * the active leaves the cache the guest re-reads alone.  Half of that
- * per request, every MT_PLAN_COLD_INTERVAL while calm, so a misjudged
- * request shows as refaults (which end the calm) before it is repeated. */
+ * per request, every MT_PLAN_COLD_INTERVAL while the guest is quiet, so
+ * a misjudged request shows as refaults (which stop the requests)
+ * before it is repeated.  Quiet, not the feedback's calm: PSI avg10
+ * takes a minute to fall from a stall to the calm level, and a guest
+ * that read a file and went idle would be asked only when it reads
+ * the next one. */
 static void
 plan_reclaim (Planner *pl, guint i)
 {
@@ -852,9 +856,10 @@ plan_reclaim (Planner *pl, guint i)
   if (!ev->in->policy->reclaim_cold_cache || !o->can_reclaim || !o->fresh
       || o->inactive_file == MT_UNKNOWN || o->cache == MT_UNKNOWN
       || ev->emergency || ev->refaulting || ev->grace || d->action >= 0 || c->pending
-      || c->calm_since == MT_TIME_NEVER || mt_elapsed (o->observed, c->calm_since) < MT_PLAN_COLD_CALM
+      || (isfinite (o->psi_trend) && o->psi_trend > 0)
+      || (isfinite (o->major_fault_rate) && o->major_fault_rate > MT_PLAN_FAULTS_LOW)
       || (c->cache_rise_time != MT_TIME_NEVER
-          && mt_elapsed (o->observed, c->cache_rise_time) < MT_PLAN_COLD_CALM)
+          && mt_elapsed (o->observed, c->cache_rise_time) < MT_PLAN_COLD_SETTLE)
       || (c->reclaim_time != MT_TIME_NEVER
           && mt_elapsed (pl->ctx.now, c->reclaim_time) < MT_PLAN_COLD_INTERVAL))
     return;

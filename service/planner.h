@@ -51,11 +51,10 @@
                                                       last raise answered */
 #define MT_PLAN_BURST_HALF_LIFE    30.0            /* s: a recent rise is held as headroom */
 #define MT_PLAN_RISE_LEAD          (2 * G_USEC_PER_SEC)  /* need leads a rising working set by this */
-#define MT_PLAN_COLD_CALM          (10 * G_USEC_PER_SEC) /* calm this long before cold page
-                                                      cache is reclaimed ... */
-#define MT_PLAN_COLD_INTERVAL      (10 * G_USEC_PER_SEC) /* ... and this long between requests */
+#define MT_PLAN_COLD_INTERVAL      (10 * G_USEC_PER_SEC) /* between cold page cache requests */
 #define MT_PLAN_COLD_READ          (64 * MT_MIB)   /* a cache that rose this much is being
-                                                      read: not cold for MT_PLAN_COLD_CALM */
+                                                      read: not cold ... */
+#define MT_PLAN_COLD_SETTLE        (10 * G_USEC_PER_SEC) /* ... for this long */
 #define MT_PLAN_COLD_KEEP          (32 * MT_MIB)   /* inactive page cache always left */
 #define MT_PLAN_COLD_SHARE         0.5             /* of the cold cache per request */
 #define MT_PLAN_COLD_MIN           (16 * MT_MIB)   /* smaller requests are not worth one */

@@ -96,7 +96,7 @@ try:
     cache_name = runs["memtide"]["names"][cache_i]
     colds = [c for c in runs["memtide"]["cold_reclaims"] if c[1] == cache_name]
     tap(colds and not runs["static"]["cold_reclaims"],
-        "memtide run: memtided asked the calm cache guest to reclaim its cold page cache "
+        "memtide run: memtided asked the quiet cache guest to reclaim its cold page cache "
         f"({len(colds)} requests, {sum(c[2] for c in colds):.0f} MiB; static run: none)",
         str(runs["memtide"]["cold_reclaims"]))
     if colds:

@@ -1977,7 +1977,7 @@ cold_reclaim (TVm *vm, MtHostSample *host, const MtHostPolicy *hp, gint64 now, g
 
 /* A calm guest with more inactive page cache than active is asked to
  * reclaim half of the difference, every MT_PLAN_COLD_INTERVAL; not
- * when its policy, its agent, a short calm, a cache still being read
+ * when its policy, its agent, rising pressure, a cache still being read
  * in, refaults, a resize on its way or a mostly active cache say no. */
 static void
 test_cold_cache_reclaim (void)
@@ -1990,10 +1990,9 @@ test_cold_cache_reclaim (void)
 
   tvm_fixture (&vm, &hp, &host, now, "files", 4 * MT_GIB, 2 * MT_GIB, 800 * MT_MIB, 0.0);
   vm.pol.min = (MtSize) { .bytes = 2 * MT_GIB };      /* held at its size: no resize */
-  vm.in.control.calm_since = now - S (60);
   vm.in.control.feedback_time = now - S (1);
   /* The first sight of 900 MiB of cache: it was just read in. */
-  g_assert_cmpuint (cold_reclaim (&vm, &host, &hp, now - MT_PLAN_COLD_CALM, TRUE), ==, 0);
+  g_assert_cmpuint (cold_reclaim (&vm, &host, &hp, now - MT_PLAN_COLD_SETTLE, TRUE), ==, 0);
   g_assert_cmpuint (vm.in.control.cache_base, ==, 900 * MT_MIB);
   g_assert_cmpuint (cold_reclaim (&vm, &host, &hp, now, TRUE), ==, want);
   g_assert_cmpint (vm.in.control.reclaim_time, ==, now);
@@ -2009,14 +2008,27 @@ test_cold_cache_reclaim (void)
 
   /* Still reading: the cache rose by MT_PLAN_COLD_READ. */
   g_assert_cmpuint (cold_reclaim_at (&vm, &host, &hp, now, TRUE, 900 * MT_MIB + MT_PLAN_COLD_READ), ==, 0);
-  g_assert_cmpuint (cold_reclaim_at (&vm, &host, &hp, now + MT_PLAN_COLD_CALM, FALSE,
+  g_assert_cmpuint (cold_reclaim_at (&vm, &host, &hp, now + MT_PLAN_COLD_SETTLE, FALSE,
                                      900 * MT_MIB + MT_PLAN_COLD_READ), >, 0);
-  now += MT_PLAN_COLD_CALM;
+  now += MT_PLAN_COLD_SETTLE;
 
-  /* Calm for less than MT_PLAN_COLD_CALM. */
-  vm.in.control.calm_since = now - MT_PLAN_COLD_CALM + S (1);
-  g_assert_cmpuint (cold_reclaim (&vm, &host, &hp, now, FALSE), ==, 0);
-  vm.in.control.calm_since = now - S (60);
+  /* The tail of a stall episode (PSI below target and falling) is quiet
+   * enough; rising PSI, or major faults above MT_PLAN_FAULTS_LOW, are not. */
+  for (guint k = 0; k < 3; k++)
+    {
+      g_autoptr(MtPlan) plan = NULL;
+
+      tvm_observe (&vm, now, 0.5);
+      vm.in.obs.cache = 900 * MT_MIB;
+      vm.in.obs.inactive_file = 700 * MT_MIB;
+      vm.in.obs.can_reclaim = TRUE;
+      vm.in.obs.psi_trend = k == 1 ? 0.05 : -0.05;
+      if (k == 2)
+        vm.in.obs.major_fault_rate = vm.in.obs.major_fault_rate_avg = MT_PLAN_FAULTS_LOW + 1;
+      plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+      g_assert_false (plan->decisions[0].refaulting);
+      g_assert_cmpuint (plan->decisions[0].reclaim, ==, k == 0 ? want : 0);
+    }
 
   /* A grow or shrink on its way. */
   vm.in.control.pending = TRUE;
