@@ -29,8 +29,12 @@ typedef struct {
   gint64    last_event_plan;
   double    last_psi;          /* some avg10 of the previous believed report */
   guint64   last_oom;          /* oom_kill of the previous believed report */
-  guint64   last_stall_us;     /* psi.some.total_us of the previous believed report */
-  guint64   last_mono_us;      /* and its guest clock */
+  /* psi.some.total_us and the guest clock of the previous two believed
+   * reports ([1] the newer): a trigger report may follow a periodic one
+   * within STALL_MIN_SPAN, and then the stall share is measured from the
+   * one before. */
+  guint64   last_stall_us[2];
+  guint64   last_mono_us[2];
   gboolean  reported;          /* first report of this link logged */
   gboolean  disbelieving;      /* a "not believed" streak was logged */
 } AgentVm;
@@ -161,7 +165,7 @@ on_report (MtAgentLink *link, const MtAgentEvent *ev, gpointer data)
     g_message ("VM %s: the guest rebooted (new boot id)", a->name);
     a->last_oom = MT_UNKNOWN;
     a->last_psi = NAN;
-    a->last_stall_us = MT_UNKNOWN;
+    a->last_stall_us[0] = a->last_stall_us[1] = MT_UNKNOWN;
   } else if (ev->restarted) {
     g_message ("VM %s: the guest agent restarted", a->name);
   }
@@ -191,12 +195,16 @@ on_report (MtAgentLink *link, const MtAgentEvent *ev, gpointer data)
 
   psi = r->has_psi ? r->psi_some.avg10 : NAN;
   target = vm->policy.pressure_target;
-  /* Share of time stalled since the previous report, from the kernel's
-   * stall counter: what the guest's trigger measured. */
-  if (r->has_psi && r->psi_some.total_us != MT_UNKNOWN && a->last_stall_us != MT_UNKNOWN
-      && r->psi_some.total_us >= a->last_stall_us && r->mono_us >= a->last_mono_us + STALL_MIN_SPAN)
-    stall = MIN (100.0, 100.0 * (double) (r->psi_some.total_us - a->last_stall_us)
-                        / (double) (r->mono_us - a->last_mono_us));
+  /* Share of time stalled since the previous report (at least
+   * STALL_MIN_SPAN back), from the kernel's stall counter: what the
+   * guest's trigger measured. */
+  for (gint k = 1; k >= 0 && r->has_psi && r->psi_some.total_us != MT_UNKNOWN; k--)
+    if (a->last_stall_us[k] != MT_UNKNOWN && r->psi_some.total_us >= a->last_stall_us[k]
+        && r->mono_us >= a->last_mono_us[k] + STALL_MIN_SPAN) {
+      stall = MIN (100.0, 100.0 * (double) (r->psi_some.total_us - a->last_stall_us[k])
+                          / (double) (r->mono_us - a->last_mono_us[k]));
+      break;
+    }
   if (r->reason == MT_AGENT_REASON_PSI) {
     g_info ("VM %s: agent pressure trigger: PSI some avg10 %.2f%%, %.1f%% since the last "
             "report (target %.2f%%)", a->name, psi, stall, target);
@@ -220,8 +228,10 @@ on_report (MtAgentLink *link, const MtAgentEvent *ev, gpointer data)
   if (r->has_vmstat && r->vmstat.oom_kill != MT_UNKNOWN)
     a->last_oom = r->vmstat.oom_kill;
   if (r->has_psi && r->psi_some.total_us != MT_UNKNOWN) {
-    a->last_stall_us = r->psi_some.total_us;
-    a->last_mono_us = r->mono_us;
+    a->last_stall_us[0] = a->last_stall_us[1];
+    a->last_mono_us[0] = a->last_mono_us[1];
+    a->last_stall_us[1] = r->psi_some.total_us;
+    a->last_mono_us[1] = r->mono_us;
   }
   if (why)
     event_plan (a, vm, r, psi_now, why);
@@ -337,7 +347,7 @@ mt_daemon_agent_attach (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
   a->last_event_plan = MT_TIME_NEVER;
   a->last_psi = NAN;
   a->last_oom = MT_UNKNOWN;
-  a->last_stall_us = MT_UNKNOWN;
+  a->last_stall_us[0] = a->last_stall_us[1] = MT_UNKNOWN;
   vm->agent = mt_agent_link_new (vm->info->name, vm->info->agent_socket, NULL, &callbacks,
                                  a, (GDestroyNotify) agent_vm_free);
   g_debug ("VM %s: agent channel %s", vm->info->name, vm->info->agent_socket);

@@ -821,7 +821,7 @@ fill_decision (Planner *pl, guint i)
 }
 
 /* ---- cold page cache ----------------------------------------------------
- * A calm guest's page cache that it has not touched again lately
+ * A quiet guest's page cache that it has not touched again lately
  * (Inactive(file)) is idle memory the host could use: free page
  * reporting returns it as soon as the guest lets go of it, and until
  * then it fills whatever headroom the guest has.  The kernel keeps its

@@ -32,8 +32,8 @@ typedef struct {
 
   /* What the daemon keeps per agent link to judge a report. */
   double       last_psi[SIM_MAX_VMS];
-  double       last_stall[SIM_MAX_VMS];
-  double       last_report[SIM_MAX_VMS];
+  double       last_stall[SIM_MAX_VMS][2];    /* the previous two reports, [1] newer */
+  double       last_report[SIM_MAX_VMS][2];
   guint        last_oom[SIM_MAX_VMS];
   double       last_event_plan[SIM_MAX_VMS];
   double       plan_now_at;
@@ -97,8 +97,8 @@ memtide_init_common (SimWorld *w, const char *arg, gboolean agent, GError **erro
   for (guint i = 0; i < SIM_MAX_VMS; i++)
     {
       m->last_psi[i] = NAN;
-      m->last_stall[i] = -1;
-      m->last_report[i] = -1e9;
+      m->last_stall[i][0] = m->last_stall[i][1] = -1;
+      m->last_report[i][0] = m->last_report[i][1] = -1e9;
       m->last_event_plan[i] = -1e9;
     }
   return g_steal_pointer (&m);
@@ -282,10 +282,15 @@ memtide_report (gpointer self, SimWorld *w, guint vm)
 
   if (!m->agent || !w->vm[vm].running || !m->started[vm])
     return;
-  /* Share of time stalled since the previous report: what the guest's
-   * trigger measured. */
-  if (m->last_stall[vm] >= 0 && r->time >= m->last_report[vm] + STALL_MIN_SPAN)
-    stall = MIN (100.0, 100.0 * (r->stall_total - m->last_stall[vm]) / (r->time - m->last_report[vm]));
+  /* Share of time stalled since the previous report (at least
+   * STALL_MIN_SPAN back): what the guest's trigger measured. */
+  for (gint k = 1; k >= 0; k--)
+    if (m->last_stall[vm][k] >= 0 && r->time >= m->last_report[vm][k] + STALL_MIN_SPAN)
+      {
+        stall = MIN (100.0, 100.0 * (r->stall_total - m->last_stall[vm][k])
+                            / (r->time - m->last_report[vm][k]));
+        break;
+      }
   if (r->trigger)
     psi_now = isfinite (stall) && stall > psi ? stall : psi;
   if (isfinite (psi_now) && psi_now > target)
@@ -296,8 +301,10 @@ memtide_report (gpointer self, SimWorld *w, guint vm)
     why = TRUE;
   m->last_psi[vm] = psi;
   m->last_oom[vm] = r->oom_kills;
-  m->last_stall[vm] = r->stall_total;
-  m->last_report[vm] = r->time;
+  m->last_stall[vm][0] = m->last_stall[vm][1];
+  m->last_report[vm][0] = m->last_report[vm][1];
+  m->last_stall[vm][1] = r->stall_total;
+  m->last_report[vm][1] = r->time;
   if (!why)
     return;
 
