@@ -442,13 +442,29 @@ on_reclaim_reply (MtAgentLink *link, const MtAgentReply *reply, const GError *er
   }
 }
 
+/* Sends the reclaim request; its answer is logged by on_reclaim_reply().
+ * FALSE (logged at debug level, naming `what`) when it could not be sent. */
+static gboolean
+send_reclaim (MtDaemonVm *vm, guint64 bytes, gboolean allow_drop_caches, const char *what)
+{
+  g_autoptr(GError) error = NULL;
+  ReclaimCall *c = g_new0 (ReclaimCall, 1);
+
+  c->name = g_strdup (vm->info->name);
+  c->bytes = bytes;
+  if (!mt_agent_link_reclaim (vm->agent, bytes, allow_drop_caches, RECLAIM_TIMEOUT_MS,
+                              on_reclaim_reply, c, (GDestroyNotify) reclaim_call_free, &error)) {
+    g_debug ("VM %s: no %s: %s", vm->info->name, what, error->message);
+    return FALSE;
+  }
+  return TRUE;
+}
+
 gboolean
 mt_daemon_agent_before_shrink (MtDaemon *d, MtDaemonVm *vm, guint64 from, guint64 to)
 {
-  g_autoptr(GError) error = NULL;
   const MtAgentReport *r;
   guint64 shrink, free_mem, droppable, bytes;
-  ReclaimCall *c;
 
   if (vm->agent == NULL || to >= from)
     return FALSE;
@@ -463,14 +479,8 @@ mt_daemon_agent_before_shrink (MtDaemon *d, MtDaemonVm *vm, guint64 from, guint6
   bytes = MIN (mt_sat_add (shrink - MIN (shrink, free_mem), RECLAIM_MARGIN), droppable);
   if (bytes < RECLAIM_MIN)
     return FALSE;
-  c = g_new0 (ReclaimCall, 1);
-  c->name = g_strdup (vm->info->name);
-  c->bytes = bytes;
-  if (!mt_agent_link_reclaim (vm->agent, bytes, vm->policy.allow_drop_caches, RECLAIM_TIMEOUT_MS,
-                              on_reclaim_reply, c, (GDestroyNotify) reclaim_call_free, &error)) {
-    g_debug ("VM %s: no reclaim before the shrink: %s", vm->info->name, error->message);
+  if (!send_reclaim (vm, bytes, vm->policy.allow_drop_caches, "reclaim before the shrink"))
     return FALSE;
-  }
   g_info ("VM %s: asked the guest to reclaim %" G_GUINT64_FORMAT " MiB of page cache before "
           "shrinking it", vm->info->name, bytes / MT_MIB);
   return TRUE;
@@ -481,22 +491,13 @@ mt_daemon_agent_before_shrink (MtDaemon *d, MtDaemonVm *vm, guint64 from, guint6
 gboolean
 mt_daemon_agent_reclaim_cold (MtDaemon *d, MtDaemonVm *vm, const MtVmDecision *dec)
 {
-  g_autoptr(GError) error = NULL;
   const MtVmSample *s = mt_vm_model_latest (vm->model);
   char asked[MT_FORMAT_BYTES_LEN], inactive[MT_FORMAT_BYTES_LEN], cache[MT_FORMAT_BYTES_LEN];
-  ReclaimCall *c;
 
-  if (vm->agent == NULL || dec->reclaim == 0)
-    return FALSE;
-  c = g_new0 (ReclaimCall, 1);
-  c->name = g_strdup (vm->info->name);
-  c->bytes = dec->reclaim;
   /* memory.reclaim only: drop_caches would take the hot cache too. */
-  if (!mt_agent_link_reclaim (vm->agent, dec->reclaim, FALSE, RECLAIM_TIMEOUT_MS,
-                              on_reclaim_reply, c, (GDestroyNotify) reclaim_call_free, &error)) {
-    g_debug ("VM %s: no cold page cache reclaim: %s", vm->info->name, error->message);
+  if (vm->agent == NULL || dec->reclaim == 0
+      || !send_reclaim (vm, dec->reclaim, FALSE, "cold page cache reclaim"))
     return FALSE;
-  }
   mt_format_bytes_buf (asked, dec->reclaim);
   mt_format_bytes_buf (inactive, s ? s->guest_inactive_file : MT_UNKNOWN);
   mt_format_bytes_buf (cache, s ? s->guest_cache : MT_UNKNOWN);

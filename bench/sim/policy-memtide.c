@@ -116,10 +116,7 @@ memtide_stats_init (SimWorld *w, const char *arg, GError **error)
   return memtide_init_common (w, arg, FALSE, error);
 }
 
-/* What the daemon's collect() would push: the hypervisor's view now,
- * the guest's numbers from the latest agent report, else from the
- * latest balloon stats (which libvirt refreshes every stats period). */
-/* The guest's numbers from an agent report (agent-link.c overlay_report). */
+/* The guest's numbers from an agent report (daemon-agent.c overlay_report). */
 static void
 from_report (MtVmSample *s, const SimReport *r)
 {
@@ -139,6 +136,9 @@ from_report (MtVmSample *s, const SimReport *r)
   s->from_agent = TRUE;
 }
 
+/* What the daemon's collect() would push: the hypervisor's view now,
+ * the guest's numbers from the latest agent report, else from the
+ * latest balloon stats (which libvirt refreshes every stats period). */
 static void
 sample (Memtide *m, SimWorld *w, guint i, MtVmSample *s)
 {
