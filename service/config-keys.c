@@ -19,6 +19,7 @@ static const MtKey vm_keys[MT_VM_N_KEYS] = {
   [MT_VM_KEY_MAX] = { "max", MT_VALUE_SIZE_OR_PERCENT, VM (max), 0, 0 },
   [MT_VM_KEY_SHARES] = { "shares", MT_VALUE_SHARES, VM (shares), 0, 0 },
   [MT_VM_KEY_HEADROOM] = { "headroom", MT_VALUE_SIZE_OR_PERCENT, VM (headroom), 0, 0 },
+  [MT_VM_KEY_HEADROOM_MIN] = { "headroom-min", MT_VALUE_SIZE, VM (headroom_min), 0, 0 },
   [MT_VM_KEY_PRESSURE_TARGET] = { "pressure-target", MT_VALUE_PERCENT, VM (pressure_target), 0, 0 },
   [MT_VM_KEY_MECHANISM] = { "mechanism", MT_VALUE_MECHANISM, VM (mechanism), 0, 0 },
   [MT_VM_KEY_ALLOW_DROP_CACHES] = { "allow-drop-caches", MT_VALUE_BOOLEAN, VM (allow_drop_caches), 0, 0 },

@@ -301,7 +301,7 @@ feedback (MtPlanCtx *ctx, MtVmEval *ev)
            || (isfinite (o->major_fault_rate) && o->major_fault_rate > MT_PLAN_FAULTS_LOW)
            || (isfinite (o->swap_in_rate) && o->swap_in_rate > 0);
 
-  hmin = mt_size_resolve (&p->headroom, MIN (o->used, ev->cur));
+  hmin = MAX (mt_size_resolve (&p->headroom, MIN (o->used, ev->cur)), p->headroom_min);
   cap = mt_sat_add (in->base_memory, in->vmem_size);
   h = MAX (c->headroom, hmin);
   burst = c->burst;

@@ -86,6 +86,9 @@ mt_vm_policy_init_defaults (MtVmPolicy *p)
     .max = { .is_percent = TRUE, .percent = 100.0 },
     .shares = 1000,
     .headroom = { .is_percent = TRUE, .percent = 10.0 },
+    /* 10% of a small guest's working set is a few tens of MiB: less
+     * than its hot page cache, so it stalls on every small rise. */
+    .headroom_min = 128 * 1024 * 1024,
     /* Senpai-like probing aims at a little pressure, not none: zero
      * pressure means the guest still hoards memory. */
     .pressure_target = 1.0,

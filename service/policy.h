@@ -41,6 +41,7 @@ typedef struct {
   guint32     shares;            /* weight in the fair split, 1..1000000 */
   MtSize      headroom;          /* initial/minimum headroom above the working set
                                     (percent = of the working set) */
+  guint64     headroom_min;      /* the headroom is never below this, bytes */
   double      pressure_target;   /* PSI some avg10 percent the feedback aims below */
   MtMechanism mechanism;
   gboolean    allow_drop_caches; /* the agent may fall back to drop_caches when

@@ -78,6 +78,7 @@ assert_vm_equal (const MtVmPolicy *a, const MtVmPolicy *b)
   g_assert_cmpint (a->headroom.is_percent, ==, b->headroom.is_percent);
   g_assert_cmpuint (a->headroom.bytes, ==, b->headroom.bytes);
   g_assert_cmpfloat (a->headroom.percent, ==, b->headroom.percent);
+  g_assert_cmpuint (a->headroom_min, ==, b->headroom_min);
   g_assert_cmpfloat (a->pressure_target, ==, b->pressure_target);
   g_assert_cmpint (a->mechanism, ==, b->mechanism);
   g_assert_cmpint (a->allow_drop_caches, ==, b->allow_drop_caches);
@@ -805,6 +806,7 @@ test_defaults_only (void)
   g_assert_cmpuint (def.shares, <=, MT_SHARES_MAX);
   g_assert_false (def.allow_drop_caches);
   g_assert_true (def.reclaim_cold_cache);
+  g_assert_cmpuint (def.headroom_min, ==, 128 * MIB);
 }
 
 static MtConfig *
@@ -887,7 +889,7 @@ test_explain (void)
   g_autoptr(GPtrArray) with_meta = NULL;
   const MtPolicySource *s;
 
-  g_assert_cmpuint (sources->len, ==, 8);
+  g_assert_cmpuint (sources->len, ==, 9);
   s = g_ptr_array_index (sources, 0);
   g_assert_cmpstr (s->key, ==, "min");
   g_assert_cmpstr (s->value, ==, "1G");
@@ -903,10 +905,14 @@ test_explain (void)
   s = g_ptr_array_index (sources, 3);
   g_assert_cmpstr (s->key, ==, "headroom");
   g_assert_true (g_str_has_suffix (s->origin, "10-web.conf:15 [vm web-0?]"));
-  s = g_ptr_array_index (sources, 6);
+  s = g_ptr_array_index (sources, 4);
+  g_assert_cmpstr (s->key, ==, "headroom-min");
+  g_assert_cmpstr (s->value, ==, "128M");
+  g_assert_cmpstr (s->origin, ==, "built-in default");
+  s = g_ptr_array_index (sources, 7);
   g_assert_cmpstr (s->key, ==, "allow-drop-caches");
   g_assert_cmpstr (s->value, ==, "false");
-  s = g_ptr_array_index (sources, 7);
+  s = g_ptr_array_index (sources, 8);
   g_assert_cmpstr (s->key, ==, "reclaim-cold-cache");
   g_assert_cmpstr (s->value, ==, "true");
   g_assert_cmpstr (s->origin, ==, "built-in default");
@@ -1046,6 +1052,7 @@ test_metadata_all_keys (void)
 
   g_assert_true (mt_config_resolve_vm (config, "vm1",
     "<policy><min>10%</min><max>2G</max><shares>1</shares><headroom>64M</headroom>"
+    "<headroom-min>32M</headroom-min>"
     "<pressure-target>0.5%</pressure-target><mechanism>none</mechanism>"
     "<allow-drop-caches>true</allow-drop-caches>"
     "<reclaim-cold-cache>false</reclaim-cold-cache></policy>", &p, &error));
@@ -1054,6 +1061,7 @@ test_metadata_all_keys (void)
   g_assert_cmpuint (p.max.bytes, ==, 2 * GIB);
   g_assert_cmpuint (p.shares, ==, 1);
   g_assert_cmpuint (p.headroom.bytes, ==, 64 * MIB);
+  g_assert_cmpuint (p.headroom_min, ==, 32 * MIB);
   g_assert_cmpfloat (p.pressure_target, ==, 0.5);
   g_assert_cmpint (p.mechanism, ==, MT_MECH_NONE);
   g_assert_true (p.allow_drop_caches);

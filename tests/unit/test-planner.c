@@ -858,6 +858,7 @@ tvm_init (TVm *t, const char *name, guint64 base, guint64 vmem_size, guint64 blo
   t->pol.min = (MtSize) { .bytes = 256 * MT_MIB };
   t->pol.max = (MtSize) { .is_percent = TRUE, .percent = 100 };
   t->pol.headroom = (MtSize) { .bytes = 128 * MT_MIB };
+  t->pol.headroom_min = 0;       /* each test sets the headroom it means */
   t->in = (MtPlanVm) { .name = name, .base_memory = base, .vmem_size = vmem_size,
                        .vmem_block = block, .policy = &t->pol };
   mt_vm_control_init (&t->in.control);
@@ -1614,6 +1615,59 @@ test_kernel_reserve_and_growth (void)
   }
 }
 
+/* headroom-min: a small guest's 10% is less than its hot page cache
+ * (a 512 MiB boot-storm guest, bench/sim: it stalled on every few MiB
+ * its working set drifted up).  The floor holds whatever the
+ * percentage gives, 0 turns it off, and it never lifts a VM past its
+ * max. */
+static void
+test_headroom_min (void)
+{
+  static const struct {
+    guint64 floor, max_pct, want_headroom;
+  } cases[] = {
+    { 128 * MT_MIB, 100, 128 * MT_MIB },
+    { 0, 100, 40 * MT_MIB },
+    { 64 * MT_MIB, 100, 64 * MT_MIB },
+    { MT_GIB, 100, MT_GIB },
+  };
+  MtHostPolicy hp;
+  MtHostSample host;
+  gint64 now = S (500);
+
+  mt_host_policy_init_defaults (&hp);
+  big_host (&host, now);
+  for (guint k = 0; k < G_N_ELEMENTS (cases); k++)
+    {
+      TVm vm;
+      g_autoptr(MtPlan) plan = NULL;
+
+      tvm_init (&vm, "boot", 2 * MT_GIB, 0, 2 * MT_MIB, MT_MECH_BALLOON, 512 * MT_MIB, 0, 400 * MT_MIB);
+      vm.pol.headroom = (MtSize) { .is_percent = TRUE, .percent = 10 };
+      vm.pol.headroom_min = cases[k].floor;
+      vm.pol.min = (MtSize) { .bytes = 256 * MT_MIB };
+      tvm_observe (&vm, now, 0.0);
+      plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+      g_assert_cmpuint (plan->decisions[0].headroom, ==, cases[k].want_headroom);
+      g_assert_cmpuint (plan->decisions[0].target, >=,
+                        plan->decisions[0].working_set + cases[k].want_headroom);
+      g_assert_cmpuint (plan->decisions[0].target, <=, 2 * MT_GIB);
+    }
+
+  /* Above the VM's max: capped at what the domain can hold. */
+  {
+    TVm vm;
+    g_autoptr(MtPlan) plan = NULL;
+
+    tvm_init (&vm, "boot", 2 * MT_GIB, 0, 2 * MT_MIB, MT_MECH_BALLOON, 512 * MT_MIB, 0, 400 * MT_MIB);
+    vm.pol.headroom_min = 8 * MT_GIB;
+    tvm_observe (&vm, now, 0.0);
+    plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+    g_assert_cmpuint (plan->decisions[0].target, ==, 2 * MT_GIB);
+    g_assert_cmpuint (plan->decisions[0].headroom, <=, 2 * MT_GIB);
+  }
+}
+
 /* A recent rise is held as headroom and decays (half-life
  * MT_PLAN_BURST_HALF_LIFE); when the host is short that headroom goes
  * before anyone's learned headroom. */
@@ -2158,6 +2212,7 @@ main (int argc, char **argv)
   g_test_add_func ("/planner/scenario/headroom-no-compounding", test_headroom_no_compounding);
   g_test_add_func ("/planner/scenario/no-tiny-emergency-grows", test_no_tiny_emergency_grows);
   g_test_add_func ("/planner/scenario/kernel-reserve-and-growth", test_kernel_reserve_and_growth);
+  g_test_add_func ("/planner/scenario/headroom-min", test_headroom_min);
   g_test_add_func ("/planner/scenario/burst-headroom", test_burst_headroom);
   g_test_add_func ("/planner/scenario/marginal-refaults-raise-a-step",
                    test_marginal_refaults_raise_a_step);
