@@ -21,6 +21,13 @@
 #define RECLAIM_TIMEOUT_MS 5000
 /* The stall share is measured over at least this much guest time. */
 #define STALL_MIN_SPAN (200 * 1000)
+/* MemAvailable falling at least this fast (bytes/s) and gone within
+ * RUNOUT_HORIZON at that rate plans at once: the guest evicts its hot
+ * page cache and then swaps before the next tick would grow it. */
+#define RUNOUT_RATE (32 * MT_MIB)
+#define RUNOUT_HORIZON 3.0
+/* Reports further apart than this say nothing about the rate now. */
+#define RUNOUT_MAX_SPAN (5 * G_USEC_PER_SEC)
 
 typedef struct {
   MtDaemon *d;
@@ -35,6 +42,10 @@ typedef struct {
    * one before. */
   guint64   last_stall_us[2];
   guint64   last_mono_us[2];
+  /* MemAvailable and the guest clock of the previous two believed
+   * reports, for the rate it falls at. */
+  guint64   last_avail[2];
+  guint64   last_avail_mono_us[2];
   gboolean  reported;          /* first report of this link logged */
   gboolean  disbelieving;      /* a "not believed" streak was logged */
 } AgentVm;
@@ -138,6 +149,33 @@ event_plan (AgentVm *a, MtDaemonVm *vm, const MtAgentReport *r, double psi_now,
   mt_daemon_plan_now (a->d, reason);
 }
 
+/* MemAvailable falling fast enough to be gone within RUNOUT_HORIZON
+ * (measured from the report at least STALL_MIN_SPAN back): a working set
+ * rising into the headroom.  PSI shows it only once the guest stalls,
+ * the next tick up to a second later. */
+static char *
+running_out (AgentVm *a, const MtAgentReport *r)
+{
+  if (!r->has_mem || r->mem.available == MT_UNKNOWN)
+    return NULL;
+  for (gint k = 1; k >= 0; k--) {
+    double span, rate;
+
+    if (a->last_avail[k] == MT_UNKNOWN || r->mono_us < a->last_avail_mono_us[k] + STALL_MIN_SPAN)
+      continue;
+    if (r->mono_us > a->last_avail_mono_us[k] + RUNOUT_MAX_SPAN || r->mem.available >= a->last_avail[k])
+      return NULL;
+    span = (double) (r->mono_us - a->last_avail_mono_us[k]) / G_USEC_PER_SEC;
+    rate = (double) (a->last_avail[k] - r->mem.available) / span;
+    if (rate < RUNOUT_RATE || (double) r->mem.available > rate * RUNOUT_HORIZON)
+      return NULL;
+    return g_strdup_printf ("available memory falls at %.0f MiB/s: %.0f MiB left, gone in %.1f s",
+                            rate / MT_MIB, (double) r->mem.available / MT_MIB,
+                            (double) r->mem.available / rate);
+  }
+  return NULL;
+}
+
 static void
 on_report (MtAgentLink *link, const MtAgentEvent *ev, gpointer data)
 {
@@ -166,6 +204,7 @@ on_report (MtAgentLink *link, const MtAgentEvent *ev, gpointer data)
     a->last_oom = MT_UNKNOWN;
     a->last_psi = NAN;
     a->last_stall_us[0] = a->last_stall_us[1] = MT_UNKNOWN;
+    a->last_avail[0] = a->last_avail[1] = MT_UNKNOWN;
   } else if (ev->restarted) {
     g_message ("VM %s: the guest agent restarted", a->name);
   }
@@ -232,6 +271,14 @@ on_report (MtAgentLink *link, const MtAgentEvent *ev, gpointer data)
     a->last_mono_us[0] = a->last_mono_us[1];
     a->last_stall_us[1] = r->psi_some.total_us;
     a->last_mono_us[1] = r->mono_us;
+  }
+  if (why == NULL)
+    why = running_out (a, r);
+  if (r->has_mem && r->mem.available != MT_UNKNOWN) {
+    a->last_avail[0] = a->last_avail[1];
+    a->last_avail_mono_us[0] = a->last_avail_mono_us[1];
+    a->last_avail[1] = r->mem.available;
+    a->last_avail_mono_us[1] = r->mono_us;
   }
   if (why)
     event_plan (a, vm, r, psi_now, why);
@@ -348,6 +395,7 @@ mt_daemon_agent_attach (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
   a->last_psi = NAN;
   a->last_oom = MT_UNKNOWN;
   a->last_stall_us[0] = a->last_stall_us[1] = MT_UNKNOWN;
+  a->last_avail[0] = a->last_avail[1] = MT_UNKNOWN;
   vm->agent = mt_agent_link_new (vm->info->name, vm->info->agent_socket, NULL, &callbacks,
                                  a, (GDestroyNotify) agent_vm_free);
   g_debug ("VM %s: agent channel %s", vm->info->name, vm->info->agent_socket);

@@ -6,8 +6,8 @@
  *
  * Two variants:
  *  - "memtide": guests with an agent report PSI every second, and a
- *    report that shows rising pressure, the guest's PSI trigger or an OOM
- *    kill plans at once, with the daemon's rules (service/daemon-agent.c
+ *    report that shows rising pressure, the guest's PSI trigger, an OOM
+ *    kill or MemAvailable running out within 3 s plans at once, with the daemon's rules (service/daemon-agent.c
  *    on_report/event_plan and daemon.c mt_daemon_plan_now): a sample from
  *    the report on top of the latest one, at most one such plan per VM per
  *    second and one per 200 ms overall;
@@ -34,15 +34,19 @@ typedef struct {
   double       last_psi[SIM_MAX_VMS];
   double       last_stall[SIM_MAX_VMS][2];    /* the previous two reports, [1] newer */
   double       last_report[SIM_MAX_VMS][2];
+  double       last_avail[SIM_MAX_VMS][2];    /* MemAvailable, MiB, -1 = none */
   guint        last_oom[SIM_MAX_VMS];
   double       last_event_plan[SIM_MAX_VMS];
   double       plan_now_at;
 } Memtide;
 
-/* service/daemon-agent.c EVENT_PLAN_GAP, STALL_MIN_SPAN; daemon.c
- * PLAN_NOW_MIN_GAP. */
+/* service/daemon-agent.c EVENT_PLAN_GAP, STALL_MIN_SPAN, RUNOUT_*;
+ * daemon.c PLAN_NOW_MIN_GAP. */
 #define EVENT_PLAN_GAP   1.0
 #define STALL_MIN_SPAN   0.2
+#define RUNOUT_RATE      32.0    /* MiB/s */
+#define RUNOUT_HORIZON   3.0
+#define RUNOUT_MAX_SPAN  5.0
 #define PLAN_NOW_MIN_GAP 0.2
 
 static gint64
@@ -98,6 +102,7 @@ memtide_init_common (SimWorld *w, const char *arg, gboolean agent, GError **erro
     {
       m->last_psi[i] = NAN;
       m->last_stall[i][0] = m->last_stall[i][1] = -1;
+      m->last_avail[i][0] = m->last_avail[i][1] = -1;
       m->last_report[i][0] = m->last_report[i][1] = -1e9;
       m->last_event_plan[i] = -1e9;
     }
@@ -269,6 +274,26 @@ memtide_step (gpointer self, SimWorld *w)
   plan (m, w);
 }
 
+/* running_out: MemAvailable falling fast enough to be gone within
+ * RUNOUT_HORIZON, from the report at least STALL_MIN_SPAN back (the
+ * previous two reports share their times with last_report). */
+static gboolean
+running_out (Memtide *m, guint vm, const SimReport *r)
+{
+  for (gint k = 1; k >= 0; k--)
+    {
+      double rate;
+
+      if (m->last_avail[vm][k] < 0 || r->time < m->last_report[vm][k] + STALL_MIN_SPAN)
+        continue;
+      if (r->time > m->last_report[vm][k] + RUNOUT_MAX_SPAN || r->available >= m->last_avail[vm][k])
+        return FALSE;
+      rate = (m->last_avail[vm][k] - r->available) / (r->time - m->last_report[vm][k]);
+      return rate >= RUNOUT_RATE && r->available <= rate * RUNOUT_HORIZON;
+    }
+  return FALSE;
+}
+
 /* on_report: does this report call for a plan now? */
 static void
 memtide_report (gpointer self, SimWorld *w, guint vm)
@@ -299,12 +324,16 @@ memtide_report (gpointer self, SimWorld *w, guint vm)
     why = TRUE;
   if (r->oom_kills > m->last_oom[vm])
     why = TRUE;
+  if (!why)
+    why = running_out (m, vm, r);
   m->last_psi[vm] = psi;
   m->last_oom[vm] = r->oom_kills;
   m->last_stall[vm][0] = m->last_stall[vm][1];
   m->last_report[vm][0] = m->last_report[vm][1];
   m->last_stall[vm][1] = r->stall_total;
   m->last_report[vm][1] = r->time;
+  m->last_avail[vm][0] = m->last_avail[vm][1];
+  m->last_avail[vm][1] = r->available;
   if (!why)
     return;
 

@@ -85,13 +85,25 @@ sim_world_clear (SimWorld *w)
   g_clear_pointer (&w->m.grant_s, g_array_unref);
 }
 
+/* A driver already moving toward an old target the same way just goes
+ * on toward the new one: Linux's virtio_balloon and virtio_mem re-read
+ * the target after every batch (update_balloon_size_func,
+ * virtio_mem_run_wq), so only a start (or a turn) pays the latency. */
+static gboolean
+moving_toward (double now, double cmd_at, double cur, double old_target, double new_target)
+{
+  return now >= cmd_at && cur != old_target && (old_target > cur) == (new_target > cur);
+}
+
 void
 sim_set_balloon (SimWorld *w, guint i, double mib)
 {
   SimVm *v = &w->vm[i];
+  double target = CLAMP (mib, 0.0, v->spec->boot);
 
-  v->balloon_target = CLAMP (mib, 0.0, v->spec->boot);
-  v->balloon_cmd_at = w->now + BALLOON_LATENCY;
+  if (!moving_toward (w->now, v->balloon_cmd_at, v->balloon, v->balloon_target, target))
+    v->balloon_cmd_at = w->now + BALLOON_LATENCY;
+  v->balloon_target = target;
 }
 
 void
@@ -100,8 +112,11 @@ sim_set_vmem (SimWorld *w, guint i, double mib)
   SimVm *v = &w->vm[i];
   double blk = v->spec->vmem_block > 0 ? v->spec->vmem_block : 2.0;
 
-  v->requested = CLAMP (floor (mib / blk + 1e-9) * blk, 0.0, v->spec->vmem_size);
-  v->vmem_cmd_at = w->now + VMEM_LATENCY;
+  double target = CLAMP (floor (mib / blk + 1e-9) * blk, 0.0, v->spec->vmem_size);
+
+  if (!moving_toward (w->now, v->vmem_cmd_at, v->plugged, v->requested, target))
+    v->vmem_cmd_at = w->now + VMEM_LATENCY;
+  v->requested = target;
 }
 
 void

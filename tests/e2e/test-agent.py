@@ -6,7 +6,8 @@ memtided starts first, then two TCG guests boot with memtide-agent:
         cache on its cache disk; after PSI_AFTER s a workload burst
         allocates 300 MiB in a guest memtided has shrunk to its need
   quiet 512 MiB, balloon only; its /init kills the agent AGENT_STOP s
-        after boot and starts it again AGENT_RESTART s after boot
+        after boot and starts it again AGENT_RESTART s after boot; at
+        RAMP_AFTER s its workload allocates 240 MiB within 2 s
 Both guests print the agent's RSS and CPU time every AGENT_STAT s.
 Checks:
   1. each guest's hello reaches memtided within 2 s of the guest's ready
@@ -16,6 +17,9 @@ Checks:
      host receipt of the pressure report -> grow applied), with no OOM;
   3. killing the agent makes memtided fall back to balloon statistics
      within the fresh limit (3 s); restarting it resumes the reports;
+  3b. the quiet guest's fast allocation: a report whose MemAvailable
+     falls fast enough to be gone within 3 s makes memtided plan at once
+     ("available memory falls at"), it grows the guest, no OOM kill;
   4. no protocol violation and no disbelieved report from honest agents;
   5. figures: report latency (guest clock -> memtided, above the fastest
      report), agent RSS and CPU inside the guest.
@@ -41,6 +45,7 @@ PSI_AFTER = 40                # s after boot the burst starts
 AGENT_STOP = 20               # s after boot the quiet guest's agent is killed
 AGENT_RESTART = 35            # ... and started again
 AGENT_STAT = 5                # s between agent footprint lines
+RAMP_AFTER = 70               # s after boot the quiet guest allocates fast
 FRESH = 3.0                   # s: the host's fresh limit for agent reports
 
 # Without cold-cache reclaim: the burst must land in a guest full of the
@@ -117,6 +122,7 @@ with Testbed(workload=WORKLOAD, agent=AGENT) as tb:
                       workload=f"cache:150M,sleep:{PSI_AFTER}s,burst:300M/20s,sleep:10m",
                       extra_cmdline=f"{stat} memtide.workload_reserve=16M"),
             GuestSpec(memory_kib=512 * MiB, cache_disk_kib=0,
+                      workload=f"sleep:{RAMP_AFTER}s,ramp:0M-240M/2s,hold:15s,free,sleep:10m",
                       extra_cmdline=f"{stat} memtide.agent_stop_after={AGENT_STOP} "
                                     f"memtide.agent_restart_after={AGENT_RESTART}"),
         ])
@@ -221,6 +227,29 @@ with Testbed(workload=WORKLOAD, agent=AGENT) as tb:
         time.sleep(3)
         oom = [l for l in psi.console().splitlines() if OOM.search(l)]
         tap(not oom, "no OOM kill in the psi guest", "\n".join(oom[:5]))
+
+        # 3b. the quiet guest allocates 240 MiB within 2 s.
+        log_mark = daemon.mark()
+        quiet.wait_console(r"step 2/5 ramp", RAMP_AFTER + 60)
+        t_ramp = time.monotonic()
+        hit = daemon.wait(rf"VM {re.escape(quiet.name)}: (available memory falls at .*): planning now",
+                          10, log_mark)
+        t_out = hit[0] if hit else None
+        tap(hit is not None, "the fast allocation makes memtided plan at once: "
+            + (hit[1].group(1) if hit else "no 'available memory falls' line"),
+            None if hit else "\n".join(l for _, l in daemon.lines[-60:] if quiet.name in l)[-3000:])
+        grows = [t for t, _ in daemon.findall(GROW_RE.format(re.escape(quiet.name)))
+                 if t_out is not None and t >= t_out - 0.5]
+        if t_out is not None and grows:
+            note(f"FIGURE ramp seen on the console -> plan: {t_out - t_ramp:+.2f} s; "
+                 f"plan -> grow applied: {grows[0] - t_out:.2f} s")
+        tap(bool(grows) and grows[0] - t_out <= 3.0,
+            "memtided grows the quiet guest within 3 s of that plan",
+            None if grows else daemon.tail())
+        quiet.wait_console(r"step 3/5 hold", 30)
+        time.sleep(5)
+        oom = [l for l in quiet.console().splitlines() if OOM.search(l)]
+        tap(not oom, "no OOM kill in the quiet guest", "\n".join(oom[:5]))
 
         # 4. honest agents never trip the checks.
         viol = daemon.findall(r"agent protocol violation")
