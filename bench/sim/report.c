@@ -39,6 +39,7 @@ sim_result_from_world (SimResult *r, const SimPolicy *p, const SimWorld *w)
     .policy = p,
     .vm_gib_min = w->m.vm_rss_mib_s * MIB_S_TO_GIB_MIN,
     .committed_gib_min = w->m.committed_mib_s * MIB_S_TO_GIB_MIN,
+    .floor_gib_min = w->m.floor_mib_s * MIB_S_TO_GIB_MIN,
     .peak_gib = w->m.peak_rss / 1024.0,
     .peak_committed_gib = w->m.peak_committed / 1024.0,
     .stall_s = w->m.stall_s,
@@ -197,6 +198,7 @@ sim_report_table (GString *md, const SimScenario *sc, const SimResult *res, guin
                               mt->stall_s, best->stall_s,
                               mt->stall_s <= best->stall_s + 1e-6 ? "**met**" : "**missed**",
                               oom_ok ? "**met**" : "**missed** (static has none)");
+
       if (mt->episodes == 0)
         g_string_append (md, "demand-to-grant: memtide never left a rising working set short.\n\n");
       else
@@ -205,6 +207,14 @@ sim_report_table (GString *md, const SimScenario *sc, const SimResult *res, guin
                                 isnan (slowest_base_p95) ? "no baseline left a rising working set short" : "slowest baseline p95 ",
                                 isnan (slowest_base_p95) ? "" : slowest,
                                 isnan (slowest_base_p95) ? "" : " s");
+      /* The workload's own bound: below it any policy stalls. */
+      g_string_append_printf (md, "No-stall floor (each VM every second at the size that holds its working set, "
+                              "hot page cache and guest kernel): %.1f GiB·min; memtide %.2fx of it",
+                              mt->floor_gib_min, mt->vm_gib_min / MAX (mt->floor_gib_min, 1e-9));
+      if (0.8 * best->vm_gib_min < mt->floor_gib_min)
+        g_string_append_printf (md, "; 0.8x the best baseline is %.1f GiB·min, below the floor: "
+                                "reachable only by stalling", 0.8 * best->vm_gib_min);
+      g_string_append (md, ".\n\n");
     }
 }
 

@@ -9,6 +9,7 @@ typedef struct {
   const SimPolicy *policy;
   double vm_gib_min;          /* VMs' host memory integrated, GiB*min */
   double committed_gib_min;   /* VMs' sizes integrated */
+  double floor_gib_min;       /* the no-stall floor integrated (the same for every policy) */
   double peak_gib;            /* VMs' host memory at its peak */
   double peak_committed_gib;
   double stall_s;

@@ -63,6 +63,13 @@ check_result (const SimScenario *sc, const SimResult *r)
     fail ("%s/%s: host memory above the VMs' sizes", sc->name, r->policy->name);
   if (!(r->peak_gib > 0) || r->peak_gib > sum_max / 1024 + 1e-6)
     fail ("%s/%s: peak %.2f GiB out of range", sc->name, r->policy->name, r->peak_gib);
+  if (!(r->floor_gib_min > 0) || r->floor_gib_min > sum_max / 1024 * sc->duration / 60 * 1.001)
+    fail ("%s/%s: no-stall floor %.1f GiB*min out of range", sc->name, r->policy->name, r->floor_gib_min);
+  /* Below the floor only by stalling (or killing): else the floor or
+   * the guest model is wrong. */
+  if (r->stall_s <= 1.0 && r->oom_kills + r->host_oom_kills == 0 && r->vm_gib_min < 0.95 * r->floor_gib_min)
+    fail ("%s/%s: host GiB*min %.1f below the no-stall floor %.1f without stalling", sc->name,
+          r->policy->name, r->vm_gib_min, r->floor_gib_min);
   if (!isfinite (r->stall_s) || r->stall_s < 0 || r->stall_s > sc->n_vms * sc->duration + 1)
     fail ("%s/%s: stall %.1f s out of range", sc->name, r->policy->name, r->stall_s);
   if (r->episodes > 0 && (!(r->grant_p50 >= 0) || !(r->grant_p95 >= r->grant_p50)))

@@ -173,6 +173,7 @@ typedef struct {
 typedef struct {
   double  vm_rss_mib_s;       /* integral of the VMs' host memory, MiB*s */
   double  committed_mib_s;    /* integral of the VMs' sizes */
+  double  floor_mib_s;        /* integral of the no-stall floor (no_stall_floor()) */
   double  peak_rss;           /* MiB, VMs' host memory at its highest */
   double  peak_committed;
   double  stall_s;            /* sum over VMs of guest stall time (PSI some) */

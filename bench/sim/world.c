@@ -448,11 +448,25 @@ host_oom (SimWorld *w)
   big->oom_until = w->now + 2 * OOM_RESTART;
 }
 
+/* The least host memory a VM can have this second without stalling:
+ * the size that holds its working set and hot page cache (at least
+ * MIN_CACHE) besides the guest kernel, all of it touched.  From the
+ * workload, not from the guest: the same for every policy. */
+static double
+no_stall_floor (const SimVm *v, double now)
+{
+  const SimVmSpec *s = v->spec;
+  double t = now - s->start;
+  double need = sim_load_ws (&s->load, t) + MAX (s->hot_cache * sim_load_cache (&s->load, t), MIN_CACHE);
+
+  return MIN ((need + KERNEL_FIXED) / (1.0 - 1.0 / 64.0), sim_vm_max (v));
+}
+
 void
 sim_world_step (SimWorld *w)
 {
   SimHostView h;
-  double host_stall = 0, rss = 0, committed = 0;
+  double host_stall = 0, rss = 0, committed = 0, floor = 0;
   guint step = (guint) llround (w->now / SIM_DT);
 
   sim_host_view (w, &h);
@@ -484,6 +498,7 @@ sim_world_step (SimWorld *w)
       snapshot (w, v, FALSE);
       rss += v->rss;
       committed += sim_vm_size (v);
+      floor += no_stall_floor (v, w->now);
     }
   /* The agent pushes a report at once when its PSI trigger fires. */
   for (guint i = 0; i < w->n; i++)
@@ -506,6 +521,7 @@ sim_world_step (SimWorld *w)
 
   w->m.vm_rss_mib_s += rss * SIM_DT;
   w->m.committed_mib_s += committed * SIM_DT;
+  w->m.floor_mib_s += floor * SIM_DT;
   w->m.peak_rss = MAX (w->m.peak_rss, rss);
   w->m.peak_committed = MAX (w->m.peak_committed, committed);
   w->m.host_swap_mib_s += w->host_swap_used * SIM_DT;
