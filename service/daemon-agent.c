@@ -458,14 +458,18 @@ mt_daemon_agent_free_pages (MtDaemonVm *vm, guint64 *reported_free, guint64 *mov
 /* ---- reclaim before a shrink --------------------------------------------------- */
 
 typedef struct {
-  char   *name;
-  guint64 bytes;
+  MtDaemon   *d;               /* outlives the link, which drops its calls unanswered */
+  char       *name;
+  char       *uuid;
+  const char *why;             /* "shrink" or "cold" */
+  guint64     bytes;
 } ReclaimCall;
 
 static void
 reclaim_call_free (ReclaimCall *c)
 {
   g_free (c->name);
+  g_free (c->uuid);
   g_free (c);
 }
 
@@ -476,29 +480,41 @@ on_reclaim_reply (MtAgentLink *link, const MtAgentReply *reply, const GError *er
   ReclaimCall *c = data;
   g_autofree char *asked = mt_format_bytes (c->bytes);
 
+  const char *outcome;
+  guint64 got = 0;
+
   if (error) {
     g_info ("VM %s: reclaim of %s: %s", c->name, asked, error->message);
+    outcome = "failed";
   } else if (!reply->ok) {
     g_info ("VM %s: the agent refused to reclaim %s: %s (%s)", c->name, asked, reply->error,
             reply->message);
+    outcome = "refused";
   } else {
-    g_autofree char *got = mt_format_bytes (reply->reclaimed);
+    g_autofree char *text = mt_format_bytes (reply->reclaimed);
     g_info ("VM %s: the guest reclaimed %s of %s by %s in %" G_GUINT64_FORMAT " ms%s%s",
-            c->name, got, asked, reply->method,
+            c->name, text, asked, reply->method,
             reply->elapsed_ms != MT_UNKNOWN ? reply->elapsed_ms : 0,
             reply->stopped_by[0] ? ", stopped by " : "", reply->stopped_by);
+    outcome = "done";
+    got = reply->reclaimed != MT_UNKNOWN ? reply->reclaimed : 0;
   }
+  MT_DAEMON_NOTIFY (c->d, guest_reclaimed, c->uuid, c->why, outcome, c->bytes, got);
 }
 
 /* Sends the reclaim request; its answer is logged by on_reclaim_reply().
  * FALSE (logged at debug level, naming `what`) when it could not be sent. */
 static gboolean
-send_reclaim (MtDaemonVm *vm, guint64 bytes, gboolean allow_drop_caches, const char *what)
+send_reclaim (MtDaemon *d, MtDaemonVm *vm, guint64 bytes, gboolean allow_drop_caches,
+              const char *why, const char *what)
 {
   g_autoptr(GError) error = NULL;
   ReclaimCall *c = g_new0 (ReclaimCall, 1);
 
+  c->d = d;
   c->name = g_strdup (vm->info->name);
+  c->uuid = g_strdup (vm->info->uuid);
+  c->why = why;
   c->bytes = bytes;
   if (!mt_agent_link_reclaim (vm->agent, bytes, allow_drop_caches, RECLAIM_TIMEOUT_MS,
                               on_reclaim_reply, c, (GDestroyNotify) reclaim_call_free, &error)) {
@@ -527,7 +543,7 @@ mt_daemon_agent_before_shrink (MtDaemon *d, MtDaemonVm *vm, guint64 from, guint6
   bytes = MIN (mt_sat_add (shrink - MIN (shrink, free_mem), RECLAIM_MARGIN), droppable);
   if (bytes < RECLAIM_MIN)
     return FALSE;
-  if (!send_reclaim (vm, bytes, vm->policy.allow_drop_caches, "reclaim before the shrink"))
+  if (!send_reclaim (d, vm, bytes, vm->policy.allow_drop_caches, "shrink", "reclaim before the shrink"))
     return FALSE;
   g_info ("VM %s: asked the guest to reclaim %" G_GUINT64_FORMAT " MiB of page cache before "
           "shrinking it", vm->info->name, bytes / MT_MIB);
@@ -544,7 +560,7 @@ mt_daemon_agent_reclaim_cold (MtDaemon *d, MtDaemonVm *vm, const MtVmDecision *d
 
   /* memory.reclaim only: drop_caches would take the hot cache too. */
   if (vm->agent == NULL || dec->reclaim == 0
-      || !send_reclaim (vm, dec->reclaim, FALSE, "cold page cache reclaim"))
+      || !send_reclaim (d, vm, dec->reclaim, FALSE, "cold", "cold page cache reclaim"))
     return FALSE;
   mt_format_bytes_buf (asked, dec->reclaim);
   mt_format_bytes_buf (inactive, s ? s->guest_inactive_file : MT_UNKNOWN);

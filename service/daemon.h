@@ -151,6 +151,12 @@ typedef struct {
   void (*vm_stuck) (MtDaemon *d, const char *uuid, const char *reason, gpointer user_data);
   void (*reservation_done) (MtDaemon *d, guint cookie, gboolean ok, const char *message,
                             gpointer user_data);
+  /* The guest answered a page cache reclaim request, or it failed.
+   * why: "shrink" (before a shrink) or "cold" (cold page cache);
+   * outcome: "done", "refused" (the agent said no) or "failed" (no
+   * answer: timeout, link lost); reclaimed is 0 unless done. */
+  void (*guest_reclaimed) (MtDaemon *d, const char *uuid, const char *why, const char *outcome,
+                           guint64 asked, guint64 reclaimed, gpointer user_data);
 } MtDaemonObserver;
 
 /* Several observers may watch (D-Bus, metrics); each is called in the

@@ -18,6 +18,13 @@
 static const double reaction_bounds[] = { 0.25, 0.5, 1, 2, 5, 10, 30, 60 };
 #define N_BOUNDS G_N_ELEMENTS (reaction_bounds)
 
+/* Page cache reclaim requests to guest agents (MtDaemonObserver
+ * guest_reclaimed): why x outcome. */
+static const char *const reclaim_whys[] = { "shrink", "cold" };
+static const char *const reclaim_outcomes[] = { "done", "refused", "failed" };
+#define N_WHYS G_N_ELEMENTS (reclaim_whys)
+#define N_OUTCOMES G_N_ELEMENTS (reclaim_outcomes)
+
 struct _MtMetrics {
   MtDaemon   *daemon;
   SoupServer *server;
@@ -27,6 +34,8 @@ struct _MtMetrics {
   guint64     stuck_events;
   guint64     reservations_ok;
   guint64     reservations_failed;
+  guint64     reclaims[N_WHYS][N_OUTCOMES];
+  guint64     reclaimed_bytes[N_WHYS];
   guint64     reaction_buckets[N_BOUNDS];
   guint64     reaction_count;
   double      reaction_sum;
@@ -117,12 +126,34 @@ on_reservation_done (MtDaemon *d, guint cookie, gboolean ok, const char *message
     m->reservations_failed++;
 }
 
+static guint
+index_of (const char *const *names, guint n, const char *name)
+{
+  for (guint i = 0; i < n; i++)
+    if (g_str_equal (names[i], name))
+      return i;
+  return n;
+}
+
+static void
+on_guest_reclaimed (MtDaemon *d, const char *uuid, const char *why, const char *outcome,
+                    guint64 asked, guint64 reclaimed, gpointer user_data)
+{
+  MtMetrics *m = user_data;
+  guint w = index_of (reclaim_whys, N_WHYS, why), o = index_of (reclaim_outcomes, N_OUTCOMES, outcome);
+
+  g_return_if_fail (w < N_WHYS && o < N_OUTCOMES);
+  m->reclaims[w][o]++;
+  m->reclaimed_bytes[w] += reclaimed;
+}
+
 static const MtDaemonObserver metrics_observer = {
   .vm_removed = on_vm_removed,
   .vm_updated = on_vm_updated,
   .action_applied = on_action_applied,
   .vm_stuck = on_vm_stuck,
   .reservation_done = on_reservation_done,
+  .guest_reclaimed = on_guest_reclaimed,
 };
 
 /* Label values are domain names: escape as the exposition format asks. */
@@ -253,6 +284,21 @@ render (MtMetrics *m)
                                "memtide_reservations_total{outcome=\"done\"} %" G_GUINT64_FORMAT "\n"
                                "memtide_reservations_total{outcome=\"failed\"} %" G_GUINT64_FORMAT "\n",
                           m->reservations_ok, m->reservations_failed);
+  g_string_append (out, "# TYPE memtide_guest_reclaims counter\n"
+                        "# HELP memtide_guest_reclaims Page cache reclaim requests to guest agents, "
+                        "by why (shrink: before a shrink, cold: cold page cache) and outcome.\n");
+  for (guint w = 0; w < N_WHYS; w++)
+    for (guint o = 0; o < N_OUTCOMES; o++)
+      g_string_append_printf (out, "memtide_guest_reclaims_total{why=\"%s\",outcome=\"%s\"} %"
+                              G_GUINT64_FORMAT "\n", reclaim_whys[w], reclaim_outcomes[o],
+                              m->reclaims[w][o]);
+  g_string_append (out, "# TYPE memtide_guest_reclaimed_bytes counter\n"
+                        "# UNIT memtide_guest_reclaimed_bytes bytes\n"
+                        "# HELP memtide_guest_reclaimed_bytes Page cache the guests reclaimed when "
+                        "asked, by why.\n");
+  for (guint w = 0; w < N_WHYS; w++)
+    g_string_append_printf (out, "memtide_guest_reclaimed_bytes_total{why=\"%s\"} %" G_GUINT64_FORMAT "\n",
+                            reclaim_whys[w], m->reclaimed_bytes[w]);
 
   g_string_append (out, "# TYPE memtide_grow_reaction_seconds histogram\n"
                         "# UNIT memtide_grow_reaction_seconds seconds\n"

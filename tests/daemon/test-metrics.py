@@ -70,6 +70,13 @@ try:
     tap('memtide_grow_reaction_seconds_bucket{le="+Inf"} 0\n' in body and
         "memtide_grow_reaction_seconds_count 0\n" in body,
         "the reaction-time histogram is there (empty: the test driver VM never grows)")
+    reclaims = re.findall(r'^memtide_guest_reclaims_total\{why="(\w+)",outcome="(\w+)"\} 0$', body, re.M)
+    tap(sorted(reclaims) == sorted((w, o) for w in ("shrink", "cold")
+                                   for o in ("done", "refused", "failed")),
+        f"guest reclaim counters by why and outcome, 0 without agents ({reclaims})")
+    tap('memtide_guest_reclaimed_bytes_total{why="cold"} 0\n' in body
+        and "# UNIT memtide_guest_reclaimed_bytes bytes\n" in body,
+        "reclaimed bytes counter, in bytes")
     types = re.findall(r"^# TYPE (\S+) (\S+)$", body, re.M)
     tap(len(types) == len({n for n, _ in types}) and len(types) >= 15,
         f"every metric family is declared once ({len(types)} families)")

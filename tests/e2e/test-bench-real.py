@@ -112,6 +112,17 @@ try:
         if fell == fell:
             note(f"FIGURE cold page cache: {asked:.0f} MiB asked, QEMU RSS "
                  f"{before[-1]:.0f} -> {min(after):.0f} MiB within {RSS_WINDOW:.0f} s")
+    # The metrics endpoint counts what the log says: every request asked
+    # (all guests) answered or failed, but the last may still be on its
+    # way when real-bench reads the counters; none in the dry run.
+    mr, sr = runs["memtide"].get("metrics_reclaims"), runs["static"].get("metrics_reclaims")
+    all_colds = len(runs["memtide"]["cold_reclaims"])
+    answered = sum(mr.get(f"cold/{o}", 0) for o in ("done", "refused", "failed")) if mr else -1
+    tap(mr is not None and all_colds - 1 <= answered <= all_colds and mr.get("cold/done", 0) >= 1
+        and sr is not None and not any(sr.values()),
+        f"metrics: memtide_guest_reclaims_total counts the cold requests ({answered} answered of "
+        f"{all_colds} asked, {mr.get('cold/done') if mr else None} done; static run: "
+        f"{sum(sr.values()) if sr else None})", f"memtide: {mr}\nstatic: {sr}")
     tap(os.path.isfile(os.path.join(out, "plot.png")) or not shutil.which("gnuplot"),
         "plot.png written (gnuplot)")
 
