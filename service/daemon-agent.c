@@ -479,7 +479,6 @@ on_reclaim_reply (MtAgentLink *link, const MtAgentReply *reply, const GError *er
 {
   ReclaimCall *c = data;
   g_autofree char *asked = mt_format_bytes (c->bytes);
-
   const char *outcome;
   guint64 got = 0;
 
