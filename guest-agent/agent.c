@@ -43,6 +43,16 @@
 #define BLOCKS_MAX_AGE_US (30ull * 1000000)
 /* --once gives a slow host this long to take the report. */
 #define ONCE_TIMEOUT_US (5ull * 1000000)
+/* The memory watch (--memory-watch): used memory (MemTotal -
+ * MemAvailable: a balloon taking memory lowers both) rising at least this
+ * fast since the last report, with MemAvailable gone within
+ * RUNOUT_HORIZON_S at that rate, sends a report at once; memtided's own
+ * check (daemon-agent.c RUNOUT_*) uses the same figures.  Measured over at least
+ * RUNOUT_MIN_SPAN_US, at most one such report per RUNOUT_GAP_US. */
+#define RUNOUT_RATE (32.0 * 1024 * 1024)
+#define RUNOUT_HORIZON_S 3.0
+#define RUNOUT_MIN_SPAN_US 200000ull
+#define RUNOUT_GAP_US 1000000ull
 
 struct agent {
   struct options opt;
@@ -60,6 +70,9 @@ struct agent {
   bool input_eof, hello_due, quit;
   int exit_code;
   uint64_t seq, next_tick_us;
+  /* MemTotal - MemAvailable in the last report sent, and when (0: none). */
+  uint64_t report_used, report_used_us;
+  uint64_t next_watch_us, memory_report_us;
   /* Bumped on each connect: a reclaim started in an earlier session
    * must not answer the new one (the host there never sent that id). */
   uint64_t session, reclaim_session;
@@ -112,6 +125,11 @@ emit_report(struct agent *a, const char *reason, bool has_id, uint64_t id, bool 
   int len;
 
   collector_read(&a->col, &s, &a->unavail, now);
+  if ((s.mi_have & (1u << MI_AVAILABLE)) && (s.mi_have & (1u << MI_TOTAL))
+      && s.mi[MI_AVAILABLE] <= s.mi[MI_TOTAL]) {
+    a->report_used = s.mi[MI_TOTAL] - s.mi[MI_AVAILABLE];
+    a->report_used_us = now;
+  }
   hello = hello || a->hello_due;
   if (hello) {
     a->hello.unavail = a->unavail;
@@ -132,8 +150,9 @@ emit_report(struct agent *a, const char *reason, bool has_id, uint64_t id, bool 
     return;
   }
   /* Hello reports and replies keep their order and are never replaced;
-   * a pressure report is kept too while there is room. */
-  if (hello || has_id || (strcmp(reason, "psi") == 0 && outq_has_room(&a->out, 3))) {
+   * a pressure or memory report is kept too while there is room. */
+  if (hello || has_id
+      || ((strcmp(reason, "psi") == 0 || strcmp(reason, "memory") == 0) && outq_has_room(&a->out, 3))) {
     if (!outq_put_line(&a->out, line, (size_t)len)) {
       a->out.dropped++;
       return;
@@ -378,6 +397,21 @@ ms_until(uint64_t now, uint64_t when)
   return ms > 60000 ? 60000 : (int)ms;
 }
 
+/* The memory watch: is MemAvailable running out since the last report? */
+static bool
+running_out(struct agent *a, uint64_t now)
+{
+  uint64_t total, avail;
+  double rate;
+
+  if (a->report_used_us == 0 || now < a->report_used_us + RUNOUT_MIN_SPAN_US
+      || now < a->memory_report_us + RUNOUT_GAP_US
+      || !collector_mem_available(&a->col, &total, &avail) || total - avail <= a->report_used)
+    return false;
+  rate = (double)(total - avail - a->report_used) * 1e6 / (double)(now - a->report_used_us);
+  return rate >= RUNOUT_RATE && (double)avail <= rate * RUNOUT_HORIZON_S;
+}
+
 static void
 run(struct agent *a)
 {
@@ -400,6 +434,14 @@ run(struct agent *a)
     if (a->psi.mode == PSI_MODE_POLL && now >= a->psi.next_poll_us &&
         psi_watch_poll(&a->psi, now) && sink_fd(a) >= 0)
       emit_report(a, "psi", false, 0, false);
+    if (a->opt.memory_watch_ms && !a->opt.once && now >= a->next_watch_us) {
+      a->next_watch_us = now + (uint64_t)a->opt.memory_watch_ms * 1000;
+      if (sink_fd(a) >= 0 && running_out(a, now)) {
+        log_debug("available memory running out: report at once");
+        a->memory_report_us = now;
+        emit_report(a, "memory", false, 0, false);
+      }
+    }
     if (a->rec.busy)
       step_reclaim(a, now);
     process_input(a);
@@ -451,6 +493,11 @@ run(struct agent *a)
       timeout = ms_until(now, a->next_tick_us);
     if (a->psi.mode == PSI_MODE_POLL && !a->opt.once) {
       int t = ms_until(now, a->psi.next_poll_us);
+      if (t < timeout)
+        timeout = t;
+    }
+    if (a->opt.memory_watch_ms && !a->opt.once) {
+      int t = ms_until(now, a->next_watch_us);
       if (t < timeout)
         timeout = t;
     }
@@ -614,6 +661,8 @@ agent_main(int argc, char **argv)
   a->sig_fd = a->uev_fd = a->out_fd = a->in_fd = -1;
   r = options_parse(argc, argv, &a->opt);
   if (r != 0) {
+    /* --help and --version: out before a caller's _exit() (tests fork). */
+    fflush(stdout);
     free(a);
     return r > 0 ? 0 : 2;
   }

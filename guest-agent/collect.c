@@ -315,16 +315,37 @@ scan_blocks(struct collector *c)
   return true;
 }
 
-uint64_t
-collector_mem_free(struct collector *c)
+/* meminfo into mi[]; the MI_* bits it had, 0 when unreadable. */
+static uint32_t
+meminfo_now(struct collector *c, uint64_t mi[MI_N])
 {
   char buf[8192];
-  uint64_t mi[MI_N] = { 0 };
 
   if (c->meminfo_fd < 0 || pread_all(c->meminfo_fd, buf, sizeof buf) < 0)
     return 0;
-  meminfo_parse(buf, mi);
+  return meminfo_parse(buf, mi);
+}
+
+uint64_t
+collector_mem_free(struct collector *c)
+{
+  uint64_t mi[MI_N] = { 0 };
+
+  meminfo_now(c, mi);
   return mi[MI_FREE];
+}
+
+bool
+collector_mem_available(struct collector *c, uint64_t *total, uint64_t *available)
+{
+  uint64_t mi[MI_N] = { 0 };
+  uint32_t need = (1u << MI_TOTAL) | (1u << MI_AVAILABLE);
+
+  if ((meminfo_now(c, mi) & need) != need || mi[MI_AVAILABLE] > mi[MI_TOTAL])
+    return false;
+  *total = mi[MI_TOTAL];
+  *available = mi[MI_AVAILABLE];
+  return true;
 }
 
 void

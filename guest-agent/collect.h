@@ -70,3 +70,6 @@ void collector_close(struct collector *c);
 void collector_read(struct collector *c, struct sample *s, uint32_t *unavail, uint64_t now_us);
 /* Just MemFree in bytes (0 when unknown): for measuring drop_caches. */
 uint64_t collector_mem_free(struct collector *c);
+/* Just MemTotal and MemAvailable in bytes: false when either is unknown
+ * (the memory watch). */
+bool collector_mem_available(struct collector *c, uint64_t *total, uint64_t *available);

@@ -26,7 +26,8 @@ static const char usage_text[] =
 "    port named " AGENT_PORT_NAME " (under /sys/class/virtio-ports; no udev\n"
 "    needed: a missing /dev node is created from the sysfs device numbers)\n"
 "    and writes one JSON report per line to it: every interval, and at once\n"
-"    when a PSI memory pressure trigger fires.  Reports carry memory sizes\n"
+"    when a PSI memory pressure trigger fires or available memory is about\n"
+"    to run out (--memory-watch).  Reports carry memory sizes\n"
 "    from /proc/meminfo, swap and OOM counters from /proc/vmstat, PSI from\n"
 "    /proc/pressure/memory, online memory blocks per zone from\n"
 "    /sys/devices/system/memory and the free page reporting state.  The\n"
@@ -58,6 +59,14 @@ static const char usage_text[] =
 "\n"
 "    --psi-full\n"
 "        Watch \"full\" stalls (all tasks stalled) instead of \"some\".\n"
+"\n"
+"    --memory-watch=TIME\n"
+"        How often to read MemAvailable between reports: milliseconds, or\n"
+"        with a unit (ms, s); 50ms to 10s, default 200ms; 0 turns it off.\n"
+"        When it fell since the last report at 32 MiB/s or more and what\n"
+"        is left would be gone within 3 s at that rate, a report is sent\n"
+"        at once (reason \"memory\", at most one a second): the host can\n"
+"        grow the guest before it evicts its page cache and swaps.\n"
 "\n"
 "    -n, --port-name=NAME\n"
 "        virtio-serial port name to look for; default " AGENT_PORT_NAME ".\n"
@@ -134,13 +143,14 @@ static const char usage_text[] =
 
 enum {
   OPT_PSI_THRESHOLD = 256, OPT_PSI_WINDOW, OPT_PSI_FULL, OPT_CGROUP,
-  OPT_NO_MOUNT, OPT_NO_MLOCK, OPT_ONCE, OPT_INPUT,
+  OPT_NO_MOUNT, OPT_NO_MLOCK, OPT_ONCE, OPT_INPUT, OPT_MEMORY_WATCH,
 };
 
 static const struct option long_opts[] = {
   { "interval", required_argument, NULL, 'i' },
   { "psi-threshold", required_argument, NULL, OPT_PSI_THRESHOLD },
   { "psi-window", required_argument, NULL, OPT_PSI_WINDOW },
+  { "memory-watch", required_argument, NULL, OPT_MEMORY_WATCH },
   { "psi-full", no_argument, NULL, OPT_PSI_FULL },
   { "port-name", required_argument, NULL, 'n' },
   { "port", required_argument, NULL, 'p' },
@@ -203,6 +213,7 @@ options_parse(int argc, char **argv, struct options *o)
   o->interval_ms = 1000;
   o->psi_stall_us = 150000;
   o->psi_window_us = 1000000;
+  o->memory_watch_ms = 200;
   o->allow_mount = true;
   o->mlock = true;
 
@@ -223,6 +234,11 @@ options_parse(int argc, char **argv, struct options *o)
       if (!parse_num(optarg, PSI_WINDOW_US_MIN, PSI_WINDOW_US_MAX, &v))
         return bad("--psi-window", optarg, "must be 500000 to 10000000 microseconds");
       o->psi_window_us = (uint32_t)v;
+      break;
+    case OPT_MEMORY_WATCH:
+      if (!parse_ms(optarg, &v) || (v != 0 && (v < 50 || v > 10000)))
+        return bad("--memory-watch", optarg, "must be 0 (off) or 50ms to 10s");
+      o->memory_watch_ms = (uint32_t)v;
       break;
     case OPT_PSI_FULL: o->psi_full = true; break;
     case 'n':

@@ -14,6 +14,7 @@ struct options {
   const char *input;          /* --input */
   const char *cgroup_dir;     /* --cgroup */
   uint32_t interval_ms;
+  uint32_t memory_watch_ms;   /* 0: off */
   uint32_t psi_stall_us, psi_window_us;
   bool psi_full;
   bool allow_mount, mlock, once;

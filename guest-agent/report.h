@@ -25,7 +25,7 @@ struct hello_info {
 
 struct report_meta {
   uint64_t seq;
-  const char *reason;         /* "tick" | "psi" | "reply" */
+  const char *reason;         /* "tick" | "psi" | "memory" | "reply" */
   uint64_t mono_us;
   bool has_id;
   uint64_t id;

@@ -49,6 +49,7 @@ static const char * const reasons[] = {
   [MT_AGENT_REASON_TICK] = "tick",
   [MT_AGENT_REASON_PSI] = "psi",
   [MT_AGENT_REASON_REPLY] = "reply",
+  [MT_AGENT_REASON_MEMORY] = "memory",
 };
 
 const char *

@@ -63,6 +63,7 @@ typedef enum {
   MT_AGENT_REASON_TICK,
   MT_AGENT_REASON_PSI,
   MT_AGENT_REASON_REPLY,
+  MT_AGENT_REASON_MEMORY,      /* the agent's memory watch: MemAvailable running out */
 } MtAgentReason;
 
 const char *mt_agent_reason_to_string (MtAgentReason r);

@@ -21,9 +21,11 @@
 #define RECLAIM_TIMEOUT_MS 5000
 /* The stall share is measured over at least this much guest time. */
 #define STALL_MIN_SPAN (200 * 1000)
-/* MemAvailable falling at least this fast (bytes/s) and gone within
- * RUNOUT_HORIZON at that rate plans at once: the guest evicts its hot
- * page cache and then swaps before the next tick would grow it. */
+/* Used memory (MemTotal - MemAvailable: a shrink lowers both, and must
+ * not look like a rise) rising at least this fast (bytes/s), with
+ * MemAvailable gone within RUNOUT_HORIZON at that rate, plans at once:
+ * the guest evicts its hot page cache and then swaps before the next
+ * tick would grow it. */
 #define RUNOUT_RATE (32 * MT_MIB)
 #define RUNOUT_HORIZON 3.0
 /* Reports further apart than this say nothing about the rate now. */
@@ -42,10 +44,10 @@ typedef struct {
    * one before. */
   guint64   last_stall_us[2];
   guint64   last_mono_us[2];
-  /* MemAvailable and the guest clock of the previous two believed
-   * reports, for the rate it falls at. */
-  guint64   last_avail[2];
-  guint64   last_avail_mono_us[2];
+  /* MemTotal - MemAvailable and the guest clock of the previous two
+   * believed reports, for the rate it rises at. */
+  guint64   last_used[2];
+  guint64   last_used_mono_us[2];
   gboolean  reported;          /* first report of this link logged */
   gboolean  disbelieving;      /* a "not believed" streak was logged */
 } AgentVm;
@@ -124,7 +126,7 @@ format_methods (guint methods)
  * this report (hypervisor fields from the latest tick) and a plan now. */
 static void
 event_plan (AgentVm *a, MtDaemonVm *vm, const MtAgentReport *r, double psi_now,
-            const char *why)
+            double runout_rate, const char *why)
 {
   gint64 now = g_get_monotonic_time ();
   const MtVmSample *last = mt_vm_model_latest (vm->model);
@@ -143,33 +145,48 @@ event_plan (AgentVm *a, MtDaemonVm *vm, const MtAgentReport *r, double psi_now,
   overlay_report (&s, r, mt_agent_link_hello (vm->agent));
   if (isfinite (psi_now))
     s.psi_some_avg10 = psi_now;
+  s.runout_rate = (float) runout_rate;
   mt_vm_model_push (vm->model, &s);
   reason = g_strdup_printf ("agent: VM %s %s", a->name, why);
   g_info ("VM %s: %s: planning now", a->name, why);
   mt_daemon_plan_now (a->d, reason);
 }
 
-/* MemAvailable falling fast enough to be gone within RUNOUT_HORIZON
- * (measured from the report at least STALL_MIN_SPAN back): a working set
- * rising into the headroom.  PSI shows it only once the guest stalls,
- * the next tick up to a second later. */
-static char *
-running_out (AgentVm *a, const MtAgentReport *r)
+/* MemTotal - MemAvailable of a report, MT_UNKNOWN when not both. */
+static guint64
+report_used (const MtAgentReport *r)
 {
-  if (!r->has_mem || r->mem.available == MT_UNKNOWN)
+  if (!r->has_mem || r->mem.available == MT_UNKNOWN || r->mem.total == MT_UNKNOWN
+      || r->mem.available > r->mem.total)
+    return MT_UNKNOWN;
+  return r->mem.total - r->mem.available;
+}
+
+/* Used memory rising fast enough for MemAvailable to be gone within
+ * RUNOUT_HORIZON (measured from the report at least STALL_MIN_SPAN
+ * back): a working set rising into the headroom.  PSI shows it only
+ * once the guest stalls, the next tick up to a second later.  The rate
+ * goes to *rate_out for the plan's rise lead. */
+static char *
+running_out (AgentVm *a, const MtAgentReport *r, double *rate_out)
+{
+  guint64 used = report_used (r);
+
+  if (used == MT_UNKNOWN)
     return NULL;
   for (gint k = 1; k >= 0; k--) {
     double span, rate;
 
-    if (a->last_avail[k] == MT_UNKNOWN || r->mono_us < a->last_avail_mono_us[k] + STALL_MIN_SPAN)
+    if (a->last_used[k] == MT_UNKNOWN || r->mono_us < a->last_used_mono_us[k] + STALL_MIN_SPAN)
       continue;
-    if (r->mono_us > a->last_avail_mono_us[k] + RUNOUT_MAX_SPAN || r->mem.available >= a->last_avail[k])
+    if (r->mono_us > a->last_used_mono_us[k] + RUNOUT_MAX_SPAN || used <= a->last_used[k])
       return NULL;
-    span = (double) (r->mono_us - a->last_avail_mono_us[k]) / G_USEC_PER_SEC;
-    rate = (double) (a->last_avail[k] - r->mem.available) / span;
+    span = (double) (r->mono_us - a->last_used_mono_us[k]) / G_USEC_PER_SEC;
+    rate = (double) (used - a->last_used[k]) / span;
     if (rate < RUNOUT_RATE || (double) r->mem.available > rate * RUNOUT_HORIZON)
       return NULL;
-    return g_strdup_printf ("available memory falls at %.0f MiB/s: %.0f MiB left, gone in %.1f s",
+    *rate_out = rate;
+    return g_strdup_printf ("used memory rises at %.0f MiB/s: %.0f MiB available, gone in %.1f s",
                             rate / MT_MIB, (double) r->mem.available / MT_MIB,
                             (double) r->mem.available / rate);
   }
@@ -182,7 +199,7 @@ on_report (MtAgentLink *link, const MtAgentEvent *ev, gpointer data)
   AgentVm *a = data;
   MtDaemonVm *vm = agent_vm_lookup (a);
   const MtAgentReport *r = ev->report;
-  double psi, target, stall = NAN, psi_now = NAN;
+  double psi, target, stall = NAN, psi_now = NAN, runout_rate = NAN;
   g_autofree char *why = NULL;
 
   if (vm == NULL)
@@ -204,7 +221,7 @@ on_report (MtAgentLink *link, const MtAgentEvent *ev, gpointer data)
     a->last_oom = MT_UNKNOWN;
     a->last_psi = NAN;
     a->last_stall_us[0] = a->last_stall_us[1] = MT_UNKNOWN;
-    a->last_avail[0] = a->last_avail[1] = MT_UNKNOWN;
+    a->last_used[0] = a->last_used[1] = MT_UNKNOWN;
   } else if (ev->restarted) {
     g_message ("VM %s: the guest agent restarted", a->name);
   }
@@ -273,15 +290,15 @@ on_report (MtAgentLink *link, const MtAgentEvent *ev, gpointer data)
     a->last_mono_us[1] = r->mono_us;
   }
   if (why == NULL)
-    why = running_out (a, r);
-  if (r->has_mem && r->mem.available != MT_UNKNOWN) {
-    a->last_avail[0] = a->last_avail[1];
-    a->last_avail_mono_us[0] = a->last_avail_mono_us[1];
-    a->last_avail[1] = r->mem.available;
-    a->last_avail_mono_us[1] = r->mono_us;
+    why = running_out (a, r, &runout_rate);
+  if (report_used (r) != MT_UNKNOWN) {
+    a->last_used[0] = a->last_used[1];
+    a->last_used_mono_us[0] = a->last_used_mono_us[1];
+    a->last_used[1] = report_used (r);
+    a->last_used_mono_us[1] = r->mono_us;
   }
   if (why)
-    event_plan (a, vm, r, psi_now, why);
+    event_plan (a, vm, r, psi_now, runout_rate, why);
 }
 
 static void
@@ -395,7 +412,7 @@ mt_daemon_agent_attach (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
   a->last_psi = NAN;
   a->last_oom = MT_UNKNOWN;
   a->last_stall_us[0] = a->last_stall_us[1] = MT_UNKNOWN;
-  a->last_avail[0] = a->last_avail[1] = MT_UNKNOWN;
+  a->last_used[0] = a->last_used[1] = MT_UNKNOWN;
   vm->agent = mt_agent_link_new (vm->info->name, vm->info->agent_socket, NULL, &callbacks,
                                  a, (GDestroyNotify) agent_vm_free);
   g_debug ("VM %s: agent channel %s", vm->info->name, vm->info->agent_socket);

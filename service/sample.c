@@ -28,6 +28,7 @@ mt_vm_sample_init (MtVmSample *s, gint64 now)
     .guest_swap_used = MT_UNKNOWN,
     .guest_inactive_file = MT_UNKNOWN,
     .from_agent = FALSE,
+    .runout_rate = NAN,
   };
 }
 

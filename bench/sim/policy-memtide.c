@@ -5,12 +5,15 @@
  * balloon), each decision's `next` copied back.
  *
  * Two variants:
- *  - "memtide": guests with an agent report PSI every second, and a
+ *  - "memtide": guests with an agent report PSI every second (and at
+ *    once when their memory watch sees MemAvailable running out), and a
  *    report that shows rising pressure, the guest's PSI trigger, an OOM
- *    kill or MemAvailable running out within 3 s plans at once, with the daemon's rules (service/daemon-agent.c
- *    on_report/event_plan and daemon.c mt_daemon_plan_now): a sample from
- *    the report on top of the latest one, at most one such plan per VM per
- *    second and one per 200 ms overall;
+ *    kill or used memory rising fast enough for MemAvailable to be gone
+ *    within 3 s plans at once, with the daemon's rules
+ *    (service/daemon-agent.c on_report/event_plan and daemon.c
+ *    mt_daemon_plan_now): a sample from the report on top of the latest
+ *    one, at most one such plan per VM per second and one per 200 ms
+ *    overall;
  *  - "memtide-stats": balloon stats only, no agent, no events: memtided on
  *    guests without the agent.
  */
@@ -34,7 +37,7 @@ typedef struct {
   double       last_psi[SIM_MAX_VMS];
   double       last_stall[SIM_MAX_VMS][2];    /* the previous two reports, [1] newer */
   double       last_report[SIM_MAX_VMS][2];
-  double       last_avail[SIM_MAX_VMS][2];    /* MemAvailable, MiB, -1 = none */
+  double       last_used[SIM_MAX_VMS][2];     /* MemTotal - MemAvailable, MiB, -1 = none */
   guint        last_oom[SIM_MAX_VMS];
   double       last_event_plan[SIM_MAX_VMS];
   double       plan_now_at;
@@ -102,7 +105,7 @@ memtide_init_common (SimWorld *w, const char *arg, gboolean agent, GError **erro
     {
       m->last_psi[i] = NAN;
       m->last_stall[i][0] = m->last_stall[i][1] = -1;
-      m->last_avail[i][0] = m->last_avail[i][1] = -1;
+      m->last_used[i][0] = m->last_used[i][1] = -1;
       m->last_report[i][0] = m->last_report[i][1] = -1e9;
       m->last_event_plan[i] = -1e9;
     }
@@ -277,21 +280,21 @@ memtide_step (gpointer self, SimWorld *w)
 /* running_out: MemAvailable falling fast enough to be gone within
  * RUNOUT_HORIZON, from the report at least STALL_MIN_SPAN back (the
  * previous two reports share their times with last_report). */
-static gboolean
+static double
 running_out (Memtide *m, guint vm, const SimReport *r)
 {
   for (gint k = 1; k >= 0; k--)
     {
       double rate;
 
-      if (m->last_avail[vm][k] < 0 || r->time < m->last_report[vm][k] + STALL_MIN_SPAN)
+      if (m->last_used[vm][k] < 0 || r->time < m->last_report[vm][k] + STALL_MIN_SPAN)
         continue;
-      if (r->time > m->last_report[vm][k] + RUNOUT_MAX_SPAN || r->available >= m->last_avail[vm][k])
-        return FALSE;
-      rate = (m->last_avail[vm][k] - r->available) / (r->time - m->last_report[vm][k]);
-      return rate >= RUNOUT_RATE && r->available <= rate * RUNOUT_HORIZON;
+      if (r->time > m->last_report[vm][k] + RUNOUT_MAX_SPAN || r->total - r->available <= m->last_used[vm][k])
+        return NAN;
+      rate = (r->total - r->available - m->last_used[vm][k]) / (r->time - m->last_report[vm][k]);
+      return rate >= RUNOUT_RATE && r->available <= rate * RUNOUT_HORIZON ? rate : NAN;
     }
-  return FALSE;
+  return NAN;
 }
 
 /* on_report: does this report call for a plan now? */
@@ -301,6 +304,7 @@ memtide_report (gpointer self, SimWorld *w, guint vm)
   Memtide *m = self;
   const SimReport *r = &w->vm[vm].report;
   double target = m->vp[vm].pressure_target, psi = r->psi_some10, stall = NAN, psi_now = NAN;
+  double runout = NAN;
   gboolean why = FALSE;
   const MtVmSample *last;
   MtVmSample s;
@@ -325,15 +329,18 @@ memtide_report (gpointer self, SimWorld *w, guint vm)
   if (r->oom_kills > m->last_oom[vm])
     why = TRUE;
   if (!why)
-    why = running_out (m, vm, r);
+    {
+      runout = running_out (m, vm, r);
+      why = isfinite (runout);
+    }
   m->last_psi[vm] = psi;
   m->last_oom[vm] = r->oom_kills;
   m->last_stall[vm][0] = m->last_stall[vm][1];
   m->last_report[vm][0] = m->last_report[vm][1];
   m->last_stall[vm][1] = r->stall_total;
   m->last_report[vm][1] = r->time;
-  m->last_avail[vm][0] = m->last_avail[vm][1];
-  m->last_avail[vm][1] = r->available;
+  m->last_used[vm][0] = m->last_used[vm][1];
+  m->last_used[vm][1] = r->total - r->available;
   if (!why)
     return;
 
@@ -347,6 +354,7 @@ memtide_report (gpointer self, SimWorld *w, guint vm)
   from_report (&s, r);
   if (isfinite (psi_now))
     s.psi_some_avg10 = psi_now;
+  s.runout_rate = (float) (runout * MT_MIB);
   mt_vm_model_push (m->model[vm], &s);
 
   /* mt_daemon_plan_now */

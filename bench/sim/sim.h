@@ -146,6 +146,7 @@ typedef struct {
   gboolean new_report;        /* this step: the agent sent a report */
   double stall_window[10];    /* stall per step over the last second */
   double last_trigger;        /* s: the PSI trigger fires once per window */
+  double last_memory_report;  /* s: the agent's memory watch sent a report */
 
   /* Metrics. */
   double stall_s;

@@ -32,6 +32,15 @@
 #define PSI_TRIGGER_STALL    0.15     /* s */
 #define PSI_TRIGGER_WINDOW   1.0      /* s */
 #define REPORT_PERIOD        1.0      /* s between agent reports */
+/* The agent's memory watch (guest-agent/agent.c running_out): every
+ * 200 ms, MemAvailable fallen at >= 32 MiB/s since the last report and
+ * gone within 3 s at that rate sends a report at once, at most one a
+ * second. */
+#define MEMORY_WATCH_STEPS   2
+#define RUNOUT_RATE          32.0     /* MiB/s */
+#define RUNOUT_HORIZON       3.0      /* s */
+#define RUNOUT_MIN_SPAN      0.2      /* s */
+#define RUNOUT_GAP           1.0      /* s */
 
 double
 sim_vm_size (const SimVm *v)
@@ -73,7 +82,7 @@ sim_world_init (SimWorld *w, const SimScenario *sc, gboolean fpr)
       v->plugged = v->requested = v->spec->vmem_size;
       v->balloon_cmd_at = v->vmem_cmd_at = 0;
       v->oom_until = -1;
-      v->last_trigger = -1e9;
+      v->last_trigger = v->last_memory_report = -1e9;
       v->stats.time = v->report.time = -1e9;
       v->stall_ep_since = -1;
     }
@@ -462,6 +471,22 @@ no_stall_floor (const SimVm *v, double now)
   return MIN ((need + KERNEL_FIXED) / (1.0 - 1.0 / 64.0), sim_vm_max (v));
 }
 
+/* The memory watch: is the guest's MemAvailable running out since its
+ * last report? */
+static gboolean
+running_out (const SimWorld *w, const SimVm *v)
+{
+  double size = sim_vm_size (v), total = MAX (0.0, size - kernel_overhead (size));
+  double avail = MAX (0.0, total - v->anon - v->cache) + 0.9 * v->cache;
+  double used = total - avail, was = v->report.total - v->report.available;
+  double span = w->now - v->report.time, rate;
+
+  if (span < RUNOUT_MIN_SPAN - 1e-9 || w->now - v->last_memory_report < RUNOUT_GAP - 1e-9 || used <= was)
+    return FALSE;
+  rate = (used - was) / span;
+  return rate >= RUNOUT_RATE && avail <= rate * RUNOUT_HORIZON;
+}
+
 void
 sim_world_step (SimWorld *w)
 {
@@ -516,6 +541,16 @@ sim_world_step (SimWorld *w)
         {
           v->last_trigger = w->now;
           snapshot (w, v, TRUE);
+        }
+      else if (v->spec->agent && step % MEMORY_WATCH_STEPS == 0 && running_out (w, v))
+        {
+          /* Between the periodic ones, which keep their times. */
+          double next = v->next_report;
+
+          v->last_memory_report = w->now;
+          v->next_report = w->now;
+          snapshot (w, v, FALSE);
+          v->next_report = next;
         }
     }
 

@@ -855,26 +855,53 @@ test_slow_reader(void)
   remove_tree();
 }
 
+/* The agent writing to a pipe (argv has --output -): its reader, with
+ * the connect report checked and handed over in *hello (NULL if none). */
+static struct linereader *
+start_piped(char **argv, pid_t *pid, json_object **hello)
+{
+  struct linereader *lr = calloc(1, sizeof *lr);
+  int p[2];
+
+  CHECK(pipe(p) == 0);
+  *pid = spawn(argv, p[1]);
+  close(p[1]);
+  lr->fd = p[0];
+  *hello = next_obj(lr, 10000);
+  CHECK(*hello != NULL);
+  if (*hello)
+    CHECK_STR(js(*hello, "reason"), "connect");
+  return lr;
+}
+
+/* SIGTERM: a clean exit; the tree goes too. */
+static void
+stop_piped(struct linereader *lr, pid_t pid)
+{
+  int status;
+
+  kill(pid, SIGTERM);
+  CHECK(wait_exit(pid, 5000, &status));
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  close(lr->fd);
+  free(lr);
+  remove_tree();
+}
+
 /* Without a usable trigger, pressure is polled and still reported at
  * once (here: long before the 60 s tick). */
 static void
 test_psi_polling(void)
 {
-  int p[2], status;
   char *argv[] = { "memtide-agent", "--root", (char *)make_tree(false), "--output", "-",
                    "--interval", "60s", "--psi-window", "500000", "--psi-threshold", "100000",
                    "--no-mlock", "--no-mount", "-q", NULL };
-  struct linereader *lr = calloc(1, sizeof *lr);
   json_object *o;
   pid_t pid;
   bool seen = false;
+  struct linereader *lr = start_piped(argv, &pid, &o);
 
-  CHECK(pipe(p) == 0);
-  pid = spawn(argv, p[1]);
-  close(p[1]);
-  lr->fd = p[0];
-  if ((o = next_obj(lr, 10000))) {
-    CHECK_STR(js(o, "reason"), "connect");
+  if (o) {
     CHECK_STR(js(o, "psi_trigger"), "some 100000 500000");
     json_object_put(o);
   }
@@ -889,12 +916,81 @@ test_psi_polling(void)
     json_object_put(o);
   }
   CHECK(seen);
-  kill(pid, SIGTERM);
-  CHECK(wait_exit(pid, 5000, &status));
-  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  close(p[0]);
-  free(lr);
-  remove_tree();
+  stop_piped(lr, pid);
+}
+
+/* meminfo with these MemTotal and MemAvailable (kB), in place: the
+ * agent keeps the file open and re-reads it from offset 0. */
+static void
+write_meminfo(uint64_t total_kb, uint64_t avail_kb)
+{
+  char text[512];
+
+  snprintf(text, sizeof text,
+           "MemTotal:       %llu kB\nMemFree:          10240 kB\nMemAvailable:   %llu kB\n"
+           "Cached:           51200 kB\nShmem:             8192 kB\nInactive(file):   20480 kB\n",
+           (unsigned long long)total_kb, (unsigned long long)avail_kb);
+  write_file("proc/meminfo", text);
+}
+
+/* The memory watch: used memory (MemTotal - MemAvailable) rising fast
+ * enough for MemAvailable to be gone within 3 s sends a "memory" report
+ * at once, at most one a second; a shrink (both falling) sends none,
+ * nor does --memory-watch=0. */
+static void
+test_memory_watch(void)
+{
+  for (int off = 0; off < 2; off++) {
+    char *argv[] = { "memtide-agent", "--root", (char *)make_tree(false), "--output", "-",
+                     "--interval", "60s", "--psi-threshold", "0", "--memory-watch",
+                     off ? "0" : "100ms", "--no-mlock", "--no-mount", "-q", NULL };
+    struct linereader *lr;
+    json_object *o;
+    pid_t pid;
+    uint64_t t0;
+
+    write_meminfo(2097152, 1572864);            /* 2 GiB, 1.5 GiB available */
+    lr = start_piped(argv, &pid, &o);
+    json_object_put(o);
+    /* A shrink of 1 GiB: MemTotal and MemAvailable fall together. */
+    sleep_ms(300);
+    write_meminfo(1048576, 524288);
+    o = next_obj(lr, 800);
+    CHECK(o == NULL);
+    if (o) {
+      printf("# unexpected report after a shrink: %s\n", json_object_to_json_string(o));
+      json_object_put(o);
+    }
+    /* 400 MiB more in use within a moment, 100 MiB left. */
+    write_meminfo(1048576, 102400);
+    t0 = now_ms();
+    o = next_obj(lr, off ? 1500 : 3000);
+    if (off) {
+      CHECK(o == NULL);
+    } else if (o) {
+      CHECK_STR(js(o, "reason"), "memory");
+      CHECK_U64(ju(o, "mem.available"), 102400ull * 1024);
+      CHECK(now_ms() - t0 < 1000);
+      json_object_put(o);
+      /* Still falling, but the next one waits out the second. */
+      write_meminfo(1048576, 51200);
+      t0 = now_ms();
+      o = next_obj(lr, 600);
+      CHECK(o == NULL);
+      json_object_put(o);
+      if ((o = next_obj(lr, 3000))) {
+        CHECK_STR(js(o, "reason"), "memory");
+        CHECK_U64(ju(o, "mem.available"), 51200ull * 1024);
+        CHECK(now_ms() - t0 >= 700);
+        json_object_put(o);
+      } else {
+        CHECK(!"a second memory report after the gap");
+      }
+    } else {
+      CHECK(!"a memory report");
+    }
+    stop_piped(lr, pid);
+  }
 }
 
 /* The port is found by name in sysfs and its node made with mknod. */
@@ -996,11 +1092,14 @@ test_usage(void)
   char *bad3[] = { "memtide-agent", "--psi-threshold", "2000000", "--psi-window", "1000000", NULL };
   char *bad4[] = { "memtide-agent", "--input", "-", NULL };
   char *bad5[] = { "memtide-agent", "extra", NULL };
+  char *bad6[] = { "memtide-agent", "--memory-watch", "10ms", NULL };
+  char *bad7[] = { "memtide-agent", "--memory-watch", "20s", NULL };
 
   run_agent(r, NULL, NULL, help);
   CHECK(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0);
-  CHECK(strstr(r->out, "SYNOPSIS") && strstr(r->out, "--psi-threshold") && strstr(r->out, "EXIT STATUS"));
-  char **bads[] = { bad1, bad2, bad3, bad4, bad5 };
+  CHECK(strstr(r->out, "SYNOPSIS") && strstr(r->out, "--psi-threshold") && strstr(r->out, "EXIT STATUS")
+        && strstr(r->out, "--memory-watch"));
+  char **bads[] = { bad1, bad2, bad3, bad4, bad5, bad6, bad7 };
   for (size_t i = 0; i < sizeof bads / sizeof bads[0]; i++) {
     run_agent(r, NULL, NULL, bads[i]);
     CHECK(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 2);
@@ -1022,6 +1121,7 @@ main(void)
   tap_run("port socket: hello, requests, reconnect, SIGTERM", test_socket_reconnect);
   tap_run("slow host: no blocking, reports dropped and counted", test_slow_reader);
   tap_run("PSI polling fallback sends a psi report at once", test_psi_polling);
+  tap_run("memory watch: a report at once when available memory runs out", test_memory_watch);
   tap_run("port found by name, device node created", test_port_discovery);
   tap_run("built binary runs (static when agent_static)", test_binary);
   tap_run("usage errors and --help", test_usage);

@@ -17,9 +17,10 @@ Checks:
      host receipt of the pressure report -> grow applied), with no OOM;
   3. killing the agent makes memtided fall back to balloon statistics
      within the fresh limit (3 s); restarting it resumes the reports;
-  3b. the quiet guest's fast allocation: a report whose MemAvailable
-     falls fast enough to be gone within 3 s makes memtided plan at once
-     ("available memory falls at"), it grows the guest, no OOM kill;
+  3b. the quiet guest's fast allocation: the agent's memory watch sends
+     a "memory" report at once, whose used memory rises fast enough for
+     MemAvailable to be gone within 3 s; memtided plans at once ("used
+     memory rises at") and grows the guest, no OOM kill;
   4. no protocol violation and no disbelieved report from honest agents;
   5. figures: report latency (guest clock -> memtided, above the fastest
      report), agent RSS and CPU inside the guest.
@@ -232,12 +233,16 @@ with Testbed(workload=WORKLOAD, agent=AGENT) as tb:
         log_mark = daemon.mark()
         quiet.wait_console(r"step 2/5 ramp", RAMP_AFTER + 60)
         t_ramp = time.monotonic()
-        hit = daemon.wait(rf"VM {re.escape(quiet.name)}: (available memory falls at .*): planning now",
+        hit = daemon.wait(rf"VM {re.escape(quiet.name)}: (used memory rises at .*): planning now",
                           10, log_mark)
         t_out = hit[0] if hit else None
         tap(hit is not None, "the fast allocation makes memtided plan at once: "
-            + (hit[1].group(1) if hit else "no 'available memory falls' line"),
+            + (hit[1].group(1) if hit else "no 'used memory rises' line"),
             None if hit else "\n".join(l for _, l in daemon.lines[-60:] if quiet.name in l)[-3000:])
+        memory = daemon.find(REPORT_RE.format(re.escape(quiet.name)).replace(r"(\w+)", "(memory)"),
+                             log_mark)
+        tap(memory is not None, "... from a report the agent's memory watch sent at once "
+            "(reason memory)", None if memory else daemon.tail())
         grows = [t for t, _ in daemon.findall(GROW_RE.format(re.escape(quiet.name)))
                  if t_out is not None and t >= t_out - 0.5]
         if t_out is not None and grows:

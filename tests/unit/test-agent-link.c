@@ -101,6 +101,17 @@ test_parse_examples (void)
   g_assert_cmpuint (r->page_reporting.order, ==, 9);
   g_assert_cmpuint (r->page_reporting.reported_bytes, ==, MT_UNKNOWN);
 
+  {
+    static const char memory[] = "{\"v\":1,\"type\":\"report\",\"seq\":7,\"reason\":\"memory\","
+                                 "\"mono_us\":5000,\"dropped\":0,\"mem\":{\"total\":500000000,"
+                                 "\"free\":1000000,\"available\":90000000}}";
+
+    g_assert_true (mt_agent_parse_line (memory, strlen (memory), &limits, &m, &problem));
+    g_assert_cmpint (r->reason, ==, MT_AGENT_REASON_MEMORY);
+    g_assert_cmpstr (mt_agent_reason_to_string (r->reason), ==, "memory");
+    g_assert_cmpuint (r->mem.available, ==, 90000000);
+  }
+
   g_assert_true (mt_agent_parse_line (psi, strlen (psi), &limits, &m, &problem));
   g_assert_false (r->hello);
   g_assert_cmpint (r->reason, ==, MT_AGENT_REASON_PSI);
