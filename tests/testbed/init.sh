@@ -15,6 +15,8 @@
 #   memtide.workload=SCHEDULE   run /bin/memtide-workload SCHEDULE
 #   memtide.workload_reserve=SIZE   its --reserve (default 32M)
 #   memtide.agent=0             do not start /bin/memtide-agent
+#   memtide.agent_opts=A,B      extra options for it, commas for spaces
+#                               (e.g. --memory-watch=0)
 #   memtide.agent_stop_after=S  kill the agent S seconds after the ready line
 #                               (MEMTIDE-AGENT-STOPPED), to test the host's
 #                               fallback to balloon statistics
@@ -69,11 +71,13 @@ swap_serial=
 agent_stop_after=
 agent_restart_after=
 agent_stat=0
+agent_opts=
 for arg in $(cat /proc/cmdline); do
 	case "$arg" in
 	memtide.workload=*) workload=${arg#memtide.workload=} ;;
 	memtide.workload_reserve=*) reserve=${arg#memtide.workload_reserve=} ;;
 	memtide.agent=*) agent=${arg#memtide.agent=} ;;
+	memtide.agent_opts=*) agent_opts=$(echo "${arg#memtide.agent_opts=}" | tr , ' ') ;;
 	memtide.cache=*) cache_serial=${arg#memtide.cache=} ;;
 	memtide.swap=*) swap_serial=${arg#memtide.swap=} ;;
 	memtide.agent_stop_after=*) agent_stop_after=${arg#memtide.agent_stop_after=} ;;
@@ -142,7 +146,8 @@ swap_kb=$(awk '/^SwapTotal:/ {print $2}' /proc/meminfo)
 ) &
 
 start_agent() {
-	( /bin/memtide-agent; exit_marker AGENT $? ) &
+	# shellcheck disable=SC2086 # options split on spaces, by design
+	( /bin/memtide-agent $agent_opts; exit_marker AGENT $? ) &
 }
 
 agent_started=0
