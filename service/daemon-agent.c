@@ -30,6 +30,13 @@
 #define RUNOUT_HORIZON 3.0
 /* Reports further apart than this say nothing about the rate now. */
 #define RUNOUT_MAX_SPAN (5 * G_USEC_PER_SEC)
+/* While a shrink of a VM with virtio-mem is under way and this long
+ * after it, used memory is no sign of a rise: virtio-mem isolates the
+ * pages of the blocks it offlines (MemAvailable falls) before MemTotal
+ * drops, so "used" climbs by up to the blocks in flight (seen on real
+ * guests: 100+ MiB at 200 MiB/s, every shrink grown straight back).
+ * The balloon takes pages out of MemTotal as it takes them. */
+#define RUNOUT_AFTER_SHRINK (3 * G_USEC_PER_SEC)
 
 typedef struct {
   MtDaemon *d;
@@ -168,11 +175,15 @@ report_used (const MtAgentReport *r)
  * once the guest stalls, the next tick up to a second later.  The rate
  * goes to *rate_out for the plan's rise lead. */
 static char *
-running_out (AgentVm *a, const MtAgentReport *r, double *rate_out)
+running_out (AgentVm *a, const MtDaemonVm *vm, const MtAgentReport *r, double *rate_out)
 {
+  const MtVmControl *c = &vm->model->control;
   guint64 used = report_used (r);
 
   if (used == MT_UNKNOWN)
+    return NULL;
+  if (vm->info->vmem_size > 0 && c->last_action != MT_TIME_NEVER && c->last_target < c->last_from
+      && (c->pending || mt_elapsed (g_get_monotonic_time (), c->last_action) < RUNOUT_AFTER_SHRINK))
     return NULL;
   for (gint k = 1; k >= 0; k--) {
     double span, rate;
@@ -290,7 +301,7 @@ on_report (MtAgentLink *link, const MtAgentEvent *ev, gpointer data)
     a->last_mono_us[1] = r->mono_us;
   }
   if (why == NULL)
-    why = running_out (a, r, &runout_rate);
+    why = running_out (a, vm, r, &runout_rate);
   if (report_used (r) != MT_UNKNOWN) {
     a->last_used[0] = a->last_used[1];
     a->last_used_mono_us[0] = a->last_used_mono_us[1];

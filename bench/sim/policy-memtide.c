@@ -50,6 +50,7 @@ typedef struct {
 #define RUNOUT_RATE      32.0    /* MiB/s */
 #define RUNOUT_HORIZON   3.0
 #define RUNOUT_MAX_SPAN  5.0
+#define RUNOUT_AFTER_SHRINK 3.0
 #define PLAN_NOW_MIN_GAP 0.2
 
 static gint64
@@ -283,6 +284,11 @@ memtide_step (gpointer self, SimWorld *w)
 static double
 running_out (Memtide *m, guint vm, const SimReport *r)
 {
+  const MtVmControl *c = &m->model[vm]->control;
+
+  if (m->info[vm].vmem_size > 0 && c->last_action != MT_TIME_NEVER && c->last_target < c->last_from
+      && (c->pending || r->time - (double) c->last_action / G_USEC_PER_SEC < RUNOUT_AFTER_SHRINK))
+    return NAN;
   for (gint k = 1; k >= 0; k--)
     {
       double rate;
