@@ -38,6 +38,40 @@
  * The balloon takes pages out of MemTotal as it takes them. */
 #define RUNOUT_AFTER_SHRINK (3 * G_USEC_PER_SEC)
 
+/* A value of the previous two believed reports and their guest clocks
+ * ([1] the newer): an event report may follow a periodic one within
+ * STALL_MIN_SPAN, and then a rate is measured from the one before. */
+typedef struct {
+  guint64 value[2];            /* MT_UNKNOWN = none */
+  guint64 mono_us[2];
+} ReportPair;
+
+static void
+pair_reset (ReportPair *p)
+{
+  p->value[0] = p->value[1] = MT_UNKNOWN;
+}
+
+static void
+pair_push (ReportPair *p, guint64 value, guint64 mono_us)
+{
+  p->value[0] = p->value[1];
+  p->mono_us[0] = p->mono_us[1];
+  p->value[1] = value;
+  p->mono_us[1] = mono_us;
+}
+
+/* The newer of the two at least STALL_MIN_SPAN before mono_us: its
+ * index, -1 when neither. */
+static gint
+pair_base (const ReportPair *p, guint64 mono_us)
+{
+  for (gint k = 1; k >= 0; k--)
+    if (p->value[k] != MT_UNKNOWN && mono_us >= p->mono_us[k] + STALL_MIN_SPAN)
+      return k;
+  return -1;
+}
+
 typedef struct {
   MtDaemon *d;
   char     *uuid;
@@ -45,16 +79,8 @@ typedef struct {
   gint64    last_event_plan;
   double    last_psi;          /* some avg10 of the previous believed report */
   guint64   last_oom;          /* oom_kill of the previous believed report */
-  /* psi.some.total_us and the guest clock of the previous two believed
-   * reports ([1] the newer): a trigger report may follow a periodic one
-   * within STALL_MIN_SPAN, and then the stall share is measured from the
-   * one before. */
-  guint64   last_stall_us[2];
-  guint64   last_mono_us[2];
-  /* MemTotal - MemAvailable and the guest clock of the previous two
-   * believed reports, for the rate it rises at. */
-  guint64   last_used[2];
-  guint64   last_used_mono_us[2];
+  ReportPair stall;            /* psi.some.total_us: the stall share */
+  ReportPair used;             /* MemTotal - MemAvailable: the rate it rises at */
   gboolean  reported;          /* first report of this link logged */
   gboolean  disbelieving;      /* a "not believed" streak was logged */
 } AgentVm;
@@ -175,33 +201,28 @@ report_used (const MtAgentReport *r)
  * once the guest stalls, the next tick up to a second later.  The rate
  * goes to *rate_out for the plan's rise lead. */
 static char *
-running_out (AgentVm *a, const MtDaemonVm *vm, const MtAgentReport *r, double *rate_out)
+running_out (const AgentVm *a, const MtDaemonVm *vm, const MtAgentReport *r, guint64 used,
+             double *rate_out)
 {
   const MtVmControl *c = &vm->model->control;
-  guint64 used = report_used (r);
+  gint k = pair_base (&a->used, r->mono_us);
+  double span, rate;
 
-  if (used == MT_UNKNOWN)
+  if (used == MT_UNKNOWN || k < 0)
     return NULL;
   if (vm->info->vmem_size > 0 && c->last_action != MT_TIME_NEVER && c->last_target < c->last_from
       && (c->pending || mt_elapsed (g_get_monotonic_time (), c->last_action) < RUNOUT_AFTER_SHRINK))
     return NULL;
-  for (gint k = 1; k >= 0; k--) {
-    double span, rate;
-
-    if (a->last_used[k] == MT_UNKNOWN || r->mono_us < a->last_used_mono_us[k] + STALL_MIN_SPAN)
-      continue;
-    if (r->mono_us > a->last_used_mono_us[k] + RUNOUT_MAX_SPAN || used <= a->last_used[k])
-      return NULL;
-    span = (double) (r->mono_us - a->last_used_mono_us[k]) / G_USEC_PER_SEC;
-    rate = (double) (used - a->last_used[k]) / span;
-    if (rate < RUNOUT_RATE || (double) r->mem.available > rate * RUNOUT_HORIZON)
-      return NULL;
-    *rate_out = rate;
-    return g_strdup_printf ("used memory rises at %.0f MiB/s: %.0f MiB available, gone in %.1f s",
-                            rate / MT_MIB, (double) r->mem.available / MT_MIB,
-                            (double) r->mem.available / rate);
-  }
-  return NULL;
+  if (r->mono_us > a->used.mono_us[k] + RUNOUT_MAX_SPAN || used <= a->used.value[k])
+    return NULL;
+  span = (double) (r->mono_us - a->used.mono_us[k]) / G_USEC_PER_SEC;
+  rate = (double) (used - a->used.value[k]) / span;
+  if (rate < RUNOUT_RATE || (double) r->mem.available > rate * RUNOUT_HORIZON)
+    return NULL;
+  *rate_out = rate;
+  return g_strdup_printf ("used memory rises at %.0f MiB/s: %.0f MiB available, gone in %.1f s",
+                          rate / MT_MIB, (double) r->mem.available / MT_MIB,
+                          (double) r->mem.available / rate);
 }
 
 static void
@@ -212,6 +233,8 @@ on_report (MtAgentLink *link, const MtAgentEvent *ev, gpointer data)
   const MtAgentReport *r = ev->report;
   double psi, target, stall = NAN, psi_now = NAN, runout_rate = NAN;
   g_autofree char *why = NULL;
+  guint64 used;
+  gint k;
 
   if (vm == NULL)
     return;
@@ -231,8 +254,8 @@ on_report (MtAgentLink *link, const MtAgentEvent *ev, gpointer data)
     g_message ("VM %s: the guest rebooted (new boot id)", a->name);
     a->last_oom = MT_UNKNOWN;
     a->last_psi = NAN;
-    a->last_stall_us[0] = a->last_stall_us[1] = MT_UNKNOWN;
-    a->last_used[0] = a->last_used[1] = MT_UNKNOWN;
+    pair_reset (&a->stall);
+    pair_reset (&a->used);
   } else if (ev->restarted) {
     g_message ("VM %s: the guest agent restarted", a->name);
   }
@@ -265,13 +288,11 @@ on_report (MtAgentLink *link, const MtAgentEvent *ev, gpointer data)
   /* Share of time stalled since the previous report (at least
    * STALL_MIN_SPAN back), from the kernel's stall counter: what the
    * guest's trigger measured. */
-  for (gint k = 1; k >= 0 && r->has_psi && r->psi_some.total_us != MT_UNKNOWN; k--)
-    if (a->last_stall_us[k] != MT_UNKNOWN && r->psi_some.total_us >= a->last_stall_us[k]
-        && r->mono_us >= a->last_mono_us[k] + STALL_MIN_SPAN) {
-      stall = MIN (100.0, 100.0 * (double) (r->psi_some.total_us - a->last_stall_us[k])
-                          / (double) (r->mono_us - a->last_mono_us[k]));
-      break;
-    }
+  k = pair_base (&a->stall, r->mono_us);
+  if (r->has_psi && r->psi_some.total_us != MT_UNKNOWN && k >= 0
+      && r->psi_some.total_us >= a->stall.value[k])
+    stall = MIN (100.0, 100.0 * (double) (r->psi_some.total_us - a->stall.value[k])
+                        / (double) (r->mono_us - a->stall.mono_us[k]));
   if (r->reason == MT_AGENT_REASON_PSI) {
     g_info ("VM %s: agent pressure trigger: PSI some avg10 %.2f%%, %.1f%% since the last "
             "report (target %.2f%%)", a->name, psi, stall, target);
@@ -294,20 +315,13 @@ on_report (MtAgentLink *link, const MtAgentEvent *ev, gpointer data)
   a->last_psi = psi;
   if (r->has_vmstat && r->vmstat.oom_kill != MT_UNKNOWN)
     a->last_oom = r->vmstat.oom_kill;
-  if (r->has_psi && r->psi_some.total_us != MT_UNKNOWN) {
-    a->last_stall_us[0] = a->last_stall_us[1];
-    a->last_mono_us[0] = a->last_mono_us[1];
-    a->last_stall_us[1] = r->psi_some.total_us;
-    a->last_mono_us[1] = r->mono_us;
-  }
+  if (r->has_psi && r->psi_some.total_us != MT_UNKNOWN)
+    pair_push (&a->stall, r->psi_some.total_us, r->mono_us);
+  used = report_used (r);
   if (why == NULL)
-    why = running_out (a, vm, r, &runout_rate);
-  if (report_used (r) != MT_UNKNOWN) {
-    a->last_used[0] = a->last_used[1];
-    a->last_used_mono_us[0] = a->last_used_mono_us[1];
-    a->last_used[1] = report_used (r);
-    a->last_used_mono_us[1] = r->mono_us;
-  }
+    why = running_out (a, vm, r, used, &runout_rate);
+  if (used != MT_UNKNOWN)
+    pair_push (&a->used, used, r->mono_us);
   if (why)
     event_plan (a, vm, r, psi_now, runout_rate, why);
 }
@@ -422,8 +436,8 @@ mt_daemon_agent_attach (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
   a->last_event_plan = MT_TIME_NEVER;
   a->last_psi = NAN;
   a->last_oom = MT_UNKNOWN;
-  a->last_stall_us[0] = a->last_stall_us[1] = MT_UNKNOWN;
-  a->last_used[0] = a->last_used[1] = MT_UNKNOWN;
+  pair_reset (&a->stall);
+  pair_reset (&a->used);
   vm->agent = mt_agent_link_new (vm->info->name, vm->info->agent_socket, NULL, &callbacks,
                                  a, (GDestroyNotify) agent_vm_free);
   g_debug ("VM %s: agent channel %s", vm->info->name, vm->info->agent_socket);

@@ -547,9 +547,10 @@ mt_vm_model_derive (const MtVmModel *vm, gint64 now, gint64 max_age,
       }
   out->used_rate = used_rate (obs, base);
   /* A report that planned at once because MemAvailable runs out measured
-   * the fall over its own, shorter span: a ramp that began within the
-   * last second shows there at its real pace, and the rise lead needs
-   * that pace, not its average with the calm second before. */
+   * the rise of used memory over its own, shorter span: a ramp that
+   * began within the last second shows there at its real pace, and the
+   * rise lead needs that pace, not its average with the calm second
+   * before. */
   if (s->runout_rate > 0 && obs->time == s->time)
     out->used_rate = isfinite (out->used_rate) ? MAX (out->used_rate, (double) s->runout_rate)
                                                : (double) s->runout_rate;

@@ -278,29 +278,36 @@ memtide_step (gpointer self, SimWorld *w)
   plan (m, w);
 }
 
-/* running_out: MemAvailable falling fast enough to be gone within
- * RUNOUT_HORIZON, from the report at least STALL_MIN_SPAN back (the
- * previous two reports share their times with last_report). */
+/* daemon-agent.c pair_base: the newer of the previous two reports at least
+ * STALL_MIN_SPAN before `time` (both have a stall total and used
+ * memory); -1 when neither. */
+static gint
+report_base (const Memtide *m, guint vm, double time)
+{
+  for (gint k = 1; k >= 0; k--)
+    if (m->last_stall[vm][k] >= 0 && time >= m->last_report[vm][k] + STALL_MIN_SPAN)
+      return k;
+  return -1;
+}
+
+/* running_out: used memory rising fast enough for MemAvailable to be
+ * gone within RUNOUT_HORIZON, from that report; the rate, NAN if not. */
 static double
 running_out (Memtide *m, guint vm, const SimReport *r)
 {
   const MtVmControl *c = &m->model[vm]->control;
+  gint k = report_base (m, vm, r->time);
+  double used = r->total - r->available, rate;
 
+  if (k < 0)
+    return NAN;
   if (m->info[vm].vmem_size > 0 && c->last_action != MT_TIME_NEVER && c->last_target < c->last_from
       && (c->pending || r->time - (double) c->last_action / G_USEC_PER_SEC < RUNOUT_AFTER_SHRINK))
     return NAN;
-  for (gint k = 1; k >= 0; k--)
-    {
-      double rate;
-
-      if (m->last_used[vm][k] < 0 || r->time < m->last_report[vm][k] + STALL_MIN_SPAN)
-        continue;
-      if (r->time > m->last_report[vm][k] + RUNOUT_MAX_SPAN || r->total - r->available <= m->last_used[vm][k])
-        return NAN;
-      rate = (r->total - r->available - m->last_used[vm][k]) / (r->time - m->last_report[vm][k]);
-      return rate >= RUNOUT_RATE && r->available <= rate * RUNOUT_HORIZON ? rate : NAN;
-    }
-  return NAN;
+  if (r->time > m->last_report[vm][k] + RUNOUT_MAX_SPAN || used <= m->last_used[vm][k])
+    return NAN;
+  rate = (used - m->last_used[vm][k]) / (r->time - m->last_report[vm][k]);
+  return rate >= RUNOUT_RATE && r->available <= rate * RUNOUT_HORIZON ? rate : NAN;
 }
 
 /* on_report: does this report call for a plan now? */
@@ -311,6 +318,7 @@ memtide_report (gpointer self, SimWorld *w, guint vm)
   const SimReport *r = &w->vm[vm].report;
   double target = m->vp[vm].pressure_target, psi = r->psi_some10, stall = NAN, psi_now = NAN;
   double runout = NAN;
+  gint k = report_base (m, vm, r->time);
   gboolean why = FALSE;
   const MtVmSample *last;
   MtVmSample s;
@@ -319,13 +327,9 @@ memtide_report (gpointer self, SimWorld *w, guint vm)
     return;
   /* Share of time stalled since the previous report (at least
    * STALL_MIN_SPAN back): what the guest's trigger measured. */
-  for (gint k = 1; k >= 0; k--)
-    if (m->last_stall[vm][k] >= 0 && r->time >= m->last_report[vm][k] + STALL_MIN_SPAN)
-      {
-        stall = MIN (100.0, 100.0 * (r->stall_total - m->last_stall[vm][k])
-                            / (r->time - m->last_report[vm][k]));
-        break;
-      }
+  if (k >= 0)
+    stall = MIN (100.0, 100.0 * (r->stall_total - m->last_stall[vm][k])
+                        / (r->time - m->last_report[vm][k]));
   if (r->trigger)
     psi_now = isfinite (stall) && stall > psi ? stall : psi;
   if (isfinite (psi_now) && psi_now > target)

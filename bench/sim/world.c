@@ -33,9 +33,9 @@
 #define PSI_TRIGGER_WINDOW   1.0      /* s */
 #define REPORT_PERIOD        1.0      /* s between agent reports */
 /* The agent's memory watch (guest-agent/agent.c running_out): every
- * 200 ms, MemAvailable fallen at >= 32 MiB/s since the last report and
- * gone within 3 s at that rate sends a report at once, at most one a
- * second. */
+ * 200 ms, used memory (MemTotal - MemAvailable) risen at >= 32 MiB/s
+ * since the last report, with MemAvailable gone within 3 s at that rate,
+ * sends a report at once, at most one a second. */
 #define MEMORY_WATCH_STEPS   2
 #define RUNOUT_RATE          32.0     /* MiB/s */
 #define RUNOUT_HORIZON       3.0      /* s */
@@ -393,19 +393,37 @@ sim_reclaim (SimWorld *w, guint i, double mib)
   v->cache -= drop;
 }
 
+/* What the guest's /proc/meminfo says: MemTotal and MemAvailable (free
+ * memory and most of the page cache). */
 static void
-snapshot (SimWorld *w, SimVm *v, gboolean trigger)
+guest_meminfo (const SimVm *v, double *total, double *available)
 {
   double size = sim_vm_size (v);
-  double total = MAX (0.0, size - kernel_overhead (size));
-  double free_mem = MAX (0.0, total - v->anon - v->cache);
+
+  *total = MAX (0.0, size - kernel_overhead (size));
+  *available = MAX (0.0, *total - v->anon - v->cache) + 0.9 * v->cache;
+}
+
+typedef enum {
+  SNAP_TICK,                   /* balloon stats and the agent's report when due */
+  SNAP_PSI,                    /* the agent's PSI trigger fired: a report now */
+  SNAP_MEMORY,                 /* the agent's memory watch: a report now */
+} SnapKind;
+
+static void
+snapshot (SimWorld *w, SimVm *v, SnapKind kind)
+{
+  double total, available, free_mem;
+
+  guest_meminfo (v, &total, &available);
+  free_mem = MAX (0.0, total - v->anon - v->cache);
 
   if (w->now >= v->next_stats)
     {
       v->stats = (SimStats) {
         .time = w->now,
         .total = total,
-        .usable = free_mem + 0.9 * v->cache,
+        .usable = available,
         .unused = free_mem,
         .caches = v->cache,
         .swap_in = v->swap_in,
@@ -414,12 +432,12 @@ snapshot (SimWorld *w, SimVm *v, gboolean trigger)
       };
       v->next_stats = w->now + w->stats_period;
     }
-  if (v->spec->agent && (w->now >= v->next_report || trigger))
+  if (v->spec->agent && (w->now >= v->next_report || kind != SNAP_TICK))
     {
       v->report = (SimReport) {
         .time = w->now,
         .total = total,
-        .available = free_mem + 0.9 * v->cache,
+        .available = available,
         .free = free_mem,
         .cache = v->cache,
         .swap_in = v->swap_in,
@@ -431,9 +449,12 @@ snapshot (SimWorld *w, SimVm *v, gboolean trigger)
         .psi_full10 = v->psi_full10,
         .stall_total = v->stall_s,
         .oom_kills = v->oom_kills,
-        .trigger = trigger,
+        .trigger = kind == SNAP_PSI,
       };
-      v->next_report = w->now + REPORT_PERIOD;
+      /* The memory watch's reports come between the periodic ones,
+       * which keep their times. */
+      if (kind != SNAP_MEMORY)
+        v->next_report = w->now + REPORT_PERIOD;
       v->new_report = TRUE;
     }
 }
@@ -476,11 +497,12 @@ no_stall_floor (const SimVm *v, double now)
 static gboolean
 running_out (const SimWorld *w, const SimVm *v)
 {
-  double size = sim_vm_size (v), total = MAX (0.0, size - kernel_overhead (size));
-  double avail = MAX (0.0, total - v->anon - v->cache) + 0.9 * v->cache;
-  double used = total - avail, was = v->report.total - v->report.available;
+  double total, avail;
+  double used, was = v->report.total - v->report.available;
   double span = w->now - v->report.time, rate;
 
+  guest_meminfo (v, &total, &avail);
+  used = total - avail;
   if (span < RUNOUT_MIN_SPAN - 1e-9 || w->now - v->last_memory_report < RUNOUT_GAP - 1e-9 || used <= was)
     return FALSE;
   rate = (used - was) / span;
@@ -520,7 +542,7 @@ sim_world_step (SimWorld *w)
         continue;
       move_hypervisor (w, v);
       step_guest (w, v, host_stall);
-      snapshot (w, v, FALSE);
+      snapshot (w, v, SNAP_TICK);
       rss += v->rss;
       committed += sim_vm_size (v);
       floor += no_stall_floor (v, w->now);
@@ -540,17 +562,12 @@ sim_world_step (SimWorld *w)
           && w->now - v->last_trigger >= PSI_TRIGGER_WINDOW)
         {
           v->last_trigger = w->now;
-          snapshot (w, v, TRUE);
+          snapshot (w, v, SNAP_PSI);
         }
       else if (v->spec->agent && step % MEMORY_WATCH_STEPS == 0 && running_out (w, v))
         {
-          /* Between the periodic ones, which keep their times. */
-          double next = v->next_report;
-
           v->last_memory_report = w->now;
-          v->next_report = w->now;
-          snapshot (w, v, FALSE);
-          v->next_report = next;
+          snapshot (w, v, SNAP_MEMORY);
         }
     }
 
