@@ -73,13 +73,11 @@ typedef struct {
   guint64            vmem_block;   /* virtio-mem block size */
   const MtVmPolicy  *policy;       /* resolved for this VM; NULL = leave alone */
   MtVmDerived        obs;          /* mt_vm_model_derive() */
-  const MtVmControl *control;      /* the previous decision's `next` (the model's
-                                      control state); NULL = a VM never planned */
+  MtVmControl        control;      /* the previous decision's `next` */
 } MtPlanVm;
 
-/* Fills `in` from the daemon's state; `name`, `policy` and `model` (whose
- * control state `in` points to) are borrowed and must outlive the plan
- * computation. */
+/* Fills `in` from the daemon's state; `name` and `policy` are borrowed
+ * and must outlive the plan computation. */
 void mt_plan_vm_init (MtPlanVm *in, const char *name, const MtDomainInfo *info,
                       const MtVmPolicy *policy, const MtVmModel *model,
                       const MtHostPolicy *hp, gint64 now);
