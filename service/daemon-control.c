@@ -331,6 +331,7 @@ describe_blockers (MtDaemon *d)
     g_autofree char *floor = mt_format_bytes (floor_of (vm));
     MtVmDecision dec = { .current = MT_UNKNOWN };
     g_autofree char *cur = NULL;
+    char stuck[MT_STUCK_REASON_LEN];
 
     if (vm->has_decision)
       mt_daemon_vm_decision (vm, &dec);
@@ -339,7 +340,7 @@ describe_blockers (MtDaemon *d)
 
     g_string_append_printf (s, "%s%s (at %s, keeps %s%s%s)", i ? ", " : "", vm->info->name,
                             cur, floor, vm->model->control.stuck ? ", stuck: " : "",
-                            vm->model->control.stuck ? vm->model->control.stuck_reason : "");
+                            mt_vm_control_stuck_reason (&vm->model->control, stuck));
   }
   if (vms->len > 5)
     g_string_append_printf (s, " and %u more", vms->len - 5);

@@ -46,7 +46,11 @@ vm_status (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
   st->mechanism = mt_mechanism_to_string (vm->policy.mechanism);
   st->agent_connected = mt_daemon_agent_connected (vm);
   st->stuck = vm->model->control.stuck;
-  st->stuck_reason = g_strdup (st->stuck ? vm->model->control.stuck_reason : "");
+  {
+    char stuck[MT_STUCK_REASON_LEN];
+
+    st->stuck_reason = g_strdup (mt_vm_control_stuck_reason (&vm->model->control, stuck));
+  }
   st->last_action = g_strdup (vm->last_action ? vm->last_action : "");
   st->pinned = mt_daemon_vm_is_pinned (d, uuid);
   st->has_limits = vm->has_limits;

@@ -171,11 +171,12 @@ mt_daemon_save_vm_state (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
   const MtVmControl *c = &vm->model->control;
   gint64 now_mono = g_get_monotonic_time ();
   gint64 now_wall = g_get_real_time () / G_USEC_PER_SEC;
+  char reason[MT_STUCK_REASON_LEN];
   MtVmState s = {
     .headroom = c->headroom,
     .last_target = c->last_target,
     .stuck = c->stuck,
-    .stuck_reason = c->stuck ? (char *) c->stuck_reason : NULL,
+    .stuck_reason = c->stuck ? (char *) mt_vm_control_stuck_reason (c, reason) : NULL,
     .stuck_since = c->stuck ? now_wall - mt_elapsed (now_mono, c->stuck_since) / G_USEC_PER_SEC : 0,
     .has_limits = vm->has_limits,
     .limit_min = vm->limit_min,
@@ -202,18 +203,20 @@ restore_vm_state (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
   c->headroom = s.headroom;
   c->last_target = s.last_target;
   if (s.stuck) {
+    /* Retried at the first plan (retry_at): the old reason is logged
+     * below, not kept. */
     c->stuck = TRUE;
-    g_strlcpy (c->stuck_reason, s.stuck_reason ? s.stuck_reason : "stuck before restart",
-               sizeof c->stuck_reason);
+    c->stuck_kind = MT_STUCK_RESTORED;
     c->stuck_since = now_mono - MAX (0, now_wall - s.stuck_since) * G_USEC_PER_SEC;
     c->retry_at = now_mono;
   }
   vm->has_limits = s.has_limits;
   vm->limit_min = s.limit_min;
   vm->limit_max = s.limit_max;
-  g_message ("VM %s: restored learned headroom %" G_GUINT64_FORMAT " MiB%s%s",
-             vm->info->name, s.headroom / MT_MIB, s.stuck ? ", stuck mark" : "",
-             s.has_limits ? ", admin limits" : "");
+  g_message ("VM %s: restored learned headroom %" G_GUINT64_FORMAT " MiB%s%s%s%s",
+             vm->info->name, s.headroom / MT_MIB, s.stuck ? ", stuck mark (" : "",
+             s.stuck ? (s.stuck_reason ? s.stuck_reason : "no reason saved") : "",
+             s.stuck ? ")" : "", s.has_limits ? ", admin limits" : "");
   mt_vm_state_clear (&s);
 }
 
@@ -499,8 +502,11 @@ plan_and_act (MtDaemon *d, gint64 now, const MtHostSample *host)
     vm->model->control = dec->next;
     record_decision (vm, dec);
     if (dec->next.stuck && !was_stuck) {
-      g_warning ("%s: stuck: %s", vm->info->name, dec->next.stuck_reason);
-      NOTIFY (d, vm_stuck, vm->info->uuid, dec->next.stuck_reason);
+      char stuck[MT_STUCK_REASON_LEN];
+
+      mt_vm_control_stuck_reason (&dec->next, stuck);
+      g_warning ("%s: stuck: %s", vm->info->name, stuck);
+      NOTIFY (d, vm_stuck, vm->info->uuid, stuck);
     } else if (!dec->next.stuck && was_stuck) {
       g_message ("%s: no longer stuck, managing it again", vm->info->name);
     }

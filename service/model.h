@@ -168,6 +168,14 @@ typedef struct {
 
 /* ---- Planner control state ---------------------------------------------- */
 
+/* Why a VM is marked stuck (MtVmControl.stuck_kind). */
+typedef enum {
+  MT_STUCK_NONE,
+  MT_STUCK_NOT_MOVING,         /* did not move toward its target in time */
+  MT_STUCK_VMEM,               /* virtio-mem unplug stalled, the policy allows no balloon */
+  MT_STUCK_RESTORED,           /* stuck when memtided stopped (the state file) */
+} MtStuckKind;
+
 /* What the planner carries from one tick to the next for one VM.  Plain
  * data, copyable by assignment; the planner reads the old value and
  * returns the new one in MtVmDecision.next. */
@@ -200,10 +208,15 @@ typedef struct {
   guint64 best_distance;       /* closest |current - last_target| seen */
   gint64  progress_time;       /* when that distance last shrank */
 
-  /* Stuck: did not move toward its target in time; fixed at its size. */
+  /* Stuck: did not move toward its target in time; fixed at its size.
+   * Why, as numbers (mt_vm_control_stuck_reason() writes the sentence):
+   * a 124-byte string here was three copies per VM per tick. */
   gboolean stuck;
-  char     stuck_reason[124];   /* the planner's longest is ~110 bytes; 4 + 124 keeps
-                                  the 64-bit fields after it unpadded */
+  guint32  stuck_kind;         /* MtStuckKind */
+  guint64  stuck_size[3];      /* NOT_MOVING: target, size when asked, size then;
+                                  VMEM: plugged, requested */
+  gint64   stuck_us;           /* NOT_MOVING: the stuck timeout; VMEM: how long the
+                                  unplug had waited */
   gint64   stuck_since;
   gint64   retry_at;           /* unmark and try again then */
   guint    stuck_count;        /* consecutive marks, for the back-off */

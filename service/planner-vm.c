@@ -68,12 +68,18 @@ fix (MtVmEval *ev, MtDecisionKind kind, guint head)
 /* ---- stuck handling ----------------------------------------------------- */
 
 static void
-mark_stuck (MtPlanCtx *ctx, MtVmEval *ev, const char *why)
+mark_stuck (MtPlanCtx *ctx, MtVmEval *ev, MtStuckKind kind, guint64 s0, guint64 s1, guint64 s2,
+            gint64 us)
 {
   MtVmControl *c = ev->next;
   gint64 backoff = ctx->stuck_timeout;
 
   c->stuck = TRUE;
+  c->stuck_kind = kind;
+  c->stuck_size[0] = s0;
+  c->stuck_size[1] = s1;
+  c->stuck_size[2] = s2;
+  c->stuck_us = us;
   c->stuck_since = ctx->now;
   c->stuck_count++;
   /* Exponential back-off: a guest that cannot give memory back now
@@ -81,7 +87,32 @@ mark_stuck (MtPlanCtx *ctx, MtVmEval *ev, const char *why)
   for (guint i = 1; i < c->stuck_count && backoff < MT_PLAN_RETRY_MAX; i++)
     backoff *= 2;
   c->retry_at = add_time (ctx->now, MIN (backoff, MT_PLAN_RETRY_MAX));
-  g_strlcpy (c->stuck_reason, why, sizeof c->stuck_reason);
+}
+
+const char *
+mt_vm_control_stuck_reason (const MtVmControl *c, char buf[MT_STUCK_REASON_LEN])
+{
+  char a[MT_FORMAT_BYTES_LEN], b[MT_FORMAT_BYTES_LEN], n[MT_FORMAT_BYTES_LEN];
+  MtText why;
+
+  g_return_val_if_fail (c != NULL && buf != NULL, "");
+  mt_text_init (&why);
+  if (!c->stuck)
+    ;
+  else if (c->stuck_kind == MT_STUCK_VMEM)
+    mt_text_printf (&why, "virtio-mem unplug stalled at %s (requested %s) for %.0f s and the policy allows no balloon",
+                    mt_plan_sz (a, c->stuck_size[0]), mt_plan_sz (b, c->stuck_size[1]),
+                    secs (c->stuck_us));
+  else if (c->stuck_kind == MT_STUCK_NOT_MOVING)
+    mt_text_printf (&why, "did not move toward %s in %.0f s (asked at %s, now %s)",
+                    mt_plan_sz (a, c->stuck_size[0]), secs (c->stuck_us),
+                    mt_plan_sz (b, c->stuck_size[1]), mt_plan_sz (n, c->stuck_size[2]));
+  else if (c->stuck_kind == MT_STUCK_RESTORED)
+    mt_text_append (&why, "stuck when memtided stopped");
+  else
+    mt_text_append (&why, "stuck");
+  g_strlcpy (buf, why.buf, MT_STUCK_REASON_LEN);
+  return buf;
 }
 
 /* Follow up on the last action: reached, moving, or stuck. */
@@ -168,16 +199,8 @@ check_stuck (MtPlanCtx *ctx, MtVmEval *ev)
   const MtLayoutIn *l = &ev->lay;
 
   if (ev->stall_now && l->mech != MT_MECH_AUTO)
-    {
-      char a[MT_FORMAT_BYTES_LEN], b[MT_FORMAT_BYTES_LEN];
-      MtText why;
-
-      mt_text_init (&why);
-      mt_text_printf (&why, "virtio-mem unplug stalled at %s (requested %s) for %.0f s and the policy allows no balloon",
-                      mt_plan_sz (a, l->plugged), mt_plan_sz (b, l->requested),
-                      secs (mt_elapsed (ctx->now, c->vmem_wait_since)));
-      mark_stuck (ctx, ev, why.buf);
-    }
+    mark_stuck (ctx, ev, MT_STUCK_VMEM, l->plugged, l->requested, 0,
+                mt_elapsed (ctx->now, c->vmem_wait_since));
   else if (ev->stall_now)
     {
       ev->why->flags |= MT_WHY_NOTE_STALL;
@@ -189,16 +212,8 @@ check_stuck (MtPlanCtx *ctx, MtVmEval *ev)
     }
   else if (c->pending && !c->stuck && !unplug_in_progress (ev)
            && mt_elapsed (ctx->now, c->progress_time) >= ctx->stuck_timeout)
-    {
-      char a[MT_FORMAT_BYTES_LEN], b[MT_FORMAT_BYTES_LEN], n[MT_FORMAT_BYTES_LEN];
-      MtText why;
-
-      mt_text_init (&why);
-      mt_text_printf (&why, "did not move toward %s in %.0f s (asked at %s, now %s)",
-                      mt_plan_sz (a, c->last_target), secs (ctx->stuck_timeout),
-                      mt_plan_sz (b, c->last_from), mt_plan_sz (n, ev->cur));
-      mark_stuck (ctx, ev, why.buf);
-    }
+    mark_stuck (ctx, ev, MT_STUCK_NOT_MOVING, c->last_target, c->last_from, ev->cur,
+                ctx->stuck_timeout);
   else if (c->stuck && ctx->now >= c->retry_at)
     {
       /* Forget the old target: the next one is planned from scratch. */

@@ -321,8 +321,13 @@ format_head (MtText *t, const MtVmDecision *d)
                       cur, mt_plan_sz (a, d->working_set), mt_plan_sz (b, d->headroom));
       break;
     case MT_WHY_STUCK:
-      mt_text_printf (t, "stuck for %.0f s: %s; held at %s, retry in %.0f s",
-                      secs (w->us[0]), d->next.stuck_reason, cur, secs (w->us[1]));
+      {
+        char stuck[MT_STUCK_REASON_LEN];
+
+        mt_text_printf (t, "stuck for %.0f s: %s; held at %s, retry in %.0f s",
+                        secs (w->us[0]), mt_vm_control_stuck_reason (&d->next, stuck), cur,
+                        secs (w->us[1]));
+      }
       break;
     default:
       mt_text_append (t, mt_decision_kind_to_string (d->kind));

@@ -76,6 +76,11 @@ typedef struct {
   MtVmControl        control;      /* the previous decision's `next` */
 } MtPlanVm;
 
+/* The sentence for why a VM is stuck (`c->stuck_kind`), in buf; "" when
+ * it is not stuck.  Returns buf. */
+#define MT_STUCK_REASON_LEN 160
+const char *mt_vm_control_stuck_reason (const MtVmControl *c, char buf[MT_STUCK_REASON_LEN]);
+
 /* Fills `in` from the daemon's state; `name` and `policy` are borrowed
  * and must outlive the plan computation. */
 void mt_plan_vm_init (MtPlanVm *in, const char *name, const MtDomainInfo *info,

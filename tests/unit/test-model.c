@@ -409,7 +409,7 @@ test_control_init (void)
   g_assert_cmpuint (c.headroom, ==, 0);
   g_assert_cmpint (c.last_action, ==, MT_TIME_NEVER);
   g_assert_cmpint (vm->control.retry_at, ==, MT_TIME_NEVER);
-  g_assert_cmpstr (c.stuck_reason, ==, "");
+  g_assert_cmpuint (c.stuck_kind, ==, MT_STUCK_NONE);
 }
 
 static void

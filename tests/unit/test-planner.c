@@ -204,7 +204,11 @@ random_vm (GRand *r, GRand *r2, Scenario *sc, guint i)
       c->stuck_count = (guint) g_rand_int_range (r, 1, 5);
       c->stuck_since = sc->now - rnd_time (r, 0, 100);
       c->retry_at = sc->now + rnd_time (r, -50, 50);
-      g_strlcpy (c->stuck_reason, "random", sizeof c->stuck_reason);
+      c->stuck_kind = (guint32) g_rand_int_range (r, MT_STUCK_NOT_MOVING, MT_STUCK_RESTORED + 1);
+      c->stuck_size[0] = rnd_mib (r, 0, 8192);
+      c->stuck_size[1] = rnd_mib (r, 0, 8192);
+      c->stuck_size[2] = rnd_mib (r, 0, 8192);
+      c->stuck_us = rnd_time (r, 0, 100);
     }
   if (chance (r, 0.1))
     {
@@ -1094,6 +1098,9 @@ test_stuck_vm (void)
           g_assert_cmpuint (plan->decisions[0].target, ==, 4 * MT_GIB);
           g_assert_nonnull (strstr (reason (&plan->decisions[0]), "did not move toward"));
           g_assert_true (vm.in.control.stuck);
+          g_assert_cmpuint (vm.in.control.stuck_kind, ==, MT_STUCK_NOT_MOVING);
+          g_assert_cmpuint (vm.in.control.stuck_size[1], ==, 4 * MT_GIB);   /* asked at */
+          g_assert_cmpint (vm.in.control.stuck_us, ==, hp.stuck_timeout);
         }
     }
   g_assert_true (acted);
@@ -1144,6 +1151,44 @@ test_stuck_vm (void)
     g_assert_cmpuint (vm.in.control.stuck_count, ==, 0);
   }
   g_assert_cmpuint (vm.in.obs.balloon_actual, <, 4 * MT_GIB);
+}
+
+/* The stuck reason is kept as numbers and written when read: the same
+ * sentences as the planner wrote into a 124-byte buffer before, and
+ * none cut short. */
+static void
+test_stuck_reason_text (void)
+{
+  MtVmControl c;
+  char buf[MT_STUCK_REASON_LEN];
+
+  mt_vm_control_init (&c);
+  g_assert_cmpstr (mt_vm_control_stuck_reason (&c, buf), ==, "");
+  c.stuck = TRUE;
+  c.stuck_kind = MT_STUCK_NOT_MOVING;
+  c.stuck_size[0] = 3 * MT_GIB;
+  c.stuck_size[1] = 4 * MT_GIB;
+  c.stuck_size[2] = 612 * MT_MIB;
+  c.stuck_us = S (30);
+  g_assert_cmpstr (mt_vm_control_stuck_reason (&c, buf), ==,
+                   "did not move toward 3.0 GiB in 30 s (asked at 4.0 GiB, now 612 MiB)");
+  c.stuck_kind = MT_STUCK_VMEM;
+  c.stuck_size[0] = 3 * MT_GIB / 2;
+  c.stuck_size[1] = 512 * MT_MIB;
+  c.stuck_us = S (45);
+  g_assert_cmpstr (mt_vm_control_stuck_reason (&c, buf), ==,
+                   "virtio-mem unplug stalled at 1.5 GiB (requested 512 MiB) for 45 s "
+                   "and the policy allows no balloon");
+  /* The longest numbers fit. */
+  c.stuck_size[0] = c.stuck_size[1] = c.stuck_size[2] = G_MAXUINT64 - 1;
+  c.stuck_us = G_MAXINT64;
+  g_assert_true (g_str_has_suffix (mt_vm_control_stuck_reason (&c, buf), "allows no balloon"));
+  c.stuck_kind = MT_STUCK_NOT_MOVING;
+  g_assert_true (g_str_has_suffix (mt_vm_control_stuck_reason (&c, buf), ")"));
+  c.stuck_kind = MT_STUCK_RESTORED;
+  g_assert_cmpstr (mt_vm_control_stuck_reason (&c, buf), ==, "stuck when memtided stopped");
+  c.stuck = FALSE;
+  g_assert_cmpstr (mt_vm_control_stuck_reason (&c, buf), ==, "");
 }
 
 static void
@@ -2219,6 +2264,7 @@ main (int argc, char **argv)
   g_test_add_func ("/planner/scenario/pressure-with-steady-working-set", test_pressure_with_steady_working_set);
   g_test_add_func ("/planner/scenario/refaulting-not-shrunk", test_refaulting_not_shrunk);
   g_test_add_func ("/planner/scenario/start-grace", test_start_grace);
+  g_test_add_func ("/planner/stuck-reason", test_stuck_reason_text);
   g_test_add_func ("/planner/scenario/grow-in-flight-not-cut", test_grow_in_flight_not_cut);
   g_test_add_func ("/planner/scenario/refaults-stop-probing", test_refaults_stop_probing);
   g_test_add_func ("/planner/scenario/cold-cache-reclaim", test_cold_cache_reclaim);
