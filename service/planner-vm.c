@@ -52,7 +52,7 @@ mt_plan_vm_init (MtPlanVm *in, const char *name, const MtDomainInfo *info,
     .vmem_size = info->vmem_size,
     .vmem_block = info->vmem_block,
     .policy = policy,
-    .control = &model->control,
+    .control = model->control,
   };
   mt_vm_model_derive (model, now, MT_PLAN_STALE_TICKS * tick, &in->obs);
 }
@@ -531,10 +531,7 @@ mt_plan_eval_vm (MtPlanCtx *ctx, const MtPlanVm *in, guint index, MtVmEval *ev,
     .need = MT_UNKNOWN,
     .want = MT_UNKNOWN,
   };
-  if (in->control != NULL)
-    d->next = *in->control;
-  else
-    mt_vm_control_init (&d->next);
+  d->next = in->control;
   memset (&d->why, 0, sizeof d->why);
   ev->name = in->name;
   ev->index = index;

@@ -73,8 +73,7 @@ typedef struct {
   guint64            vmem_block;   /* virtio-mem block size */
   const MtVmPolicy  *policy;       /* resolved for this VM; NULL = leave alone */
   MtVmDerived        obs;          /* mt_vm_model_derive() */
-  const MtVmControl *control;      /* the previous decision's `next` (the model's
-                                      control state); NULL = a VM never planned */
+  MtVmControl        control;      /* the previous decision's `next` */
 } MtPlanVm;
 
 /* The sentence for why a VM is stuck (`c->stuck_kind`), in buf; "" when
@@ -82,9 +81,8 @@ typedef struct {
 #define MT_STUCK_REASON_LEN 160
 const char *mt_vm_control_stuck_reason (const MtVmControl *c, char buf[MT_STUCK_REASON_LEN]);
 
-/* Fills `in` from the daemon's state; `name`, `policy` and `model` (whose
- * control state `in` points to) are borrowed and must outlive the plan
- * computation. */
+/* Fills `in` from the daemon's state; `name` and `policy` are borrowed
+ * and must outlive the plan computation. */
 void mt_plan_vm_init (MtPlanVm *in, const char *name, const MtDomainInfo *info,
                       const MtVmPolicy *policy, const MtVmModel *model,
                       const MtHostPolicy *hp, gint64 now);

@@ -38,7 +38,6 @@ typedef struct {
   MtVmPolicy pol[MAXV];
   gboolean no_policy[MAXV];
   MtPlanVm vm[MAXV];
-  MtVmControl ctl[MAXV];       /* vm[i].control points here (scenario_link) */
   MtHostSample host;
   gboolean host_null;
   MtHostPolicy hp;
@@ -49,10 +48,7 @@ static void
 scenario_link (Scenario *sc)
 {
   for (guint i = 0; i < sc->n; i++)
-    {
-      sc->vm[i].policy = sc->no_policy[i] ? NULL : &sc->pol[i];
-      sc->vm[i].control = &sc->ctl[i];
-    }
+    sc->vm[i].policy = sc->no_policy[i] ? NULL : &sc->pol[i];
 }
 
 static guint64
@@ -87,7 +83,7 @@ random_vm (GRand *r, GRand *r2, Scenario *sc, guint i)
   MtVmPolicy *p = &sc->pol[i];
   MtPlanVm *v = &sc->vm[i];
   MtVmDerived *o = &v->obs;
-  MtVmControl *c = &sc->ctl[i];
+  MtVmControl *c = &v->control;
   guint64 base, size = 0, block = 0, plugged = 0, requested = 0, balloon, cur;
 
   base = chance (r, 0.7) ? pick (r, bases, G_N_ELEMENTS (bases)) : rnd_mib (r, 256, 6144);
@@ -306,7 +302,7 @@ scenario_dump (const Scenario *sc, const MtPlan *plan)
     {
       const MtPlanVm *v = &sc->vm[i];
       const MtVmDerived *o = &v->obs;
-      const MtVmControl *c = v->control;
+      const MtVmControl *c = &v->control;
       const MtVmPolicy *p = v->policy;
 
       g_string_append_printf (s, "vm%u: base %.0f vmem %.0f/%.0f; ", i, U (v->base_memory),
@@ -390,9 +386,9 @@ check_plan (const Scenario *sc, const MtPlan *plan, GString *err)
 
         if (c == MT_UNKNOWN)
           c = v->obs.rss != MT_UNKNOWN ? v->obs.rss : v->base_memory + v->vmem_size;
-        else if (v->policy != NULL && v->base_memory > 0 && v->control->pending
-                 && v->control->last_target > c)
-          c = v->control->last_target;
+        else if (v->policy != NULL && v->base_memory > 0 && v->control.pending
+                 && v->control.last_target > c)
+          c = v->control.last_target;
         REQUIRE (d->committed == c, "vm%u committed %.0f MiB", i, U (c));
         committed = mt_sat_add (committed, c);
       }
@@ -535,7 +531,7 @@ check_plan (const Scenario *sc, const MtPlan *plan, GString *err)
        * larger, unless the host is short (or a stalled unplug was just
        * cancelled: the fallback starts over) */
       {
-        const MtVmControl *c = sc->vm[a->vm].control;
+        const MtVmControl *c = &sc->vm[a->vm].control;
         gboolean cancelled = FALSE;
 
         for (guint j = 0; j < k; j++)
@@ -567,11 +563,11 @@ check_plan (const Scenario *sc, const MtPlan *plan, GString *err)
         break;
       if (d->target - d->current < sc->hp.min_change && d->target < d->want && !d->starving)
         continue;                          /* a tiny step short of its want waits */
-      if (d->action < 0 && d->kind == MT_DECISION_WAIT && sc->vm[i].control->pending
-          && sc->vm[i].control->last_target > d->current
-          && (sc->vm[i].control->last_target == d->target
+      if (d->action < 0 && d->kind == MT_DECISION_WAIT && sc->vm[i].control.pending
+          && sc->vm[i].control.last_target > d->current
+          && (sc->vm[i].control.last_target == d->target
               || (!plan->host_short
-                  && d->target < mt_sat_add (sc->vm[i].control->last_target, sc->hp.min_change))))
+                  && d->target < mt_sat_add (sc->vm[i].control.last_target, sc->hp.min_change))))
         continue;                          /* a grow on its way covers it */
       REQUIRE (d->action >= 0 && plan->actions[d->action].kind == MT_ACTION_GROW
                && plan->actions[d->action].to == d->target,
@@ -583,7 +579,7 @@ check_plan (const Scenario *sc, const MtPlan *plan, GString *err)
   /* dry-run records nothing as issued */
   if (sc->hp.dry_run)
     for (guint i = 0; i < sc->n; i++)
-      REQUIRE (plan->decisions[i].next.last_action == sc->vm[i].control->last_action,
+      REQUIRE (plan->decisions[i].next.last_action == sc->vm[i].control.last_action,
                "vm%u dry-run leaves last_action", i);
   return TRUE;
 }
@@ -848,8 +844,7 @@ test_layout (void)
 
 typedef struct {
   MtVmPolicy pol;
-  MtPlanVm in;                 /* in.control points to control */
-  MtVmControl control;
+  MtPlanVm in;
   guint64 used;
   guint64 plugged;             /* what the guest really has plugged */
   gboolean vmem_stuck;         /* guest cannot offline memory */
@@ -870,9 +865,8 @@ tvm_init (TVm *t, const char *name, guint64 base, guint64 vmem_size, guint64 blo
   t->pol.headroom_min = 0;       /* each test sets the headroom it means */
   t->in = (MtPlanVm) { .name = name, .base_memory = base, .vmem_size = vmem_size,
                        .vmem_block = block, .policy = &t->pol };
-  t->in.control = &t->control;
-  mt_vm_control_init (&t->control);
-  t->control.first_seen = -S (3600.0);       /* running for an hour: no start grace */
+  mt_vm_control_init (&t->in.control);
+  t->in.control.first_seen = -S (3600.0);       /* running for an hour: no start grace */
   t->used = used;
   t->plugged = plugged;
   t->in.obs.balloon_actual = balloon;
@@ -949,7 +943,7 @@ tick (TVm **t, guint n, const MtHostSample *host, const MtHostPolicy *hp, gint64
       g_assert_nonnull (reason (&plan->decisions[i]));
       g_test_message ("t=%.0f s %s: %s", (double) now / G_USEC_PER_SEC,
                       mt_decision_kind_to_string (plan->decisions[i].kind), reason (&plan->decisions[i]));
-      t[i]->control = plan->decisions[i].next;
+      t[i]->in.control = plan->decisions[i].next;
     }
   for (guint k = 0; k < plan->n_actions; k++)
     tvm_apply (t[plan->actions[k].vm], &plan->actions[k]);
@@ -1035,8 +1029,8 @@ test_pressured_vm_grows_at_once (void)
   hp.min_change = 2 * MT_GIB;                  /* hysteresis must not hold it */
   tvm_init (&vm, "hot", 4 * MT_GIB, 0, 0, MT_MECH_BALLOON, MT_GIB, 0, 900 * MT_MIB);
   tvm_observe (&vm, now, 25.0);
-  vm.control.last_action = now - S (0.1);   /* nor the delay after acting */
-  vm.control.headroom = 128 * MT_MIB;
+  vm.in.control.last_action = now - S (0.1);   /* nor the delay after acting */
+  vm.in.control.headroom = 128 * MT_MIB;
   big_host (&host, now);
   plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
   g_assert_cmpuint (plan->n_actions, ==, 1);
@@ -1055,7 +1049,7 @@ test_pressured_vm_grows_at_once (void)
   {
     g_autoptr(MtPlan) again = NULL;
 
-    vm.control = plan->decisions[0].next;
+    vm.in.control = plan->decisions[0].next;
     again = mt_plan_compute (&host, &vm.in, 1, &hp, now + 1000);
     g_assert_cmpuint (again->decisions[0].headroom, ==, 192 * MT_MIB);
   }
@@ -1064,7 +1058,7 @@ test_pressured_vm_grows_at_once (void)
   {
     g_autoptr(MtPlan) oom = NULL;
 
-    mt_vm_control_init (&vm.control);
+    mt_vm_control_init (&vm.in.control);
     tvm_observe (&vm, now, NAN);
     vm.in.obs.oom_kills_new = 1;
     host.mem_available = hp.reserve + 64 * MT_MIB;
@@ -1103,10 +1097,10 @@ test_stuck_vm (void)
           g_assert_cmpuint (plan->n_actions, ==, 0);
           g_assert_cmpuint (plan->decisions[0].target, ==, 4 * MT_GIB);
           g_assert_nonnull (strstr (reason (&plan->decisions[0]), "did not move toward"));
-          g_assert_true (vm.control.stuck);
-          g_assert_cmpuint (vm.control.stuck_kind, ==, MT_STUCK_NOT_MOVING);
-          g_assert_cmpuint (vm.control.stuck_size[1], ==, 4 * MT_GIB);   /* asked at */
-          g_assert_cmpint (vm.control.stuck_us, ==, hp.stuck_timeout);
+          g_assert_true (vm.in.control.stuck);
+          g_assert_cmpuint (vm.in.control.stuck_kind, ==, MT_STUCK_NOT_MOVING);
+          g_assert_cmpuint (vm.in.control.stuck_size[1], ==, 4 * MT_GIB);   /* asked at */
+          g_assert_cmpint (vm.in.control.stuck_us, ==, hp.stuck_timeout);
         }
     }
   g_assert_true (acted);
@@ -1129,12 +1123,12 @@ test_stuck_vm (void)
     plan = tick (t, 1, &host, &hp, now, 0.0);
     g_assert_true (plan->decisions[0].managed);
     g_assert_nonnull (strstr (reason (&plan->decisions[0]), "retrying after being stuck"));
-    g_assert_false (vm.control.stuck);
+    g_assert_false (vm.in.control.stuck);
   }
 
   /* Stuck again (twice the back-off), then it moves again: unmarked at
    * once, before the retry time. */
-  for (gint s = 0; s < 40 && !vm.control.stuck; s++)
+  for (gint s = 0; s < 40 && !vm.in.control.stuck; s++)
     {
       g_autoptr(MtPlan) plan = NULL;
 
@@ -1142,8 +1136,8 @@ test_stuck_vm (void)
       big_host (&host, now);
       plan = tick (t, 1, &host, &hp, now, 0.0);
     }
-  g_assert_true (vm.control.stuck);
-  g_assert_cmpint (vm.control.retry_at - now, ==, 2 * hp.stuck_timeout);
+  g_assert_true (vm.in.control.stuck);
+  g_assert_cmpint (vm.in.control.retry_at - now, ==, 2 * hp.stuck_timeout);
   vm.balloon_stuck = FALSE;
   {
     g_autoptr(MtPlan) plan = NULL;
@@ -1153,8 +1147,8 @@ test_stuck_vm (void)
     plan = tick (t, 1, &host, &hp, now, 0.0);
     g_assert_true (plan->decisions[0].managed);
     g_assert_nonnull (strstr (reason (&plan->decisions[0]), "no longer stuck"));
-    g_assert_false (vm.control.stuck);
-    g_assert_cmpuint (vm.control.stuck_count, ==, 0);
+    g_assert_false (vm.in.control.stuck);
+    g_assert_cmpuint (vm.in.control.stuck_count, ==, 0);
   }
   g_assert_cmpuint (vm.in.obs.balloon_actual, <, 4 * MT_GIB);
 }
@@ -1431,7 +1425,7 @@ test_hostile_guest (void)
   vm.in.obs.major_fault_rate = INFINITY;
   vm.in.obs.psi_trend = 1e300;
   vm.in.obs.oom_kills_new = G_MAXUINT64;
-  vm.control.headroom = G_MAXUINT64 - 5;
+  vm.in.control.headroom = G_MAXUINT64 - 5;
   for (guint round = 0; round < 3; round++)
     {
       g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
@@ -1442,7 +1436,7 @@ test_hostile_guest (void)
       if (round == 0)
         g_assert_cmpuint (plan->actions[0].to, ==, 1536 * MT_MIB);
       g_assert_cmpuint (plan->decisions[0].headroom, <=, 2 * MT_GIB);
-      vm.control = plan->decisions[0].next;
+      vm.in.control = plan->decisions[0].next;
       vm.in.obs.time += S (1);
       now += S (1);
     }
@@ -1518,7 +1512,7 @@ pressured_plan (TVm *vm, const MtHostSample *host, const MtHostPolicy *hp, gint6
   vm->in.obs.major_fault_rate_avg = faults_avg;
   plan = mt_plan_compute (host, &vm->in, 1, hp, t);
   if (keep)
-    vm->control = plan->decisions[0].next;
+    vm->in.control = plan->decisions[0].next;
   return plan->decisions[0].headroom;
 }
 
@@ -1534,18 +1528,18 @@ test_headroom_no_compounding (void)
   guint64 h;
 
   tvm_fixture (&vm, &hp, &host, now, "riser", 8 * MT_GIB, 2 * MT_GIB, 1900 * MT_MIB, 25.0);
-  vm.control.headroom = 128 * MT_MIB;
+  vm.in.control.headroom = 128 * MT_MIB;
   {
     g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
 
     h = plan->decisions[0].headroom;
     g_assert_cmpuint (h, ==, 192 * MT_MIB);
     g_assert_cmpuint (plan->n_actions, ==, 1);
-    vm.control = plan->decisions[0].next;
-    g_assert_true (vm.control.pending);
+    vm.in.control = plan->decisions[0].next;
+    g_assert_true (vm.in.control.pending);
     /* Pressure the guest reads nothing back under (a page-cache write
      * stalls in writeback at any size) leaves no level to remember. */
-    g_assert_cmpuint (vm.control.pressure_floor, ==, 0);
+    g_assert_cmpuint (vm.in.control.pressure_floor, ==, 0);
   }
   /* A new report 0.3 s later, same tick, grow not applied yet: no raise. */
   tvm_observe (&vm, now + S (0.3), 25.0);
@@ -1554,7 +1548,7 @@ test_headroom_no_compounding (void)
     g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (0.3));
 
     g_assert_cmpuint (plan->decisions[0].headroom, ==, h);
-    vm.control = plan->decisions[0].next;
+    vm.in.control = plan->decisions[0].next;
   }
   /* Next tick, the grow still in flight: still no raise. */
   tvm_observe (&vm, now + S (1.0), 25.0);
@@ -1563,13 +1557,13 @@ test_headroom_no_compounding (void)
     g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (1.0));
 
     g_assert_cmpuint (plan->decisions[0].headroom, ==, h);
-    vm.control = plan->decisions[0].next;
+    vm.in.control = plan->decisions[0].next;
   }
   /* The grow landed and pressure remains, but the guest reads nothing
    * back (no major faults, no swap-in): more memory did not relieve it
    * (a page-cache write stalls in writeback however large the guest
    * is), so no second raise in this pressure episode. */
-  vm.balloon_target = vm.control.last_target;
+  vm.balloon_target = vm.in.control.last_target;
   tvm_observe (&vm, now + S (2.0), 25.0);
   {
     g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (2.0));
@@ -1600,10 +1594,10 @@ test_headroom_no_compounding (void)
   g_assert_cmpuint (h, >, 192 * MT_MIB);
   /* Calm for 30 s, then 10 s more: 2%/s lowers it by ~20% (the level
    * pressure was seen at long forgotten: see test_pressure_floor). */
-  vm.control.pending = FALSE;
-  vm.control.pressure_floor = 0;
-  vm.control.calm_since = now + S (3.0);
-  vm.control.feedback_time = now + S (33.0);
+  vm.in.control.pending = FALSE;
+  vm.in.control.pressure_floor = 0;
+  vm.in.control.calm_since = now + S (3.0);
+  vm.in.control.feedback_time = now + S (33.0);
   tvm_observe (&vm, now + S (43.0), 0.0);
   {
     g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (43.0));
@@ -1641,8 +1635,8 @@ test_kernel_reserve_and_growth (void)
 
     /* 181 + 42, not 181 + 16. */
     g_assert_cmpuint (plan->decisions[0].working_set, ==, 223 * MT_MIB);
-    vm.control = plan->decisions[0].next;
-    g_assert_cmpuint (vm.control.reserve, ==, 42 * MT_MIB);
+    vm.in.control = plan->decisions[0].next;
+    g_assert_cmpuint (vm.in.control.reserve, ==, 42 * MT_MIB);
   }
   /* Later, right after a resize: MemTotal lags, the model says nothing,
    * the learned reserve still counts. */
@@ -1743,7 +1737,7 @@ test_burst_headroom (void)
 
     g_assert_cmpuint (plan->decisions[0].headroom, ==, 600 * MT_MIB);
     g_assert_cmpuint (plan->decisions[0].need, ==, 2 * MT_GIB + 600 * MT_MIB);
-    a.control = plan->decisions[0].next;
+    a.in.control = plan->decisions[0].next;
   }
   /* One half-life later, no new rise: half of it. */
   tvm_observe (&a, now + S (MT_PLAN_BURST_HALF_LIFE), 0.0);
@@ -1754,11 +1748,11 @@ test_burst_headroom (void)
     burst = plan->decisions[0].headroom;
     g_assert_cmpuint (burst, >=, 299 * MT_MIB);
     g_assert_cmpuint (burst, <=, 301 * MT_MIB);
-    a.control = plan->decisions[0].next;
+    a.in.control = plan->decisions[0].next;
   }
   /* Short host: a's burst is cut first, b keeps its learned headroom. */
   tvm_observe (&b, now + S (MT_PLAN_BURST_HALF_LIFE), 0.0);
-  b.control.headroom = 256 * MT_MIB;
+  b.in.control.headroom = 256 * MT_MIB;
   in[0] = a.in;
   in[1] = b.in;
   hp.budget = 2 * MT_GIB + 128 * MT_MIB + 2 * MT_GIB + 256 * MT_MIB + 64 * MT_MIB;
@@ -1829,24 +1823,24 @@ test_pressure_with_steady_working_set (void)
     g_assert_cmpuint (h, >=, (2048 - 800) * MT_MIB * 3 / 2 - MT_MIB);
     g_assert_cmpuint (plan->n_actions, ==, 1);
     g_assert_cmpint (plan->actions[0].kind, ==, MT_ACTION_GROW);
-    vm.control = plan->decisions[0].next;
-    g_assert_cmpuint (vm.control.pressure_floor, ==, h);
+    vm.in.control = plan->decisions[0].next;
+    g_assert_cmpuint (vm.in.control.pressure_floor, ==, h);
   }
   /* Calm for long: lowered at 2%/s, but not below that level (which is
    * forgotten slowly, MT_PLAN_FLOOR_HALF_LIFE). */
-  vm.control.pending = FALSE;
-  vm.control.headroom = h + 512 * MT_MIB;
-  vm.control.calm_since = now + S (10);
-  vm.control.feedback_time = now + S (50);
+  vm.in.control.pending = FALSE;
+  vm.in.control.headroom = h + 512 * MT_MIB;
+  vm.in.control.calm_since = now + S (10);
+  vm.in.control.feedback_time = now + S (50);
   tvm_observe (&vm, now + S (60), 0.0);
   {
     g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (60));
 
     g_assert_cmpuint (plan->decisions[0].headroom, <, h + 512 * MT_MIB);
     g_assert_cmpuint (plan->decisions[0].headroom, >=, h * 98 / 100);
-    vm.control = plan->decisions[0].next;
+    vm.in.control = plan->decisions[0].next;
   }
-  vm.control.pending = FALSE;            /* (the grows are not followed here) */
+  vm.in.control.pending = FALSE;            /* (the grows are not followed here) */
   tvm_observe (&vm, now + S (90), 0.0);
   {
     g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (90));
@@ -1870,7 +1864,7 @@ test_refaulting_not_shrunk (void)
 
   tvm_fixture (&vm, &hp, &host, now, "reader", 4 * MT_GIB, 4 * MT_GIB, MT_GIB, NAN);
   vm.in.obs.source = MT_DATA_BALLOON;
-  vm.control.shrink_since = now - S (10);
+  vm.in.control.shrink_since = now - S (10);
   vm.in.obs.major_fault_rate = vm.in.obs.major_fault_rate_avg = 2 * MT_PLAN_FAULTS_HIGH;
   {
     g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
@@ -1912,7 +1906,7 @@ test_grow_in_flight_not_cut (void)
     g_assert_cmpuint (plan->n_actions, ==, 1);
     g_assert_cmpint (plan->actions[0].kind, ==, MT_ACTION_GROW);
     asked = plan->actions[0].to;
-    vm.control = plan->decisions[0].next;
+    vm.in.control = plan->decisions[0].next;
   }
   /* A second later the balloon has not moved yet and the rise is over:
    * the target is lower than what is on its way, but above the size. */
@@ -1977,9 +1971,9 @@ test_refaults_stop_probing (void)
   vm.in.obs.source = MT_DATA_BALLOON;
   vm.in.obs.idle = 0;                         /* the page cache fills the rest */
   vm.pol.headroom = (MtSize) { .is_percent = TRUE, .percent = 10 };
-  vm.control.headroom = h0;
-  vm.control.calm_since = now - S (120);   /* probing down for a while */
-  vm.control.feedback_time = now - S (1);
+  vm.in.control.headroom = h0;
+  vm.in.control.calm_since = now - S (120);   /* probing down for a while */
+  vm.in.control.feedback_time = now - S (1);
   vm.in.obs.major_fault_rate = 30;            /* 1 MiB/s of 32 KiB reads */
   vm.in.obs.major_fault_rate_avg = 5;
   g_assert_cmpfloat (vm.in.obs.major_fault_rate, <, MT_PLAN_FAULTS_HIGH);
@@ -1990,15 +1984,15 @@ test_refaults_stop_probing (void)
     g_assert_cmpuint (plan->decisions[0].headroom, >=, h0 + MT_PLAN_RAISE_STEP_MIN);
     g_assert_cmpuint (plan->decisions[0].next.pressure_floor, ==, plan->decisions[0].headroom);
     g_assert_cmpuint (plan->decisions[0].floor, ==, 540 * MT_MIB);
-    vm.control = plan->decisions[0].next;
+    vm.in.control = plan->decisions[0].next;
   }
   /* The same rate for long (now the guest's usual): no raise, and no
    * lowering either. */
-  vm.control.headroom = h0 + 100 * MT_MIB;
-  vm.control.pressure_floor = 0;
-  vm.control.raise_time = MT_TIME_NEVER;
-  vm.control.calm_since = now - S (120);
-  vm.control.feedback_time = now;
+  vm.in.control.headroom = h0 + 100 * MT_MIB;
+  vm.in.control.pressure_floor = 0;
+  vm.in.control.raise_time = MT_TIME_NEVER;
+  vm.in.control.calm_since = now - S (120);
+  vm.in.control.feedback_time = now;
   vm.in.obs.major_fault_rate_avg = 30;
   tvm_observe (&vm, now + S (2), NAN);
   vm.in.obs.source = MT_DATA_BALLOON;
@@ -2033,7 +2027,7 @@ test_no_tiny_emergency_grows (void)
   hp.min_change = 16 * MT_MIB;
   tvm_init (&vm, "hot", 4 * MT_GIB, 0, 0, MT_MECH_BALLOON, MT_GIB, 0, 900 * MT_MIB);
   tvm_observe (&vm, now, 25.0);
-  vm.control.headroom = 128 * MT_MIB;
+  vm.in.control.headroom = 128 * MT_MIB;
   big_host (&host, now);
   host.mem_available = hp.reserve + 6 * MT_MIB;
   {
@@ -2070,7 +2064,7 @@ cold_reclaim_at (TVm *vm, MtHostSample *host, const MtHostPolicy *hp, gint64 now
   plan = mt_plan_compute (host, &vm->in, 1, hp, now);
   g_assert_cmpuint (plan->n_actions, ==, 0);
   if (keep)
-    vm->control = plan->decisions[0].next;
+    vm->in.control = plan->decisions[0].next;
   return plan->decisions[0].reclaim;
 }
 
@@ -2095,12 +2089,12 @@ test_cold_cache_reclaim (void)
 
   tvm_fixture (&vm, &hp, &host, now, "files", 4 * MT_GIB, 2 * MT_GIB, 800 * MT_MIB, 0.0);
   vm.pol.min = (MtSize) { .bytes = 2 * MT_GIB };      /* held at its size: no resize */
-  vm.control.feedback_time = now - S (1);
+  vm.in.control.feedback_time = now - S (1);
   /* The first sight of 900 MiB of cache: it was just read in. */
   g_assert_cmpuint (cold_reclaim (&vm, &host, &hp, now - MT_PLAN_COLD_SETTLE, TRUE), ==, 0);
-  g_assert_cmpuint (vm.control.cache_base, ==, 900 * MT_MIB);
+  g_assert_cmpuint (vm.in.control.cache_base, ==, 900 * MT_MIB);
   g_assert_cmpuint (cold_reclaim (&vm, &host, &hp, now, TRUE), ==, want);
-  g_assert_cmpint (vm.control.reclaim_time, ==, now);
+  g_assert_cmpint (vm.in.control.reclaim_time, ==, now);
   /* Not again within the interval; again after it. */
   g_assert_cmpuint (cold_reclaim (&vm, &host, &hp, now + MT_PLAN_COLD_INTERVAL - S (1), FALSE), ==, 0);
   g_assert_cmpuint (cold_reclaim (&vm, &host, &hp, now + MT_PLAN_COLD_INTERVAL, FALSE), ==, want);
@@ -2136,10 +2130,10 @@ test_cold_cache_reclaim (void)
     }
 
   /* A grow or shrink on its way. */
-  vm.control.pending = TRUE;
-  vm.control.last_target = 2 * MT_GIB + 64 * MT_MIB;
+  vm.in.control.pending = TRUE;
+  vm.in.control.last_target = 2 * MT_GIB + 64 * MT_MIB;
   g_assert_cmpuint (cold_reclaim (&vm, &host, &hp, now, FALSE), ==, 0);
-  vm.control.pending = FALSE;
+  vm.in.control.pending = FALSE;
 
   /* Refaulting: the guest reads back cache it lost. */
   {
@@ -2194,8 +2188,8 @@ test_start_grace (void)
   big_host (&host, now);
   tvm_init (&old, "old", 4 * MT_GIB, 0, 0, MT_MECH_BALLOON, 2 * MT_GIB, 0, MT_GIB);
   tvm_init (&young, "young", 2 * MT_GIB, 0, 0, MT_MECH_BALLOON, 2 * MT_GIB, 0, 300 * MT_MIB);
-  young.control.first_seen = now - S (5);
-  young.control.grace_need = 900 * MT_MIB;        /* it touched more a moment ago */
+  young.in.control.first_seen = now - S (5);
+  young.in.control.grace_need = 900 * MT_MIB;        /* it touched more a moment ago */
   tvm_observe (&old, now, 0);
   tvm_observe (&young, now, 0);
   hp.budget = 18 * MT_GIB / 10;
@@ -2220,7 +2214,7 @@ test_start_grace (void)
   }
   hp.start_grace = S (60);
   /* Past the grace period it is an ordinary VM. */
-  young.control.first_seen = now - S (61);
+  in[1].control.first_seen = now - S (61);
   {
     g_autoptr(MtPlan) plan = mt_plan_compute (&host, in, 2, &hp, now);
 
@@ -2228,7 +2222,7 @@ test_start_grace (void)
     g_assert_cmpuint (plan->decisions[1].want, <, 900 * MT_MIB);
   }
   /* The host out of memory: no grace. */
-  young.control.first_seen = now - S (5);
+  in[1].control.first_seen = now - S (5);
   host.mem_available = hp.reserve / 2;
   {
     g_autoptr(MtPlan) plan = mt_plan_compute (&host, in, 2, &hp, now);
