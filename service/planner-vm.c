@@ -96,10 +96,11 @@ mt_vm_control_stuck_reason (const MtVmControl *c, char buf[MT_STUCK_REASON_LEN])
   MtText why;
 
   g_return_val_if_fail (c != NULL && buf != NULL, "");
-  mt_text_init (&why);
+  buf[0] = '\0';
   if (!c->stuck)
-    ;
-  else if (c->stuck_kind == MT_STUCK_VMEM)
+    return buf;
+  mt_text_init (&why);
+  if (c->stuck_kind == MT_STUCK_VMEM)
     mt_text_printf (&why, "virtio-mem unplug stalled at %s (requested %s) for %.0f s and the policy allows no balloon",
                     mt_plan_sz (a, c->stuck_size[0]), mt_plan_sz (b, c->stuck_size[1]),
                     secs (c->stuck_us));

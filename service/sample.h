@@ -43,9 +43,10 @@ typedef struct {
                                   what reclaim takes first (agent only) */
   gboolean can_reclaim;      /* the agent has memory.reclaim (proactive reclaim) */
   gboolean from_agent;
-  float   runout_rate;       /* bytes/s MemAvailable fell at, measured by the agent
-                                report that planned at once because it runs out
-                                (daemon-agent.c running_out); NAN otherwise */
+  float   runout_rate;       /* bytes/s used memory (MemTotal - MemAvailable) rose
+                                at, measured by the agent report that planned at
+                                once because MemAvailable runs out (daemon-agent.c
+                                running_out); NAN otherwise */
 } MtVmSample;
 
 /* Fill every field with "unknown" and set the time. */
