@@ -1,4 +1,4 @@
-/* policy-memtide.c: memtide's planner (service/planner.c, linked from
+/* policy-memtide.c: memtide's planner (service/core/planner.c, linked from
  * memtide-core, not copied) driven the way memtided drives it: every
  * tick one merged sample per VM into its model ring, mt_plan_vm_init(),
  * mt_plan_compute(), the actions applied in order (virtio-mem before the
@@ -387,7 +387,7 @@ memtide_free (gpointer self)
 const SimPolicy sim_policy_memtide = {
   .name = "memtide",
   .label = "memtide",
-  .source = "service/planner.c via memtide-core (the daemon's code); agent PSI reports, "
+  .source = "service/core/planner.c via memtide-core (the daemon's code); agent PSI reports, "
             "pressure events plan at once (the daemon's rules)",
   .init = memtide_init,
   .step = memtide_step,
@@ -398,7 +398,7 @@ const SimPolicy sim_policy_memtide = {
 const SimPolicy sim_policy_memtide_stats = {
   .name = "memtide-stats",
   .label = "memtide (stats only)",
-  .source = "service/planner.c via memtide-core; balloon stats only, no agent",
+  .source = "service/core/planner.c via memtide-core; balloon stats only, no agent",
   .init = memtide_stats_init,
   .step = memtide_step,
   .report = NULL,

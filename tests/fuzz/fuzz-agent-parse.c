@@ -1,5 +1,5 @@
 /* fuzz-agent-parse.c: libFuzzer target for the host side of the guest
- * agent protocol (service/agent-json.c, agent-parse.c, agent-session.c).
+ * agent protocol (service/agent/agent-json.c, agent-parse.c, agent-session.c).
  *
  * Each input is used twice:
  *   1. as one line for mt_agent_parse_line;

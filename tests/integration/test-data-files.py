@@ -47,7 +47,7 @@ else:
 root = ET.parse(policy).getroot()
 actions = {a.get("id"): a for a in root.findall("action")}
 eq(sorted(actions), sorted(ALL_ACTIONS), "one polkit action per kind of write")
-with open(os.path.join(SRC, "service", "dbus-requests.c")) as f:
+with open(os.path.join(SRC, "service", "dbus", "dbus-requests.c")) as f:
     asked = set(re.findall(r'#define ACTION_\w+\s+"([^"]+)"', f.read()))
 eq(asked, set(ALL_ACTIONS), "memtided asks for exactly these actions")
 ok = all(a.findtext("description") and a.findtext("message") and
@@ -58,7 +58,7 @@ ok = all(a.findtext("description") and a.findtext("message") and
 tap(ok, "every action: description, message, admin authentication by default")
 
 # ---- the introspection XML documents every member ------------------------------------
-xml = os.path.join(SRC, "service", "org.memtide.Manager1.xml")
+xml = os.path.join(SRC, "service", "dbus", "org.memtide.Manager1.xml")
 tree = ET.parse(xml, parser=ET.XMLParser(target=ET.TreeBuilder(insert_comments=True)))
 members = []
 undocumented = []

@@ -85,7 +85,7 @@ def main():
             daemon = Memtided(daemon_bin, tb.prefix, VM_POLICY, HOST_POLICY,
                               dry_run=args.dry_run,
                               extra_args=["--bus-address", address]).start()
-            ctl = os.path.join(args.build, "service", "memtidectl")
+            ctl = os.path.join(args.build, "memtidectl", "memtidectl")
             hint = (f"In another terminal (as root):  {ctl} --address '{address}' status\n"
                     f"                           or:  {ctl} --address '{address}' watch")
             stop = {"now": False}

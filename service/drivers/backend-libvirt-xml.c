@@ -34,26 +34,6 @@ xml_char_free (xmlChar *s)
 }
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (xmlChar, xml_char_free)
 
-void
-mt_domain_info_clear (MtDomainInfo *info)
-{
-  g_free (info->name);
-  g_free (info->uuid);
-  g_free (info->vmem_alias);
-  g_free (info->agent_socket);
-  g_free (info->metadata);
-  *info = (MtDomainInfo) { 0 };
-}
-
-void
-mt_domain_info_free (MtDomainInfo *info)
-{
-  if (info == NULL)
-    return;
-  mt_domain_info_clear (info);
-  g_free (info);
-}
-
 static xmlDoc *
 parse_domain_doc (const char *xml, GError **error)
 {

@@ -27,7 +27,7 @@
 #include <glib.h>
 #include "sample.h"
 #include "policy.h"
-#include "backend.h"
+#include "domain.h"
 #include "model.h"
 
 /* Tuning constants.  They are not policy: they shape the control loop,

@@ -1,0 +1,22 @@
+/* domain.c: MtDomainInfo's memory. */
+#include "domain.h"
+
+void
+mt_domain_info_clear (MtDomainInfo *info)
+{
+  g_free (info->name);
+  g_free (info->uuid);
+  g_free (info->vmem_alias);
+  g_free (info->agent_socket);
+  g_free (info->metadata);
+  *info = (MtDomainInfo) { 0 };
+}
+
+void
+mt_domain_info_free (MtDomainInfo *info)
+{
+  if (info == NULL)
+    return;
+  mt_domain_info_clear (info);
+  g_free (info);
+}
