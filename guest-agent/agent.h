@@ -3,4 +3,4 @@
 
 /* The whole program: main() calls this; the tests call it in a forked
  * child so valgrind sees the agent too.  Returns the exit status. */
-int agent_main(int argc, char **argv);
+int agent_main (int argc, char **argv);

@@ -18,7 +18,7 @@ static const char *const names[UA_N] = {
 };
 
 const char *
-unavail_name(enum unavail u)
+unavail_name (enum unavail u)
 {
-  return (unsigned)u < ARRAY_SIZE(names) ? names[u] : "?";
+  return (unsigned) u < ARRAY_SIZE (names) ? names[u] : "?";
 }

@@ -20,10 +20,10 @@ enum unavail {
   UA_N
 };
 
-const char *unavail_name(enum unavail u);
+const char *unavail_name (enum unavail u);
 
 static inline void
-unavail_set(uint32_t *mask, enum unavail u, int on)
+unavail_set (uint32_t *mask, enum unavail u, int on)
 {
   if (on)
     *mask |= 1u << u;

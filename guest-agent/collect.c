@@ -28,17 +28,24 @@ struct key {
 };
 
 static const struct key meminfo_keys[] = {
-  { "MemTotal", MI_TOTAL },         { "MemFree", MI_FREE },
-  { "MemAvailable", MI_AVAILABLE }, { "Buffers", MI_BUFFERS },
-  { "Cached", MI_CACHED },          { "Shmem", MI_SHMEM },
-  { "AnonPages", MI_ANON },         { "SReclaimable", MI_SRECLAIMABLE },
-  { "SwapTotal", MI_SWAP_TOTAL },   { "SwapFree", MI_SWAP_FREE },
+  { "MemTotal", MI_TOTAL },
+  { "MemFree", MI_FREE },
+  { "MemAvailable", MI_AVAILABLE },
+  { "Buffers", MI_BUFFERS },
+  { "Cached", MI_CACHED },
+  { "Shmem", MI_SHMEM },
+  { "AnonPages", MI_ANON },
+  { "SReclaimable", MI_SRECLAIMABLE },
+  { "SwapTotal", MI_SWAP_TOTAL },
+  { "SwapFree", MI_SWAP_FREE },
   { "Inactive(file)", MI_INACTIVE_FILE },
 };
 
 static const struct key vmstat_keys[] = {
-  { "pgmajfault", VS_PGMAJFAULT }, { "pswpin", VS_PSWPIN },
-  { "pswpout", VS_PSWPOUT },       { "oom_kill", VS_OOM_KILL },
+  { "pgmajfault", VS_PGMAJFAULT },
+  { "pswpin", VS_PSWPIN },
+  { "pswpout", VS_PSWPOUT },
+  { "oom_kill", VS_OOM_KILL },
 };
 
 static const char *const pr_files[PR_N] = {
@@ -49,36 +56,36 @@ static const char *const pr_files[PR_N] = {
 
 /* Matches "name" followed by sep at the start of line. */
 static const char *
-after_name(const char *line, const char *name, char sep)
+after_name (const char *line, const char *name, char sep)
 {
-  size_t n = strlen(name);
+  size_t n = strlen (name);
 
-  if (strncmp(line, name, n) != 0 || line[n] != sep)
+  if (strncmp (line, name, n) != 0 || line[n] != sep)
     return NULL;
   return line + n + 1;
 }
 
 static const char *
-next_line(const char *p)
+next_line (const char *p)
 {
-  const char *nl = strchr(p, '\n');
+  const char *nl = strchr (p, '\n');
   return nl ? nl + 1 : NULL;
 }
 
 uint32_t
-meminfo_parse(const char *text, uint64_t out[MI_N])
+meminfo_parse (const char *text, uint64_t out[MI_N])
 {
   uint32_t have = 0;
 
-  for (const char *line = text; line && *line; line = next_line(line)) {
-    for (size_t k = 0; k < ARRAY_SIZE(meminfo_keys); k++) {
-      const char *p = after_name(line, meminfo_keys[k].name, ':');
+  for (const char *line = text; line && *line; line = next_line (line)) {
+    for (size_t k = 0; k < ARRAY_SIZE (meminfo_keys); k++) {
+      const char *p = after_name (line, meminfo_keys[k].name, ':');
       uint64_t v;
       if (!p)
         continue;
       while (*p == ' ' || *p == '\t')
         p++;
-      if (!parse_u64(p, &p, &v) || strncmp(p, " kB", 3) != 0 || v > UINT64_MAX / 1024)
+      if (!parse_u64 (p, &p, &v) || strncmp (p, " kB", 3) != 0 || v > UINT64_MAX / 1024)
         break;
       out[meminfo_keys[k].index] = v * 1024;
       have |= 1u << meminfo_keys[k].index;
@@ -89,17 +96,17 @@ meminfo_parse(const char *text, uint64_t out[MI_N])
 }
 
 uint32_t
-vmstat_parse(const char *text, uint64_t out[VS_N])
+vmstat_parse (const char *text, uint64_t out[VS_N])
 {
   uint32_t have = 0;
 
-  for (const char *line = text; line && *line; line = next_line(line)) {
-    for (size_t k = 0; k < ARRAY_SIZE(vmstat_keys); k++) {
-      const char *p = after_name(line, vmstat_keys[k].name, ' ');
+  for (const char *line = text; line && *line; line = next_line (line)) {
+    for (size_t k = 0; k < ARRAY_SIZE (vmstat_keys); k++) {
+      const char *p = after_name (line, vmstat_keys[k].name, ' ');
       uint64_t v;
       if (!p)
         continue;
-      if (parse_u64(p, &p, &v) && (*p == '\n' || *p == '\0')) {
+      if (parse_u64 (p, &p, &v) && (*p == '\n' || *p == '\0')) {
         out[vmstat_keys[k].index] = v;
         have |= 1u << vmstat_keys[k].index;
       }
@@ -111,205 +118,213 @@ vmstat_parse(const char *text, uint64_t out[VS_N])
 
 /* "d.dd" .. "ddd.dd", at most 100.00: copied into out[8]. */
 static bool
-psi_avg(const char *p, const char *name, char out[8], const char **end)
+psi_avg (const char *p, const char *name, char out[8], const char **end)
 {
-  size_t n = strlen(name), i = 0;
+  size_t n = strlen (name), i = 0;
 
-  if (strncmp(p, name, n) != 0)
+  if (strncmp (p, name, n) != 0)
     return false;
   p += n;
-  while (isdigit((unsigned char)p[i]) && i < 3)
+  while (isdigit ((unsigned char) p[i]) && i < 3)
     i++;
-  if (i == 0 || p[i] != '.' || !isdigit((unsigned char)p[i + 1]) ||
-      !isdigit((unsigned char)p[i + 2]) || (p[i + 3] != ' ' && p[i + 3] != '\0'))
+  if (i == 0 || p[i] != '.' || !isdigit ((unsigned char) p[i + 1])
+      || !isdigit ((unsigned char) p[i + 2]) || (p[i + 3] != ' ' && p[i + 3] != '\0'))
     return false;
-  memcpy(out, p, i + 3);
+  memcpy (out, p, i + 3);
   out[i + 3] = '\0';
-  if (strtod(out, NULL) > 100.0)
+  if (strtod (out, NULL) > 100.0)
     return false;
   *end = p + i + 3;
   return true;
 }
 
 static bool
-psi_parse_line(const char *p, struct psi_line *l)
+psi_parse_line (const char *p, struct psi_line *l)
 {
   char avg300[8];
 
-  if (!psi_avg(p, "avg10=", l->avg10, &p) || *p++ != ' ' ||
-      !psi_avg(p, "avg60=", l->avg60, &p) || *p++ != ' ' ||
-      !psi_avg(p, "avg300=", avg300, &p) || *p++ != ' ' ||
-      strncmp(p, "total=", 6) != 0 || !parse_u64(p + 6, &p, &l->total_us) ||
-      (*p != '\n' && *p != '\0'))
+  if (!psi_avg (p, "avg10=", l->avg10, &p) || *p++ != ' ' || !psi_avg (p, "avg60=", l->avg60, &p)
+      || *p++ != ' ' || !psi_avg (p, "avg300=", avg300, &p) || *p++ != ' '
+      || strncmp (p, "total=", 6) != 0 || !parse_u64 (p + 6, &p, &l->total_us)
+      || (*p != '\n' && *p != '\0'))
     return false;
   l->have = true;
   return true;
 }
 
 bool
-psi_parse(const char *text, struct psi_values *out)
+psi_parse (const char *text, struct psi_values *out)
 {
-  memset(out, 0, sizeof *out);
-  for (const char *line = text; line && *line; line = next_line(line)) {
+  memset (out, 0, sizeof *out);
+  for (const char *line = text; line && *line; line = next_line (line)) {
     const char *p;
-    if ((p = after_name(line, "some", ' ')))
-      psi_parse_line(p, &out->some);
-    else if ((p = after_name(line, "full", ' ')))
-      psi_parse_line(p, &out->full);
+    if ((p = after_name (line, "some", ' ')))
+      psi_parse_line (p, &out->some);
+    else if ((p = after_name (line, "full", ' ')))
+      psi_parse_line (p, &out->full);
   }
   return out->some.have;
 }
 
 enum block_kind
-block_classify(const char *state, const char *zones)
+block_classify (const char *state, const char *zones)
 {
-  if (strcmp(state, "offline") == 0)
+  if (strcmp (state, "offline") == 0)
     return BK_OFFLINE;
-  if (strcmp(state, "going-offline") == 0)
+  if (strcmp (state, "going-offline") == 0)
     return BK_GOING_OFFLINE;
-  if (strcmp(state, "online") != 0)
+  if (strcmp (state, "online") != 0)
     return BK_UNKNOWN;
   /* An online block shows the one zone it is in ("none" when it spans
    * several zones, which can never be offlined). */
-  if (zones && strcmp(zones, "Movable") == 0)
+  if (zones && strcmp (zones, "Movable") == 0)
     return BK_ONLINE_MOVABLE;
   return BK_ONLINE_KERNEL;
 }
 
 static int
-open_ro(const char *fmt_path)
+open_ro (const char *fmt_path)
 {
   char path[PATH_MAX];
 
-  if (rpath(path, sizeof path, "%s", fmt_path) < 0)
+  if (rpath (path, sizeof path, "%s", fmt_path) < 0)
     return -1;
-  return open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  return open (path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 }
 
 void
-collector_open(struct collector *c, uint32_t *unavail)
+collector_open (struct collector *c, uint32_t *unavail)
 {
   char path[PATH_MAX], buf[64];
   bool any_pr = false;
 
-  memset(c, 0, sizeof *c);
-  c->meminfo_fd = open_ro("/proc/meminfo");
-  c->vmstat_fd = open_ro("/proc/vmstat");
-  c->psi_fd = open_ro("/proc/pressure/memory");
-  c->pr_order_fd = open_ro("/sys/module/page_reporting/parameters/page_reporting_order");
-  unavail_set(unavail, UA_MEMINFO, c->meminfo_fd < 0);
-  unavail_set(unavail, UA_VMSTAT, c->vmstat_fd < 0);
-  unavail_set(unavail, UA_PSI, c->psi_fd < 0);
-  unavail_set(unavail, UA_PAGE_REPORTING, c->pr_order_fd < 0);
+  memset (c, 0, sizeof *c);
+  c->meminfo_fd = open_ro ("/proc/meminfo");
+  c->vmstat_fd = open_ro ("/proc/vmstat");
+  c->psi_fd = open_ro ("/proc/pressure/memory");
+  c->pr_order_fd = open_ro ("/sys/module/page_reporting/parameters/page_reporting_order");
+  unavail_set (unavail, UA_MEMINFO, c->meminfo_fd < 0);
+  unavail_set (unavail, UA_VMSTAT, c->vmstat_fd < 0);
+  unavail_set (unavail, UA_PSI, c->psi_fd < 0);
+  unavail_set (unavail, UA_PAGE_REPORTING, c->pr_order_fd < 0);
 
   for (int i = 0; i < PR_N; i++) {
-    if (rpath(path, sizeof path, "/sys/kernel/mm/page_reporting/%s", pr_files[i]) == 0)
-      c->pr_fd[i] = open(path, O_RDONLY | O_CLOEXEC);
+    if (rpath (path, sizeof path, "/sys/kernel/mm/page_reporting/%s", pr_files[i]) == 0)
+      c->pr_fd[i] = open (path, O_RDONLY | O_CLOEXEC);
     else
       c->pr_fd[i] = -1;
     any_pr |= c->pr_fd[i] >= 0;
   }
-  unavail_set(unavail, UA_PAGE_REPORTING_COUNTERS, !any_pr);
+  unavail_set (unavail, UA_PAGE_REPORTING_COUNTERS, !any_pr);
 
   c->mem_dirfd = -1;
-  if (rpath(path, sizeof path, "/sys/devices/system/memory") == 0)
-    c->mem_dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (rpath (path, sizeof path, "/sys/devices/system/memory") == 0)
+    c->mem_dirfd = open (path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (c->mem_dirfd >= 0) {
-    int fd = openat(c->mem_dirfd, "block_size_bytes", O_RDONLY | O_CLOEXEC);
+    int fd = openat (c->mem_dirfd, "block_size_bytes", O_RDONLY | O_CLOEXEC);
     /* The kernel prints it in hex without 0x. */
-    if (fd >= 0 && pread_all(fd, buf, sizeof buf) > 0) {
+    if (fd >= 0 && pread_all (fd, buf, sizeof buf) > 0) {
       char *end;
       errno = 0;
-      c->block_size = strtoull(strip(buf), &end, 16);
+      c->block_size = strtoull (strip (buf), &end, 16);
       if (errno || *end || c->block_size == 0 || (c->block_size & (c->block_size - 1)))
         c->block_size = 0;
     }
     if (fd >= 0)
-      close(fd);
+      close (fd);
     if (c->block_size == 0) {
-      close(c->mem_dirfd);
+      close (c->mem_dirfd);
       c->mem_dirfd = -1;
     }
   }
-  unavail_set(unavail, UA_MEMORY_BLOCKS, c->mem_dirfd < 0);
+  unavail_set (unavail, UA_MEMORY_BLOCKS, c->mem_dirfd < 0);
 }
 
 void
-collector_close(struct collector *c)
+collector_close (struct collector *c)
 {
-  int *fds[] = { &c->meminfo_fd, &c->vmstat_fd, &c->psi_fd, &c->pr_order_fd,
-                 &c->mem_dirfd, &c->pr_fd[0], &c->pr_fd[1], &c->pr_fd[2] };
+  int *fds[] = { &c->meminfo_fd, &c->vmstat_fd, &c->psi_fd,   &c->pr_order_fd,
+                 &c->mem_dirfd,  &c->pr_fd[0],  &c->pr_fd[1], &c->pr_fd[2] };
 
-  for (size_t i = 0; i < ARRAY_SIZE(fds); i++) {
+  for (size_t i = 0; i < ARRAY_SIZE (fds); i++) {
     if (*fds[i] >= 0)
-      close(*fds[i]);
+      close (*fds[i]);
     *fds[i] = -1;
   }
 }
 
 /* Reads a short sysfs attribute relative to dirfd; first line, stripped. */
 static bool
-read_attr_at(int dirfd, const char *name, char *buf, size_t size)
+read_attr_at (int dirfd, const char *name, char *buf, size_t size)
 {
-  int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+  int fd = openat (dirfd, name, O_RDONLY | O_CLOEXEC);
   ssize_t n;
 
   if (fd < 0)
     return false;
-  n = pread_all(fd, buf, size);
-  close(fd);
+  n = pread_all (fd, buf, size);
+  close (fd);
   if (n < 0)
     return false;
-  buf[strcspn(buf, "\n")] = '\0';
-  strip(buf);
+  buf[strcspn (buf, "\n")] = '\0';
+  strip (buf);
   return true;
 }
 
 static bool
-scan_blocks(struct collector *c)
+scan_blocks (struct collector *c)
 {
   struct block_counts b = { .block_size = c->block_size };
-  int dfd = dup(c->mem_dirfd);
+  int dfd = dup (c->mem_dirfd);
   DIR *d;
   struct dirent *e;
   bool zones_missing = false;
 
   if (dfd < 0)
     return false;
-  d = fdopendir(dfd);
+  d = fdopendir (dfd);
   if (!d) {
-    close(dfd);
+    close (dfd);
     return false;
   }
-  rewinddir(d);
-  while ((e = readdir(d))) {
+  rewinddir (d);
+  while ((e = readdir (d))) {
     char name[300], state[32], zones[64];
     uint64_t idx;
     const char *end;
     bool have_zones = false;
 
-    if (strncmp(e->d_name, "memory", 6) != 0 || !parse_u64(e->d_name + 6, &end, &idx) || *end)
+    if (strncmp (e->d_name, "memory", 6) != 0 || !parse_u64 (e->d_name + 6, &end, &idx) || *end)
       continue;
-    snprintf(name, sizeof name, "%s/state", e->d_name);
-    if (!read_attr_at(c->mem_dirfd, name, state, sizeof state))
+    snprintf (name, sizeof name, "%s/state", e->d_name);
+    if (!read_attr_at (c->mem_dirfd, name, state, sizeof state))
       continue; /* removed while we looked */
-    if (strcmp(state, "online") == 0) {
-      snprintf(name, sizeof name, "%s/valid_zones", e->d_name);
-      have_zones = read_attr_at(c->mem_dirfd, name, zones, sizeof zones);
+    if (strcmp (state, "online") == 0) {
+      snprintf (name, sizeof name, "%s/valid_zones", e->d_name);
+      have_zones = read_attr_at (c->mem_dirfd, name, zones, sizeof zones);
       if (have_zones)
-        zones[strcspn(zones, " ")] = '\0';
+        zones[strcspn (zones, " ")] = '\0';
       else
         zones_missing = true;
     }
-    switch (block_classify(state, have_zones ? zones : NULL)) {
-    case BK_ONLINE_MOVABLE: b.online_movable++; break;
-    case BK_ONLINE_KERNEL: b.online_kernel++; break;
-    case BK_OFFLINE: b.offline++; break;
-    case BK_GOING_OFFLINE: b.going_offline++; break;
-    case BK_UNKNOWN: break;
+    switch (block_classify (state, have_zones ? zones : NULL)) {
+    case BK_ONLINE_MOVABLE:
+      b.online_movable++;
+      break;
+    case BK_ONLINE_KERNEL:
+      b.online_kernel++;
+      break;
+    case BK_OFFLINE:
+      b.offline++;
+      break;
+    case BK_GOING_OFFLINE:
+      b.going_offline++;
+      break;
+    case BK_UNKNOWN:
+      break;
     }
   }
-  closedir(d);
+  closedir (d);
   c->blocks = b;
   c->zones_missing = zones_missing;
   return true;
@@ -317,31 +332,31 @@ scan_blocks(struct collector *c)
 
 /* meminfo into mi[]; the MI_* bits it had, 0 when unreadable. */
 static uint32_t
-meminfo_now(struct collector *c, uint64_t mi[MI_N])
+meminfo_now (struct collector *c, uint64_t mi[MI_N])
 {
   char buf[8192];
 
-  if (c->meminfo_fd < 0 || pread_all(c->meminfo_fd, buf, sizeof buf) < 0)
+  if (c->meminfo_fd < 0 || pread_all (c->meminfo_fd, buf, sizeof buf) < 0)
     return 0;
-  return meminfo_parse(buf, mi);
+  return meminfo_parse (buf, mi);
 }
 
 uint64_t
-collector_mem_free(struct collector *c)
+collector_mem_free (struct collector *c)
 {
   uint64_t mi[MI_N] = { 0 };
 
-  meminfo_now(c, mi);
+  meminfo_now (c, mi);
   return mi[MI_FREE];
 }
 
 bool
-collector_mem_available(struct collector *c, uint64_t *total, uint64_t *available)
+collector_mem_available (struct collector *c, uint64_t *total, uint64_t *available)
 {
   uint64_t mi[MI_N] = { 0 };
   uint32_t need = (1u << MI_TOTAL) | (1u << MI_AVAILABLE);
 
-  if ((meminfo_now(c, mi) & need) != need || mi[MI_AVAILABLE] > mi[MI_TOTAL])
+  if ((meminfo_now (c, mi) & need) != need || mi[MI_AVAILABLE] > mi[MI_TOTAL])
     return false;
   *total = mi[MI_TOTAL];
   *available = mi[MI_AVAILABLE];
@@ -349,45 +364,45 @@ collector_mem_available(struct collector *c, uint64_t *total, uint64_t *availabl
 }
 
 void
-collector_read(struct collector *c, struct sample *s, uint32_t *unavail, uint64_t now)
+collector_read (struct collector *c, struct sample *s, uint32_t *unavail, uint64_t now)
 {
   char buf[16384];
 
-  memset(s, 0, sizeof *s);
-  if (c->meminfo_fd >= 0 && pread_all(c->meminfo_fd, buf, sizeof buf) >= 0)
-    s->mi_have = meminfo_parse(buf, s->mi);
-  if (c->vmstat_fd >= 0 && pread_all(c->vmstat_fd, buf, sizeof buf) >= 0)
-    s->vs_have = vmstat_parse(buf, s->vs);
-  if (c->psi_fd >= 0 && pread_all(c->psi_fd, buf, sizeof buf) >= 0)
-    s->have_psi = psi_parse(buf, &s->psi);
-  unavail_set(unavail, UA_MEMINFO, s->mi_have == 0);
-  unavail_set(unavail, UA_VMSTAT, s->vs_have == 0);
-  unavail_set(unavail, UA_PSI, !s->have_psi);
+  memset (s, 0, sizeof *s);
+  if (c->meminfo_fd >= 0 && pread_all (c->meminfo_fd, buf, sizeof buf) >= 0)
+    s->mi_have = meminfo_parse (buf, s->mi);
+  if (c->vmstat_fd >= 0 && pread_all (c->vmstat_fd, buf, sizeof buf) >= 0)
+    s->vs_have = vmstat_parse (buf, s->vs);
+  if (c->psi_fd >= 0 && pread_all (c->psi_fd, buf, sizeof buf) >= 0)
+    s->have_psi = psi_parse (buf, &s->psi);
+  unavail_set (unavail, UA_MEMINFO, s->mi_have == 0);
+  unavail_set (unavail, UA_VMSTAT, s->vs_have == 0);
+  unavail_set (unavail, UA_PSI, !s->have_psi);
 
-  if (c->pr_order_fd >= 0 && pread_all(c->pr_order_fd, buf, sizeof buf) >= 0) {
+  if (c->pr_order_fd >= 0 && pread_all (c->pr_order_fd, buf, sizeof buf) >= 0) {
     uint64_t v;
     /* The kernel keeps -1 (as unsigned) until a device registers. */
-    if (parse_u64(strip(buf), NULL, &v) && v < 64) {
+    if (parse_u64 (strip (buf), NULL, &v) && v < 64) {
       s->have_pr_order = true;
-      s->pr_order = (uint32_t)v;
+      s->pr_order = (uint32_t) v;
     }
   }
   for (int i = 0; i < PR_N; i++) {
     uint64_t v;
     const char *end;
-    if (c->pr_fd[i] < 0 || pread_all(c->pr_fd[i], buf, 64) < 0)
+    if (c->pr_fd[i] < 0 || pread_all (c->pr_fd[i], buf, 64) < 0)
       continue;
-    if (parse_u64(strip(buf), &end, &v) && !*end) {
+    if (parse_u64 (strip (buf), &end, &v) && !*end) {
       s->pr[i] = v;
       s->pr_have |= 1u << i;
     }
   }
 
   if (c->mem_dirfd >= 0) {
-    bool stale = !c->blocks_valid || c->blocks_dirty ||
-                 now - c->blocks_at_us >= c->blocks_max_age_us;
+    bool stale =
+      !c->blocks_valid || c->blocks_dirty || now - c->blocks_at_us >= c->blocks_max_age_us;
     if (stale) {
-      c->blocks_valid = scan_blocks(c);
+      c->blocks_valid = scan_blocks (c);
       c->blocks_dirty = false;
       c->blocks_at_us = now;
     }
@@ -395,7 +410,7 @@ collector_read(struct collector *c, struct sample *s, uint32_t *unavail, uint64_
       s->have_blocks = true;
       s->blocks = c->blocks;
     }
-    unavail_set(unavail, UA_MEMORY_BLOCKS, !c->blocks_valid);
-    unavail_set(unavail, UA_MEMORY_ZONES, c->blocks_valid && c->zones_missing);
+    unavail_set (unavail, UA_MEMORY_BLOCKS, !c->blocks_valid);
+    unavail_set (unavail, UA_MEMORY_ZONES, c->blocks_valid && c->zones_missing);
   }
 }

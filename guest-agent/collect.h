@@ -6,15 +6,27 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-enum { MI_TOTAL, MI_FREE, MI_AVAILABLE, MI_BUFFERS, MI_CACHED, MI_SHMEM,
-       MI_ANON, MI_SRECLAIMABLE, MI_INACTIVE_FILE, MI_SWAP_TOTAL, MI_SWAP_FREE, MI_N };
+enum {
+  MI_TOTAL,
+  MI_FREE,
+  MI_AVAILABLE,
+  MI_BUFFERS,
+  MI_CACHED,
+  MI_SHMEM,
+  MI_ANON,
+  MI_SRECLAIMABLE,
+  MI_INACTIVE_FILE,
+  MI_SWAP_TOTAL,
+  MI_SWAP_FREE,
+  MI_N
+};
 enum { VS_PGMAJFAULT, VS_PSWPIN, VS_PSWPOUT, VS_OOM_KILL, VS_N };
 /* Counters of the memtide guest kernel patches, see docs/agent-protocol.md. */
 enum { PR_REPORTED, PR_REPORTED_TOTAL, PR_REUSED_TOTAL, PR_N };
 
 struct psi_line {
   bool have;
-  char avg10[8];   /* kernel text, validated: "0.00".."100.00" */
+  char avg10[8]; /* kernel text, validated: "0.00".."100.00" */
   char avg60[8];
   uint64_t total_us;
 };
@@ -29,9 +41,9 @@ struct block_counts {
 };
 
 struct sample {
-  uint64_t mi[MI_N];      /* bytes */
-  uint32_t mi_have;       /* bit per MI_* */
-  uint64_t vs[VS_N];      /* raw kernel counters */
+  uint64_t mi[MI_N]; /* bytes */
+  uint32_t mi_have;  /* bit per MI_* */
+  uint64_t vs[VS_N]; /* raw kernel counters */
   uint32_t vs_have;
   bool have_psi;
   struct psi_values psi;
@@ -39,23 +51,22 @@ struct sample {
   struct block_counts blocks;
   bool have_pr_order;
   uint32_t pr_order;
-  uint64_t pr[PR_N];      /* bytes */
+  uint64_t pr[PR_N]; /* bytes */
   uint32_t pr_have;
 };
 
-enum block_kind { BK_ONLINE_MOVABLE, BK_ONLINE_KERNEL, BK_OFFLINE,
-                  BK_GOING_OFFLINE, BK_UNKNOWN };
+enum block_kind { BK_ONLINE_MOVABLE, BK_ONLINE_KERNEL, BK_OFFLINE, BK_GOING_OFFLINE, BK_UNKNOWN };
 
-uint32_t meminfo_parse(const char *text, uint64_t out[MI_N]);
-uint32_t vmstat_parse(const char *text, uint64_t out[VS_N]);
-bool psi_parse(const char *text, struct psi_values *out);
+uint32_t meminfo_parse (const char *text, uint64_t out[MI_N]);
+uint32_t vmstat_parse (const char *text, uint64_t out[VS_N]);
+bool psi_parse (const char *text, struct psi_values *out);
 /* zones: first line of memoryN/valid_zones, or NULL when absent. */
-enum block_kind block_classify(const char *state, const char *zones);
+enum block_kind block_classify (const char *state, const char *zones);
 
 struct collector {
   int meminfo_fd, vmstat_fd, psi_fd, pr_order_fd;
   int pr_fd[PR_N];
-  int mem_dirfd;              /* /sys/devices/system/memory */
+  int mem_dirfd; /* /sys/devices/system/memory */
   uint64_t block_size;
   /* Scanning every block is the costly part of a report: it is cached
    * and redone when dirty (a memory uevent) or older than max_age. */
@@ -65,11 +76,11 @@ struct collector {
 };
 
 /* Opens what exists; never fails.  Sets UA_* bits in *unavail. */
-void collector_open(struct collector *c, uint32_t *unavail);
-void collector_close(struct collector *c);
-void collector_read(struct collector *c, struct sample *s, uint32_t *unavail, uint64_t now_us);
+void collector_open (struct collector *c, uint32_t *unavail);
+void collector_close (struct collector *c);
+void collector_read (struct collector *c, struct sample *s, uint32_t *unavail, uint64_t now_us);
 /* Just MemFree in bytes (0 when unknown): for measuring drop_caches. */
-uint64_t collector_mem_free(struct collector *c);
+uint64_t collector_mem_free (struct collector *c);
 /* Just MemTotal and MemAvailable in bytes: false when either is unknown
  * (the memory watch). */
-bool collector_mem_available(struct collector *c, uint64_t *total, uint64_t *available);
+bool collector_mem_available (struct collector *c, uint64_t *total, uint64_t *available);

@@ -4,17 +4,17 @@
 #include <string.h>
 
 void
-linein_reset(struct linein *li)
+linein_reset (struct linein *li)
 {
   li->pos = li->len = 0;
   li->discarding = false;
 }
 
 char *
-linein_space(struct linein *li, size_t *avail)
+linein_space (struct linein *li, size_t *avail)
 {
   if (li->pos > 0) {
-    memmove(li->buf, li->buf + li->pos, li->len - li->pos);
+    memmove (li->buf, li->buf + li->pos, li->len - li->pos);
     li->len -= li->pos;
     li->pos = 0;
   }
@@ -23,21 +23,21 @@ linein_space(struct linein *li, size_t *avail)
 }
 
 void
-linein_commit(struct linein *li, size_t n)
+linein_commit (struct linein *li, size_t n)
 {
   li->len += n;
 }
 
 enum li_result
-linein_next(struct linein *li, const char **line, size_t *len)
+linein_next (struct linein *li, const char **line, size_t *len)
 {
   for (;;) {
     char *start = li->buf + li->pos;
     size_t have = li->len - li->pos;
-    char *nl = memchr(start, '\n', have);
+    char *nl = memchr (start, '\n', have);
 
     if (nl) {
-      size_t n = (size_t)(nl - start);
+      size_t n = (size_t) (nl - start);
       li->pos += n + 1;
       if (li->discarding) {
         li->discarding = false;
@@ -63,8 +63,8 @@ linein_next(struct linein *li, const char **line, size_t *len)
 }
 
 bool
-linein_pending(const struct linein *li)
+linein_pending (const struct linein *li)
 {
   size_t have = li->len - li->pos;
-  return memchr(li->buf + li->pos, '\n', have) != NULL || have >= AGENT_LINE_MAX;
+  return memchr (li->buf + li->pos, '\n', have) != NULL || have >= AGENT_LINE_MAX;
 }

@@ -12,15 +12,15 @@ enum li_result { LI_NONE, LI_LINE, LI_TOO_LONG };
 
 struct linein {
   char buf[2 * AGENT_LINE_MAX];
-  size_t pos, len;              /* unconsumed bytes are [pos, len) */
-  bool discarding;              /* inside an overlong line */
+  size_t pos, len; /* unconsumed bytes are [pos, len) */
+  bool discarding; /* inside an overlong line */
 };
 
-void linein_reset(struct linein *li);
+void linein_reset (struct linein *li);
 /* Where to read into, and how much fits (compacts first). */
-char *linein_space(struct linein *li, size_t *avail);
-void linein_commit(struct linein *li, size_t n);
+char *linein_space (struct linein *li, size_t *avail);
+void linein_commit (struct linein *li, size_t n);
 /* Next complete line (without its newline; *line is not NUL-terminated). */
-enum li_result linein_next(struct linein *li, const char **line, size_t *len);
+enum li_result linein_next (struct linein *li, const char **line, size_t *len);
 /* A complete line or an overlong one is waiting. */
-bool linein_pending(const struct linein *li);
+bool linein_pending (const struct linein *li);

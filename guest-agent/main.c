@@ -2,7 +2,7 @@
 #include "agent.h"
 
 int
-main(int argc, char **argv)
+main (int argc, char **argv)
 {
-  return agent_main(argc, argv);
+  return agent_main (argc, argv);
 }

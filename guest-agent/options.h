@@ -7,14 +7,14 @@
 #define AGENT_PORT_NAME "org.memtide.agent.0"
 
 struct options {
-  const char *root;           /* --root / MEMTIDE_AGENT_ROOT */
-  const char *port_name;      /* --port-name */
-  const char *port_path;      /* --port */
-  const char *output;         /* --output */
-  const char *input;          /* --input */
-  const char *cgroup_dir;     /* --cgroup */
+  const char *root;       /* --root / MEMTIDE_AGENT_ROOT */
+  const char *port_name;  /* --port-name */
+  const char *port_path;  /* --port */
+  const char *output;     /* --output */
+  const char *input;      /* --input */
+  const char *cgroup_dir; /* --cgroup */
   uint32_t interval_ms;
-  uint32_t memory_watch_ms;   /* 0: off */
+  uint32_t memory_watch_ms; /* 0: off */
   uint32_t psi_stall_us, psi_window_us;
   bool psi_full;
   bool allow_mount, mlock, once;
@@ -22,4 +22,4 @@ struct options {
 };
 
 /* 0: run; 1: done (help/version printed), exit 0; -1: usage error, exit 2. */
-int options_parse(int argc, char **argv, struct options *o);
+int options_parse (int argc, char **argv, struct options *o);

@@ -17,22 +17,22 @@
 
 struct outq {
   char buf[OUTQ_CAP];
-  size_t head, tail;            /* bytes [head, tail) not yet written */
-  char report[AGENT_LINE_MAX];  /* the latest periodic report, if any */
+  size_t head, tail;           /* bytes [head, tail) not yet written */
+  char report[AGENT_LINE_MAX]; /* the latest periodic report, if any */
   size_t report_len;
   uint64_t dropped;
 };
 
-void outq_init(struct outq *q);
+void outq_init (struct outq *q);
 /* Forget everything (the host end went away); counts a waiting report. */
-void outq_reset(struct outq *q);
-bool outq_empty(const struct outq *q);
+void outq_reset (struct outq *q);
+bool outq_empty (const struct outq *q);
 /* Room for n more lines in the ordered part. */
-bool outq_has_room(const struct outq *q, unsigned n);
+bool outq_has_room (const struct outq *q, unsigned n);
 /* Ordered line; false (and nothing queued) when there is no room. */
-bool outq_put_line(struct outq *q, const char *line, size_t len);
+bool outq_put_line (struct outq *q, const char *line, size_t len);
 /* Replaceable periodic report. */
-void outq_put_report(struct outq *q, const char *line, size_t len);
+void outq_put_report (struct outq *q, const char *line, size_t len);
 /* Writes what the fd takes without blocking.  0, or -errno on a real
  * error (EAGAIN is not one). */
-int outq_flush(struct outq *q, int fd);
+int outq_flush (struct outq *q, int fd);

@@ -10,7 +10,7 @@
 static char root[PATH_MAX / 2];
 
 int
-paths_set_root(const char *r)
+paths_set_root (const char *r)
 {
   size_t n;
 
@@ -18,36 +18,36 @@ paths_set_root(const char *r)
     root[0] = '\0';
     return 0;
   }
-  n = strlen(r);
+  n = strlen (r);
   while (n > 0 && r[n - 1] == '/')
     n--;
   if (n >= sizeof root)
     return -ENAMETOOLONG;
-  memcpy(root, r, n);
+  memcpy (root, r, n);
   root[n] = '\0';
   return 0;
 }
 
 bool
-paths_real(void)
+paths_real (void)
 {
   return root[0] == '\0';
 }
 
 int
-rpath(char *buf, size_t size, const char *fmt, ...)
+rpath (char *buf, size_t size, const char *fmt, ...)
 {
   va_list ap;
-  size_t n = strlen(root);
+  size_t n = strlen (root);
   int m;
 
   if (n >= size)
     return -ENAMETOOLONG;
-  memcpy(buf, root, n + 1);
-  va_start(ap, fmt);
-  m = vsnprintf(buf + n, size - n, fmt, ap);
-  va_end(ap);
-  if (m < 0 || (size_t)m >= size - n)
+  memcpy (buf, root, n + 1);
+  va_start (ap, fmt);
+  m = vsnprintf (buf + n, size - n, fmt, ap);
+  va_end (ap);
+  if (m < 0 || (size_t) m >= size - n)
     return -ENAMETOOLONG;
   return 0;
 }

@@ -6,10 +6,10 @@
 #include <stddef.h>
 
 /* NULL, "" or "/" select the real system.  0 or -ENAMETOOLONG. */
-int paths_set_root(const char *root);
+int paths_set_root (const char *root);
 
 /* True when the agent looks at the real system (no --root). */
-bool paths_real(void);
+bool paths_real (void);
 
 /* buf = root + formatted absolute path.  0 or -ENAMETOOLONG. */
-int rpath(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int rpath (char *buf, size_t size, const char *fmt, ...) __attribute__ ((format (printf, 3, 4)));

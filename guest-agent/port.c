@@ -18,25 +18,27 @@
 #include <unistd.h>
 
 /* Logs a problem when it differs from the last one logged. */
-static void __attribute__((format(printf, 2, 3)))
-problem(struct port *p, const char *fmt, ...)
+static void problem (struct port *p, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+
+static void
+problem (struct port *p, const char *fmt, ...)
 {
   char msg[sizeof p->last_problem];
   va_list ap;
 
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  if (strcmp(msg, p->last_problem) != 0) {
-    log_warn("%s", msg);
-    snprintf(p->last_problem, sizeof p->last_problem, "%s", msg);
+  va_start (ap, fmt);
+  vsnprintf (msg, sizeof msg, fmt, ap);
+  va_end (ap);
+  if (strcmp (msg, p->last_problem) != 0) {
+    log_warn ("%s", msg);
+    snprintf (p->last_problem, sizeof p->last_problem, "%s", msg);
   }
 }
 
 void
-port_init(struct port *p, const char *name, const char *fixed_path)
+port_init (struct port *p, const char *name, const char *fixed_path)
 {
-  memset(p, 0, sizeof *p);
+  memset (p, 0, sizeof *p);
   p->name = name;
   p->fixed_path = fixed_path;
   p->fd = -1;
@@ -44,128 +46,128 @@ port_init(struct port *p, const char *name, const char *fixed_path)
 }
 
 void
-port_close(struct port *p)
+port_close (struct port *p)
 {
   if (p->fd >= 0)
-    close(p->fd);
+    close (p->fd);
   p->fd = -1;
   p->state = PORT_DOWN;
 }
 
 /* Finds vportNpM whose name is p->name; fills p->vport and p->rdev. */
 static bool
-find_by_name(struct port *p)
+find_by_name (struct port *p)
 {
   char dir[PATH_MAX], path[PATH_MAX], buf[256];
   DIR *d;
   struct dirent *e;
   bool found = false;
 
-  if (rpath(dir, sizeof dir, "/sys/class/virtio-ports") < 0 || !(d = opendir(dir))) {
-    problem(p, "no virtio-serial ports (%s missing: is virtio_console loaded?)", dir);
+  if (rpath (dir, sizeof dir, "/sys/class/virtio-ports") < 0 || !(d = opendir (dir))) {
+    problem (p, "no virtio-serial ports (%s missing: is virtio_console loaded?)", dir);
     return false;
   }
-  while (!found && (e = readdir(d))) {
+  while (!found && (e = readdir (d))) {
     unsigned maj, min;
     char extra;
-    if (e->d_name[0] == '.' || strlen(e->d_name) >= sizeof p->vport)
+    if (e->d_name[0] == '.' || strlen (e->d_name) >= sizeof p->vport)
       continue;
-    if (snprintf(path, sizeof path, "%s/%s/name", dir, e->d_name) >= (int)sizeof path ||
-        read_path(path, buf, sizeof buf) < 0 || strcmp(strip(buf), p->name) != 0)
+    if (snprintf (path, sizeof path, "%s/%s/name", dir, e->d_name) >= (int) sizeof path
+        || read_path (path, buf, sizeof buf) < 0 || strcmp (strip (buf), p->name) != 0)
       continue;
-    if (snprintf(path, sizeof path, "%s/%s/dev", dir, e->d_name) >= (int)sizeof path ||
-        read_path(path, buf, sizeof buf) < 0 ||
-        sscanf(strip(buf), "%u:%u%c", &maj, &min, &extra) != 2) {
-      problem(p, "%s: cannot read device numbers", path);
+    if (snprintf (path, sizeof path, "%s/%s/dev", dir, e->d_name) >= (int) sizeof path
+        || read_path (path, buf, sizeof buf) < 0
+        || sscanf (strip (buf), "%u:%u%c", &maj, &min, &extra) != 2) {
+      problem (p, "%s: cannot read device numbers", path);
       continue;
     }
-    snprintf(p->vport, sizeof p->vport, "%s", e->d_name);
-    p->rdev = makedev(maj, min);
+    snprintf (p->vport, sizeof p->vport, "%s", e->d_name);
+    p->rdev = makedev (maj, min);
     found = true;
   }
-  closedir(d);
+  closedir (d);
   if (!found)
-    problem(p, "no virtio-serial port named %s (does the VM have the channel?)", p->name);
+    problem (p, "no virtio-serial port named %s (does the VM have the channel?)", p->name);
   return found;
 }
 
 static bool
-node_matches(const char *node, dev_t rdev)
+node_matches (const char *node, dev_t rdev)
 {
   struct stat st;
 
-  return stat(node, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == rdev;
+  return stat (node, &st) == 0 && S_ISCHR (st.st_mode) && st.st_rdev == rdev;
 }
 
 /* /dev/<vport>, created when missing (no udev).  When something else
  * already sits at that name, a private node under /run is used instead
  * of touching it. */
 static bool
-ensure_node(struct port *p)
+ensure_node (struct port *p)
 {
   char dir[PATH_MAX];
 
-  if (rpath(p->node, sizeof p->node, "/dev/%s", p->vport) < 0)
+  if (rpath (p->node, sizeof p->node, "/dev/%s", p->vport) < 0)
     return false;
-  if (node_matches(p->node, p->rdev))
+  if (node_matches (p->node, p->rdev))
     return true;
-  if (access(p->node, F_OK) == 0) {
-    if (rpath(dir, sizeof dir, "/run/memtide-agent") < 0 ||
-        rpath(p->node, sizeof p->node, "/run/memtide-agent/%s", p->vport) < 0)
+  if (access (p->node, F_OK) == 0) {
+    if (rpath (dir, sizeof dir, "/run/memtide-agent") < 0
+        || rpath (p->node, sizeof p->node, "/run/memtide-agent/%s", p->vport) < 0)
       return false;
-    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-      problem(p, "mkdir %s: %s", dir, strerror(errno));
+    if (mkdir (dir, 0700) < 0 && errno != EEXIST) {
+      problem (p, "mkdir %s: %s", dir, strerror (errno));
       return false;
     }
-    if (node_matches(p->node, p->rdev))
+    if (node_matches (p->node, p->rdev))
       return true;
-    unlink(p->node);
+    unlink (p->node);
   }
-  if (mknod(p->node, S_IFCHR | 0600, p->rdev) < 0) {
-    problem(p, "cannot create device node %s (%u:%u): %s%s", p->node, major(p->rdev),
-            minor(p->rdev), strerror(errno), geteuid() != 0 ? " (not root)" : "");
+  if (mknod (p->node, S_IFCHR | 0600, p->rdev) < 0) {
+    problem (p, "cannot create device node %s (%u:%u): %s%s", p->node, major (p->rdev),
+             minor (p->rdev), strerror (errno), geteuid () != 0 ? " (not root)" : "");
     return false;
   }
-  log_notice("created device node %s (%u:%u)", p->node, major(p->rdev), minor(p->rdev));
+  log_notice ("created device node %s (%u:%u)", p->node, major (p->rdev), minor (p->rdev));
   return true;
 }
 
 static int
-open_socket(struct port *p)
+open_socket (struct port *p)
 {
   struct sockaddr_un sa = { .sun_family = AF_UNIX };
   int fd;
 
-  if (strlen(p->fixed_path) >= sizeof sa.sun_path) {
-    problem(p, "%s: socket path too long", p->fixed_path);
+  if (strlen (p->fixed_path) >= sizeof sa.sun_path) {
+    problem (p, "%s: socket path too long", p->fixed_path);
     return -1;
   }
-  strcpy(sa.sun_path, p->fixed_path);
-  fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  strcpy (sa.sun_path, p->fixed_path);
+  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return -1;
-  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || fd_set_flags(fd, true) < 0) {
-    problem(p, "connect %s: %s", p->fixed_path, strerror(errno));
-    close(fd);
+  if (connect (fd, (struct sockaddr *) &sa, sizeof sa) < 0 || fd_set_flags (fd, true) < 0) {
+    problem (p, "connect %s: %s", p->fixed_path, strerror (errno));
+    close (fd);
     return -1;
   }
   return fd;
 }
 
 static enum port_state
-probe_connected(struct port *p)
+probe_connected (struct port *p)
 {
   struct pollfd pfd = { .fd = p->fd, .events = POLLOUT };
 
-  if (poll(&pfd, 1, 0) < 0)
+  if (poll (&pfd, 1, 0) < 0)
     return p->state;
   if (pfd.revents & POLLNVAL) {
-    port_close(p);
+    port_close (p);
     return PORT_DOWN;
   }
   if (pfd.revents & (POLLHUP | POLLERR)) {
     if (p->is_socket) {
-      port_close(p);
+      port_close (p);
       return PORT_DOWN;
     }
     return PORT_HUP;
@@ -174,7 +176,7 @@ probe_connected(struct port *p)
 }
 
 enum port_state
-port_open(struct port *p)
+port_open (struct port *p)
 {
   struct stat st;
 
@@ -182,38 +184,38 @@ port_open(struct port *p)
     return p->state;
   p->is_socket = false;
   if (p->fixed_path) {
-    snprintf(p->node, sizeof p->node, "%s", p->fixed_path);
-    if (stat(p->fixed_path, &st) < 0) {
-      problem(p, "%s: %s", p->fixed_path, strerror(errno));
+    snprintf (p->node, sizeof p->node, "%s", p->fixed_path);
+    if (stat (p->fixed_path, &st) < 0) {
+      problem (p, "%s: %s", p->fixed_path, strerror (errno));
       return PORT_DOWN;
     }
-    if (S_ISSOCK(st.st_mode)) {
+    if (S_ISSOCK (st.st_mode)) {
       p->is_socket = true;
-      p->fd = open_socket(p);
+      p->fd = open_socket (p);
     } else {
-      p->fd = open(p->fixed_path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+      p->fd = open (p->fixed_path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
     }
   } else {
-    if (!find_by_name(p) || !ensure_node(p))
+    if (!find_by_name (p) || !ensure_node (p))
       return PORT_DOWN;
-    p->fd = open(p->node, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    p->fd = open (p->node, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
   }
   if (p->fd < 0) {
     if (!p->is_socket)
-      problem(p, "cannot open %s: %s%s", p->node, strerror(errno),
-              errno == EBUSY ? " (another process has the port open)" : "");
+      problem (p, "cannot open %s: %s%s", p->node, strerror (errno),
+               errno == EBUSY ? " (another process has the port open)" : "");
     return PORT_DOWN;
   }
   p->last_problem[0] = '\0';
   p->state = PORT_HUP;
-  p->state = probe_connected(p);
-  log_notice("opened %s (%s)%s", p->node, p->fixed_path ? "--port" : p->name,
-             p->state == PORT_HUP ? "; host side not connected yet" : "");
+  p->state = probe_connected (p);
+  log_notice ("opened %s (%s)%s", p->node, p->fixed_path ? "--port" : p->name,
+              p->state == PORT_HUP ? "; host side not connected yet" : "");
   return p->state;
 }
 
 enum port_state
-port_recheck(struct port *p)
+port_recheck (struct port *p)
 {
   char path[PATH_MAX], buf[256];
 
@@ -222,27 +224,27 @@ port_recheck(struct port *p)
   /* Hot-unplugged ports vanish from sysfs; a later port with the same
    * name may come back under another vportNpM. */
   if (!p->fixed_path) {
-    if (rpath(path, sizeof path, "/sys/class/virtio-ports/%s/name", p->vport) < 0 ||
-        read_path(path, buf, sizeof buf) < 0 || strcmp(strip(buf), p->name) != 0) {
-      log_notice("port %s (%s) went away", p->name, p->vport);
-      port_close(p);
-      return port_open(p);
+    if (rpath (path, sizeof path, "/sys/class/virtio-ports/%s/name", p->vport) < 0
+        || read_path (path, buf, sizeof buf) < 0 || strcmp (strip (buf), p->name) != 0) {
+      log_notice ("port %s (%s) went away", p->name, p->vport);
+      port_close (p);
+      return port_open (p);
     }
   }
-  p->state = probe_connected(p);
+  p->state = probe_connected (p);
   if (p->state == PORT_UP)
-    log_notice("host side of %s connected", p->name ? p->name : p->node);
+    log_notice ("host side of %s connected", p->name ? p->name : p->node);
   return p->state;
 }
 
 void
-port_hangup(struct port *p)
+port_hangup (struct port *p)
 {
   if (p->state == PORT_DOWN)
     return;
-  log_notice("host side of %s disconnected", p->fixed_path ? p->node : p->name);
+  log_notice ("host side of %s disconnected", p->fixed_path ? p->node : p->name);
   if (p->is_socket)
-    port_close(p);
+    port_close (p);
   else
     p->state = PORT_HUP;
 }

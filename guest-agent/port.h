@@ -17,22 +17,22 @@
 enum port_state { PORT_DOWN, PORT_HUP, PORT_UP };
 
 struct port {
-  const char *name;           /* port name to search, e.g. org.memtide.agent.0 */
-  const char *fixed_path;     /* --port, or NULL */
+  const char *name;       /* port name to search, e.g. org.memtide.agent.0 */
+  const char *fixed_path; /* --port, or NULL */
   enum port_state state;
   bool is_socket;
   int fd;
-  char vport[64];             /* "vport1p1" when found by name */
+  char vport[64]; /* "vport1p1" when found by name */
   dev_t rdev;
-  char node[PATH_MAX];        /* the path opened */
-  char last_problem[160];     /* to say each problem once, not every tick */
+  char node[PATH_MAX];    /* the path opened */
+  char last_problem[160]; /* to say each problem once, not every tick */
 };
 
-void port_init(struct port *p, const char *name, const char *fixed_path);
+void port_init (struct port *p, const char *name, const char *fixed_path);
 /* DOWN -> find and open.  Returns the new state. */
-enum port_state port_open(struct port *p);
+enum port_state port_open (struct port *p);
 /* HUP -> is the host end back, is the port still there?  New state. */
-enum port_state port_recheck(struct port *p);
+enum port_state port_recheck (struct port *p);
 /* The host end went away (POLLHUP, EOF, EPIPE). */
-void port_hangup(struct port *p);
-void port_close(struct port *p);
+void port_hangup (struct port *p);
+void port_close (struct port *p);

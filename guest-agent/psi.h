@@ -8,16 +8,16 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define PSI_WINDOW_US_MIN 500000u     /* kernel limits for triggers */
+#define PSI_WINDOW_US_MIN 500000u /* kernel limits for triggers */
 #define PSI_WINDOW_US_MAX 10000000u
-#define PSI_RING 8
+#define PSI_RING          8
 
 enum psi_mode { PSI_MODE_OFF, PSI_MODE_NONE, PSI_MODE_TRIGGER, PSI_MODE_POLL };
 
 struct psi_watch {
   enum psi_mode mode;
-  int trig_fd;                  /* PSI_MODE_TRIGGER: poll for POLLPRI */
-  int read_fd;                  /* PSI_MODE_POLL */
+  int trig_fd; /* PSI_MODE_TRIGGER: poll for POLLPRI */
+  int read_fd; /* PSI_MODE_POLL */
   bool full;
   uint32_t stall_us, window_us;
   char trigger[48];
@@ -29,14 +29,14 @@ struct psi_watch {
 
 /* stall_us == 0 turns pressure events off.  Never fails: falls back to
  * polling, or to nothing when there is no PSI at all (UA_* bits set). */
-void psi_watch_open(struct psi_watch *p, bool full, uint32_t stall_us, uint32_t window_us,
-                    uint32_t *unavail);
-void psi_watch_close(struct psi_watch *p);
-const char *psi_mode_name(enum psi_mode m);
+void psi_watch_open (struct psi_watch *p, bool full, uint32_t stall_us, uint32_t window_us,
+                     uint32_t *unavail);
+void psi_watch_close (struct psi_watch *p);
+const char *psi_mode_name (enum psi_mode m);
 
 /* Trigger mode, POLLERR on the trigger fd: switch to polling. */
-void psi_watch_trigger_failed(struct psi_watch *p, uint32_t *unavail);
+void psi_watch_trigger_failed (struct psi_watch *p, uint32_t *unavail);
 
 /* Poll mode: call when now >= next_poll_us; true when the threshold was
  * crossed (at most once per window). */
-bool psi_watch_poll(struct psi_watch *p, uint64_t now_us);
+bool psi_watch_poll (struct psi_watch *p, uint64_t now_us);

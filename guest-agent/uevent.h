@@ -6,7 +6,7 @@
 enum { UEV_MEMORY = 1, UEV_VPORTS = 2 };
 
 /* A non-blocking socket, or -1 (then the caller rescans periodically). */
-int uevent_open(void);
+int uevent_open (void);
 /* Reads every pending message; returns UEV_* bits seen (all bits when
  * messages were lost). */
-unsigned uevent_drain(int fd);
+unsigned uevent_drain (int fd);

@@ -31,22 +31,24 @@ remote_is (const GError *error, const char *name)
 int
 mtctl_fail (MtCtl *ctl, const GError *error)
 {
-  g_autoptr(GError) e = g_error_copy (error);
+  g_autoptr (GError) e = g_error_copy (error);
   const char *where = ctl->address ? "the bus at --address" : "the system bus";
 
   g_dbus_error_strip_remote_error (e);
-  if (g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_SERVICE_UNKNOWN) ||
-      g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_NAME_HAS_NO_OWNER) ||
-      remote_is (error, "org.freedesktop.DBus.Error.ServiceUnknown")) {
+  if (g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_SERVICE_UNKNOWN)
+      || g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_NAME_HAS_NO_OWNER)
+      || remote_is (error, "org.freedesktop.DBus.Error.ServiceUnknown")) {
     g_printerr ("memtidectl: memtided is not running on %s (start it with: "
-                "systemctl start memtided; why it stopped: journalctl -u memtided)\n", where);
+                "systemctl start memtided; why it stopped: journalctl -u memtided)\n",
+                where);
     return MT_EXIT_UNREACHABLE;
   }
-  if (g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_NO_REPLY) ||
-      g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_TIMEOUT) ||
-      g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT)) {
+  if (g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_NO_REPLY)
+      || g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_TIMEOUT)
+      || g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT)) {
     g_printerr ("memtidectl: memtided did not answer (%s); is it hung? "
-                "(journalctl -u memtided)\n", e->message);
+                "(journalctl -u memtided)\n",
+                e->message);
     return MT_EXIT_UNREACHABLE;
   }
   if (g_error_matches (error, G_DBUS_ERROR, G_DBUS_ERROR_ACCESS_DENIED)) {
@@ -58,13 +60,14 @@ mtctl_fail (MtCtl *ctl, const GError *error)
   if (remote_is (error, "org.memtide.Error.NotAuthorized")) {
     g_printerr ("memtidectl: %s\n"
                 "  Run it as root, or have an administrator allow that polkit action for you "
-                "(see memtidectl(1), AUTHORIZATION).\n", e->message);
+                "(see memtidectl(1), AUTHORIZATION).\n",
+                e->message);
     return MT_EXIT_NOT_AUTHORIZED;
   }
   if (remote_is (error, "org.memtide.Error.NoSuchVM")) {
-    g_printerr ("memtidectl: %s%s\n", e->message,
-                strstr (e->message, "memtidectl status") ? ""
-                : " (memtidectl status lists the running VMs)");
+    g_printerr (
+      "memtidectl: %s%s\n", e->message,
+      strstr (e->message, "memtidectl status") ? "" : " (memtidectl status lists the running VMs)");
     return MT_EXIT_NOT_FOUND;
   }
   if (remote_is (error, "org.memtide.Error.NoSuchCookie")) {
@@ -79,11 +82,12 @@ mtctl_fail (MtCtl *ctl, const GError *error)
     g_printerr ("memtidectl: %s\n", e->message);
     return MT_EXIT_USAGE;
   }
-  if (remote_is (error, "org.freedesktop.DBus.Error.UnknownMethod") ||
-      remote_is (error, "org.freedesktop.DBus.Error.UnknownObject") ||
-      remote_is (error, "org.freedesktop.DBus.Error.UnknownInterface")) {
+  if (remote_is (error, "org.freedesktop.DBus.Error.UnknownMethod")
+      || remote_is (error, "org.freedesktop.DBus.Error.UnknownObject")
+      || remote_is (error, "org.freedesktop.DBus.Error.UnknownInterface")) {
     g_printerr ("memtidectl: memtided does not know this request (%s): is it an older "
-                "version than memtidectl?\n", e->message);
+                "version than memtidectl?\n",
+                e->message);
     return MT_EXIT_FAILED;
   }
   g_printerr ("memtidectl: %s\n", e->message);
@@ -94,10 +98,11 @@ gboolean
 mtctl_connect (MtCtl *ctl, GError **error)
 {
   if (ctl->address) {
-    ctl->bus = g_dbus_connection_new_for_address_sync (
-        ctl->address,
-        G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT | G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
-        NULL, NULL, error);
+    ctl->bus =
+      g_dbus_connection_new_for_address_sync (ctl->address,
+                                              G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT
+                                                | G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+                                              NULL, NULL, error);
   } else {
     ctl->bus = g_bus_get_sync (G_BUS_TYPE_SYSTEM, NULL, error);
   }
@@ -110,8 +115,8 @@ mtctl_connect (MtCtl *ctl, GError **error)
 }
 
 GVariant *
-mtctl_call (MtCtl *ctl, const char *path, const char *iface, const char *method,
-            GVariant *params, const char *reply_type, gboolean write, GError **error)
+mtctl_call (MtCtl *ctl, const char *path, const char *iface, const char *method, GVariant *params,
+            const char *reply_type, gboolean write, GError **error)
 {
   GDBusCallFlags flags = G_DBUS_CALL_FLAGS_NO_AUTO_START;
   int timeout = -1;
@@ -122,15 +127,15 @@ mtctl_call (MtCtl *ctl, const char *path, const char *iface, const char *method,
     timeout = G_MAXINT;
   }
   return g_dbus_connection_call_sync (ctl->bus, MTCTL_BUS_NAME, path, iface, method, params,
-                                      reply_type ? G_VARIANT_TYPE (reply_type) : NULL,
-                                      flags, timeout, NULL, error);
+                                      reply_type ? G_VARIANT_TYPE (reply_type) : NULL, flags,
+                                      timeout, NULL, error);
 }
 
 GVariant *
 mtctl_get_all (MtCtl *ctl, const char *path, const char *iface, GError **error)
 {
-  g_autoptr(GVariant) reply = mtctl_call (ctl, path, "org.freedesktop.DBus.Properties", "GetAll",
-                                          g_variant_new ("(s)", iface), "(a{sv})", FALSE, error);
+  g_autoptr (GVariant) reply = mtctl_call (ctl, path, "org.freedesktop.DBus.Properties", "GetAll",
+                                           g_variant_new ("(s)", iface), "(a{sv})", FALSE, error);
   GVariant *props = NULL;
 
   if (!reply)
@@ -142,8 +147,8 @@ mtctl_get_all (MtCtl *ctl, const char *path, const char *iface, GError **error)
 char *
 mtctl_vm_path (MtCtl *ctl, const char *vm, GError **error)
 {
-  g_autoptr(GVariant) reply = mtctl_call (ctl, MTCTL_PATH, MTCTL_MANAGER, "GetVM",
-                                          g_variant_new ("(s)", vm), "(o)", FALSE, error);
+  g_autoptr (GVariant) reply = mtctl_call (ctl, MTCTL_PATH, MTCTL_MANAGER, "GetVM",
+                                           g_variant_new ("(s)", vm), "(o)", FALSE, error);
   char *path = NULL;
 
   if (!reply)
@@ -155,8 +160,8 @@ mtctl_vm_path (MtCtl *ctl, const char *vm, GError **error)
 GVariant *
 mtctl_list_vms (MtCtl *ctl, GError **error)
 {
-  g_autoptr(GVariant) reply = mtctl_call (ctl, MTCTL_PATH, MTCTL_MANAGER, "ListVMs", NULL,
-                                          "(aa{sv})", FALSE, error);
+  g_autoptr (GVariant) reply =
+    mtctl_call (ctl, MTCTL_PATH, MTCTL_MANAGER, "ListVMs", NULL, "(aa{sv})", FALSE, error);
   GVariant *vms = NULL;
 
   if (!reply)

@@ -35,7 +35,7 @@ mtctl_json_from_variant (GVariant *value)
 void
 mtctl_print_json (JsonNode *node)
 {
-  g_autoptr(JsonGenerator) gen = json_generator_new ();
+  g_autoptr (JsonGenerator) gen = json_generator_new ();
   g_autofree char *text = NULL;
 
   json_generator_set_pretty (gen, TRUE);
@@ -59,9 +59,9 @@ mtctl_status_json (GVariant *host, GVariant *vms)
 void
 mtctl_print_json_member (const char *key, GVariant *value)
 {
-  g_autoptr(GVariant) ref = g_variant_ref_sink (value);
+  g_autoptr (GVariant) ref = g_variant_ref_sink (value);
   JsonObject *obj = json_object_new ();
-  g_autoptr(JsonNode) root = json_node_new (JSON_NODE_OBJECT);
+  g_autoptr (JsonNode) root = json_node_new (JSON_NODE_OBJECT);
 
   json_object_set_member (obj, key, mtctl_json_from_variant (ref));
   json_node_take_object (root, obj);
@@ -128,19 +128,19 @@ mtctl_print_host (GVariant *host)
   g_autofree char *guests = mt_format_bytes (get_u64 (host, "GuestTotal"));
   g_autofree char *gfree = mt_format_bytes (get_u64 (host, "GuestFree"));
   g_autofree char *reported = mt_format_bytes (get_u64 (host, "ReportedFree"));
-  g_autoptr(GVariant) reservations = g_variant_lookup_value (host, "Reservations",
-                                                            G_VARIANT_TYPE ("a(utsbs)"));
+  g_autoptr (GVariant) reservations =
+    g_variant_lookup_value (host, "Reservations", G_VARIANT_TYPE ("a(utsbs)"));
   guint32 nvms = 0;
 
   g_variant_lookup (host, "NVMs", "u", &nvms);
-  g_print ("memtided %s: mode %s, %s, %u VM%s\n", get_str (host, "Version"),
-           get_str (host, "Mode"),
+  g_print ("memtided %s: mode %s, %s, %u VM%s\n", get_str (host, "Version"), get_str (host, "Mode"),
            get_bool (host, "Connected") ? "connected to the hypervisor"
                                         : "NOT connected to the hypervisor (VMs keep their size)",
            nvms, nvms == 1 ? "" : "s");
   g_print ("Host: %s total, %s available, %s kept in reserve\n", total, avail, reserve);
   g_print ("VMs:  %s of a %s budget; %s free inside the guests, %s returned by free page "
-           "reporting\n", guests, budget, gfree, reported);
+           "reporting\n",
+           guests, budget, gfree, reported);
   if (reservations && g_variant_n_children (reservations) > 0) {
     GVariantIter iter;
     guint32 cookie;
@@ -174,10 +174,10 @@ decision_text (GVariant *vm)
 void
 mtctl_print_vm_table (GVariant *vms, guint width)
 {
-  static const char *const headers[N_COLUMNS + 1] = {
-    "NAME", "SIZE", "TARGET", "NEED", "PRESSURE", "MECHANISM", "DECISION", "REASON", NULL
-  };
-  g_autoptr(GPtrArray) rows = g_ptr_array_new_with_free_func ((GDestroyNotify) g_strfreev);
+  static const char *const headers[N_COLUMNS + 1] = { "NAME",     "SIZE",     "TARGET",
+                                                      "NEED",     "PRESSURE", "MECHANISM",
+                                                      "DECISION", "REASON",   NULL };
+  g_autoptr (GPtrArray) rows = g_ptr_array_new_with_free_func ((GDestroyNotify) g_strfreev);
   guint widths[N_COLUMNS];
   gsize n = g_variant_n_children (vms);
 
@@ -187,9 +187,10 @@ mtctl_print_vm_table (GVariant *vms, guint width)
   }
   g_ptr_array_add (rows, g_strdupv ((char **) headers));
   for (gsize i = 0; i < n; i++) {
-    g_autoptr(GVariant) vm = g_variant_get_child_value (vms, i);
+    g_autoptr (GVariant) vm = g_variant_get_child_value (vms, i);
     char **row = g_new0 (char *, N_COLUMNS + 1);
-    const char *reason = get_bool (vm, "Stuck") ? get_str (vm, "StuckReason") : get_str (vm, "Reason");
+    const char *reason =
+      get_bool (vm, "Stuck") ? get_str (vm, "StuckReason") : get_str (vm, "Reason");
     row[0] = g_strdup (get_str (vm, "Name"));
     row[1] = mtctl_size (get_u64 (vm, "Current"));
     row[2] = mtctl_size (get_u64 (vm, "Target"));
@@ -207,7 +208,7 @@ mtctl_print_vm_table (GVariant *vms, guint width)
   }
   for (guint r = 0; r < rows->len; r++) {
     char **row = rows->pdata[r];
-    g_autoptr(GString) line = g_string_new (NULL);
+    g_autoptr (GString) line = g_string_new (NULL);
 
     for (guint c = 0; c < N_COLUMNS; c++) {
       gboolean right = c >= 1 && c <= 4;
@@ -255,7 +256,7 @@ mtctl_print_vm (GVariant *vm)
   g_autofree char *bounds = NULL;
   g_autofree char *source = NULL;
   g_autofree char *decision = NULL;
-  g_autoptr(GVariant) pins = g_variant_lookup_value (vm, "Pins", G_VARIANT_TYPE ("a(utss)"));
+  g_autoptr (GVariant) pins = g_variant_lookup_value (vm, "Pins", G_VARIANT_TYPE ("a(utss)"));
   const char *last = get_str (vm, "LastAction");
 
   g_print ("%s (%s)\n", get_str (vm, "Name"), get_str (vm, "UUID"));
@@ -264,8 +265,9 @@ mtctl_print_vm (GVariant *vm)
   print_field ("target", target);
   print_field ("need", need);
   bounds = g_strdup_printf ("min %s, max %s (%s)", min, max,
-                            get_bool (vm, "Pinned") ? "held by a pin"
-                            : get_bool (vm, "HasLimits") ? "admin limits" : "policy");
+                            get_bool (vm, "Pinned")      ? "held by a pin"
+                            : get_bool (vm, "HasLimits") ? "admin limits"
+                                                         : "policy");
   print_field ("bounds", bounds);
   print_field ("guest available", avail);
   print_field ("pressure", pressure);
@@ -288,8 +290,8 @@ mtctl_print_vm (GVariant *vm)
     g_variant_iter_init (&iter, pins);
     while (g_variant_iter_next (&iter, "(ut&s&s)", &cookie, &bytes, &reason, &holder)) {
       g_autofree char *sbytes = mt_format_bytes (bytes);
-      g_autofree char *text = g_strdup_printf ("%u: %s, for \"%s\" (held by %s)", cookie,
-                                               sbytes, reason, holder);
+      g_autofree char *text =
+        g_strdup_printf ("%u: %s, for \"%s\" (held by %s)", cookie, sbytes, reason, holder);
       print_field ("pin", text);
     }
   }

@@ -10,28 +10,28 @@
 
 #include "memtidectl.h"
 
-#define DEFAULT_RESERVE_TIMEOUT 60   /* seconds */
+#define DEFAULT_RESERVE_TIMEOUT 60 /* seconds */
 
 typedef struct {
-  MtCtl    *ctl;
-  gboolean  is_pin;
-  guint     cookie;            /* 0 until Reserve() answered */
-  char     *vm_path;           /* pins */
+  MtCtl *ctl;
+  gboolean is_pin;
+  guint cookie;  /* 0 until Reserve() answered */
+  char *vm_path; /* pins */
 
   /* ReservationDone, possibly before we know our cookie */
-  GHashTable *done;            /* cookie -> GVariant (bs) */
-  gboolean  waited_too_long;
-  gboolean  interrupted;
-  gboolean  daemon_gone;
+  GHashTable *done; /* cookie -> GVariant (bs) */
+  gboolean waited_too_long;
+  gboolean interrupted;
+  gboolean daemon_gone;
 
-  GPid      child;
-  gboolean  child_running;
-  int       child_status;
+  GPid child;
+  gboolean child_running;
+  int child_status;
 } Hold;
 
 static void
-on_reservation_done (GDBusConnection *bus, const char *sender, const char *path,
-                     const char *iface, const char *signal, GVariant *params, gpointer user_data)
+on_reservation_done (GDBusConnection *bus, const char *sender, const char *path, const char *iface,
+                     const char *signal, GVariant *params, gpointer user_data)
 {
   Hold *h = user_data;
   guint32 cookie;
@@ -84,8 +84,8 @@ kind (Hold *h)
 static void
 end_lease (Hold *h)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GVariant) reply = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = NULL;
 
   if (!h->cookie || h->daemon_gone)
     return;
@@ -116,13 +116,13 @@ static int
 hold_lease (Hold *h)
 {
   MtCtl *ctl = h->ctl;
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   int code = MT_EXIT_OK;
 
   if (ctl->command) {
     if (!g_spawn_async (NULL, ctl->command, NULL,
-                        G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD |
-                        G_SPAWN_CHILD_INHERITS_STDIN,
+                        G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD
+                          | G_SPAWN_CHILD_INHERITS_STDIN,
                         NULL, NULL, &h->child, &error)) {
       g_printerr ("memtidectl: cannot run %s: %s\n", ctl->command[0], error->message);
       end_lease (h);
@@ -139,8 +139,8 @@ hold_lease (Hold *h)
     code = child_exit_code (h->child_status);
   } else if (ctl->wait) {
     if (!ctl->json)
-      g_printerr ("Holding %s %u until Ctrl-C (it ends when memtidectl exits).\n",
-                  kind (h), h->cookie);
+      g_printerr ("Holding %s %u until Ctrl-C (it ends when memtidectl exits).\n", kind (h),
+                  h->cookie);
     while (!h->interrupted && !h->daemon_gone)
       g_main_context_iteration (NULL, TRUE);
     if (h->daemon_gone) {
@@ -159,20 +159,18 @@ hold_lease (Hold *h)
 }
 
 static void
-hold_init (Hold *h, MtCtl *ctl, gboolean is_pin, guint *subscription, guint *watch,
-           guint *sigint, guint *sigterm)
+hold_init (Hold *h, MtCtl *ctl, gboolean is_pin, guint *subscription, guint *watch, guint *sigint,
+           guint *sigterm)
 {
   h->ctl = ctl;
   h->is_pin = is_pin;
   h->done = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) g_variant_unref);
   /* Subscribed before the call, so no ReservationDone can slip by. */
-  *subscription = g_dbus_connection_signal_subscribe (ctl->bus, MTCTL_BUS_NAME, MTCTL_MANAGER,
-                                                      "ReservationDone", MTCTL_PATH, NULL,
-                                                      G_DBUS_SIGNAL_FLAGS_NONE,
-                                                      on_reservation_done, h, NULL);
-  *watch = g_bus_watch_name_on_connection (ctl->bus, MTCTL_BUS_NAME,
-                                           G_BUS_NAME_WATCHER_FLAGS_NONE, NULL,
-                                           on_daemon_vanished, h, NULL);
+  *subscription = g_dbus_connection_signal_subscribe (
+    ctl->bus, MTCTL_BUS_NAME, MTCTL_MANAGER, "ReservationDone", MTCTL_PATH, NULL,
+    G_DBUS_SIGNAL_FLAGS_NONE, on_reservation_done, h, NULL);
+  *watch = g_bus_watch_name_on_connection (ctl->bus, MTCTL_BUS_NAME, G_BUS_NAME_WATCHER_FLAGS_NONE,
+                                           NULL, on_daemon_vanished, h, NULL);
   *sigint = g_unix_signal_add (SIGINT, on_interrupt, h);
   *sigterm = g_unix_signal_add (SIGTERM, on_interrupt, h);
 }
@@ -191,8 +189,8 @@ hold_clear (Hold *h, MtCtl *ctl, guint subscription, guint watch, guint sigint, 
 static void
 print_result_json (Hold *h, guint64 bytes, gboolean ok, const char *message)
 {
-  g_autoptr(JsonBuilder) b = json_builder_new ();
-  g_autoptr(JsonNode) root = NULL;
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  g_autoptr (JsonNode) root = NULL;
 
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "cookie");
@@ -211,8 +209,8 @@ print_result_json (Hold *h, guint64 bytes, gboolean ok, const char *message)
 int
 mtctl_cmd_reserve (MtCtl *ctl, const char *size_text)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GVariant) reply = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = NULL;
   g_autofree char *size = NULL;
   Hold h = { 0 };
   guint subscription, watch, sigint, sigterm, too_long;
@@ -241,8 +239,8 @@ mtctl_cmd_reserve (MtCtl *ctl, const char *size_text)
 
   /* memtided answers within the timeout; a little slack for its tick. */
   too_long = g_timeout_add_seconds (timeout + 10, on_too_long, &h);
-  while (!(result = g_hash_table_lookup (h.done, GUINT_TO_POINTER (h.cookie))) &&
-         !h.interrupted && !h.daemon_gone && !h.waited_too_long)
+  while (!(result = g_hash_table_lookup (h.done, GUINT_TO_POINTER (h.cookie))) && !h.interrupted
+         && !h.daemon_gone && !h.waited_too_long)
     g_main_context_iteration (NULL, TRUE);
   if (!h.waited_too_long)
     g_source_remove (too_long);
@@ -258,7 +256,8 @@ mtctl_cmd_reserve (MtCtl *ctl, const char *size_text)
     code = MT_EXIT_FAILED;
   } else if (!result) {
     g_printerr ("memtidectl: memtided did not report on reservation %u within %u s; "
-                "releasing it\n", h.cookie, timeout + 10);
+                "releasing it\n",
+                h.cookie, timeout + 10);
     end_lease (&h);
     code = MT_EXIT_FAILED;
   } else if (ctl->json) {
@@ -282,8 +281,8 @@ out:
 int
 mtctl_cmd_pin (MtCtl *ctl, const char *vm, const char *size_text)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GVariant) reply = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = NULL;
   g_autofree char *size = NULL;
   Hold h = { 0 };
   guint subscription, watch, sigint, sigterm;
@@ -300,9 +299,9 @@ mtctl_cmd_pin (MtCtl *ctl, const char *vm, const char *size_text)
     code = mtctl_fail (ctl, error);
     goto out;
   }
-  reply = mtctl_call (ctl, h.vm_path, MTCTL_VM, "Pin",
-                      g_variant_new ("(ts)", bytes, ctl->reason ? ctl->reason : ""),
-                      "(u)", TRUE, &error);
+  reply =
+    mtctl_call (ctl, h.vm_path, MTCTL_VM, "Pin",
+                g_variant_new ("(ts)", bytes, ctl->reason ? ctl->reason : ""), "(u)", TRUE, &error);
   if (!reply) {
     code = mtctl_fail (ctl, error);
     goto out;

@@ -11,7 +11,7 @@
 #define WATCH_EVENTS 8
 
 typedef struct {
-  GQueue   events;       /* of char *, newest last */
+  GQueue events; /* of char *, newest last */
   gboolean stop;
 } Watch;
 
@@ -20,7 +20,7 @@ on_watch_signal (GDBusConnection *bus, const char *sender, const char *path, con
                  const char *signal, GVariant *params, gpointer user_data)
 {
   Watch *w = user_data;
-  g_autoptr(GDateTime) now = g_date_time_new_now_local ();
+  g_autoptr (GDateTime) now = g_date_time_new_now_local ();
   g_autofree char *when = g_date_time_format (now, "%H:%M:%S");
   char *line = NULL;
 
@@ -45,8 +45,8 @@ on_watch_signal (GDBusConnection *bus, const char *sender, const char *path, con
     const char *message;
 
     g_variant_get (params, "(ub&s)", &cookie, &ok, &message);
-    line = g_strdup_printf ("%s reservation %u %s: %s", when, cookie, ok ? "done" : "FAILED",
-                            message);
+    line =
+      g_strdup_printf ("%s reservation %u %s: %s", when, cookie, ok ? "done" : "FAILED", message);
   } else {
     return;
   }
@@ -72,15 +72,15 @@ on_watch_due (gpointer user_data)
 static void
 watch_frame (MtCtl *ctl, Watch *w, gboolean tty)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GVariant) host = mtctl_get_all (ctl, MTCTL_PATH, MTCTL_MANAGER, &error);
-  g_autoptr(GVariant) vms = host ? mtctl_list_vms (ctl, &error) : NULL;
-  g_autoptr(GDateTime) now = g_date_time_new_now_local ();
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) host = mtctl_get_all (ctl, MTCTL_PATH, MTCTL_MANAGER, &error);
+  g_autoptr (GVariant) vms = host ? mtctl_list_vms (ctl, &error) : NULL;
+  g_autoptr (GDateTime) now = g_date_time_new_now_local ();
   g_autofree char *when = g_date_time_format (now, "%H:%M:%S");
 
   if (ctl->json) {
-    g_autoptr(JsonNode) root = NULL;
-    g_autoptr(JsonGenerator) gen = json_generator_new ();
+    g_autoptr (JsonNode) root = NULL;
+    g_autoptr (JsonGenerator) gen = json_generator_new ();
     g_autofree char *text = NULL;
 
     if (!vms) {
@@ -102,7 +102,8 @@ watch_frame (MtCtl *ctl, Watch *w, gboolean tty)
   if (!vms) {
     g_dbus_error_strip_remote_error (error);
     g_print ("%s  memtided is not reachable: %s\n  (retrying; start it with: systemctl start "
-             "memtided)\n", when, error->message);
+             "memtided)\n",
+             when, error->message);
     return;
   }
   mtctl_print_host (host);
@@ -127,10 +128,9 @@ mtctl_cmd_watch (MtCtl *ctl, guint count)
   guint sigterm = g_unix_signal_add (SIGTERM, on_watch_stop, &w);
   guint interval_ms = (guint) MAX (ctl->interval * 1000, 100);
 
-  subscription = g_dbus_connection_signal_subscribe (ctl->bus, MTCTL_BUS_NAME, MTCTL_MANAGER,
-                                                     NULL, MTCTL_PATH, NULL,
-                                                     G_DBUS_SIGNAL_FLAGS_NONE, on_watch_signal,
-                                                     &w, NULL);
+  subscription =
+    g_dbus_connection_signal_subscribe (ctl->bus, MTCTL_BUS_NAME, MTCTL_MANAGER, NULL, MTCTL_PATH,
+                                        NULL, G_DBUS_SIGNAL_FLAGS_NONE, on_watch_signal, &w, NULL);
   for (guint n = 0; !w.stop && (count == 0 || n < count); n++) {
     if (n > 0) {
       gboolean due = FALSE;

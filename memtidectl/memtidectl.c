@@ -63,9 +63,9 @@ static const char usage_text[] =
 static int
 cmd_status (MtCtl *ctl)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GVariant) host = mtctl_get_all (ctl, MTCTL_PATH, MTCTL_MANAGER, &error);
-  g_autoptr(GVariant) vms = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) host = mtctl_get_all (ctl, MTCTL_PATH, MTCTL_MANAGER, &error);
+  g_autoptr (GVariant) vms = NULL;
 
   if (!host)
     return mtctl_fail (ctl, error);
@@ -73,7 +73,7 @@ cmd_status (MtCtl *ctl)
   if (!vms)
     return mtctl_fail (ctl, error);
   if (ctl->json) {
-    g_autoptr(JsonNode) root = mtctl_status_json (host, vms);
+    g_autoptr (JsonNode) root = mtctl_status_json (host, vms);
     mtctl_print_json (root);
     return MT_EXIT_OK;
   }
@@ -86,9 +86,9 @@ cmd_status (MtCtl *ctl)
 static int
 cmd_show (MtCtl *ctl, const char *vm)
 {
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   g_autofree char *path = mtctl_vm_path (ctl, vm, &error);
-  g_autoptr(GVariant) props = NULL;
+  g_autoptr (GVariant) props = NULL;
 
   if (!path)
     return mtctl_fail (ctl, error);
@@ -96,7 +96,7 @@ cmd_show (MtCtl *ctl, const char *vm)
   if (!props)
     return mtctl_fail (ctl, error);
   if (ctl->json) {
-    g_autoptr(JsonNode) root = mtctl_json_from_variant (props);
+    g_autoptr (JsonNode) root = mtctl_json_from_variant (props);
     json_object_set_string_member (json_node_get_object (root), "ObjectPath", path);
     mtctl_print_json (root);
   } else {
@@ -108,9 +108,9 @@ cmd_show (MtCtl *ctl, const char *vm)
 static int
 cmd_explain (MtCtl *ctl, const char *vm)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GVariant) reply = mtctl_call (ctl, MTCTL_PATH, MTCTL_MANAGER, "Explain",
-                                          g_variant_new ("(s)", vm), "(s)", FALSE, &error);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = mtctl_call (ctl, MTCTL_PATH, MTCTL_MANAGER, "Explain",
+                                           g_variant_new ("(s)", vm), "(s)", FALSE, &error);
   const char *text;
 
   if (!reply)
@@ -129,14 +129,14 @@ cmd_explain (MtCtl *ctl, const char *vm)
 static int
 cmd_mode (MtCtl *ctl, const char *mode)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GVariant) reply = NULL;
-  g_autoptr(GVariant) host = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = NULL;
+  g_autoptr (GVariant) host = NULL;
   const char *now = NULL;
 
   if (mode) {
-    if (!g_str_equal (mode, "active") && !g_str_equal (mode, "dry-run") &&
-        !g_str_equal (mode, "paused"))
+    if (!g_str_equal (mode, "active") && !g_str_equal (mode, "dry-run")
+        && !g_str_equal (mode, "paused"))
       return mtctl_usage_error ("mode: expected active, dry-run or paused, not '%s'", mode);
     reply = mtctl_call (ctl, MTCTL_PATH, MTCTL_MANAGER, "SetMode", g_variant_new ("(s)", mode),
                         NULL, TRUE, &error);
@@ -157,11 +157,11 @@ cmd_mode (MtCtl *ctl, const char *mode)
 static int
 cmd_reload (MtCtl *ctl)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GVariant) reply = mtctl_call (ctl, MTCTL_PATH, MTCTL_MANAGER, "ReloadPolicies", NULL,
-                                          NULL, TRUE, &error);
-  g_autoptr(GVariant) host = NULL;
-  g_autoptr(GVariant) files = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply =
+    mtctl_call (ctl, MTCTL_PATH, MTCTL_MANAGER, "ReloadPolicies", NULL, NULL, TRUE, &error);
+  g_autoptr (GVariant) host = NULL;
+  g_autoptr (GVariant) files = NULL;
 
   if (!reply)
     return mtctl_fail (ctl, error);
@@ -184,9 +184,9 @@ cmd_reload (MtCtl *ctl)
 static int
 cmd_set_limits (MtCtl *ctl, const char *vm, const char *min_text, const char *max_text)
 {
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   g_autofree char *path = NULL;
-  g_autoptr(GVariant) reply = NULL;
+  g_autoptr (GVariant) reply = NULL;
   guint64 min = 0, max = 0;
 
   if (!max_text && g_strcmp0 (min_text, "clear") != 0)
@@ -212,11 +212,12 @@ cmd_set_limits (MtCtl *ctl, const char *vm, const char *min_text, const char *ma
       g_print ("%s: admin limits cleared, the policy files apply\n", vm);
     else
       g_print ("%s: min %s, max %s (kept across restarts; clear with: memtidectl set-limits "
-               "%s clear)\n", vm, smin, smax, vm);
+               "%s clear)\n",
+               vm, smin, smax, vm);
   } else {
-    g_autoptr(GVariant) limits = g_variant_ref_sink (g_variant_new_parsed (
-        "{'Min': <%t>, 'Max': <%t>}", min, max));
-    g_autoptr(JsonNode) root = mtctl_json_from_variant (limits);
+    g_autoptr (GVariant) limits =
+      g_variant_ref_sink (g_variant_new_parsed ("{'Min': <%t>, 'Max': <%t>}", min, max));
+    g_autoptr (JsonNode) root = mtctl_json_from_variant (limits);
     mtctl_print_json (root);
   }
   return MT_EXIT_OK;
@@ -236,13 +237,12 @@ parse_cookie (const char *text, guint *out)
 static int
 cmd_release (MtCtl *ctl, const char *text)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GVariant) reply = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = NULL;
   guint cookie;
 
   if (!parse_cookie (text, &cookie))
-    return mtctl_usage_error ("release: '%s' is not a reservation cookie (a number above 0)",
-                              text);
+    return mtctl_usage_error ("release: '%s' is not a reservation cookie (a number above 0)", text);
   reply = mtctl_call (ctl, MTCTL_PATH, MTCTL_MANAGER, "ReleaseReservation",
                       g_variant_new ("(u)", cookie), NULL, TRUE, &error);
   if (!reply)
@@ -257,14 +257,14 @@ cmd_release (MtCtl *ctl, const char *text)
 static gboolean
 find_pin (MtCtl *ctl, guint cookie, char **path, GError **error)
 {
-  g_autoptr(GVariant) vms = mtctl_list_vms (ctl, error);
+  g_autoptr (GVariant) vms = mtctl_list_vms (ctl, error);
 
   *path = NULL;
   if (!vms)
     return FALSE;
   for (gsize i = 0; !*path && i < g_variant_n_children (vms); i++) {
-    g_autoptr(GVariant) vm = g_variant_get_child_value (vms, i);
-    g_autoptr(GVariant) pins = g_variant_lookup_value (vm, "Pins", G_VARIANT_TYPE ("a(utss)"));
+    g_autoptr (GVariant) vm = g_variant_get_child_value (vms, i);
+    g_autoptr (GVariant) pins = g_variant_lookup_value (vm, "Pins", G_VARIANT_TYPE ("a(utss)"));
     const char *vm_path = NULL;
     GVariantIter pi;
     guint32 c;
@@ -283,8 +283,8 @@ find_pin (MtCtl *ctl, guint cookie, char **path, GError **error)
 static int
 cmd_unpin (MtCtl *ctl, const char *text)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GVariant) reply = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) reply = NULL;
   g_autofree char *path = NULL;
   guint cookie;
 
@@ -294,11 +294,12 @@ cmd_unpin (MtCtl *ctl, const char *text)
     return mtctl_fail (ctl, error);
   if (!path) {
     g_printerr ("memtidectl: no pin %u (already ended, its VM stopped, or its holder exited; "
-                "memtidectl show VM lists a VM's pins)\n", cookie);
+                "memtidectl show VM lists a VM's pins)\n",
+                cookie);
     return MT_EXIT_NOT_FOUND;
   }
-  reply = mtctl_call (ctl, path, MTCTL_VM, "Unpin", g_variant_new ("(u)", cookie), NULL, TRUE,
-                      &error);
+  reply =
+    mtctl_call (ctl, path, MTCTL_VM, "Unpin", g_variant_new ("(u)", cookie), NULL, TRUE, &error);
   if (!reply)
     return mtctl_fail (ctl, error);
   if (!ctl->json)
@@ -315,17 +316,10 @@ typedef struct {
 } Command;
 
 static const Command commands[] = {
-  { "status", 0, 0, FALSE },
-  { "show", 1, 1, FALSE },
-  { "explain", 1, 1, FALSE },
-  { "watch", 0, 0, FALSE },
-  { "mode", 0, 1, FALSE },
-  { "reload", 0, 0, FALSE },
-  { "set-limits", 2, 3, FALSE },
-  { "reserve", 1, 1, TRUE },
-  { "release", 1, 1, FALSE },
-  { "pin", 2, 2, TRUE },
-  { "unpin", 1, 1, FALSE },
+  { "status", 0, 0, FALSE },     { "show", 1, 1, FALSE },   { "explain", 1, 1, FALSE },
+  { "watch", 0, 0, FALSE },      { "mode", 0, 1, FALSE },   { "reload", 0, 0, FALSE },
+  { "set-limits", 2, 3, FALSE }, { "reserve", 1, 1, TRUE }, { "release", 1, 1, FALSE },
+  { "pin", 2, 2, TRUE },         { "unpin", 1, 1, FALSE },
 };
 
 /* "--name VALUE" or "--name=VALUE"; advances *i past VALUE. */
@@ -380,9 +374,9 @@ G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (MtCtl, mtctl_clear)
 int
 main (int argc, char **argv)
 {
-  g_auto(MtCtl) ctl = { .interval = 1.0, .ask_password = isatty (STDIN_FILENO) };
-  g_autoptr(GPtrArray) args = g_ptr_array_new ();
-  g_autoptr(GError) error = NULL;
+  g_auto (MtCtl) ctl = { .interval = 1.0, .ask_password = isatty (STDIN_FILENO) };
+  g_autoptr (GPtrArray) args = g_ptr_array_new ();
+  g_autoptr (GError) error = NULL;
   const Command *cmd = NULL;
   const char *name;
   guint64 count = 0;

@@ -13,12 +13,12 @@
 /* Exit codes (documented in memtidectl(1)). */
 typedef enum {
   MT_EXIT_OK = 0,
-  MT_EXIT_FAILED = 1,          /* memtided refused or failed the request */
-  MT_EXIT_USAGE = 2,           /* bad command line, or a value memtided calls invalid */
-  MT_EXIT_UNREACHABLE = 3,     /* memtided not running, or the bus not reachable */
-  MT_EXIT_NOT_AUTHORIZED = 4,  /* polkit (or the bus policy) said no */
-  MT_EXIT_NOT_FOUND = 5,       /* no such VM, pin or reservation */
-  MT_EXIT_NO_ROOM = 6,         /* a reservation could not be made */
+  MT_EXIT_FAILED = 1,         /* memtided refused or failed the request */
+  MT_EXIT_USAGE = 2,          /* bad command line, or a value memtided calls invalid */
+  MT_EXIT_UNREACHABLE = 3,    /* memtided not running, or the bus not reachable */
+  MT_EXIT_NOT_AUTHORIZED = 4, /* polkit (or the bus policy) said no */
+  MT_EXIT_NOT_FOUND = 5,      /* no such VM, pin or reservation */
+  MT_EXIT_NO_ROOM = 6,        /* a reservation could not be made */
 } MtExit;
 
 #define MTCTL_BUS_NAME "org.memtide.Manager1"
@@ -28,15 +28,15 @@ typedef enum {
 
 typedef struct {
   /* global options */
-  char     *address;         /* NULL = the system bus */
-  gboolean  json;
-  gboolean  ask_password;    /* let polkit prompt (stdin is a terminal) */
+  char *address; /* NULL = the system bus */
+  gboolean json;
+  gboolean ask_password; /* let polkit prompt (stdin is a terminal) */
   /* command options */
-  char     *reason;
-  guint     timeout;         /* seconds */
-  gboolean  wait;
-  char    **command;         /* after "--" */
-  double    interval;        /* watch, seconds */
+  char *reason;
+  guint timeout; /* seconds */
+  gboolean wait;
+  char **command;  /* after "--" */
+  double interval; /* watch, seconds */
 
   GDBusConnection *bus;
 } MtCtl;
@@ -49,8 +49,7 @@ int mtctl_usage_error (const char *format, ...) G_GNUC_PRINTF (1, 2);
 gboolean mtctl_connect (MtCtl *ctl, GError **error);
 /* A method call to memtided; write = may ask polkit (may prompt). */
 GVariant *mtctl_call (MtCtl *ctl, const char *path, const char *iface, const char *method,
-                      GVariant *params, const char *reply_type, gboolean write,
-                      GError **error);
+                      GVariant *params, const char *reply_type, gboolean write, GError **error);
 /* Every property of an interface, as a{sv}. */
 GVariant *mtctl_get_all (MtCtl *ctl, const char *path, const char *iface, GError **error);
 /* The object of a VM given by name or UUID. */
@@ -59,7 +58,7 @@ char *mtctl_vm_path (MtCtl *ctl, const char *vm, GError **error);
 GVariant *mtctl_list_vms (MtCtl *ctl, GError **error);
 
 /* memtidectl-format.c */
-char *mtctl_size (guint64 bytes);      /* "1.5 GiB"; 0 -> "-" */
+char *mtctl_size (guint64 bytes); /* "1.5 GiB"; 0 -> "-" */
 gboolean mtctl_parse_size (const char *text, guint64 *out, GError **error);
 /* A GVariant (a{sv}, aa{sv}, ...) as JSON: the keys are the D-Bus names,
  * sizes exact bytes. */

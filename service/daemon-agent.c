@@ -17,7 +17,7 @@
 /* Smaller reclaims are not worth a request. */
 #define RECLAIM_MIN (16 * MT_MIB)
 /* Ask for a little more than the shrink needs: the guest allocates meanwhile. */
-#define RECLAIM_MARGIN (16 * MT_MIB)
+#define RECLAIM_MARGIN     (16 * MT_MIB)
 #define RECLAIM_TIMEOUT_MS 5000
 /* The stall share is measured over at least this much guest time. */
 #define STALL_MIN_SPAN (200 * 1000)
@@ -26,7 +26,7 @@
  * MemAvailable gone within RUNOUT_HORIZON at that rate, plans at once:
  * the guest evicts its hot page cache and then swaps before the next
  * tick would grow it. */
-#define RUNOUT_RATE (32 * MT_MIB)
+#define RUNOUT_RATE    (32 * MT_MIB)
 #define RUNOUT_HORIZON 3.0
 /* Reports further apart than this say nothing about the rate now. */
 #define RUNOUT_MAX_SPAN (5 * G_USEC_PER_SEC)
@@ -42,7 +42,7 @@
  * ([1] the newer): an event report may follow a periodic one within
  * STALL_MIN_SPAN, and then a rate is measured from the one before. */
 typedef struct {
-  guint64 value[2];            /* MT_UNKNOWN = none */
+  guint64 value[2]; /* MT_UNKNOWN = none */
   guint64 mono_us[2];
 } ReportPair;
 
@@ -74,15 +74,15 @@ pair_base (const ReportPair *p, guint64 mono_us)
 
 typedef struct {
   MtDaemon *d;
-  char     *uuid;
-  char     *name;
-  gint64    last_event_plan;
-  double    last_psi;          /* some avg10 of the previous believed report */
-  guint64   last_oom;          /* oom_kill of the previous believed report */
-  ReportPair stall;            /* psi.some.total_us: the stall share */
-  ReportPair used;             /* MemTotal - MemAvailable: the rate it rises at */
-  gboolean  reported;          /* first report of this link logged */
-  gboolean  disbelieving;      /* a "not believed" streak was logged */
+  char *uuid;
+  char *name;
+  gint64 last_event_plan;
+  double last_psi;       /* some avg10 of the previous believed report */
+  guint64 last_oom;      /* oom_kill of the previous believed report */
+  ReportPair stall;      /* psi.some.total_us: the stall share */
+  ReportPair used;       /* MemTotal - MemAvailable: the rate it rises at */
+  gboolean reported;     /* first report of this link logged */
+  gboolean disbelieving; /* a "not believed" streak was logged */
 } AgentVm;
 
 static void
@@ -158,8 +158,8 @@ format_methods (guint methods)
 /* Rising pressure, the guest's PSI trigger or an OOM kill: a sample from
  * this report (hypervisor fields from the latest tick) and a plan now. */
 static void
-event_plan (AgentVm *a, MtDaemonVm *vm, const MtAgentReport *r, double psi_now,
-            double runout_rate, const char *why)
+event_plan (AgentVm *a, MtDaemonVm *vm, const MtAgentReport *r, double psi_now, double runout_rate,
+            const char *why)
 {
   gint64 now = g_get_monotonic_time ();
   const MtVmSample *last = mt_vm_model_latest (vm->model);
@@ -240,15 +240,16 @@ on_report (MtAgentLink *link, const MtAgentEvent *ev, gpointer data)
     return;
   if (ev->first_hello) {
     g_autofree char *methods = format_methods (r->reclaim_methods);
-    g_message ("VM %s: agent connected: %s, kernel %s, guest up %.1f s, report every %"
-               G_GUINT64_FORMAT " ms, PSI %s%s%s%s, reclaim %s", a->name, r->agent,
-               r->kernel[0] ? r->kernel : "unknown", (double) r->mono_us / G_USEC_PER_SEC,
-               r->interval_ms,
-               r->psi_mode == MT_AGENT_PSI_MODE_TRIGGER ? "trigger"
-               : r->psi_mode == MT_AGENT_PSI_MODE_POLL ? "poll"
-               : r->psi_mode == MT_AGENT_PSI_MODE_OFF ? "off" : "none",
-               r->psi_trigger[0] ? " '" : "", r->psi_trigger, r->psi_trigger[0] ? "'" : "",
-               methods);
+    g_message (
+      "VM %s: agent connected: %s, kernel %s, guest up %.1f s, report every %" G_GUINT64_FORMAT
+      " ms, PSI %s%s%s%s, reclaim %s",
+      a->name, r->agent, r->kernel[0] ? r->kernel : "unknown", (double) r->mono_us / G_USEC_PER_SEC,
+      r->interval_ms,
+      r->psi_mode == MT_AGENT_PSI_MODE_TRIGGER ? "trigger"
+      : r->psi_mode == MT_AGENT_PSI_MODE_POLL  ? "poll"
+      : r->psi_mode == MT_AGENT_PSI_MODE_OFF   ? "off"
+                                               : "none",
+      r->psi_trigger[0] ? " '" : "", r->psi_trigger, r->psi_trigger[0] ? "'" : "", methods);
   }
   if (ev->rebooted) {
     g_message ("VM %s: the guest rebooted (new boot id)", a->name);
@@ -268,18 +269,20 @@ on_report (MtAgentLink *link, const MtAgentEvent *ev, gpointer data)
   a->disbelieving = FALSE;
   if (!a->reported) {
     g_autofree char *total = r->has_mem && r->mem.total != MT_UNKNOWN
-                             ? mt_format_bytes (r->mem.total) : g_strdup ("unknown");
+                               ? mt_format_bytes (r->mem.total)
+                               : g_strdup ("unknown");
     g_autofree char *avail = r->has_mem && r->mem.available != MT_UNKNOWN
-                             ? mt_format_bytes (r->mem.available) : g_strdup ("unknown");
-    g_info ("VM %s: first agent report: MemTotal %s, MemAvailable %s, PSI some %.2f%%",
-            a->name, total, avail, r->has_psi ? r->psi_some.avg10 : NAN);
+                               ? mt_format_bytes (r->mem.available)
+                               : g_strdup ("unknown");
+    g_info ("VM %s: first agent report: MemTotal %s, MemAvailable %s, PSI some %.2f%%", a->name,
+            total, avail, r->has_psi ? r->psi_some.avg10 : NAN);
     a->reported = TRUE;
   }
   /* mono_us is the guest's clock when it built the report: tests pair it
    * with the time this line is logged to measure the report latency. */
   g_debug ("VM %s: agent report seq %" G_GUINT64_FORMAT " (%s) mono_us %" G_GUINT64_FORMAT
-           ": available %" G_GUINT64_FORMAT " MiB, PSI some %.2f%%", a->name, r->seq,
-           mt_agent_reason_to_string (r->reason), r->mono_us,
+           ": available %" G_GUINT64_FORMAT " MiB, PSI some %.2f%%",
+           a->name, r->seq, mt_agent_reason_to_string (r->reason), r->mono_us,
            r->has_mem && r->mem.available != MT_UNKNOWN ? r->mem.available / MT_MIB : 0,
            r->has_psi ? r->psi_some.avg10 : NAN);
 
@@ -292,18 +295,19 @@ on_report (MtAgentLink *link, const MtAgentEvent *ev, gpointer data)
   if (r->has_psi && r->psi_some.total_us != MT_UNKNOWN && k >= 0
       && r->psi_some.total_us >= a->stall.value[k])
     stall = MIN (100.0, 100.0 * (double) (r->psi_some.total_us - a->stall.value[k])
-                        / (double) (r->mono_us - a->stall.mono_us[k]));
+                          / (double) (r->mono_us - a->stall.mono_us[k]));
   if (r->reason == MT_AGENT_REASON_PSI) {
     g_info ("VM %s: agent pressure trigger: PSI some avg10 %.2f%%, %.1f%% since the last "
-            "report (target %.2f%%)", a->name, psi, stall, target);
+            "report (target %.2f%%)",
+            a->name, psi, stall, target);
     /* avg10 is recomputed every 2 s and averages 10 s, so right after
      * the trigger it may not show the stall yet: the plan it asks for
      * sees the recent stall share when that is higher. */
     psi_now = isfinite (stall) && (!isfinite (psi) || stall > psi) ? stall : psi;
   }
   if (isfinite (psi_now) && psi_now > target)
-    why = g_strdup_printf ("PSI trigger in the guest: pressure %.2f%% > target %.2f%%",
-                           psi_now, target);
+    why = g_strdup_printf ("PSI trigger in the guest: pressure %.2f%% > target %.2f%%", psi_now,
+                           target);
   else if (isfinite (psi) && psi > target && (!isfinite (a->last_psi) || psi > a->last_psi))
     why = g_strdup_printf ("pressure %.2f%% > target %.2f%%", psi, target);
   if (r->has_vmstat && r->vmstat.oom_kill != MT_UNKNOWN && a->last_oom != MT_UNKNOWN
@@ -364,9 +368,9 @@ on_violation (MtAgentLink *link, const MtAgentProblem *p, gint64 backoff, gpoint
 
   mt_agent_link_get_stats (link, g_get_monotonic_time (), &st);
   g_warning ("VM %s: agent protocol violation (%s%s%s: %s), link closed for %" G_GINT64_FORMAT
-             " s (%" G_GUINT64_FORMAT " so far)", a->name, mt_agent_error_code_to_string (p->code),
-             p->field[0] ? " " : "", p->field, p->message, backoff / G_USEC_PER_SEC,
-             st.session.violations);
+             " s (%" G_GUINT64_FORMAT " so far)",
+             a->name, mt_agent_error_code_to_string (p->code), p->field[0] ? " " : "", p->field,
+             p->message, backoff / G_USEC_PER_SEC, st.session.violations);
 }
 
 /* The most the guest may have: what the hypervisor shows (virtio-mem
@@ -438,8 +442,8 @@ mt_daemon_agent_attach (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
   a->last_oom = MT_UNKNOWN;
   pair_reset (&a->stall);
   pair_reset (&a->used);
-  vm->agent = mt_agent_link_new (vm->info->name, vm->info->agent_socket, NULL, &callbacks,
-                                 a, (GDestroyNotify) agent_vm_free);
+  vm->agent = mt_agent_link_new (vm->info->name, vm->info->agent_socket, NULL, &callbacks, a,
+                                 (GDestroyNotify) agent_vm_free);
   g_debug ("VM %s: agent channel %s", vm->info->name, vm->info->agent_socket);
 }
 
@@ -487,7 +491,8 @@ mt_daemon_agent_get_stats (MtDaemonVm *vm, MtAgentLinkStats *out)
 void
 mt_daemon_agent_free_pages (MtDaemonVm *vm, guint64 *reported_free, guint64 *movable)
 {
-  const MtAgentReport *r = vm->agent ? mt_agent_link_latest (vm->agent, g_get_monotonic_time ()) : NULL;
+  const MtAgentReport *r =
+    vm->agent ? mt_agent_link_latest (vm->agent, g_get_monotonic_time ()) : NULL;
 
   *reported_free = *movable = MT_UNKNOWN;
   if (r == NULL)
@@ -500,11 +505,11 @@ mt_daemon_agent_free_pages (MtDaemonVm *vm, guint64 *reported_free, guint64 *mov
 /* ---- reclaim before a shrink --------------------------------------------------- */
 
 typedef struct {
-  MtDaemon   *d;               /* outlives the link, which drops its calls unanswered */
-  char       *name;
-  char       *uuid;
-  const char *why;             /* "shrink" or "cold" */
-  guint64     bytes;
+  MtDaemon *d; /* outlives the link, which drops its calls unanswered */
+  char *name;
+  char *uuid;
+  const char *why; /* "shrink" or "cold" */
+  guint64 bytes;
 } ReclaimCall;
 
 static void
@@ -516,8 +521,7 @@ reclaim_call_free (ReclaimCall *c)
 }
 
 static void
-on_reclaim_reply (MtAgentLink *link, const MtAgentReply *reply, const GError *error,
-                  gpointer data)
+on_reclaim_reply (MtAgentLink *link, const MtAgentReply *reply, const GError *error, gpointer data)
 {
   ReclaimCall *c = data;
   g_autofree char *asked = mt_format_bytes (c->bytes);
@@ -533,9 +537,8 @@ on_reclaim_reply (MtAgentLink *link, const MtAgentReply *reply, const GError *er
     outcome = "refused";
   } else {
     g_autofree char *text = mt_format_bytes (reply->reclaimed);
-    g_info ("VM %s: the guest reclaimed %s of %s by %s in %" G_GUINT64_FORMAT " ms%s%s",
-            c->name, text, asked, reply->method,
-            reply->elapsed_ms != MT_UNKNOWN ? reply->elapsed_ms : 0,
+    g_info ("VM %s: the guest reclaimed %s of %s by %s in %" G_GUINT64_FORMAT " ms%s%s", c->name,
+            text, asked, reply->method, reply->elapsed_ms != MT_UNKNOWN ? reply->elapsed_ms : 0,
             reply->stopped_by[0] ? ", stopped by " : "", reply->stopped_by);
     outcome = "done";
     got = reply->reclaimed != MT_UNKNOWN ? reply->reclaimed : 0;
@@ -549,7 +552,7 @@ static gboolean
 send_reclaim (MtDaemon *d, MtDaemonVm *vm, guint64 bytes, gboolean allow_drop_caches,
               const char *why, const char *what)
 {
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   ReclaimCall *c = g_new0 (ReclaimCall, 1);
 
   c->d = d;
@@ -584,10 +587,12 @@ mt_daemon_agent_before_shrink (MtDaemon *d, MtDaemonVm *vm, guint64 from, guint6
   bytes = MIN (mt_sat_add (shrink - MIN (shrink, free_mem), RECLAIM_MARGIN), droppable);
   if (bytes < RECLAIM_MIN)
     return FALSE;
-  if (!send_reclaim (d, vm, bytes, vm->policy.allow_drop_caches, "shrink", "reclaim before the shrink"))
+  if (!send_reclaim (d, vm, bytes, vm->policy.allow_drop_caches, "shrink",
+                     "reclaim before the shrink"))
     return FALSE;
   g_info ("VM %s: asked the guest to reclaim %" G_GUINT64_FORMAT " MiB of page cache before "
-          "shrinking it", vm->info->name, bytes / MT_MIB);
+          "shrinking it",
+          vm->info->name, bytes / MT_MIB);
   return TRUE;
 }
 
@@ -607,6 +612,7 @@ mt_daemon_agent_reclaim_cold (MtDaemon *d, MtDaemonVm *vm, const MtVmDecision *d
   mt_format_bytes_buf (inactive, s ? s->guest_inactive_file : MT_UNKNOWN);
   mt_format_bytes_buf (cache, s ? s->guest_cache : MT_UNKNOWN);
   g_info ("VM %s: asked the guest to reclaim %s of cold page cache: quiet, %s of its %s "
-          "page cache inactive", vm->info->name, asked, inactive, cache);
+          "page cache inactive",
+          vm->info->name, asked, inactive, cache);
   return TRUE;
 }

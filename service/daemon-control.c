@@ -7,21 +7,21 @@
 #include "daemon-private.h"
 
 typedef struct {
-  guint   cookie;
-  char   *uuid;
+  guint cookie;
+  char *uuid;
   guint64 size;
-  char   *reason;
+  char *reason;
 } MtPin;
 
 typedef struct {
-  guint   cookie;
+  guint cookie;
   guint64 bytes;
-  char   *reason;
-  gint64  deadline;          /* monotonic µs */
-  gboolean done;             /* room was made; memory stays set aside */
+  char *reason;
+  gint64 deadline; /* monotonic µs */
+  gboolean done;   /* room was made; memory stays set aside */
 } MtReservation;
 
-G_DEFINE_QUARK (memtide-daemon-error-quark, mt_daemon_error)
+G_DEFINE_QUARK (memtide - daemon - error - quark, mt_daemon_error)
 
 static void
 pin_free (MtPin *pin)
@@ -68,9 +68,12 @@ const char *
 mt_mode_to_string (MtMode mode)
 {
   switch (mode) {
-  case MT_MODE_ACTIVE: return "active";
-  case MT_MODE_DRY_RUN: return "dry-run";
-  case MT_MODE_PAUSED: return "paused";
+  case MT_MODE_ACTIVE:
+    return "active";
+  case MT_MODE_DRY_RUN:
+    return "dry-run";
+  case MT_MODE_PAUSED:
+    return "paused";
   }
   return "unknown";
 }
@@ -134,15 +137,15 @@ mt_daemon_set_limits (MtDaemon *d, const char *name, guint64 min, guint64 max, G
   smin = mt_format_bytes (min);
   smax = mt_format_bytes (max);
   if (min > max) {
-    g_set_error (error, MT_DAEMON_ERROR, MT_DAEMON_ERROR_INVALID_ARGUMENT,
-                 "min %s is above max %s", smin, smax);
+    g_set_error (error, MT_DAEMON_ERROR, MT_DAEMON_ERROR_INVALID_ARGUMENT, "min %s is above max %s",
+                 smin, smax);
     return FALSE;
   }
   if (min > domain_max (vm)) {
     g_autofree char *cap = mt_format_bytes (domain_max (vm));
     g_set_error (error, MT_DAEMON_ERROR, MT_DAEMON_ERROR_INVALID_ARGUMENT,
-                 "min %s is above what VM %s can have (%s: boot memory + virtio-mem)",
-                 smin, vm->info->name, cap);
+                 "min %s is above what VM %s can have (%s: boot memory + virtio-mem)", smin,
+                 vm->info->name, cap);
     return FALSE;
   }
   vm->has_limits = TRUE;
@@ -194,7 +197,8 @@ mt_daemon_pin (MtDaemon *d, const char *name, guint64 size, const char *reason, 
     g_autofree char *cap = mt_format_bytes (domain_max (vm));
     g_set_error (error, MT_DAEMON_ERROR, MT_DAEMON_ERROR_INVALID_ARGUMENT,
                  "cannot pin VM %s at %s: expected a size above 0 and at most %s "
-                 "(boot memory + virtio-mem)", vm->info->name, ssize, cap);
+                 "(boot memory + virtio-mem)",
+                 vm->info->name, ssize, cap);
     return 0;
   }
   pin = g_new0 (MtPin, 1);
@@ -232,12 +236,12 @@ mt_daemon_control_vm_policy (MtDaemon *d, const char *uuid, MtDaemonVm *vm, MtVm
 
   *out = vm->policy;
   if (pin) {
-    out->min = out->max = (MtSize) { .is_percent = FALSE, .bytes = pin->size };
+    out->min = out->max = (MtSize){ .is_percent = FALSE, .bytes = pin->size };
     return;
   }
   if (vm->has_limits) {
-    out->min = (MtSize) { .is_percent = FALSE, .bytes = vm->limit_min };
-    out->max = (MtSize) { .is_percent = FALSE, .bytes = vm->limit_max };
+    out->min = (MtSize){ .is_percent = FALSE, .bytes = vm->limit_min };
+    out->max = (MtSize){ .is_percent = FALSE, .bytes = vm->limit_max };
   }
 }
 
@@ -289,8 +293,8 @@ static guint64 floor_of (const MtDaemonVm *vm);
 static int
 compare_floor_desc (gconstpointer a, gconstpointer b)
 {
-  guint64 ma = floor_of (*(const MtDaemonVm * const *) a);
-  guint64 mb = floor_of (*(const MtDaemonVm * const *) b);
+  guint64 ma = floor_of (*(const MtDaemonVm *const *) a);
+  guint64 mb = floor_of (*(const MtDaemonVm *const *) b);
   return ma < mb ? 1 : ma > mb ? -1 : 0;
 }
 
@@ -317,8 +321,8 @@ floor_of (const MtDaemonVm *vm)
 static char *
 describe_blockers (MtDaemon *d)
 {
-  g_autoptr(GPtrArray) vms = g_ptr_array_new ();
-  g_autoptr(GString) s = g_string_new (NULL);
+  g_autoptr (GPtrArray) vms = g_ptr_array_new ();
+  g_autoptr (GString) s = g_string_new (NULL);
   GHashTableIter iter;
   gpointer value;
 
@@ -335,11 +339,11 @@ describe_blockers (MtDaemon *d)
 
     if (vm->has_decision)
       mt_daemon_vm_decision (vm, &dec);
-    cur = dec.current != MT_UNKNOWN ? mt_format_bytes (dec.current)
-                                    : g_strdup ("size not known yet");
+    cur =
+      dec.current != MT_UNKNOWN ? mt_format_bytes (dec.current) : g_strdup ("size not known yet");
 
-    g_string_append_printf (s, "%s%s (at %s, keeps %s%s%s)", i ? ", " : "", vm->info->name,
-                            cur, floor, vm->model->control.stuck ? ", stuck: " : "",
+    g_string_append_printf (s, "%s%s (at %s, keeps %s%s%s)", i ? ", " : "", vm->info->name, cur,
+                            floor, vm->model->control.stuck ? ", stuck: " : "",
                             mt_vm_control_stuck_reason (&vm->model->control, stuck));
   }
   if (vms->len > 5)
@@ -354,9 +358,10 @@ mt_daemon_reserve (MtDaemon *d, guint64 bytes, const char *reason, gint64 timeou
   MtReservation *r;
 
   if (bytes == 0 || timeout <= 0) {
-    g_set_error (error, MT_DAEMON_ERROR, MT_DAEMON_ERROR_INVALID_ARGUMENT,
-                 "a reservation needs a size above 0 and a timeout above 0 (got %s, %"
-                 G_GINT64_FORMAT " s)", sbytes, timeout / G_USEC_PER_SEC);
+    g_set_error (
+      error, MT_DAEMON_ERROR, MT_DAEMON_ERROR_INVALID_ARGUMENT,
+      "a reservation needs a size above 0 and a timeout above 0 (got %s, %" G_GINT64_FORMAT " s)",
+      sbytes, timeout / G_USEC_PER_SEC);
     return 0;
   }
   /* Refuse at once what the policy can never allow: the VMs' minimums
@@ -390,8 +395,8 @@ mt_daemon_reserve (MtDaemon *d, guint64 bytes, const char *reason, gint64 timeou
   r->reason = g_strdup (reason && *reason ? reason : "no reason given");
   r->deadline = g_get_monotonic_time () + timeout;
   g_hash_table_insert (d->reservations, GUINT_TO_POINTER (r->cookie), r);
-  g_message ("Reservation %u: making room for %s within %" G_GINT64_FORMAT " s: %s",
-             r->cookie, sbytes, timeout / G_USEC_PER_SEC, r->reason);
+  g_message ("Reservation %u: making room for %s within %" G_GINT64_FORMAT " s: %s", r->cookie,
+             sbytes, timeout / G_USEC_PER_SEC, r->reason);
   mt_daemon_plan_now (d, "reservation");
   return r->cookie;
 }
@@ -437,7 +442,8 @@ mt_daemon_control_after_plan (MtDaemon *d, const MtPlan *plan)
       g_autofree char *who = describe_blockers (d);
       g_autofree char *over = mt_format_bytes (mt_sat_sub (plan->committed, plan->budget));
       msg = g_strdup_printf ("could not make room for %s in time: the VMs still hold %s "
-                             "too much; largest: %s", sbytes, over, who);
+                             "too much; largest: %s",
+                             sbytes, over, who);
       g_warning ("Reservation %u failed: %s", cookie, msg);
       g_hash_table_iter_remove (&iter);
       MT_DAEMON_NOTIFY (d, reservation_done, cookie, FALSE, msg);

@@ -22,36 +22,36 @@ typedef struct _MtAgentLink MtAgentLink;
  * 320 bytes per VM (3 MiB at 10,000 VMs).  mt_daemon_vm_decision() puts
  * the whole MtVmDecision back together. */
 typedef struct {
-  guint8     head[G_STRUCT_OFFSET (MtVmDecision, next)];   /* kind .. action */
+  guint8 head[G_STRUCT_OFFSET (MtVmDecision, next)]; /* kind .. action */
   MtVmReason why;
 } MtDaemonDecision;
 
 typedef struct {
-  MtDomainInfo *info;            /* &info_data */
-  MtVmPolicy    policy;          /* policy files + domain metadata */
-  char         *policy_error;    /* bad domain metadata: file policy applies */
-  MtVmModel    *model;          /* &model_data */
+  MtDomainInfo *info; /* &info_data */
+  MtVmPolicy policy;  /* policy files + domain metadata */
+  char *policy_error; /* bad domain metadata: file policy applies */
+  MtVmModel *model;   /* &model_data */
 
   /* Guest agent (daemon-agent.c); NULL without a channel. */
-  MtAgentLink  *agent;
+  MtAgentLink *agent;
 
   /* SetLimits (daemon-control.c), persisted in the state file. */
-  gboolean      has_limits;
-  guint64       limit_min;
-  guint64       limit_max;
+  gboolean has_limits;
+  guint64 limit_min;
+  guint64 limit_max;
 
   /* The last plan's view of this VM, for status and Explain. */
-  gboolean      has_decision;
-  MtDaemonDecision decision;     /* read with mt_daemon_vm_decision() */
-  MtVmPolicy    effective;       /* the policy the last plan used (its input) */
-  char         *last_action;     /* one line, NULL = none yet */
-  gint64        last_action_time;
+  gboolean has_decision;
+  MtDaemonDecision decision; /* read with mt_daemon_vm_decision() */
+  MtVmPolicy effective;      /* the policy the last plan used (its input) */
+  char *last_action;         /* one line, NULL = none yet */
+  gint64 last_action_time;
 
   /* Kept in the VM's own allocation: each tick reads the info and the
    * model of every VM, and at 10,000 VMs three allocations per VM meant
    * three cache and TLB misses per VM where one page now serves. */
-  MtDomainInfo  info_data;
-  MtVmModel     model_data;
+  MtDomainInfo info_data;
+  MtVmModel model_data;
 } MtDaemonVm;
 
 struct _MtDaemon {
@@ -63,58 +63,60 @@ struct _MtDaemon {
   char *cgroup_dir;
   gboolean dry_run_option;
 
-  MtConfig     *config;
-  MtHostPolicy  host_policy;    /* the config's, with --dry-run applied */
-  MtBackend    *backend;
+  MtConfig *config;
+  MtHostPolicy host_policy; /* the config's, with --dry-run applied */
+  MtBackend *backend;
   MtHostReader *host_reader;
-  MtHostModel   host_model;
-  MtState      *state;
-  GHashTable   *vms;            /* uuid -> MtDaemonVm */
-  GPtrArray    *order;          /* the VMs sorted by name; NULL = to sort again */
+  MtHostModel host_model;
+  MtState *state;
+  GHashTable *vms;  /* uuid -> MtDaemonVm */
+  GPtrArray *order; /* the VMs sorted by name; NULL = to sort again */
 
-  guint    tick_source;
+  guint tick_source;
   gboolean connected;
-  gboolean trim_after_tick;     /* domains were announced: give back their garbage */
-  gint64   state_saved_at;
-  guint64  n_ticks;
-  gint64   last_plan_time;
+  gboolean trim_after_tick; /* domains were announced: give back their garbage */
+  gint64 state_saved_at;
+  guint64 n_ticks;
+  gint64 last_plan_time;
 
   /* The last plan's host view (daemon-status.c). */
-  gboolean     has_host;
+  gboolean has_host;
   MtHostSample last_host;
-  guint64      budget;
-  guint64      committed;
-  gboolean     host_short;
-  char        *plan_reason;
+  guint64 budget;
+  guint64 committed;
+  gboolean host_short;
+  char *plan_reason;
 
   /* daemon-control.c */
-  MtMode      mode_override;    /* MT_MODE_ACTIVE = follow the policy file */
-  gboolean    has_mode_override;
-  GHashTable *pins;             /* cookie -> MtPin */
-  GHashTable *reservations;     /* cookie -> MtReservation */
-  guint       next_cookie;
+  MtMode mode_override; /* MT_MODE_ACTIVE = follow the policy file */
+  gboolean has_mode_override;
+  GHashTable *pins;         /* cookie -> MtPin */
+  GHashTable *reservations; /* cookie -> MtReservation */
+  guint next_cookie;
 
   /* daemon-agent.c */
-  gint64      agent_plan_at;    /* last plan an agent event asked for */
+  gint64 agent_plan_at; /* last plan an agent event asked for */
 
-  GArray *observers;            /* of MtDaemonObserverEntry */
+  GArray *observers; /* of MtDaemonObserverEntry */
 };
 
 typedef struct {
   const MtDaemonObserver *observer;
-  gpointer                data;
+  gpointer data;
 } MtDaemonObserverEntry;
 
 /* Call `member` of every observer that has it. */
-#define MT_DAEMON_NOTIFY(d, member, ...) \
-  G_STMT_START { \
+#define MT_DAEMON_NOTIFY(d, member, ...)                                   \
+  G_STMT_START                                                             \
+  {                                                                        \
     for (guint _i = 0; (d)->observers && _i < (d)->observers->len; _i++) { \
-      const MtDaemonObserverEntry *_e = \
-        &g_array_index ((d)->observers, MtDaemonObserverEntry, _i); \
-      if (_e->observer->member) \
-        _e->observer->member ((d), ##__VA_ARGS__, _e->data); \
-    } \
-  } G_STMT_END
+      const MtDaemonObserverEntry *_e =                                    \
+        &g_array_index ((d)->observers, MtDaemonObserverEntry, _i);        \
+      if (_e->observer->member)                                            \
+        _e->observer->member ((d), ##__VA_ARGS__, _e->data);               \
+    }                                                                      \
+  }                                                                        \
+  G_STMT_END
 
 /* daemon.c */
 /* The VM's last decision, whole (has_decision must be TRUE). */
@@ -132,8 +134,7 @@ void mt_daemon_save_vm_state (MtDaemon *d, const char *uuid, MtDaemonVm *vm);
 void mt_daemon_control_init (MtDaemon *d);
 void mt_daemon_control_free (MtDaemon *d);
 /* The VM's policy with admin limits and pins applied. */
-void mt_daemon_control_vm_policy (MtDaemon *d, const char *uuid, MtDaemonVm *vm,
-                                  MtVmPolicy *out);
+void mt_daemon_control_vm_policy (MtDaemon *d, const char *uuid, MtDaemonVm *vm, MtVmPolicy *out);
 /* The host policy with mode and reservations applied. */
 void mt_daemon_control_host_policy (MtDaemon *d, MtHostPolicy *out);
 /* After each plan: reservations that are done or failed. */

@@ -75,7 +75,7 @@ vm_status (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
 static int
 compare_status_names (gconstpointer a, gconstpointer b)
 {
-  return g_strcmp0 ((*(MtVmStatus * const *) a)->name, (*(MtVmStatus * const *) b)->name);
+  return g_strcmp0 ((*(MtVmStatus *const *) a)->name, (*(MtVmStatus *const *) b)->name);
 }
 
 GPtrArray *
@@ -122,7 +122,7 @@ mt_daemon_get_host_status (MtDaemon *d, MtHostStatus *out)
   gpointer value;
 
   mt_daemon_control_host_policy (d, &hp);
-  *out = (MtHostStatus) {
+  *out = (MtHostStatus){
     .total = d->has_host ? d->last_host.mem_total : MT_UNKNOWN,
     .available = d->has_host ? d->last_host.mem_available : MT_UNKNOWN,
     .reserve = hp.reserve,
@@ -137,9 +137,9 @@ mt_daemon_get_host_status (MtDaemon *d, MtHostStatus *out)
     if (!s)
       continue;
     if (s->balloon_actual != MT_UNKNOWN)
-      out->guest_total = mt_sat_add (out->guest_total,
-                                     mt_sat_add (s->balloon_actual,
-                                                 s->vmem_plugged != MT_UNKNOWN ? s->vmem_plugged : 0));
+      out->guest_total = mt_sat_add (
+        out->guest_total,
+        mt_sat_add (s->balloon_actual, s->vmem_plugged != MT_UNKNOWN ? s->vmem_plugged : 0));
     if (s->guest_free != MT_UNKNOWN)
       out->guest_free = mt_sat_add (out->guest_free, s->guest_free);
     if (s->reported_free != MT_UNKNOWN)
@@ -149,7 +149,7 @@ mt_daemon_get_host_status (MtDaemon *d, MtHostStatus *out)
   }
 }
 
-const char * const *
+const char *const *
 mt_daemon_get_policy_files (MtDaemon *d)
 {
   return mt_config_get_files (d->config);
@@ -167,9 +167,9 @@ mt_daemon_explain (MtDaemon *d, const char *name, GError **error)
 {
   const char *uuid = NULL;
   MtDaemonVm *vm = mt_daemon_find_vm (d, name, &uuid, error);
-  g_autoptr(GString) s = NULL;
-  g_autoptr(GPtrArray) sources = NULL;
-  g_autoptr(MtVmStatus) st = NULL;
+  g_autoptr (GString) s = NULL;
+  g_autoptr (GPtrArray) sources = NULL;
+  g_autoptr (MtVmStatus) st = NULL;
   MtVmDecision whole;
   const MtVmDecision *dec = &whole;
 
@@ -198,8 +198,8 @@ mt_daemon_explain (MtDaemon *d, const char *name, GError **error)
     append_size (s, "target", dec->target);
     g_string_append_printf (s, "  %-16s %s\n", "data from", st->source);
     if (!isnan (st->pressure))
-      g_string_append_printf (s, "  %-16s %.2f%% (target %.2f%%)\n", "pressure",
-                              st->pressure, vm->effective.pressure_target);
+      g_string_append_printf (s, "  %-16s %.2f%% (target %.2f%%)\n", "pressure", st->pressure,
+                              vm->effective.pressure_target);
   }
   if (st->stuck)
     g_string_append_printf (s, "Stuck: %s\n", st->stuck_reason);

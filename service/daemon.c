@@ -20,7 +20,7 @@
 /* Extra plans between ticks (agent events, reservations) at most this often. */
 #define PLAN_NOW_MIN_GAP (200 * 1000)
 
-#define NOTIFY MT_DAEMON_NOTIFY
+#define NOTIFY          MT_DAEMON_NOTIFY
 #define TICK_LOG_DOMAIN "memtide-tick"
 
 static void
@@ -56,8 +56,8 @@ mt_daemon_check_config (const MtDaemonOptions *options, GError **error)
 MtDaemon *
 mt_daemon_new (const MtDaemonOptions *options, GError **error)
 {
-  g_autoptr(MtDaemon) d = g_new0 (MtDaemon, 1);
-  g_autoptr(MtConfig) config = NULL;
+  g_autoptr (MtDaemon) d = g_new0 (MtDaemon, 1);
+  g_autoptr (MtConfig) config = NULL;
 
   d->uri = g_strdup (options->uri);
   d->config_file = g_strdup (options->config_file);
@@ -67,8 +67,7 @@ mt_daemon_new (const MtDaemonOptions *options, GError **error)
   d->cgroup_dir = g_strdup (options->cgroup_dir);
   d->dry_run_option = options->dry_run;
   /* Keys are the VMs' own info.uuid. */
-  d->vms = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
-                                  (GDestroyNotify) daemon_vm_free);
+  d->vms = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) daemon_vm_free);
   d->last_plan_time = MT_TIME_NEVER;
   d->agent_plan_at = MT_TIME_NEVER;
   d->budget = MT_UNKNOWN;
@@ -81,7 +80,7 @@ mt_daemon_new (const MtDaemonOptions *options, GError **error)
     return NULL;
   }
   apply_config (d, config);
-  for (const char * const *f = mt_config_get_files (config); *f; f++)
+  for (const char *const *f = mt_config_get_files (config); *f; f++)
     g_message ("Policy file %s", *f);
 
   d->host_reader = mt_host_reader_new (d->proc_root, NULL, d->cgroup_dir);
@@ -154,14 +153,13 @@ mt_daemon_find_vm (MtDaemon *d, const char *uuid_or_name, const char **uuid, GEr
 static void
 resolve_policy (MtDaemon *d, MtDaemonVm *vm)
 {
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
 
   g_clear_pointer (&vm->policy_error, g_free);
-  if (!mt_config_resolve_vm (d->config, vm->info->name, vm->info->metadata,
-                             &vm->policy, &error)) {
+  if (!mt_config_resolve_vm (d->config, vm->info->name, vm->info->metadata, &vm->policy, &error)) {
     vm->policy_error = g_strdup (error->message);
-    g_warning ("VM %s: ignoring its memtide metadata, file policy applies: %s",
-               vm->info->name, error->message);
+    g_warning ("VM %s: ignoring its memtide metadata, file policy applies: %s", vm->info->name,
+               error->message);
   }
 }
 
@@ -213,8 +211,8 @@ restore_vm_state (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
   vm->has_limits = s.has_limits;
   vm->limit_min = s.limit_min;
   vm->limit_max = s.limit_max;
-  g_message ("VM %s: restored learned headroom %" G_GUINT64_FORMAT " MiB%s%s%s%s",
-             vm->info->name, s.headroom / MT_MIB, s.stuck ? ", stuck mark (" : "",
+  g_message ("VM %s: restored learned headroom %" G_GUINT64_FORMAT " MiB%s%s%s%s", vm->info->name,
+             s.headroom / MT_MIB, s.stuck ? ", stuck mark (" : "",
              s.stuck ? (s.stuck_reason ? s.stuck_reason : "no reason saved") : "",
              s.stuck ? ")" : "", s.has_limits ? ", admin limits" : "");
   mt_vm_state_clear (&s);
@@ -223,7 +221,7 @@ restore_vm_state (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
 static void
 add_or_update_vm (MtDaemon *d, const char *uuid)
 {
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   MtDomainInfo *info = d->backend->ops->get_domain (d->backend, uuid, &error);
   MtDaemonVm *vm;
 
@@ -242,7 +240,7 @@ add_or_update_vm (MtDaemon *d, const char *uuid)
     vm->info_data = *info;
     g_free (info);
     info = vm->info;
-    g_clear_pointer (&d->order, g_ptr_array_unref);   /* its name may differ */
+    g_clear_pointer (&d->order, g_ptr_array_unref); /* its name may differ */
     resolve_policy (d, vm);
     if (socket_changed) {
       mt_daemon_agent_detach (d, vm);
@@ -261,8 +259,8 @@ add_or_update_vm (MtDaemon *d, const char *uuid)
   restore_vm_state (d, uuid, vm);
   g_hash_table_insert (d->vms, info->uuid, vm);
   g_clear_pointer (&d->order, g_ptr_array_unref);
-  g_message ("VM %s: managing (boot memory %" G_GUINT64_FORMAT " MiB, virtio-mem %"
-             G_GUINT64_FORMAT " MiB, mechanism %s, agent channel %s)",
+  g_message ("VM %s: managing (boot memory %" G_GUINT64_FORMAT " MiB, virtio-mem %" G_GUINT64_FORMAT
+             " MiB, mechanism %s, agent channel %s)",
              info->name, info->base_memory / MT_MIB, info->vmem_size / MT_MIB,
              mt_mechanism_to_string (vm->policy.mechanism),
              info->agent_socket ? info->agent_socket : "none");
@@ -309,7 +307,7 @@ on_connection (MtBackend *backend, gboolean connected, gpointer user_data)
   MtDaemon *d = user_data;
 
   d->connected = connected;
-  d->trim_after_tick = connected;   /* the domains are announced next */
+  d->trim_after_tick = connected; /* the domains are announced next */
   if (connected)
     g_message ("Connected to %s", d->uri);
   else
@@ -322,14 +320,14 @@ on_connection (MtBackend *backend, gboolean connected, gpointer user_data)
 static int
 compare_vm_names (gconstpointer a, gconstpointer b)
 {
-  const MtDaemonVm *va = *(MtDaemonVm * const *) a;
-  const MtDaemonVm *vb = *(MtDaemonVm * const *) b;
+  const MtDaemonVm *va = *(MtDaemonVm *const *) a;
+  const MtDaemonVm *vb = *(MtDaemonVm *const *) b;
   return strcmp (va->info->name, vb->info->name);
 }
 
 typedef struct {
   MtDaemon *d;
-  gint64    now;
+  gint64 now;
 } CollectCtx;
 
 static void
@@ -347,7 +345,7 @@ on_sample (const char *uuid, MtVmSample *sample, gpointer user_data)
 static void
 collect (MtDaemon *d, gint64 now, MtHostSample *host, gboolean *host_ok)
 {
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   CollectCtx ctx = { d, now };
 
   *host_ok = mt_host_reader_read (d->host_reader, now, host, &error);
@@ -377,14 +375,15 @@ action_mechanism (const MtAction *a)
 static void
 log_action (const MtAction *a, gboolean dry_run)
 {
-  g_message ("%s%s%s", dry_run ? "dry-run, not applied: " : "resize: ",
-             a->emergency ? "(emergency) " : "", a->reason);
+  g_message ("%s%s%s",
+             dry_run ? "dry-run, not applied: " : "resize: ", a->emergency ? "(emergency) " : "",
+             a->reason);
 }
 
 static gboolean
 apply_action (MtDaemon *d, MtDaemonVm *vm, const MtAction *a)
 {
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   const MtBackendOps *ops = d->backend->ops;
   const char *uuid = vm->info->uuid;
 
@@ -405,10 +404,10 @@ failed:
   return FALSE;
 }
 
-G_STATIC_ASSERT (G_STRUCT_OFFSET (MtVmDecision, why) ==
-                 G_STRUCT_OFFSET (MtVmDecision, next) + sizeof (MtVmControl));
-G_STATIC_ASSERT (sizeof (MtVmDecision) - G_STRUCT_OFFSET (MtVmDecision, why) -
-                 sizeof (MtVmReason) < 8);   /* nothing after `why` */
+G_STATIC_ASSERT (G_STRUCT_OFFSET (MtVmDecision, why)
+                 == G_STRUCT_OFFSET (MtVmDecision, next) + sizeof (MtVmControl));
+G_STATIC_ASSERT (sizeof (MtVmDecision) - G_STRUCT_OFFSET (MtVmDecision, why) - sizeof (MtVmReason)
+                 < 8); /* nothing after `why` */
 
 void
 mt_daemon_vm_decision (const MtDaemonVm *vm, MtVmDecision *out)
@@ -450,7 +449,7 @@ plan_and_act (MtDaemon *d, gint64 now, const MtHostSample *host)
 {
   GPtrArray *order = vm_order (d);
   g_autofree MtPlanVm *in = NULL;
-  g_autoptr(MtPlan) plan = NULL;
+  g_autoptr (MtPlan) plan = NULL;
   gboolean log_decisions = !g_log_writer_default_would_drop (G_LOG_LEVEL_DEBUG, G_LOG_DOMAIN);
   MtHostPolicy hp;
 
@@ -462,8 +461,7 @@ plan_and_act (MtDaemon *d, gint64 now, const MtHostSample *host)
     MtDaemonVm *vm = order->pdata[i];
 
     mt_daemon_control_vm_policy (d, vm->info->uuid, vm, &vm->effective);
-    mt_plan_vm_init (&in[i], vm->info->name, vm->info, &vm->effective,
-                     vm->model, &hp, now);
+    mt_plan_vm_init (&in[i], vm->info->name, vm->info, &vm->effective, vm->model, &hp, now);
   }
 
   plan = mt_plan_compute (host, in, order->len, &hp, now);
@@ -524,7 +522,7 @@ plan_and_act (MtDaemon *d, gint64 now, const MtHostSample *host)
 static void
 save_state_if_due (MtDaemon *d, gint64 now)
 {
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   GHashTableIter iter;
   gpointer key, value;
 
@@ -583,9 +581,9 @@ tick (MtDaemon *d)
    * "memtided" would match it too. */
   g_log (TICK_LOG_DOMAIN, G_LOG_LEVEL_DEBUG,
          "tick %" G_GUINT64_FORMAT " took %.2f ms: collect %.2f ms, plan+act %.2f ms, "
-         "%u VMs", d->n_ticks, (g_get_monotonic_time () - now) / 1000.0,
-         (t_collected - now) / 1000.0, (t_planned - t_collected) / 1000.0,
-         g_hash_table_size (d->vms));
+         "%u VMs",
+         d->n_ticks, (g_get_monotonic_time () - now) / 1000.0, (t_collected - now) / 1000.0,
+         (t_planned - t_collected) / 1000.0, g_hash_table_size (d->vms));
 }
 
 void
@@ -636,8 +634,8 @@ mt_daemon_start (MtDaemon *d, GError **error)
     return FALSE;
   }
   d->connected = TRUE;
-  g_message ("memtided running on %s: %u VMs, tick %" G_GINT64_FORMAT " ms%s",
-             d->uri, g_hash_table_size (d->vms), tick_interval (d) / 1000,
+  g_message ("memtided running on %s: %u VMs, tick %" G_GINT64_FORMAT " ms%s", d->uri,
+             g_hash_table_size (d->vms), tick_interval (d) / 1000,
              d->host_policy.dry_run ? ", dry run: no resize is applied" : "");
   schedule_ticks (d);
   d->trim_after_tick = TRUE;
@@ -648,7 +646,7 @@ mt_daemon_start (MtDaemon *d, GError **error)
 void
 mt_daemon_stop (MtDaemon *d)
 {
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   GHashTableIter iter;
   gpointer key, value;
 
@@ -663,8 +661,8 @@ mt_daemon_stop (MtDaemon *d)
 gboolean
 mt_daemon_reload (MtDaemon *d, GError **error)
 {
-  g_autoptr(GError) local_error = NULL;
-  g_autoptr(MtConfig) config = mt_config_load (d->config_file, d->policies_dir, &local_error);
+  g_autoptr (GError) local_error = NULL;
+  g_autoptr (MtConfig) config = mt_config_load (d->config_file, d->policies_dir, &local_error);
   GHashTableIter iter;
   gpointer value;
 
@@ -681,8 +679,7 @@ mt_daemon_reload (MtDaemon *d, GError **error)
     schedule_ticks (d);
   g_message ("Policy reloaded: %u files, %u VM groups%s",
              g_strv_length ((char **) mt_config_get_files (config)),
-             mt_config_get_n_vm_groups (config),
-             d->host_policy.dry_run ? ", dry run" : "");
+             mt_config_get_n_vm_groups (config), d->host_policy.dry_run ? ", dry run" : "");
   NOTIFY (d, host_updated);
   return TRUE;
 }

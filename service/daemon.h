@@ -6,13 +6,13 @@
 #include <glib.h>
 
 typedef struct {
-  const char *uri;            /* libvirt URI */
-  const char *config_file;    /* base policy file */
-  const char *policies_dir;   /* admin policy files, read in sorted order */
-  const char *state_dir;      /* persisted state */
-  const char *proc_root;      /* host /proc (tests point it elsewhere) */
-  const char *cgroup_dir;     /* VM cgroup, NULL = find libvirt's */
-  gboolean    dry_run;        /* decide and log, apply nothing */
+  const char *uri;          /* libvirt URI */
+  const char *config_file;  /* base policy file */
+  const char *policies_dir; /* admin policy files, read in sorted order */
+  const char *state_dir;    /* persisted state */
+  const char *proc_root;    /* host /proc (tests point it elsewhere) */
+  const char *cgroup_dir;   /* VM cgroup, NULL = find libvirt's */
+  gboolean dry_run;         /* decide and log, apply nothing */
 } MtDaemonOptions;
 
 typedef struct _MtDaemon MtDaemon;
@@ -45,13 +45,13 @@ typedef enum {
   MT_DAEMON_ERROR_NO_SUCH_VM,
   MT_DAEMON_ERROR_INVALID_ARGUMENT,
   MT_DAEMON_ERROR_NO_SUCH_COOKIE,
-  MT_DAEMON_ERROR_CANNOT_RESERVE,     /* message names what blocked it */
+  MT_DAEMON_ERROR_CANNOT_RESERVE, /* message names what blocked it */
 } MtDaemonError;
 
 typedef enum {
-  MT_MODE_ACTIVE,     /* decide and resize */
-  MT_MODE_DRY_RUN,    /* decide and log, resize nothing */
-  MT_MODE_PAUSED,     /* neither decide nor resize; keep observing */
+  MT_MODE_ACTIVE,  /* decide and resize */
+  MT_MODE_DRY_RUN, /* decide and log, resize nothing */
+  MT_MODE_PAUSED,  /* neither decide nor resize; keep observing */
 } MtMode;
 
 const char *mt_mode_to_string (MtMode mode);
@@ -65,13 +65,13 @@ void mt_daemon_set_mode (MtDaemon *daemon, MtMode mode);
  * directory.  They replace the policy's min and max for that VM (still
  * within what the domain can do: boot memory + virtio-mem size).
  * min = max = 0 clears them; min > max is refused. */
-gboolean mt_daemon_set_limits (MtDaemon *daemon, const char *vm, guint64 min,
-                               guint64 max, GError **error);
+gboolean mt_daemon_set_limits (MtDaemon *daemon, const char *vm, guint64 min, guint64 max,
+                               GError **error);
 
 /* Hold a VM at `size` until unpinned (a lease; the D-Bus layer drops it
  * when its holder leaves the bus).  Returns a cookie > 0, or 0 with error. */
-guint mt_daemon_pin (MtDaemon *daemon, const char *vm, guint64 size,
-                     const char *reason, GError **error);
+guint mt_daemon_pin (MtDaemon *daemon, const char *vm, guint64 size, const char *reason,
+                     GError **error);
 gboolean mt_daemon_unpin (MtDaemon *daemon, guint cookie, GError **error);
 
 /* Make `bytes` free on the host for a VM about to start by shrinking the
@@ -79,31 +79,31 @@ gboolean mt_daemon_unpin (MtDaemon *daemon, guint cookie, GError **error);
  * no room (the error names the VMs that block it); otherwise the daemon
  * works toward it and reports through observer->reservation_done within
  * `timeout` µs.  The memory stays set aside until released. */
-guint mt_daemon_reserve (MtDaemon *daemon, guint64 bytes, const char *reason,
-                         gint64 timeout, GError **error);
+guint mt_daemon_reserve (MtDaemon *daemon, guint64 bytes, const char *reason, gint64 timeout,
+                         GError **error);
 gboolean mt_daemon_release (MtDaemon *daemon, guint cookie, GError **error);
 
 /* ---- status (daemon-status.c) ---------------------------------------------- */
 
 typedef struct {
-  char    *uuid;
-  char    *name;
-  guint64  current;          /* balloon + virtio-mem, MT_UNKNOWN = not known yet */
-  guint64  target;           /* where the planner wants it, MT_UNKNOWN = no plan yet */
-  guint64  need;             /* working set + headroom, MT_UNKNOWN */
-  guint64  min, max;         /* effective bounds (policy, limits, pin) */
-  guint64  vmem_plugged;     /* bytes through virtio-mem */
-  guint64  balloon;          /* bytes of boot memory the balloon leaves */
-  guint64  guest_available;  /* MT_UNKNOWN */
-  double   pressure;         /* PSI some avg10 percent, NAN = unknown */
-  const char *source;        /* "agent", "balloon", "none" */
-  const char *mechanism;     /* policy mechanism */
-  const char *decision;      /* hold, shrink, grow, wait, skip, stuck */
+  char *uuid;
+  char *name;
+  guint64 current;         /* balloon + virtio-mem, MT_UNKNOWN = not known yet */
+  guint64 target;          /* where the planner wants it, MT_UNKNOWN = no plan yet */
+  guint64 need;            /* working set + headroom, MT_UNKNOWN */
+  guint64 min, max;        /* effective bounds (policy, limits, pin) */
+  guint64 vmem_plugged;    /* bytes through virtio-mem */
+  guint64 balloon;         /* bytes of boot memory the balloon leaves */
+  guint64 guest_available; /* MT_UNKNOWN */
+  double pressure;         /* PSI some avg10 percent, NAN = unknown */
+  const char *source;      /* "agent", "balloon", "none" */
+  const char *mechanism;   /* policy mechanism */
+  const char *decision;    /* hold, shrink, grow, wait, skip, stuck */
   gboolean agent_connected;
   gboolean stuck;
-  char    *stuck_reason;     /* "" when not stuck */
-  char    *reason;           /* the last decision in one line, "" = none */
-  char    *last_action;      /* "" = none */
+  char *stuck_reason; /* "" when not stuck */
+  char *reason;       /* the last decision in one line, "" = none */
+  char *last_action;  /* "" = none */
   gboolean pinned;
   gboolean has_limits;
 } MtVmStatus;
@@ -112,16 +112,16 @@ void mt_vm_status_free (MtVmStatus *status);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (MtVmStatus, mt_vm_status_free)
 
 typedef struct {
-  guint64 total;             /* host MemTotal */
-  guint64 available;         /* host MemAvailable */
-  guint64 reserve;           /* policy reserve + reservations */
-  guint64 budget;            /* what the VMs may hold, MT_UNKNOWN */
-  guint64 guest_total;       /* sum of VM sizes */
-  guint64 guest_free;        /* sum of guest free memory (idle) */
-  guint64 reported_free;     /* guest memory returned by free page reporting */
-  guint64 unpluggable;       /* movable virtio-mem memory that could be unplugged */
-  MtMode  mode;
-  guint   n_vms;
+  guint64 total;         /* host MemTotal */
+  guint64 available;     /* host MemAvailable */
+  guint64 reserve;       /* policy reserve + reservations */
+  guint64 budget;        /* what the VMs may hold, MT_UNKNOWN */
+  guint64 guest_total;   /* sum of VM sizes */
+  guint64 guest_free;    /* sum of guest free memory (idle) */
+  guint64 reported_free; /* guest memory returned by free page reporting */
+  guint64 unpluggable;   /* movable virtio-mem memory that could be unplugged */
+  MtMode mode;
+  guint n_vms;
   gboolean connected;
 } MtHostStatus;
 
@@ -131,10 +131,10 @@ MtVmStatus *mt_daemon_get_vm_status (MtDaemon *daemon, const char *vm, GError **
 /* The last plan's size and target of the VM with this UUID, without a
  * status snapshot: observers may call it for every VM after every plan.
  * FALSE when there is no such VM or no plan for it yet. */
-gboolean mt_daemon_get_vm_target (MtDaemon *daemon, const char *uuid,
-                                  guint64 *current, guint64 *target);
+gboolean mt_daemon_get_vm_target (MtDaemon *daemon, const char *uuid, guint64 *current,
+                                  guint64 *target);
 void mt_daemon_get_host_status (MtDaemon *daemon, MtHostStatus *out);
-const char * const *mt_daemon_get_policy_files (MtDaemon *daemon);
+const char *const *mt_daemon_get_policy_files (MtDaemon *daemon);
 /* The last decision for a VM and its inputs, in words, several lines. */
 char *mt_daemon_explain (MtDaemon *daemon, const char *vm, GError **error);
 
@@ -146,8 +146,8 @@ typedef struct {
   /* After every plan, for each VM (cheap: the D-Bus layer diffs). */
   void (*vm_updated) (MtDaemon *d, const char *uuid, gpointer user_data);
   void (*host_updated) (MtDaemon *d, gpointer user_data);
-  void (*action_applied) (MtDaemon *d, const char *uuid, const char *mechanism,
-                          guint64 from, guint64 to, const char *reason, gpointer user_data);
+  void (*action_applied) (MtDaemon *d, const char *uuid, const char *mechanism, guint64 from,
+                          guint64 to, const char *reason, gpointer user_data);
   void (*vm_stuck) (MtDaemon *d, const char *uuid, const char *reason, gpointer user_data);
   void (*reservation_done) (MtDaemon *d, guint cookie, gboolean ok, const char *message,
                             gpointer user_data);

@@ -66,9 +66,11 @@ main (int argc, char **argv)
       "Base policy file (default: " SYSCONFDIR "/memtide/default.conf)", "FILE" },
     { "policies-dir", 0, 0, G_OPTION_ARG_FILENAME, &policies_dir,
       "Directory of admin policy files read after the base file, in sorted order "
-      "(default: " SYSCONFDIR "/memtide/policies.d)", "DIR" },
+      "(default: " SYSCONFDIR "/memtide/policies.d)",
+      "DIR" },
     { "state-dir", 0, 0, G_OPTION_ARG_FILENAME, &state_dir,
-      "Where state that survives a restart is kept (default: " LOCALSTATEDIR "/lib/memtide)", "DIR" },
+      "Where state that survives a restart is kept (default: " LOCALSTATEDIR "/lib/memtide)",
+      "DIR" },
     { "dry-run", 'n', 0, G_OPTION_ARG_NONE, &dry_run,
       "Decide and log every action with its reason, apply none", NULL },
     { "check-config", 0, 0, G_OPTION_ARG_NONE, &check_config,
@@ -77,7 +79,8 @@ main (int argc, char **argv)
       "Read host memory from this /proc (tests)", "DIR" },
     { "cgroup", 0, 0, G_OPTION_ARG_FILENAME, &cgroup_dir,
       "cgroup directory the VMs run in, whose memory limit caps the budget "
-      "(default: libvirt's machine cgroup when it exists)", "DIR" },
+      "(default: libvirt's machine cgroup when it exists)",
+      "DIR" },
     { "bus", 0, 0, G_OPTION_ARG_STRING, &bus,
       "Offer the D-Bus API on the system bus, the session bus, or not at all "
       "(default: system; without this option a missing system bus only warns)",
@@ -87,18 +90,19 @@ main (int argc, char **argv)
       "ADDRESS" },
     { "metrics-port", 0, 0, G_OPTION_ARG_INT, &metrics_port,
       "Serve OpenMetrics text for Prometheus on http://localhost:PORT/metrics "
-      "(loopback only; 0 picks a free port and logs it; default: off)", "PORT" },
-    { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose,
-      "Log every decision, not only actions", NULL },
+      "(loopback only; 0 picks a free port and logs it; default: off)",
+      "PORT" },
+    { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Log every decision, not only actions",
+      NULL },
     { "version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL },
     { NULL }
   };
-  g_autoptr(GOptionContext) context = NULL;
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GMainLoop) loop = NULL;
-  g_autoptr(MtDaemon) daemon = NULL;
-  g_autoptr(MtDbus) dbus = NULL;
-  g_autoptr(MtMetrics) metrics = NULL;
+  g_autoptr (GOptionContext) context = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GMainLoop) loop = NULL;
+  g_autoptr (MtDaemon) daemon = NULL;
+  g_autoptr (MtDbus) dbus = NULL;
+  g_autoptr (MtMetrics) metrics = NULL;
   MtDaemonOptions options;
 
 #ifdef __GLIBC__
@@ -112,15 +116,15 @@ main (int argc, char **argv)
 #endif
   setlocale (LC_ALL, "");
   context = g_option_context_new ("- keep every VM at the memory size it needs");
-  g_option_context_set_summary (context,
-    "memtided watches the VMs of a libvirt host, decides per VM how much memory\n"
-    "it needs from guest pressure and the policy files, and resizes it live\n"
-    "with virtio-mem and the virtio-balloon.  Every resize is logged with its\n"
-    "reason.  SIGHUP reloads the policy files (a bad file keeps the old policy).");
-  g_option_context_set_description (context,
-    "Exit status: 0 on a clean shutdown, 1 on a start-up error (bad policy file,\n"
-    "hypervisor unreachable at start, another memtided owns the bus name, the bus\n"
-    "connection lost), 2 on bad options.");
+  g_option_context_set_summary (
+    context, "memtided watches the VMs of a libvirt host, decides per VM how much memory\n"
+             "it needs from guest pressure and the policy files, and resizes it live\n"
+             "with virtio-mem and the virtio-balloon.  Every resize is logged with its\n"
+             "reason.  SIGHUP reloads the policy files (a bad file keeps the old policy).");
+  g_option_context_set_description (
+    context, "Exit status: 0 on a clean shutdown, 1 on a start-up error (bad policy file,\n"
+             "hypervisor unreachable at start, another memtided owns the bus name, the bus\n"
+             "connection lost), 2 on bad options.");
   g_option_context_add_main_entries (context, entries, NULL);
   if (!g_option_context_parse (context, &argc, &argv, &error)) {
     g_printerr ("memtided: %s (try --help)\n", error->message);
@@ -130,8 +134,8 @@ main (int argc, char **argv)
     g_printerr ("memtided: unexpected argument '%s' (try --help)\n", argv[1]);
     return 2;
   }
-  if (bus && !g_str_equal (bus, "system") && !g_str_equal (bus, "session") &&
-      !g_str_equal (bus, "none")) {
+  if (bus && !g_str_equal (bus, "system") && !g_str_equal (bus, "session")
+      && !g_str_equal (bus, "none")) {
     g_printerr ("memtided: --bus: expected system, session or none, not '%s'\n", bus);
     return 2;
   }
@@ -145,7 +149,7 @@ main (int argc, char **argv)
   if (verbose)
     g_log_set_debug_enabled (TRUE);
 
-  options = (MtDaemonOptions) {
+  options = (MtDaemonOptions){
     .uri = uri ? uri : "qemu:///system",
     .config_file = config_file ? config_file : SYSCONFDIR "/memtide/default.conf",
     .policies_dir = policies_dir ? policies_dir : SYSCONFDIR "/memtide/policies.d",
@@ -176,8 +180,8 @@ main (int argc, char **argv)
   g_unix_signal_add (SIGHUP, on_reload_signal, daemon);
 
   if (g_strcmp0 (bus, "none") != 0) {
-    g_autoptr(GDBusConnection) connection = mt_dbus_connect (bus ? bus : "system", bus_address,
-                                                             &error);
+    g_autoptr (GDBusConnection) connection =
+      mt_dbus_connect (bus ? bus : "system", bus_address, &error);
     MtDbusOptions dbus_options = {
       .on_lost = on_bus_lost,
       .on_lost_data = loop,
@@ -194,14 +198,16 @@ main (int argc, char **argv)
       return 1;
     } else {
       g_warning ("%s; running without the D-Bus API, memtidectl cannot reach this memtided "
-                 "(--bus none says so explicitly)", error->message);
+                 "(--bus none says so explicitly)",
+                 error->message);
       g_clear_error (&error);
     }
   }
 
   if (metrics_port > 65535 || metrics_port < -1) {
     g_printerr ("memtided: --metrics-port %d: expected a port from 1 to 65535, or 0 for any "
-                "free port\n", metrics_port);
+                "free port\n",
+                metrics_port);
     return 2;
   }
   if (metrics_port >= 0) {

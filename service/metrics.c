@@ -22,23 +22,23 @@ static const double reaction_bounds[] = { 0.25, 0.5, 1, 2, 5, 10, 30, 60 };
  * guest_reclaimed): why x outcome. */
 static const char *const reclaim_whys[] = { "shrink", "cold" };
 static const char *const reclaim_outcomes[] = { "done", "refused", "failed" };
-#define N_WHYS G_N_ELEMENTS (reclaim_whys)
+#define N_WHYS     G_N_ELEMENTS (reclaim_whys)
 #define N_OUTCOMES G_N_ELEMENTS (reclaim_outcomes)
 
 struct _MtMetrics {
-  MtDaemon   *daemon;
+  MtDaemon *daemon;
   SoupServer *server;
-  guint       port;
-  GHashTable *actions;          /* "shrink|grow|cancel" + mechanism -> count */
-  GHashTable *want_since;       /* uuid -> gint64* monotonic µs */
-  guint64     stuck_events;
-  guint64     reservations_ok;
-  guint64     reservations_failed;
-  guint64     reclaims[N_WHYS][N_OUTCOMES];
-  guint64     reclaimed_bytes[N_WHYS];
-  guint64     reaction_buckets[N_BOUNDS];
-  guint64     reaction_count;
-  double      reaction_sum;
+  guint port;
+  GHashTable *actions;    /* "shrink|grow|cancel" + mechanism -> count */
+  GHashTable *want_since; /* uuid -> gint64* monotonic µs */
+  guint64 stuck_events;
+  guint64 reservations_ok;
+  guint64 reservations_failed;
+  guint64 reclaims[N_WHYS][N_OUTCOMES];
+  guint64 reclaimed_bytes[N_WHYS];
+  guint64 reaction_buckets[N_BOUNDS];
+  guint64 reaction_count;
+  double reaction_sum;
 };
 
 static void
@@ -93,8 +93,8 @@ on_vm_removed (MtDaemon *d, const char *uuid, gpointer user_data)
 }
 
 static void
-on_action_applied (MtDaemon *d, const char *uuid, const char *mechanism, guint64 from,
-                   guint64 to, const char *reason, gpointer user_data)
+on_action_applied (MtDaemon *d, const char *uuid, const char *mechanism, guint64 from, guint64 to,
+                   const char *reason, gpointer user_data)
 {
   MtMetrics *m = user_data;
   const char *kind = to > from ? "grow" : to < from ? "shrink" : "cancel";
@@ -140,7 +140,8 @@ on_guest_reclaimed (MtDaemon *d, const char *uuid, const char *why, const char *
                     guint64 asked, guint64 reclaimed, gpointer user_data)
 {
   MtMetrics *m = user_data;
-  guint w = index_of (reclaim_whys, N_WHYS, why), o = index_of (reclaim_outcomes, N_OUTCOMES, outcome);
+  guint w = index_of (reclaim_whys, N_WHYS, why),
+        o = index_of (reclaim_outcomes, N_OUTCOMES, outcome);
 
   g_return_if_fail (w < N_WHYS && o < N_OUTCOMES);
   m->reclaims[w][o]++;
@@ -194,7 +195,7 @@ host_gauge (GString *out, const char *name, const char *help, guint64 v)
 typedef struct {
   const char *name;
   const char *help;
-  gsize       offset;     /* of a guint64 in MtVmStatus */
+  gsize offset; /* of a guint64 in MtVmStatus */
 } VmGauge;
 
 static const VmGauge vm_gauges[] = {
@@ -202,8 +203,7 @@ static const VmGauge vm_gauges[] = {
     G_STRUCT_OFFSET (MtVmStatus, current) },
   { "memtide_vm_target_bytes", "Where memtided wants the VM to be.",
     G_STRUCT_OFFSET (MtVmStatus, target) },
-  { "memtide_vm_need_bytes", "Working set plus headroom.",
-    G_STRUCT_OFFSET (MtVmStatus, need) },
+  { "memtide_vm_need_bytes", "Working set plus headroom.", G_STRUCT_OFFSET (MtVmStatus, need) },
   { "memtide_vm_min_bytes", "Effective lower bound.", G_STRUCT_OFFSET (MtVmStatus, min) },
   { "memtide_vm_max_bytes", "Effective upper bound.", G_STRUCT_OFFSET (MtVmStatus, max) },
   { "memtide_vm_plugged_bytes", "Memory the VM has through virtio-mem.",
@@ -215,8 +215,8 @@ static const VmGauge vm_gauges[] = {
 static char *
 render (MtMetrics *m)
 {
-  g_autoptr(GString) out = g_string_new (NULL);
-  g_autoptr(GPtrArray) vms = mt_daemon_list_vms (m->daemon);
+  g_autoptr (GString) out = g_string_new (NULL);
+  g_autoptr (GPtrArray) vms = mt_daemon_list_vms (m->daemon);
   g_autofree char **labels = g_new0 (char *, vms->len + 1);
   MtHostStatus host;
   GHashTableIter iter;
@@ -246,8 +246,8 @@ render (MtMetrics *m)
     for (guint i = 0; i < vms->len; i++) {
       guint64 v = G_STRUCT_MEMBER (guint64, vms->pdata[i], vm_gauges[g].offset);
       if (v != MT_UNKNOWN)
-        g_string_append_printf (out, "%s{%s} %" G_GUINT64_FORMAT "\n", vm_gauges[g].name,
-                                labels[i], v);
+        g_string_append_printf (out, "%s{%s} %" G_GUINT64_FORMAT "\n", vm_gauges[g].name, labels[i],
+                                v);
     }
   }
   gauge_header (out, "memtide_vm_pressure_ratio", "ratio",
@@ -271,44 +271,51 @@ render (MtMetrics *m)
                         "# HELP memtide_actions Resizes applied, by kind and mechanism.\n");
   g_hash_table_iter_init (&iter, m->actions);
   while (g_hash_table_iter_next (&iter, &key, &value)) {
-    g_auto(GStrv) parts = g_strsplit (key, "\t", 2);
-    g_string_append_printf (out, "memtide_actions_total{kind=\"%s\",mechanism=\"%s\"} %"
-                            G_GSIZE_FORMAT "\n", parts[0], parts[1], GPOINTER_TO_SIZE (value));
+    g_auto (GStrv) parts = g_strsplit (key, "\t", 2);
+    g_string_append_printf (
+      out, "memtide_actions_total{kind=\"%s\",mechanism=\"%s\"} %" G_GSIZE_FORMAT "\n", parts[0],
+      parts[1], GPOINTER_TO_SIZE (value));
   }
-  g_string_append_printf (out, "# TYPE memtide_stuck_events counter\n"
-                               "# HELP memtide_stuck_events Times a VM was marked stuck.\n"
-                               "memtide_stuck_events_total %" G_GUINT64_FORMAT "\n",
+  g_string_append_printf (out,
+                          "# TYPE memtide_stuck_events counter\n"
+                          "# HELP memtide_stuck_events Times a VM was marked stuck.\n"
+                          "memtide_stuck_events_total %" G_GUINT64_FORMAT "\n",
                           m->stuck_events);
-  g_string_append_printf (out, "# TYPE memtide_reservations counter\n"
-                               "# HELP memtide_reservations Reservations that ended, by outcome.\n"
-                               "memtide_reservations_total{outcome=\"done\"} %" G_GUINT64_FORMAT "\n"
-                               "memtide_reservations_total{outcome=\"failed\"} %" G_GUINT64_FORMAT "\n",
+  g_string_append_printf (out,
+                          "# TYPE memtide_reservations counter\n"
+                          "# HELP memtide_reservations Reservations that ended, by outcome.\n"
+                          "memtide_reservations_total{outcome=\"done\"} %" G_GUINT64_FORMAT "\n"
+                          "memtide_reservations_total{outcome=\"failed\"} %" G_GUINT64_FORMAT "\n",
                           m->reservations_ok, m->reservations_failed);
-  g_string_append (out, "# TYPE memtide_guest_reclaims counter\n"
-                        "# HELP memtide_guest_reclaims Page cache reclaim requests to guest agents, "
-                        "by why (shrink: before a shrink, cold: cold page cache) and outcome.\n");
+  g_string_append (out,
+                   "# TYPE memtide_guest_reclaims counter\n"
+                   "# HELP memtide_guest_reclaims Page cache reclaim requests to guest agents, "
+                   "by why (shrink: before a shrink, cold: cold page cache) and outcome.\n");
   for (guint w = 0; w < N_WHYS; w++)
     for (guint o = 0; o < N_OUTCOMES; o++)
-      g_string_append_printf (out, "memtide_guest_reclaims_total{why=\"%s\",outcome=\"%s\"} %"
-                              G_GUINT64_FORMAT "\n", reclaim_whys[w], reclaim_outcomes[o],
-                              m->reclaims[w][o]);
+      g_string_append_printf (
+        out, "memtide_guest_reclaims_total{why=\"%s\",outcome=\"%s\"} %" G_GUINT64_FORMAT "\n",
+        reclaim_whys[w], reclaim_outcomes[o], m->reclaims[w][o]);
   g_string_append (out, "# TYPE memtide_guest_reclaimed_bytes counter\n"
                         "# UNIT memtide_guest_reclaimed_bytes bytes\n"
                         "# HELP memtide_guest_reclaimed_bytes Page cache the guests reclaimed when "
                         "asked, by why.\n");
   for (guint w = 0; w < N_WHYS; w++)
-    g_string_append_printf (out, "memtide_guest_reclaimed_bytes_total{why=\"%s\"} %" G_GUINT64_FORMAT "\n",
-                            reclaim_whys[w], m->reclaimed_bytes[w]);
+    g_string_append_printf (
+      out, "memtide_guest_reclaimed_bytes_total{why=\"%s\"} %" G_GUINT64_FORMAT "\n",
+      reclaim_whys[w], m->reclaimed_bytes[w]);
 
   g_string_append (out, "# TYPE memtide_grow_reaction_seconds histogram\n"
                         "# UNIT memtide_grow_reaction_seconds seconds\n"
                         "# HELP memtide_grow_reaction_seconds From a VM first wanting to grow "
                         "to the grow being applied.\n");
   for (guint i = 0; i < N_BOUNDS; i++)
-    g_string_append_printf (out, "memtide_grow_reaction_seconds_bucket{le=\"%g\"} %"
-                            G_GUINT64_FORMAT "\n", reaction_bounds[i], m->reaction_buckets[i]);
-  g_string_append_printf (out, "memtide_grow_reaction_seconds_bucket{le=\"+Inf\"} %"
-                          G_GUINT64_FORMAT "\n", m->reaction_count);
+    g_string_append_printf (
+      out, "memtide_grow_reaction_seconds_bucket{le=\"%g\"} %" G_GUINT64_FORMAT "\n",
+      reaction_bounds[i], m->reaction_buckets[i]);
+  g_string_append_printf (
+    out, "memtide_grow_reaction_seconds_bucket{le=\"+Inf\"} %" G_GUINT64_FORMAT "\n",
+    m->reaction_count);
   g_string_append_printf (out, "memtide_grow_reaction_seconds_sum %.3f\n", m->reaction_sum);
   g_string_append_printf (out, "memtide_grow_reaction_seconds_count %" G_GUINT64_FORMAT "\n",
                           m->reaction_count);
@@ -317,14 +324,14 @@ render (MtMetrics *m)
 }
 
 static void
-handle_metrics (SoupServer *server, SoupServerMessage *msg, const char *path,
-                GHashTable *query, gpointer user_data)
+handle_metrics (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query,
+                gpointer user_data)
 {
   MtMetrics *m = user_data;
   char *body;
 
-  if (g_strcmp0 (soup_server_message_get_method (msg), SOUP_METHOD_GET) != 0 &&
-      g_strcmp0 (soup_server_message_get_method (msg), SOUP_METHOD_HEAD) != 0) {
+  if (g_strcmp0 (soup_server_message_get_method (msg), SOUP_METHOD_GET) != 0
+      && g_strcmp0 (soup_server_message_get_method (msg), SOUP_METHOD_HEAD) != 0) {
     soup_server_message_set_status (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, NULL);
     return;
   }
@@ -342,7 +349,7 @@ handle_metrics (SoupServer *server, SoupServerMessage *msg, const char *path,
 MtMetrics *
 mt_metrics_new (MtDaemon *daemon, guint port, GError **error)
 {
-  g_autoptr(MtMetrics) m = g_new0 (MtMetrics, 1);
+  g_autoptr (MtMetrics) m = g_new0 (MtMetrics, 1);
   GSList *uris;
 
   m->daemon = daemon;

@@ -21,19 +21,19 @@
 #include "planner.h"
 
 typedef struct {
-  char         name[24];
+  char name[24];
   MtDomainInfo info;
-  MtVmPolicy   policy;
-  MtVmModel   *model;
-  guint64      balloon, plugged, requested;
-  double       used_mib;         /* guest working set now */
-  double       psi;
-  guint64      swap_in, faults;
+  MtVmPolicy policy;
+  MtVmModel *model;
+  guint64 balloon, plugged, requested;
+  double used_mib; /* guest working set now */
+  double psi;
+  guint64 swap_in, faults;
 } Vm;
 
 typedef struct {
   guint n;
-  Vm   *vm;
+  Vm *vm;
   MtHostPolicy hp;
   GRand *rand;
   gint64 now;
@@ -56,26 +56,25 @@ world_init (World *w, guint n, guint32 seed)
   w->rand = g_rand_new_with_seed (seed);
   w->now = 1000 * G_USEC_PER_SEC;
   mt_host_policy_init_defaults (&w->hp);
-  for (guint i = 0; i < n; i++)
-    {
-      Vm *v = &w->vm[i];
-      /* 1 to 16 GiB; every third VM has a virtio-mem device. */
-      guint64 max = (1 + g_rand_int_range (w->rand, 0, 16)) * MT_GIB;
-      gboolean vmem = i % 3 == 0 && max >= 2 * MT_GIB;
+  for (guint i = 0; i < n; i++) {
+    Vm *v = &w->vm[i];
+    /* 1 to 16 GiB; every third VM has a virtio-mem device. */
+    guint64 max = (1 + g_rand_int_range (w->rand, 0, 16)) * MT_GIB;
+    gboolean vmem = i % 3 == 0 && max >= 2 * MT_GIB;
 
-      g_snprintf (v->name, sizeof v->name, "vm-%05u", i);
-      v->info = (MtDomainInfo) {
-        .name = v->name,
-        .base_memory = vmem ? MT_GIB : max,
-        .vmem_size = vmem ? max - MT_GIB : 0,
-        .vmem_block = vmem ? 2 * MT_MIB : 0,
-      };
-      mt_vm_policy_init_defaults (&v->policy);
-      v->model = mt_vm_model_new ();
-      v->balloon = v->info.base_memory;
-      v->plugged = v->requested = v->info.vmem_size;
-      v->used_mib = g_rand_double_range (w->rand, 0.15, 0.7) * (double) max / MT_MIB;
-    }
+    g_snprintf (v->name, sizeof v->name, "vm-%05u", i);
+    v->info = (MtDomainInfo){
+      .name = v->name,
+      .base_memory = vmem ? MT_GIB : max,
+      .vmem_size = vmem ? max - MT_GIB : 0,
+      .vmem_block = vmem ? 2 * MT_MIB : 0,
+    };
+    mt_vm_policy_init_defaults (&v->policy);
+    v->model = mt_vm_model_new ();
+    v->balloon = v->info.base_memory;
+    v->plugged = v->requested = v->info.vmem_size;
+    v->used_mib = g_rand_double_range (w->rand, 0.15, 0.7) * (double) max / MT_MIB;
+  }
 }
 
 static void
@@ -94,35 +93,34 @@ collect (World *w, MtHostSample *host)
 {
   guint64 rss = 0;
 
-  for (guint i = 0; i < w->n; i++)
-    {
-      Vm *v = &w->vm[i];
-      guint64 size = v->balloon + v->plugged, used;
-      MtVmSample s;
+  for (guint i = 0; i < w->n; i++) {
+    Vm *v = &w->vm[i];
+    guint64 size = v->balloon + v->plugged, used;
+    MtVmSample s;
 
-      v->used_mib = MAX (64.0, v->used_mib * (1.0 + g_rand_double_range (w->rand, -0.02, 0.02)));
-      used = MIN ((guint64) (v->used_mib * MT_MIB), size - size / 32);
-      v->psi = g_rand_int_range (w->rand, 0, 50) == 0 ? g_rand_double_range (w->rand, 1, 20) : 0;
-      v->faults += g_rand_int_range (w->rand, 0, 100);
-      mt_vm_sample_init (&s, w->now);
-      s.balloon_actual = v->balloon;
-      s.vmem_plugged = v->plugged;
-      s.vmem_requested = v->requested;
-      s.rss = used + size / 64;
-      s.guest_total = size - size / 64;
-      s.guest_available = s.guest_total - used;
-      s.guest_free = s.guest_available / 2;
-      s.guest_cache = s.guest_available / 2;
-      s.swap_in = v->swap_in;
-      s.swap_out = 0;
-      s.major_faults = v->faults;
-      s.oom_kills = 0;
-      s.psi_some_avg10 = v->psi;
-      s.psi_full_avg10 = v->psi / 2;
-      s.from_agent = i % 2 == 0;
-      mt_vm_model_push (v->model, &s);
-      rss += s.rss;
-    }
+    v->used_mib = MAX (64.0, v->used_mib * (1.0 + g_rand_double_range (w->rand, -0.02, 0.02)));
+    used = MIN ((guint64) (v->used_mib * MT_MIB), size - size / 32);
+    v->psi = g_rand_int_range (w->rand, 0, 50) == 0 ? g_rand_double_range (w->rand, 1, 20) : 0;
+    v->faults += g_rand_int_range (w->rand, 0, 100);
+    mt_vm_sample_init (&s, w->now);
+    s.balloon_actual = v->balloon;
+    s.vmem_plugged = v->plugged;
+    s.vmem_requested = v->requested;
+    s.rss = used + size / 64;
+    s.guest_total = size - size / 64;
+    s.guest_available = s.guest_total - used;
+    s.guest_free = s.guest_available / 2;
+    s.guest_cache = s.guest_available / 2;
+    s.swap_in = v->swap_in;
+    s.swap_out = 0;
+    s.major_faults = v->faults;
+    s.oom_kills = 0;
+    s.psi_some_avg10 = v->psi;
+    s.psi_full_avg10 = v->psi / 2;
+    s.from_agent = i % 2 == 0;
+    mt_vm_model_push (v->model, &s);
+    rss += s.rss;
+  }
   mt_host_sample_init (host, w->now);
   /* A host that is a little short: the fair split runs too. */
   host->mem_total = rss + rss / 8;
@@ -130,9 +128,9 @@ collect (World *w, MtHostSample *host)
 }
 
 typedef struct {
-  GArray *plan_wall, *tick_wall;   /* double ms */
-  double  plan_cpu, tick_cpu;      /* s, summed */
-  guint   actions;
+  GArray *plan_wall, *tick_wall; /* double ms */
+  double plan_cpu, tick_cpu;     /* s, summed */
+  guint actions;
 } Times;
 
 static void
@@ -147,23 +145,22 @@ one_tick (World *w, Times *t, gboolean record)
   c0 = now_s (CLOCK_PROCESS_CPUTIME_ID);
   collect (w, &host);
   for (guint i = 0; i < w->n; i++)
-    mt_plan_vm_init (&in[i], w->vm[i].name, &w->vm[i].info, &w->vm[i].policy,
-                     w->vm[i].model, &w->hp, w->now);
+    mt_plan_vm_init (&in[i], w->vm[i].name, &w->vm[i].info, &w->vm[i].policy, w->vm[i].model,
+                     &w->hp, w->now);
   t1 = now_s (CLOCK_MONOTONIC);
   c1 = now_s (CLOCK_PROCESS_CPUTIME_ID);
   plan = mt_plan_compute (&host, in, w->n, &w->hp, w->now);
   t2 = now_s (CLOCK_MONOTONIC);
   c2 = now_s (CLOCK_PROCESS_CPUTIME_ID);
-  for (guint k = 0; k < plan->n_actions; k++)
-    {
-      const MtAction *a = &plan->actions[k];
-      Vm *v = &w->vm[a->vm];
+  for (guint k = 0; k < plan->n_actions; k++) {
+    const MtAction *a = &plan->actions[k];
+    Vm *v = &w->vm[a->vm];
 
-      if (a->set_vmem)
-        v->requested = v->plugged = a->vmem_requested;
-      if (a->set_balloon)
-        v->balloon = a->balloon;
-    }
+    if (a->set_vmem)
+      v->requested = v->plugged = a->vmem_requested;
+    if (a->set_balloon)
+      v->balloon = a->balloon;
+  }
   for (guint i = 0; i < w->n; i++)
     w->vm[i].model->control = plan->decisions[i].next;
   g_assert (plan->n_decisions == w->n);
@@ -210,83 +207,81 @@ main (int argc, char **argv)
   gboolean smoke = FALSE;
   const GOptionEntry entries[] = {
     { "vms", 0, 0, G_OPTION_ARG_STRING, &vms_opt, "VM counts (default 100,1000,10000)", "N,..." },
-    { "runs", 0, 0, G_OPTION_ARG_INT, &runs, "Timed ticks per count (default: 2000 at 100 VMs ... 100 at 10,000)", "N" },
-    { "warmup", 0, 0, G_OPTION_ARG_INT, &warmup, "Untimed ticks first (default 70: the rings fill)", "N" },
-    { "results", 'o', 0, G_OPTION_ARG_FILENAME, &results, "Write scale/planner.md and planner.csv here", "DIR" },
+    { "runs", 0, 0, G_OPTION_ARG_INT, &runs,
+      "Timed ticks per count (default: 2000 at 100 VMs ... 100 at 10,000)", "N" },
+    { "warmup", 0, 0, G_OPTION_ARG_INT, &warmup, "Untimed ticks first (default 70: the rings fill)",
+      "N" },
+    { "results", 'o', 0, G_OPTION_ARG_FILENAME, &results,
+      "Write scale/planner.md and planner.csv here", "DIR" },
     { "smoke", 0, 0, G_OPTION_ARG_NONE, &smoke, "100 VMs, a few ticks: for the test suite", NULL },
     { NULL }
   };
-  g_autoptr(GOptionContext) ctx = g_option_context_new ("- planner cost per tick");
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GString) md = g_string_new (NULL);
-  g_autoptr(GString) csv = g_string_new ("vms,runs,plan_median_ms,plan_p95_ms,plan_min_ms,plan_cpu_ms,"
-                                         "tick_median_ms,tick_p95_ms,tick_cpu_ms,actions_per_tick\n");
-  g_auto(GStrv) counts = NULL;
+  g_autoptr (GOptionContext) ctx = g_option_context_new ("- planner cost per tick");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GString) md = g_string_new (NULL);
+  g_autoptr (GString) csv =
+    g_string_new ("vms,runs,plan_median_ms,plan_p95_ms,plan_min_ms,plan_cpu_ms,"
+                  "tick_median_ms,tick_p95_ms,tick_cpu_ms,actions_per_tick\n");
+  g_auto (GStrv) counts = NULL;
 
   setlocale (LC_ALL, "C");
   g_option_context_add_main_entries (ctx, entries, NULL);
-  if (!g_option_context_parse (ctx, &argc, &argv, &error))
-    {
-      g_printerr ("memtide-planner-scale: %s\n", error->message);
-      return 2;
-    }
+  if (!g_option_context_parse (ctx, &argc, &argv, &error)) {
+    g_printerr ("memtide-planner-scale: %s\n", error->message);
+    return 2;
+  }
   counts = g_strsplit (vms_opt ? vms_opt : (smoke ? "100" : "100,1000,10000"), ",", -1);
   g_string_append (md, "| VMs | ticks | plan median ms | plan p95 ms | plan min ms | plan CPU ms | "
                        "tick median ms | tick p95 ms | tick CPU ms | actions/tick |\n"
                        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-  for (char **c = counts; *c; c++)
-    {
-      guint n = (guint) g_ascii_strtoull (*c, NULL, 10);
-      guint r = runs > 0 ? (guint) runs : smoke ? 20 : n <= 100 ? 2000 : n <= 1000 ? 500 : 100;
-      guint wu = warmup >= 0 ? (guint) warmup : smoke ? 5 : 70;
-      World w;
-      Times t = { g_array_new (FALSE, FALSE, sizeof (double)), g_array_new (FALSE, FALSE, sizeof (double)), 0, 0, 0 };
+  for (char **c = counts; *c; c++) {
+    guint n = (guint) g_ascii_strtoull (*c, NULL, 10);
+    guint r = runs > 0 ? (guint) runs : smoke ? 20 : n <= 100 ? 2000 : n <= 1000 ? 500 : 100;
+    guint wu = warmup >= 0 ? (guint) warmup : smoke ? 5 : 70;
+    World w;
+    Times t = { g_array_new (FALSE, FALSE, sizeof (double)),
+                g_array_new (FALSE, FALSE, sizeof (double)), 0, 0, 0 };
 
-      if (n == 0 || n > 1000000)
-        {
-          g_printerr ("memtide-planner-scale: bad VM count '%s'\n", *c);
-          return 2;
-        }
-      world_init (&w, n, 42);
-      for (guint k = 0; k < wu; k++)
-        one_tick (&w, &t, FALSE);
-      t.actions = 0;
-      for (guint k = 0; k < r; k++)
-        one_tick (&w, &t, TRUE);
-      g_array_sort (t.plan_wall, cmp_double);
-      g_array_sort (t.tick_wall, cmp_double);
-      g_string_append_printf (md, "| %u | %u | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.1f |\n",
-                              n, r, pct (t.plan_wall, 50), pct (t.plan_wall, 95), pct (t.plan_wall, 0),
-                              t.plan_cpu / r * 1e3, pct (t.tick_wall, 50), pct (t.tick_wall, 95),
-                              t.tick_cpu / r * 1e3, (double) t.actions / r);
-      g_string_append_printf (csv, "%u,%u,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.2f\n",
-                              n, r, pct (t.plan_wall, 50), pct (t.plan_wall, 95), pct (t.plan_wall, 0),
-                              t.plan_cpu / r * 1e3, pct (t.tick_wall, 50), pct (t.tick_wall, 95),
-                              t.tick_cpu / r * 1e3, (double) t.actions / r);
-      if (!(pct (t.plan_wall, 50) > 0) || !isfinite (pct (t.tick_wall, 95)))
-        {
-          g_printerr ("memtide-planner-scale: %u VMs: no sane timing\n", n);
-          return 1;
-        }
-      g_array_unref (t.plan_wall);
-      g_array_unref (t.tick_wall);
-      world_clear (&w);
+    if (n == 0 || n > 1000000) {
+      g_printerr ("memtide-planner-scale: bad VM count '%s'\n", *c);
+      return 2;
     }
+    world_init (&w, n, 42);
+    for (guint k = 0; k < wu; k++)
+      one_tick (&w, &t, FALSE);
+    t.actions = 0;
+    for (guint k = 0; k < r; k++)
+      one_tick (&w, &t, TRUE);
+    g_array_sort (t.plan_wall, cmp_double);
+    g_array_sort (t.tick_wall, cmp_double);
+    g_string_append_printf (
+      md, "| %u | %u | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.1f |\n", n, r,
+      pct (t.plan_wall, 50), pct (t.plan_wall, 95), pct (t.plan_wall, 0), t.plan_cpu / r * 1e3,
+      pct (t.tick_wall, 50), pct (t.tick_wall, 95), t.tick_cpu / r * 1e3, (double) t.actions / r);
+    g_string_append_printf (csv, "%u,%u,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.2f\n", n, r,
+                            pct (t.plan_wall, 50), pct (t.plan_wall, 95), pct (t.plan_wall, 0),
+                            t.plan_cpu / r * 1e3, pct (t.tick_wall, 50), pct (t.tick_wall, 95),
+                            t.tick_cpu / r * 1e3, (double) t.actions / r);
+    if (!(pct (t.plan_wall, 50) > 0) || !isfinite (pct (t.tick_wall, 95))) {
+      g_printerr ("memtide-planner-scale: %u VMs: no sane timing\n", n);
+      return 1;
+    }
+    g_array_unref (t.plan_wall);
+    g_array_unref (t.tick_wall);
+    world_clear (&w);
+  }
   fputs (md->str, stdout);
-  if (results != NULL)
-    {
-      g_autofree char *dir = g_build_filename (results, "scale", NULL);
-      g_autofree char *mdp = g_build_filename (dir, "planner.md", NULL);
-      g_autofree char *csvp = g_build_filename (dir, "planner.csv", NULL);
+  if (results != NULL) {
+    g_autofree char *dir = g_build_filename (results, "scale", NULL);
+    g_autofree char *mdp = g_build_filename (dir, "planner.md", NULL);
+    g_autofree char *csvp = g_build_filename (dir, "planner.csv", NULL);
 
-      if (g_mkdir_with_parents (dir, 0755) < 0
-          || !g_file_set_contents (mdp, md->str, -1, &error)
-          || !g_file_set_contents (csvp, csv->str, -1, &error))
-        {
-          g_printerr ("memtide-planner-scale: cannot write under %s: %s\n", dir,
-                      error ? error->message : g_strerror (errno));
-          return 1;
-        }
+    if (g_mkdir_with_parents (dir, 0755) < 0 || !g_file_set_contents (mdp, md->str, -1, &error)
+        || !g_file_set_contents (csvp, csv->str, -1, &error)) {
+      g_printerr ("memtide-planner-scale: cannot write under %s: %s\n", dir,
+                  error ? error->message : g_strerror (errno));
+      return 1;
     }
+  }
   return 0;
 }

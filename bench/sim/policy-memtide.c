@@ -24,34 +24,34 @@
 #include "planner.h"
 
 typedef struct {
-  gboolean     agent;            /* use agent reports and events */
+  gboolean agent; /* use agent reports and events */
   MtHostPolicy hp;
-  MtVmPolicy   vp[SIM_MAX_VMS];
-  MtVmModel   *model[SIM_MAX_VMS];
+  MtVmPolicy vp[SIM_MAX_VMS];
+  MtVmModel *model[SIM_MAX_VMS];
   MtDomainInfo info[SIM_MAX_VMS];
-  gboolean     started[SIM_MAX_VMS];
-  double       next_tick;
-  double       tick;             /* s */
+  gboolean started[SIM_MAX_VMS];
+  double next_tick;
+  double tick; /* s */
 
   /* What the daemon keeps per agent link to judge a report. */
-  double       last_psi[SIM_MAX_VMS];
-  double       last_stall[SIM_MAX_VMS][2];    /* the previous two reports, [1] newer */
-  double       last_report[SIM_MAX_VMS][2];
-  double       last_used[SIM_MAX_VMS][2];     /* MemTotal - MemAvailable, MiB, -1 = none */
-  guint        last_oom[SIM_MAX_VMS];
-  double       last_event_plan[SIM_MAX_VMS];
-  double       plan_now_at;
+  double last_psi[SIM_MAX_VMS];
+  double last_stall[SIM_MAX_VMS][2]; /* the previous two reports, [1] newer */
+  double last_report[SIM_MAX_VMS][2];
+  double last_used[SIM_MAX_VMS][2]; /* MemTotal - MemAvailable, MiB, -1 = none */
+  guint last_oom[SIM_MAX_VMS];
+  double last_event_plan[SIM_MAX_VMS];
+  double plan_now_at;
 } Memtide;
 
 /* service/daemon-agent.c EVENT_PLAN_GAP, STALL_MIN_SPAN, RUNOUT_*;
  * daemon.c PLAN_NOW_MIN_GAP. */
-#define EVENT_PLAN_GAP   1.0
-#define STALL_MIN_SPAN   0.2
-#define RUNOUT_RATE      32.0    /* MiB/s */
-#define RUNOUT_HORIZON   3.0
-#define RUNOUT_MAX_SPAN  5.0
+#define EVENT_PLAN_GAP      1.0
+#define STALL_MIN_SPAN      0.2
+#define RUNOUT_RATE         32.0 /* MiB/s */
+#define RUNOUT_HORIZON      3.0
+#define RUNOUT_MAX_SPAN     5.0
 #define RUNOUT_AFTER_SHRINK 3.0
-#define PLAN_NOW_MIN_GAP 0.2
+#define PLAN_NOW_MIN_GAP    0.2
 
 static gint64
 us (double s)
@@ -69,47 +69,44 @@ static gpointer
 memtide_init_common (SimWorld *w, const char *arg, gboolean agent, GError **error)
 {
   g_autofree Memtide *m = g_new0 (Memtide, 1);
-  g_autoptr(MtConfig) config = NULL;
+  g_autoptr (MtConfig) config = NULL;
 
   m->agent = agent;
   mt_host_policy_init_defaults (&m->hp);
   /* A policy directory (e.g. to try a tuning) replaces the built-in
    * defaults, resolved per VM name exactly as the daemon resolves them. */
-  if (arg != NULL)
-    {
-      config = mt_config_load (NULL, arg, error);
-      if (config == NULL)
-        return NULL;
-      m->hp = *mt_config_get_host (config);
-    }
-  for (guint i = 0; i < w->n; i++)
-    {
-      const SimVmSpec *s = w->vm[i].spec;
+  if (arg != NULL) {
+    config = mt_config_load (NULL, arg, error);
+    if (config == NULL)
+      return NULL;
+    m->hp = *mt_config_get_host (config);
+  }
+  for (guint i = 0; i < w->n; i++) {
+    const SimVmSpec *s = w->vm[i].spec;
 
-      if (config != NULL)
-        mt_config_resolve_vm (config, s->name, NULL, &m->vp[i], NULL);
-      else
-        mt_vm_policy_init_defaults (&m->vp[i]);
-      m->model[i] = mt_vm_model_new ();
-      m->info[i] = (MtDomainInfo) {
-        .name = (char *) s->name,
-        .base_memory = b (s->boot),
-        .vmem_size = b (s->vmem_size),
-        .vmem_block = s->vmem_size > 0 ? b (s->vmem_block) : 0,
-      };
-    }
+    if (config != NULL)
+      mt_config_resolve_vm (config, s->name, NULL, &m->vp[i], NULL);
+    else
+      mt_vm_policy_init_defaults (&m->vp[i]);
+    m->model[i] = mt_vm_model_new ();
+    m->info[i] = (MtDomainInfo){
+      .name = (char *) s->name,
+      .base_memory = b (s->boot),
+      .vmem_size = b (s->vmem_size),
+      .vmem_block = s->vmem_size > 0 ? b (s->vmem_block) : 0,
+    };
+  }
   m->tick = (double) (m->hp.tick_interval > 0 ? m->hp.tick_interval : MT_PLAN_DEFAULT_TICK)
             / G_USEC_PER_SEC;
   m->next_tick = 0;
   m->plan_now_at = -1e9;
-  for (guint i = 0; i < SIM_MAX_VMS; i++)
-    {
-      m->last_psi[i] = NAN;
-      m->last_stall[i][0] = m->last_stall[i][1] = -1;
-      m->last_used[i][0] = m->last_used[i][1] = -1;
-      m->last_report[i][0] = m->last_report[i][1] = -1e9;
-      m->last_event_plan[i] = -1e9;
-    }
+  for (guint i = 0; i < SIM_MAX_VMS; i++) {
+    m->last_psi[i] = NAN;
+    m->last_stall[i][0] = m->last_stall[i][1] = -1;
+    m->last_used[i][0] = m->last_used[i][1] = -1;
+    m->last_report[i][0] = m->last_report[i][1] = -1e9;
+    m->last_event_plan[i] = -1e9;
+  }
   return g_steal_pointer (&m);
 }
 
@@ -160,16 +157,15 @@ sample (Memtide *m, SimWorld *w, guint i, MtVmSample *s)
   s->rss = b (v->rss);
   if (m->agent && v->spec->agent && v->report.time >= 0)
     from_report (s, &v->report);
-  else if (v->stats.time >= 0)
-    {
-      s->guest_total = b (v->stats.total);
-      s->guest_available = b (v->stats.usable);
-      s->guest_free = b (v->stats.unused);
-      s->guest_cache = b (v->stats.caches);
-      s->swap_in = b (v->stats.swap_in);
-      s->swap_out = b (v->stats.swap_out);
-      s->major_faults = (guint64) v->stats.major_faults;
-    }
+  else if (v->stats.time >= 0) {
+    s->guest_total = b (v->stats.total);
+    s->guest_available = b (v->stats.usable);
+    s->guest_free = b (v->stats.unused);
+    s->guest_cache = b (v->stats.caches);
+    s->swap_in = b (v->stats.swap_in);
+    s->swap_out = b (v->stats.swap_out);
+    s->major_faults = (guint64) v->stats.major_faults;
+  }
 }
 
 static void
@@ -180,90 +176,82 @@ plan (Memtide *m, SimWorld *w)
   guint idx[SIM_MAX_VMS], n = 0;
   MtHostSample host;
   SimHostView hv;
-  g_autoptr(MtPlan) p = NULL;
+  g_autoptr (MtPlan) p = NULL;
 
   sim_host_view (w, &hv);
   mt_host_sample_init (&host, now);
   host.mem_total = b (hv.host_total);
   host.mem_available = b (hv.mem_available);
 
-  for (guint i = 0; i < w->n; i++)
-    {
-      if (!w->vm[i].running)
-        continue;
-      if (!m->started[i])
-        {
-          /* A domain that just started: a fresh model, as on its event. */
-          mt_vm_model_init (m->model[i]);
-          m->started[i] = TRUE;
-        }
-      mt_plan_vm_init (&in[n], m->info[i].name, &m->info[i], &m->vp[i], m->model[i], &m->hp, now);
-      idx[n++] = i;
+  for (guint i = 0; i < w->n; i++) {
+    if (!w->vm[i].running)
+      continue;
+    if (!m->started[i]) {
+      /* A domain that just started: a fresh model, as on its event. */
+      mt_vm_model_init (m->model[i]);
+      m->started[i] = TRUE;
     }
+    mt_plan_vm_init (&in[n], m->info[i].name, &m->info[i], &m->vp[i], m->model[i], &m->hp, now);
+    idx[n++] = i;
+  }
   p = mt_plan_compute (&host, in, n, &m->hp, now);
-  for (guint k = 0; k < p->n_actions; k++)
-    {
-      const MtAction *a = &p->actions[k];
-      guint i = idx[a->vm];
+  for (guint k = 0; k < p->n_actions; k++) {
+    const MtAction *a = &p->actions[k];
+    guint i = idx[a->vm];
 
-      w->m.actions++;
-      if (a->set_vmem)
-        sim_set_vmem (w, i, sim_bytes_to_mib (a->vmem_requested));
-      if (a->set_balloon)
-        sim_set_balloon (w, i, sim_bytes_to_mib (a->balloon));
+    w->m.actions++;
+    if (a->set_vmem)
+      sim_set_vmem (w, i, sim_bytes_to_mib (a->vmem_requested));
+    if (a->set_balloon)
+      sim_set_balloon (w, i, sim_bytes_to_mib (a->balloon));
+    if (g_getenv ("SIM_LOG_ACTIONS") != NULL)
+      g_printerr ("t=%.1f %s\n", w->now, a->reason);
+  }
+  for (guint k = 0; k < n; k++) {
+    if (p->decisions[k].reclaim > 0) {
+      sim_reclaim (w, idx[k], sim_bytes_to_mib (p->decisions[k].reclaim));
       if (g_getenv ("SIM_LOG_ACTIONS") != NULL)
-        g_printerr ("t=%.1f %s\n", w->now, a->reason);
+        g_printerr ("t=%.1f %s: reclaim %.0f MiB of cold page cache\n", w->now,
+                    w->vm[idx[k]].spec->name, sim_bytes_to_mib (p->decisions[k].reclaim));
     }
-  for (guint k = 0; k < n; k++)
-    {
-      if (p->decisions[k].reclaim > 0)
-        {
-          sim_reclaim (w, idx[k], sim_bytes_to_mib (p->decisions[k].reclaim));
-          if (g_getenv ("SIM_LOG_ACTIONS") != NULL)
-            g_printerr ("t=%.1f %s: reclaim %.0f MiB of cold page cache\n", w->now,
-                        w->vm[idx[k]].spec->name, sim_bytes_to_mib (p->decisions[k].reclaim));
-        }
-      m->model[idx[k]]->control = p->decisions[k].next;
-    }
+    m->model[idx[k]]->control = p->decisions[k].next;
+  }
   /* SIM_LOG_DECISIONS=vm[,vm...]|all: every decision's reason, also holds and waits. */
-  if (g_getenv ("SIM_LOG_DECISIONS") != NULL)
-    {
-      g_auto(GStrv) names = g_strsplit (g_getenv ("SIM_LOG_DECISIONS"), ",", -1);
+  if (g_getenv ("SIM_LOG_DECISIONS") != NULL) {
+    g_auto (GStrv) names = g_strsplit (g_getenv ("SIM_LOG_DECISIONS"), ",", -1);
 
-      for (guint k = 0; k < n; k++)
-        if (g_strv_contains ((const char *const *) names, w->vm[idx[k]].spec->name)
-            || g_strv_contains ((const char *const *) names, "all"))
-          {
-            g_autofree char *why = mt_vm_decision_format_reason (&p->decisions[k]);
-            const MtVmDerived *o = &in[k].obs;
+    for (guint k = 0; k < n; k++)
+      if (g_strv_contains ((const char *const *) names, w->vm[idx[k]].spec->name)
+          || g_strv_contains ((const char *const *) names, "all")) {
+        g_autofree char *why = mt_vm_decision_format_reason (&p->decisions[k]);
+        const MtVmDerived *o = &in[k].obs;
 
-            g_printerr ("t=%.1f D %s: %s\n", w->now, w->vm[idx[k]].spec->name, why);
-            g_printerr ("t=%.1f O %s: observed %.1f used %.0f rate %.1f growth %.0f psi %.2f trend %.3f faults %.1f/%.1f swapin %.1f\n",
-                        w->now, w->vm[idx[k]].spec->name, o->observed / 1e6, o->used / 1048576.0,
-                        o->used_rate / 1048576.0, o->used_growth / 1048576.0, o->psi_some, o->psi_trend,
-                        o->major_fault_rate, o->major_fault_rate_avg, o->swap_in_rate / 1048576.0);
-          }
-      g_printerr ("t=%.1f H %s\n", w->now, p->reason);
-    }
+        g_printerr ("t=%.1f D %s: %s\n", w->now, w->vm[idx[k]].spec->name, why);
+        g_printerr ("t=%.1f O %s: observed %.1f used %.0f rate %.1f growth %.0f psi %.2f trend "
+                    "%.3f faults %.1f/%.1f swapin %.1f\n",
+                    w->now, w->vm[idx[k]].spec->name, o->observed / 1e6, o->used / 1048576.0,
+                    o->used_rate / 1048576.0, o->used_growth / 1048576.0, o->psi_some, o->psi_trend,
+                    o->major_fault_rate, o->major_fault_rate_avg, o->swap_in_rate / 1048576.0);
+      }
+    g_printerr ("t=%.1f H %s\n", w->now, p->reason);
+  }
 }
 
 static void
 collect (Memtide *m, SimWorld *w)
 {
-  for (guint i = 0; i < w->n; i++)
-    {
-      MtVmSample s;
+  for (guint i = 0; i < w->n; i++) {
+    MtVmSample s;
 
-      if (!w->vm[i].running)
-        continue;
-      if (!m->started[i])
-        {
-          mt_vm_model_init (m->model[i]);
-          m->started[i] = TRUE;
-        }
-      sample (m, w, i, &s);
-      mt_vm_model_push (m->model[i], &s);
+    if (!w->vm[i].running)
+      continue;
+    if (!m->started[i]) {
+      mt_vm_model_init (m->model[i]);
+      m->started[i] = TRUE;
     }
+    sample (m, w, i, &s);
+    mt_vm_model_push (m->model[i], &s);
+  }
 }
 
 static void
@@ -329,7 +317,7 @@ memtide_report (gpointer self, SimWorld *w, guint vm)
    * STALL_MIN_SPAN back): what the guest's trigger measured. */
   if (k >= 0)
     stall = MIN (100.0, 100.0 * (r->stall_total - m->last_stall[vm][k])
-                        / (r->time - m->last_report[vm][k]));
+                          / (r->time - m->last_report[vm][k]));
   if (r->trigger)
     psi_now = isfinite (stall) && stall > psi ? stall : psi;
   if (isfinite (psi_now) && psi_now > target)
@@ -338,11 +326,10 @@ memtide_report (gpointer self, SimWorld *w, guint vm)
     why = TRUE;
   if (r->oom_kills > m->last_oom[vm])
     why = TRUE;
-  if (!why)
-    {
-      runout = running_out (m, vm, r);
-      why = isfinite (runout);
-    }
+  if (!why) {
+    runout = running_out (m, vm, r);
+    why = isfinite (runout);
+  }
   m->last_psi[vm] = psi;
   m->last_oom[vm] = r->oom_kills;
   m->last_stall[vm][0] = m->last_stall[vm][1];

@@ -7,21 +7,21 @@
 
 typedef struct {
   const SimPolicy *policy;
-  double vm_gib_min;          /* VMs' host memory integrated, GiB*min */
-  double committed_gib_min;   /* VMs' sizes integrated */
-  double floor_gib_min;       /* the no-stall floor integrated (the same for every policy) */
-  double peak_gib;            /* VMs' host memory at its peak */
+  double vm_gib_min;        /* VMs' host memory integrated, GiB*min */
+  double committed_gib_min; /* VMs' sizes integrated */
+  double floor_gib_min;     /* the no-stall floor integrated (the same for every policy) */
+  double peak_gib;          /* VMs' host memory at its peak */
   double peak_committed_gib;
   double stall_s;
-  guint  oom_kills;
-  guint  host_oom_kills;
+  guint oom_kills;
+  guint host_oom_kills;
   double host_swap_gib_min;
-  guint  episodes;            /* demand rises that found the VM short */
-  double grant_p50, grant_p95;  /* s, NAN without episodes */
-  guint  open_episodes;       /* still short at the end */
-  guint  killed_episodes;     /* ended by an OOM kill */
-  guint  actions;
-  char  *series;              /* path of the time series (TSV) */
+  guint episodes;              /* demand rises that found the VM short */
+  double grant_p50, grant_p95; /* s, NAN without episodes */
+  guint open_episodes;         /* still short at the end */
+  guint killed_episodes;       /* ended by an OOM kill */
+  guint actions;
+  char *series; /* path of the time series (TSV) */
 } SimResult;
 
 void sim_result_from_world (SimResult *r, const SimPolicy *p, const SimWorld *w);
@@ -29,11 +29,11 @@ void sim_result_clear (SimResult *r);
 
 /* Time series: one row per second. */
 FILE *sim_series_open (const char *path, const SimWorld *w, GError **error);
-void  sim_series_row (FILE *f, const SimWorld *w);
+void sim_series_row (FILE *f, const SimWorld *w);
 
 /* Markdown table of one scenario's results, and the target check. */
 void sim_report_table (GString *md, const SimScenario *sc, const SimResult *res, guint n);
 /* gnuplot script next to the series; renders PNG when gnuplot exists.
  * FALSE (with a message in *why) when no PNG was made. */
-gboolean sim_report_plot (const char *dir, const SimScenario *sc, const SimResult *res,
-                          guint n, char **why);
+gboolean sim_report_plot (const char *dir, const SimScenario *sc, const SimResult *res, guint n,
+                          char **why);

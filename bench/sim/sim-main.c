@@ -15,14 +15,14 @@
 #include "report.h"
 
 typedef struct {
-  char    *results;
-  char    *scenarios;
-  char    *policies;
-  char    *trace;
-  char    *memtide_policy;
-  double   host_mib;
-  gint64   seed;
-  double   duration;
+  char *results;
+  char *scenarios;
+  char *policies;
+  char *trace;
+  char *memtide_policy;
+  double host_mib;
+  gint64 seed;
+  double duration;
   gboolean smoke;
   gboolean check;
   gboolean no_fpr;
@@ -31,7 +31,9 @@ typedef struct {
 
 static guint n_failures;
 
-G_GNUC_PRINTF (1, 2) static void
+static void fail (const char *fmt, ...) G_GNUC_PRINTF (1, 2);
+
+static void
 fail (const char *fmt, ...)
 {
   va_list ap;
@@ -58,16 +60,19 @@ check_result (const SimScenario *sc, const SimResult *r)
   if (!isfinite (r->vm_gib_min) || r->vm_gib_min <= 0)
     fail ("%s/%s: host GiB*min %.3f is not positive", sc->name, r->policy->name, r->vm_gib_min);
   if (r->vm_gib_min > sum_max / 1024 * sc->duration / 60 * 1.001)
-    fail ("%s/%s: host GiB*min %.1f exceeds what the VMs can hold", sc->name, r->policy->name, r->vm_gib_min);
+    fail ("%s/%s: host GiB*min %.1f exceeds what the VMs can hold", sc->name, r->policy->name,
+          r->vm_gib_min);
   if (r->vm_gib_min > r->committed_gib_min * 1.001)
     fail ("%s/%s: host memory above the VMs' sizes", sc->name, r->policy->name);
   if (!(r->peak_gib > 0) || r->peak_gib > sum_max / 1024 + 1e-6)
     fail ("%s/%s: peak %.2f GiB out of range", sc->name, r->policy->name, r->peak_gib);
   if (!(r->floor_gib_min > 0) || r->floor_gib_min > sum_max / 1024 * sc->duration / 60 * 1.001)
-    fail ("%s/%s: no-stall floor %.1f GiB*min out of range", sc->name, r->policy->name, r->floor_gib_min);
+    fail ("%s/%s: no-stall floor %.1f GiB*min out of range", sc->name, r->policy->name,
+          r->floor_gib_min);
   /* Below the floor only by stalling (or killing): else the floor or
    * the guest model is wrong. */
-  if (r->stall_s <= 1.0 && r->oom_kills + r->host_oom_kills == 0 && r->vm_gib_min < 0.95 * r->floor_gib_min)
+  if (r->stall_s <= 1.0 && r->oom_kills + r->host_oom_kills == 0
+      && r->vm_gib_min < 0.95 * r->floor_gib_min)
     fail ("%s/%s: host GiB*min %.1f below the no-stall floor %.1f without stalling", sc->name,
           r->policy->name, r->vm_gib_min, r->floor_gib_min);
   if (!isfinite (r->stall_s) || r->stall_s < 0 || r->stall_s > sc->n_vms * sc->duration + 1)
@@ -84,12 +89,13 @@ check_result (const SimScenario *sc, const SimResult *r)
     for (const char *c = text; *c; c++)
       rows += *c == '\n';
   if (text && rows < (guint) sc->duration)
-    fail ("%s/%s: time series has %u rows for %.0f s", sc->name, r->policy->name, rows, sc->duration);
+    fail ("%s/%s: time series has %u rows for %.0f s", sc->name, r->policy->name, rows,
+          sc->duration);
 }
 
 static gboolean
-run_one (const Options *o, const char *dir, const SimScenario *sc, const SimPolicy *p,
-         SimResult *r, GError **error)
+run_one (const Options *o, const char *dir, const SimScenario *sc, const SimPolicy *p, SimResult *r,
+         GError **error)
 {
   SimWorld w;
   gpointer self;
@@ -100,31 +106,28 @@ run_one (const Options *o, const char *dir, const SimScenario *sc, const SimPoli
 
   sim_world_init (&w, sc, !o->no_fpr);
   self = p->init (&w, g_str_has_prefix (p->name, "memtide") ? o->memtide_policy : NULL, error);
-  if (self == NULL)
-    {
-      sim_world_clear (&w);
-      return FALSE;
-    }
+  if (self == NULL) {
+    sim_world_clear (&w);
+    return FALSE;
+  }
   f = sim_series_open (path, &w, error);
-  if (f == NULL)
-    {
-      p->free (self);
-      sim_world_clear (&w);
-      return FALSE;
-    }
-  for (guint k = 0; k <= steps; k++)
-    {
-      if (k % (guint) llround (1.0 / SIM_DT) == 0)
-        sim_series_row (f, &w);
-      if (k == steps)
-        break;
-      sim_world_step (&w);
-      if (p->report != NULL)
-        for (guint i = 0; i < w.n; i++)
-          if (w.vm[i].new_report)
-            p->report (self, &w, i);
-      p->step (self, &w);
-    }
+  if (f == NULL) {
+    p->free (self);
+    sim_world_clear (&w);
+    return FALSE;
+  }
+  for (guint k = 0; k <= steps; k++) {
+    if (k % (guint) llround (1.0 / SIM_DT) == 0)
+      sim_series_row (f, &w);
+    if (k == steps)
+      break;
+    sim_world_step (&w);
+    if (p->report != NULL)
+      for (guint i = 0; i < w.n; i++)
+        if (w.vm[i].new_report)
+          p->report (self, &w, i);
+    p->step (self, &w);
+  }
   fclose (f);
   sim_result_from_world (r, p, &w);
   r->series = g_steal_pointer (&path);
@@ -134,8 +137,8 @@ run_one (const Options *o, const char *dir, const SimScenario *sc, const SimPoli
 }
 
 static gboolean
-run_scenario (const Options *o, const char *name, GPtrArray *policies, GString *md,
-              GString *csv, GError **error)
+run_scenario (const Options *o, const char *name, GPtrArray *policies, GString *md, GString *csv,
+              GError **error)
 {
   SimScenario sc_real, sc_balloon;
   g_autofree char *dir = NULL;
@@ -144,59 +147,51 @@ run_scenario (const Options *o, const char *name, GPtrArray *policies, GString *
   gboolean ok = FALSE;
   guint n = 0;
 
-  if (o->trace != NULL)
-    {
-      if (!sim_scenario_from_trace (&sc_real, o->trace, o->host_mib, FALSE, error)
-          || !sim_scenario_from_trace (&sc_balloon, o->trace, o->host_mib, TRUE, error))
-        return FALSE;
-    }
-  else
-    {
-      sim_scenario_build (&sc_real, name, (guint64) o->seed, o->duration, FALSE);
-      sim_scenario_build (&sc_balloon, name, (guint64) o->seed, o->duration, TRUE);
-    }
+  if (o->trace != NULL) {
+    if (!sim_scenario_from_trace (&sc_real, o->trace, o->host_mib, FALSE, error)
+        || !sim_scenario_from_trace (&sc_balloon, o->trace, o->host_mib, TRUE, error))
+      return FALSE;
+  } else {
+    sim_scenario_build (&sc_real, name, (guint64) o->seed, o->duration, FALSE);
+    sim_scenario_build (&sc_balloon, name, (guint64) o->seed, o->duration, TRUE);
+  }
   dir = g_build_filename (o->results, "sim", sc_real.name, NULL);
-  if (g_mkdir_with_parents (dir, 0755) < 0)
-    {
-      g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errno),
-                   "cannot create %s: %s", dir, g_strerror (errno));
-      goto out;
-    }
-  for (guint k = 0; k < policies->len; k++)
-    {
-      const SimPolicy *p = policies->pdata[k];
-      /* The published baselines drive the balloon only: they run the same
+  if (g_mkdir_with_parents (dir, 0755) < 0) {
+    g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errno), "cannot create %s: %s", dir,
+                 g_strerror (errno));
+    goto out;
+  }
+  for (guint k = 0; k < policies->len; k++) {
+    const SimPolicy *p = policies->pdata[k];
+    /* The published baselines drive the balloon only: they run the same
        * guests with all their memory as boot memory. */
-      const SimScenario *sc = g_str_has_prefix (p->name, "memtide") ? &sc_real : &sc_balloon;
-      gint64 t0 = g_get_monotonic_time ();
+    const SimScenario *sc = g_str_has_prefix (p->name, "memtide") ? &sc_real : &sc_balloon;
+    gint64 t0 = g_get_monotonic_time ();
 
-      if (!run_one (o, dir, sc, p, &res[n], error))
-        goto out;
-      n++;
-      g_printerr ("  %-10s %-22s host %8.1f GiB*min  stall %7.1f s  OOM %u  %.1f s\n",
-                  sc_real.name, p->label, res[n - 1].vm_gib_min, res[n - 1].stall_s,
-                  res[n - 1].oom_kills, (double) (g_get_monotonic_time () - t0) / G_USEC_PER_SEC);
-      g_string_append_printf (csv, "%s,%s,%.3f,%.3f,%.3f,%.1f,%u,%u,%.3f,%u,%.2f,%.2f,%u\n",
-                              sc_real.name, p->name, res[n - 1].vm_gib_min, res[n - 1].peak_gib,
-                              res[n - 1].committed_gib_min, res[n - 1].stall_s, res[n - 1].oom_kills,
-                              res[n - 1].host_oom_kills, res[n - 1].host_swap_gib_min,
-                              res[n - 1].episodes, res[n - 1].grant_p50, res[n - 1].grant_p95,
-                              res[n - 1].actions);
-      if (o->check)
-        check_result (sc, &res[n - 1]);
-    }
+    if (!run_one (o, dir, sc, p, &res[n], error))
+      goto out;
+    n++;
+    g_printerr ("  %-10s %-22s host %8.1f GiB*min  stall %7.1f s  OOM %u  %.1f s\n", sc_real.name,
+                p->label, res[n - 1].vm_gib_min, res[n - 1].stall_s, res[n - 1].oom_kills,
+                (double) (g_get_monotonic_time () - t0) / G_USEC_PER_SEC);
+    g_string_append_printf (
+      csv, "%s,%s,%.3f,%.3f,%.3f,%.1f,%u,%u,%.3f,%u,%.2f,%.2f,%u\n", sc_real.name, p->name,
+      res[n - 1].vm_gib_min, res[n - 1].peak_gib, res[n - 1].committed_gib_min, res[n - 1].stall_s,
+      res[n - 1].oom_kills, res[n - 1].host_oom_kills, res[n - 1].host_swap_gib_min,
+      res[n - 1].episodes, res[n - 1].grant_p50, res[n - 1].grant_p95, res[n - 1].actions);
+    if (o->check)
+      check_result (sc, &res[n - 1]);
+  }
   sim_report_table (md, &sc_real, res, n);
-  if (!o->no_plot)
-    {
-      if (sim_report_plot (dir, &sc_real, res, n, &why))
-        g_string_append_printf (md, "![%s](%s/plot.png)\n\n", sc_real.name, sc_real.name);
-      else
-        {
-          g_printerr ("memtide-sim: %s: no plot: %s\n", sc_real.name, why);
-          if (o->check && g_find_program_in_path ("gnuplot") != NULL)
-            fail ("%s: gnuplot is installed but made no plot: %s", sc_real.name, why);
-        }
+  if (!o->no_plot) {
+    if (sim_report_plot (dir, &sc_real, res, n, &why))
+      g_string_append_printf (md, "![%s](%s/plot.png)\n\n", sc_real.name, sc_real.name);
+    else {
+      g_printerr ("memtide-sim: %s: no plot: %s\n", sc_real.name, why);
+      if (o->check && g_find_program_in_path ("gnuplot") != NULL)
+        fail ("%s: gnuplot is installed but made no plot: %s", sc_real.name, why);
     }
+  }
   ok = TRUE;
 
 out:
@@ -210,28 +205,24 @@ out:
 static GPtrArray *
 pick_policies (const char *spec, GError **error)
 {
-  g_autoptr(GPtrArray) out = g_ptr_array_new ();
-  g_auto(GStrv) names = NULL;
+  g_autoptr (GPtrArray) out = g_ptr_array_new ();
+  g_auto (GStrv) names = NULL;
 
-  if (spec == NULL || g_str_equal (spec, "all"))
-    {
-      for (const SimPolicy *const *p = sim_policies (); *p; p++)
-        g_ptr_array_add (out, (gpointer) *p);
-      return g_steal_pointer (&out);
-    }
+  if (spec == NULL || g_str_equal (spec, "all")) {
+    for (const SimPolicy *const *p = sim_policies (); *p; p++)
+      g_ptr_array_add (out, (gpointer) *p);
+    return g_steal_pointer (&out);
+  }
   names = g_strsplit (spec, ",", -1);
-  for (char **n = names; *n; n++)
-    {
-      const SimPolicy *p = sim_policy_find (*n);
+  for (char **n = names; *n; n++) {
+    const SimPolicy *p = sim_policy_find (*n);
 
-      if (p == NULL)
-        {
-          g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                       "unknown policy '%s'", *n);
-          return NULL;
-        }
-      g_ptr_array_add (out, (gpointer) p);
+    if (p == NULL) {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "unknown policy '%s'", *n);
+      return NULL;
     }
+    g_ptr_array_add (out, (gpointer) p);
+  }
   return g_steal_pointer (&out);
 }
 
@@ -248,7 +239,8 @@ main (int argc, char **argv)
       "Host memory for a trace (default: 3/4 of the VMs' maximum + 2 GiB)", "MIB" },
     { "policy", 'p', 0, G_OPTION_ARG_STRING, &o.policies,
       "Policies, comma-separated, or all (default): static, mom, squeezed, proxmox, "
-      "memtide-stats, memtide", "NAMES" },
+      "memtide-stats, memtide",
+      "NAMES" },
     { "memtide-policy", 0, 0, G_OPTION_ARG_FILENAME, &o.memtide_policy,
       "Directory of memtide policy files to use instead of the built-in defaults", "DIR" },
     { "seed", 0, 0, G_OPTION_ARG_INT64, &o.seed, "Workload seed (default 1)", "N" },
@@ -260,39 +252,37 @@ main (int argc, char **argv)
       "Short runs (120 s per scenario) for the test suite", NULL },
     { "check", 0, 0, G_OPTION_ARG_NONE, &o.check,
       "Check every output exists and every figure is sane; exit 1 if not", NULL },
-    { "no-fpr", 0, 0, G_OPTION_ARG_NONE, &o.no_fpr,
-      "Guests without free page reporting", NULL },
+    { "no-fpr", 0, 0, G_OPTION_ARG_NONE, &o.no_fpr, "Guests without free page reporting", NULL },
     { "no-plot", 0, 0, G_OPTION_ARG_NONE, &o.no_plot, "Write no plot", NULL },
     { NULL }
   };
-  g_autoptr(GOptionContext) ctx = g_option_context_new ("- memtide's planner and baselines on simulated guests");
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GPtrArray) policies = NULL;
-  g_autoptr(GString) md = g_string_new (NULL);
-  g_autoptr(GString) csv = g_string_new ("scenario,policy,host_gib_min,peak_gib,committed_gib_min,"
-                                         "stall_s,oom_kills,host_oom_kills,host_swap_gib_min,"
-                                         "short_episodes,grant_p50_s,grant_p95_s,actions\n");
-  g_auto(GStrv) scen = NULL;
+  g_autoptr (GOptionContext) ctx =
+    g_option_context_new ("- memtide's planner and baselines on simulated guests");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) policies = NULL;
+  g_autoptr (GString) md = g_string_new (NULL);
+  g_autoptr (GString) csv = g_string_new ("scenario,policy,host_gib_min,peak_gib,committed_gib_min,"
+                                          "stall_s,oom_kills,host_oom_kills,host_swap_gib_min,"
+                                          "short_episodes,grant_p50_s,grant_p95_s,actions\n");
+  g_auto (GStrv) scen = NULL;
   g_autofree char *md_path = NULL;
   g_autofree char *csv_path = NULL;
 
   setlocale (LC_ALL, "C");
   g_option_context_add_main_entries (ctx, entries, NULL);
-  if (!g_option_context_parse (ctx, &argc, &argv, &error))
-    {
-      g_printerr ("memtide-sim: %s\n", error->message);
-      return 2;
-    }
+  if (!g_option_context_parse (ctx, &argc, &argv, &error)) {
+    g_printerr ("memtide-sim: %s\n", error->message);
+    return 2;
+  }
   if (o.results == NULL)
     o.results = g_strdup ("build/bench-results");
   if (o.smoke && o.duration <= 0)
     o.duration = 120;
   policies = pick_policies (o.policies, &error);
-  if (policies == NULL)
-    {
-      g_printerr ("memtide-sim: %s\n", error->message);
-      return 2;
-    }
+  if (policies == NULL) {
+    g_printerr ("memtide-sim: %s\n", error->message);
+    return 2;
+  }
   if (o.trace != NULL)
     scen = g_strsplit ("trace", ",", -1);
   else if (o.scenarios == NULL || g_str_equal (o.scenarios, "all"))
@@ -301,39 +291,37 @@ main (int argc, char **argv)
     scen = g_strsplit (o.scenarios, ",", -1);
   if (o.trace == NULL)
     for (char **s = scen; *s; s++)
-      if (!g_strv_contains (sim_scenario_names (), *s))
-        {
-          g_printerr ("memtide-sim: unknown scenario '%s' (known: %s)\n", *s,
-                      g_strjoinv (", ", (char **) sim_scenario_names ()));
-          return 2;
-        }
-
-  g_string_append_printf (md, "## Simulator results\n\nmemtide-sim, seed %" G_GINT64_FORMAT
-                          ", free page reporting %s, %s.  Host figures count the memory the VMs "
-                          "occupy on the host (their guest memory RSS); committed counts their sizes.\n\n",
-                          o.seed, o.no_fpr ? "off" : "on for every policy",
-                          o.smoke ? "smoke durations" : "full durations");
-  for (char **s = scen; *s; s++)
-    if (!run_scenario (&o, *s, policies, md, csv, &error))
-      {
-        g_printerr ("memtide-sim: %s: %s\n", *s, error->message);
-        return 1;
+      if (!g_strv_contains (sim_scenario_names (), *s)) {
+        g_printerr ("memtide-sim: unknown scenario '%s' (known: %s)\n", *s,
+                    g_strjoinv (", ", (char **) sim_scenario_names ()));
+        return 2;
       }
+
+  g_string_append_printf (
+    md,
+    "## Simulator results\n\nmemtide-sim, seed %" G_GINT64_FORMAT
+    ", free page reporting %s, %s.  Host figures count the memory the VMs "
+    "occupy on the host (their guest memory RSS); committed counts their sizes.\n\n",
+    o.seed, o.no_fpr ? "off" : "on for every policy",
+    o.smoke ? "smoke durations" : "full durations");
+  for (char **s = scen; *s; s++)
+    if (!run_scenario (&o, *s, policies, md, csv, &error)) {
+      g_printerr ("memtide-sim: %s: %s\n", *s, error->message);
+      return 1;
+    }
   md_path = g_build_filename (o.results, "sim", "results.md", NULL);
   csv_path = g_build_filename (o.results, "sim", "summary.csv", NULL);
   if (!g_file_set_contents (md_path, md->str, -1, &error)
-      || !g_file_set_contents (csv_path, csv->str, -1, &error))
-    {
-      g_printerr ("memtide-sim: %s\n", error->message);
-      return 1;
-    }
+      || !g_file_set_contents (csv_path, csv->str, -1, &error)) {
+    g_printerr ("memtide-sim: %s\n", error->message);
+    return 1;
+  }
   fputs (md->str, stdout);
   g_printerr ("memtide-sim: wrote %s and %s\n", md_path, csv_path);
-  if (o.check && n_failures > 0)
-    {
-      g_printerr ("memtide-sim: %u check(s) failed\n", n_failures);
-      return 1;
-    }
+  if (o.check && n_failures > 0) {
+    g_printerr ("memtide-sim: %u check(s) failed\n", n_failures);
+    return 1;
+  }
   g_free (o.results);
   g_free (o.scenarios);
   g_free (o.policies);

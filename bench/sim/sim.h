@@ -18,8 +18,8 @@
 
 #include <glib.h>
 
-#define SIM_DT            0.1    /* s per step */
-#define SIM_MAX_VMS       64
+#define SIM_DT      0.1 /* s per step */
+#define SIM_MAX_VMS 64
 
 static inline guint64
 sim_mib_to_bytes (double mib)
@@ -39,79 +39,78 @@ sim_bytes_to_mib (guint64 b)
 
 /* What one VM's software wants, one point per second (interpolated). */
 typedef struct {
-  guint   n;                  /* points: t = 0 .. n-1 s */
-  float  *ws;                 /* working set MiB: anonymous + unreclaimable */
-  float  *cache;              /* page cache MiB it would use if it had room */
+  guint n;      /* points: t = 0 .. n-1 s */
+  float *ws;    /* working set MiB: anonymous + unreclaimable */
+  float *cache; /* page cache MiB it would use if it had room */
 } SimLoad;
 
-void   sim_load_init (SimLoad *l, guint n);
-void   sim_load_clear (SimLoad *l);
+void sim_load_init (SimLoad *l, guint n);
+void sim_load_clear (SimLoad *l);
 double sim_load_ws (const SimLoad *l, double t);
 double sim_load_cache (const SimLoad *l, double t);
 
 /* One VM of a scenario: its configuration and its workload. */
 typedef struct {
-  char    name[32];
-  double  boot;               /* MiB boot memory (the balloon's range) */
-  double  vmem_size;          /* MiB virtio-mem device, 0 = none */
-  double  vmem_block;         /* MiB virtio-mem block (2) */
-  double  vmem_unmovable;     /* MiB of plugged memory the guest can never
+  char name[32];
+  double boot;           /* MiB boot memory (the balloon's range) */
+  double vmem_size;      /* MiB virtio-mem device, 0 = none */
+  double vmem_block;     /* MiB virtio-mem block (2) */
+  double vmem_unmovable; /* MiB of plugged memory the guest can never
                                  offline (pinned / unmovable pages) */
-  double  swap;               /* MiB guest swap */
-  double  hot_cache;          /* fraction of the cache re-read often: losing it stalls */
-  double  start;              /* s: powered on then (boot storms); 0 = running */
-  gboolean agent;             /* memtide-agent reports PSI every second */
+  double swap;           /* MiB guest swap */
+  double hot_cache;      /* fraction of the cache re-read often: losing it stalls */
+  double start;          /* s: powered on then (boot storms); 0 = running */
+  gboolean agent;        /* memtide-agent reports PSI every second */
   SimLoad load;
 } SimVmSpec;
 
 typedef struct {
-  char       name[32];
-  char       title[96];
-  double     duration;        /* s */
-  guint64    seed;
-  double     host_total;      /* MiB physical */
-  double     host_base;       /* MiB the host itself uses (kernel, services) */
-  double     host_swap;       /* MiB host swap */
-  guint      n_vms;
-  SimVmSpec  vms[SIM_MAX_VMS];
+  char name[32];
+  char title[96];
+  double duration; /* s */
+  guint64 seed;
+  double host_total; /* MiB physical */
+  double host_base;  /* MiB the host itself uses (kernel, services) */
+  double host_swap;  /* MiB host swap */
+  guint n_vms;
+  SimVmSpec vms[SIM_MAX_VMS];
 } SimScenario;
 
 const char *const *sim_scenario_names (void);
 /* Fills *sc for a built-in scenario; FALSE if unknown.  duration <= 0
  * keeps the scenario's own. */
-gboolean sim_scenario_build (SimScenario *sc, const char *name, guint64 seed,
-                             double duration, gboolean balloon_only);
+gboolean sim_scenario_build (SimScenario *sc, const char *name, guint64 seed, double duration,
+                             gboolean balloon_only);
 /* Reads a CSV trace (docs/benchmarks.md): time_s,vm,working_set_mib,
  * cache_mib[,max_mib].  host_mib 0 = 3/4 of the VMs' maximum. */
-gboolean sim_scenario_from_trace (SimScenario *sc, const char *path,
-                                  double host_mib, gboolean balloon_only,
-                                  GError **error);
+gboolean sim_scenario_from_trace (SimScenario *sc, const char *path, double host_mib,
+                                  gboolean balloon_only, GError **error);
 void sim_scenario_clear (SimScenario *sc);
 
 /* ---- the world ---------------------------------------------------------- */
 
 /* virtio-balloon stats as libvirt returns them (refreshed every stats period). */
 typedef struct {
-  double  time;
-  double  total;              /* "available": guest MemTotal */
-  double  usable;             /* MemAvailable */
-  double  unused;             /* MemFree */
-  double  caches;             /* disk_caches */
-  double  swap_in, swap_out;  /* MiB cumulative */
-  double  major_faults;       /* cumulative */
+  double time;
+  double total;             /* "available": guest MemTotal */
+  double usable;            /* MemAvailable */
+  double unused;            /* MemFree */
+  double caches;            /* disk_caches */
+  double swap_in, swap_out; /* MiB cumulative */
+  double major_faults;      /* cumulative */
 } SimStats;
 
 /* memtide-agent report (every second). */
 typedef struct {
-  double  time;
-  double  total, available, free, cache;
-  double  swap_in, swap_out, major_faults;
-  double  swap_used;          /* MiB swapped out now (SwapTotal - SwapFree) */
-  double  inactive_file;      /* MiB of the cache not re-read lately (Inactive(file)) */
-  double  psi_some10, psi_full10;
-  double  stall_total;        /* s stalled since boot (PSI some total) */
-  guint   oom_kills;
-  gboolean trigger;           /* sent at once: the guest's PSI trigger fired */
+  double time;
+  double total, available, free, cache;
+  double swap_in, swap_out, major_faults;
+  double swap_used;     /* MiB swapped out now (SwapTotal - SwapFree) */
+  double inactive_file; /* MiB of the cache not re-read lately (Inactive(file)) */
+  double psi_some10, psi_full10;
+  double stall_total; /* s stalled since boot (PSI some total) */
+  guint oom_kills;
+  gboolean trigger; /* sent at once: the guest's PSI trigger fired */
 } SimReport;
 
 typedef struct {
@@ -119,46 +118,46 @@ typedef struct {
   gboolean running;
 
   /* Hypervisor. */
-  double balloon;             /* MiB boot memory the balloon leaves the guest */
+  double balloon; /* MiB boot memory the balloon leaves the guest */
   double balloon_target;
-  double balloon_cmd_at;      /* s: the driver starts moving then */
-  double plugged, requested;  /* virtio-mem */
+  double balloon_cmd_at;     /* s: the driver starts moving then */
+  double plugged, requested; /* virtio-mem */
   double vmem_cmd_at;
-  double rss;                 /* host memory this VM's guest memory occupies */
+  double rss; /* host memory this VM's guest memory occupies */
 
   /* Guest. */
-  double anon;                /* resident working set */
-  double swapped;             /* working set pushed to swap */
+  double anon;    /* resident working set */
+  double swapped; /* working set pushed to swap */
   double cache;
-  double cold_lost;           /* cold cache evicted and not re-read since */
-  double want;                /* working set the software wants now */
-  double oom_until;           /* s: a killed service restarts then */
-  double psi_now;             /* instantaneous stall fraction 0..1 */
-  double psi10;               /* avg10, percent */
+  double cold_lost; /* cold cache evicted and not re-read since */
+  double want;      /* working set the software wants now */
+  double oom_until; /* s: a killed service restarts then */
+  double psi_now;   /* instantaneous stall fraction 0..1 */
+  double psi10;     /* avg10, percent */
   double psi_full10;
-  double swap_in, swap_out, faults;   /* cumulative */
-  guint  oom_kills;
+  double swap_in, swap_out, faults; /* cumulative */
+  guint oom_kills;
 
-  SimStats  stats;
+  SimStats stats;
   SimReport report;
   double next_stats, next_report;
 
-  gboolean new_report;        /* this step: the agent sent a report */
-  double stall_window[10];    /* stall per step over the last second */
-  double last_trigger;        /* s: the PSI trigger fires once per window */
-  double last_memory_report;  /* s: the agent's memory watch sent a report */
+  gboolean new_report;       /* this step: the agent sent a report */
+  double stall_window[10];   /* stall per step over the last second */
+  double last_trigger;       /* s: the PSI trigger fires once per window */
+  double last_memory_report; /* s: the agent's memory watch sent a report */
 
   /* Metrics. */
   double stall_s;
-  gboolean short_now;         /* working set above what the guest has */
+  gboolean short_now; /* working set above what the guest has */
   double short_since;
   gboolean short_from_rise;
 
   /* SIM_LOG_STALL: where the current stall episode's stall comes from. */
-  double stall_ep_since;      /* s, < 0 = not stalling */
+  double stall_ep_since; /* s, < 0 = not stalling */
   double stall_ep_swap, stall_ep_cache, stall_ep_host;
   double stall_ep_min_size, stall_ep_max_want;
-  double stall_window_end;    /* s: last step that stalled */
+  double stall_window_end; /* s: last step that stalled */
 } SimVm;
 
 typedef struct _SimWorld SimWorld;
@@ -166,52 +165,52 @@ typedef struct _SimPolicy SimPolicy;
 
 typedef struct {
   double host_total;
-  double mem_available;       /* MemTotal - used, as /proc/meminfo */
-  double mem_free;            /* MemFree + Buffers + Cached (MOM's mem_free) */
-  double used;                /* host_base + VM RSS (Proxmox's memused) */
+  double mem_available; /* MemTotal - used, as /proc/meminfo */
+  double mem_free;      /* MemFree + Buffers + Cached (MOM's mem_free) */
+  double used;          /* host_base + VM RSS (Proxmox's memused) */
 } SimHostView;
 
 typedef struct {
-  double  vm_rss_mib_s;       /* integral of the VMs' host memory, MiB*s */
-  double  committed_mib_s;    /* integral of the VMs' sizes */
-  double  floor_mib_s;        /* integral of the no-stall floor (no_stall_floor()) */
-  double  peak_rss;           /* MiB, VMs' host memory at its highest */
-  double  peak_committed;
-  double  stall_s;            /* sum over VMs of guest stall time (PSI some) */
-  guint   oom_kills;          /* guest OOM kills */
-  guint   host_oom_kills;
-  double  host_swap_mib_s;
-  guint   actions;            /* resize requests sent to the hypervisor */
-  GArray *grant_s;            /* double: demand rise to grant, per episode */
-  guint   killed_episodes;    /* ended by an OOM kill, not by a grant */
+  double vm_rss_mib_s;    /* integral of the VMs' host memory, MiB*s */
+  double committed_mib_s; /* integral of the VMs' sizes */
+  double floor_mib_s;     /* integral of the no-stall floor (no_stall_floor()) */
+  double peak_rss;        /* MiB, VMs' host memory at its highest */
+  double peak_committed;
+  double stall_s;  /* sum over VMs of guest stall time (PSI some) */
+  guint oom_kills; /* guest OOM kills */
+  guint host_oom_kills;
+  double host_swap_mib_s;
+  guint actions;         /* resize requests sent to the hypervisor */
+  GArray *grant_s;       /* double: demand rise to grant, per episode */
+  guint killed_episodes; /* ended by an OOM kill, not by a grant */
 } SimMetrics;
 
 struct _SimWorld {
   const SimScenario *sc;
-  double   now;
-  guint    n;
-  SimVm    vm[SIM_MAX_VMS];
-  double   host_swap_used;
-  double   stats_period;      /* s between balloon stats refreshes */
-  gboolean fpr;               /* free page reporting on */
-  double   fpr_delay;         /* s */
-  gboolean log_stall;         /* SIM_LOG_STALL: print each stall episode's causes */
-  const char *trace;          /* SIM_TRACE=vm[,vm...][:from[:to]]: per-step guest state */
+  double now;
+  guint n;
+  SimVm vm[SIM_MAX_VMS];
+  double host_swap_used;
+  double stats_period; /* s between balloon stats refreshes */
+  gboolean fpr;        /* free page reporting on */
+  double fpr_delay;    /* s */
+  gboolean log_stall;  /* SIM_LOG_STALL: print each stall episode's causes */
+  const char *trace;   /* SIM_TRACE=vm[,vm...][:from[:to]]: per-step guest state */
   SimMetrics m;
 };
 
 /* ---- policies ------------------------------------------------------------ */
 
 struct _SimPolicy {
-  const char *name;           /* command-line name */
-  const char *label;          /* table label */
-  const char *source;         /* where the algorithm comes from */
+  const char *name;   /* command-line name */
+  const char *label;  /* table label */
+  const char *source; /* where the algorithm comes from */
   gpointer (*init) (SimWorld *w, const char *arg, GError **error);
   /* Called every step; the policy keeps its own period. */
-  void     (*step) (gpointer self, SimWorld *w);
+  void (*step) (gpointer self, SimWorld *w);
   /* An agent report just arrived (may be NULL). */
-  void     (*report) (gpointer self, SimWorld *w, guint vm);
-  void     (*free) (gpointer self);
+  void (*report) (gpointer self, SimWorld *w, guint vm);
+  void (*free) (gpointer self);
 };
 
 extern const SimPolicy sim_policy_memtide;
@@ -226,19 +225,19 @@ const SimPolicy *sim_policy_find (const char *name);
 
 /* ---- world API for policies ------------------------------------------------ */
 
-void   sim_world_init (SimWorld *w, const SimScenario *sc, gboolean fpr);
-void   sim_world_clear (SimWorld *w);
+void sim_world_init (SimWorld *w, const SimScenario *sc, gboolean fpr);
+void sim_world_clear (SimWorld *w);
 /* One SIM_DT step of every guest and the host. */
-void   sim_world_step (SimWorld *w);
+void sim_world_step (SimWorld *w);
 
-double sim_vm_size (const SimVm *v);          /* balloon + plugged, MiB */
-double sim_vm_max (const SimVm *v);           /* boot + device */
-void   sim_host_view (const SimWorld *w, SimHostView *out);
+double sim_vm_size (const SimVm *v); /* balloon + plugged, MiB */
+double sim_vm_max (const SimVm *v);  /* boot + device */
+void sim_host_view (const SimWorld *w, SimHostView *out);
 
 /* Requests; the guest follows with latency.  The policy counts its
  * actions (w->m.actions): one per resize decision sent. */
-void   sim_set_balloon (SimWorld *w, guint vm, double mib);
-void   sim_set_vmem (SimWorld *w, guint vm, double mib);
+void sim_set_balloon (SimWorld *w, guint vm, double mib);
+void sim_set_vmem (SimWorld *w, guint vm, double mib);
 /* The agent's memory.reclaim: the guest drops up to `mib` of page cache
  * at once, cold (inactive) pages first. */
-void   sim_reclaim (SimWorld *w, guint vm, double mib);
+void sim_reclaim (SimWorld *w, guint vm, double mib);

@@ -13,12 +13,12 @@
 #include "agent-parse.h"
 
 typedef enum {
-  ST_VALUE,            /* a value must come */
-  ST_VALUE_OR_END,     /* just after '[' */
-  ST_KEY_OR_END,       /* just after '{' */
-  ST_KEY,              /* after ',' in an object */
+  ST_VALUE,        /* a value must come */
+  ST_VALUE_OR_END, /* just after '[' */
+  ST_KEY_OR_END,   /* just after '{' */
+  ST_KEY,          /* after ',' in an object */
   ST_COLON,
-  ST_AFTER,            /* after a value: ',' or a closer */
+  ST_AFTER, /* after a value: ',' or a closer */
 } ScanState;
 
 typedef struct {
@@ -166,7 +166,7 @@ scan_number (Scanner *s)
 static gboolean
 scan_literal (Scanner *s)
 {
-  static const char * const words[] = { "true", "false", "null" };
+  static const char *const words[] = { "true", "false", "null" };
 
   for (guint i = 0; i < G_N_ELEMENTS (words); i++) {
     gsize n = strlen (words[i]);
@@ -186,7 +186,7 @@ gboolean
 mt_agent_json_check (const char *line, gsize len, MtAgentProblem *problem)
 {
   Scanner s = { (const guchar *) line, (const guchar *) line + len, problem };
-  gboolean stack[MT_AGENT_MAX_DEPTH];    /* TRUE = object */
+  gboolean stack[MT_AGENT_MAX_DEPTH]; /* TRUE = object */
   guint depth = 0;
   ScanState st = ST_VALUE;
 
@@ -222,8 +222,8 @@ mt_agent_json_check (const char *line, gsize len, MtAgentProblem *problem)
     case ST_VALUE:
       if (c == '{' || c == '[') {
         if (depth == MT_AGENT_MAX_DEPTH) {
-          mt_agent_problem_set (problem, MT_AGENT_ERR_TOO_DEEP, NULL,
-                                "nested deeper than %d", MT_AGENT_MAX_DEPTH);
+          mt_agent_problem_set (problem, MT_AGENT_ERR_TOO_DEEP, NULL, "nested deeper than %d",
+                                MT_AGENT_MAX_DEPTH);
           return FALSE;
         }
         stack[depth++] = c == '{';

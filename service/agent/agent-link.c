@@ -16,13 +16,13 @@
 #define OUT_MAX (4 * MT_AGENT_LINE_MAX)
 
 typedef struct {
-  guint32          id;
-  char             op[16];
-  guint64          bytes;      /* reclaim: what we asked for */
-  gint64           deadline;
+  guint32 id;
+  char op[16];
+  guint64 bytes; /* reclaim: what we asked for */
+  gint64 deadline;
   MtAgentReplyFunc callback;
-  gpointer         user_data;
-  GDestroyNotify   destroy;
+  gpointer user_data;
+  GDestroyNotify destroy;
 } Pending;
 
 struct _MtAgentLink {
@@ -37,26 +37,26 @@ struct _MtAgentLink {
   MtAgentLinkState state;
   GSocket *socket;
   GSource *in_source;
-  GSource *out_source;         /* waiting for POLLOUT: connect or a full queue */
+  GSource *out_source; /* waiting for POLLOUT: connect or a full queue */
   gboolean connecting;
   GByteArray *out;
-  GSource *timer;              /* WAITING: the next attempt; connected: the watchdog */
+  GSource *timer; /* WAITING: the next attempt; connected: the watchdog */
 
-  gint64  reconnect_delay;
-  guint   violation_streak;
-  guint   clean_reports;       /* believed reports since the last violation */
-  gint64  retry_at;
-  gint64  last_valid;          /* connect or last valid report, for silent_reconnect */
+  gint64 reconnect_delay;
+  guint violation_streak;
+  guint clean_reports; /* believed reports since the last violation */
+  gint64 retry_at;
+  gint64 last_valid; /* connect or last valid report, for silent_reconnect */
 
   guint32 next_id;
-  GHashTable *pending;         /* id -> Pending */
+  GHashTable *pending; /* id -> Pending */
   MtAgentLinkStats stats;
 
-  guint    busy;               /* inside a dispatch: free later */
+  guint busy; /* inside a dispatch: free later */
   gboolean free_requested;
 };
 
-static const char * const state_names[] = {
+static const char *const state_names[] = {
   [MT_AGENT_LINK_WAITING] = "waiting",
   [MT_AGENT_LINK_HANDSHAKE] = "handshake",
   [MT_AGENT_LINK_ACTIVE] = "active",
@@ -72,7 +72,7 @@ mt_agent_link_state_to_string (MtAgentLinkState state)
 void
 mt_agent_link_config_init (MtAgentLinkConfig *cfg)
 {
-  *cfg = (MtAgentLinkConfig) {
+  *cfg = (MtAgentLinkConfig){
     .reconnect_min = 1 * G_USEC_PER_SEC,
     .reconnect_max = 30 * G_USEC_PER_SEC,
     .violation_min = 10 * G_USEC_PER_SEC,
@@ -156,7 +156,7 @@ set_timer (MtAgentLink *link, gint64 delay, GSourceFunc func)
 static void
 fail_pending (MtAgentLink *link, GIOErrorEnum code, const char *message)
 {
-  g_autoptr(GList) values = NULL;
+  g_autoptr (GList) values = NULL;
   GHashTableIter iter;
   gpointer value;
 
@@ -168,7 +168,7 @@ fail_pending (MtAgentLink *link, GIOErrorEnum code, const char *message)
   }
   for (GList *l = values; l; l = l->next) {
     Pending *p = l->data;
-    g_autoptr(GError) error = g_error_new_literal (G_IO_ERROR, code, message);
+    g_autoptr (GError) error = g_error_new_literal (G_IO_ERROR, code, message);
 
     link->stats.requests_failed++;
     if (p->callback && !link->free_requested)
@@ -254,9 +254,9 @@ static gboolean
 flush (MtAgentLink *link)
 {
   while (link->out->len > 0) {
-    g_autoptr(GError) error = NULL;
-    gssize n = g_socket_send (link->socket, (const char *) link->out->data, link->out->len,
-                              NULL, &error);
+    g_autoptr (GError) error = NULL;
+    gssize n =
+      g_socket_send (link->socket, (const char *) link->out->data, link->out->len, NULL, &error);
 
     if (n < 0) {
       if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
@@ -298,7 +298,8 @@ new_id (MtAgentLink *link)
 {
   do
     link->next_id++;
-  while (link->next_id == 0 || g_hash_table_contains (link->pending, GUINT_TO_POINTER (link->next_id)));
+  while (link->next_id == 0
+         || g_hash_table_contains (link->pending, GUINT_TO_POINTER (link->next_id)));
   return link->next_id;
 }
 
@@ -335,8 +336,8 @@ violation (MtAgentLink *link, const MtAgentProblem *problem)
 static void
 handle_reply (MtAgentLink *link, const MtAgentReply *reply)
 {
-  Pending *p = reply->has_id
-               ? g_hash_table_lookup (link->pending, GUINT_TO_POINTER (reply->id)) : NULL;
+  Pending *p =
+    reply->has_id ? g_hash_table_lookup (link->pending, GUINT_TO_POINTER (reply->id)) : NULL;
   MtAgentProblem problem;
 
   if (p == NULL) {
@@ -347,7 +348,8 @@ handle_reply (MtAgentLink *link, const MtAgentReply *reply)
   if ((reply->op[0] && strcmp (reply->op, p->op) != 0)
       || (reply->ok && strcmp (p->op, "reclaim") == 0 && reply->requested != p->bytes)) {
     mt_agent_problem_set (&problem, MT_AGENT_ERR_INCONSISTENT, "id",
-                          "reply to request %u does not match it (op \"%s\")", reply->id, reply->op);
+                          "reply to request %u does not match it (op \"%s\")", reply->id,
+                          reply->op);
     mt_agent_session_violation (link->session, &problem, g_get_monotonic_time ());
     violation (link, &problem);
     return;
@@ -388,7 +390,7 @@ static gboolean
 on_readable (GSocket *socket, GIOCondition cond, gpointer data)
 {
   MtAgentLink *link = data;
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   gint64 now = g_get_monotonic_time ();
   MtAgentEvent ev;
   gsize space;
@@ -409,8 +411,8 @@ on_readable (GSocket *socket, GIOCondition cond, gpointer data)
     mt_agent_session_set_host (link->session, max_memory, current, now);
   }
   if (n <= 0) {
-    g_autofree char *why = n == 0 ? g_strdup ("the channel was closed")
-                                  : g_strdup_printf ("read: %s", error->message);
+    g_autofree char *why =
+      n == 0 ? g_strdup ("the channel was closed") : g_strdup_printf ("read: %s", error->message);
     lost (link, why);
   } else {
     mt_agent_session_commit (link->session, (gsize) n);
@@ -429,7 +431,7 @@ static gboolean
 on_writable (GSocket *socket, GIOCondition cond, gpointer data)
 {
   MtAgentLink *link = data;
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
 
   g_clear_pointer (&link->out_source, g_source_unref);
   enter (link);
@@ -455,7 +457,7 @@ on_watchdog (gpointer data)
 {
   MtAgentLink *link = data;
   gint64 now = g_get_monotonic_time ();
-  g_autoptr(GList) expired = NULL;
+  g_autoptr (GList) expired = NULL;
   GHashTableIter iter;
   gpointer value;
 
@@ -465,7 +467,7 @@ on_watchdog (gpointer data)
   /* An agent with a long report interval is not silent between reports. */
   if (link->state != MT_AGENT_LINK_ACTIVE
       && mt_elapsed (now, link->last_valid)
-         >= MAX (link->cfg.silent_reconnect, 2 * mt_agent_session_fresh_limit (link->session))) {
+           >= MAX (link->cfg.silent_reconnect, 2 * mt_agent_session_fresh_limit (link->session))) {
     lost (link, "silent for too long: reconnecting");
     leave (link);
     return G_SOURCE_REMOVE;
@@ -480,8 +482,8 @@ on_watchdog (gpointer data)
   }
   for (GList *l = expired; l; l = l->next) {
     Pending *p = l->data;
-    g_autoptr(GError) error = g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
-                                           "no reply to %s request %u in time", p->op, p->id);
+    g_autoptr (GError) error = g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                                            "no reply to %s request %u in time", p->op, p->id);
 
     link->stats.requests_failed++;
     if (p->callback && !link->free_requested)
@@ -516,12 +518,12 @@ link_connected (MtAgentLink *link)
 static void
 link_connect (MtAgentLink *link)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GSocketAddress) address = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GSocketAddress) address = NULL;
 
   close_socket (link);
-  link->socket = g_socket_new (G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM,
-                               G_SOCKET_PROTOCOL_DEFAULT, &error);
+  link->socket =
+    g_socket_new (G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_DEFAULT, &error);
   if (link->socket == NULL) {
     link->stats.connect_failures++;
     disconnect (link, next_reconnect_delay (link), error->message);
@@ -668,7 +670,8 @@ mt_agent_link_reclaim (MtAgentLink *link, guint64 bytes, gboolean allow_drop_cac
 
   if (bytes < 1 || bytes > (G_GUINT64_CONSTANT (1) << 40) || timeout_ms < 1 || timeout_ms > 60000) {
     g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                 "reclaim of %" G_GUINT64_FORMAT " bytes in %u ms is out of range", bytes, timeout_ms);
+                 "reclaim of %" G_GUINT64_FORMAT " bytes in %u ms is out of range", bytes,
+                 timeout_ms);
     goto refused;
   }
   if (!mt_agent_link_alive (link, g_get_monotonic_time ()) || hello == NULL) {

@@ -24,25 +24,25 @@
 typedef struct _MtAgentLink MtAgentLink;
 
 typedef enum {
-  MT_AGENT_LINK_WAITING,       /* not connected; the next attempt is at retry_at */
-  MT_AGENT_LINK_HANDSHAKE,     /* connected, no hello report yet on this connection */
-  MT_AGENT_LINK_ACTIVE,        /* hello seen, reports fresh: the agent is there */
-  MT_AGENT_LINK_SILENT,        /* connected, but no report within the fresh limit */
+  MT_AGENT_LINK_WAITING,   /* not connected; the next attempt is at retry_at */
+  MT_AGENT_LINK_HANDSHAKE, /* connected, no hello report yet on this connection */
+  MT_AGENT_LINK_ACTIVE,    /* hello seen, reports fresh: the agent is there */
+  MT_AGENT_LINK_SILENT,    /* connected, but no report within the fresh limit */
 } MtAgentLinkState;
 
 const char *mt_agent_link_state_to_string (MtAgentLinkState state);
 
 typedef struct {
   MtAgentSessionConfig session;
-  gint64 reconnect_min;        /* µs, first retry after a failed or lost connection (1 s) */
-  gint64 reconnect_max;        /* µs, doubling up to this (30 s) */
-  gint64 violation_min;        /* µs closed after a violation (10 s) */
-  gint64 violation_max;        /* µs, doubling per consecutive violation up to this (5 min) */
-  guint  clean_reports;        /* believed reports that end a violation streak (30) */
-  gint64 silent_reconnect;     /* µs without any valid report before reconnecting (60 s) */
-  gint64 watchdog;             /* µs between state checks (1 s) */
-  guint  max_pending;          /* requests waiting for a reply (4) */
-  gint64 reply_grace;          /* µs a reply may come after the request's own timeout (5 s) */
+  gint64 reconnect_min;    /* µs, first retry after a failed or lost connection (1 s) */
+  gint64 reconnect_max;    /* µs, doubling up to this (30 s) */
+  gint64 violation_min;    /* µs closed after a violation (10 s) */
+  gint64 violation_max;    /* µs, doubling per consecutive violation up to this (5 min) */
+  guint clean_reports;     /* believed reports that end a violation streak (30) */
+  gint64 silent_reconnect; /* µs without any valid report before reconnecting (60 s) */
+  gint64 watchdog;         /* µs between state checks (1 s) */
+  guint max_pending;       /* requests waiting for a reply (4) */
+  gint64 reply_grace;      /* µs a reply may come after the request's own timeout (5 s) */
 } MtAgentLinkConfig;
 
 void mt_agent_link_config_init (MtAgentLinkConfig *cfg);
@@ -51,24 +51,22 @@ typedef struct {
   /* Every valid report (ev->report, ev->believed, ev->first_hello, ...). */
   void (*report) (MtAgentLink *link, const MtAgentEvent *ev, gpointer user_data);
   /* `why` is one line for the log. */
-  void (*state_changed) (MtAgentLink *link, MtAgentLinkState old_state,
-                         MtAgentLinkState new_state, const char *why, gpointer user_data);
+  void (*state_changed) (MtAgentLink *link, MtAgentLinkState old_state, MtAgentLinkState new_state,
+                         const char *why, gpointer user_data);
   /* The link was closed for `backoff` µs. */
   void (*violation) (MtAgentLink *link, const MtAgentProblem *problem, gint64 backoff,
                      gpointer user_data);
   /* Optional, asked before each read is checked: the VM's maximum memory
    * and the most it may have now (see mt_agent_session_set_host), so a
    * guest that grows between two ticks is not taken for a liar. */
-  void (*host_view) (MtAgentLink *link, guint64 *max_memory, guint64 *current,
-                     gpointer user_data);
+  void (*host_view) (MtAgentLink *link, guint64 *max_memory, guint64 *current, gpointer user_data);
 } MtAgentLinkCallbacks;
 
 /* `name` is for logs.  cfg NULL = defaults.  `callbacks` must outlive the
  * link; `destroy` frees user_data with the link.  The first connect is
  * attempted from the main loop, not inside this call. */
 MtAgentLink *mt_agent_link_new (const char *name, const char *socket_path,
-                                const MtAgentLinkConfig *cfg,
-                                const MtAgentLinkCallbacks *callbacks,
+                                const MtAgentLinkConfig *cfg, const MtAgentLinkCallbacks *callbacks,
                                 gpointer user_data, GDestroyNotify destroy);
 /* Safe from inside a callback (freed once the callback returns).  Requests
  * still waiting get no callback. */
@@ -92,15 +90,15 @@ const MtAgentReport *mt_agent_link_hello (MtAgentLink *link);
 
 typedef struct {
   MtAgentLinkState state;
-  gboolean connected;          /* the socket is up */
-  gboolean alive;              /* mt_agent_link_alive () */
-  guint64  connects;           /* successful connects */
-  guint64  connect_failures;
-  guint64  disconnects;        /* closed by the peer or an I/O error */
-  gint64   retry_at;           /* WAITING: monotonic µs of the next attempt */
-  guint64  requests;           /* sent */
-  guint64  requests_failed;    /* refused by the agent, timed out or lost with the link */
-  guint64  unmatched_replies;  /* replies to ids we are not waiting for */
+  gboolean connected; /* the socket is up */
+  gboolean alive;     /* mt_agent_link_alive () */
+  guint64 connects;   /* successful connects */
+  guint64 connect_failures;
+  guint64 disconnects;         /* closed by the peer or an I/O error */
+  gint64 retry_at;             /* WAITING: monotonic µs of the next attempt */
+  guint64 requests;            /* sent */
+  guint64 requests_failed;     /* refused by the agent, timed out or lost with the link */
+  guint64 unmatched_replies;   /* replies to ids we are not waiting for */
   MtAgentSessionStats session; /* lines, reports, violations, last violation, ... */
 } MtAgentLinkStats;
 
@@ -109,8 +107,8 @@ void mt_agent_link_get_stats (MtAgentLink *link, gint64 now, MtAgentLinkStats *o
 /* `reply` is NULL when `error` is set: G_IO_ERROR_TIMED_OUT (no reply in
  * time), G_IO_ERROR_CONNECTION_CLOSED (the link went away first).  A
  * reply with ok == FALSE is the agent refusing (reply->error says why). */
-typedef void (*MtAgentReplyFunc) (MtAgentLink *link, const MtAgentReply *reply,
-                                  const GError *error, gpointer user_data);
+typedef void (*MtAgentReplyFunc) (MtAgentLink *link, const MtAgentReply *reply, const GError *error,
+                                  gpointer user_data);
 
 /* Ask the guest to reclaim `bytes` (1 .. 2^40) of memory, mostly page
  * cache (docs/agent-protocol.md, "reclaim"), within timeout_ms (1 ..
@@ -121,5 +119,5 @@ typedef void (*MtAgentReplyFunc) (MtAgentLink *link, const MtAgentReply *reply,
  * callback runs exactly once unless the link is freed first; `destroy`
  * frees user_data in every case. */
 guint32 mt_agent_link_reclaim (MtAgentLink *link, guint64 bytes, gboolean allow_drop_caches,
-                               guint timeout_ms, MtAgentReplyFunc callback,
-                               gpointer user_data, GDestroyNotify destroy, GError **error);
+                               guint timeout_ms, MtAgentReplyFunc callback, gpointer user_data,
+                               GDestroyNotify destroy, GError **error);

@@ -11,20 +11,20 @@
 #include "agent-parse.h"
 #include "model.h"
 
-#define PAGE_SIZE_MIN      4096
-#define PAGE_SIZE_MAX      (2 * 1024 * 1024)
-#define INTERVAL_MS_MIN    100
-#define INTERVAL_MS_MAX    60000
-#define SWAP_MAX           (G_GUINT64_CONSTANT (1) << 50)
-#define BLOCK_SIZE_MIN     (G_GUINT64_CONSTANT (1) << 20)
-#define BLOCK_SIZE_MAX     (G_GUINT64_CONSTANT (1) << 34)
-#define COUNT32_MAX        ((guint64) G_MAXUINT32)
-#define RECLAIM_BYTES_MAX  (G_GUINT64_CONSTANT (1) << 40)
-#define UNAVAILABLE_MAX    16
-#define METHODS_MAX        8
-#define NAME_MAX_LEN       32
+#define PAGE_SIZE_MIN     4096
+#define PAGE_SIZE_MAX     (2 * 1024 * 1024)
+#define INTERVAL_MS_MIN   100
+#define INTERVAL_MS_MAX   60000
+#define SWAP_MAX          (G_GUINT64_CONSTANT (1) << 50)
+#define BLOCK_SIZE_MIN    (G_GUINT64_CONSTANT (1) << 20)
+#define BLOCK_SIZE_MAX    (G_GUINT64_CONSTANT (1) << 34)
+#define COUNT32_MAX       ((guint64) G_MAXUINT32)
+#define RECLAIM_BYTES_MAX (G_GUINT64_CONSTANT (1) << 40)
+#define UNAVAILABLE_MAX   16
+#define METHODS_MAX       8
+#define NAME_MAX_LEN      32
 
-static const char * const error_codes[] = {
+static const char *const error_codes[] = {
   [MT_AGENT_OK] = "ok",
   [MT_AGENT_ERR_MALFORMED] = "malformed",
   [MT_AGENT_ERR_TOO_DEEP] = "too_deep",
@@ -44,11 +44,9 @@ mt_agent_error_code_to_string (MtAgentErrorCode code)
   return "unknown";
 }
 
-static const char * const reasons[] = {
-  [MT_AGENT_REASON_CONNECT] = "connect",
-  [MT_AGENT_REASON_TICK] = "tick",
-  [MT_AGENT_REASON_PSI] = "psi",
-  [MT_AGENT_REASON_REPLY] = "reply",
+static const char *const reasons[] = {
+  [MT_AGENT_REASON_CONNECT] = "connect", [MT_AGENT_REASON_TICK] = "tick",
+  [MT_AGENT_REASON_PSI] = "psi",         [MT_AGENT_REASON_REPLY] = "reply",
   [MT_AGENT_REASON_MEMORY] = "memory",
 };
 
@@ -58,14 +56,14 @@ mt_agent_reason_to_string (MtAgentReason r)
   return (guint) r < G_N_ELEMENTS (reasons) ? reasons[r] : "unknown";
 }
 
-static const char * const psi_modes[] = {
+static const char *const psi_modes[] = {
   [MT_AGENT_PSI_MODE_TRIGGER] = "trigger",
   [MT_AGENT_PSI_MODE_POLL] = "poll",
   [MT_AGENT_PSI_MODE_OFF] = "off",
   [MT_AGENT_PSI_MODE_NONE] = "none",
 };
 
-static const char * const unavailable_names[] = {
+static const char *const unavailable_names[] = {
   [MT_AGENT_UNAVAIL_MEMINFO] = "meminfo",
   [MT_AGENT_UNAVAIL_VMSTAT] = "vmstat",
   [MT_AGENT_UNAVAIL_PSI] = "psi",
@@ -109,7 +107,8 @@ mt_agent_problem_set (MtAgentProblem *p, MtAgentErrorCode code, const char *fiel
 guint64
 mt_agent_report_movable (const MtAgentReport *r)
 {
-  if (!r->has_blocks || r->blocks.online_movable == MT_UNKNOWN || r->blocks.block_size == MT_UNKNOWN)
+  if (!r->has_blocks || r->blocks.online_movable == MT_UNKNOWN
+      || r->blocks.block_size == MT_UNKNOWN)
     return MT_UNKNOWN;
   /* Below MT_UNKNOWN even when it saturates: a huge value is a lie to
    * catch, not an unknown. */
@@ -128,8 +127,8 @@ mt_agent_report_droppable_cache (const MtAgentReport *r)
 
 /* Where in the line we are, for the problem's field name. */
 typedef struct {
-  JsonObject     *obj;
-  const char     *prefix;      /* "" at the top, "mem." inside mem */
+  JsonObject *obj;
+  const char *prefix; /* "" at the top, "mem." inside mem */
   MtAgentProblem *problem;
 } Obj;
 
@@ -145,8 +144,8 @@ bad (const Obj *o, const char *key, const char *what)
 {
   char f[64];
 
-  mt_agent_problem_set (o->problem, MT_AGENT_ERR_FIELD, path (o, key, f, sizeof f),
-                        "%s %s", f, what);
+  mt_agent_problem_set (o->problem, MT_AGENT_ERR_FIELD, path (o, key, f, sizeof f), "%s %s", f,
+                        what);
   return FALSE;
 }
 
@@ -168,8 +167,7 @@ is_int (JsonNode *n)
 
 /* An integer in [min, max]; MT_UNKNOWN when absent and optional. */
 static gboolean
-get_uint (const Obj *o, const char *key, gboolean required, guint64 min, guint64 max,
-          guint64 *out)
+get_uint (const Obj *o, const char *key, gboolean required, guint64 min, guint64 max, guint64 *out)
 {
   JsonNode *n;
   gint64 v;
@@ -185,8 +183,9 @@ get_uint (const Obj *o, const char *key, gboolean required, guint64 min, guint64
   v = json_node_get_int (n);
   if (v < 0 || (guint64) v < min || (guint64) v > max) {
     mt_agent_problem_set (o->problem, MT_AGENT_ERR_FIELD, path (o, key, f, sizeof f),
-                          "%s = %" G_GINT64_FORMAT " outside [%" G_GUINT64_FORMAT ", %"
-                          G_GUINT64_FORMAT "]", f, v, min, max);
+                          "%s = %" G_GINT64_FORMAT " outside [%" G_GUINT64_FORMAT
+                          ", %" G_GUINT64_FORMAT "]",
+                          f, v, min, max);
     return FALSE;
   }
   *out = (guint64) v;
@@ -195,8 +194,7 @@ get_uint (const Obj *o, const char *key, gboolean required, guint64 min, guint64
 
 /* A number (integer or not) in [min, max]; NAN when absent and optional. */
 static gboolean
-get_number (const Obj *o, const char *key, gboolean required, double min, double max,
-            double *out)
+get_number (const Obj *o, const char *key, gboolean required, double min, double max, double *out)
 {
   JsonNode *n;
   double v;
@@ -259,8 +257,8 @@ boot_id_char (char c)
 /* A string of at most max_len bytes whose characters pass ok (NULL: any
  * UTF-8, sanitized on the way out); "" when absent and optional. */
 static gboolean
-get_string (const Obj *o, const char *key, gboolean required, gsize max_len, CharOk ok,
-            char *out, gsize out_size)
+get_string (const Obj *o, const char *key, gboolean required, gsize max_len, CharOk ok, char *out,
+            gsize out_size)
 {
   JsonNode *n;
   const char *v;
@@ -295,7 +293,7 @@ get_object (const Obj *o, const char *key, const char *prefix, Obj *out, gboolea
   JsonNode *n = json_object_get_member (o->obj, key);
 
   *present = n != NULL;
-  *out = (Obj) { NULL, prefix, o->problem };
+  *out = (Obj){ NULL, prefix, o->problem };
   if (n == NULL)
     return TRUE;
   if (!JSON_NODE_HOLDS_OBJECT (n))
@@ -306,7 +304,7 @@ get_object (const Obj *o, const char *key, const char *prefix, Obj *out, gboolea
 
 /* An array of at most max_items names; each known one sets its bit. */
 static gboolean
-get_name_set (const Obj *o, const char *key, guint max_items, const char * const *names,
+get_name_set (const Obj *o, const char *key, guint max_items, const char *const *names,
               guint n_names, guint *bits)
 {
   JsonNode *n = json_object_get_member (o->obj, key);
@@ -338,8 +336,8 @@ get_name_set (const Obj *o, const char *key, guint max_items, const char * const
 
 /* One of `names` (index returned); anything else fails. */
 static gboolean
-get_enum (const Obj *o, const char *key, gboolean required, const char * const *names,
-          guint n_names, guint *out)
+get_enum (const Obj *o, const char *key, gboolean required, const char *const *names, guint n_names,
+          guint *out)
 {
   char v[NAME_MAX_LEN + 1];
 
@@ -364,7 +362,8 @@ not_above (const Obj *o, const char *key, guint64 v, const char *bound_name, gui
   if (v == MT_UNKNOWN || bound == MT_UNKNOWN || v <= bound)
     return TRUE;
   mt_agent_problem_set (o->problem, MT_AGENT_ERR_INCONSISTENT, path (o, key, f, sizeof f),
-                        "%s %" G_GUINT64_FORMAT " > %s %" G_GUINT64_FORMAT, f, v, bound_name, bound);
+                        "%s %" G_GUINT64_FORMAT " > %s %" G_GUINT64_FORMAT, f, v, bound_name,
+                        bound);
   return FALSE;
 }
 
@@ -387,7 +386,8 @@ parse_hello (const Obj *o, MtAgentReport *r)
       || !get_uint (o, "page_size", TRUE, PAGE_SIZE_MIN, PAGE_SIZE_MAX, &r->page_size)
       || !get_uint (o, "interval_ms", TRUE, INTERVAL_MS_MIN, INTERVAL_MS_MAX, &r->interval_ms)
       || !get_enum (o, "psi_mode", TRUE, psi_modes, G_N_ELEMENTS (psi_modes), &mode)
-      || !get_string (o, "psi_trigger", FALSE, 63, printable, r->psi_trigger, sizeof r->psi_trigger))
+      || !get_string (o, "psi_trigger", FALSE, 63, printable, r->psi_trigger,
+                      sizeof r->psi_trigger))
     return FALSE;
   r->psi_mode = mode;
   if (r->boot_id[0] && strlen (r->boot_id) != 36)
@@ -395,7 +395,7 @@ parse_hello (const Obj *o, MtAgentReport *r)
   if (!power_of_two (r->page_size))
     return bad (o, "page_size", "is not a power of two");
   {
-    static const char * const methods[] = { "memory.reclaim", "drop_caches" };
+    static const char *const methods[] = { "memory.reclaim", "drop_caches" };
     gboolean present;
 
     if (!get_name_set (o, "reclaim_methods", METHODS_MAX, methods, G_N_ELEMENTS (methods),
@@ -434,11 +434,12 @@ parse_mem (const Obj *top, MtAgentReport *r, const MtAgentLimits *limits)
     return FALSE;
   /* Every size is bounded by the VM's maximum even when total is absent. */
   {
-    static const char * const keys[] = { "total", "free", "available", "cached", "shmem",
-                                          "anon", "slab_reclaimable", "inactive_file" };
-    const guint64 values[] = { r->mem.total, r->mem.free, r->mem.available, r->mem.cached,
-                               r->mem.shmem, r->mem.anon, r->mem.slab_reclaimable,
-                               r->mem.inactive_file };
+    static const char *const keys[] = { "total", "free", "available",        "cached",
+                                        "shmem", "anon", "slab_reclaimable", "inactive_file" };
+    const guint64 values[] = {
+      r->mem.total, r->mem.free, r->mem.available,        r->mem.cached,
+      r->mem.shmem, r->mem.anon, r->mem.slab_reclaimable, r->mem.inactive_file
+    };
 
     for (guint i = 0; i < G_N_ELEMENTS (keys); i++)
       if (!not_above (&o, keys[i], values[i], "the VM's maximum memory", max))
@@ -479,7 +480,7 @@ parse_psi_line (const Obj *psi, const char *key, const char *prefix, MtAgentPsiL
 {
   Obj o;
 
-  *l = (MtAgentPsiLine) { NAN, NAN, MT_UNKNOWN };
+  *l = (MtAgentPsiLine){ NAN, NAN, MT_UNKNOWN };
   if (!get_object (psi, key, prefix, &o, present))
     return FALSE;
   if (!*present)
@@ -495,7 +496,7 @@ parse_psi (const Obj *top, MtAgentReport *r)
   Obj o;
   gboolean some = FALSE, full = FALSE;
 
-  r->psi_some = r->psi_full = (MtAgentPsiLine) { NAN, NAN, MT_UNKNOWN };
+  r->psi_some = r->psi_full = (MtAgentPsiLine){ NAN, NAN, MT_UNKNOWN };
   if (!get_object (top, "psi", "psi.", &o, &r->has_psi))
     return FALSE;
   if (!r->has_psi)
@@ -528,8 +529,8 @@ parse_blocks (const Obj *top, MtAgentReport *r, const MtAgentLimits *limits)
     return FALSE;
   if (!power_of_two (r->blocks.block_size))
     return bad (&o, "block_size", "is not a power of two");
-  return not_above (&o, "online_movable", mt_agent_report_movable (r),
-                    "the VM's maximum memory", max);
+  return not_above (&o, "online_movable", mt_agent_report_movable (r), "the VM's maximum memory",
+                    max);
 }
 
 static gboolean
@@ -545,7 +546,8 @@ parse_page_reporting (const Obj *top, MtAgentReport *r, const MtAgentLimits *lim
   if (!r->has_page_reporting)
     return TRUE;
   if (!get_uint (&o, "order", FALSE, 0, 63, &r->page_reporting.order)
-      || !get_uint (&o, "reported_bytes", FALSE, 0, MT_AGENT_INT_MAX, &r->page_reporting.reported_bytes)
+      || !get_uint (&o, "reported_bytes", FALSE, 0, MT_AGENT_INT_MAX,
+                    &r->page_reporting.reported_bytes)
       || !get_uint (&o, "reported_total_bytes", FALSE, 0, MT_AGENT_INT_MAX,
                     &r->page_reporting.reported_total_bytes)
       || !get_uint (&o, "reused_total_bytes", FALSE, 0, MT_AGENT_INT_MAX,
@@ -553,8 +555,8 @@ parse_page_reporting (const Obj *top, MtAgentReport *r, const MtAgentLimits *lim
     return FALSE;
   return not_above (&o, "reported_bytes", r->page_reporting.reported_bytes,
                     "the VM's maximum memory", max)
-         && not_above (&o, "reported_bytes", r->page_reporting.reported_bytes,
-                       "mem.total", r->mem.total)
+         && not_above (&o, "reported_bytes", r->page_reporting.reported_bytes, "mem.total",
+                       r->mem.total)
          && not_above (&o, "reused_total_bytes", r->page_reporting.reused_total_bytes,
                        "page_reporting.reported_total_bytes",
                        r->page_reporting.reported_total_bytes);
@@ -587,11 +589,8 @@ parse_report (const Obj *o, const MtAgentLimits *limits, MtAgentReport *r)
   r->page_size = r->interval_ms = MT_UNKNOWN;
   if (r->hello && !parse_hello (o, r))
     return FALSE;
-  return parse_mem (o, r, limits)
-         && parse_vmstat (o, r)
-         && parse_psi (o, r)
-         && parse_blocks (o, r, limits)
-         && parse_page_reporting (o, r, limits);
+  return parse_mem (o, r, limits) && parse_vmstat (o, r) && parse_psi (o, r)
+         && parse_blocks (o, r, limits) && parse_page_reporting (o, r, limits);
 }
 
 /* ---- replies -------------------------------------------------------------- */
@@ -634,7 +633,8 @@ parse_reply (const Obj *o, MtAgentReply *r)
         || !get_bool (o, "timed_out", FALSE, &present, &r->timed_out)
         || !get_string (o, "stopped_by", FALSE, NAME_MAX_LEN, printable, r->stopped_by,
                         sizeof r->stopped_by)
-        || !get_uint (o, "elapsed_ms", FALSE, 0, G_MAXUINT32 + G_GUINT64_CONSTANT (1), &r->elapsed_ms))
+        || !get_uint (o, "elapsed_ms", FALSE, 0, G_MAXUINT32 + G_GUINT64_CONSTANT (1),
+                      &r->elapsed_ms))
       return FALSE;
     if (r->method[0] == '\0')
       return bad (o, "method", "is empty");
@@ -700,19 +700,19 @@ count_names (const char *line, gsize len)
 }
 
 gboolean
-mt_agent_parse_line (const char *line, gsize len, const MtAgentLimits *limits,
-                     MtAgentMsg *out, MtAgentProblem *problem)
+mt_agent_parse_line (const char *line, gsize len, const MtAgentLimits *limits, MtAgentMsg *out,
+                     MtAgentProblem *problem)
 {
-  g_autoptr(JsonParser) parser = NULL;
-  g_autoptr(GError) error = NULL;
+  g_autoptr (JsonParser) parser = NULL;
+  g_autoptr (GError) error = NULL;
   JsonNode *root;
   Obj top;
   guint64 v;
   char type[NAME_MAX_LEN + 1];
 
   if (len >= MT_AGENT_LINE_MAX) {
-    mt_agent_problem_set (problem, MT_AGENT_ERR_TOO_LONG, NULL,
-                          "line longer than %d bytes", MT_AGENT_LINE_MAX);
+    mt_agent_problem_set (problem, MT_AGENT_ERR_TOO_LONG, NULL, "line longer than %d bytes",
+                          MT_AGENT_LINE_MAX);
     return FALSE;
   }
   if (!mt_agent_json_check (line, len, problem))
@@ -731,7 +731,7 @@ mt_agent_parse_line (const char *line, gsize len, const MtAgentLimits *limits,
     mt_agent_problem_set (problem, MT_AGENT_ERR_MALFORMED, NULL, "duplicate member");
     return FALSE;
   }
-  top = (Obj) { json_node_get_object (root), "", problem };
+  top = (Obj){ json_node_get_object (root), "", problem };
 
   {
     JsonNode *vn = json_object_get_member (top.obj, "v");

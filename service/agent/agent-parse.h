@@ -27,16 +27,16 @@
 
 typedef enum {
   MT_AGENT_OK = 0,
-  MT_AGENT_ERR_MALFORMED,     /* not one strict JSON object: syntax, trailing bytes,
+  MT_AGENT_ERR_MALFORMED,    /* not one strict JSON object: syntax, trailing bytes,
                                  NUL, invalid UTF-8, duplicate member, integer
                                  outside 64 bits */
-  MT_AGENT_ERR_TOO_DEEP,      /* nesting deeper than MT_AGENT_MAX_DEPTH */
-  MT_AGENT_ERR_TOO_LONG,      /* more than MT_AGENT_LINE_MAX bytes with the newline */
-  MT_AGENT_ERR_VERSION,       /* "v" missing, not an integer, or not 1 */
-  MT_AGENT_ERR_FIELD,         /* a member missing, of the wrong type or out of range */
-  MT_AGENT_ERR_INCONSISTENT,  /* members contradict each other or what the host sees */
-  MT_AGENT_ERR_REGRESSED,     /* a counter or the guest clock went back without a reboot */
-  MT_AGENT_ERR_RATE,          /* more lines than the per-guest token bucket allows */
+  MT_AGENT_ERR_TOO_DEEP,     /* nesting deeper than MT_AGENT_MAX_DEPTH */
+  MT_AGENT_ERR_TOO_LONG,     /* more than MT_AGENT_LINE_MAX bytes with the newline */
+  MT_AGENT_ERR_VERSION,      /* "v" missing, not an integer, or not 1 */
+  MT_AGENT_ERR_FIELD,        /* a member missing, of the wrong type or out of range */
+  MT_AGENT_ERR_INCONSISTENT, /* members contradict each other or what the host sees */
+  MT_AGENT_ERR_REGRESSED,    /* a counter or the guest clock went back without a reboot */
+  MT_AGENT_ERR_RATE,         /* more lines than the per-guest token bucket allows */
 } MtAgentErrorCode;
 
 /* "malformed", "too_deep", ...: short, for logs and status. */
@@ -55,7 +55,7 @@ void mt_agent_problem_set (MtAgentProblem *p, MtAgentErrorCode code, const char 
 
 /* What the host knows about the VM, to bound what its guest may say. */
 typedef struct {
-  guint64 max_memory;          /* boot memory + virtio-mem size; MT_UNKNOWN = no bound */
+  guint64 max_memory; /* boot memory + virtio-mem size; MT_UNKNOWN = no bound */
 } MtAgentLimits;
 
 typedef enum {
@@ -63,13 +63,13 @@ typedef enum {
   MT_AGENT_REASON_TICK,
   MT_AGENT_REASON_PSI,
   MT_AGENT_REASON_REPLY,
-  MT_AGENT_REASON_MEMORY,      /* the agent's memory watch: MemAvailable running out */
+  MT_AGENT_REASON_MEMORY, /* the agent's memory watch: MemAvailable running out */
 } MtAgentReason;
 
 const char *mt_agent_reason_to_string (MtAgentReason r);
 
 typedef enum {
-  MT_AGENT_PSI_MODE_UNKNOWN = 0,   /* not a hello report */
+  MT_AGENT_PSI_MODE_UNKNOWN = 0, /* not a hello report */
   MT_AGENT_PSI_MODE_TRIGGER,
   MT_AGENT_PSI_MODE_POLL,
   MT_AGENT_PSI_MODE_OFF,
@@ -97,36 +97,37 @@ typedef enum {
 } MtAgentUnavailable;
 
 typedef struct {
-  double  avg10;               /* percent 0..100, NAN = absent */
-  double  avg60;
+  double avg10; /* percent 0..100, NAN = absent */
+  double avg60;
   guint64 total_us;
 } MtAgentPsiLine;
 
 typedef struct {
-  guint64       seq;           /* >= 1 */
+  guint64 seq; /* >= 1 */
   MtAgentReason reason;
-  gboolean      has_id;        /* reason reply */
-  guint32       id;
-  guint64       mono_us;       /* guest CLOCK_MONOTONIC */
-  guint64       dropped;
+  gboolean has_id; /* reason reply */
+  guint32 id;
+  guint64 mono_us; /* guest CLOCK_MONOTONIC */
+  guint64 dropped;
 
   /* Hello members (hello == TRUE). */
-  gboolean       hello;
-  char           agent[65];
-  char           kernel[65];   /* "" = unknown */
-  char           boot_id[37];  /* "" = unknown */
-  guint64        page_size;
-  guint64        interval_ms;
+  gboolean hello;
+  char agent[65];
+  char kernel[65];  /* "" = unknown */
+  char boot_id[37]; /* "" = unknown */
+  guint64 page_size;
+  guint64 interval_ms;
   MtAgentPsiMode psi_mode;
-  char           psi_trigger[64];
-  guint          reclaim_methods;   /* MT_AGENT_RECLAIM_* */
-  gboolean       root;
-  guint          unavailable;       /* 1 << MtAgentUnavailable */
+  char psi_trigger[64];
+  guint reclaim_methods; /* MT_AGENT_RECLAIM_* */
+  gboolean root;
+  guint unavailable; /* 1 << MtAgentUnavailable */
 
   gboolean has_mem;
   struct {
     guint64 total, free, available, cached, shmem, anon, slab_reclaimable;
-    guint64 inactive_file;     /* Inactive(file), may exceed cached (MADV_FREE); absent from older agents */
+    guint64
+      inactive_file; /* Inactive(file), may exceed cached (MADV_FREE); absent from older agents */
     guint64 swap_total, swap_free;
   } mem;
 
@@ -137,7 +138,7 @@ typedef struct {
 
   gboolean has_psi;
   MtAgentPsiLine psi_some;
-  MtAgentPsiLine psi_full;     /* all NAN/MT_UNKNOWN when the kernel has no "full" */
+  MtAgentPsiLine psi_full; /* all NAN/MT_UNKNOWN when the kernel has no "full" */
 
   gboolean has_blocks;
   struct {
@@ -156,20 +157,20 @@ guint64 mt_agent_report_movable (const MtAgentReport *r);
 guint64 mt_agent_report_droppable_cache (const MtAgentReport *r);
 
 typedef struct {
-  gboolean has_id;             /* FALSE: "id": null (the agent could not read ours) */
-  guint32  id;
-  char     op[33];             /* "" = absent */
+  gboolean has_id; /* FALSE: "id": null (the agent could not read ours) */
+  guint32 id;
+  char op[33]; /* "" = absent */
   gboolean ok;
-  char     error[33];          /* code when !ok */
-  char     field[33];
-  char     message[160];       /* sanitized */
+  char error[33]; /* code when !ok */
+  char field[33];
+  char message[160]; /* sanitized */
   /* op "reclaim", ok */
-  char     method[33];
-  guint64  requested, reclaimed, elapsed_ms;
+  char method[33];
+  guint64 requested, reclaimed, elapsed_ms;
   gboolean complete, timed_out;
-  char     stopped_by[33];
+  char stopped_by[33];
   /* op "set_interval", ok */
-  guint64  interval_ms;
+  guint64 interval_ms;
 } MtAgentReply;
 
 typedef enum {
@@ -181,7 +182,7 @@ typedef struct {
   MtAgentMsgKind kind;
   union {
     MtAgentReport report;
-    MtAgentReply  reply;
+    MtAgentReply reply;
   };
 } MtAgentMsg;
 

@@ -30,48 +30,57 @@ enum {
   C_N
 };
 
-static const char * const counter_names[C_N] = {
-  "vmstat.pgmajfault", "vmstat.pswpin_bytes", "vmstat.pswpout_bytes", "vmstat.oom_kill",
-  "psi.some.total_us", "psi.full.total_us", "page_reporting.reported_total_bytes",
-  "page_reporting.reused_total_bytes", "mono_us",
+static const char *const counter_names[C_N] = {
+  "vmstat.pgmajfault",
+  "vmstat.pswpin_bytes",
+  "vmstat.pswpout_bytes",
+  "vmstat.oom_kill",
+  "psi.some.total_us",
+  "psi.full.total_us",
+  "page_reporting.reported_total_bytes",
+  "page_reporting.reused_total_bytes",
+  "mono_us",
 };
 
 struct _MtAgentSession {
   MtAgentSessionConfig cfg;
 
-  char   buf[BUF_SIZE];
-  gsize  start;                /* first unconsumed byte */
-  gsize  len;                  /* end of the buffered bytes */
-  gboolean open;               /* FALSE after a violation, until the next connect */
-  gboolean got_hello;          /* on this connection */
+  char buf[BUF_SIZE];
+  gsize start;        /* first unconsumed byte */
+  gsize len;          /* end of the buffered bytes */
+  gboolean open;      /* FALSE after a violation, until the next connect */
+  gboolean got_hello; /* on this connection */
   double tokens;
   gint64 bucket_time;
 
   guint64 max_memory;
-  struct { gint64 time; guint64 size; } host[HOST_RING];
-  guint   host_next;
-  gint64  disbelief_since;
+  struct {
+    gint64 time;
+    guint64 size;
+  } host[HOST_RING];
+  guint host_next;
+  gint64 disbelief_since;
 
   /* Baselines, kept across reconnects; reset when the guest reboots. */
-  guint64 counter[C_N];        /* MT_UNKNOWN = none yet */
-  guint64 seq;                 /* of this agent process, 0 = none */
+  guint64 counter[C_N]; /* MT_UNKNOWN = none yet */
+  guint64 seq;          /* of this agent process, 0 = none */
   guint64 dropped;
-  char    boot_id[37];
+  char boot_id[37];
   gboolean have_hello;
   MtAgentReport hello;
   gboolean have_good;
   MtAgentReport good;
-  gint64  good_time;
+  gint64 good_time;
   guint64 interval_ms;
 
-  MtAgentMsg msg;              /* the line being looked at */
+  MtAgentMsg msg; /* the line being looked at */
   MtAgentSessionStats stats;
 };
 
 void
 mt_agent_session_config_init (MtAgentSessionConfig *cfg)
 {
-  *cfg = (MtAgentSessionConfig) {
+  *cfg = (MtAgentSessionConfig){
     .rate = 20.0,
     .burst = 50.0,
     .fresh_min = 3 * G_USEC_PER_SEC,
@@ -247,7 +256,8 @@ check_sequence (MtAgentSession *s, const MtAgentReport *r, MtAgentEvent *ev)
   if (r->dropped < s->dropped) {
     mt_agent_problem_set (&ev->problem, MT_AGENT_ERR_REGRESSED, "dropped",
                           "dropped went from %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT
-                          " within one agent process", s->dropped, r->dropped);
+                          " within one agent process",
+                          s->dropped, r->dropped);
     return CHECK_VIOLATION;
   }
   get_counters (r, c);
@@ -256,7 +266,8 @@ check_sequence (MtAgentSession *s, const MtAgentReport *r, MtAgentEvent *ev)
       continue;
     mt_agent_problem_set (&ev->problem, MT_AGENT_ERR_REGRESSED, counter_names[i],
                           "%s went from %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT
-                          " without a reboot", counter_names[i], s->counter[i], c[i]);
+                          " without a reboot",
+                          counter_names[i], s->counter[i], c[i]);
     return CHECK_VIOLATION;
   }
   for (guint i = 0; i < C_N; i++)
@@ -293,7 +304,8 @@ check_host (MtAgentSession *s, const MtAgentReport *r, gint64 now, MtAgentEvent 
   }
   mt_agent_problem_set (&ev->problem, MT_AGENT_ERR_INCONSISTENT, "mem.total",
                         "mem.total %" G_GUINT64_FORMAT " MiB > the VM's size %" G_GUINT64_FORMAT
-                        " MiB as the hypervisor sees it", r->mem.total / MT_MIB, ceiling / MT_MIB);
+                        " MiB as the hypervisor sees it",
+                        r->mem.total / MT_MIB, ceiling / MT_MIB);
   if (s->disbelief_since == MT_TIME_NEVER)
     s->disbelief_since = now;
   if (mt_elapsed (now, s->disbelief_since) >= s->cfg.disbelief_limit) {
@@ -446,8 +458,7 @@ mt_agent_session_next (MtAgentSession *s, gint64 now, MtAgentEvent *ev)
 gint64
 mt_agent_session_fresh_limit (const MtAgentSession *s)
 {
-  return MAX (s->cfg.fresh_min,
-              (gint64) s->cfg.fresh_intervals * (gint64) s->interval_ms * 1000);
+  return MAX (s->cfg.fresh_min, (gint64) s->cfg.fresh_intervals * (gint64) s->interval_ms * 1000);
 }
 
 const MtAgentReport *

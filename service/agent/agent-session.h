@@ -23,12 +23,12 @@
 #include "agent-parse.h"
 
 typedef struct {
-  double rate;                 /* lines per second the bucket refills */
-  double burst;                /* bucket size, lines */
-  gint64 fresh_min;            /* µs a report stays fresh, at least */
-  guint  fresh_intervals;      /* ... and at least this many report intervals */
-  gint64 disbelief_limit;      /* µs reports may contradict the host before it is a violation */
-  gint64 host_window;          /* µs of hypervisor sizes kept for the MemTotal bound */
+  double rate;            /* lines per second the bucket refills */
+  double burst;           /* bucket size, lines */
+  gint64 fresh_min;       /* µs a report stays fresh, at least */
+  guint fresh_intervals;  /* ... and at least this many report intervals */
+  gint64 disbelief_limit; /* µs reports may contradict the host before it is a violation */
+  gint64 host_window;     /* µs of hypervisor sizes kept for the MemTotal bound */
 } MtAgentSessionConfig;
 
 /* 20 lines/s, burst 50; fresh for 3 s or 3 intervals; disbelief 10 s;
@@ -36,15 +36,15 @@ typedef struct {
 void mt_agent_session_config_init (MtAgentSessionConfig *cfg);
 
 typedef enum {
-  MT_AGENT_EVENT_REPORT,       /* a valid report (see .believed, .hello) */
-  MT_AGENT_EVENT_REPLY,        /* a valid reply to one of our requests */
-  MT_AGENT_EVENT_VIOLATION,    /* close the link: .problem says why */
+  MT_AGENT_EVENT_REPORT,    /* a valid report (see .believed, .hello) */
+  MT_AGENT_EVENT_REPLY,     /* a valid reply to one of our requests */
+  MT_AGENT_EVENT_VIOLATION, /* close the link: .problem says why */
 } MtAgentEventKind;
 
 typedef struct {
   MtAgentEventKind kind;
   const MtAgentReport *report; /* REPORT: valid until the next call */
-  MtAgentReply  reply;         /* REPLY */
+  MtAgentReply reply;          /* REPLY */
   MtAgentProblem problem;      /* VIOLATION; for a REPORT not believed, why */
   gboolean believed;           /* REPORT: consistent with the hypervisor's view */
   gboolean first_hello;        /* REPORT: the first hello of this connection */
@@ -53,17 +53,17 @@ typedef struct {
 } MtAgentEvent;
 
 typedef struct {
-  guint64 lines;               /* every line received, empty ones too */
+  guint64 lines; /* every line received, empty ones too */
   guint64 bytes;
-  guint64 reports;             /* valid reports (believed or not) */
+  guint64 reports; /* valid reports (believed or not) */
   guint64 replies;
-  guint64 discarded;           /* lines before the first hello of a connection */
-  guint64 stale;               /* reports older (by seq) than one already seen */
-  guint64 disbelieved;         /* valid reports that contradicted the hypervisor */
+  guint64 discarded;   /* lines before the first hello of a connection */
+  guint64 stale;       /* reports older (by seq) than one already seen */
+  guint64 disbelieved; /* valid reports that contradicted the hypervisor */
   guint64 violations;
-  MtAgentProblem last_violation;   /* code MT_AGENT_OK = none yet */
-  gint64  last_violation_time;     /* MT_TIME_NEVER = none */
-  gint64  last_report_time;        /* valid report received, MT_TIME_NEVER = none */
+  MtAgentProblem last_violation; /* code MT_AGENT_OK = none yet */
+  gint64 last_violation_time;    /* MT_TIME_NEVER = none */
+  gint64 last_report_time;       /* valid report received, MT_TIME_NEVER = none */
   guint64 agent_restarts;
   guint64 guest_reboots;
 } MtAgentSessionStats;
@@ -100,8 +100,7 @@ void mt_agent_session_violation (MtAgentSession *s, const MtAgentProblem *proble
  * known).  MemTotal must stay within the largest such size of the last
  * host_window plus a little slack.  Call it as often as it changes (the
  * window keeps one maximum per second). */
-void mt_agent_session_set_host (MtAgentSession *s, guint64 max_memory, guint64 current,
-                                gint64 now);
+void mt_agent_session_set_host (MtAgentSession *s, guint64 max_memory, guint64 current, gint64 now);
 
 /* The newest believed report if it is fresh at `now`, else NULL. */
 const MtAgentReport *mt_agent_session_latest (const MtAgentSession *s, gint64 now);

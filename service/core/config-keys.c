@@ -11,7 +11,7 @@
 #include "config-keys.h"
 #include "config-value.h"
 
-#define VM(field) offsetof (MtVmPolicy, field)
+#define VM(field)   offsetof (MtVmPolicy, field)
 #define HOST(field) offsetof (MtHostPolicy, field)
 
 static const MtKey vm_keys[MT_VM_N_KEYS] = {
@@ -22,8 +22,10 @@ static const MtKey vm_keys[MT_VM_N_KEYS] = {
   [MT_VM_KEY_HEADROOM_MIN] = { "headroom-min", MT_VALUE_SIZE, VM (headroom_min), 0, 0 },
   [MT_VM_KEY_PRESSURE_TARGET] = { "pressure-target", MT_VALUE_PERCENT, VM (pressure_target), 0, 0 },
   [MT_VM_KEY_MECHANISM] = { "mechanism", MT_VALUE_MECHANISM, VM (mechanism), 0, 0 },
-  [MT_VM_KEY_ALLOW_DROP_CACHES] = { "allow-drop-caches", MT_VALUE_BOOLEAN, VM (allow_drop_caches), 0, 0 },
-  [MT_VM_KEY_RECLAIM_COLD_CACHE] = { "reclaim-cold-cache", MT_VALUE_BOOLEAN, VM (reclaim_cold_cache), 0, 0 },
+  [MT_VM_KEY_ALLOW_DROP_CACHES] = { "allow-drop-caches", MT_VALUE_BOOLEAN, VM (allow_drop_caches),
+                                    0, 0 },
+  [MT_VM_KEY_RECLAIM_COLD_CACHE] = { "reclaim-cold-cache", MT_VALUE_BOOLEAN,
+                                     VM (reclaim_cold_cache), 0, 0 },
 };
 
 /* Ticks much faster than the agents' 1 s reports only burn CPU; much
@@ -37,9 +39,10 @@ static const MtKey host_keys[MT_HOST_N_KEYS] = {
   [MT_HOST_KEY_STUCK_TIMEOUT] = { "stuck-timeout", MT_VALUE_DURATION, HOST (stuck_timeout),
                                   G_USEC_PER_SEC, 24 * 3600 * (gint64) G_USEC_PER_SEC },
   [MT_HOST_KEY_MIN_CHANGE] = { "min-change", MT_VALUE_SIZE, HOST (min_change), 0, 0 },
-  [MT_HOST_KEY_MAX_SHRINK_RATE] = { "max-shrink-rate", MT_VALUE_RATE, HOST (max_shrink_rate), 0, 0 },
-  [MT_HOST_KEY_START_GRACE] = { "start-grace", MT_VALUE_DURATION, HOST (start_grace),
-                                 0, 3600 * (gint64) G_USEC_PER_SEC },
+  [MT_HOST_KEY_MAX_SHRINK_RATE] = { "max-shrink-rate", MT_VALUE_RATE, HOST (max_shrink_rate), 0,
+                                    0 },
+  [MT_HOST_KEY_START_GRACE] = { "start-grace", MT_VALUE_DURATION, HOST (start_grace), 0,
+                                3600 * (gint64) G_USEC_PER_SEC },
   [MT_HOST_KEY_DRY_RUN] = { "dry-run", MT_VALUE_BOOLEAN, HOST (dry_run), 0, 0 },
 };
 
@@ -85,7 +88,7 @@ mt_key_table_hint (const MtKeyTable *table, const char *name)
 char *
 mt_key_table_names (const MtKeyTable *table)
 {
-  g_autoptr(GString) s = g_string_new (NULL);
+  g_autoptr (GString) s = g_string_new (NULL);
 
   for (guint i = 0; i < table->n_keys; i++)
     g_string_append_printf (s, "%s%s", i ? ", " : "", table->keys[i].name);
@@ -98,76 +101,71 @@ mt_key_parse (const MtKey *key, const char *text, MtValue *out, GError **error)
   MtValue v = { 0 };
   guint64 n;
 
-  switch (key->type)
-    {
-    case MT_VALUE_SIZE:
-      if (!mt_parse_size (text, &v.bytes, error))
-        return FALSE;
-      break;
+  switch (key->type) {
+  case MT_VALUE_SIZE:
+    if (!mt_parse_size (text, &v.bytes, error))
+      return FALSE;
+    break;
 
-    case MT_VALUE_SIZE_OR_PERCENT:
-      if (!mt_parse_size_or_percent (text, &v.size, error))
-        return FALSE;
-      break;
+  case MT_VALUE_SIZE_OR_PERCENT:
+    if (!mt_parse_size_or_percent (text, &v.size, error))
+      return FALSE;
+    break;
 
-    case MT_VALUE_PERCENT:
-      if (!mt_parse_percent (text, &v.percent, error))
-        return FALSE;
-      break;
+  case MT_VALUE_PERCENT:
+    if (!mt_parse_percent (text, &v.percent, error))
+      return FALSE;
+    break;
 
-    case MT_VALUE_DURATION:
-      if (!mt_parse_duration (text, &v.usec, error))
-        return FALSE;
-      if (v.usec < key->lo || v.usec > key->hi)
-        {
-          g_autofree char *lo = mt_format_duration (key->lo);
-          g_autofree char *hi = mt_format_duration (key->hi);
-          g_set_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_OUT_OF_RANGE,
-                       "“%s” is out of range; expected %s to %s", text, lo, hi);
-          return FALSE;
-        }
-      break;
-
-    case MT_VALUE_RATE:
-      {
-        /* "256M/s" reads naturally; the per-second is implied anyway. */
-        g_autofree char *size = g_strdup (text);
-        if (g_str_has_suffix (size, "/s"))
-          {
-            size[strlen (size) - 2] = '\0';
-            g_strchomp (size);
-          }
-        if (!mt_parse_size (size, &v.bytes, error))
-          return FALSE;
-        if (v.bytes == 0)
-          {
-            g_set_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_OUT_OF_RANGE,
-                         "“%s” would never let a VM shrink; expected a rate above 0, "
-                         "e.g. 256M (per second)", text);
-            return FALSE;
-          }
-      }
-      break;
-
-    case MT_VALUE_BOOLEAN:
-      if (!mt_parse_boolean (text, &v.boolean, error))
-        return FALSE;
-      break;
-
-    case MT_VALUE_SHARES:
-      if (!mt_parse_uint (text, MT_SHARES_MIN, MT_SHARES_MAX, &n, error))
-        return FALSE;
-      v.shares = (guint32) n;
-      break;
-
-    case MT_VALUE_MECHANISM:
-      if (!mt_parse_mechanism (text, &v.mechanism, error))
-        return FALSE;
-      break;
-
-    default:
-      g_assert_not_reached ();
+  case MT_VALUE_DURATION:
+    if (!mt_parse_duration (text, &v.usec, error))
+      return FALSE;
+    if (v.usec < key->lo || v.usec > key->hi) {
+      g_autofree char *lo = mt_format_duration (key->lo);
+      g_autofree char *hi = mt_format_duration (key->hi);
+      g_set_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_OUT_OF_RANGE,
+                   "“%s” is out of range; expected %s to %s", text, lo, hi);
+      return FALSE;
     }
+    break;
+
+  case MT_VALUE_RATE: {
+    /* "256M/s" reads naturally; the per-second is implied anyway. */
+    g_autofree char *size = g_strdup (text);
+    if (g_str_has_suffix (size, "/s")) {
+      size[strlen (size) - 2] = '\0';
+      g_strchomp (size);
+    }
+    if (!mt_parse_size (size, &v.bytes, error))
+      return FALSE;
+    if (v.bytes == 0) {
+      g_set_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_OUT_OF_RANGE,
+                   "“%s” would never let a VM shrink; expected a rate above 0, "
+                   "e.g. 256M (per second)",
+                   text);
+      return FALSE;
+    }
+  } break;
+
+  case MT_VALUE_BOOLEAN:
+    if (!mt_parse_boolean (text, &v.boolean, error))
+      return FALSE;
+    break;
+
+  case MT_VALUE_SHARES:
+    if (!mt_parse_uint (text, MT_SHARES_MIN, MT_SHARES_MAX, &n, error))
+      return FALSE;
+    v.shares = (guint32) n;
+    break;
+
+  case MT_VALUE_MECHANISM:
+    if (!mt_parse_mechanism (text, &v.mechanism, error))
+      return FALSE;
+    break;
+
+  default:
+    g_assert_not_reached ();
+  }
 
   *out = v;
   return TRUE;
@@ -178,33 +176,32 @@ mt_key_store (const MtKey *key, const MtValue *value, gpointer policy)
 {
   char *field = (char *) policy + key->offset;
 
-  switch (key->type)
-    {
-    case MT_VALUE_SIZE:
-    case MT_VALUE_RATE:
-      memcpy (field, &value->bytes, sizeof value->bytes);
-      break;
-    case MT_VALUE_SIZE_OR_PERCENT:
-      memcpy (field, &value->size, sizeof value->size);
-      break;
-    case MT_VALUE_PERCENT:
-      memcpy (field, &value->percent, sizeof value->percent);
-      break;
-    case MT_VALUE_DURATION:
-      memcpy (field, &value->usec, sizeof value->usec);
-      break;
-    case MT_VALUE_BOOLEAN:
-      memcpy (field, &value->boolean, sizeof value->boolean);
-      break;
-    case MT_VALUE_SHARES:
-      memcpy (field, &value->shares, sizeof value->shares);
-      break;
-    case MT_VALUE_MECHANISM:
-      memcpy (field, &value->mechanism, sizeof value->mechanism);
-      break;
-    default:
-      g_assert_not_reached ();
-    }
+  switch (key->type) {
+  case MT_VALUE_SIZE:
+  case MT_VALUE_RATE:
+    memcpy (field, &value->bytes, sizeof value->bytes);
+    break;
+  case MT_VALUE_SIZE_OR_PERCENT:
+    memcpy (field, &value->size, sizeof value->size);
+    break;
+  case MT_VALUE_PERCENT:
+    memcpy (field, &value->percent, sizeof value->percent);
+    break;
+  case MT_VALUE_DURATION:
+    memcpy (field, &value->usec, sizeof value->usec);
+    break;
+  case MT_VALUE_BOOLEAN:
+    memcpy (field, &value->boolean, sizeof value->boolean);
+    break;
+  case MT_VALUE_SHARES:
+    memcpy (field, &value->shares, sizeof value->shares);
+    break;
+  case MT_VALUE_MECHANISM:
+    memcpy (field, &value->mechanism, sizeof value->mechanism);
+    break;
+  default:
+    g_assert_not_reached ();
+  }
 }
 
 void
@@ -213,63 +210,60 @@ mt_key_fetch (const MtKey *key, gconstpointer policy, MtValue *out)
   const char *field = (const char *) policy + key->offset;
 
   memset (out, 0, sizeof *out);
-  switch (key->type)
-    {
-    case MT_VALUE_SIZE:
-    case MT_VALUE_RATE:
-      memcpy (&out->bytes, field, sizeof out->bytes);
-      break;
-    case MT_VALUE_SIZE_OR_PERCENT:
-      memcpy (&out->size, field, sizeof out->size);
-      break;
-    case MT_VALUE_PERCENT:
-      memcpy (&out->percent, field, sizeof out->percent);
-      break;
-    case MT_VALUE_DURATION:
-      memcpy (&out->usec, field, sizeof out->usec);
-      break;
-    case MT_VALUE_BOOLEAN:
-      memcpy (&out->boolean, field, sizeof out->boolean);
-      break;
-    case MT_VALUE_SHARES:
-      memcpy (&out->shares, field, sizeof out->shares);
-      break;
-    case MT_VALUE_MECHANISM:
-      memcpy (&out->mechanism, field, sizeof out->mechanism);
-      break;
-    default:
-      g_assert_not_reached ();
-    }
+  switch (key->type) {
+  case MT_VALUE_SIZE:
+  case MT_VALUE_RATE:
+    memcpy (&out->bytes, field, sizeof out->bytes);
+    break;
+  case MT_VALUE_SIZE_OR_PERCENT:
+    memcpy (&out->size, field, sizeof out->size);
+    break;
+  case MT_VALUE_PERCENT:
+    memcpy (&out->percent, field, sizeof out->percent);
+    break;
+  case MT_VALUE_DURATION:
+    memcpy (&out->usec, field, sizeof out->usec);
+    break;
+  case MT_VALUE_BOOLEAN:
+    memcpy (&out->boolean, field, sizeof out->boolean);
+    break;
+  case MT_VALUE_SHARES:
+    memcpy (&out->shares, field, sizeof out->shares);
+    break;
+  case MT_VALUE_MECHANISM:
+    memcpy (&out->mechanism, field, sizeof out->mechanism);
+    break;
+  default:
+    g_assert_not_reached ();
+  }
 }
 
 char *
 mt_key_format (const MtKey *key, const MtValue *value)
 {
-  switch (key->type)
-    {
-    case MT_VALUE_SIZE:
-      return mt_format_size (value->bytes);
-    case MT_VALUE_RATE:
-      {
-        g_autofree char *size = mt_format_size (value->bytes);
-        return g_strconcat (size, "/s", NULL);
-      }
-    case MT_VALUE_SIZE_OR_PERCENT:
-      return value->size.is_percent ? mt_format_percent (value->size.percent)
-                                    : mt_format_size (value->size.bytes);
-    case MT_VALUE_PERCENT:
-      return mt_format_percent (value->percent);
-    case MT_VALUE_DURATION:
-      return mt_format_duration (value->usec);
-    case MT_VALUE_BOOLEAN:
-      return g_strdup (value->boolean ? "true" : "false");
-    case MT_VALUE_SHARES:
-      return g_strdup_printf ("%u", value->shares);
-    case MT_VALUE_MECHANISM:
-      return g_strdup (mt_mechanism_to_string (value->mechanism));
-    default:
-      g_assert_not_reached ();
-    }
+  switch (key->type) {
+  case MT_VALUE_SIZE:
+    return mt_format_size (value->bytes);
+  case MT_VALUE_RATE: {
+    g_autofree char *size = mt_format_size (value->bytes);
+    return g_strconcat (size, "/s", NULL);
+  }
+  case MT_VALUE_SIZE_OR_PERCENT:
+    return value->size.is_percent ? mt_format_percent (value->size.percent)
+                                  : mt_format_size (value->size.bytes);
+  case MT_VALUE_PERCENT:
+    return mt_format_percent (value->percent);
+  case MT_VALUE_DURATION:
+    return mt_format_duration (value->usec);
+  case MT_VALUE_BOOLEAN:
+    return g_strdup (value->boolean ? "true" : "false");
+  case MT_VALUE_SHARES:
+    return g_strdup_printf ("%u", value->shares);
+  case MT_VALUE_MECHANISM:
+    return g_strdup (mt_mechanism_to_string (value->mechanism));
+  default:
+    g_assert_not_reached ();
+  }
 }
 
 void

@@ -8,36 +8,36 @@
 #include "policy.h"
 
 typedef enum {
-  MT_VALUE_SIZE,              /* guint64 bytes */
-  MT_VALUE_SIZE_OR_PERCENT,   /* MtSize */
-  MT_VALUE_PERCENT,           /* double 0..100 */
-  MT_VALUE_DURATION,          /* gint64 µs, within the key's lo..hi */
-  MT_VALUE_RATE,              /* guint64 bytes per second, > 0 */
+  MT_VALUE_SIZE,            /* guint64 bytes */
+  MT_VALUE_SIZE_OR_PERCENT, /* MtSize */
+  MT_VALUE_PERCENT,         /* double 0..100 */
+  MT_VALUE_DURATION,        /* gint64 µs, within the key's lo..hi */
+  MT_VALUE_RATE,            /* guint64 bytes per second, > 0 */
   MT_VALUE_BOOLEAN,
-  MT_VALUE_SHARES,            /* guint32 MT_SHARES_MIN..MT_SHARES_MAX */
+  MT_VALUE_SHARES, /* guint32 MT_SHARES_MIN..MT_SHARES_MAX */
   MT_VALUE_MECHANISM,
 } MtValueType;
 
 typedef union {
-  guint64     bytes;          /* SIZE, RATE */
-  MtSize      size;           /* SIZE_OR_PERCENT */
-  double      percent;        /* PERCENT */
-  gint64      usec;           /* DURATION */
-  gboolean    boolean;        /* BOOLEAN */
-  guint32     shares;         /* SHARES */
-  MtMechanism mechanism;      /* MECHANISM */
+  guint64 bytes;         /* SIZE, RATE */
+  MtSize size;           /* SIZE_OR_PERCENT */
+  double percent;        /* PERCENT */
+  gint64 usec;           /* DURATION */
+  gboolean boolean;      /* BOOLEAN */
+  guint32 shares;        /* SHARES */
+  MtMechanism mechanism; /* MECHANISM */
 } MtValue;
 
 typedef struct {
   const char *name;
   MtValueType type;
-  gsize       offset;         /* of the field in MtVmPolicy or MtHostPolicy */
-  gint64      lo, hi;         /* DURATION only: allowed range in µs */
+  gsize offset;  /* of the field in MtVmPolicy or MtHostPolicy */
+  gint64 lo, hi; /* DURATION only: allowed range in µs */
 } MtKey;
 
 typedef struct {
   const MtKey *keys;
-  guint        n_keys;
+  guint n_keys;
 } MtKeyTable;
 
 /* Indices into mt_vm_keys.keys, in the order docs/policy.md lists them. */
@@ -82,8 +82,7 @@ char *mt_key_table_names (const MtKeyTable *table);
 
 /* Parse text (stripped) as the key's value.  Errors quote text and say
  * what was expected, but not where it came from. */
-gboolean mt_key_parse (const MtKey *key, const char *text, MtValue *out,
-                       GError **error);
+gboolean mt_key_parse (const MtKey *key, const char *text, MtValue *out, GError **error);
 
 /* Copy a value into / out of the policy struct the table describes. */
 void mt_key_store (const MtKey *key, const MtValue *value, gpointer policy);
@@ -94,10 +93,10 @@ char *mt_key_format (const MtKey *key, const MtValue *value);
 
 /* One key = value as read from a file group or from metadata. */
 typedef struct {
-  guint   key;                /* index into its table */
+  guint key; /* index into its table */
   MtValue value;
-  char   *text;               /* as written, stripped */
-  guint   line;               /* 1-based line in its file; 0 for metadata */
+  char *text; /* as written, stripped */
+  guint line; /* 1-based line in its file; 0 for metadata */
 } MtSetting;
 
 void mt_setting_clear (MtSetting *setting);

@@ -10,14 +10,14 @@
 #include <glib.h>
 
 typedef struct {
-  char  *name;
-  guint  line;                /* 1-based */
+  char *name;
+  guint line; /* 1-based */
 } MtScanKey;
 
 typedef struct {
-  char   *name;               /* between [ and ] */
-  guint   line;
-  GArray *keys;               /* MtScanKey, in file order */
+  char *name; /* between [ and ] */
+  guint line;
+  GArray *keys; /* MtScanKey, in file order */
 } MtScanGroup;
 
 void mt_scan_group_free (MtScanGroup *group);
@@ -25,5 +25,4 @@ void mt_scan_group_free (MtScanGroup *group);
 /* Groups of a key file, in file order.  NULL with an MT_CONFIG_ERROR
  * (SYNTAX, DUPLICATE_GROUP or DUPLICATE_KEY) at the first problem; its
  * message starts with "path:line: ". */
-GPtrArray *mt_scan_key_file (const char *path, const char *data, gsize length,
-                             GError **error);
+GPtrArray *mt_scan_key_file (const char *path, const char *data, gsize length, GError **error);

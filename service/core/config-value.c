@@ -14,12 +14,12 @@
 #define EXPECT_SIZE \
   "a number and a binary unit B, K, KiB, M, MiB, G, GiB, T or TiB, e.g. 512M or 1.5GiB"
 #define EXPECT_SIZE_OR_PERCENT EXPECT_SIZE ", or a percentage such as 50%"
-#define EXPECT_PERCENT "a percentage from 0% to 100%, e.g. 10% or 2.5%"
-#define EXPECT_DURATION "a number and a unit us, ms, s, m or h, e.g. 500ms, 2s or 1m"
+#define EXPECT_PERCENT         "a percentage from 0% to 100%, e.g. 10% or 2.5%"
+#define EXPECT_DURATION        "a number and a unit us, ms, s, m or h, e.g. 500ms, 2s or 1m"
 
 typedef struct {
   const char *unit;
-  guint64     mult;
+  guint64 mult;
 } Unit;
 
 static const Unit size_units[] = {
@@ -36,7 +36,7 @@ static const Unit size_units[] = {
 
 static const Unit duration_units[] = {
   { "us", 1 },
-  { "\302\265s", 1 },                 /* µs */
+  { "\302\265s", 1 }, /* µs */
   { "ms", 1000 },
   { "s", G_USEC_PER_SEC },
   { "m", 60 * G_USEC_PER_SEC },
@@ -47,9 +47,9 @@ static const Unit duration_units[] = {
 /* "DIGITS[.DIGITS][blanks]UNIT", unit possibly empty. */
 typedef struct {
   const char *whole;
-  gsize       n_whole;
+  gsize n_whole;
   const char *frac;
-  gsize       n_frac;
+  gsize n_frac;
   const char *unit;
 } Decimal;
 
@@ -67,15 +67,14 @@ split_decimal (const char *text, Decimal *d)
 
   d->frac = p;
   d->n_frac = 0;
-  if (*p == '.')
-    {
-      d->frac = ++p;
-      while (g_ascii_isdigit (*p))
-        p++;
-      d->n_frac = p - d->frac;
-      if (d->n_frac == 0)
-        return FALSE;
-    }
+  if (*p == '.') {
+    d->frac = ++p;
+    while (g_ascii_isdigit (*p))
+      p++;
+    d->n_frac = p - d->frac;
+    if (d->n_frac == 0)
+      return FALSE;
+  }
 
   while (*p == ' ' || *p == '\t')
     p++;
@@ -104,13 +103,12 @@ decimal_scale (const Decimal *d, guint64 mult, guint64 limit, guint64 *out)
   guint64 whole = 0;
   guint64 frac = 0;
 
-  for (gsize i = 0; i < d->n_whole; i++)
-    {
-      guint digit = d->whole[i] - '0';
-      if (whole > (G_MAXUINT64 - digit) / 10)
-        return FALSE;
-      whole = whole * 10 + digit;
-    }
+  for (gsize i = 0; i < d->n_whole; i++) {
+    guint digit = d->whole[i] - '0';
+    if (whole > (G_MAXUINT64 - digit) / 10)
+      return FALSE;
+    whole = whole * 10 + digit;
+  }
   for (gsize i = d->n_frac; i > 0; i--)
     frac = ((guint64) (d->frac[i - 1] - '0') * mult + frac) / 10;
 
@@ -142,79 +140,68 @@ parse_size (const char *text, guint64 *out, const char *expected, GError **error
   Decimal d;
   const Unit *unit;
 
-  if (*text == '\0')
-    {
-      g_set_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_INVALID_SIZE,
-                   "empty value; expected %s", expected);
-      return FALSE;
+  if (*text == '\0') {
+    g_set_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_INVALID_SIZE, "empty value; expected %s",
+                 expected);
+    return FALSE;
+  }
+  if (text[0] == '-') {
+    g_set_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_INVALID_SIZE,
+                 "“%s” is negative; expected %s", text, expected);
+    return FALSE;
+  }
+  if (!split_decimal (text, &d)) {
+    g_set_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_INVALID_SIZE,
+                 "“%s” is not a size; expected %s", text, expected);
+    return FALSE;
+  }
+  if (*d.unit == '\0') {
+    if (decimal_is_zero (&d)) {
+      *out = 0;
+      return TRUE;
     }
-  if (text[0] == '-')
-    {
-      g_set_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_INVALID_SIZE,
-                   "“%s” is negative; expected %s", text, expected);
-      return FALSE;
-    }
-  if (!split_decimal (text, &d))
-    {
-      g_set_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_INVALID_SIZE,
-                   "“%s” is not a size; expected %s", text, expected);
-      return FALSE;
-    }
-  if (*d.unit == '\0')
-    {
-      if (decimal_is_zero (&d))
-        {
-          *out = 0;
-          return TRUE;
-        }
-      g_set_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_INVALID_SIZE,
-                   "“%s” has no unit; expected %s (only 0 may go without a unit)",
-                   text, expected);
-      return FALSE;
-    }
+    g_set_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_INVALID_SIZE,
+                 "“%s” has no unit; expected %s (only 0 may go without a unit)", text, expected);
+    return FALSE;
+  }
 
   unit = find_unit (size_units, G_N_ELEMENTS (size_units), d.unit);
-  if (unit == NULL)
-    {
-      g_set_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_INVALID_SIZE,
-                   "“%s” has an unknown unit “%s”; expected %s "
-                   "(units are binary and case-sensitive: M or MiB, never MB)",
-                   text, d.unit, expected);
-      return FALSE;
-    }
-  if (!decimal_scale (&d, unit->mult, G_MAXUINT64, out))
-    {
-      g_set_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_INVALID_SIZE,
-                   "“%s” is too large; expected a size below 16 EiB (2^64 bytes)",
-                   text);
-      return FALSE;
-    }
+  if (unit == NULL) {
+    g_set_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_INVALID_SIZE,
+                 "“%s” has an unknown unit “%s”; expected %s "
+                 "(units are binary and case-sensitive: M or MiB, never MB)",
+                 text, d.unit, expected);
+    return FALSE;
+  }
+  if (!decimal_scale (&d, unit->mult, G_MAXUINT64, out)) {
+    g_set_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_INVALID_SIZE,
+                 "“%s” is too large; expected a size below 16 EiB (2^64 bytes)", text);
+    return FALSE;
+  }
   return TRUE;
 }
 
 static gboolean
-parse_percent (const char *text, double *out, const char *expected,
-               MtConfigError not_a_percent, GError **error)
+parse_percent (const char *text, double *out, const char *expected, MtConfigError not_a_percent,
+               GError **error)
 {
   Decimal d;
   gboolean negative = (text[0] == '-');
   double v;
 
-  if (!split_decimal (negative ? text + 1 : text, &d) || strcmp (d.unit, "%") != 0)
-    {
-      g_set_error (error, MT_CONFIG_ERROR, not_a_percent,
-                   "“%s” is not a percentage; expected %s", text, expected);
-      return FALSE;
-    }
+  if (!split_decimal (negative ? text + 1 : text, &d) || strcmp (d.unit, "%") != 0) {
+    g_set_error (error, MT_CONFIG_ERROR, not_a_percent, "“%s” is not a percentage; expected %s",
+                 text, expected);
+    return FALSE;
+  }
   v = decimal_to_double (&d);
   if (negative && v != 0)
     v = -v;
-  if (v < 0 || v > 100)
-    {
-      g_set_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_OUT_OF_RANGE,
-                   "“%s” is out of range; expected 0%% to 100%%", text);
-      return FALSE;
-    }
+  if (v < 0 || v > 100) {
+    g_set_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_OUT_OF_RANGE,
+                 "“%s” is out of range; expected 0%% to 100%%", text);
+    return FALSE;
+  }
   *out = v;
   return TRUE;
 }
@@ -230,14 +217,12 @@ mt_parse_size_or_percent (const char *text, MtSize *out, GError **error)
 {
   MtSize size = { 0 };
 
-  if (strchr (text, '%') != NULL)
-    {
-      if (!parse_percent (text, &size.percent, EXPECT_SIZE_OR_PERCENT,
-                          MT_CONFIG_ERROR_INVALID_SIZE, error))
-        return FALSE;
-      size.is_percent = TRUE;
-    }
-  else if (!parse_size (text, &size.bytes, EXPECT_SIZE_OR_PERCENT, error))
+  if (strchr (text, '%') != NULL) {
+    if (!parse_percent (text, &size.percent, EXPECT_SIZE_OR_PERCENT, MT_CONFIG_ERROR_INVALID_SIZE,
+                        error))
+      return FALSE;
+    size.is_percent = TRUE;
+  } else if (!parse_size (text, &size.bytes, EXPECT_SIZE_OR_PERCENT, error))
     return FALSE;
 
   *out = size;
@@ -247,8 +232,7 @@ mt_parse_size_or_percent (const char *text, MtSize *out, GError **error)
 gboolean
 mt_parse_percent (const char *text, double *out, GError **error)
 {
-  return parse_percent (text, out, EXPECT_PERCENT,
-                        MT_CONFIG_ERROR_INVALID_PERCENT, error);
+  return parse_percent (text, out, EXPECT_PERCENT, MT_CONFIG_ERROR_INVALID_PERCENT, error);
 }
 
 gboolean
@@ -258,45 +242,38 @@ mt_parse_duration (const char *text, gint64 *out, GError **error)
   const Unit *unit;
   guint64 usec;
 
-  if (text[0] == '-')
-    {
-      g_set_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_INVALID_DURATION,
-                   "“%s” is negative; expected %s", text, EXPECT_DURATION);
-      return FALSE;
+  if (text[0] == '-') {
+    g_set_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_INVALID_DURATION,
+                 "“%s” is negative; expected %s", text, EXPECT_DURATION);
+    return FALSE;
+  }
+  if (!split_decimal (text, &d)) {
+    g_set_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_INVALID_DURATION,
+                 "“%s” is not a duration; expected %s", text, EXPECT_DURATION);
+    return FALSE;
+  }
+  if (*d.unit == '\0') {
+    if (decimal_is_zero (&d)) {
+      *out = 0;
+      return TRUE;
     }
-  if (!split_decimal (text, &d))
-    {
-      g_set_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_INVALID_DURATION,
-                   "“%s” is not a duration; expected %s", text, EXPECT_DURATION);
-      return FALSE;
-    }
-  if (*d.unit == '\0')
-    {
-      if (decimal_is_zero (&d))
-        {
-          *out = 0;
-          return TRUE;
-        }
-      g_set_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_INVALID_DURATION,
-                   "“%s” has no unit; expected %s (only 0 may go without a unit)",
-                   text, EXPECT_DURATION);
-      return FALSE;
-    }
+    g_set_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_INVALID_DURATION,
+                 "“%s” has no unit; expected %s (only 0 may go without a unit)", text,
+                 EXPECT_DURATION);
+    return FALSE;
+  }
 
   unit = find_unit (duration_units, G_N_ELEMENTS (duration_units), d.unit);
-  if (unit == NULL)
-    {
-      g_set_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_INVALID_DURATION,
-                   "“%s” has an unknown unit “%s”; expected %s",
-                   text, d.unit, EXPECT_DURATION);
-      return FALSE;
-    }
-  if (!decimal_scale (&d, unit->mult, G_MAXINT64, &usec))
-    {
-      g_set_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_INVALID_DURATION,
-                   "“%s” is too long; expected %s", text, EXPECT_DURATION);
-      return FALSE;
-    }
+  if (unit == NULL) {
+    g_set_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_INVALID_DURATION,
+                 "“%s” has an unknown unit “%s”; expected %s", text, d.unit, EXPECT_DURATION);
+    return FALSE;
+  }
+  if (!decimal_scale (&d, unit->mult, G_MAXINT64, &usec)) {
+    g_set_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_INVALID_DURATION,
+                 "“%s” is too long; expected %s", text, EXPECT_DURATION);
+    return FALSE;
+  }
   *out = (gint64) usec;
   return TRUE;
 }
@@ -304,58 +281,54 @@ mt_parse_duration (const char *text, gint64 *out, GError **error)
 gboolean
 mt_parse_boolean (const char *text, gboolean *out, GError **error)
 {
-  static const char * const yes[] = { "true", "yes", "on", "1" };
-  static const char * const no[] = { "false", "no", "off", "0" };
+  static const char *const yes[] = { "true", "yes", "on", "1" };
+  static const char *const no[] = { "false", "no", "off", "0" };
 
-  for (guint i = 0; i < G_N_ELEMENTS (yes); i++)
-    {
-      if (g_ascii_strcasecmp (text, yes[i]) == 0)
-        {
-          *out = TRUE;
-          return TRUE;
-        }
-      if (g_ascii_strcasecmp (text, no[i]) == 0)
-        {
-          *out = FALSE;
-          return TRUE;
-        }
+  for (guint i = 0; i < G_N_ELEMENTS (yes); i++) {
+    if (g_ascii_strcasecmp (text, yes[i]) == 0) {
+      *out = TRUE;
+      return TRUE;
     }
+    if (g_ascii_strcasecmp (text, no[i]) == 0) {
+      *out = FALSE;
+      return TRUE;
+    }
+  }
   g_set_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_INVALID_BOOLEAN,
                "“%s” is not a boolean; expected true or false "
-               "(yes/no, on/off and 1/0 work too)", text);
+               "(yes/no, on/off and 1/0 work too)",
+               text);
   return FALSE;
 }
 
 gboolean
-mt_parse_uint (const char *text, guint64 lo, guint64 hi, guint64 *out,
-               GError **error)
+mt_parse_uint (const char *text, guint64 lo, guint64 hi, guint64 *out, GError **error)
 {
   guint64 v = 0;
   gboolean overflow = FALSE;
   const char *p;
 
-  for (p = text; g_ascii_isdigit (*p); p++)
-    {
-      guint digit = *p - '0';
-      if (v > (G_MAXUINT64 - digit) / 10)
-        overflow = TRUE;
-      else
-        v = v * 10 + digit;
-    }
-  if (p == text || *p != '\0')
-    {
-      g_set_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_INVALID_NUMBER,
-                   "“%s” is not a whole number; expected a number from %"
-                   G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT, text, lo, hi);
-      return FALSE;
-    }
-  if (overflow || v < lo || v > hi)
-    {
-      g_set_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_OUT_OF_RANGE,
-                   "“%s” is out of range; expected a number from %"
-                   G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT, text, lo, hi);
-      return FALSE;
-    }
+  for (p = text; g_ascii_isdigit (*p); p++) {
+    guint digit = *p - '0';
+    if (v > (G_MAXUINT64 - digit) / 10)
+      overflow = TRUE;
+    else
+      v = v * 10 + digit;
+  }
+  if (p == text || *p != '\0') {
+    g_set_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_INVALID_NUMBER,
+                 "“%s” is not a whole number; expected a number from %" G_GUINT64_FORMAT
+                 " to %" G_GUINT64_FORMAT,
+                 text, lo, hi);
+    return FALSE;
+  }
+  if (overflow || v < lo || v > hi) {
+    g_set_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_OUT_OF_RANGE,
+                 "“%s” is out of range; expected a number from %" G_GUINT64_FORMAT
+                 " to %" G_GUINT64_FORMAT,
+                 text, lo, hi);
+    return FALSE;
+  }
   *out = v;
   return TRUE;
 }
@@ -363,7 +336,7 @@ mt_parse_uint (const char *text, guint64 lo, guint64 hi, guint64 *out,
 gboolean
 mt_parse_mechanism (const char *text, MtMechanism *out, GError **error)
 {
-  static const char * const names[] = { "auto", "virtio-mem", "balloon", "none" };
+  static const char *const names[] = { "auto", "virtio-mem", "balloon", "none" };
   const char *hint;
 
   if (mt_mechanism_from_string (text, out))
@@ -371,8 +344,8 @@ mt_parse_mechanism (const char *text, MtMechanism *out, GError **error)
 
   hint = mt_suggest (text, names, G_N_ELEMENTS (names));
   g_set_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_INVALID_MECHANISM,
-               "“%s” is not a mechanism; expected auto, virtio-mem, balloon or none%s%s%s",
-               text, hint ? " (did you mean “" : "", hint ? hint : "", hint ? "”?)" : "");
+               "“%s” is not a mechanism; expected auto, virtio-mem, balloon or none%s%s%s", text,
+               hint ? " (did you mean “" : "", hint ? hint : "", hint ? "”?)" : "");
   return FALSE;
 }
 
@@ -416,8 +389,8 @@ mt_format_duration (gint64 usec)
     return g_strdup ("0");
   for (gsize i = 0; i < G_N_ELEMENTS (units); i++)
     if ((guint64) usec % units[i].mult == 0)
-      return g_strdup_printf ("%" G_GUINT64_FORMAT "%s",
-                              (guint64) usec / units[i].mult, units[i].unit);
+      return g_strdup_printf ("%" G_GUINT64_FORMAT "%s", (guint64) usec / units[i].mult,
+                              units[i].unit);
   return g_strdup_printf ("%" G_GINT64_FORMAT "us", usec);
 }
 
@@ -435,23 +408,21 @@ edit_distance (const char *a, const char *b)
   for (gsize j = 0; j <= lb; j++)
     D (0, j) = j;
   for (gsize i = 1; i <= la; i++)
-    for (gsize j = 1; j <= lb; j++)
-      {
-        gsize cost = g_ascii_tolower (a[i - 1]) != g_ascii_tolower (b[j - 1]);
-        gsize best = MIN (D (i - 1, j) + 1, D (i, j - 1) + 1);
-        best = MIN (best, D (i - 1, j - 1) + cost);
-        if (i > 1 && j > 1 &&
-            g_ascii_tolower (a[i - 1]) == g_ascii_tolower (b[j - 2]) &&
-            g_ascii_tolower (a[i - 2]) == g_ascii_tolower (b[j - 1]))
-          best = MIN (best, D (i - 2, j - 2) + 1);
-        D (i, j) = best;
-      }
+    for (gsize j = 1; j <= lb; j++) {
+      gsize cost = g_ascii_tolower (a[i - 1]) != g_ascii_tolower (b[j - 1]);
+      gsize best = MIN (D (i - 1, j) + 1, D (i, j - 1) + 1);
+      best = MIN (best, D (i - 1, j - 1) + cost);
+      if (i > 1 && j > 1 && g_ascii_tolower (a[i - 1]) == g_ascii_tolower (b[j - 2])
+          && g_ascii_tolower (a[i - 2]) == g_ascii_tolower (b[j - 1]))
+        best = MIN (best, D (i - 2, j - 2) + 1);
+      D (i, j) = best;
+    }
   return D (la, lb);
 #undef D
 }
 
 const char *
-mt_suggest (const char *word, const char * const *candidates, gsize n_candidates)
+mt_suggest (const char *word, const char *const *candidates, gsize n_candidates)
 {
   const char *best = NULL;
   gsize best_distance = G_MAXSIZE;
@@ -461,15 +432,13 @@ mt_suggest (const char *word, const char * const *candidates, gsize n_candidates
   if (word == NULL || strlen (word) > 64)
     return NULL;
 
-  for (gsize i = 0; i < n_candidates; i++)
-    {
-      gsize dist = edit_distance (word, candidates[i]);
-      /* Two edits is a typo; more than a third of the word is another word. */
-      if (dist <= 2 && dist * 3 <= strlen (candidates[i]) + 1 && dist < best_distance)
-        {
-          best = candidates[i];
-          best_distance = dist;
-        }
+  for (gsize i = 0; i < n_candidates; i++) {
+    gsize dist = edit_distance (word, candidates[i]);
+    /* Two edits is a typo; more than a third of the word is another word. */
+    if (dist <= 2 && dist * 3 <= strlen (candidates[i]) + 1 && dist < best_distance) {
+      best = candidates[i];
+      best_distance = dist;
     }
+  }
   return best;
 }

@@ -27,8 +27,7 @@ gboolean mt_parse_duration (const char *text, gint64 *out, GError **error);
 gboolean mt_parse_boolean (const char *text, gboolean *out, GError **error);
 
 /* Decimal integer in [lo, hi]. */
-gboolean mt_parse_uint (const char *text, guint64 lo, guint64 hi,
-                        guint64 *out, GError **error);
+gboolean mt_parse_uint (const char *text, guint64 lo, guint64 hi, guint64 *out, GError **error);
 
 gboolean mt_parse_mechanism (const char *text, MtMechanism *out, GError **error);
 
@@ -39,5 +38,4 @@ char *mt_format_duration (gint64 usec);
 
 /* The candidate closest to word (typos, case), or NULL when none is close
  * enough to be worth a "did you mean". */
-const char *mt_suggest (const char *word, const char * const *candidates,
-                        gsize n_candidates);
+const char *mt_suggest (const char *word, const char *const *candidates, gsize n_candidates);

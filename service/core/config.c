@@ -14,28 +14,28 @@
 #include "config-scan.h"
 #include "config-value.h"
 
-G_DEFINE_QUARK (memtide-config-error-quark, mt_config_error)
+G_DEFINE_QUARK (memtide - config - error - quark, mt_config_error)
 
 typedef struct {
-  const MtKeyTable *table;    /* mt_host_keys or mt_vm_keys */
-  const char   *file;         /* owned by MtConfig.files */
-  guint         line;
-  char         *name;         /* "host", "vm web-*" */
-  GPatternSpec *glob;         /* NULL for [host] */
-  GArray       *settings;     /* MtSetting, in file order */
+  const MtKeyTable *table; /* mt_host_keys or mt_vm_keys */
+  const char *file;        /* owned by MtConfig.files */
+  guint line;
+  char *name;         /* "host", "vm web-*" */
+  GPatternSpec *glob; /* NULL for [host] */
+  GArray *settings;   /* MtSetting, in file order */
 } Group;
 
 struct _MtConfig {
   gatomicrefcount ref;
-  GPtrArray   *files;         /* char *, NULL-terminated, load order */
-  GPtrArray   *groups;        /* Group *, precedence order (later wins) */
-  guint        n_vm_groups;
+  GPtrArray *files;  /* char *, NULL-terminated, load order */
+  GPtrArray *groups; /* Group *, precedence order (later wins) */
+  guint n_vm_groups;
   MtHostPolicy host;
 };
 
 /* Where a resolved key's value came from; group NULL: built-in default. */
 typedef struct {
-  const Group     *group;
+  const Group *group;
   const MtSetting *setting;
 } Origin;
 
@@ -70,33 +70,31 @@ settings_find (GArray *settings, guint key)
 }
 
 static void
-settings_apply (const MtKeyTable *table, GArray *settings, const Group *group,
-                gpointer policy, Origin *origins)
+settings_apply (const MtKeyTable *table, GArray *settings, const Group *group, gpointer policy,
+                Origin *origins)
 {
-  for (guint i = 0; i < settings->len; i++)
-    {
-      const MtSetting *s = &g_array_index (settings, MtSetting, i);
-      mt_key_store (&table->keys[s->key], &s->value, policy);
-      if (origins != NULL)
-        origins[s->key] = (Origin) { group, s };
-    }
+  for (guint i = 0; i < settings->len; i++) {
+    const MtSetting *s = &g_array_index (settings, MtSetting, i);
+    mt_key_store (&table->keys[s->key], &s->value, policy);
+    if (origins != NULL)
+      origins[s->key] = (Origin){ group, s };
+  }
 }
 
 /* Every group of the table's kind (matching domain_name for VM groups),
  * in order, on top of what policy already holds. */
 static void
-config_apply_groups (MtConfig *config, const MtKeyTable *table,
-                     const char *domain_name, gpointer policy, Origin *origins)
+config_apply_groups (MtConfig *config, const MtKeyTable *table, const char *domain_name,
+                     gpointer policy, Origin *origins)
 {
-  for (guint i = 0; i < config->groups->len; i++)
-    {
-      const Group *group = g_ptr_array_index (config->groups, i);
-      if (group->table != table)
-        continue;
-      if (group->glob != NULL && !g_pattern_spec_match_string (group->glob, domain_name))
-        continue;
-      settings_apply (table, group->settings, group, policy, origins);
-    }
+  for (guint i = 0; i < config->groups->len; i++) {
+    const Group *group = g_ptr_array_index (config->groups, i);
+    if (group->table != table)
+      continue;
+    if (group->glob != NULL && !g_pattern_spec_match_string (group->glob, domain_name))
+      continue;
+    settings_apply (table, group->settings, group, policy, origins);
+  }
 }
 
 static char *
@@ -113,11 +111,14 @@ origin_describe (const Origin *origin)
 /* ---- loading ------------------------------------------------------- */
 
 typedef struct {
-  MtConfig  *config;
-  GPtrArray *errors;          /* GError * */
+  MtConfig *config;
+  GPtrArray *errors; /* GError * */
 } Loader;
 
-G_GNUC_PRINTF (3, 4) static void
+static void loader_error (Loader *loader, MtConfigError code, const char *format, ...)
+  G_GNUC_PRINTF (3, 4);
+
+static void
 loader_error (Loader *loader, MtConfigError code, const char *format, ...)
 {
   va_list args;
@@ -153,7 +154,7 @@ static const MtKeyTable *
 loader_classify_group (Loader *loader, const char *path, const MtScanGroup *scanned,
                        char **glob_out)
 {
-  static const char * const known[] = { "host" };
+  static const char *const known[] = { "host" };
   const char *name = scanned->name;
   const char *hint = "";
 
@@ -161,32 +162,30 @@ loader_classify_group (Loader *loader, const char *path, const MtScanGroup *scan
     return &mt_host_keys;
 
   /* GKeyFile refuses tabs in group names, so only spaces separate. */
-  if (strncmp (name, "vm", 2) == 0 && (name[2] == '\0' || name[2] == ' '))
-    {
-      g_autofree char *glob = g_strstrip (g_strdup (name + 2));
-      const char *problem = glob_problem (glob);
+  if (strncmp (name, "vm", 2) == 0 && (name[2] == '\0' || name[2] == ' ')) {
+    g_autofree char *glob = g_strstrip (g_strdup (name + 2));
+    const char *problem = glob_problem (glob);
 
-      if (problem == NULL)
-        {
-          *glob_out = g_steal_pointer (&glob);
-          return &mt_vm_keys;
-        }
-      if (*glob == '\0')
-        loader_error (loader, MT_CONFIG_ERROR_BAD_GLOB, "%s:%u: [%s]: %s",
-                      path, scanned->line, name, problem);
-      else
-        loader_error (loader, MT_CONFIG_ERROR_BAD_GLOB, "%s:%u: [%s]: bad glob “%s”: %s",
-                      path, scanned->line, name, glob, problem);
-      return NULL;
+    if (problem == NULL) {
+      *glob_out = g_steal_pointer (&glob);
+      return &mt_vm_keys;
     }
+    if (*glob == '\0')
+      loader_error (loader, MT_CONFIG_ERROR_BAD_GLOB, "%s:%u: [%s]: %s", path, scanned->line, name,
+                    problem);
+    else
+      loader_error (loader, MT_CONFIG_ERROR_BAD_GLOB, "%s:%u: [%s]: bad glob “%s”: %s", path,
+                    scanned->line, name, glob, problem);
+    return NULL;
+  }
 
   if (g_ascii_strncasecmp (name, "vm", 2) == 0)
     hint = " (a VM group is “vm”, one space, then a glob, e.g. [vm web-*])";
   else if (mt_suggest (name, known, G_N_ELEMENTS (known)) != NULL)
     hint = " (did you mean [host]?)";
   loader_error (loader, MT_CONFIG_ERROR_UNKNOWN_GROUP,
-                "%s:%u: unknown group [%s]%s; expected [host] or [vm GLOB]",
-                path, scanned->line, name, hint);
+                "%s:%u: unknown group [%s]%s; expected [host] or [vm GLOB]", path, scanned->line,
+                name, hint);
   return NULL;
 }
 
@@ -203,12 +202,11 @@ loader_check_min_max (Loader *loader, const Group *group)
 }
 
 static void
-loader_read_group (Loader *loader, GKeyFile *kf, const char *path,
-                   const MtScanGroup *scanned)
+loader_read_group (Loader *loader, GKeyFile *kf, const char *path, const MtScanGroup *scanned)
 {
   g_autofree char *glob = NULL;
   const MtKeyTable *table = loader_classify_group (loader, path, scanned, &glob);
-  g_autoptr(Group) group = NULL;
+  g_autoptr (Group) group = NULL;
   guint n_errors = loader->errors->len;
 
   if (table == NULL)
@@ -222,63 +220,58 @@ loader_read_group (Loader *loader, GKeyFile *kf, const char *path,
   group->glob = glob ? g_pattern_spec_new (glob) : NULL;
   group->settings = settings_new ();
 
-  for (guint i = 0; i < scanned->keys->len; i++)
-    {
-      const MtScanKey *sk = &g_array_index (scanned->keys, MtScanKey, i);
-      int key = mt_key_table_lookup (table, sk->name);
-      g_autoptr(GError) error = NULL;
-      g_autofree char *raw = NULL;
-      MtSetting setting = { .line = sk->line };
+  for (guint i = 0; i < scanned->keys->len; i++) {
+    const MtScanKey *sk = &g_array_index (scanned->keys, MtScanKey, i);
+    int key = mt_key_table_lookup (table, sk->name);
+    g_autoptr (GError) error = NULL;
+    g_autofree char *raw = NULL;
+    MtSetting setting = { .line = sk->line };
 
-      if (key < 0)
-        {
-          g_autofree char *hint = mt_key_table_hint (table, sk->name);
-          g_autofree char *names = mt_key_table_names (table);
-          loader_error (loader, MT_CONFIG_ERROR_UNKNOWN_KEY,
-                        "%s:%u: [%s] %s: unknown key%s; expected one of %s",
-                        path, sk->line, scanned->name, sk->name, hint, names);
-          continue;
-        }
-
-      /* GLib 2.74 returns the raw text *and* sets an error on a bad
-       * escape sequence: the error is what counts. */
-      raw = g_key_file_get_string (kf, scanned->name, sk->name, &error);
-      if (error != NULL || raw == NULL)
-        {
-          g_autofree char *why = g_strdup (error ? error->message : "no value");
-
-          if (g_str_has_suffix (why, "."))
-            why[strlen (why) - 1] = '\0';
-          loader_error (loader, MT_CONFIG_ERROR_SYNTAX,
-                        "%s:%u: [%s] %s: %s; expected a value whose backslashes are "
-                        "escapes \\s, \\n, \\t, \\r or \\\\ (two for a literal backslash)",
-                        path, sk->line, scanned->name, sk->name, why);
-          continue;
-        }
-      /* GKeyFile keeps trailing blanks; nobody means them. */
-      g_strstrip (raw);
-      if (!mt_key_parse (&table->keys[key], raw, &setting.value, &error))
-        {
-          /* GKeyFile has no trailing comments: "1G # note" is the value. */
-          loader_error (loader, error->code, "%s:%u: [%s] %s: %s%s",
-                        path, sk->line, scanned->name, sk->name, error->message,
-                        strchr (raw, '#') ? " (comments must be on a line of their own)" : "");
-          continue;
-        }
-      setting.key = key;
-      setting.text = g_steal_pointer (&raw);
-      g_array_append_val (group->settings, setting);
+    if (key < 0) {
+      g_autofree char *hint = mt_key_table_hint (table, sk->name);
+      g_autofree char *names = mt_key_table_names (table);
+      loader_error (loader, MT_CONFIG_ERROR_UNKNOWN_KEY,
+                    "%s:%u: [%s] %s: unknown key%s; expected one of %s", path, sk->line,
+                    scanned->name, sk->name, hint, names);
+      continue;
     }
+
+    /* GLib 2.74 returns the raw text *and* sets an error on a bad
+       * escape sequence: the error is what counts. */
+    raw = g_key_file_get_string (kf, scanned->name, sk->name, &error);
+    if (error != NULL || raw == NULL) {
+      g_autofree char *why = g_strdup (error ? error->message : "no value");
+
+      if (g_str_has_suffix (why, "."))
+        why[strlen (why) - 1] = '\0';
+      loader_error (loader, MT_CONFIG_ERROR_SYNTAX,
+                    "%s:%u: [%s] %s: %s; expected a value whose backslashes are "
+                    "escapes \\s, \\n, \\t, \\r or \\\\ (two for a literal backslash)",
+                    path, sk->line, scanned->name, sk->name, why);
+      continue;
+    }
+    /* GKeyFile keeps trailing blanks; nobody means them. */
+    g_strstrip (raw);
+    if (!mt_key_parse (&table->keys[key], raw, &setting.value, &error)) {
+      /* GKeyFile has no trailing comments: "1G # note" is the value. */
+      loader_error (loader, error->code, "%s:%u: [%s] %s: %s%s", path, sk->line, scanned->name,
+                    sk->name, error->message,
+                    strchr (raw, '#') ? " (comments must be on a line of their own)" : "");
+      continue;
+    }
+    setting.key = key;
+    setting.text = g_steal_pointer (&raw);
+    g_array_append_val (group->settings, setting);
+  }
 
   if (table == &mt_vm_keys)
     loader_check_min_max (loader, group);
 
-  if (loader->errors->len == n_errors)
-    {
-      if (table == &mt_vm_keys)
-        loader->config->n_vm_groups++;
-      g_ptr_array_add (loader->config->groups, g_steal_pointer (&group));
-    }
+  if (loader->errors->len == n_errors) {
+    if (table == &mt_vm_keys)
+      loader->config->n_vm_groups++;
+    g_ptr_array_add (loader->config->groups, g_steal_pointer (&group));
+  }
 }
 
 static void
@@ -286,33 +279,32 @@ loader_read_file (Loader *loader, const char *path)
 {
   g_autofree char *data = NULL;
   gsize length;
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GPtrArray) scanned = NULL;
-  g_autoptr(GKeyFile) kf = g_key_file_new ();
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) scanned = NULL;
+  g_autoptr (GKeyFile) kf = g_key_file_new ();
   const char *file;
 
-  if (!g_file_get_contents (path, &data, &length, &error))
-    {
-      loader_error (loader, MT_CONFIG_ERROR_READ,
-                    "%s: cannot read the policy file (%s); check that it exists and "
-                    "is readable", path, error->message);
-      return;
-    }
+  if (!g_file_get_contents (path, &data, &length, &error)) {
+    loader_error (loader, MT_CONFIG_ERROR_READ,
+                  "%s: cannot read the policy file (%s); check that it exists and "
+                  "is readable",
+                  path, error->message);
+    return;
+  }
 
   scanned = mt_scan_key_file (path, data, length, &error);
-  if (scanned == NULL)
-    {
-      g_ptr_array_add (loader->errors, g_steal_pointer (&error));
-      return;
-    }
+  if (scanned == NULL) {
+    g_ptr_array_add (loader->errors, g_steal_pointer (&error));
+    return;
+  }
   /* The scan follows GKeyFile's rules, so this only fails if they differ. */
-  if (!g_key_file_load_from_data (kf, data, length, G_KEY_FILE_NONE, &error))
-    {
-      loader_error (loader, MT_CONFIG_ERROR_SYNTAX,
-                    "%s: not a valid key file (%s); expected [group] headers, "
-                    "key = value lines and # comments", path, error->message);
-      return;
-    }
+  if (!g_key_file_load_from_data (kf, data, length, G_KEY_FILE_NONE, &error)) {
+    loader_error (loader, MT_CONFIG_ERROR_SYNTAX,
+                  "%s: not a valid key file (%s); expected [group] headers, "
+                  "key = value lines and # comments",
+                  path, error->message);
+    return;
+  }
 
   g_debug ("reading policy file %s", path);
   /* Groups point at this copy, which lives as long as the config. */
@@ -325,30 +317,29 @@ loader_read_file (Loader *loader, const char *path)
 static int
 compare_names (gconstpointer a, gconstpointer b)
 {
-  return strcmp (*(const char * const *) a, *(const char * const *) b);
+  return strcmp (*(const char *const *) a, *(const char *const *) b);
 }
 
 static void
 loader_read_dir (Loader *loader, const char *dir_path)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GDir) dir = g_dir_open (dir_path, 0, &error);
-  g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GDir) dir = g_dir_open (dir_path, 0, &error);
+  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
   const char *name;
 
-  if (dir == NULL)
-    {
-      /* An admin who has written no policy has no directory either. */
-      if (g_error_matches (error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
-        {
-          g_debug ("no policy directory %s", dir_path);
-          return;
-        }
-      loader_error (loader, MT_CONFIG_ERROR_READ,
-                    "%s: cannot read the policy directory (%s); check that it is a "
-                    "readable directory", dir_path, error->message);
+  if (dir == NULL) {
+    /* An admin who has written no policy has no directory either. */
+    if (g_error_matches (error, G_FILE_ERROR, G_FILE_ERROR_NOENT)) {
+      g_debug ("no policy directory %s", dir_path);
       return;
     }
+    loader_error (loader, MT_CONFIG_ERROR_READ,
+                  "%s: cannot read the policy directory (%s); check that it is a "
+                  "readable directory",
+                  dir_path, error->message);
+    return;
+  }
 
   /* Editor backups and package-manager leftovers (.conf~, .dpkg-old,
    * .#foo.conf) must not become policy. */
@@ -359,11 +350,10 @@ loader_read_dir (Loader *loader, const char *dir_path)
       g_debug ("ignoring %s/%s: not a *.conf file", dir_path, name);
 
   g_ptr_array_sort (names, compare_names);
-  for (guint i = 0; i < names->len; i++)
-    {
-      g_autofree char *path = g_build_filename (dir_path, g_ptr_array_index (names, i), NULL);
-      loader_read_file (loader, path);
-    }
+  for (guint i = 0; i < names->len; i++) {
+    g_autofree char *path = g_build_filename (dir_path, g_ptr_array_index (names, i), NULL);
+    loader_read_file (loader, path);
+  }
 }
 
 /* Whether a was read after b; an unset origin is never later. */
@@ -394,27 +384,25 @@ loader_check_host (Loader *loader)
   config_apply_groups (config, &mt_host_keys, NULL, &host, origins);
   config->host = host;
 
-  if (host.stuck_timeout < host.tick_interval)
-    {
-      /* The built-in pair is consistent, so one of them was set; blame
+  if (host.stuck_timeout < host.tick_interval) {
+    /* The built-in pair is consistent, so one of them was set; blame
        * the one read last: that is the edit that broke it. */
-      gboolean blame_stuck = origin_later (config, stuck, tick);
-      const Origin *blamed = blame_stuck ? stuck : tick;
-      const Origin *other = blame_stuck ? tick : stuck;
-      const MtKey *other_key = &mt_host_keys.keys[blame_stuck ? MT_HOST_KEY_TICK_INTERVAL
-                                                              : MT_HOST_KEY_STUCK_TIMEOUT];
-      g_autofree char *other_where = origin_describe (other);
-      g_autofree char *other_text = mt_format_duration (blame_stuck ? host.tick_interval
-                                                                    : host.stuck_timeout);
+    gboolean blame_stuck = origin_later (config, stuck, tick);
+    const Origin *blamed = blame_stuck ? stuck : tick;
+    const Origin *other = blame_stuck ? tick : stuck;
+    const MtKey *other_key =
+      &mt_host_keys.keys[blame_stuck ? MT_HOST_KEY_TICK_INTERVAL : MT_HOST_KEY_STUCK_TIMEOUT];
+    g_autofree char *other_where = origin_describe (other);
+    g_autofree char *other_text =
+      mt_format_duration (blame_stuck ? host.tick_interval : host.stuck_timeout);
 
-      loader_error (loader, MT_CONFIG_ERROR_OUT_OF_RANGE,
-                    "%s:%u: [host] %s: “%s” is %s than %s “%s” (from %s); "
-                    "expected stuck-timeout >= tick-interval",
-                    blamed->group->file, blamed->setting->line,
-                    blame_stuck ? "stuck-timeout" : "tick-interval", blamed->setting->text,
-                    blame_stuck ? "shorter" : "longer", other_key->name, other_text,
-                    other_where);
-    }
+    loader_error (loader, MT_CONFIG_ERROR_OUT_OF_RANGE,
+                  "%s:%u: [host] %s: “%s” is %s than %s “%s” (from %s); "
+                  "expected stuck-timeout >= tick-interval",
+                  blamed->group->file, blamed->setting->line,
+                  blame_stuck ? "stuck-timeout" : "tick-interval", blamed->setting->text,
+                  blame_stuck ? "shorter" : "longer", other_key->name, other_text, other_where);
+  }
 }
 
 static MtConfig *
@@ -434,7 +422,7 @@ config_new (void)
 static MtConfig *
 config_load_collect (const char *default_file, const char *policies_dir, GPtrArray *errors)
 {
-  g_autoptr(MtConfig) config = config_new ();
+  g_autoptr (MtConfig) config = config_new ();
   Loader loader = { config, errors };
 
   if (default_file != NULL)
@@ -450,19 +438,18 @@ config_load_collect (const char *default_file, const char *policies_dir, GPtrArr
 MtConfig *
 mt_config_load (const char *default_file, const char *policies_dir, GError **error)
 {
-  g_autoptr(GPtrArray) errors = g_ptr_array_new_with_free_func ((GDestroyNotify) g_error_free);
+  g_autoptr (GPtrArray) errors = g_ptr_array_new_with_free_func ((GDestroyNotify) g_error_free);
   MtConfig *config = config_load_collect (default_file, policies_dir, errors);
-  g_autoptr(GString) msg = NULL;
+  g_autoptr (GString) msg = NULL;
 
   if (config != NULL)
     return config;
 
   msg = g_string_new (NULL);
-  for (guint i = 0; i < errors->len; i++)
-    {
-      const GError *e = g_ptr_array_index (errors, i);
-      g_string_append_printf (msg, "%s%s", i ? "\n" : "", e->message);
-    }
+  for (guint i = 0; i < errors->len; i++) {
+    const GError *e = g_ptr_array_index (errors, i);
+    g_string_append_printf (msg, "%s%s", i ? "\n" : "", e->message);
+  }
   g_set_error_literal (error, MT_CONFIG_ERROR,
                        ((const GError *) g_ptr_array_index (errors, 0))->code, msg->str);
   return NULL;
@@ -471,25 +458,24 @@ mt_config_load (const char *default_file, const char *policies_dir, GError **err
 gboolean
 mt_config_check (const char *default_file, const char *policies_dir, FILE *out)
 {
-  g_autoptr(GPtrArray) errors = g_ptr_array_new_with_free_func ((GDestroyNotify) g_error_free);
-  g_autoptr(MtConfig) config = config_load_collect (default_file, policies_dir, errors);
+  g_autoptr (GPtrArray) errors = g_ptr_array_new_with_free_func ((GDestroyNotify) g_error_free);
+  g_autoptr (MtConfig) config = config_load_collect (default_file, policies_dir, errors);
 
   g_return_val_if_fail (out != NULL, FALSE);
 
-  if (config == NULL)
-    {
-      for (guint i = 0; i < errors->len; i++)
-        fprintf (out, "%s\n", ((const GError *) g_ptr_array_index (errors, i))->message);
-      fprintf (out, "%u problem%s found; memtided would refuse to start with this policy\n",
-               errors->len, errors->len == 1 ? "" : "s");
-      return FALSE;
-    }
+  if (config == NULL) {
+    for (guint i = 0; i < errors->len; i++)
+      fprintf (out, "%s\n", ((const GError *) g_ptr_array_index (errors, i))->message);
+    fprintf (out, "%u problem%s found; memtided would refuse to start with this policy\n",
+             errors->len, errors->len == 1 ? "" : "s");
+    return FALSE;
+  }
 
   for (guint i = 0; i + 1 < config->files->len; i++)
     fprintf (out, "read %s\n", (const char *) g_ptr_array_index (config->files, i));
-  fprintf (out, "policy OK: %u file%s, %u [vm] group%s\n",
-           config->files->len - 1, config->files->len == 2 ? "" : "s",
-           config->n_vm_groups, config->n_vm_groups == 1 ? "" : "s");
+  fprintf (out, "policy OK: %u file%s, %u [vm] group%s\n", config->files->len - 1,
+           config->files->len == 2 ? "" : "s", config->n_vm_groups,
+           config->n_vm_groups == 1 ? "" : "s");
   return TRUE;
 }
 
@@ -521,11 +507,11 @@ mt_config_get_host (MtConfig *config)
   return &config->host;
 }
 
-const char * const *
+const char *const *
 mt_config_get_files (MtConfig *config)
 {
   g_return_val_if_fail (config != NULL, NULL);
-  return (const char * const *) config->files->pdata;
+  return (const char *const *) config->files->pdata;
 }
 
 guint
@@ -539,10 +525,9 @@ mt_config_get_n_vm_groups (MtConfig *config)
  * file policy and FALSE is returned. */
 static gboolean
 config_resolve_vm (MtConfig *config, const char *domain_name, const char *metadata_xml,
-                   MtVmPolicy *out, Origin *origins, GArray **metadata_out,
-                   GError **metadata_error)
+                   MtVmPolicy *out, Origin *origins, GArray **metadata_out, GError **metadata_error)
 {
-  g_autoptr(GArray) metadata = NULL;
+  g_autoptr (GArray) metadata = NULL;
   Origin merged_origins[MT_VM_N_KEYS];
   static const Group metadata_group = { .name = (char *) "metadata" };
   MtVmPolicy merged;
@@ -561,25 +546,23 @@ config_resolve_vm (MtConfig *config, const char *domain_name, const char *metada
   /* Bounds from different places only meet here: files were checked
    * group by group and the metadata on its own.  A conflict between file
    * groups alone is not the metadata's fault (max wins, see policy.h). */
-  if ((settings_find (metadata, MT_VM_KEY_MIN) != NULL ||
-       settings_find (metadata, MT_VM_KEY_MAX) != NULL) &&
-      mt_size_min_above_max (&merged.min, &merged.max))
-    {
-      const MtKey *min_key = &mt_vm_keys.keys[MT_VM_KEY_MIN];
-      const MtKey *max_key = &mt_vm_keys.keys[MT_VM_KEY_MAX];
-      g_autofree char *min_where = origin_describe (&merged_origins[MT_VM_KEY_MIN]);
-      g_autofree char *max_where = origin_describe (&merged_origins[MT_VM_KEY_MAX]);
-      g_autofree char *min_text = mt_key_format (min_key, &(MtValue) { .size = merged.min });
-      g_autofree char *max_text = mt_key_format (max_key, &(MtValue) { .size = merged.max });
+  if ((settings_find (metadata, MT_VM_KEY_MIN) != NULL
+       || settings_find (metadata, MT_VM_KEY_MAX) != NULL)
+      && mt_size_min_above_max (&merged.min, &merged.max)) {
+    const MtKey *min_key = &mt_vm_keys.keys[MT_VM_KEY_MIN];
+    const MtKey *max_key = &mt_vm_keys.keys[MT_VM_KEY_MAX];
+    g_autofree char *min_where = origin_describe (&merged_origins[MT_VM_KEY_MIN]);
+    g_autofree char *max_where = origin_describe (&merged_origins[MT_VM_KEY_MAX]);
+    g_autofree char *min_text = mt_key_format (min_key, &(MtValue){ .size = merged.min });
+    g_autofree char *max_text = mt_key_format (max_key, &(MtValue){ .size = merged.max });
 
-      g_set_error (metadata_error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_MIN_ABOVE_MAX,
-                   "domain “%s”: metadata <%s>: min “%s” (from %s) is above max “%s” "
-                   "(from %s); expected min <= max",
-                   domain_name,
-                   settings_find (metadata, MT_VM_KEY_MIN) != NULL ? "min" : "max",
-                   min_text, min_where, max_text, max_where);
-      return FALSE;
-    }
+    g_set_error (metadata_error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_MIN_ABOVE_MAX,
+                 "domain “%s”: metadata <%s>: min “%s” (from %s) is above max “%s” "
+                 "(from %s); expected min <= max",
+                 domain_name, settings_find (metadata, MT_VM_KEY_MIN) != NULL ? "min" : "max",
+                 min_text, min_where, max_text, max_where);
+    return FALSE;
+  }
 
   *out = merged;
   memcpy (origins, merged_origins, sizeof merged_origins);
@@ -592,7 +575,7 @@ mt_config_resolve_vm (MtConfig *config, const char *domain_name, const char *met
                       MtVmPolicy *out, GError **metadata_error)
 {
   Origin origins[MT_VM_N_KEYS] = { { 0 } };
-  g_autoptr(GArray) metadata = NULL;
+  g_autoptr (GArray) metadata = NULL;
 
   g_return_val_if_fail (config != NULL, FALSE);
   g_return_val_if_fail (domain_name != NULL, FALSE);
@@ -617,22 +600,20 @@ explain (const MtKeyTable *table, gconstpointer policy, const Origin *origins)
 {
   GPtrArray *sources = g_ptr_array_new_with_free_func ((GDestroyNotify) mt_policy_source_free);
 
-  for (guint i = 0; i < table->n_keys; i++)
-    {
-      MtPolicySource *source = g_new0 (MtPolicySource, 1);
-      MtValue value;
+  for (guint i = 0; i < table->n_keys; i++) {
+    MtPolicySource *source = g_new0 (MtPolicySource, 1);
+    MtValue value;
 
-      source->key = table->keys[i].name;
-      if (origins[i].setting != NULL)
-        source->value = g_strdup (origins[i].setting->text);
-      else
-        {
-          mt_key_fetch (&table->keys[i], policy, &value);
-          source->value = mt_key_format (&table->keys[i], &value);
-        }
-      source->origin = origin_describe (&origins[i]);
-      g_ptr_array_add (sources, source);
+    source->key = table->keys[i].name;
+    if (origins[i].setting != NULL)
+      source->value = g_strdup (origins[i].setting->text);
+    else {
+      mt_key_fetch (&table->keys[i], policy, &value);
+      source->value = mt_key_format (&table->keys[i], &value);
     }
+    source->origin = origin_describe (&origins[i]);
+    g_ptr_array_add (sources, source);
+  }
   return sources;
 }
 
@@ -641,7 +622,7 @@ mt_config_explain_vm (MtConfig *config, const char *domain_name, const char *met
                       GError **metadata_error)
 {
   Origin origins[MT_VM_N_KEYS] = { { 0 } };
-  g_autoptr(GArray) metadata = NULL;
+  g_autoptr (GArray) metadata = NULL;
   MtVmPolicy policy;
 
   g_return_val_if_fail (config != NULL, NULL);

@@ -22,13 +22,13 @@ GQuark mt_config_error_quark (void);
 /* INVALID_* means the text is not a value of that type at all;
  * OUT_OF_RANGE means it is, but not one this key allows. */
 typedef enum {
-  MT_CONFIG_ERROR_READ,              /* file or directory cannot be read */
-  MT_CONFIG_ERROR_SYNTAX,            /* not a valid key file */
+  MT_CONFIG_ERROR_READ,   /* file or directory cannot be read */
+  MT_CONFIG_ERROR_SYNTAX, /* not a valid key file */
   MT_CONFIG_ERROR_UNKNOWN_GROUP,
-  MT_CONFIG_ERROR_DUPLICATE_GROUP,   /* same group twice in one file */
+  MT_CONFIG_ERROR_DUPLICATE_GROUP, /* same group twice in one file */
   MT_CONFIG_ERROR_BAD_GLOB,
   MT_CONFIG_ERROR_UNKNOWN_KEY,
-  MT_CONFIG_ERROR_DUPLICATE_KEY,     /* same key twice in one group */
+  MT_CONFIG_ERROR_DUPLICATE_KEY, /* same key twice in one group */
   MT_CONFIG_ERROR_INVALID_SIZE,
   MT_CONFIG_ERROR_INVALID_PERCENT,
   MT_CONFIG_ERROR_INVALID_DURATION,
@@ -37,7 +37,7 @@ typedef enum {
   MT_CONFIG_ERROR_INVALID_MECHANISM,
   MT_CONFIG_ERROR_OUT_OF_RANGE,
   MT_CONFIG_ERROR_MIN_ABOVE_MAX,
-  MT_CONFIG_ERROR_METADATA,          /* domain metadata is not a memtide <policy> */
+  MT_CONFIG_ERROR_METADATA, /* domain metadata is not a memtide <policy> */
 } MtConfigError;
 
 typedef struct _MtConfig MtConfig;
@@ -47,8 +47,7 @@ typedef struct _MtConfig MtConfig;
  * files override earlier ones key by key.  Fails on any error: the
  * error's code is that of the first problem, its message lists every
  * problem found, one per line, each naming file, line, group and key. */
-MtConfig *mt_config_load (const char *default_file, const char *policies_dir,
-                          GError **error);
+MtConfig *mt_config_load (const char *default_file, const char *policies_dir, GError **error);
 
 MtConfig *mt_config_ref (MtConfig *config);
 void mt_config_unref (MtConfig *config);
@@ -58,7 +57,7 @@ const MtHostPolicy *mt_config_get_host (MtConfig *config);
 
 /* Files that were read, in the order they were applied (NULL-terminated,
  * owned by config). */
-const char * const *mt_config_get_files (MtConfig *config);
+const char *const *mt_config_get_files (MtConfig *config);
 
 /* Number of [vm GLOB] groups across all files. */
 guint mt_config_get_n_vm_groups (MtConfig *config);
@@ -68,15 +67,14 @@ guint mt_config_get_n_vm_groups (MtConfig *config);
  * <policy> element as virDomainGetMetadata returns it; NULL: none).
  * *out is always filled.  Returns FALSE and sets metadata_error when the
  * metadata is bad; *out is then the file policy alone. */
-gboolean mt_config_resolve_vm (MtConfig *config, const char *domain_name,
-                               const char *metadata_xml, MtVmPolicy *out,
-                               GError **metadata_error);
+gboolean mt_config_resolve_vm (MtConfig *config, const char *domain_name, const char *metadata_xml,
+                               MtVmPolicy *out, GError **metadata_error);
 
 /* Where one setting came from, for Explain. */
 typedef struct {
-  const char *key;     /* e.g. "min", static */
-  char       *value;   /* as written, or the built-in value */
-  char       *origin;  /* "built-in default", "FILE:LINE [vm web-*]",
+  const char *key; /* e.g. "min", static */
+  char *value;     /* as written, or the built-in value */
+  char *origin;    /* "built-in default", "FILE:LINE [vm web-*]",
                           "domain metadata" */
 } MtPolicySource;
 
@@ -87,13 +85,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (MtPolicySource, mt_policy_source_free)
  * resolution and metadata_error as mt_config_resolve_vm; with bad
  * metadata the sources describe the file policy that applies instead. */
 GPtrArray *mt_config_explain_vm (MtConfig *config, const char *domain_name,
-                                 const char *metadata_xml,
-                                 GError **metadata_error);
+                                 const char *metadata_xml, GError **metadata_error);
 
 /* One MtPolicySource per [host] key. */
 GPtrArray *mt_config_explain_host (MtConfig *config);
 
 /* For `memtided --check-config`: load, print every problem (or a one-line
  * summary when there is none) to out, and return whether it loaded. */
-gboolean mt_config_check (const char *default_file, const char *policies_dir,
-                          FILE *out);
+gboolean mt_config_check (const char *default_file, const char *policies_dir, FILE *out);

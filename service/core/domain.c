@@ -9,7 +9,7 @@ mt_domain_info_clear (MtDomainInfo *info)
   g_free (info->vmem_alias);
   g_free (info->agent_socket);
   g_free (info->metadata);
-  *info = (MtDomainInfo) { 0 };
+  *info = (MtDomainInfo){ 0 };
 }
 
 void

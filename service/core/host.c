@@ -10,7 +10,7 @@
 
 struct _MtHostReader {
   char *proc_root;
-  char *cgroup_dir;     /* NULL: no cgroup limit known */
+  char *cgroup_dir; /* NULL: no cgroup limit known */
   gboolean cgroup_v2;
 };
 
@@ -31,8 +31,8 @@ static char *
 find_machine_cgroup (const char *sys_fs_cgroup, gboolean *v2)
 {
   static const char *const v1[] = { "memory/machine.slice", "memory/machine" };
-  static const char *const unified[] = { "machine.slice", "machine",
-                                         "unified/machine.slice", "unified/machine" };
+  static const char *const unified[] = { "machine.slice", "machine", "unified/machine.slice",
+                                         "unified/machine" };
 
   for (guint i = 0; i < G_N_ELEMENTS (v1); i++) {
     g_autofree char *dir = g_build_filename (sys_fs_cgroup, v1[i], NULL);
@@ -52,9 +52,7 @@ find_machine_cgroup (const char *sys_fs_cgroup, gboolean *v2)
 }
 
 MtHostReader *
-mt_host_reader_new (const char *proc_root,
-                    const char *sys_fs_cgroup,
-                    const char *cgroup_dir)
+mt_host_reader_new (const char *proc_root, const char *sys_fs_cgroup, const char *cgroup_dir)
 {
   MtHostReader *r = g_new0 (MtHostReader, 1);
 
@@ -63,8 +61,8 @@ mt_host_reader_new (const char *proc_root,
     r->cgroup_dir = g_strdup (cgroup_dir);
     r->cgroup_v2 = is_file (cgroup_dir, "memory.max");
   } else {
-    r->cgroup_dir = find_machine_cgroup (sys_fs_cgroup ? sys_fs_cgroup : "/sys/fs/cgroup",
-                                         &r->cgroup_v2);
+    r->cgroup_dir =
+      find_machine_cgroup (sys_fs_cgroup ? sys_fs_cgroup : "/sys/fs/cgroup", &r->cgroup_v2);
   }
   return r;
 }
@@ -89,7 +87,7 @@ mt_host_reader_get_cgroup_dir (MtHostReader *r)
 static gboolean
 parse_meminfo (const char *text, MtHostSample *out, GError **error)
 {
-  g_auto(GStrv) lines = g_strsplit (text, "\n", -1);
+  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
 
   for (guint i = 0; lines[i]; i++) {
     guint64 *field = NULL;
@@ -106,8 +104,8 @@ parse_meminfo (const char *text, MtHostSample *out, GError **error)
     errno = 0;
     kib = g_ascii_strtoull (colon + 1, &end, 10);
     if (errno || end == colon + 1 || kib > G_MAXUINT64 / MT_KIB) {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                   "cannot parse meminfo line '%s'", lines[i]);
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "cannot parse meminfo line '%s'",
+                   lines[i]);
       return FALSE;
     }
     *field = kib * MT_KIB;
@@ -124,7 +122,7 @@ parse_meminfo (const char *text, MtHostSample *out, GError **error)
 static void
 parse_psi (const char *text, double *some, double *full)
 {
-  g_auto(GStrv) lines = g_strsplit (text, "\n", -1);
+  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
 
   for (guint i = 0; lines[i]; i++) {
     const char *avg = strstr (lines[i], "avg10=");
@@ -185,10 +183,10 @@ mt_host_reader_read (MtHostReader *r, gint64 now, MtHostSample *out, GError **er
     parse_psi (psi, &out->psi_some_avg10, &out->psi_full_avg10);
 
   if (r->cgroup_dir) {
-    out->cgroup_limit = read_cgroup_value (r->cgroup_dir,
-                                           r->cgroup_v2 ? "memory.max" : "memory.limit_in_bytes");
-    out->cgroup_usage = read_cgroup_value (r->cgroup_dir,
-                                           r->cgroup_v2 ? "memory.current" : "memory.usage_in_bytes");
+    out->cgroup_limit =
+      read_cgroup_value (r->cgroup_dir, r->cgroup_v2 ? "memory.max" : "memory.limit_in_bytes");
+    out->cgroup_usage =
+      read_cgroup_value (r->cgroup_dir, r->cgroup_v2 ? "memory.current" : "memory.usage_in_bytes");
   }
   return TRUE;
 }
@@ -206,15 +204,15 @@ add_sat (guint64 a, guint64 b)
 }
 
 guint64
-mt_host_budget (const MtHostSample *host, const MtHostPolicy *policy,
-                guint64 vm_rss_total, char **reason)
+mt_host_budget (const MtHostSample *host, const MtHostPolicy *policy, guint64 vm_rss_total,
+                char **reason)
 {
   guint64 from_host, budget;
 
   if (policy->budget) {
     if (reason)
-      *reason = g_strdup_printf ("budget %" G_GUINT64_FORMAT " MiB set in policy",
-                                 policy->budget / MT_MIB);
+      *reason =
+        g_strdup_printf ("budget %" G_GUINT64_FORMAT " MiB set in policy", policy->budget / MT_MIB);
     return policy->budget;
   }
 
@@ -226,18 +224,18 @@ mt_host_budget (const MtHostSample *host, const MtHostPolicy *policy,
     guint64 from_cgroup = sub_sat (host->cgroup_limit, policy->reserve);
     if (from_cgroup < budget) {
       if (reason)
-        *reason = g_strdup_printf ("budget %" G_GUINT64_FORMAT " MiB: VM cgroup limit %"
-                                   G_GUINT64_FORMAT " MiB - reserve %" G_GUINT64_FORMAT " MiB",
-                                   from_cgroup / MT_MIB, host->cgroup_limit / MT_MIB,
-                                   policy->reserve / MT_MIB);
+        *reason = g_strdup_printf (
+          "budget %" G_GUINT64_FORMAT " MiB: VM cgroup limit %" G_GUINT64_FORMAT
+          " MiB - reserve %" G_GUINT64_FORMAT " MiB",
+          from_cgroup / MT_MIB, host->cgroup_limit / MT_MIB, policy->reserve / MT_MIB);
       return from_cgroup;
     }
   }
   if (reason)
-    *reason = g_strdup_printf ("budget %" G_GUINT64_FORMAT " MiB: host available %"
-                               G_GUINT64_FORMAT " MiB + VM RSS %" G_GUINT64_FORMAT
+    *reason = g_strdup_printf ("budget %" G_GUINT64_FORMAT " MiB: host available %" G_GUINT64_FORMAT
+                               " MiB + VM RSS %" G_GUINT64_FORMAT
                                " MiB - reserve %" G_GUINT64_FORMAT " MiB",
-                               budget / MT_MIB, host->mem_available / MT_MIB,
-                               vm_rss_total / MT_MIB, policy->reserve / MT_MIB);
+                               budget / MT_MIB, host->mem_available / MT_MIB, vm_rss_total / MT_MIB,
+                               policy->reserve / MT_MIB);
   return budget;
 }

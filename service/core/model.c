@@ -19,7 +19,7 @@ mt_format_bytes_buf (char buf[MT_FORMAT_BYTES_LEN], guint64 bytes)
     return (gsize) g_strlcpy (buf, "unknown", MT_FORMAT_BYTES_LEN);
   /* Integers only, no printf: this runs for every size in every reason. */
   u = bytes < 1024 ? 0 : (guint) (63 - __builtin_clzll (bytes)) / 10;
-  ip = (guint) (bytes >> (10 * u));            /* 1 .. 1023 (0 .. 1023 for bytes) */
+  ip = (guint) (bytes >> (10 * u)); /* 1 .. 1023 (0 .. 1023 for bytes) */
   /* One decimal only where it carries information; always rounded down. */
   if (u > 0 && ip < 10)
     tenths = (guint) (((bytes & ((G_GUINT64_CONSTANT (1) << (10 * u)) - 1)) * 10) >> (10 * u));
@@ -30,11 +30,10 @@ mt_format_bytes_buf (char buf[MT_FORMAT_BYTES_LEN], guint64 bytes)
   if (ip >= 10)
     buf[len++] = (char) ('0' + ip / 10 % 10);
   buf[len++] = (char) ('0' + ip % 10);
-  if (u > 0 && ip < 10)
-    {
-      buf[len++] = '.';
-      buf[len++] = (char) ('0' + tenths);
-    }
+  if (u > 0 && ip < 10) {
+    buf[len++] = '.';
+    buf[len++] = (char) ('0' + tenths);
+  }
   buf[len++] = ' ';
   for (const char *p = units[u]; *p; p++)
     buf[len++] = *p;
@@ -54,22 +53,21 @@ mt_format_bytes (guint64 bytes)
 const char *
 mt_data_source_to_string (MtDataSource s)
 {
-  switch (s)
-    {
-    case MT_DATA_AGENT:
-      return "agent";
-    case MT_DATA_BALLOON:
-      return "balloon stats";
-    case MT_DATA_NONE:
-    default:
-      return "none";
-    }
+  switch (s) {
+  case MT_DATA_AGENT:
+    return "agent";
+  case MT_DATA_BALLOON:
+    return "balloon stats";
+  case MT_DATA_NONE:
+  default:
+    return "none";
+  }
 }
 
 void
 mt_vm_control_init (MtVmControl *c)
 {
-  *c = (MtVmControl) {
+  *c = (MtVmControl){
     .headroom = 0,
     .feedback_time = MT_TIME_NEVER,
     .calm_since = MT_TIME_NEVER,
@@ -211,7 +209,7 @@ sample_used (const MtVmSample *s)
 static void
 record_from_sample (MtVmRecord *r, const MtVmSample *s, const MtVmSample *older)
 {
-  *r = (MtVmRecord) {
+  *r = (MtVmRecord){
     .time = s->time,
     .used = sample_used (s),
     .current = sample_current (s),
@@ -287,8 +285,16 @@ mt_host_model_push (MtHostModel *host, const MtHostSample *s)
 
 typedef guint64 (*CounterFunc) (const MtVmRecord *r);
 
-static guint64 get_swap_in (const MtVmRecord *r) { return r->swap_in; }
-static guint64 get_major_faults (const MtVmRecord *r) { return r->major_faults; }
+static guint64
+get_swap_in (const MtVmRecord *r)
+{
+  return r->swap_in;
+}
+static guint64
+get_major_faults (const MtVmRecord *r)
+{
+  return r->major_faults;
+}
 
 /* Rate of a cumulative counter between two samples; NAN when either is
  * unknown or the counter went down (guest reboot, agent restart). */
@@ -318,16 +324,15 @@ counter_rate_avg (const MtVmModel *vm, CounterFunc get)
   if (latest == NULL || get (latest) == MT_UNKNOWN)
     return NAN;
   prev = get (latest);
-  for (guint age = 1; age < vm->ring.len; age++)
-    {
-      const MtVmRecord *r = record_nth (vm, age);
-      guint64 v = get (r);
+  for (guint age = 1; age < vm->ring.len; age++) {
+    const MtVmRecord *r = record_nth (vm, age);
+    guint64 v = get (r);
 
-      if (v == MT_UNKNOWN || v > prev)
-        break;
-      prev = v;
-      oldest = r;
-    }
+    if (v == MT_UNKNOWN || v > prev)
+      break;
+    prev = v;
+    oldest = r;
+  }
   return counter_rate (latest, oldest, get);
 }
 
@@ -339,22 +344,21 @@ psi_trend (const MtVmModel *vm)
   gint64 t0 = 0;
   guint n = 0;
 
-  for (guint age = 0; age < vm->ring.len && n < TREND_POINTS; age++)
-    {
-      const MtVmRecord *r = record_nth (vm, age);
-      double x, y = r->psi_some;
+  for (guint age = 0; age < vm->ring.len && n < TREND_POINTS; age++) {
+    const MtVmRecord *r = record_nth (vm, age);
+    double x, y = r->psi_some;
 
-      if (isnan (y))
-        continue;
-      if (n == 0)
-        t0 = r->time;
-      x = (double) (r->time - t0) / G_USEC_PER_SEC;
-      sx += x;
-      sy += y;
-      sxx += x * x;
-      sxy += x * y;
-      n++;
-    }
+    if (isnan (y))
+      continue;
+    if (n == 0)
+      t0 = r->time;
+    x = (double) (r->time - t0) / G_USEC_PER_SEC;
+    sx += x;
+    sy += y;
+    sxx += x * x;
+    sxy += x * y;
+    n++;
+  }
   if (n < 2 || n * sxx - sx * sx <= 0.0)
     return NAN;
   return (n * sxy - sx * sy) / (n * sxx - sx * sx);
@@ -381,11 +385,10 @@ observation_start (const MtVmModel *vm, guint age, gint64 not_before)
   const MtVmRecord *r = record_nth (vm, age), *older;
 
   while (r != NULL && (r->flags & MT_VM_RECORD_REPEATS)
-         && (older = record_nth (vm, age + 1)) != NULL && older->time >= not_before)
-    {
-      r = older;
-      age++;
-    }
+         && (older = record_nth (vm, age + 1)) != NULL && older->time >= not_before) {
+    r = older;
+    age++;
+  }
   return age;
 }
 
@@ -417,15 +420,14 @@ used_growth (const MtVmModel *vm, const MtVmRecord *obs)
 
   if (obs->used == MT_UNKNOWN)
     return 0;
-  for (guint age = 0; age < vm->ring.len; age++)
-    {
-      const MtVmRecord *r = record_nth (vm, age);
+  for (guint age = 0; age < vm->ring.len; age++) {
+    const MtVmRecord *r = record_nth (vm, age);
 
-      if (obs->time - r->time > MT_MODEL_GROWTH_SPAN)
-        break;
-      if (used_comparable (r, obs))
-        least = MIN (least, r->used);
-    }
+    if (obs->time - r->time > MT_MODEL_GROWTH_SPAN)
+      break;
+    if (used_comparable (r, obs))
+      least = MIN (least, r->used);
+  }
   return obs->used - least;
 }
 
@@ -439,21 +441,19 @@ kernel_reserve (const MtVmModel *vm, const MtVmSample *latest, const MtVmRecord 
 
   if (cur == MT_UNKNOWN || latest->guest_total == MT_UNKNOWN || latest->guest_total > cur)
     return MT_UNKNOWN;
-  for (guint age = 1; age < vm->ring.len; age++)
-    {
-      const MtVmRecord *r = record_nth (vm, age);
+  for (guint age = 1; age < vm->ring.len; age++) {
+    const MtVmRecord *r = record_nth (vm, age);
 
-      if (r->current != cur)
-        return MT_UNKNOWN;
-      if (obs->time - r->time >= RESERVE_STEADY_SPAN)
-        return cur - latest->guest_total;
-    }
+    if (r->current != cur)
+      return MT_UNKNOWN;
+    if (obs->time - r->time >= RESERVE_STEADY_SPAN)
+      return cur - latest->guest_total;
+  }
   return MT_UNKNOWN;
 }
 
 void
-mt_vm_model_derive (const MtVmModel *vm, gint64 now, gint64 max_age,
-                    MtVmDerived *out)
+mt_vm_model_derive (const MtVmModel *vm, gint64 now, gint64 max_age, MtVmDerived *out)
 {
   const MtVmSample *s;
   const MtVmRecord *base, *obs, *obs_prev;
@@ -462,7 +462,7 @@ mt_vm_model_derive (const MtVmModel *vm, gint64 now, gint64 max_age,
   g_return_if_fail (vm != NULL);
   g_return_if_fail (out != NULL);
 
-  *out = (MtVmDerived) {
+  *out = (MtVmDerived){
     .source = MT_DATA_NONE,
     .time = MT_TIME_NEVER,
     .observed = MT_TIME_NEVER,
@@ -517,34 +517,32 @@ mt_vm_model_derive (const MtVmModel *vm, gint64 now, gint64 max_age,
    * guest: treat them as unknown rather than guess. */
   out->total = s->guest_total;
   avail = s->guest_available != MT_UNKNOWN ? s->guest_available : s->guest_free;
-  if (s->guest_total != MT_UNKNOWN && avail != MT_UNKNOWN && avail <= s->guest_total)
-    {
-      out->available = avail;
-      out->used = s->guest_total - avail;
-    }
+  if (s->guest_total != MT_UNKNOWN && avail != MT_UNKNOWN && avail <= s->guest_total) {
+    out->available = avail;
+    out->used = s->guest_total - avail;
+  }
   if (s->guest_free != MT_UNKNOWN && s->guest_total != MT_UNKNOWN
       && s->guest_free <= s->guest_total)
     out->idle = s->guest_free;
   out->swap_used = s->guest_swap_used;
-  if (s->guest_cache != MT_UNKNOWN && s->guest_total != MT_UNKNOWN && s->guest_cache <= s->guest_total)
-    {
-      out->cache = s->guest_cache;
-      /* Lazily freed anonymous pages (MADV_FREE) sit on the inactive
+  if (s->guest_cache != MT_UNKNOWN && s->guest_total != MT_UNKNOWN
+      && s->guest_cache <= s->guest_total) {
+    out->cache = s->guest_cache;
+    /* Lazily freed anonymous pages (MADV_FREE) sit on the inactive
        * file list too: Inactive(file) may exceed Cached. */
-      if (s->from_agent && s->guest_inactive_file != MT_UNKNOWN)
-        out->inactive_file = MIN (s->guest_inactive_file, s->guest_cache);
-    }
+    if (s->from_agent && s->guest_inactive_file != MT_UNKNOWN)
+      out->inactive_file = MIN (s->guest_inactive_file, s->guest_cache);
+  }
   out->can_reclaim = s->from_agent && s->can_reclaim;
   /* An agent event can push a sample a fraction of a second after the
    * tick's: over so short a span, jitter in MemAvailable becomes a huge
    * slope (seen on real guests: +800 MiB of "rise" for a 300 MiB burst).
    * Measure the rate over at least USED_RATE_MIN_SPAN. */
   for (guint age = 1; (base = record_nth (vm, age)) != NULL; age++)
-    if (obs->time - base->time >= USED_RATE_MIN_SPAN)
-      {
-        base = record_nth (vm, observation_start (vm, age, obs->time - OBSERVATION_SPAN_MAX));
-        break;
-      }
+    if (obs->time - base->time >= USED_RATE_MIN_SPAN) {
+      base = record_nth (vm, observation_start (vm, age, obs->time - OBSERVATION_SPAN_MAX));
+      break;
+    }
   out->used_rate = used_rate (obs, base);
   /* A report that planned at once because MemAvailable runs out measured
    * the rise of used memory over its own, shorter span: a ramp that

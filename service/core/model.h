@@ -55,7 +55,7 @@ mt_sat_from_double (double v)
 {
   if (!(v > 0.0))
     return 0;
-  if (v >= 18446744073709549568.0)    /* largest double below 2^64 */
+  if (v >= 18446744073709549568.0) /* largest double below 2^64 */
     return G_MAXUINT64;
   return (guint64) v;
 }
@@ -88,82 +88,82 @@ gsize mt_format_bytes_buf (char buf[MT_FORMAT_BYTES_LEN], guint64 bytes);
  * 24 MB, two thirds of the daemon's heap; the latest sample is kept
  * whole beside the ring. */
 typedef struct {
-  gint64  time;
-  guint64 used;                /* guest total - available (+ swap in use), MT_UNKNOWN */
-  guint64 current;             /* balloon + plugged virtio-mem, MT_UNKNOWN */
-  guint64 swap_in;             /* cumulative bytes, MT_UNKNOWN */
-  guint64 major_faults;        /* cumulative, MT_UNKNOWN */
-  float   psi_some;            /* the agent's avg10; NAN when none or out of range */
-  guint8  flags;               /* MT_VM_RECORD_* */
+  gint64 time;
+  guint64 used;         /* guest total - available (+ swap in use), MT_UNKNOWN */
+  guint64 current;      /* balloon + plugged virtio-mem, MT_UNKNOWN */
+  guint64 swap_in;      /* cumulative bytes, MT_UNKNOWN */
+  guint64 major_faults; /* cumulative, MT_UNKNOWN */
+  float psi_some;       /* the agent's avg10; NAN when none or out of range */
+  guint8 flags;         /* MT_VM_RECORD_* */
 } MtVmRecord;
 
 /* `used` counts guest swap in use. */
 #define MT_VM_RECORD_SWAP_KNOWN (1u << 0)
 /* Same guest numbers as the sample before it: a repeated observation. */
-#define MT_VM_RECORD_REPEATS    (1u << 1)
+#define MT_VM_RECORD_REPEATS (1u << 1)
 
 typedef struct {
   MtVmRecord records[MT_MODEL_RING_CAPACITY];
-  guint      head;             /* slot the next sample goes to */
-  guint      len;
-  MtVmSample latest;           /* the newest sample, whole (len > 0) */
-  guint64    prev_oom_kills;   /* the sample before it had these, MT_UNKNOWN */
+  guint head; /* slot the next sample goes to */
+  guint len;
+  MtVmSample latest;      /* the newest sample, whole (len > 0) */
+  guint64 prev_oom_kills; /* the sample before it had these, MT_UNKNOWN */
 } MtVmRing;
 
 typedef struct {
   MtHostSample samples[MT_MODEL_RING_CAPACITY];
-  guint        head;
-  guint        len;
+  guint head;
+  guint len;
 } MtHostRing;
 
 /* ---- Derived values ----------------------------------------------------- */
 
 typedef enum {
-  MT_DATA_NONE = 0,            /* no usable guest memory numbers */
-  MT_DATA_BALLOON,             /* virtio-balloon stats */
-  MT_DATA_AGENT,               /* memtide-agent report (has PSI, OOM kills) */
+  MT_DATA_NONE = 0, /* no usable guest memory numbers */
+  MT_DATA_BALLOON,  /* virtio-balloon stats */
+  MT_DATA_AGENT,    /* memtide-agent report (has PSI, OOM kills) */
 } MtDataSource;
 
 const char *mt_data_source_to_string (MtDataSource s);
 
 typedef struct {
-  MtDataSource source;         /* of the latest sample, NONE when stale */
-  gboolean fresh;              /* latest sample within max_age of now */
-  gint64   time;               /* of the latest sample, MT_TIME_NEVER if none */
-  gint64   observed;           /* first sample with the latest guest numbers: balloon
+  MtDataSource source; /* of the latest sample, NONE when stale */
+  gboolean fresh;      /* latest sample within max_age of now */
+  gint64 time;         /* of the latest sample, MT_TIME_NEVER if none */
+  gint64 observed;     /* first sample with the latest guest numbers: balloon
                                   stats repeat in every sample until refreshed */
 
   /* Hypervisor view (latest sample). */
   guint64 balloon_actual;
-  guint64 vmem_plugged;        /* 0 when unknown and no device */
+  guint64 vmem_plugged; /* 0 when unknown and no device */
   guint64 vmem_requested;
   guint64 rss;
-  guint64 current;             /* balloon_actual + vmem_plugged, MT_UNKNOWN if unknown */
+  guint64 current; /* balloon_actual + vmem_plugged, MT_UNKNOWN if unknown */
 
   /* Guest view. */
-  guint64 total;               /* guest MemTotal */
-  guint64 available;           /* MemAvailable, else MemFree */
-  guint64 used;                /* working set estimate: total - available */
-  guint64 idle;                /* free inside the guest (MemFree / unused) */
-  guint64 swap_used;           /* guest swap in use (SwapTotal - SwapFree), MT_UNKNOWN */
-  guint64 cache;               /* page cache that can be dropped, MT_UNKNOWN */
-  guint64 inactive_file;       /* of it, Inactive(file) (agent only; capped at cache), MT_UNKNOWN */
-  gboolean can_reclaim;        /* the agent reclaims on request (memory.reclaim) */
-  double  used_rate;           /* bytes/s "used" (+ swap in use) grew over the last
+  guint64 total;         /* guest MemTotal */
+  guint64 available;     /* MemAvailable, else MemFree */
+  guint64 used;          /* working set estimate: total - available */
+  guint64 idle;          /* free inside the guest (MemFree / unused) */
+  guint64 swap_used;     /* guest swap in use (SwapTotal - SwapFree), MT_UNKNOWN */
+  guint64 cache;         /* page cache that can be dropped, MT_UNKNOWN */
+  guint64 inactive_file; /* of it, Inactive(file) (agent only; capped at cache), MT_UNKNOWN */
+  gboolean can_reclaim;  /* the agent reclaims on request (memory.reclaim) */
+  double used_rate;      /* bytes/s "used" (+ swap in use) grew over the last
                                   interval; negative when it fell; NAN = unknown */
-  guint64 used_growth;         /* how much "used" (+ swap in use) rose within the last
+  guint64 used_growth;   /* how much "used" (+ swap in use) rose within the last
                                   MT_MODEL_GROWTH_SPAN: now minus the least seen; 0 = none */
-  guint64 reserve;             /* current - MemTotal, once the size has been steady long
+  guint64 reserve;       /* current - MemTotal, once the size has been steady long
                                   enough for the guest to report it; MT_UNKNOWN otherwise */
 
   /* Feedback signals; NAN / MT_UNKNOWN when not observable. */
-  double  psi_some;            /* latest avg10, percent */
-  double  psi_trend;           /* slope of psi_some over the window, percent/s */
-  double  swap_in_rate;        /* bytes/s over the last interval */
-  double  swap_in_rate_avg;    /* bytes/s over the whole window */
-  double  major_fault_rate;    /* faults/s over the last interval */
-  double  major_fault_rate_avg;
-  guint64 oom_kills_new;       /* since the previous sample (0 if unknown) */
+  double psi_some;         /* latest avg10, percent */
+  double psi_trend;        /* slope of psi_some over the window, percent/s */
+  double swap_in_rate;     /* bytes/s over the last interval */
+  double swap_in_rate_avg; /* bytes/s over the whole window */
+  double major_fault_rate; /* faults/s over the last interval */
+  double major_fault_rate_avg;
+  guint64 oom_kills_new; /* since the previous sample (0 if unknown) */
 } MtVmDerived;
 
 /* ---- Planner control state ---------------------------------------------- */
@@ -171,9 +171,9 @@ typedef struct {
 /* Why a VM is marked stuck (MtVmControl.stuck_kind). */
 typedef enum {
   MT_STUCK_NONE,
-  MT_STUCK_NOT_MOVING,         /* did not move toward its target in time */
-  MT_STUCK_VMEM,               /* virtio-mem unplug stalled, the policy allows no balloon */
-  MT_STUCK_RESTORED,           /* stuck when memtided stopped (the state file) */
+  MT_STUCK_NOT_MOVING, /* did not move toward its target in time */
+  MT_STUCK_VMEM,       /* virtio-mem unplug stalled, the policy allows no balloon */
+  MT_STUCK_RESTORED,   /* stuck when memtided stopped (the state file) */
 } MtStuckKind;
 
 /* What the planner carries from one tick to the next for one VM.  Plain
@@ -181,57 +181,57 @@ typedef enum {
  * returns the new one in MtVmDecision.next. */
 typedef struct {
   /* Senpai-like headroom feedback. */
-  guint64 headroom;            /* learned headroom bytes, 0 = start from policy */
-  gint64  feedback_time;       /* sample time the feedback last used */
-  gint64  calm_since;          /* pressure ~0 since, MT_TIME_NEVER = not calm */
-  gint64  shrink_since;        /* wanted to shrink continuously since */
-  gint64  raise_time;          /* plan time of the last headroom raise */
-  double  raise_psi;           /* PSI some (%) that raise answered, 0 = none or unknown */
-  gboolean raised_unproven;    /* raised on pressure alone in this pressure episode */
-  guint64 burst;               /* largest recent rise of the working set, held as
+  guint64 headroom;         /* learned headroom bytes, 0 = start from policy */
+  gint64 feedback_time;     /* sample time the feedback last used */
+  gint64 calm_since;        /* pressure ~0 since, MT_TIME_NEVER = not calm */
+  gint64 shrink_since;      /* wanted to shrink continuously since */
+  gint64 raise_time;        /* plan time of the last headroom raise */
+  double raise_psi;         /* PSI some (%) that raise answered, 0 = none or unknown */
+  gboolean raised_unproven; /* raised on pressure alone in this pressure episode */
+  guint64 burst;            /* largest recent rise of the working set, held as
                                   headroom and decaying (MT_PLAN_BURST_HALF_LIFE) */
-  guint64 pressure_floor;      /* headroom at which pressure was last seen: calm lowers
+  guint64 pressure_floor;   /* headroom at which pressure was last seen: calm lowers
                                   the headroom fast down to it, then slowly */
-  gint64  pressure_time;       /* sample time of that pressure */
-  guint64 reserve;             /* learned size - MemTotal (guest kernel reservations), 0 = not yet */
+  gint64 pressure_time;     /* sample time of that pressure */
+  guint64 reserve;          /* learned size - MemTotal (guest kernel reservations), 0 = not yet */
 
   /* Start grace: a VM just seen is not cut by the fair split, nor below
    * the largest need it showed, while its working set is still rising. */
-  gint64  first_seen;          /* first plan that saw it, MT_TIME_NEVER = none yet */
-  guint64 grace_need;          /* largest need seen during the grace period */
+  gint64 first_seen;  /* first plan that saw it, MT_TIME_NEVER = none yet */
+  guint64 grace_need; /* largest need seen during the grace period */
 
   /* The last resize issued and whether the VM follows it. */
-  gint64  last_action;         /* when, MT_TIME_NEVER = never */
-  gboolean pending;            /* last_target not reached yet */
-  guint64 last_from;           /* size when issued */
-  guint64 last_target;         /* total size asked for */
-  guint64 best_distance;       /* closest |current - last_target| seen */
-  gint64  progress_time;       /* when that distance last shrank */
+  gint64 last_action;    /* when, MT_TIME_NEVER = never */
+  gboolean pending;      /* last_target not reached yet */
+  guint64 last_from;     /* size when issued */
+  guint64 last_target;   /* total size asked for */
+  guint64 best_distance; /* closest |current - last_target| seen */
+  gint64 progress_time;  /* when that distance last shrank */
 
   /* Stuck: did not move toward its target in time; fixed at its size.
    * Why, as numbers (mt_vm_control_stuck_reason() writes the sentence):
    * a 124-byte string here was three copies per VM per tick. */
   gboolean stuck;
-  guint32  stuck_kind;         /* MtStuckKind */
-  guint64  stuck_size[3];      /* NOT_MOVING: target, size when asked, size then;
+  guint32 stuck_kind;    /* MtStuckKind */
+  guint64 stuck_size[3]; /* NOT_MOVING: target, size when asked, size then;
                                   VMEM: plugged, requested */
-  gint64   stuck_us;           /* NOT_MOVING: the stuck timeout; VMEM: how long the
+  gint64 stuck_us;       /* NOT_MOVING: the stuck timeout; VMEM: how long the
                                   unplug had waited */
-  gint64   stuck_since;
-  gint64   retry_at;           /* unmark and try again then */
-  guint    stuck_count;        /* consecutive marks, for the back-off */
+  gint64 stuck_since;
+  gint64 retry_at;   /* unmark and try again then */
+  guint stuck_count; /* consecutive marks, for the back-off */
 
   /* virtio-mem unplug stall: the balloon takes over shrinks for a while. */
   gboolean vmem_stalled;
-  gint64   vmem_wait_since;    /* plugged > requested since */
-  guint64  vmem_wait_plugged;  /* plugged then (or least seen since) */
-  gint64   vmem_retry_at;
+  gint64 vmem_wait_since;    /* plugged > requested since */
+  guint64 vmem_wait_plugged; /* plugged then (or least seen since) */
+  gint64 vmem_retry_at;
 
   /* Cold page cache: the last reclaim request (plan time), MT_TIME_NEVER = none;
    * the page cache's level since it last rose by MT_PLAN_COLD_READ, and when. */
-  gint64   reclaim_time;
-  guint64  cache_base;
-  gint64   cache_rise_time;
+  gint64 reclaim_time;
+  guint64 cache_base;
+  gint64 cache_rise_time;
 } MtVmControl;
 
 void mt_vm_control_init (MtVmControl *c);
@@ -239,12 +239,12 @@ void mt_vm_control_init (MtVmControl *c);
 /* ---- Per-VM and host models --------------------------------------------- */
 
 typedef struct {
-  MtVmRing    ring;
+  MtVmRing ring;
   MtVmControl control;
 } MtVmModel;
 
 MtVmModel *mt_vm_model_new (void);
-void       mt_vm_model_free (MtVmModel *vm);
+void mt_vm_model_free (MtVmModel *vm);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (MtVmModel, mt_vm_model_free)
 
 void mt_vm_model_init (MtVmModel *vm);
@@ -252,22 +252,21 @@ void mt_vm_model_init (MtVmModel *vm);
 /* Append; FALSE (and ignored) when older than the latest sample: an
  * out-of-order sample would turn counter deltas negative. */
 gboolean mt_vm_model_push (MtVmModel *vm, const MtVmSample *s);
-guint    mt_vm_model_len (const MtVmModel *vm);
+guint mt_vm_model_len (const MtVmModel *vm);
 /* The newest sample; NULL before the first. */
 const MtVmSample *mt_vm_model_latest (const MtVmModel *vm);
 /* Time of the sample `age` pushes ago (0 = newest); MT_TIME_NEVER past
  * the end of the ring. */
-gint64   mt_vm_model_time (const MtVmModel *vm, guint age);
+gint64 mt_vm_model_time (const MtVmModel *vm, guint age);
 
 /* Data older than max_age µs counts as none (source NONE, fresh FALSE). */
-void mt_vm_model_derive (const MtVmModel *vm, gint64 now, gint64 max_age,
-                         MtVmDerived *out);
+void mt_vm_model_derive (const MtVmModel *vm, gint64 now, gint64 max_age, MtVmDerived *out);
 
 typedef struct {
   MtHostRing ring;
 } MtHostModel;
 
-void     mt_host_model_init (MtHostModel *host);
+void mt_host_model_init (MtHostModel *host);
 gboolean mt_host_model_push (MtHostModel *host, const MtHostSample *s);
-guint    mt_host_model_len (const MtHostModel *host);
+guint mt_host_model_len (const MtHostModel *host);
 const MtHostSample *mt_host_model_nth (const MtHostModel *host, guint age);

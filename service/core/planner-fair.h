@@ -6,10 +6,10 @@
 #include <glib.h>
 
 typedef struct {
-  guint64 lo;                  /* guaranteed */
-  guint64 hi;                  /* demand; lo <= hi */
-  guint32 shares;              /* weight; 0 counts as 1 */
-  guint64 alloc;               /* out: lo <= alloc <= hi */
+  guint64 lo;     /* guaranteed */
+  guint64 hi;     /* demand; lo <= hi */
+  guint32 shares; /* weight; 0 counts as 1 */
+  guint64 alloc;  /* out: lo <= alloc <= hi */
 } MtFairEntry;
 
 /* alloc_i = clamp (λ · shares_i, lo_i, hi_i) for the largest λ with

@@ -48,32 +48,30 @@ vmem_floor (const MtLayoutIn *in)
 }
 
 void
-mt_layout_range (const MtLayoutIn *in, guint64 *lo, guint64 *hi,
-                 guint64 *granule, guint64 *offset)
+mt_layout_range (const MtLayoutIn *in, guint64 *lo, guint64 *hi, guint64 *granule, guint64 *offset)
 {
   guint64 l, h, g = 1, o = 0;
 
-  switch (in->mech)
-    {
-    case MT_MECH_AUTO:
-      l = mt_sat_add (in->balloon_floor, vmem_floor (in));
-      h = mt_sat_add (in->base_memory, in->vmem_max);
-      break;
-    case MT_MECH_VIRTIO_MEM:
-      l = in->balloon;
-      h = mt_sat_add (in->balloon, in->vmem_max);
-      g = in->vmem_block;
-      o = in->balloon;
-      break;
-    case MT_MECH_BALLOON:
-      l = mt_sat_add (in->balloon_floor, in->plugged);
-      h = mt_sat_add (in->base_memory, in->plugged);
-      break;
-    case MT_MECH_NONE:
-    default:
-      l = h = mt_sat_add (in->balloon, in->plugged);
-      break;
-    }
+  switch (in->mech) {
+  case MT_MECH_AUTO:
+    l = mt_sat_add (in->balloon_floor, vmem_floor (in));
+    h = mt_sat_add (in->base_memory, in->vmem_max);
+    break;
+  case MT_MECH_VIRTIO_MEM:
+    l = in->balloon;
+    h = mt_sat_add (in->balloon, in->vmem_max);
+    g = in->vmem_block;
+    o = in->balloon;
+    break;
+  case MT_MECH_BALLOON:
+    l = mt_sat_add (in->balloon_floor, in->plugged);
+    h = mt_sat_add (in->base_memory, in->plugged);
+    break;
+  case MT_MECH_NONE:
+  default:
+    l = h = mt_sat_add (in->balloon, in->plugged);
+    break;
+  }
   if (l > h)
     l = h;
   *lo = l;
@@ -92,25 +90,21 @@ plan_auto (const MtLayoutIn *in, guint64 target, guint64 current, MtLayout *out)
   if (!in->vmem_stalled && in->requested == in->plugged
       && target >= mt_sat_add (in->plugged, in->balloon_floor)
       && target - in->plugged <= in->base_memory
-      && in->base_memory - (target - in->plugged) < in->vmem_block)
-    {
-      r = in->plugged;
-      b = target - in->plugged;
-    }
-  else
-    {
-      r = clamp64 (mt_layout_snap_up (mt_sat_sub (target, in->base_memory),
-                                      in->vmem_block, 0), rfloor, in->vmem_max);
-      b = clamp64 (mt_sat_sub (target, r), in->balloon_floor, in->base_memory);
-      /* A tiny boot memory with a huge block can overshoot a grow: take
+      && in->base_memory - (target - in->plugged) < in->vmem_block) {
+    r = in->plugged;
+    b = target - in->plugged;
+  } else {
+    r = clamp64 (mt_layout_snap_up (mt_sat_sub (target, in->base_memory), in->vmem_block, 0),
+                 rfloor, in->vmem_max);
+    b = clamp64 (mt_sat_sub (target, r), in->balloon_floor, in->base_memory);
+    /* A tiny boot memory with a huge block can overshoot a grow: take
        * one block less and let the balloon make up what it can. */
-      if (target > current && mt_sat_add (r, b) > target
-          && r >= mt_sat_add (rfloor, in->vmem_block))
-        {
-          r -= in->vmem_block;
-          b = clamp64 (mt_sat_sub (target, r), in->balloon_floor, in->base_memory);
-        }
+    if (target > current && mt_sat_add (r, b) > target
+        && r >= mt_sat_add (rfloor, in->vmem_block)) {
+      r -= in->vmem_block;
+      b = clamp64 (mt_sat_sub (target, r), in->balloon_floor, in->base_memory);
     }
+  }
   /* Also when an unplug or plug is still in flight: the request we set
    * is then what the size adds up to. */
   out->set_vmem = r != in->requested || in->requested != in->plugged;
@@ -125,27 +119,24 @@ mt_layout_plan (const MtLayoutIn *in, guint64 target, MtLayout *out)
 {
   guint64 current = mt_sat_add (in->balloon, in->plugged);
 
-  *out = (MtLayout) { 0 };
-  switch (in->mech)
-    {
-    case MT_MECH_AUTO:
-      plan_auto (in, target, current, out);
-      break;
-    case MT_MECH_VIRTIO_MEM:
-      out->set_vmem = TRUE;
-      out->vmem_requested = clamp64 (mt_layout_snap_down (mt_sat_sub (target, in->balloon),
-                                                          in->vmem_block, 0),
-                                     0, in->vmem_max);
-      break;
-    case MT_MECH_BALLOON:
-      out->set_balloon = TRUE;
-      out->balloon = clamp64 (mt_sat_sub (target, in->plugged),
-                              in->balloon_floor, in->base_memory);
-      break;
-    case MT_MECH_NONE:
-    default:
-      break;
-    }
+  *out = (MtLayout){ 0 };
+  switch (in->mech) {
+  case MT_MECH_AUTO:
+    plan_auto (in, target, current, out);
+    break;
+  case MT_MECH_VIRTIO_MEM:
+    out->set_vmem = TRUE;
+    out->vmem_requested = clamp64 (
+      mt_layout_snap_down (mt_sat_sub (target, in->balloon), in->vmem_block, 0), 0, in->vmem_max);
+    break;
+  case MT_MECH_BALLOON:
+    out->set_balloon = TRUE;
+    out->balloon = clamp64 (mt_sat_sub (target, in->plugged), in->balloon_floor, in->base_memory);
+    break;
+  case MT_MECH_NONE:
+  default:
+    break;
+  }
   out->size = mt_sat_add (out->set_balloon ? out->balloon : in->balloon,
                           out->set_vmem ? out->vmem_requested : in->plugged);
 }

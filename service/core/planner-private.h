@@ -14,7 +14,7 @@
 #define MT_TEXT_MAX 1024
 typedef struct {
   gsize len;
-  char  buf[MT_TEXT_MAX];
+  char buf[MT_TEXT_MAX];
 } MtText;
 
 static inline void
@@ -38,111 +38,110 @@ mt_plan_sz (char buf[MT_FORMAT_BYTES_LEN], guint64 bytes)
 
 /* MtVmReason.head: the sentence a reason starts with. */
 enum {
-  MT_WHY_HOLD,                 /* "hold at <current>" */
-  MT_WHY_HOLD_HYSTERESIS,      /* size[0] = min-change */
-  MT_WHY_WAIT_SHRINKING,       /* size[0] = last target, us[0] = since asked */
-  MT_WHY_WAIT_DIP,             /* us[0] = hold, us[1] = wanted so far */
-  MT_WHY_WAIT_SETTLE,          /* us[0] = since the last action */
-  MT_WHY_WAIT_PACED,           /* size[0] = max shrink rate */
-  MT_WHY_WAIT_FREE,            /* size[0] = free now (MT_UNKNOWN = unknown) */
-  MT_WHY_WAIT_GROWING,         /* size[0] = last target, us[0] = since asked */
-  MT_WHY_CANCEL,               /* mechanism in size[2..5] */
-  MT_WHY_RESIZE,               /* size[0] = to, size[1] = the limit's value */
+  MT_WHY_HOLD,            /* "hold at <current>" */
+  MT_WHY_HOLD_HYSTERESIS, /* size[0] = min-change */
+  MT_WHY_WAIT_SHRINKING,  /* size[0] = last target, us[0] = since asked */
+  MT_WHY_WAIT_DIP,        /* us[0] = hold, us[1] = wanted so far */
+  MT_WHY_WAIT_SETTLE,     /* us[0] = since the last action */
+  MT_WHY_WAIT_PACED,      /* size[0] = max shrink rate */
+  MT_WHY_WAIT_FREE,       /* size[0] = free now (MT_UNKNOWN = unknown) */
+  MT_WHY_WAIT_GROWING,    /* size[0] = last target, us[0] = since asked */
+  MT_WHY_CANCEL,          /* mechanism in size[2..5] */
+  MT_WHY_RESIZE,          /* size[0] = to, size[1] = the limit's value */
   /* Fixed at its size: no explanation follows. */
   MT_WHY_FIXED_FIRST,
   MT_WHY_NO_SIZE = MT_WHY_FIXED_FIRST,
   MT_WHY_NO_POLICY,
   MT_WHY_NO_VMEM,
   MT_WHY_NO_SAMPLES,
-  MT_WHY_STALE,                /* us[0] = age */
+  MT_WHY_STALE, /* us[0] = age */
   MT_WHY_NO_STATS,
   MT_WHY_OBSERVED,
-  MT_WHY_STUCK,                /* us[0] = stuck for, us[1] = retry in */
+  MT_WHY_STUCK, /* us[0] = stuck for, us[1] = retry in */
 };
 
 /* MtVmReason.limit: what cut an action's step short. */
 enum {
   MT_WHY_LIMIT_NONE,
-  MT_WHY_LIMIT_RATE,           /* size[1] = max shrink rate */
-  MT_WHY_LIMIT_FREE,           /* size[1] = free now */
+  MT_WHY_LIMIT_RATE, /* size[1] = max shrink rate */
+  MT_WHY_LIMIT_FREE, /* size[1] = free now */
 };
 
 /* MtVmReason.flags */
 enum {
-  MT_WHY_IDLE        = 1 << 0,
-  MT_WHY_SWAPPED     = 1 << 1,
-  MT_WHY_OOM         = 1 << 2,
-  MT_WHY_AVAIL_LOW   = 1 << 3,
-  MT_WHY_PRESSURED   = 1 << 4,
-  MT_WHY_SWAP_HIGH   = 1 << 5,
+  MT_WHY_IDLE = 1 << 0,
+  MT_WHY_SWAPPED = 1 << 1,
+  MT_WHY_OOM = 1 << 2,
+  MT_WHY_AVAIL_LOW = 1 << 3,
+  MT_WHY_PRESSURED = 1 << 4,
+  MT_WHY_SWAP_HIGH = 1 << 5,
   MT_WHY_FAULTS_HIGH = 1 << 6,
-  MT_WHY_CAPPED      = 1 << 7,
-  MT_WHY_KEPT_MIN    = 1 << 8,
+  MT_WHY_CAPPED = 1 << 7,
+  MT_WHY_KEPT_MIN = 1 << 8,
   MT_WHY_KEPT_DOMAIN = 1 << 9,
-  MT_WHY_SHORT       = 1 << 10,
-  MT_WHY_FAIR        = 1 << 11,
-  MT_WHY_EMERGENCY   = 1 << 12,   /* action head */
-  MT_WHY_GROW        = 1 << 13,
-  MT_WHY_SET_VMEM    = 1 << 14,   /* size[2] -> size[3] */
-  MT_WHY_SET_BALLOON = 1 << 15,   /* size[4] -> size[5] */
+  MT_WHY_SHORT = 1 << 10,
+  MT_WHY_FAIR = 1 << 11,
+  MT_WHY_EMERGENCY = 1 << 12, /* action head */
+  MT_WHY_GROW = 1 << 13,
+  MT_WHY_SET_VMEM = 1 << 14,    /* size[2] -> size[3] */
+  MT_WHY_SET_BALLOON = 1 << 15, /* size[4] -> size[5] */
   /* Notes: events of this tick, in this order. */
-  MT_WHY_NOTE_REACHED    = 1 << 16,  /* note_size[0] */
-  MT_WHY_NOTE_MOVES      = 1 << 17,  /* note_size[0] */
+  MT_WHY_NOTE_REACHED = 1 << 16, /* note_size[0] */
+  MT_WHY_NOTE_MOVES = 1 << 17,   /* note_size[0] */
   MT_WHY_NOTE_VMEM_RETRY = 1 << 18,
-  MT_WHY_NOTE_STALL      = 1 << 19,  /* note_size[1], [2], note_us */
-  MT_WHY_NOTE_RETRYING   = 1 << 20,  /* note_us */
-  MT_WHY_NOTES           = 0x1f << 16,
-  MT_WHY_RISING          = 1 << 21,  /* rise */
-  MT_WHY_BURST           = 1 << 22,  /* the headroom is held for a recent rise */
+  MT_WHY_NOTE_STALL = 1 << 19,    /* note_size[1], [2], note_us */
+  MT_WHY_NOTE_RETRYING = 1 << 20, /* note_us */
+  MT_WHY_NOTES = 0x1f << 16,
+  MT_WHY_RISING = 1 << 21, /* rise */
+  MT_WHY_BURST = 1 << 22,  /* the headroom is held for a recent rise */
 };
 
 typedef struct {
   const MtHostPolicy *hp;
-  gint64     now;
-  gint64     tick;             /* hp->tick_interval, or the default */
-  gint64     stuck_timeout;    /* hp->stuck_timeout, or the default */
-  gboolean   host_out;         /* MemAvailable below the reserve: no start grace */
+  gint64 now;
+  gint64 tick;          /* hp->tick_interval, or the default */
+  gint64 stuck_timeout; /* hp->stuck_timeout, or the default */
+  gboolean host_out;    /* MemAvailable below the reserve: no start grace */
 } MtPlanCtx;
-
 
 /* One VM while the plan is computed.  Sizes are totals. */
 typedef struct {
   const MtPlanVm *in;
-  const char *name;            /* NULL: "vm<index>" */
+  const char *name; /* NULL: "vm<index>" */
   guint index;
-  MtVmControl *next;           /* the decision's: control state for the next plan */
+  MtVmControl *next; /* the decision's: control state for the next plan */
 
-  gboolean fixed;              /* held at its size; reason says why */
-  MtDecisionKind fixed_kind;   /* SKIP or STUCK; why.head says why */
-  MtVmReason *why;             /* the decision's: the fixed head, this tick's notes */
+  gboolean fixed;            /* held at its size; reason says why */
+  MtDecisionKind fixed_kind; /* SKIP or STUCK; why.head says why */
+  MtVmReason *why;           /* the decision's: the fixed head, this tick's notes */
 
   guint64 cur;
-  guint64 committed;           /* cur, or a pending grow's target */
+  guint64 committed; /* cur, or a pending grow's target */
 
   MtLayoutIn lay;
-  guint64 granule, offset;     /* lattice of reachable sizes */
-  gboolean stall_now;          /* virtio-mem unplug just found stalled: cancel it */
+  guint64 granule, offset; /* lattice of reachable sizes */
+  gboolean stall_now;      /* virtio-mem unplug just found stalled: cancel it */
 
   /* Feedback. */
   gboolean pressured, oom, avail_low, swap_high, faults_high, emergency;
-  gboolean refaulting;         /* swap-in or major faults: not shrunk this tick */
-  guint64 reserve;             /* what the guest kernel keeps of the size */
-  guint64 burst;               /* headroom held for a recent rise (0: the learned one rules) */
-  gboolean grace;              /* start grace period */
-  guint64 active;              /* working set in size terms, swapped part included */
-  guint64 swapped;             /* of it, guest swap being read back */
+  gboolean refaulting; /* swap-in or major faults: not shrunk this tick */
+  guint64 reserve;     /* what the guest kernel keeps of the size */
+  guint64 burst;       /* headroom held for a recent rise (0: the learned one rules) */
+  gboolean grace;      /* start grace period */
+  guint64 active;      /* working set in size terms, swapped part included */
+  guint64 swapped;     /* of it, guest swap being read back */
   guint64 idle;
   guint64 headroom;
-  guint64 rise;                /* lead on a rising working set */
-  guint64 need;                /* active + headroom + rise */
+  guint64 rise; /* lead on a rising working set */
+  guint64 need; /* active + headroom + rise */
 
   /* Bounds and the split. */
-  guint64 pmin;                /* the policy's min, before the domain's limits */
+  guint64 pmin; /* the policy's min, before the domain's limits */
   guint64 lo, hi;
   guint64 want;
   guint64 floor;
-  guint64 tier1_lo;            /* keeps the working set: idle goes first */
-  guint64 tier0_lo;            /* keeps the need without the burst headroom */
+  guint64 tier1_lo; /* keeps the working set: idle goes first */
+  guint64 tier0_lo; /* keeps the need without the burst headroom */
   guint64 target;
 } MtVmEval;
 

@@ -34,9 +34,8 @@ add_time (gint64 t, gint64 d)
 }
 
 void
-mt_plan_vm_init (MtPlanVm *in, const char *name, const MtDomainInfo *info,
-                 const MtVmPolicy *policy, const MtVmModel *model,
-                 const MtHostPolicy *hp, gint64 now)
+mt_plan_vm_init (MtPlanVm *in, const char *name, const MtDomainInfo *info, const MtVmPolicy *policy,
+                 const MtVmModel *model, const MtHostPolicy *hp, gint64 now)
 {
   gint64 tick;
 
@@ -46,7 +45,7 @@ mt_plan_vm_init (MtPlanVm *in, const char *name, const MtDomainInfo *info,
   g_return_if_fail (hp != NULL);
 
   tick = hp->tick_interval > 0 ? hp->tick_interval : MT_PLAN_DEFAULT_TICK;
-  *in = (MtPlanVm) {
+  *in = (MtPlanVm){
     .name = name,
     .base_memory = info->base_memory,
     .vmem_size = info->vmem_size,
@@ -101,9 +100,10 @@ mt_vm_control_stuck_reason (const MtVmControl *c, char buf[MT_STUCK_REASON_LEN])
     return buf;
   mt_text_init (&why);
   if (c->stuck_kind == MT_STUCK_VMEM)
-    mt_text_printf (&why, "virtio-mem unplug stalled at %s (requested %s) for %.0f s and the policy allows no balloon",
-                    mt_plan_sz (a, c->stuck_size[0]), mt_plan_sz (b, c->stuck_size[1]),
-                    secs (c->stuck_us));
+    mt_text_printf (
+      &why,
+      "virtio-mem unplug stalled at %s (requested %s) for %.0f s and the policy allows no balloon",
+      mt_plan_sz (a, c->stuck_size[0]), mt_plan_sz (b, c->stuck_size[1]), secs (c->stuck_us));
   else if (c->stuck_kind == MT_STUCK_NOT_MOVING)
     mt_text_printf (&why, "did not move toward %s in %.0f s (asked at %s, now %s)",
                     mt_plan_sz (a, c->stuck_size[0]), secs (c->stuck_us),
@@ -126,29 +126,25 @@ track_progress (MtPlanCtx *ctx, MtVmEval *ev)
   if (!c->pending)
     return;
   dist = absdiff (ev->cur, c->last_target);
-  if (dist <= MT_PLAN_REACH_TOLERANCE)
-    {
-      c->pending = FALSE;
-      c->stuck_count = 0;
-      if (c->stuck)
-        {
-          ev->why->flags |= MT_WHY_NOTE_REACHED;
-          ev->why->note_size[0] = c->last_target;
-        }
-      c->stuck = FALSE;
-      return;
+  if (dist <= MT_PLAN_REACH_TOLERANCE) {
+    c->pending = FALSE;
+    c->stuck_count = 0;
+    if (c->stuck) {
+      ev->why->flags |= MT_WHY_NOTE_REACHED;
+      ev->why->note_size[0] = c->last_target;
     }
-  if (mt_sat_add (dist, MT_PLAN_REACH_TOLERANCE) <= c->best_distance)
-    {
-      c->best_distance = dist;
-      c->progress_time = ctx->now;
-      if (c->stuck)
-        {
-          ev->why->flags |= MT_WHY_NOTE_MOVES;
-          ev->why->note_size[0] = c->last_target;
-        }
-      c->stuck = FALSE;
+    c->stuck = FALSE;
+    return;
+  }
+  if (mt_sat_add (dist, MT_PLAN_REACH_TOLERANCE) <= c->best_distance) {
+    c->best_distance = dist;
+    c->progress_time = ctx->now;
+    if (c->stuck) {
+      ev->why->flags |= MT_WHY_NOTE_MOVES;
+      ev->why->note_size[0] = c->last_target;
     }
+    c->stuck = FALSE;
+  }
 }
 
 /* virtio-mem unplug that does not complete: the guest cannot offline
@@ -160,28 +156,24 @@ track_vmem (MtPlanCtx *ctx, MtVmEval *ev)
   MtVmControl *c = ev->next;
   const MtLayoutIn *l = &ev->lay;
 
-  if (c->vmem_stalled && ctx->now >= c->vmem_retry_at)
-    {
-      c->vmem_stalled = FALSE;
-      ev->why->flags |= MT_WHY_NOTE_VMEM_RETRY;
-    }
-  if (l->plugged <= l->requested)
-    {
-      c->vmem_wait_since = MT_TIME_NEVER;
-      return;
-    }
-  if (c->vmem_wait_since == MT_TIME_NEVER || l->plugged < c->vmem_wait_plugged)
-    {
-      c->vmem_wait_since = ctx->now;
-      c->vmem_wait_plugged = l->plugged;
-      return;
-    }
-  if (!c->vmem_stalled && mt_elapsed (ctx->now, c->vmem_wait_since) >= ctx->stuck_timeout)
-    {
-      c->vmem_stalled = TRUE;
-      c->vmem_retry_at = add_time (ctx->now, MIN (8 * ctx->stuck_timeout, MT_PLAN_RETRY_MAX));
-      ev->stall_now = TRUE;
-    }
+  if (c->vmem_stalled && ctx->now >= c->vmem_retry_at) {
+    c->vmem_stalled = FALSE;
+    ev->why->flags |= MT_WHY_NOTE_VMEM_RETRY;
+  }
+  if (l->plugged <= l->requested) {
+    c->vmem_wait_since = MT_TIME_NEVER;
+    return;
+  }
+  if (c->vmem_wait_since == MT_TIME_NEVER || l->plugged < c->vmem_wait_plugged) {
+    c->vmem_wait_since = ctx->now;
+    c->vmem_wait_plugged = l->plugged;
+    return;
+  }
+  if (!c->vmem_stalled && mt_elapsed (ctx->now, c->vmem_wait_since) >= ctx->stuck_timeout) {
+    c->vmem_stalled = TRUE;
+    c->vmem_retry_at = add_time (ctx->now, MIN (8 * ctx->stuck_timeout, MT_PLAN_RETRY_MAX));
+    ev->stall_now = TRUE;
+  }
 }
 
 /* An AUTO VM waiting on a virtio-mem unplug is judged by track_vmem():
@@ -202,34 +194,30 @@ check_stuck (MtPlanCtx *ctx, MtVmEval *ev)
   if (ev->stall_now && l->mech != MT_MECH_AUTO)
     mark_stuck (ctx, ev, MT_STUCK_VMEM, l->plugged, l->requested, 0,
                 mt_elapsed (ctx->now, c->vmem_wait_since));
-  else if (ev->stall_now)
-    {
-      ev->why->flags |= MT_WHY_NOTE_STALL;
-      ev->why->note_size[1] = l->plugged;
-      ev->why->note_size[2] = l->requested;
-      ev->why->note_us = mt_elapsed (ctx->now, c->vmem_wait_since);
-      /* The fallback is a new action: give it its own time. */
-      c->pending = FALSE;
-    }
-  else if (c->pending && !c->stuck && !unplug_in_progress (ev)
-           && mt_elapsed (ctx->now, c->progress_time) >= ctx->stuck_timeout)
+  else if (ev->stall_now) {
+    ev->why->flags |= MT_WHY_NOTE_STALL;
+    ev->why->note_size[1] = l->plugged;
+    ev->why->note_size[2] = l->requested;
+    ev->why->note_us = mt_elapsed (ctx->now, c->vmem_wait_since);
+    /* The fallback is a new action: give it its own time. */
+    c->pending = FALSE;
+  } else if (c->pending && !c->stuck && !unplug_in_progress (ev)
+             && mt_elapsed (ctx->now, c->progress_time) >= ctx->stuck_timeout)
     mark_stuck (ctx, ev, MT_STUCK_NOT_MOVING, c->last_target, c->last_from, ev->cur,
                 ctx->stuck_timeout);
-  else if (c->stuck && ctx->now >= c->retry_at)
-    {
-      /* Forget the old target: the next one is planned from scratch. */
-      c->stuck = FALSE;
-      c->pending = FALSE;
-      ev->why->flags |= MT_WHY_NOTE_RETRYING;
-      ev->why->note_us = mt_elapsed (ctx->now, c->stuck_since);
-    }
+  else if (c->stuck && ctx->now >= c->retry_at) {
+    /* Forget the old target: the next one is planned from scratch. */
+    c->stuck = FALSE;
+    c->pending = FALSE;
+    ev->why->flags |= MT_WHY_NOTE_RETRYING;
+    ev->why->note_us = mt_elapsed (ctx->now, c->stuck_since);
+  }
 
-  if (c->stuck)
-    {
-      fix (ev, MT_DECISION_STUCK, MT_WHY_STUCK);
-      ev->why->us[0] = mt_elapsed (ctx->now, c->stuck_since);
-      ev->why->us[1] = mt_elapsed (c->retry_at, ctx->now);
-    }
+  if (c->stuck) {
+    fix (ev, MT_DECISION_STUCK, MT_WHY_STUCK);
+    ev->why->us[0] = mt_elapsed (ctx->now, c->stuck_since);
+    ev->why->us[1] = mt_elapsed (c->retry_at, ctx->now);
+  }
 }
 
 /* ---- headroom feedback -------------------------------------------------- */
@@ -298,9 +286,9 @@ feedback (MtPlanCtx *ctx, MtVmEval *ev)
    * took a little too much.  A few MiB of hot cache missing stalls the
    * guest a little all the time, well below any pressure target, so
    * the rise itself is the signal, not its size. */
-  ev->faults_high = isfinite (o->major_fault_rate) && o->major_fault_rate > MT_PLAN_FAULTS_LOW
-                    && (!isfinite (o->major_fault_rate_avg)
-                        || o->major_fault_rate > 2 * o->major_fault_rate_avg);
+  ev->faults_high =
+    isfinite (o->major_fault_rate) && o->major_fault_rate > MT_PLAN_FAULTS_LOW
+    && (!isfinite (o->major_fault_rate_avg) || o->major_fault_rate > 2 * o->major_fault_rate_avg);
   ev->emergency = ev->pressured || ev->oom || ev->avail_low;
   faults_many = isfinite (o->major_fault_rate) && o->major_fault_rate > MT_PLAN_FAULTS_HIGH;
   /* Signs that are news the moment they show: PSI avg10 lags, these do not. */
@@ -324,39 +312,41 @@ feedback (MtPlanCtx *ctx, MtVmEval *ev)
 
   /* Once per sample: a plan triggered by an event between ticks must not
    * react to the same report twice. */
-  if (o->observed != c->feedback_time)
-    {
-      double dt = c->feedback_time == MT_TIME_NEVER ? 0.0
+  if (o->observed != c->feedback_time) {
+    double dt = c->feedback_time == MT_TIME_NEVER
+                  ? 0.0
                   : secs (MIN (mt_elapsed (o->observed, c->feedback_time), 600 * G_USEC_PER_SEC));
 
-      /* A working set that just rose fast may rise as much again: keep
+    /* A working set that just rose fast may rise as much again: keep
        * that much free for a few minutes.  Free memory costs the host
        * little (free page reporting returns it); a rise the guest has
        * no room for costs it a stall. */
-      burst = MAX (mt_sat_from_double ((double) burst * decay (dt, MT_PLAN_BURST_HALF_LIFE)),
-                   MIN (o->used_growth, cap));
-      c->pressure_floor = mt_sat_from_double ((double) c->pressure_floor
-                                              * decay (dt, MT_PLAN_FLOOR_HALF_LIFE));
+    burst = MAX (mt_sat_from_double ((double) burst * decay (dt, MT_PLAN_BURST_HALF_LIFE)),
+                 MIN (o->used_growth, cap));
+    c->pressure_floor =
+      mt_sat_from_double ((double) c->pressure_floor * decay (dt, MT_PLAN_FLOOR_HALF_LIFE));
 
-      /* PSI avg10 lags: once it falls, the last raise is working. */
-      rising = !(isfinite (o->psi_trend) && o->psi_trend < 0);
-      raise = ev->oom || ev->avail_low || (ev->pressured && rising)
-              || ev->swap_high || ev->faults_high;
-      /* Refaults above MT_PLAN_FAULTS_LOW are not calm either: the
+    /* PSI avg10 lags: once it falls, the last raise is working. */
+    rising = !(isfinite (o->psi_trend) && o->psi_trend < 0);
+    raise =
+      ev->oom || ev->avail_low || (ev->pressured && rising) || ev->swap_high || ev->faults_high;
+    /* Refaults above MT_PLAN_FAULTS_LOW are not calm either: the
        * guest sits at the edge of its hot page cache, and probing
        * lower from there is what stalls it. */
-      calm = !raise && !ev->pressured && !ev->refaulting
-             && (!isfinite (o->major_fault_rate) || o->major_fault_rate <= MT_PLAN_FAULTS_LOW)
-             && (!isfinite (o->psi_some) || o->psi_some <= p->pressure_target / 10);
-      if (ev->oom || ev->avail_low)
-        factor = 2.0;
-      else if (ev->pressured && rising)
-        factor = 1.0 + 0.5 * CLAMP ((o->psi_some - p->pressure_target)
-                                    / MAX (p->pressure_target, 0.1), 0.5, 1.0);
-      else if (raise)
-        factor = 1.25;
+    calm = !raise && !ev->pressured && !ev->refaulting
+           && (!isfinite (o->major_fault_rate) || o->major_fault_rate <= MT_PLAN_FAULTS_LOW)
+           && (!isfinite (o->psi_some) || o->psi_some <= p->pressure_target / 10);
+    if (ev->oom || ev->avail_low)
+      factor = 2.0;
+    else if (ev->pressured && rising)
+      factor =
+        1.0
+        + 0.5
+            * CLAMP ((o->psi_some - p->pressure_target) / MAX (p->pressure_target, 0.1), 0.5, 1.0);
+    else if (raise)
+      factor = 1.25;
 
-      /* A raise acts through a grow.  While that grow is on its way, or
+    /* A raise acts through a grow.  While that grow is on its way, or
        * once this tick already raised, raising again only compounds: the
        * working set term follows the rise anyway, and a VM holding far
        * more than it needs makes the host look short to the others.
@@ -367,67 +357,62 @@ feedback (MtPlanCtx *ctx, MtVmEval *ev)
        * once, and so is pressure well above what the last raise
        * answered: a new stall (a file re-read, say), not the old one's
        * echo. */
-      hard = news || ev->faults_high
-             || (isfinite (o->psi_some) && o->psi_some > MT_PLAN_PSI_WORSE * c->raise_psi);
-      in_flight = (c->pending && c->last_target > ev->cur)
-                  || (c->raise_time != MT_TIME_NEVER && mt_elapsed (ctx->now, c->raise_time) < ctx->tick)
-                  || (!hard && c->raise_time != MT_TIME_NEVER
-                      && mt_elapsed (ctx->now, c->raise_time) < MT_PLAN_PSI_SETTLE)
-                  || (!proven && c->raised_unproven);
-      if (raise && in_flight)
-        c->calm_since = MT_TIME_NEVER;
-      else if (raise)
-        {
-          /* Pressure while the working set holds still says the
+    hard = news || ev->faults_high
+           || (isfinite (o->psi_some) && o->psi_some > MT_PLAN_PSI_WORSE * c->raise_psi);
+    in_flight =
+      (c->pending && c->last_target > ev->cur)
+      || (c->raise_time != MT_TIME_NEVER && mt_elapsed (ctx->now, c->raise_time) < ctx->tick)
+      || (!hard && c->raise_time != MT_TIME_NEVER
+          && mt_elapsed (ctx->now, c->raise_time) < MT_PLAN_PSI_SETTLE)
+      || (!proven && c->raised_unproven);
+    if (raise && in_flight)
+      c->calm_since = MT_TIME_NEVER;
+    else if (raise) {
+      /* Pressure while the working set holds still says the
            * headroom is too small (hot page cache it re-reads, say):
            * raise it above what the guest really had free beyond its
            * working set (more than the headroom when its min kept it
            * larger), and remember the level.  Pressure during a rise is
            * the rise's, which the burst and the rise lead answer. */
-          gboolean steady = o->used_growth <= MAX (hmin, MT_PLAN_RAISE_STEP_MIN);
-          /* Only a strong signal says the guest needs all it holds:
+      gboolean steady = o->used_growth <= MAX (hmin, MT_PLAN_RAISE_STEP_MIN);
+      /* Only a strong signal says the guest needs all it holds:
            * marginal refaults are a file read back once. */
-          gboolean strong = (ev->pressured && rising) || news || faults_many;
-          guint64 had = h;
+      gboolean strong = (ev->pressured && rising) || news || faults_many;
+      guint64 had = h;
 
-          if (steady && strong)
-            had = MAX (h, mt_sat_sub (mt_sat_sub (ev->cur, ev->active),
-                                      ev->idle == MT_UNKNOWN ? ev->cur : ev->idle));
-          h = MAX (mt_sat_from_double ((double) had * factor), mt_sat_add (had, MT_PLAN_RAISE_STEP_MIN));
-          /* Remembered only when more memory relieved it (the guest
+      if (steady && strong)
+        had = MAX (h, mt_sat_sub (mt_sat_sub (ev->cur, ev->active),
+                                  ev->idle == MT_UNKNOWN ? ev->cur : ev->idle));
+      h =
+        MAX (mt_sat_from_double ((double) had * factor), mt_sat_add (had, MT_PLAN_RAISE_STEP_MIN));
+      /* Remembered only when more memory relieved it (the guest
            * read memory back): a page-cache write stalls in writeback
            * at any size, and a floor learned from it would hold room
            * the guest only fills with more cache. */
-          if (steady && proven)
-            {
-              c->pressure_floor = h;
-              c->pressure_time = o->observed;
-            }
-          c->calm_since = MT_TIME_NEVER;
-          c->raise_time = ctx->now;
-          c->raise_psi = isfinite (o->psi_some) ? o->psi_some : 0.0;
-          c->raised_unproven = !proven;
-        }
-      else if (calm && c->calm_since == MT_TIME_NEVER)
-        {
-          c->calm_since = o->observed;
-          c->raised_unproven = FALSE;
-        }
-      else if (calm && mt_elapsed (o->observed, c->calm_since) >= MT_PLAN_CALM_HOLD
-               && c->feedback_time != MT_TIME_NEVER)
-        {
-          /* Probe downward: too little headroom shows up as pressure,
+      if (steady && proven) {
+        c->pressure_floor = h;
+        c->pressure_time = o->observed;
+      }
+      c->calm_since = MT_TIME_NEVER;
+      c->raise_time = ctx->now;
+      c->raise_psi = isfinite (o->psi_some) ? o->psi_some : 0.0;
+      c->raised_unproven = !proven;
+    } else if (calm && c->calm_since == MT_TIME_NEVER) {
+      c->calm_since = o->observed;
+      c->raised_unproven = FALSE;
+    } else if (calm && mt_elapsed (o->observed, c->calm_since) >= MT_PLAN_CALM_HOLD
+               && c->feedback_time != MT_TIME_NEVER) {
+      /* Probe downward: too little headroom shows up as pressure,
            * which raises it again within one sample.  Fast down to the
            * level pressure was last seen at, slowly below it. */
-          double keep = MAX (0.0, 1.0 - MT_PLAN_DECAY_PER_S * MIN (dt, 60.0));
-          guint64 lowered = mt_sat_from_double ((double) h * keep);
+      double keep = MAX (0.0, 1.0 - MT_PLAN_DECAY_PER_S * MIN (dt, 60.0));
+      guint64 lowered = mt_sat_from_double ((double) h * keep);
 
-          h = MAX (hmin, MAX (lowered, MIN (h, c->pressure_floor)));
-        }
-      else if (!calm)
-        c->calm_since = MT_TIME_NEVER;
-      c->feedback_time = o->observed;
-    }
+      h = MAX (hmin, MAX (lowered, MIN (h, c->pressure_floor)));
+    } else if (!calm)
+      c->calm_since = MT_TIME_NEVER;
+    c->feedback_time = o->observed;
+  }
   h = MIN (h, cap);
   c->headroom = h;
   c->burst = MIN (burst, cap);
@@ -438,7 +423,8 @@ feedback (MtPlanCtx *ctx, MtVmEval *ev)
    * is gone as soon as the rise stops. */
   ev->rise = 0;
   if (isfinite (o->used_rate) && o->used_rate > 0)
-    ev->rise = MIN (mt_sat_from_double (o->used_rate * ((double) MT_PLAN_RISE_LEAD / G_USEC_PER_SEC)), cap);
+    ev->rise =
+      MIN (mt_sat_from_double (o->used_rate * ((double) MT_PLAN_RISE_LEAD / G_USEC_PER_SEC)), cap);
   ev->need = mt_sat_add (mt_sat_add (ev->active, ev->headroom), ev->rise);
 }
 
@@ -466,23 +452,22 @@ bounds (MtVmEval *ev)
    * back what it lost, unless it is above max. */
   if (ev->emergency || ev->refaulting)
     ev->floor = MAX (ev->lo, MIN (mt_layout_snap_down (ev->cur, g, o), ev->hi));
-  if (ev->grace)
-    {
-      /* Its own need may shrink it, but not below the largest need it
+  if (ev->grace) {
+    /* Its own need may shrink it, but not below the largest need it
        * showed so far (a booting guest's working set is still rising),
        * and the fair split does not cut it at all. */
-      guint64 now_size = MAX (ev->lo, MIN (mt_layout_snap_down (ev->cur, g, o), ev->hi));
-      guint64 peak = clamp64 (mt_layout_snap_up (ev->next->grace_need, g, o), ev->lo, ev->hi);
+    guint64 now_size = MAX (ev->lo, MIN (mt_layout_snap_down (ev->cur, g, o), ev->hi));
+    guint64 peak = clamp64 (mt_layout_snap_up (ev->next->grace_need, g, o), ev->lo, ev->hi);
 
-      ev->want = MAX (ev->want, MIN (peak, now_size));
-      ev->floor = MAX (ev->floor, MIN (ev->want, now_size));
-    }
+    ev->want = MAX (ev->want, MIN (peak, now_size));
+    ev->floor = MAX (ev->floor, MIN (ev->want, now_size));
+  }
   ev->want = MAX (ev->want, ev->floor);
   ev->tier1_lo = clamp64 (mt_layout_snap_up (ev->active, g, o), ev->floor, ev->want);
   /* What it needs without the headroom held for a recent rise: that
    * headroom is a guess, and goes first when the host is short. */
-  ev->tier0_lo = clamp64 (mt_layout_snap_up (mt_sat_sub (ev->need, ev->burst), g, o),
-                          ev->tier1_lo, ev->want);
+  ev->tier0_lo =
+    clamp64 (mt_layout_snap_up (mt_sat_sub (ev->need, ev->burst), g, o), ev->tier1_lo, ev->want);
 }
 
 /* ---- one VM ------------------------------------------------------------- */
@@ -492,11 +477,11 @@ layout_in (MtVmEval *ev, gboolean *vmem_ok)
 {
   const MtPlanVm *in = ev->in;
   const MtVmDerived *o = &in->obs;
-  gboolean ok = in->vmem_block > 0 && in->vmem_size >= in->vmem_block
-                && o->vmem_plugged != MT_UNKNOWN;
+  gboolean ok =
+    in->vmem_block > 0 && in->vmem_size >= in->vmem_block && o->vmem_plugged != MT_UNKNOWN;
   guint64 plugged = o->vmem_plugged == MT_UNKNOWN ? 0 : o->vmem_plugged;
 
-  ev->lay = (MtLayoutIn) {
+  ev->lay = (MtLayoutIn){
     .mech = in->policy->mechanism,
     .base_memory = in->base_memory,
     .vmem_max = ok ? in->vmem_size / in->vmem_block * in->vmem_block : 0,
@@ -514,13 +499,12 @@ layout_in (MtVmEval *ev, gboolean *vmem_ok)
 }
 
 void
-mt_plan_eval_vm (MtPlanCtx *ctx, const MtPlanVm *in, guint index, MtVmEval *ev,
-                 MtVmDecision *d)
+mt_plan_eval_vm (MtPlanCtx *ctx, const MtPlanVm *in, guint index, MtVmEval *ev, MtVmDecision *d)
 {
   const MtVmDerived *o = &in->obs;
   gboolean vmem_ok;
 
-  *ev = (MtVmEval) {
+  *ev = (MtVmEval){
     .in = in,
     .next = &d->next,
     .why = &d->why,
@@ -540,28 +524,25 @@ mt_plan_eval_vm (MtPlanCtx *ctx, const MtPlanVm *in, guint index, MtVmEval *ev,
   if (ev->next->first_seen == MT_TIME_NEVER)
     ev->next->first_seen = ctx->now;
 
-  if (o->current == MT_UNKNOWN)
-    {
-      /* Unknown size still occupies the host: count what it could hold. */
-      ev->committed = o->rss != MT_UNKNOWN ? o->rss : mt_sat_add (in->base_memory, in->vmem_size);
-      fix (ev, MT_DECISION_SKIP, MT_WHY_NO_SIZE);
-      return;
-    }
-  if (in->policy == NULL || in->base_memory == 0)
-    {
-      fix (ev, MT_DECISION_SKIP, MT_WHY_NO_POLICY);
-      return;
-    }
+  if (o->current == MT_UNKNOWN) {
+    /* Unknown size still occupies the host: count what it could hold. */
+    ev->committed = o->rss != MT_UNKNOWN ? o->rss : mt_sat_add (in->base_memory, in->vmem_size);
+    fix (ev, MT_DECISION_SKIP, MT_WHY_NO_SIZE);
+    return;
+  }
+  if (in->policy == NULL || in->base_memory == 0) {
+    fix (ev, MT_DECISION_SKIP, MT_WHY_NO_POLICY);
+    return;
+  }
   /* A grow asked for but not yet taken is still promised. */
   if (ev->next->pending && ev->next->last_target > ev->cur)
     ev->committed = ev->next->last_target;
 
   layout_in (ev, &vmem_ok);
-  if (ev->lay.mech == MT_MECH_VIRTIO_MEM && !vmem_ok)
-    {
-      fix (ev, MT_DECISION_SKIP, MT_WHY_NO_VMEM);
-      return;
-    }
+  if (ev->lay.mech == MT_MECH_VIRTIO_MEM && !vmem_ok) {
+    fix (ev, MT_DECISION_SKIP, MT_WHY_NO_VMEM);
+    return;
+  }
 
   track_progress (ctx, ev);
   if (vmem_ok && (ev->lay.mech == MT_MECH_AUTO || ev->lay.mech == MT_MECH_VIRTIO_MEM))
@@ -571,29 +552,25 @@ mt_plan_eval_vm (MtPlanCtx *ctx, const MtPlanVm *in, guint index, MtVmEval *ev,
   if (ev->fixed)
     return;
 
-  if (o->source == MT_DATA_NONE)
-    {
-      if (o->time == MT_TIME_NEVER)
-        fix (ev, MT_DECISION_SKIP, MT_WHY_NO_SAMPLES);
-      else if (!o->fresh)
-        {
-          fix (ev, MT_DECISION_SKIP, MT_WHY_STALE);
-          ev->why->us[0] = mt_elapsed (ctx->now, o->time);
-        }
-      else
-        fix (ev, MT_DECISION_SKIP, MT_WHY_NO_STATS);
-      return;
-    }
+  if (o->source == MT_DATA_NONE) {
+    if (o->time == MT_TIME_NEVER)
+      fix (ev, MT_DECISION_SKIP, MT_WHY_NO_SAMPLES);
+    else if (!o->fresh) {
+      fix (ev, MT_DECISION_SKIP, MT_WHY_STALE);
+      ev->why->us[0] = mt_elapsed (ctx->now, o->time);
+    } else
+      fix (ev, MT_DECISION_SKIP, MT_WHY_NO_STATS);
+    return;
+  }
 
   feedback (ctx, ev);
   /* Start grace: a VM just started is still touching its memory. */
-  ev->grace = !ctx->host_out && ctx->hp->start_grace > 0 &&
-              mt_elapsed (ctx->now, ev->next->first_seen) < ctx->hp->start_grace;
+  ev->grace = !ctx->host_out && ctx->hp->start_grace > 0
+              && mt_elapsed (ctx->now, ev->next->first_seen) < ctx->hp->start_grace;
   ev->next->grace_need = ev->grace ? MAX (ev->next->grace_need, ev->need) : 0;
-  if (ev->lay.mech == MT_MECH_NONE)
-    {
-      fix (ev, MT_DECISION_SKIP, MT_WHY_OBSERVED);
-      return;
-    }
+  if (ev->lay.mech == MT_MECH_NONE) {
+    fix (ev, MT_DECISION_SKIP, MT_WHY_OBSERVED);
+    return;
+  }
   bounds (ev);
 }

@@ -20,36 +20,31 @@ typedef struct {
   MtPlan *plan;
   MtVmEval *ev;
   guint n;
-  GArray *actions;             /* MtAction */
-  guint64 free_left;           /* for this tick's grows, MT_UNKNOWN = unknown */
+  GArray *actions;   /* MtAction */
+  guint64 free_left; /* for this tick's grows, MT_UNKNOWN = unknown */
 } Planner;
 
 const char *
 mt_action_kind_to_string (MtActionKind k)
 {
-  switch (k)
-    {
-    case MT_ACTION_SHRINK:
-      return "shrink";
-    case MT_ACTION_GROW:
-      return "grow";
-    case MT_ACTION_CANCEL:
-      return "cancel";
-    default:
-      return "invalid";
-    }
+  switch (k) {
+  case MT_ACTION_SHRINK:
+    return "shrink";
+  case MT_ACTION_GROW:
+    return "grow";
+  case MT_ACTION_CANCEL:
+    return "cancel";
+  default:
+    return "invalid";
+  }
 }
 
 const char *
 mt_decision_kind_to_string (MtDecisionKind k)
 {
   static const char *const names[] = {
-    [MT_DECISION_HOLD] = "hold",
-    [MT_DECISION_SHRINK] = "shrink",
-    [MT_DECISION_GROW] = "grow",
-    [MT_DECISION_WAIT] = "wait",
-    [MT_DECISION_SKIP] = "skip",
-    [MT_DECISION_STUCK] = "stuck",
+    [MT_DECISION_HOLD] = "hold", [MT_DECISION_SHRINK] = "shrink", [MT_DECISION_GROW] = "grow",
+    [MT_DECISION_WAIT] = "wait", [MT_DECISION_SKIP] = "skip",     [MT_DECISION_STUCK] = "stuck",
   };
 
   if ((guint) k >= G_N_ELEMENTS (names))
@@ -75,12 +70,10 @@ text_uint (char *out, const char *end, guint64 v, gboolean negative)
   char d[24];
   guint n = 0;
 
-  do
-    {
-      d[n++] = (char) ('0' + v % 10);
-      v /= 10;
-    }
-  while (v > 0);
+  do {
+    d[n++] = (char) ('0' + v % 10);
+    v /= 10;
+  } while (v > 0);
   if (negative && out < end)
     *out++ = '-';
   while (n > 0 && out < end)
@@ -108,84 +101,70 @@ mt_text_vprintf (MtText *t, const char *fmt, va_list ap)
   va_list ap0;
 
   va_copy (ap0, ap);
-  while (*p)
-    {
-      int prec = -1, lng = 0;
+  while (*p) {
+    int prec = -1, lng = 0;
 
-      if (*p != '%')
-        {
-          if (out < end)
-            *out++ = *p;
-          p++;
-          continue;
-        }
+    if (*p != '%') {
+      if (out < end)
+        *out++ = *p;
       p++;
-      if (*p == '.')
-        {
-          prec = 0;
-          for (p++; *p >= '0' && *p <= '9'; p++)
-            prec = prec * 10 + (*p - '0');
-        }
-      for (; *p == 'l' || *p == 'z' || *p == 'h'; p++)
-        lng += *p == 'h' ? 0 : (*p == 'z' ? 2 : 1);
-      if (*p == '%' && prec < 0 && lng == 0)
-        {
-          if (out < end)
-            *out++ = '%';
-        }
-      else if (*p == 's' && prec < 0)
-        {
-          const char *v = va_arg (ap, const char *);
-
-          out = text_put (out, end, v != NULL ? v : "(null)");
-        }
-      else if (*p == 'c' && prec < 0 && lng == 0)
-        {
-          char ch = (char) va_arg (ap, int);
-
-          if (out < end)
-            *out++ = ch;
-        }
-      else if (*p == 'u' && prec < 0)
-        out = text_uint (out, end, lng >= 2 ? (guint64) va_arg (ap, unsigned long long)
-                                   : lng == 1 ? (guint64) va_arg (ap, unsigned long)
-                                   : (guint64) va_arg (ap, unsigned int), FALSE);
-      else if ((*p == 'd' || *p == 'i') && prec < 0)
-        {
-          gint64 v = lng >= 2 ? (gint64) va_arg (ap, long long)
-                     : lng == 1 ? (gint64) va_arg (ap, long) : (gint64) va_arg (ap, int);
-
-          out = text_uint (out, end, v < 0 ? (guint64) 0 - (guint64) v : (guint64) v, v < 0);
-        }
-      else if (*p == 'f' && lng == 0)
-        {
-          double v = va_arg (ap, double);
-
-          if (prec == 0 && isfinite (v) && fabs (v) < 1e15)
-            {
-              double r = rint (v);
-
-              out = text_uint (out, end, (guint64) fabs (r), signbit (r) != 0);
-            }
-          else
-            {
-              char b[64];
-
-              g_snprintf (b, sizeof b, "%.*f", prec < 0 ? 6 : prec, v);
-              out = text_put (out, end, b);
-            }
-        }
-      else
-        {
-          char b[MT_TEXT_MAX];
-
-          /* Not ours: let the C library do the whole line. */
-          g_vsnprintf (b, sizeof b, fmt, ap0);
-          out = text_put (t->buf + t->len, end, b);
-          break;
-        }
-      p++;
+      continue;
     }
+    p++;
+    if (*p == '.') {
+      prec = 0;
+      for (p++; *p >= '0' && *p <= '9'; p++)
+        prec = prec * 10 + (*p - '0');
+    }
+    for (; *p == 'l' || *p == 'z' || *p == 'h'; p++)
+      lng += *p == 'h' ? 0 : (*p == 'z' ? 2 : 1);
+    if (*p == '%' && prec < 0 && lng == 0) {
+      if (out < end)
+        *out++ = '%';
+    } else if (*p == 's' && prec < 0) {
+      const char *v = va_arg (ap, const char *);
+
+      out = text_put (out, end, v != NULL ? v : "(null)");
+    } else if (*p == 'c' && prec < 0 && lng == 0) {
+      char ch = (char) va_arg (ap, int);
+
+      if (out < end)
+        *out++ = ch;
+    } else if (*p == 'u' && prec < 0)
+      out = text_uint (out, end,
+                       lng >= 2   ? (guint64) va_arg (ap, unsigned long long)
+                       : lng == 1 ? (guint64) va_arg (ap, unsigned long)
+                                  : (guint64) va_arg (ap, unsigned int),
+                       FALSE);
+    else if ((*p == 'd' || *p == 'i') && prec < 0) {
+      gint64 v = lng >= 2   ? (gint64) va_arg (ap, long long)
+                 : lng == 1 ? (gint64) va_arg (ap, long)
+                            : (gint64) va_arg (ap, int);
+
+      out = text_uint (out, end, v < 0 ? (guint64) 0 - (guint64) v : (guint64) v, v < 0);
+    } else if (*p == 'f' && lng == 0) {
+      double v = va_arg (ap, double);
+
+      if (prec == 0 && isfinite (v) && fabs (v) < 1e15) {
+        double r = rint (v);
+
+        out = text_uint (out, end, (guint64) fabs (r), signbit (r) != 0);
+      } else {
+        char b[64];
+
+        g_snprintf (b, sizeof b, "%.*f", prec < 0 ? 6 : prec, v);
+        out = text_put (out, end, b);
+      }
+    } else {
+      char b[MT_TEXT_MAX];
+
+      /* Not ours: let the C library do the whole line. */
+      g_vsnprintf (b, sizeof b, fmt, ap0);
+      out = text_put (t->buf + t->len, end, b);
+      break;
+    }
+    p++;
+  }
   *out = '\0';
   t->len = (gsize) (out - t->buf);
   va_end (ap0);
@@ -232,7 +211,8 @@ format_mechanism (MtText *t, const MtVmReason *w)
 
   mt_text_append (t, " [");
   if (w->flags & MT_WHY_SET_VMEM)
-    mt_text_printf (t, "virtio-mem %s -> %s", mt_plan_sz (a, w->size[2]), mt_plan_sz (b, w->size[3]));
+    mt_text_printf (t, "virtio-mem %s -> %s", mt_plan_sz (a, w->size[2]),
+                    mt_plan_sz (b, w->size[3]));
   if ((w->flags & MT_WHY_SET_VMEM) && (w->flags & MT_WHY_SET_BALLOON))
     mt_text_append (t, ", ");
   if (w->flags & MT_WHY_SET_BALLOON)
@@ -247,92 +227,89 @@ format_head (MtText *t, const MtVmDecision *d)
   char c[MT_FORMAT_BYTES_LEN], a[MT_FORMAT_BYTES_LEN], b[MT_FORMAT_BYTES_LEN];
   const char *cur = mt_plan_sz (c, d->current);
 
-  switch (w->head)
-    {
-    case MT_WHY_HOLD:
-      mt_text_printf (t, "hold at %s", cur);
-      break;
-    case MT_WHY_HOLD_HYSTERESIS:
-      mt_text_printf (t, "hold at %s: target %s is within %s (hysteresis)",
-                      cur, mt_plan_sz (a, d->target), mt_plan_sz (b, w->size[0]));
-      break;
-    case MT_WHY_WAIT_SHRINKING:
-      mt_text_printf (t, "wait at %s: the guest is still shrinking to %s (asked %.0f s ago)",
-                      cur, mt_plan_sz (a, w->size[0]), secs (w->us[0]));
-      break;
-    case MT_WHY_WAIT_DIP:
-      mt_text_printf (t, "wait at %s: shrink to %s once wanted for %.0f s (%.0f s so far)",
-                      cur, mt_plan_sz (a, d->target), secs (w->us[0]), secs (w->us[1]));
-      break;
-    case MT_WHY_WAIT_SETTLE:
-      mt_text_printf (t, "wait at %s: shrink to %s after the last action settles (%.0f s ago)",
-                      cur, mt_plan_sz (a, d->target), secs (w->us[0]));
-      break;
-    case MT_WHY_WAIT_PACED:
-      mt_text_printf (t, "wait at %s: shrink to %s is paced at %s/s",
-                      cur, mt_plan_sz (a, d->target), mt_plan_sz (b, w->size[0]));
-      break;
-    case MT_WHY_WAIT_FREE:
-      mt_text_printf (t, "wait at %s: grow to %s when the host has memory free (free now %s)",
-                      cur, mt_plan_sz (a, d->target), mt_plan_sz (b, w->size[0]));
-      break;
-    case MT_WHY_WAIT_GROWING:
-      mt_text_printf (t, "wait at %s: the guest is still growing to %s (asked %.0f s ago)",
-                      cur, mt_plan_sz (a, w->size[0]), secs (w->us[0]));
-      break;
-    case MT_WHY_CANCEL:
-      mt_text_printf (t, "cancel the stalled virtio-mem unplug at %s", cur);
-      format_mechanism (t, w);
-      break;
-    case MT_WHY_RESIZE:
-      mt_text_printf (t, "%s%s %s -> %s", (w->flags & MT_WHY_EMERGENCY) ? "emergency " : "",
-                      (w->flags & MT_WHY_GROW) ? "grow" : "shrink", cur, mt_plan_sz (a, w->size[0]));
-      if (w->size[0] != d->target)
-        {
-          mt_text_printf (t, " (toward %s", mt_plan_sz (a, d->target));
-          if (w->limit == MT_WHY_LIMIT_RATE)
-            mt_text_printf (t, ", rate limit %s/s", mt_plan_sz (b, w->size[1]));
-          else if (w->limit == MT_WHY_LIMIT_FREE)
-            mt_text_printf (t, ", host free %s", mt_plan_sz (b, w->size[1]));
-          mt_text_append (t, ")");
-        }
-      format_mechanism (t, w);
-      break;
-    case MT_WHY_NO_SIZE:
-      mt_text_append (t, "left alone: the hypervisor reported no size yet");
-      break;
-    case MT_WHY_NO_POLICY:
-      mt_text_printf (t, "left alone at %s: no policy or domain configuration", cur);
-      break;
-    case MT_WHY_NO_VMEM:
-      mt_text_printf (t, "left alone at %s: policy says virtio-mem but the domain has no usable device", cur);
-      break;
-    case MT_WHY_NO_SAMPLES:
-      mt_text_printf (t, "left alone at %s: no samples yet", cur);
-      break;
-    case MT_WHY_STALE:
-      mt_text_printf (t, "left alone at %s: guest stats are %.0f s old", cur, secs (w->us[0]));
-      break;
-    case MT_WHY_NO_STATS:
-      mt_text_printf (t, "left alone at %s: no guest memory stats yet (no agent report, no balloon stats)", cur);
-      break;
-    case MT_WHY_OBSERVED:
-      mt_text_printf (t, "observed only (mechanism none) at %s: working set %s + headroom %s",
-                      cur, mt_plan_sz (a, d->working_set), mt_plan_sz (b, d->headroom));
-      break;
-    case MT_WHY_STUCK:
-      {
-        char stuck[MT_STUCK_REASON_LEN];
-
-        mt_text_printf (t, "stuck for %.0f s: %s; held at %s, retry in %.0f s",
-                        secs (w->us[0]), mt_vm_control_stuck_reason (&d->next, stuck), cur,
-                        secs (w->us[1]));
-      }
-      break;
-    default:
-      mt_text_append (t, mt_decision_kind_to_string (d->kind));
-      break;
+  switch (w->head) {
+  case MT_WHY_HOLD:
+    mt_text_printf (t, "hold at %s", cur);
+    break;
+  case MT_WHY_HOLD_HYSTERESIS:
+    mt_text_printf (t, "hold at %s: target %s is within %s (hysteresis)", cur,
+                    mt_plan_sz (a, d->target), mt_plan_sz (b, w->size[0]));
+    break;
+  case MT_WHY_WAIT_SHRINKING:
+    mt_text_printf (t, "wait at %s: the guest is still shrinking to %s (asked %.0f s ago)", cur,
+                    mt_plan_sz (a, w->size[0]), secs (w->us[0]));
+    break;
+  case MT_WHY_WAIT_DIP:
+    mt_text_printf (t, "wait at %s: shrink to %s once wanted for %.0f s (%.0f s so far)", cur,
+                    mt_plan_sz (a, d->target), secs (w->us[0]), secs (w->us[1]));
+    break;
+  case MT_WHY_WAIT_SETTLE:
+    mt_text_printf (t, "wait at %s: shrink to %s after the last action settles (%.0f s ago)", cur,
+                    mt_plan_sz (a, d->target), secs (w->us[0]));
+    break;
+  case MT_WHY_WAIT_PACED:
+    mt_text_printf (t, "wait at %s: shrink to %s is paced at %s/s", cur, mt_plan_sz (a, d->target),
+                    mt_plan_sz (b, w->size[0]));
+    break;
+  case MT_WHY_WAIT_FREE:
+    mt_text_printf (t, "wait at %s: grow to %s when the host has memory free (free now %s)", cur,
+                    mt_plan_sz (a, d->target), mt_plan_sz (b, w->size[0]));
+    break;
+  case MT_WHY_WAIT_GROWING:
+    mt_text_printf (t, "wait at %s: the guest is still growing to %s (asked %.0f s ago)", cur,
+                    mt_plan_sz (a, w->size[0]), secs (w->us[0]));
+    break;
+  case MT_WHY_CANCEL:
+    mt_text_printf (t, "cancel the stalled virtio-mem unplug at %s", cur);
+    format_mechanism (t, w);
+    break;
+  case MT_WHY_RESIZE:
+    mt_text_printf (t, "%s%s %s -> %s", (w->flags & MT_WHY_EMERGENCY) ? "emergency " : "",
+                    (w->flags & MT_WHY_GROW) ? "grow" : "shrink", cur, mt_plan_sz (a, w->size[0]));
+    if (w->size[0] != d->target) {
+      mt_text_printf (t, " (toward %s", mt_plan_sz (a, d->target));
+      if (w->limit == MT_WHY_LIMIT_RATE)
+        mt_text_printf (t, ", rate limit %s/s", mt_plan_sz (b, w->size[1]));
+      else if (w->limit == MT_WHY_LIMIT_FREE)
+        mt_text_printf (t, ", host free %s", mt_plan_sz (b, w->size[1]));
+      mt_text_append (t, ")");
     }
+    format_mechanism (t, w);
+    break;
+  case MT_WHY_NO_SIZE:
+    mt_text_append (t, "left alone: the hypervisor reported no size yet");
+    break;
+  case MT_WHY_NO_POLICY:
+    mt_text_printf (t, "left alone at %s: no policy or domain configuration", cur);
+    break;
+  case MT_WHY_NO_VMEM:
+    mt_text_printf (
+      t, "left alone at %s: policy says virtio-mem but the domain has no usable device", cur);
+    break;
+  case MT_WHY_NO_SAMPLES:
+    mt_text_printf (t, "left alone at %s: no samples yet", cur);
+    break;
+  case MT_WHY_STALE:
+    mt_text_printf (t, "left alone at %s: guest stats are %.0f s old", cur, secs (w->us[0]));
+    break;
+  case MT_WHY_NO_STATS:
+    mt_text_printf (
+      t, "left alone at %s: no guest memory stats yet (no agent report, no balloon stats)", cur);
+    break;
+  case MT_WHY_OBSERVED:
+    mt_text_printf (t, "observed only (mechanism none) at %s: working set %s + headroom %s", cur,
+                    mt_plan_sz (a, d->working_set), mt_plan_sz (b, d->headroom));
+    break;
+  case MT_WHY_STUCK: {
+    char stuck[MT_STUCK_REASON_LEN];
+
+    mt_text_printf (t, "stuck for %.0f s: %s; held at %s, retry in %.0f s", secs (w->us[0]),
+                    mt_vm_control_stuck_reason (&d->next, stuck), cur, secs (w->us[1]));
+  } break;
+  default:
+    mt_text_append (t, mt_decision_kind_to_string (d->kind));
+    break;
+  }
 }
 
 /* Why this VM wants what it wants: "idle 400 MiB, working set 480 MiB +
@@ -345,8 +322,8 @@ format_explanation (MtText *t, const MtVmDecision *d)
 
   if (w->flags & MT_WHY_IDLE)
     mt_text_printf (t, "idle %s, ", mt_plan_sz (a, d->idle));
-  mt_text_printf (t, "working set %s + headroom %s",
-                  mt_plan_sz (a, d->working_set), mt_plan_sz (b, d->headroom));
+  mt_text_printf (t, "working set %s + headroom %s", mt_plan_sz (a, d->working_set),
+                  mt_plan_sz (b, d->headroom));
   if (w->flags & MT_WHY_BURST)
     mt_text_append (t, " (held for a recent rise)");
   if (w->flags & MT_WHY_SWAPPED)
@@ -369,12 +346,11 @@ format_explanation (MtText *t, const MtVmDecision *d)
     mt_text_printf (t, ", kept at %s (the least the domain can reach)", mt_plan_sz (a, d->min));
   else if (w->flags & MT_WHY_KEPT_MIN)
     mt_text_printf (t, ", kept at min %s", mt_plan_sz (a, d->min));
-  if (w->flags & MT_WHY_SHORT)
-    {
-      mt_text_printf (t, ", host short by %s", mt_plan_sz (a, w->short_by));
-      if (w->flags & MT_WHY_FAIR)
-        mt_text_printf (t, ", fair share %s (shares %u)", mt_plan_sz (a, d->target), w->shares);
-    }
+  if (w->flags & MT_WHY_SHORT) {
+    mt_text_printf (t, ", host short by %s", mt_plan_sz (a, w->short_by));
+    if (w->flags & MT_WHY_FAIR)
+      mt_text_printf (t, ", fair share %s (shares %u)", mt_plan_sz (a, d->target), w->shares);
+  }
 }
 
 static void
@@ -389,8 +365,11 @@ format_notes (MtText *t, const MtVmReason *w)
   if (w->flags & MT_WHY_NOTE_VMEM_RETRY)
     mt_text_append (t, "; virtio-mem unplug may be tried again");
   if (w->flags & MT_WHY_NOTE_STALL)
-    mt_text_printf (t, "; virtio-mem unplug stalled at %s (requested %s) for %.0f s: cancel it, the balloon takes the rest",
-                    mt_plan_sz (a, w->note_size[1]), mt_plan_sz (b, w->note_size[2]), secs (w->note_us));
+    mt_text_printf (t,
+                    "; virtio-mem unplug stalled at %s (requested %s) for %.0f s: cancel it, the "
+                    "balloon takes the rest",
+                    mt_plan_sz (a, w->note_size[1]), mt_plan_sz (b, w->note_size[2]),
+                    secs (w->note_us));
   if (w->flags & MT_WHY_NOTE_RETRYING)
     mt_text_printf (t, "; retrying after being stuck %.0f s", secs (w->note_us));
 }
@@ -399,11 +378,10 @@ static void
 format_reason (MtText *t, const MtVmDecision *d)
 {
   format_head (t, d);
-  if (d->why.head < MT_WHY_FIXED_FIRST)
-    {
-      mt_text_append (t, ": ");
-      format_explanation (t, d);
-    }
+  if (d->why.head < MT_WHY_FIXED_FIRST) {
+    mt_text_append (t, ": ");
+    format_explanation (t, d);
+  }
   format_notes (t, &d->why);
 }
 
@@ -425,14 +403,10 @@ record_explanation (Planner *pl, const MtVmEval *ev, MtVmReason *w)
   const MtVmDerived *o = &ev->in->obs;
   const MtVmPolicy *p = ev->in->policy;
 
-  w->flags |= (ev->idle != MT_UNKNOWN ? MT_WHY_IDLE : 0)
-              | (ev->swapped > 0 ? MT_WHY_SWAPPED : 0)
-              | (ev->rise > 0 ? MT_WHY_RISING : 0)
-              | (ev->burst > 0 ? MT_WHY_BURST : 0)
-              | (ev->oom ? MT_WHY_OOM : 0)
-              | (ev->avail_low ? MT_WHY_AVAIL_LOW : 0)
-              | (ev->pressured ? MT_WHY_PRESSURED : 0)
-              | (ev->swap_high ? MT_WHY_SWAP_HIGH : 0)
+  w->flags |= (ev->idle != MT_UNKNOWN ? MT_WHY_IDLE : 0) | (ev->swapped > 0 ? MT_WHY_SWAPPED : 0)
+              | (ev->rise > 0 ? MT_WHY_RISING : 0) | (ev->burst > 0 ? MT_WHY_BURST : 0)
+              | (ev->oom ? MT_WHY_OOM : 0) | (ev->avail_low ? MT_WHY_AVAIL_LOW : 0)
+              | (ev->pressured ? MT_WHY_PRESSURED : 0) | (ev->swap_high ? MT_WHY_SWAP_HIGH : 0)
               | (ev->faults_high ? MT_WHY_FAULTS_HIGH : 0)
               | (ev->need > ev->hi && ev->want == ev->hi ? MT_WHY_CAPPED : 0)
               | (ev->need < ev->lo ? (ev->lo > ev->pmin ? MT_WHY_KEPT_DOMAIN : MT_WHY_KEPT_MIN) : 0)
@@ -475,17 +449,16 @@ budget (Planner *pl, const MtHostSample *host)
 
   plan->committed = 0;
   plan->demand = 0;
-  for (guint i = 0; i < pl->n; i++)
-    {
-      const MtVmEval *ev = &pl->ev[i];
-      guint64 r = ev->in->obs.rss;
+  for (guint i = 0; i < pl->n; i++) {
+    const MtVmEval *ev = &pl->ev[i];
+    guint64 r = ev->in->obs.rss;
 
-      plan->committed = mt_sat_add (plan->committed, ev->committed);
-      /* QEMU's own memory is in its RSS but is no guest memory. */
-      if (r != MT_UNKNOWN)
-        rss = mt_sat_add (rss, MIN (r, ev->committed));
-      plan->demand = mt_sat_add (plan->demand, ev->fixed ? ev->committed : ev->want);
-    }
+    plan->committed = mt_sat_add (plan->committed, ev->committed);
+    /* QEMU's own memory is in its RSS but is no guest memory. */
+    if (r != MT_UNKNOWN)
+      rss = mt_sat_add (rss, MIN (r, ev->committed));
+    plan->demand = mt_sat_add (plan->demand, ev->fixed ? ev->committed : ev->want);
+  }
 
   if (hp->budget > 0 || (host != NULL && host->mem_available != MT_UNKNOWN))
     plan->budget = mt_host_budget (host, hp, rss, &why);
@@ -505,12 +478,11 @@ budget (Planner *pl, const MtHostSample *host)
   plan->host_short = plan->budget != MT_UNKNOWN && plan->demand > plan->budget;
   plan->short_by = plan->host_short ? plan->demand - plan->budget : 0;
 
-  plan->reason = g_strdup_printf (
-      "%s; VMs hold %s, want %s, free now %s%s%s", why ? why : "budget unknown",
-      mt_plan_sz (held, plan->committed), mt_plan_sz (wanted, plan->demand),
-      mt_plan_sz (free_now, plan->free_now),
-      plan->host_short ? ": short by " : "",
-      plan->host_short ? mt_plan_sz (short_by, plan->short_by) : "");
+  plan->reason =
+    g_strdup_printf ("%s; VMs hold %s, want %s, free now %s%s%s", why ? why : "budget unknown",
+                     mt_plan_sz (held, plan->committed), mt_plan_sz (wanted, plan->demand),
+                     mt_plan_sz (free_now, plan->free_now), plan->host_short ? ": short by " : "",
+                     plan->host_short ? mt_plan_sz (short_by, plan->short_by) : "");
 }
 
 /* Idle memory is taxed first.  Tier 0 keeps every VM's need but the
@@ -527,52 +499,47 @@ split (Planner *pl)
   guint64 fixed = 0, avail;
   guint m = 0;
 
-  for (guint i = 0; i < pl->n; i++)
-    {
-      MtVmEval *ev = &pl->ev[i];
+  for (guint i = 0; i < pl->n; i++) {
+    MtVmEval *ev = &pl->ev[i];
 
-      if (ev->fixed)
-        {
-          fixed = mt_sat_add (fixed, ev->committed);
-          ev->target = ev->cur;
-          continue;
-        }
-      ev->target = ev->want;
-      e[m] = (MtFairEntry) { ev->tier0_lo, ev->want, ev->in->policy->shares, 0 };
-      idx[m++] = i;
+    if (ev->fixed) {
+      fixed = mt_sat_add (fixed, ev->committed);
+      ev->target = ev->cur;
+      continue;
     }
+    ev->target = ev->want;
+    e[m] = (MtFairEntry){ ev->tier0_lo, ev->want, ev->in->policy->shares, 0 };
+    idx[m++] = i;
+  }
   if (!plan->host_short)
     return;
 
   avail = mt_sat_sub (plan->budget, fixed);
-  for (guint tier = 0; tier < 3; tier++)
-    {
-      if (tier > 0)
-        for (guint k = 0; k < m; k++)
-          {
-            const MtVmEval *ev = &pl->ev[idx[k]];
+  for (guint tier = 0; tier < 3; tier++) {
+    if (tier > 0)
+      for (guint k = 0; k < m; k++) {
+        const MtVmEval *ev = &pl->ev[idx[k]];
 
-            e[k] = tier == 1 ? (MtFairEntry) { ev->tier1_lo, ev->tier0_lo, ev->in->policy->shares, 0 }
-                             : (MtFairEntry) { ev->floor, ev->tier1_lo, ev->in->policy->shares, 0 };
-          }
-      if (mt_fair_split (e, m, avail) || tier == 2)
-        break;
-    }
-  for (guint k = 0; k < m; k++)
-    {
-      MtVmEval *ev = &pl->ev[idx[k]];
+        e[k] = tier == 1 ? (MtFairEntry){ ev->tier1_lo, ev->tier0_lo, ev->in->policy->shares, 0 }
+                         : (MtFairEntry){ ev->floor, ev->tier1_lo, ev->in->policy->shares, 0 };
+      }
+    if (mt_fair_split (e, m, avail) || tier == 2)
+      break;
+  }
+  for (guint k = 0; k < m; k++) {
+    MtVmEval *ev = &pl->ev[idx[k]];
 
-      /* Rounding down onto the lattice keeps the sum within budget; lo
+    /* Rounding down onto the lattice keeps the sum within budget; lo
        * bounds are on the lattice, so the result stays >= floor. */
-      ev->target = MAX (mt_layout_snap_down (e[k].alloc, ev->granule, ev->offset), ev->floor);
-    }
+    ev->target = MAX (mt_layout_snap_down (e[k].alloc, ev->granule, ev->offset), ev->floor);
+  }
 }
 
 /* ---- actions ------------------------------------------------------------ */
 
 static void
-add_action (Planner *pl, guint i, MtActionKind kind, const MtLayout *l,
-            gboolean emergency, guint limit, guint64 limit_value)
+add_action (Planner *pl, guint i, MtActionKind kind, const MtLayout *l, gboolean emergency,
+            guint limit, guint64 limit_value)
 {
   MtVmEval *ev = &pl->ev[i];
   MtVmDecision *d = &pl->plan->decisions[i];
@@ -594,7 +561,8 @@ add_action (Planner *pl, guint i, MtActionKind kind, const MtLayout *l,
   if (kind == MT_ACTION_CANCEL)
     w = decide (pl, i, MT_DECISION_HOLD, MT_WHY_CANCEL);
   else
-    w = decide (pl, i, kind == MT_ACTION_GROW ? MT_DECISION_GROW : MT_DECISION_SHRINK, MT_WHY_RESIZE);
+    w =
+      decide (pl, i, kind == MT_ACTION_GROW ? MT_DECISION_GROW : MT_DECISION_SHRINK, MT_WHY_RESIZE);
   w->limit = (guint8) limit;
   w->flags &= ~(guint32) (MT_WHY_EMERGENCY | MT_WHY_GROW | MT_WHY_SET_VMEM | MT_WHY_SET_BALLOON);
   w->flags |= (emergency ? MT_WHY_EMERGENCY : 0) | (kind == MT_ACTION_GROW ? MT_WHY_GROW : 0)
@@ -621,11 +589,10 @@ add_action (Planner *pl, guint i, MtActionKind kind, const MtLayout *l,
   if (pl->ctx.hp->dry_run)
     return;
   ev->next->last_action = ctx->now;
-  if (kind == MT_ACTION_CANCEL)
-    {
-      ev->next->pending = FALSE;
-      return;
-    }
+  if (kind == MT_ACTION_CANCEL) {
+    ev->next->pending = FALSE;
+    return;
+  }
   ev->next->pending = TRUE;
   ev->next->last_from = ev->cur;
   ev->next->last_target = l->size;
@@ -657,55 +624,48 @@ plan_shrink (Planner *pl, guint i)
   /* One shrink at a time: asking for more while the guest still works
    * on the last one would hide that it does not follow (stuck).  Asking
    * for less is always fine. */
-  if (ev->next->pending && ev->next->last_target < ev->cur)
-    {
-      if (ev->target <= ev->next->last_target)
-        {
-          w = decide (pl, i, MT_DECISION_WAIT, MT_WHY_WAIT_SHRINKING);
-          w->size[0] = ev->next->last_target;
-          w->us[0] = mt_elapsed (ctx->now, ev->next->last_action);
-          return;
-        }
-      mt_layout_plan (&ev->lay, ev->target, &l);
-      if (l.size < ev->cur && ev->cur - l.size >= hp->min_change && l.size != ev->next->last_target)
-        {
-          add_action (pl, i, MT_ACTION_SHRINK, &l, FALSE, MT_WHY_LIMIT_NONE, 0);
-          return;
-        }
+  if (ev->next->pending && ev->next->last_target < ev->cur) {
+    if (ev->target <= ev->next->last_target) {
+      w = decide (pl, i, MT_DECISION_WAIT, MT_WHY_WAIT_SHRINKING);
+      w->size[0] = ev->next->last_target;
+      w->us[0] = mt_elapsed (ctx->now, ev->next->last_action);
+      return;
     }
+    mt_layout_plan (&ev->lay, ev->target, &l);
+    if (l.size < ev->cur && ev->cur - l.size >= hp->min_change && l.size != ev->next->last_target) {
+      add_action (pl, i, MT_ACTION_SHRINK, &l, FALSE, MT_WHY_LIMIT_NONE, 0);
+      return;
+    }
+  }
   /* A dip must last before memory is taken, unless others need it now. */
-  if (!pl->plan->host_short && wanted < hold)
-    {
-      w = decide (pl, i, MT_DECISION_WAIT, MT_WHY_WAIT_DIP);
-      w->us[0] = hold;
-      w->us[1] = wanted;
-      return;
-    }
-  if (since_act < settle)
-    {
-      w = decide (pl, i, MT_DECISION_WAIT, MT_WHY_WAIT_SETTLE);
-      w->us[0] = since_act;
-      return;
-    }
-  if (hp->max_shrink_rate > 0)
-    {
-      gint64 cap = MAX (2 * settle, (gint64) MIN ((double) G_MAXINT64 / 2,
-                        (double) hp->min_change * G_USEC_PER_SEC / (double) hp->max_shrink_rate));
+  if (!pl->plan->host_short && wanted < hold) {
+    w = decide (pl, i, MT_DECISION_WAIT, MT_WHY_WAIT_DIP);
+    w->us[0] = hold;
+    w->us[1] = wanted;
+    return;
+  }
+  if (since_act < settle) {
+    w = decide (pl, i, MT_DECISION_WAIT, MT_WHY_WAIT_SETTLE);
+    w->us[0] = since_act;
+    return;
+  }
+  if (hp->max_shrink_rate > 0) {
+    gint64 cap = MAX (
+      2 * settle, (gint64) MIN ((double) G_MAXINT64 / 2, (double) hp->min_change * G_USEC_PER_SEC
+                                                           / (double) hp->max_shrink_rate));
 
-      allowed = mt_sat_from_double ((double) hp->max_shrink_rate * secs (MIN (since_act, cap)));
-      if (mt_sat_sub (ev->cur, allowed) > step)
-        {
-          step = mt_layout_snap_up (ev->cur - allowed, ev->granule, ev->offset);
-          limit = MT_WHY_LIMIT_RATE;
-        }
+    allowed = mt_sat_from_double ((double) hp->max_shrink_rate * secs (MIN (since_act, cap)));
+    if (mt_sat_sub (ev->cur, allowed) > step) {
+      step = mt_layout_snap_up (ev->cur - allowed, ev->granule, ev->offset);
+      limit = MT_WHY_LIMIT_RATE;
     }
+  }
   mt_layout_plan (&ev->lay, step, &l);
-  if (l.size >= ev->cur || ev->cur - l.size < hp->min_change)
-    {
-      w = decide (pl, i, MT_DECISION_WAIT, MT_WHY_WAIT_PACED);
-      w->size[0] = hp->max_shrink_rate;
-      return;
-    }
+  if (l.size >= ev->cur || ev->cur - l.size < hp->min_change) {
+    w = decide (pl, i, MT_DECISION_WAIT, MT_WHY_WAIT_PACED);
+    w->size[0] = hp->max_shrink_rate;
+    return;
+  }
   add_action (pl, i, MT_ACTION_SHRINK, &l, FALSE, limit, hp->max_shrink_rate);
 }
 
@@ -738,14 +698,12 @@ plan_grow (Planner *pl, guint i)
    * with a few MiB free (or a fair share a few MiB up) sees a storm of
    * tiny grows.  The memory the shrinks asked for comes next tick. */
   if (goal <= ev->cur || l.size <= ev->cur || l.size > goal
-      || (l.size - ev->cur < ctx->hp->min_change && l.size < ev->want
-          && !ev->oom && !ev->avail_low)
-      || (!ev->emergency && l.size - ev->cur < ctx->hp->min_change))
-    {
-      w = decide (pl, i, MT_DECISION_WAIT, MT_WHY_WAIT_FREE);
-      w->size[0] = pl->free_left;
-      return;
-    }
+      || (l.size - ev->cur < ctx->hp->min_change && l.size < ev->want && !ev->oom && !ev->avail_low)
+      || (!ev->emergency && l.size - ev->cur < ctx->hp->min_change)) {
+    w = decide (pl, i, MT_DECISION_WAIT, MT_WHY_WAIT_FREE);
+    w->size[0] = pl->free_left;
+    return;
+  }
   /* A grow on its way is not cut short nor asked again a few MiB
    * larger: the guest is busy taking the memory, a new request makes it
    * start over (and a target below the last one takes back what a
@@ -754,13 +712,13 @@ plan_grow (Planner *pl, guint i)
    * others need the memory. */
   if (ev->next->pending && ev->next->last_target > ev->cur
       && (l.size == ev->next->last_target
-          || (!pl->plan->host_short && l.size < mt_sat_add (ev->next->last_target, ctx->hp->min_change))))
-    {
-      w = decide (pl, i, MT_DECISION_WAIT, MT_WHY_WAIT_GROWING);
-      w->size[0] = l.size;
-      w->us[0] = mt_elapsed (ctx->now, ev->next->last_action);
-      return;
-    }
+          || (!pl->plan->host_short
+              && l.size < mt_sat_add (ev->next->last_target, ctx->hp->min_change)))) {
+    w = decide (pl, i, MT_DECISION_WAIT, MT_WHY_WAIT_GROWING);
+    w->size[0] = l.size;
+    w->us[0] = mt_elapsed (ctx->now, ev->next->last_action);
+    return;
+  }
   if (pl->free_left != MT_UNKNOWN)
     pl->free_left -= mt_sat_sub (l.size, base);
   add_action (pl, i, MT_ACTION_GROW, &l, ev->emergency, limit, free_before);
@@ -774,11 +732,10 @@ plan_step (Planner *pl, guint i)
   MtPlanCtx *ctx = &pl->ctx;
   guint64 min_change = ctx->hp->min_change;
 
-  if (ev->target < ev->cur && ev->cur - ev->target >= min_change)
-    {
-      plan_shrink (pl, i);
-      return FALSE;
-    }
+  if (ev->target < ev->cur && ev->cur - ev->target >= min_change) {
+    plan_shrink (pl, i);
+    return FALSE;
+  }
   ev->next->shrink_since = MT_TIME_NEVER;
   if (ev->target > ev->cur && (ev->emergency || ev->target - ev->cur >= min_change))
     return TRUE;
@@ -795,7 +752,7 @@ fill_decision (Planner *pl, guint i)
   MtVmEval *ev = &pl->ev[i];
   MtVmDecision *d = &pl->plan->decisions[i];
 
-  d->kind = ev->fixed ? ev->fixed_kind : MT_DECISION_HOLD;   /* decided below */
+  d->kind = ev->fixed ? ev->fixed_kind : MT_DECISION_HOLD; /* decided below */
   d->managed = !ev->fixed;
   d->emergency = ev->emergency;
   d->starving = ev->oom || ev->avail_low;
@@ -811,11 +768,10 @@ fill_decision (Planner *pl, guint i)
   d->action = -1;
   d->reclaim = 0;
   /* d->next and d->why are filled in place (MtVmEval points to them). */
-  if (ev->fixed)
-    {
-      d->min = d->max = d->want = d->floor = d->keep = d->target = ev->cur;
-      return;
-    }
+  if (ev->fixed) {
+    d->min = d->max = d->want = d->floor = d->keep = d->target = ev->cur;
+    return;
+  }
   d->min = ev->lo;
   d->max = ev->hi;
   d->want = ev->want;
@@ -853,15 +809,13 @@ plan_reclaim (Planner *pl, guint i)
    * read again soon: what it read is not cold until the reading stops. */
   if (o->cache != MT_UNKNOWN && o->cache < c->cache_base)
     c->cache_base = o->cache;
-  else if (o->cache != MT_UNKNOWN && o->cache - c->cache_base >= MT_PLAN_COLD_READ)
-    {
-      c->cache_base = o->cache;
-      c->cache_rise_time = o->observed;
-    }
+  else if (o->cache != MT_UNKNOWN && o->cache - c->cache_base >= MT_PLAN_COLD_READ) {
+    c->cache_base = o->cache;
+    c->cache_rise_time = o->observed;
+  }
   if (!ev->in->policy->reclaim_cold_cache || !o->can_reclaim || !o->fresh
-      || o->inactive_file == MT_UNKNOWN || o->cache == MT_UNKNOWN
-      || ev->emergency || ev->refaulting || ev->grace || d->action >= 0 || c->pending
-      || (isfinite (o->psi_trend) && o->psi_trend > 0)
+      || o->inactive_file == MT_UNKNOWN || o->cache == MT_UNKNOWN || ev->emergency || ev->refaulting
+      || ev->grace || d->action >= 0 || c->pending || (isfinite (o->psi_trend) && o->psi_trend > 0)
       || (isfinite (o->major_fault_rate) && o->major_fault_rate > MT_PLAN_FAULTS_LOW)
       || (c->cache_rise_time != MT_TIME_NEVER
           && mt_elapsed (o->observed, c->cache_rise_time) < MT_PLAN_COLD_SETTLE)
@@ -877,10 +831,10 @@ plan_reclaim (Planner *pl, guint i)
 }
 
 MtPlan *
-mt_plan_compute (const MtHostSample *host, const MtPlanVm *vms, guint n_vms,
-                 const MtHostPolicy *hp, gint64 now)
+mt_plan_compute (const MtHostSample *host, const MtPlanVm *vms, guint n_vms, const MtHostPolicy *hp,
+                 gint64 now)
 {
-  g_autoptr(GArray) actions = g_array_new (FALSE, TRUE, sizeof (MtAction));
+  g_autoptr (GArray) actions = g_array_new (FALSE, TRUE, sizeof (MtAction));
   g_autofree MtVmEval *ev = NULL;
   g_autofree guint *grows = NULL;
   guint n_grows = 0;
@@ -917,31 +871,29 @@ mt_plan_compute (const MtHostSample *host, const MtPlanVm *vms, guint n_vms,
   budget (&pl, host);
   split (&pl);
 
-  for (guint i = 0; i < n_vms; i++)
-    {
-      MtVmDecision *d = &plan->decisions[i];
+  for (guint i = 0; i < n_vms; i++) {
+    MtVmDecision *d = &plan->decisions[i];
 
-      fill_decision (&pl, i);
-      if (ev[i].fixed)
-        continue;
-      if (plan_step (&pl, i))
-        grows[n_grows++] = i;
-      /* A stalled unplug stays requested until we take it back; any
+    fill_decision (&pl, i);
+    if (ev[i].fixed)
+      continue;
+    if (plan_step (&pl, i))
+      grows[n_grows++] = i;
+    /* A stalled unplug stays requested until we take it back; any
        * resize above already did (the layout keeps what is plugged). */
-      if (ev[i].lay.mech == MT_MECH_AUTO && ev[i].next->vmem_stalled
-          && ev[i].lay.requested < ev[i].lay.plugged && d->action < 0)
-        {
-          MtLayout l = {
-            .set_vmem = TRUE,
-            .vmem_requested = MIN (mt_layout_snap_up (ev[i].lay.plugged, ev[i].lay.vmem_block, 0),
-                                   ev[i].lay.vmem_max),
-            .balloon = ev[i].lay.balloon,
-            .size = ev[i].cur,
-          };
-          add_action (&pl, i, MT_ACTION_CANCEL, &l, FALSE, MT_WHY_LIMIT_NONE, 0);
-          ev[i].lay.requested = l.vmem_requested;
-        }
+    if (ev[i].lay.mech == MT_MECH_AUTO && ev[i].next->vmem_stalled
+        && ev[i].lay.requested < ev[i].lay.plugged && d->action < 0) {
+      MtLayout l = {
+        .set_vmem = TRUE,
+        .vmem_requested =
+          MIN (mt_layout_snap_up (ev[i].lay.plugged, ev[i].lay.vmem_block, 0), ev[i].lay.vmem_max),
+        .balloon = ev[i].lay.balloon,
+        .size = ev[i].cur,
+      };
+      add_action (&pl, i, MT_ACTION_CANCEL, &l, FALSE, MT_WHY_LIMIT_NONE, 0);
+      ev[i].lay.requested = l.vmem_requested;
     }
+  }
 
   for (guint pass = 0; pass < 2; pass++)
     for (guint k = 0; k < n_grows; k++)

@@ -32,48 +32,52 @@
 
 /* Tuning constants.  They are not policy: they shape the control loop,
  * and docs/planner.md explains each. */
-#define MT_PLAN_BALLOON_FLOOR_MIN  (128 * MT_MIB)  /* never balloon a guest below this */
-#define MT_PLAN_BALLOON_FLOOR_DIV  16              /* nor below 1/16 of its boot memory */
-#define MT_PLAN_REACH_TOLERANCE    (2 * MT_MIB)    /* "at its target" */
-#define MT_PLAN_AVAIL_LOW_MIN      (32 * MT_MIB)   /* guest MemAvailable below this ... */
-#define MT_PLAN_AVAIL_LOW_DIV      50              /* ... or 2% of MemTotal: emergency */
-#define MT_PLAN_SWAPIN_HIGH        (1.0 * MT_MIB)  /* bytes/s swapped in: raise headroom */
-#define MT_PLAN_FAULTS_HIGH        50.0            /* major faults/s: refaulting, not shrunk */
-#define MT_PLAN_FAULTS_LOW         10.0            /* major faults/s: pressure is memory-bound;
+#define MT_PLAN_BALLOON_FLOOR_MIN (128 * MT_MIB) /* never balloon a guest below this */
+#define MT_PLAN_BALLOON_FLOOR_DIV 16             /* nor below 1/16 of its boot memory */
+#define MT_PLAN_REACH_TOLERANCE   (2 * MT_MIB)   /* "at its target" */
+#define MT_PLAN_AVAIL_LOW_MIN     (32 * MT_MIB)  /* guest MemAvailable below this ... */
+#define MT_PLAN_AVAIL_LOW_DIV     50             /* ... or 2% of MemTotal: emergency */
+#define MT_PLAN_SWAPIN_HIGH       (1.0 * MT_MIB) /* bytes/s swapped in: raise headroom */
+#define MT_PLAN_FAULTS_HIGH       50.0           /* major faults/s: refaulting, not shrunk */
+#define MT_PLAN_FAULTS_LOW \
+  10.0                                                /* major faults/s: pressure is memory-bound;
                                                       above it and 2x the average: raise */
-#define MT_PLAN_RAISE_STEP_MIN     (32 * MT_MIB)   /* smallest headroom raise */
-#define MT_PLAN_CALM_HOLD          (30 * G_USEC_PER_SEC) /* calm this long before lowering */
-#define MT_PLAN_DECAY_PER_S        0.02            /* headroom lowered 2%/s while calm */
-#define MT_PLAN_FLOOR_HALF_LIFE    600.0           /* s: pressure's level is forgotten */
-#define MT_PLAN_PSI_SETTLE         (10 * G_USEC_PER_SEC) /* PSI avg10's window: pressure
+#define MT_PLAN_RAISE_STEP_MIN  (32 * MT_MIB)         /* smallest headroom raise */
+#define MT_PLAN_CALM_HOLD       (30 * G_USEC_PER_SEC) /* calm this long before lowering */
+#define MT_PLAN_DECAY_PER_S     0.02                  /* headroom lowered 2%/s while calm */
+#define MT_PLAN_FLOOR_HALF_LIFE 600.0                 /* s: pressure's level is forgotten */
+#define MT_PLAN_PSI_SETTLE \
+  (10 * G_USEC_PER_SEC) /* PSI avg10's window: pressure
                                                       alone raises again after this ... */
-#define MT_PLAN_PSI_WORSE          1.5             /* ... or at once above 1.5x what the
+#define MT_PLAN_PSI_WORSE \
+  1.5                                                 /* ... or at once above 1.5x what the
                                                       last raise answered */
-#define MT_PLAN_BURST_HALF_LIFE    30.0            /* s: a recent rise is held as headroom */
-#define MT_PLAN_RISE_LEAD          (2 * G_USEC_PER_SEC)  /* need leads a rising working set by this */
-#define MT_PLAN_COLD_INTERVAL      (10 * G_USEC_PER_SEC) /* between cold page cache requests */
-#define MT_PLAN_COLD_READ          (64 * MT_MIB)   /* a cache that rose this much is being
+#define MT_PLAN_BURST_HALF_LIFE 30.0                  /* s: a recent rise is held as headroom */
+#define MT_PLAN_RISE_LEAD       (2 * G_USEC_PER_SEC)  /* need leads a rising working set by this */
+#define MT_PLAN_COLD_INTERVAL   (10 * G_USEC_PER_SEC) /* between cold page cache requests */
+#define MT_PLAN_COLD_READ \
+  (64 * MT_MIB)                                         /* a cache that rose this much is being
                                                       read: not cold ... */
-#define MT_PLAN_COLD_SETTLE        (10 * G_USEC_PER_SEC) /* ... for this long */
-#define MT_PLAN_COLD_KEEP          (32 * MT_MIB)   /* inactive page cache always left */
-#define MT_PLAN_COLD_SHARE         0.5             /* of the cold cache per request */
-#define MT_PLAN_COLD_MIN           (16 * MT_MIB)   /* smaller requests are not worth one */
-#define MT_PLAN_SETTLE_TICKS       2               /* ticks after acting before a shrink */
-#define MT_PLAN_SHRINK_HOLD_TICKS  2               /* ticks a shrink must be wanted first */
-#define MT_PLAN_STALE_TICKS        5               /* guest stats older than this: unknown */
-#define MT_PLAN_RETRY_MAX          (30 * 60 * G_USEC_PER_SEC) /* stuck back-off cap */
-#define MT_PLAN_DEFAULT_TICK       (1 * G_USEC_PER_SEC)      /* if the policy says <= 0 */
-#define MT_PLAN_DEFAULT_STUCK      (30 * G_USEC_PER_SEC)     /* if the policy says <= 0 */
+#define MT_PLAN_COLD_SETTLE       (10 * G_USEC_PER_SEC) /* ... for this long */
+#define MT_PLAN_COLD_KEEP         (32 * MT_MIB)         /* inactive page cache always left */
+#define MT_PLAN_COLD_SHARE        0.5                   /* of the cold cache per request */
+#define MT_PLAN_COLD_MIN          (16 * MT_MIB)         /* smaller requests are not worth one */
+#define MT_PLAN_SETTLE_TICKS      2                     /* ticks after acting before a shrink */
+#define MT_PLAN_SHRINK_HOLD_TICKS 2                     /* ticks a shrink must be wanted first */
+#define MT_PLAN_STALE_TICKS       5                     /* guest stats older than this: unknown */
+#define MT_PLAN_RETRY_MAX         (30 * 60 * G_USEC_PER_SEC) /* stuck back-off cap */
+#define MT_PLAN_DEFAULT_TICK      (1 * G_USEC_PER_SEC)       /* if the policy says <= 0 */
+#define MT_PLAN_DEFAULT_STUCK     (30 * G_USEC_PER_SEC)      /* if the policy says <= 0 */
 
 /* One VM as the planner sees it. */
 typedef struct {
-  const char        *name;         /* for reasons; NULL = "vm<index>" */
-  guint64            base_memory;  /* MtDomainInfo: boot memory (balloon range) */
-  guint64            vmem_size;    /* virtio-mem device size, 0 = none */
-  guint64            vmem_block;   /* virtio-mem block size */
-  const MtVmPolicy  *policy;       /* resolved for this VM; NULL = leave alone */
-  MtVmDerived        obs;          /* mt_vm_model_derive() */
-  MtVmControl        control;      /* the previous decision's `next` */
+  const char *name;         /* for reasons; NULL = "vm<index>" */
+  guint64 base_memory;      /* MtDomainInfo: boot memory (balloon range) */
+  guint64 vmem_size;        /* virtio-mem device size, 0 = none */
+  guint64 vmem_block;       /* virtio-mem block size */
+  const MtVmPolicy *policy; /* resolved for this VM; NULL = leave alone */
+  MtVmDerived obs;          /* mt_vm_model_derive() */
+  MtVmControl control;      /* the previous decision's `next` */
 } MtPlanVm;
 
 /* The sentence for why a VM is stuck (`c->stuck_kind`), in buf; "" when
@@ -84,37 +88,37 @@ const char *mt_vm_control_stuck_reason (const MtVmControl *c, char buf[MT_STUCK_
 /* Fills `in` from the daemon's state; `name` and `policy` are borrowed
  * and must outlive the plan computation. */
 void mt_plan_vm_init (MtPlanVm *in, const char *name, const MtDomainInfo *info,
-                      const MtVmPolicy *policy, const MtVmModel *model,
-                      const MtHostPolicy *hp, gint64 now);
+                      const MtVmPolicy *policy, const MtVmModel *model, const MtHostPolicy *hp,
+                      gint64 now);
 
 typedef enum {
   MT_ACTION_SHRINK,
   MT_ACTION_GROW,
-  MT_ACTION_CANCEL,            /* size unchanged: stop a stalled virtio-mem unplug */
+  MT_ACTION_CANCEL, /* size unchanged: stop a stalled virtio-mem unplug */
 } MtActionKind;
 
 const char *mt_action_kind_to_string (MtActionKind k);
 
 typedef struct {
-  guint        vm;             /* index into the input array */
+  guint vm; /* index into the input array */
   MtActionKind kind;
-  gboolean     emergency;      /* grow that skipped hysteresis */
-  guint64      from;           /* total size now (balloon + virtio-mem) */
-  guint64      to;             /* total size once applied */
-  gboolean     set_vmem;
-  guint64      vmem_requested; /* multiple of vmem_block, <= vmem_size */
-  gboolean     set_balloon;
-  guint64      balloon;        /* <= base_memory */
-  char        *reason;         /* "<vm>: <decision reason>", one line */
+  gboolean emergency; /* grow that skipped hysteresis */
+  guint64 from;       /* total size now (balloon + virtio-mem) */
+  guint64 to;         /* total size once applied */
+  gboolean set_vmem;
+  guint64 vmem_requested; /* multiple of vmem_block, <= vmem_size */
+  gboolean set_balloon;
+  guint64 balloon; /* <= base_memory */
+  char *reason;    /* "<vm>: <decision reason>", one line */
 } MtAction;
 
 typedef enum {
-  MT_DECISION_HOLD,            /* at its target, or the change is below min_change */
+  MT_DECISION_HOLD, /* at its target, or the change is below min_change */
   MT_DECISION_SHRINK,
   MT_DECISION_GROW,
-  MT_DECISION_WAIT,            /* wants to move; waits (delay, rate, host free) */
-  MT_DECISION_SKIP,            /* left alone: no data, observe-only, no config */
-  MT_DECISION_STUCK,           /* did not follow its last target; fixed for now */
+  MT_DECISION_WAIT,  /* wants to move; waits (delay, rate, host free) */
+  MT_DECISION_SKIP,  /* left alone: no data, observe-only, no config */
+  MT_DECISION_STUCK, /* did not follow its last target; fixed for now */
 } MtDecisionKind;
 
 const char *mt_decision_kind_to_string (MtDecisionKind k);
@@ -124,45 +128,45 @@ const char *mt_decision_kind_to_string (MtDecisionKind k);
  * the one-line reason from this when it is read.  Private to the
  * planner; plain data, copied with the decision. */
 typedef struct {
-  guint8  head;                /* which sentence starts the reason */
-  guint8  limit;               /* what cut an action's step short */
-  guint32 flags;               /* parts of the explanation, events of this tick */
-  guint64 size[6];             /* the head's sizes */
-  gint64  us[2];               /* the head's durations */
+  guint8 head;     /* which sentence starts the reason */
+  guint8 limit;    /* what cut an action's step short */
+  guint32 flags;   /* parts of the explanation, events of this tick */
+  guint64 size[6]; /* the head's sizes */
+  gint64 us[2];    /* the head's durations */
   guint64 swapped, oom_kills, available, swap_in_rate, short_by, rise;
-  double  psi, psi_target, fault_rate;
+  double psi, psi_target, fault_rate;
   guint32 shares;
   guint64 note_size[3];
-  gint64  note_us;
+  gint64 note_us;
 } MtVmReason;
 
 /* Per VM, in input order.  Sizes are totals (balloon + virtio-mem). */
 typedef struct {
   MtDecisionKind kind;
-  gboolean managed;            /* FALSE: fixed at its current size in the budget */
-  gboolean emergency;          /* pressure above target, OOM kill, or no available memory */
-  gboolean starving;           /* OOM kill or no available memory: the worst emergencies */
-  gboolean grace;              /* in its start grace: the split does not shrink it */
-  gboolean refaulting;         /* reads back memory it lost (swap-in, major faults):
+  gboolean managed;    /* FALSE: fixed at its current size in the budget */
+  gboolean emergency;  /* pressure above target, OOM kill, or no available memory */
+  gboolean starving;   /* OOM kill or no available memory: the worst emergencies */
+  gboolean grace;      /* in its start grace: the split does not shrink it */
+  gboolean refaulting; /* reads back memory it lost (swap-in, major faults):
                                   its floor is its size, as in an emergency */
-  guint64  current;            /* MT_UNKNOWN when the hypervisor told nothing */
-  guint64  min, max;           /* policy bounds within what the domain can do */
-  guint64  working_set;        /* guest used memory + kernel overhead, MT_UNKNOWN */
-  guint64  idle;               /* guest free memory, MT_UNKNOWN */
-  guint64  headroom;           /* learned headroom */
-  guint64  need;               /* working_set + headroom */
-  guint64  want;               /* need within [min, max] */
-  guint64  floor;              /* the fair split's guarantee: min, or current in an emergency */
-  guint64  keep;               /* working set within [floor, want]: a short host takes
+  guint64 current;     /* MT_UNKNOWN when the hypervisor told nothing */
+  guint64 min, max;    /* policy bounds within what the domain can do */
+  guint64 working_set; /* guest used memory + kernel overhead, MT_UNKNOWN */
+  guint64 idle;        /* guest free memory, MT_UNKNOWN */
+  guint64 headroom;    /* learned headroom */
+  guint64 need;        /* working_set + headroom */
+  guint64 want;        /* need within [min, max] */
+  guint64 floor;       /* the fair split's guarantee: min, or current in an emergency */
+  guint64 keep;        /* working set within [floor, want]: a short host takes
                                   idle memory above it from every VM before any below */
-  guint64  committed;          /* counted in the budget: current, or a pending grow */
-  guint64  target;             /* where it should end up; current when !managed */
-  guint64  step;               /* size after this tick's action; current if none */
-  gint     action;             /* index into plan->actions, -1 = none */
-  guint64  reclaim;            /* bytes of cold page cache to ask the guest's agent to
+  guint64 committed;   /* counted in the budget: current, or a pending grow */
+  guint64 target;      /* where it should end up; current when !managed */
+  guint64 step;        /* size after this tick's action; current if none */
+  gint action;         /* index into plan->actions, -1 = none */
+  guint64 reclaim;     /* bytes of cold page cache to ask the guest's agent to
                                   reclaim now (memory.reclaim, never drop_caches); 0 = none */
-  MtVmControl next;            /* control state to keep for the next plan */
-  MtVmReason why;              /* for mt_vm_decision_format_reason() */
+  MtVmControl next;    /* control state to keep for the next plan */
+  MtVmReason why;      /* for mt_vm_decision_format_reason() */
 } MtVmDecision;
 
 /* The decision's one-line reason ("hold at 1.0 GiB: idle 400 MiB,
@@ -170,18 +174,18 @@ typedef struct {
 char *mt_vm_decision_format_reason (const MtVmDecision *d);
 
 typedef struct {
-  gint64   now;
-  guint64  budget;             /* bytes all VMs may hold, MT_UNKNOWN = unknown */
-  guint64  committed;          /* what the VMs hold or were promised (pending grows) */
-  guint64  demand;             /* sum of wants, fixed VMs at their committed size */
-  guint64  free_now;           /* what this tick's grows may take, MT_UNKNOWN = unknown */
-  gboolean host_short;         /* demand > budget: the fair split decided targets */
-  guint64  short_by;
-  MtAction     *actions;       /* shrinks and cancels first, then grows */
-  guint         n_actions;
-  MtVmDecision *decisions;     /* one per input VM, same order */
-  guint         n_decisions;
-  char         *reason;        /* host summary, one line */
+  gint64 now;
+  guint64 budget;      /* bytes all VMs may hold, MT_UNKNOWN = unknown */
+  guint64 committed;   /* what the VMs hold or were promised (pending grows) */
+  guint64 demand;      /* sum of wants, fixed VMs at their committed size */
+  guint64 free_now;    /* what this tick's grows may take, MT_UNKNOWN = unknown */
+  gboolean host_short; /* demand > budget: the fair split decided targets */
+  guint64 short_by;
+  MtAction *actions; /* shrinks and cancels first, then grows */
+  guint n_actions;
+  MtVmDecision *decisions; /* one per input VM, same order */
+  guint n_decisions;
+  char *reason; /* host summary, one line */
 } MtPlan;
 
 void mt_plan_free (MtPlan *plan);
@@ -189,7 +193,5 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (MtPlan, mt_plan_free)
 
 /* host may be NULL (nothing known about the host: only emergency grows,
  * no fair split).  Never fails; bad inputs become SKIP decisions. */
-MtPlan *mt_plan_compute (const MtHostSample *host,
-                         const MtPlanVm *vms, guint n_vms,
-                         const MtHostPolicy *hp,
-                         gint64 now);
+MtPlan *mt_plan_compute (const MtHostSample *host, const MtPlanVm *vms, guint n_vms,
+                         const MtHostPolicy *hp, gint64 now);

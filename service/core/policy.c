@@ -9,7 +9,7 @@
 #include <string.h>
 #include "policy.h"
 
-static const char * const mechanism_names[] = {
+static const char *const mechanism_names[] = {
   [MT_MECH_AUTO] = "auto",
   [MT_MECH_VIRTIO_MEM] = "virtio-mem",
   [MT_MECH_BALLOON] = "balloon",
@@ -30,11 +30,10 @@ mt_mechanism_from_string (const char *s, MtMechanism *out)
   g_return_val_if_fail (out != NULL, FALSE);
 
   for (guint i = 0; s != NULL && i < G_N_ELEMENTS (mechanism_names); i++)
-    if (strcmp (s, mechanism_names[i]) == 0)
-      {
-        *out = (MtMechanism) i;
-        return TRUE;
-      }
+    if (strcmp (s, mechanism_names[i]) == 0) {
+      *out = (MtMechanism) i;
+      return TRUE;
+    }
   return FALSE;
 }
 
@@ -60,8 +59,8 @@ mt_size_resolve (const MtSize *size, guint64 domain_max)
 }
 
 void
-mt_vm_policy_resolve_bounds (const MtVmPolicy *p, guint64 domain_max,
-                             guint64 *min_out, guint64 *max_out)
+mt_vm_policy_resolve_bounds (const MtVmPolicy *p, guint64 domain_max, guint64 *min_out,
+                             guint64 *max_out)
 {
   g_return_if_fail (p != NULL);
 
@@ -79,7 +78,7 @@ mt_vm_policy_init_defaults (MtVmPolicy *p)
 {
   g_return_if_fail (p != NULL);
 
-  *p = (MtVmPolicy) {
+  *p = (MtVmPolicy){
     /* A quarter of the domain keeps a squeezed guest bootable and out of
      * the OOM killer; admins with known-small guests lower it per glob. */
     .min = { .is_percent = TRUE, .percent = 25.0 },
@@ -105,12 +104,12 @@ mt_host_policy_init_defaults (MtHostPolicy *p)
 {
   g_return_if_fail (p != NULL);
 
-  *p = (MtHostPolicy) {
-    .reserve = G_GUINT64_CONSTANT (1) << 30,          /* 1 GiB */
+  *p = (MtHostPolicy){
+    .reserve = G_GUINT64_CONSTANT (1) << 30, /* 1 GiB */
     .budget = 0,
     .tick_interval = 1 * G_USEC_PER_SEC,
     .stuck_timeout = 30 * G_USEC_PER_SEC,
-    .min_change = G_GUINT64_CONSTANT (16) << 20,      /* 16 MiB */
+    .min_change = G_GUINT64_CONSTANT (16) << 20,       /* 16 MiB */
     .max_shrink_rate = G_GUINT64_CONSTANT (256) << 20, /* 256 MiB/s */
     .dry_run = FALSE,
     .start_grace = 0,

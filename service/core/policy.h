@@ -8,10 +8,10 @@
 #include <glib.h>
 
 typedef enum {
-  MT_MECH_AUTO = 0,      /* virtio-mem for whole blocks, balloon for the rest */
-  MT_MECH_VIRTIO_MEM,    /* virtio-mem only */
-  MT_MECH_BALLOON,       /* balloon only */
-  MT_MECH_NONE,          /* observe, never resize */
+  MT_MECH_AUTO = 0,   /* virtio-mem for whole blocks, balloon for the rest */
+  MT_MECH_VIRTIO_MEM, /* virtio-mem only */
+  MT_MECH_BALLOON,    /* balloon only */
+  MT_MECH_NONE,       /* observe, never resize */
 } MtMechanism;
 
 const char *mt_mechanism_to_string (MtMechanism m);
@@ -23,8 +23,8 @@ gboolean mt_mechanism_from_string (const char *s, MtMechanism *out);
  * maximum memory (boot memory + virtio-mem device size). */
 typedef struct {
   gboolean is_percent;
-  guint64  bytes;        /* when !is_percent */
-  double   percent;      /* when is_percent, 0..100 */
+  guint64 bytes;  /* when !is_percent */
+  double percent; /* when is_percent, 0..100 */
 } MtSize;
 
 /* Resolve against the domain's maximum memory.  A percentage rounds
@@ -36,18 +36,18 @@ guint64 mt_size_resolve (const MtSize *size, guint64 domain_max);
 #define MT_SHARES_MAX 1000000
 
 typedef struct {
-  MtSize      min;               /* never smaller than this */
-  MtSize      max;               /* never larger than this */
-  guint32     shares;            /* weight in the fair split, 1..1000000 */
-  MtSize      headroom;          /* initial/minimum headroom above the working set
+  MtSize min;             /* never smaller than this */
+  MtSize max;             /* never larger than this */
+  guint32 shares;         /* weight in the fair split, 1..1000000 */
+  MtSize headroom;        /* initial/minimum headroom above the working set
                                     (percent = of the working set) */
-  guint64     headroom_min;      /* the headroom is never below this, bytes */
-  double      pressure_target;   /* PSI some avg10 percent the feedback aims below */
+  guint64 headroom_min;   /* the headroom is never below this, bytes */
+  double pressure_target; /* PSI some avg10 percent the feedback aims below */
   MtMechanism mechanism;
-  gboolean    allow_drop_caches; /* the agent may fall back to drop_caches when
+  gboolean allow_drop_caches;  /* the agent may fall back to drop_caches when
                                     memory.reclaim is unavailable; off by default
                                     because it empties the whole guest page cache */
-  gboolean    reclaim_cold_cache; /* ask the agent to reclaim page cache the guest has
+  gboolean reclaim_cold_cache; /* ask the agent to reclaim page cache the guest has
                                     not used lately (memory.reclaim) while it is calm */
 } MtVmPolicy;
 
@@ -56,18 +56,18 @@ typedef struct {
  * may come from different groups or mix percent and absolute sizes, so
  * min > max cannot always be rejected when the files are loaded: the
  * upper bound wins (a guest never gets more than its max). */
-void mt_vm_policy_resolve_bounds (const MtVmPolicy *p, guint64 domain_max,
-                                  guint64 *min_out, guint64 *max_out);
+void mt_vm_policy_resolve_bounds (const MtVmPolicy *p, guint64 domain_max, guint64 *min_out,
+                                  guint64 *max_out);
 
 typedef struct {
-  guint64 reserve;               /* bytes kept free for the host */
-  guint64 budget;                /* explicit VM budget in bytes, 0 = derive */
-  gint64  tick_interval;         /* µs between planning ticks */
-  gint64  stuck_timeout;         /* µs a VM may take to move toward its target */
-  guint64 min_change;            /* hysteresis: ignore changes smaller than this */
-  guint64 max_shrink_rate;       /* bytes per second a VM may be shrunk */
-  gboolean dry_run;              /* decide and log, apply nothing */
-  gint64  start_grace;           /* µs a new VM is not shrunk below the largest need it
+  guint64 reserve;         /* bytes kept free for the host */
+  guint64 budget;          /* explicit VM budget in bytes, 0 = derive */
+  gint64 tick_interval;    /* µs between planning ticks */
+  gint64 stuck_timeout;    /* µs a VM may take to move toward its target */
+  guint64 min_change;      /* hysteresis: ignore changes smaller than this */
+  guint64 max_shrink_rate; /* bytes per second a VM may be shrunk */
+  gboolean dry_run;        /* decide and log, apply nothing */
+  gint64 start_grace;      /* µs a new VM is not shrunk below the largest need it
                                     showed (0 = off) */
 } MtHostPolicy;
 

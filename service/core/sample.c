@@ -7,7 +7,7 @@
 void
 mt_vm_sample_init (MtVmSample *s, gint64 now)
 {
-  *s = (MtVmSample) {
+  *s = (MtVmSample){
     .time = now,
     .balloon_actual = MT_UNKNOWN,
     .vmem_plugged = MT_UNKNOWN,
@@ -35,7 +35,7 @@ mt_vm_sample_init (MtVmSample *s, gint64 now)
 void
 mt_host_sample_init (MtHostSample *s, gint64 now)
 {
-  *s = (MtHostSample) {
+  *s = (MtHostSample){
     .time = now,
     .mem_total = MT_UNKNOWN,
     .mem_available = MT_UNKNOWN,

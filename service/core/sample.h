@@ -17,33 +17,33 @@
 #define MT_UNKNOWN G_MAXUINT64
 
 typedef struct {
-  gint64  time;              /* monotonic µs when observed */
+  gint64 time; /* monotonic µs when observed */
 
   /* What the hypervisor says (backend). */
-  guint64 balloon_actual;    /* bytes of boot memory the balloon leaves the guest */
-  guint64 vmem_plugged;      /* virtio-mem bytes plugged (0 without a device) */
-  guint64 vmem_requested;    /* virtio-mem bytes requested */
-  guint64 rss;               /* host RSS of the VM process */
+  guint64 balloon_actual; /* bytes of boot memory the balloon leaves the guest */
+  guint64 vmem_plugged;   /* virtio-mem bytes plugged (0 without a device) */
+  guint64 vmem_requested; /* virtio-mem bytes requested */
+  guint64 rss;            /* host RSS of the VM process */
 
   /* What the guest says (balloon stats, or the agent when from_agent). */
-  guint64 guest_total;       /* MemTotal */
-  guint64 guest_available;   /* MemAvailable */
-  guint64 guest_free;        /* MemFree ("unused" in balloon stats) */
-  guint64 guest_cache;       /* page cache that can be dropped */
-  guint64 swap_in;           /* cumulative bytes swapped in */
-  guint64 swap_out;          /* cumulative bytes swapped out */
-  guint64 major_faults;      /* cumulative count */
-  guint64 oom_kills;         /* cumulative count (agent only) */
-  double  psi_some_avg10;    /* percent, 0..100 (agent only) */
-  double  psi_full_avg10;    /* percent, 0..100 (agent only) */
-  guint64 reported_free;     /* bytes free page reporting handed back (agent, patched kernels) */
-  guint64 movable;           /* bytes online in ZONE_MOVABLE: could be unplugged (agent only) */
-  guint64 guest_swap_used;   /* SwapTotal - SwapFree (agent only) */
+  guint64 guest_total;         /* MemTotal */
+  guint64 guest_available;     /* MemAvailable */
+  guint64 guest_free;          /* MemFree ("unused" in balloon stats) */
+  guint64 guest_cache;         /* page cache that can be dropped */
+  guint64 swap_in;             /* cumulative bytes swapped in */
+  guint64 swap_out;            /* cumulative bytes swapped out */
+  guint64 major_faults;        /* cumulative count */
+  guint64 oom_kills;           /* cumulative count (agent only) */
+  double psi_some_avg10;       /* percent, 0..100 (agent only) */
+  double psi_full_avg10;       /* percent, 0..100 (agent only) */
+  guint64 reported_free;       /* bytes free page reporting handed back (agent, patched kernels) */
+  guint64 movable;             /* bytes online in ZONE_MOVABLE: could be unplugged (agent only) */
+  guint64 guest_swap_used;     /* SwapTotal - SwapFree (agent only) */
   guint64 guest_inactive_file; /* Inactive(file): page cache not used again lately,
                                   what reclaim takes first (agent only) */
-  gboolean can_reclaim;      /* the agent has memory.reclaim (proactive reclaim) */
+  gboolean can_reclaim;        /* the agent has memory.reclaim (proactive reclaim) */
   gboolean from_agent;
-  float   runout_rate;       /* bytes/s used memory (MemTotal - MemAvailable) rose
+  float runout_rate; /* bytes/s used memory (MemTotal - MemAvailable) rose
                                 at, measured by the agent report that planned at
                                 once because MemAvailable runs out (daemon-agent.c
                                 running_out); NAN otherwise */
@@ -53,13 +53,13 @@ typedef struct {
 void mt_vm_sample_init (MtVmSample *s, gint64 now);
 
 typedef struct {
-  gint64  time;
-  guint64 mem_total;         /* /proc/meminfo MemTotal */
-  guint64 mem_available;     /* /proc/meminfo MemAvailable */
-  guint64 cgroup_limit;      /* memory limit of the cgroup the VMs run in, MT_UNKNOWN = none */
-  guint64 cgroup_usage;      /* its current usage, MT_UNKNOWN = none */
-  double  psi_some_avg10;    /* host /proc/pressure/memory */
-  double  psi_full_avg10;
+  gint64 time;
+  guint64 mem_total;     /* /proc/meminfo MemTotal */
+  guint64 mem_available; /* /proc/meminfo MemAvailable */
+  guint64 cgroup_limit;  /* memory limit of the cgroup the VMs run in, MT_UNKNOWN = none */
+  guint64 cgroup_usage;  /* its current usage, MT_UNKNOWN = none */
+  double psi_some_avg10; /* host /proc/pressure/memory */
+  double psi_full_avg10;
 } MtHostSample;
 
 void mt_host_sample_init (MtHostSample *s, gint64 now);

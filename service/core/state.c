@@ -16,7 +16,7 @@
 struct _MtState {
   char *dir;
   char *path;
-  GHashTable *vms;             /* uuid -> MtVmState *, as the file has them */
+  GHashTable *vms; /* uuid -> MtVmState *, as the file has them */
   gboolean dirty;
 };
 
@@ -24,7 +24,7 @@ void
 mt_vm_state_clear (MtVmState *s)
 {
   g_clear_pointer (&s->stuck_reason, g_free);
-  *s = (MtVmState) { 0 };
+  *s = (MtVmState){ 0 };
 }
 
 static void
@@ -39,7 +39,7 @@ vm_state_free (MtVmState *s)
 static void
 vm_state_copy (MtVmState *out, const MtVmState *in, gint64 saved_at)
 {
-  *out = (MtVmState) {
+  *out = (MtVmState){
     .headroom = in->headroom,
     .last_target = in->last_target,
     .stuck = in->stuck,
@@ -55,7 +55,7 @@ vm_state_copy (MtVmState *out, const MtVmState *in, gint64 saved_at)
 static guint64
 get_u64 (GKeyFile *kf, const char *group, const char *key)
 {
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   guint64 v = g_key_file_get_uint64 (kf, group, key, &error);
   return error ? 0 : v;
 }
@@ -63,7 +63,7 @@ get_u64 (GKeyFile *kf, const char *group, const char *key)
 static gint64
 get_i64 (GKeyFile *kf, const char *group, const char *key)
 {
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   gint64 v = g_key_file_get_int64 (kf, group, key, &error);
   return error ? 0 : v;
 }
@@ -71,7 +71,7 @@ get_i64 (GKeyFile *kf, const char *group, const char *key)
 static void
 load_groups (MtState *state, GKeyFile *kf)
 {
-  g_auto(GStrv) groups = g_key_file_get_groups (kf, NULL);
+  g_auto (GStrv) groups = g_key_file_get_groups (kf, NULL);
 
   for (guint i = 0; groups[i]; i++) {
     const char *uuid = groups[i];
@@ -95,13 +95,13 @@ MtState *
 mt_state_load (const char *dir)
 {
   MtState *state = g_new0 (MtState, 1);
-  g_autoptr(GKeyFile) kf = g_key_file_new ();
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GKeyFile) kf = g_key_file_new ();
+  g_autoptr (GError) error = NULL;
 
   state->dir = g_strdup (dir);
   state->path = g_build_filename (dir, "state.ini", NULL);
-  state->vms = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
-                                      (GDestroyNotify) vm_state_free);
+  state->vms =
+    g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) vm_state_free);
   if (g_key_file_load_from_file (kf, state->path, G_KEY_FILE_NONE, &error)) {
     load_groups (state, kf);
   } else if (!g_error_matches (error, G_FILE_ERROR, G_FILE_ERROR_NOENT)) {
@@ -136,7 +136,7 @@ mt_state_get_vm (MtState *state, const char *uuid, MtVmState *out)
 {
   const MtVmState *s = g_hash_table_lookup (state->vms, uuid);
 
-  *out = (MtVmState) { 0 };
+  *out = (MtVmState){ 0 };
   if (!s)
     return FALSE;
   *out = *s;
@@ -154,11 +154,11 @@ mt_state_set_vm (MtState *state, const char *uuid, const MtVmState *in, gint64 n
     MtVmState kept;
 
     vm_state_copy (&kept, in, old->saved_at);
-    if (old->headroom == kept.headroom && old->last_target == kept.last_target &&
-        old->stuck == kept.stuck && old->stuck_since == kept.stuck_since &&
-        old->has_limits == kept.has_limits && old->limit_min == kept.limit_min &&
-        old->limit_max == kept.limit_max &&
-        g_strcmp0 (old->stuck_reason, kept.stuck_reason) == 0) {
+    if (old->headroom == kept.headroom && old->last_target == kept.last_target
+        && old->stuck == kept.stuck && old->stuck_since == kept.stuck_since
+        && old->has_limits == kept.has_limits && old->limit_min == kept.limit_min
+        && old->limit_max == kept.limit_max
+        && g_strcmp0 (old->stuck_reason, kept.stuck_reason) == 0) {
       mt_vm_state_clear (&kept);
       return;
     }
@@ -195,14 +195,14 @@ mt_state_expire (MtState *state, gint64 now_wall, gint64 max_age)
 static int
 compare_strings (gconstpointer a, gconstpointer b)
 {
-  return strcmp (*(const char * const *) a, *(const char * const *) b);
+  return strcmp (*(const char *const *) a, *(const char *const *) b);
 }
 
 /* A value as GKeyFile escapes it (\n, \t, leading space, backslash...). */
 static char *
 escape_value (const char *v)
 {
-  g_autoptr(GKeyFile) kf = g_key_file_new ();
+  g_autoptr (GKeyFile) kf = g_key_file_new ();
 
   g_key_file_set_string (kf, "g", "k", v);
   return g_key_file_get_value (kf, "g", "k", NULL);
@@ -211,7 +211,7 @@ escape_value (const char *v)
 static char *
 to_text (MtState *state)
 {
-  g_autoptr(GPtrArray) uuids = g_ptr_array_sized_new (g_hash_table_size (state->vms));
+  g_autoptr (GPtrArray) uuids = g_ptr_array_sized_new (g_hash_table_size (state->vms));
   GString *out = g_string_sized_new (g_hash_table_size (state->vms) * 160 + 1);
   GHashTableIter iter;
   gpointer key;
@@ -227,17 +227,18 @@ to_text (MtState *state)
 
     if (i > 0)
       g_string_append_c (out, '\n');
-    g_string_append_printf (out, "[%s]\nheadroom=%" G_GUINT64_FORMAT "\nlast-target=%"
-                            G_GUINT64_FORMAT "\nstuck=%s\n", uuid, s->headroom, s->last_target,
-                            s->stuck ? "true" : "false");
+    g_string_append_printf (
+      out, "[%s]\nheadroom=%" G_GUINT64_FORMAT "\nlast-target=%" G_GUINT64_FORMAT "\nstuck=%s\n",
+      uuid, s->headroom, s->last_target, s->stuck ? "true" : "false");
     if (s->stuck && s->stuck_reason) {
       g_autofree char *reason = escape_value (s->stuck_reason);
       g_string_append_printf (out, "stuck-reason=%s\n", reason);
     }
     g_string_append_printf (out, "stuck-since=%" G_GINT64_FORMAT "\n", s->stuck_since);
     if (s->has_limits)
-      g_string_append_printf (out, "limits=true\nlimit-min=%" G_GUINT64_FORMAT "\nlimit-max=%"
-                              G_GUINT64_FORMAT "\n", s->limit_min, s->limit_max);
+      g_string_append_printf (
+        out, "limits=true\nlimit-min=%" G_GUINT64_FORMAT "\nlimit-max=%" G_GUINT64_FORMAT "\n",
+        s->limit_min, s->limit_max);
     g_string_append_printf (out, "saved-at=%" G_GINT64_FORMAT "\n", s->saved_at);
   }
   return g_string_free (out, FALSE);

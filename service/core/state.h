@@ -11,15 +11,15 @@
 #include <glib.h>
 
 typedef struct {
-  guint64  headroom;          /* learned headroom, bytes; 0 = none learned */
-  guint64  last_target;       /* bytes; 0 = none */
+  guint64 headroom;    /* learned headroom, bytes; 0 = none learned */
+  guint64 last_target; /* bytes; 0 = none */
   gboolean stuck;
-  char    *stuck_reason;      /* owned; NULL when not stuck */
-  gint64   stuck_since;       /* wall-clock seconds */
-  gboolean has_limits;        /* admin SetLimits in force */
-  guint64  limit_min;         /* bytes */
-  guint64  limit_max;         /* bytes */
-  gint64   saved_at;          /* wall-clock seconds, set by mt_state_set_vm */
+  char *stuck_reason;  /* owned; NULL when not stuck */
+  gint64 stuck_since;  /* wall-clock seconds */
+  gboolean has_limits; /* admin SetLimits in force */
+  guint64 limit_min;   /* bytes */
+  guint64 limit_max;   /* bytes */
+  gint64 saved_at;     /* wall-clock seconds, set by mt_state_set_vm */
 } MtVmState;
 
 void mt_vm_state_clear (MtVmState *s);

@@ -8,11 +8,11 @@
 #include "dbus-private.h"
 
 typedef struct {
-  MtDbus                *self;
+  MtDbus *self;
   GDBusMethodInvocation *invocation;
-  char                  *action_id;
-  PolkitDetails         *details;
-  MtDbusAuthorizedFunc   func;
+  char *action_id;
+  PolkitDetails *details;
+  MtDbusAuthorizedFunc func;
 } AuthRequest;
 
 static void
@@ -33,19 +33,18 @@ deny (AuthRequest *req, const char *why)
 
   g_message ("Refused %s from %s: %s", g_dbus_method_invocation_get_method_name (req->invocation),
              sender ? sender : "(unknown)", why);
-  g_dbus_method_invocation_return_error (req->invocation, MT_DBUS_ERROR,
-                                         MT_DBUS_ERROR_NOT_AUTHORIZED,
-                                         "not authorized for %s: %s (polkit action %s)",
-                                         g_dbus_method_invocation_get_method_name (req->invocation),
-                                         why, req->action_id);
+  g_dbus_method_invocation_return_error (
+    req->invocation, MT_DBUS_ERROR, MT_DBUS_ERROR_NOT_AUTHORIZED,
+    "not authorized for %s: %s (polkit action %s)",
+    g_dbus_method_invocation_get_method_name (req->invocation), why, req->action_id);
 }
 
 static void
 on_checked (GObject *source, GAsyncResult *res, gpointer user_data)
 {
-  g_autoptr(AuthRequest) req = user_data;
-  g_autoptr(GError) error = NULL;
-  g_autoptr(PolkitAuthorizationResult) result = NULL;
+  g_autoptr (AuthRequest) req = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PolkitAuthorizationResult) result = NULL;
 
   result = polkit_authority_check_authorization_finish (POLKIT_AUTHORITY (source), res, &error);
   /* Cancelled: memtided is shutting down and req->self is gone. */
@@ -61,9 +60,9 @@ on_checked (GObject *source, GAsyncResult *res, gpointer user_data)
   }
   if (!polkit_authorization_result_get_is_authorized (result)) {
     deny (req, polkit_authorization_result_get_is_challenge (result)
-               ? "authentication is required and none was given (run it from a terminal, "
-                 "as root, or with a polkit agent)"
-               : "polkit denied it");
+                 ? "authentication is required and none was given (run it from a terminal, "
+                   "as root, or with a polkit agent)"
+                 : "polkit denied it");
     return;
   }
   req->func (req->self, req->invocation);
@@ -72,10 +71,10 @@ on_checked (GObject *source, GAsyncResult *res, gpointer user_data)
 static void
 on_authority (GObject *source, GAsyncResult *res, gpointer user_data)
 {
-  g_autoptr(AuthRequest) req = user_data;
-  g_autoptr(GError) error = NULL;
-  g_autoptr(PolkitAuthority) authority = polkit_authority_get_finish (res, &error);
-  g_autoptr(PolkitSubject) subject = NULL;
+  g_autoptr (AuthRequest) req = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (PolkitAuthority) authority = polkit_authority_get_finish (res, &error);
+  g_autoptr (PolkitSubject) subject = NULL;
   PolkitCheckAuthorizationFlags flags = POLKIT_CHECK_AUTHORIZATION_FLAGS_NONE;
   GDBusMessage *message;
   AuthRequest *pending;
@@ -102,7 +101,7 @@ on_authority (GObject *source, GAsyncResult *res, gpointer user_data)
 
 void
 mt_dbus_authorize (MtDbus *self, GDBusMethodInvocation *invocation, const char *action_id,
-                   const char * const *details, MtDbusAuthorizedFunc func)
+                   const char *const *details, MtDbusAuthorizedFunc func)
 {
   AuthRequest *req = g_new0 (AuthRequest, 1);
 

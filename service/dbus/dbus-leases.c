@@ -46,7 +46,7 @@ publish (MtDbus *self, MtLeaseKind kind, const char *uuid)
 
 typedef struct {
   MtDbus *self;
-  guint   cookie;
+  guint cookie;
 } WatchData;
 
 static void
@@ -56,7 +56,7 @@ on_holder_vanished (GDBusConnection *connection, const char *name, gpointer user
   MtDbus *self = ((WatchData *) user_data)->self;
   guint cookie = ((WatchData *) user_data)->cookie;
   MtLease *lease = mt_dbus_lease_lookup (self, cookie);
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
 
   if (!lease)
     return;
@@ -85,9 +85,9 @@ mt_dbus_lease_add (MtDbus *self, MtLeaseKind kind, guint cookie, const char *hol
   watch->self = self;
   watch->cookie = cookie;
   /* If the holder is already gone, this reports it vanished at once. */
-  lease->watch_id = g_bus_watch_name_on_connection (self->connection, holder,
-                                                    G_BUS_NAME_WATCHER_FLAGS_NONE, NULL,
-                                                    on_holder_vanished, watch, g_free);
+  lease->watch_id =
+    g_bus_watch_name_on_connection (self->connection, holder, G_BUS_NAME_WATCHER_FLAGS_NONE, NULL,
+                                    on_holder_vanished, watch, g_free);
   publish (self, kind, uuid);
 }
 
@@ -108,7 +108,8 @@ mt_dbus_lease_end (MtDbus *self, guint cookie, GError **error)
   if (!lease) {
     g_set_error (error, MT_DBUS_ERROR, MT_DBUS_ERROR_NO_SUCH_COOKIE,
                  "no pin or reservation %u (already released, failed, its VM stopped, "
-                 "or its holder left the bus)", cookie);
+                 "or its holder left the bus)",
+                 cookie);
     return FALSE;
   }
   kind = lease->kind;
@@ -164,8 +165,8 @@ mt_dbus_lease_set_done (MtDbus *self, guint cookie)
 static int
 compare_cookies (gconstpointer a, gconstpointer b)
 {
-  guint ca = (*(MtLease * const *) a)->cookie;
-  guint cb = (*(MtLease * const *) b)->cookie;
+  guint ca = (*(MtLease *const *) a)->cookie;
+  guint cb = (*(MtLease *const *) b)->cookie;
   return ca < cb ? -1 : ca > cb;
 }
 
@@ -192,7 +193,7 @@ sorted_leases (MtDbus *self, MtLeaseKind kind, const char *uuid)
 GVariant *
 mt_dbus_leases_reservations (MtDbus *self)
 {
-  g_autoptr(GPtrArray) list = sorted_leases (self, MT_LEASE_RESERVATION, NULL);
+  g_autoptr (GPtrArray) list = sorted_leases (self, MT_LEASE_RESERVATION, NULL);
   GVariantBuilder b;
 
   g_variant_builder_init (&b, G_VARIANT_TYPE ("a(utsbs)"));
@@ -206,7 +207,7 @@ mt_dbus_leases_reservations (MtDbus *self)
 GVariant *
 mt_dbus_leases_pins (MtDbus *self, const char *uuid)
 {
-  g_autoptr(GPtrArray) list = sorted_leases (self, MT_LEASE_PIN, uuid);
+  g_autoptr (GPtrArray) list = sorted_leases (self, MT_LEASE_PIN, uuid);
   GVariantBuilder b;
 
   g_variant_builder_init (&b, G_VARIANT_TYPE ("a(utss)"));

@@ -12,10 +12,10 @@
 
 /* One exported VM. */
 typedef struct {
-  char                 *uuid;
-  char                 *path;
+  char *uuid;
+  char *path;
   MtDbusObjectSkeleton *object;
-  MtDbusVM1            *iface;
+  MtDbusVM1 *iface;
 } MtDbusVm;
 
 typedef enum {
@@ -27,35 +27,35 @@ typedef enum {
  * releases it or leaves the bus. */
 typedef struct {
   MtLeaseKind kind;
-  guint    cookie;       /* the daemon's */
-  char    *holder;       /* unique bus name of the caller */
-  guint    watch_id;
-  char    *uuid;         /* pins: the VM */
-  guint64  bytes;        /* pin size or reservation size */
-  char    *reason;
-  gboolean done;         /* reservations: the room is there */
+  guint cookie; /* the daemon's */
+  char *holder; /* unique bus name of the caller */
+  guint watch_id;
+  char *uuid;    /* pins: the VM */
+  guint64 bytes; /* pin size or reservation size */
+  char *reason;
+  gboolean done; /* reservations: the room is there */
 } MtLease;
 
 struct _MtDbus {
-  MtDaemon                 *daemon;
-  GDBusConnection          *connection;
-  gulong                    closed_id;
-  MtDbusLostFunc            on_lost;
-  gpointer                  on_lost_data;
+  MtDaemon *daemon;
+  GDBusConnection *connection;
+  gulong closed_id;
+  MtDbusLostFunc on_lost;
+  gpointer on_lost_data;
 
-  MtDbusManager1           *manager;
+  MtDbusManager1 *manager;
   GDBusObjectManagerServer *object_manager;
-  GHashTable               *vms;       /* uuid -> MtDbusVm */
-  GHashTable               *leases;    /* cookie -> MtLease */
+  GHashTable *vms;    /* uuid -> MtDbusVm */
+  GHashTable *leases; /* cookie -> MtLease */
 
-  GCancellable             *cancellable;   /* pending polkit checks */
+  GCancellable *cancellable; /* pending polkit checks */
 
   /* ReservationDone can happen inside Reserve() (the daemon plans at
    * once); the signal waits for an idle so the reply goes first, and the
    * done mark for the lease that Reserve() is about to add. */
-  GPtrArray                *done_queue;    /* of GVariant (ubs) */
-  guint                     done_idle;
-  GHashTable               *early_done;    /* cookies */
+  GPtrArray *done_queue; /* of GVariant (ubs) */
+  guint done_idle;
+  GHashTable *early_done; /* cookies */
 };
 
 /* dbus.c */
@@ -82,9 +82,8 @@ void mt_dbus_requests_connect_vm (MtDbus *self, MtDbusVm *vm);
  * action_id, else returns NotAuthorized.  details: polkit details for
  * rules (NULL-terminated key, value pairs), may be NULL. */
 typedef void (*MtDbusAuthorizedFunc) (MtDbus *self, GDBusMethodInvocation *invocation);
-void mt_dbus_authorize (MtDbus *self, GDBusMethodInvocation *invocation,
-                        const char *action_id, const char * const *details,
-                        MtDbusAuthorizedFunc func);
+void mt_dbus_authorize (MtDbus *self, GDBusMethodInvocation *invocation, const char *action_id,
+                        const char *const *details, MtDbusAuthorizedFunc func);
 
 /* dbus-leases.c */
 void mt_dbus_leases_init (MtDbus *self);

@@ -37,8 +37,7 @@ dbus_vm_free (MtDbusVm *vm)
 void
 mt_dbus_publish_init (MtDbus *self)
 {
-  self->vms = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
-                                     (GDestroyNotify) dbus_vm_free);
+  self->vms = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) dbus_vm_free);
   self->done_queue = g_ptr_array_new_with_free_func ((GDestroyNotify) g_variant_unref);
   self->early_done = g_hash_table_new (NULL, NULL);
   self->manager = mt_dbus_manager1_skeleton_new ();
@@ -73,7 +72,7 @@ mt_dbus_publish_host (MtDbus *self)
 {
   MtHostStatus host;
   MtDbusManager1 *m = self->manager;
-  g_autoptr(GVariant) reservations = NULL;
+  g_autoptr (GVariant) reservations = NULL;
 
   mt_daemon_get_host_status (self->daemon, &host);
   mt_dbus_manager1_set_mode (m, mt_mode_to_string (host.mode));
@@ -95,7 +94,7 @@ mt_dbus_publish_host (MtDbus *self)
 static void
 set_vm_properties (MtDbus *self, MtDbusVM1 *v, const MtVmStatus *st)
 {
-  g_autoptr(GVariant) pins = g_variant_ref_sink (mt_dbus_leases_pins (self, st->uuid));
+  g_autoptr (GVariant) pins = g_variant_ref_sink (mt_dbus_leases_pins (self, st->uuid));
 
   mt_dbus_vm1_set_name (v, st->name);
   mt_dbus_vm1_set_uuid (v, st->uuid);
@@ -124,10 +123,10 @@ set_vm_properties (MtDbus *self, MtDbusVM1 *v, const MtVmStatus *st)
 GVariant *
 mt_dbus_vm_status_to_variant (MtDbus *self, const MtVmStatus *st)
 {
-  g_autoptr(MtDbusVM1) v = mt_dbus_vm1_skeleton_new ();
+  g_autoptr (MtDbusVM1) v = mt_dbus_vm1_skeleton_new ();
   GVariantBuilder b;
   const char *path = mt_dbus_vm_path (self, st->uuid);
-  g_autoptr(GVariant) props = NULL;
+  g_autoptr (GVariant) props = NULL;
   GVariantIter iter;
   const char *key;
   GVariant *value;
@@ -173,7 +172,7 @@ void
 mt_dbus_publish_vm (MtDbus *self, const char *uuid)
 {
   MtDbusVm *vm = g_hash_table_lookup (self->vms, uuid);
-  g_autoptr(MtVmStatus) st = NULL;
+  g_autoptr (MtVmStatus) st = NULL;
 
   if (!vm)
     return;
@@ -252,8 +251,8 @@ on_host_updated (MtDaemon *d, gpointer user_data)
 }
 
 static void
-on_action_applied (MtDaemon *d, const char *uuid, const char *mechanism, guint64 from,
-                   guint64 to, const char *reason, gpointer user_data)
+on_action_applied (MtDaemon *d, const char *uuid, const char *mechanism, guint64 from, guint64 to,
+                   const char *reason, gpointer user_data)
 {
   MtDbus *self = user_data;
   MtDbusVm *vm = g_hash_table_lookup (self->vms, uuid);
@@ -272,15 +271,14 @@ on_vm_stuck (MtDaemon *d, const char *uuid, const char *reason, gpointer user_da
 
   if (!vm)
     return;
-  mt_dbus_manager1_emit_vmstuck (self->manager, vm->path, mt_dbus_vm1_get_name (vm->iface),
-                                 reason);
+  mt_dbus_manager1_emit_vmstuck (self->manager, vm->path, mt_dbus_vm1_get_name (vm->iface), reason);
 }
 
 static gboolean
 emit_reservations_done (gpointer user_data)
 {
   MtDbus *self = user_data;
-  g_autoptr(GPtrArray) queue = g_steal_pointer (&self->done_queue);
+  g_autoptr (GPtrArray) queue = g_steal_pointer (&self->done_queue);
 
   self->done_idle = 0;
   self->done_queue = g_ptr_array_new_with_free_func ((GDestroyNotify) g_variant_unref);

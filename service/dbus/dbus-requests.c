@@ -12,7 +12,7 @@
 #define ACTION_SET_LIMITS "org.memtide.set-limits"
 #define ACTION_PIN        "org.memtide.pin"
 
-#define RESERVE_TIMEOUT_MAX 3600   /* seconds */
+#define RESERVE_TIMEOUT_MAX 3600 /* seconds */
 
 /* ---- Manager1: reads ------------------------------------------------------ */
 
@@ -20,7 +20,7 @@ static gboolean
 handle_list_vms (MtDbusManager1 *object, GDBusMethodInvocation *invocation, gpointer user_data)
 {
   MtDbus *self = user_data;
-  g_autoptr(GPtrArray) vms = mt_daemon_list_vms (self->daemon);
+  g_autoptr (GPtrArray) vms = mt_daemon_list_vms (self->daemon);
   GVariantBuilder b;
 
   g_variant_builder_init (&b, G_VARIANT_TYPE ("aa{sv}"));
@@ -35,8 +35,8 @@ handle_get_vm (MtDbusManager1 *object, GDBusMethodInvocation *invocation, const 
                gpointer user_data)
 {
   MtDbus *self = user_data;
-  g_autoptr(GError) error = NULL;
-  g_autoptr(MtVmStatus) st = mt_daemon_get_vm_status (self->daemon, vm, &error);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (MtVmStatus) st = mt_daemon_get_vm_status (self->daemon, vm, &error);
   const char *path = st ? mt_dbus_vm_path (self, st->uuid) : NULL;
 
   if (!st) {
@@ -55,7 +55,7 @@ handle_explain (MtDbusManager1 *object, GDBusMethodInvocation *invocation, const
                 gpointer user_data)
 {
   MtDbus *self = user_data;
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   g_autofree char *text = mt_daemon_explain (self->daemon, vm, &error);
 
   if (!text)
@@ -70,7 +70,7 @@ handle_explain (MtDbusManager1 *object, GDBusMethodInvocation *invocation, const
 static void
 do_reload (MtDbus *self, GDBusMethodInvocation *invocation)
 {
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
 
   g_message ("Policy reload asked by %s", g_dbus_method_invocation_get_sender (invocation));
   if (mt_daemon_reload (self->daemon, &error)) {
@@ -100,10 +100,9 @@ do_set_mode (MtDbus *self, GDBusMethodInvocation *invocation)
 
   g_variant_get (g_dbus_method_invocation_get_parameters (invocation), "(&s)", &text);
   if (!mt_mode_from_string (text, &mode)) {
-    g_dbus_method_invocation_return_error (invocation, MT_DBUS_ERROR,
-                                           MT_DBUS_ERROR_INVALID_ARGUMENT,
-                                           "unknown mode '%s': expected active, dry-run or paused",
-                                           text);
+    g_dbus_method_invocation_return_error (
+      invocation, MT_DBUS_ERROR, MT_DBUS_ERROR_INVALID_ARGUMENT,
+      "unknown mode '%s': expected active, dry-run or paused", text);
     return;
   }
   g_message ("Mode %s asked by %s", text, g_dbus_method_invocation_get_sender (invocation));
@@ -123,23 +122,22 @@ handle_set_mode (MtDbusManager1 *object, GDBusMethodInvocation *invocation, cons
 static void
 do_reserve (MtDbus *self, GDBusMethodInvocation *invocation)
 {
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   guint64 bytes;
   const char *reason;
   guint32 timeout;
   guint cookie;
 
-  g_variant_get (g_dbus_method_invocation_get_parameters (invocation), "(t&su)",
-                 &bytes, &reason, &timeout);
+  g_variant_get (g_dbus_method_invocation_get_parameters (invocation), "(t&su)", &bytes, &reason,
+                 &timeout);
   if (timeout < 1 || timeout > RESERVE_TIMEOUT_MAX) {
-    g_dbus_method_invocation_return_error (invocation, MT_DBUS_ERROR,
-                                           MT_DBUS_ERROR_INVALID_ARGUMENT,
-                                           "timeout %u s is out of range: expected 1 to %u s",
-                                           timeout, RESERVE_TIMEOUT_MAX);
+    g_dbus_method_invocation_return_error (
+      invocation, MT_DBUS_ERROR, MT_DBUS_ERROR_INVALID_ARGUMENT,
+      "timeout %u s is out of range: expected 1 to %u s", timeout, RESERVE_TIMEOUT_MAX);
     return;
   }
-  cookie = mt_daemon_reserve (self->daemon, bytes, reason, (gint64) timeout * G_USEC_PER_SEC,
-                              &error);
+  cookie =
+    mt_daemon_reserve (self->daemon, bytes, reason, (gint64) timeout * G_USEC_PER_SEC, &error);
   if (!cookie) {
     mt_dbus_return_error (invocation, error);
     return;
@@ -194,7 +192,7 @@ authorize_vm (MtDbus *self, GDBusMethodInvocation *invocation, const char *actio
 static void
 do_end_lease (MtDbus *self, GDBusMethodInvocation *invocation)
 {
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   guint32 cookie;
 
   g_variant_get (g_dbus_method_invocation_get_parameters (invocation), "(u)", &cookie);
@@ -218,12 +216,14 @@ end_lease (MtDbus *self, GDBusMethodInvocation *invocation, guint cookie, MtLeas
       g_dbus_method_invocation_return_error (invocation, MT_DBUS_ERROR,
                                              MT_DBUS_ERROR_NO_SUCH_COOKIE,
                                              "no pin %u on this VM (already ended, the VM "
-                                             "restarted, or its holder left the bus)", cookie);
+                                             "restarted, or its holder left the bus)",
+                                             cookie);
     else
       g_dbus_method_invocation_return_error (invocation, MT_DBUS_ERROR,
                                              MT_DBUS_ERROR_NO_SUCH_COOKIE,
                                              "no reservation %u (already released, failed, or "
-                                             "its holder left the bus)", cookie);
+                                             "its holder left the bus)",
+                                             cookie);
     return;
   }
   if (g_strcmp0 (lease->holder, g_dbus_method_invocation_get_sender (invocation)) == 0)
@@ -235,8 +235,8 @@ end_lease (MtDbus *self, GDBusMethodInvocation *invocation, guint cookie, MtLeas
 }
 
 static gboolean
-handle_release_reservation (MtDbusManager1 *object, GDBusMethodInvocation *invocation,
-                            guint cookie, gpointer user_data)
+handle_release_reservation (MtDbusManager1 *object, GDBusMethodInvocation *invocation, guint cookie,
+                            gpointer user_data)
 {
   end_lease (user_data, invocation, cookie, MT_LEASE_RESERVATION, NULL, ACTION_RESERVE);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
@@ -248,8 +248,8 @@ mt_dbus_requests_connect_manager (MtDbus *self)
   g_signal_connect (self->manager, "handle-list-vms", G_CALLBACK (handle_list_vms), self);
   g_signal_connect (self->manager, "handle-get-vm", G_CALLBACK (handle_get_vm), self);
   g_signal_connect (self->manager, "handle-explain", G_CALLBACK (handle_explain), self);
-  g_signal_connect (self->manager, "handle-reload-policies",
-                    G_CALLBACK (handle_reload_policies), self);
+  g_signal_connect (self->manager, "handle-reload-policies", G_CALLBACK (handle_reload_policies),
+                    self);
   g_signal_connect (self->manager, "handle-set-mode", G_CALLBACK (handle_set_mode), self);
   g_signal_connect (self->manager, "handle-reserve", G_CALLBACK (handle_reserve), self);
   g_signal_connect (self->manager, "handle-release-reservation",
@@ -261,7 +261,7 @@ mt_dbus_requests_connect_manager (MtDbus *self)
 static void
 do_set_limits (MtDbus *self, GDBusMethodInvocation *invocation)
 {
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   MtDbusVm *vm = invocation_vm (self, invocation);
   guint64 min, max;
 
@@ -277,8 +277,8 @@ do_set_limits (MtDbus *self, GDBusMethodInvocation *invocation)
 }
 
 static gboolean
-handle_set_limits (MtDbusVM1 *object, GDBusMethodInvocation *invocation, guint64 min,
-                   guint64 max, gpointer user_data)
+handle_set_limits (MtDbusVM1 *object, GDBusMethodInvocation *invocation, guint64 min, guint64 max,
+                   gpointer user_data)
 {
   authorize_vm (user_data, invocation, ACTION_SET_LIMITS, do_set_limits);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
@@ -287,7 +287,7 @@ handle_set_limits (MtDbusVM1 *object, GDBusMethodInvocation *invocation, guint64
 static void
 do_pin (MtDbus *self, GDBusMethodInvocation *invocation)
 {
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   MtDbusVm *vm = invocation_vm (self, invocation);
   guint64 size;
   const char *reason;
@@ -307,8 +307,8 @@ do_pin (MtDbus *self, GDBusMethodInvocation *invocation)
 }
 
 static gboolean
-handle_pin (MtDbusVM1 *object, GDBusMethodInvocation *invocation, guint64 size,
-            const char *reason, gpointer user_data)
+handle_pin (MtDbusVM1 *object, GDBusMethodInvocation *invocation, guint64 size, const char *reason,
+            gpointer user_data)
 {
   authorize_vm (user_data, invocation, ACTION_PIN, do_pin);
   return G_DBUS_METHOD_INVOCATION_HANDLED;

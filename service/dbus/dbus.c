@@ -18,8 +18,8 @@ mt_dbus_error_quark (void)
 {
   static gsize quark = 0;
 
-  g_dbus_error_register_error_domain ("memtide-dbus-error-quark", &quark,
-                                      error_entries, G_N_ELEMENTS (error_entries));
+  g_dbus_error_register_error_domain ("memtide-dbus-error-quark", &quark, error_entries,
+                                      G_N_ELEMENTS (error_entries));
   return (GQuark) quark;
 }
 
@@ -32,10 +32,18 @@ mt_dbus_return_error (GDBusMethodInvocation *invocation, const GError *error)
     code = error->code;
   } else if (error->domain == MT_DAEMON_ERROR) {
     switch ((MtDaemonError) error->code) {
-    case MT_DAEMON_ERROR_NO_SUCH_VM: code = MT_DBUS_ERROR_NO_SUCH_VM; break;
-    case MT_DAEMON_ERROR_INVALID_ARGUMENT: code = MT_DBUS_ERROR_INVALID_ARGUMENT; break;
-    case MT_DAEMON_ERROR_NO_SUCH_COOKIE: code = MT_DBUS_ERROR_NO_SUCH_COOKIE; break;
-    case MT_DAEMON_ERROR_CANNOT_RESERVE: code = MT_DBUS_ERROR_CANNOT_RESERVE; break;
+    case MT_DAEMON_ERROR_NO_SUCH_VM:
+      code = MT_DBUS_ERROR_NO_SUCH_VM;
+      break;
+    case MT_DAEMON_ERROR_INVALID_ARGUMENT:
+      code = MT_DBUS_ERROR_INVALID_ARGUMENT;
+      break;
+    case MT_DAEMON_ERROR_NO_SUCH_COOKIE:
+      code = MT_DBUS_ERROR_NO_SUCH_COOKIE;
+      break;
+    case MT_DAEMON_ERROR_CANNOT_RESERVE:
+      code = MT_DBUS_ERROR_CANNOT_RESERVE;
+      break;
     }
   }
   g_dbus_method_invocation_return_error_literal (invocation, MT_DBUS_ERROR, code, error->message);
@@ -66,8 +74,8 @@ mt_dbus_connect (const char *bus, const char *address, GError **error)
    * this is the same shared connection polkit will use. */
   connection = g_bus_get_sync (type, NULL, error);
   if (!connection) {
-    g_prefix_error (error, "cannot connect to the %s bus%s%s: ",
-                    address ? "given" : bus, address ? " " : "", address ? address : "");
+    g_prefix_error (error, "cannot connect to the %s bus%s%s: ", address ? "given" : bus,
+                    address ? " " : "", address ? address : "");
     return NULL;
   }
   return connection;
@@ -90,26 +98,26 @@ on_closed (GDBusConnection *connection, gboolean remote_peer_vanished, GError *e
 static gboolean
 own_name (MtDbus *self, GError **error)
 {
-  g_autoptr(GVariant) reply = NULL;
+  g_autoptr (GVariant) reply = NULL;
   guint32 result;
 
-  reply = g_dbus_connection_call_sync (self->connection, "org.freedesktop.DBus",
-                                       "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                                       "RequestName",
-                                       g_variant_new ("(su)", MT_DBUS_NAME,
-                                                      0x4 /* DO_NOT_QUEUE */),
-                                       G_VARIANT_TYPE ("(u)"), G_DBUS_CALL_FLAGS_NONE,
-                                       -1, NULL, error);
+  reply = g_dbus_connection_call_sync (
+    self->connection, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+    "RequestName", g_variant_new ("(su)", MT_DBUS_NAME, 0x4 /* DO_NOT_QUEUE */),
+    G_VARIANT_TYPE ("(u)"), G_DBUS_CALL_FLAGS_NONE, -1, NULL, error);
   if (!reply) {
-    g_prefix_error (error, "cannot own the name %s (is the bus policy file "
-                    "org.memtide.Manager1.conf installed?): ", MT_DBUS_NAME);
+    g_prefix_error (error,
+                    "cannot own the name %s (is the bus policy file "
+                    "org.memtide.Manager1.conf installed?): ",
+                    MT_DBUS_NAME);
     return FALSE;
   }
   g_variant_get (reply, "(u)", &result);
   if (result != 1 /* PRIMARY_OWNER */ && result != 4 /* ALREADY_OWNER */) {
     g_set_error (error, G_IO_ERROR, G_IO_ERROR_EXISTS,
                  "another process owns %s: is memtided already running? "
-                 "(two would fight over the same VMs)", MT_DBUS_NAME);
+                 "(two would fight over the same VMs)",
+                 MT_DBUS_NAME);
     return FALSE;
   }
   return TRUE;
@@ -119,14 +127,14 @@ MtDbus *
 mt_dbus_new (MtDaemon *daemon, GDBusConnection *connection, const MtDbusOptions *options,
              GError **error)
 {
-  g_autoptr(MtDbus) self = g_new0 (MtDbus, 1);
+  g_autoptr (MtDbus) self = g_new0 (MtDbus, 1);
 
   self->daemon = daemon;
   self->connection = g_object_ref (connection);
   self->on_lost = options->on_lost;
   self->on_lost_data = options->on_lost_data;
   self->cancellable = g_cancellable_new ();
-  (void) MT_DBUS_ERROR;  /* registers the error names before the first call */
+  (void) MT_DBUS_ERROR; /* registers the error names before the first call */
 
   /* We decide what a lost bus means, not GDBus (which would SIGTERM us). */
   g_dbus_connection_set_exit_on_close (connection, FALSE);
@@ -134,16 +142,15 @@ mt_dbus_new (MtDaemon *daemon, GDBusConnection *connection, const MtDbusOptions 
 
   mt_dbus_leases_init (self);
   mt_dbus_publish_init (self);
-  if (!g_dbus_interface_skeleton_export (G_DBUS_INTERFACE_SKELETON (self->manager),
-                                         connection, MT_DBUS_PATH, error))
+  if (!g_dbus_interface_skeleton_export (G_DBUS_INTERFACE_SKELETON (self->manager), connection,
+                                         MT_DBUS_PATH, error))
     return NULL;
   mt_dbus_requests_connect_manager (self);
   g_dbus_object_manager_server_set_connection (self->object_manager, connection);
   mt_daemon_add_observer (daemon, &mt_dbus_observer, self);
   if (!own_name (self, error))
     return NULL;
-  g_message ("D-Bus API on %s as %s", g_dbus_connection_get_unique_name (connection),
-             MT_DBUS_NAME);
+  g_message ("D-Bus API on %s as %s", g_dbus_connection_get_unique_name (connection), MT_DBUS_NAME);
   return g_steal_pointer (&self);
 }
 

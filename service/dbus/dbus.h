@@ -17,12 +17,12 @@
 GQuark mt_dbus_error_quark (void);
 
 typedef enum {
-  MT_DBUS_ERROR_NO_SUCH_VM,         /* org.memtide.Error.NoSuchVM */
-  MT_DBUS_ERROR_INVALID_ARGUMENT,   /* org.memtide.Error.InvalidArgument */
-  MT_DBUS_ERROR_NOT_AUTHORIZED,     /* org.memtide.Error.NotAuthorized */
-  MT_DBUS_ERROR_CANNOT_RESERVE,     /* org.memtide.Error.CannotReserve */
-  MT_DBUS_ERROR_NO_SUCH_COOKIE,     /* org.memtide.Error.NoSuchCookie */
-  MT_DBUS_ERROR_FAILED,             /* org.memtide.Error.Failed */
+  MT_DBUS_ERROR_NO_SUCH_VM,       /* org.memtide.Error.NoSuchVM */
+  MT_DBUS_ERROR_INVALID_ARGUMENT, /* org.memtide.Error.InvalidArgument */
+  MT_DBUS_ERROR_NOT_AUTHORIZED,   /* org.memtide.Error.NotAuthorized */
+  MT_DBUS_ERROR_CANNOT_RESERVE,   /* org.memtide.Error.CannotReserve */
+  MT_DBUS_ERROR_NO_SUCH_COOKIE,   /* org.memtide.Error.NoSuchCookie */
+  MT_DBUS_ERROR_FAILED,           /* org.memtide.Error.Failed */
 } MtDbusError;
 
 typedef struct _MtDbus MtDbus;
@@ -33,7 +33,7 @@ typedef void (*MtDbusLostFunc) (gpointer user_data);
 
 typedef struct {
   MtDbusLostFunc on_lost;
-  gpointer       on_lost_data;
+  gpointer on_lost_data;
 } MtDbusOptions;
 
 /* bus: "system" or "session"; address: a bus address that replaces the
@@ -49,8 +49,8 @@ void mt_dbus_use_address (const char *address);
 /* Exports /org/memtide/Manager1 with its ObjectManager, becomes the
  * daemon's observer, then takes the name org.memtide.Manager1; fails when
  * another process owns it (a second memtided). */
-MtDbus *mt_dbus_new (MtDaemon *daemon, GDBusConnection *connection,
-                     const MtDbusOptions *options, GError **error);
+MtDbus *mt_dbus_new (MtDaemon *daemon, GDBusConnection *connection, const MtDbusOptions *options,
+                     GError **error);
 /* Drops every lease it holds, unexports everything, stops observing.
  * Call before mt_daemon_free(). */
 void mt_dbus_free (MtDbus *dbus);

@@ -18,11 +18,11 @@
 
 #include "backend-libvirt.h"
 
-#define RECONNECT_MIN_S   1
-#define RECONNECT_MAX_S   30
-#define STATS_PERIOD_S    2
-#define KEEPALIVE_S       5
-#define KEEPALIVE_COUNT   3
+#define RECONNECT_MIN_S 1
+#define RECONNECT_MAX_S 30
+#define STATS_PERIOD_S  2
+#define KEEPALIVE_S     5
+#define KEEPALIVE_COUNT 3
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (virDomain, virDomainFree)
 
@@ -44,38 +44,31 @@ G_DEFINE_AUTO_CLEANUP_FREE_FUNC (MtDomainList, domain_list_free, NULL)
  * detour through void (*)(void) keeps -Wcast-function-type quiet. */
 #define EVENT_CB(cb) ((virConnectDomainEventGenericCallback) (void (*) (void)) (cb))
 
-enum {
-  EV_LIFECYCLE,
-  EV_VMEM_SIZE,
-  EV_METADATA,
-  EV_DEVICE_ADDED,
-  EV_DEVICE_REMOVED,
-  N_EVENTS
-};
+enum { EV_LIFECYCLE, EV_VMEM_SIZE, EV_METADATA, EV_DEVICE_ADDED, EV_DEVICE_REMOVED, N_EVENTS };
 
 typedef struct {
-  MtBackend   parent;          /* first: an MtBackend * is one of these */
-  char       *uri;             /* NULL: libvirt's default URI */
-  virConnectPtr conn;          /* NULL while disconnected */
-  int         event_ids[N_EVENTS];   /* -1 = not registered */
-  gboolean    close_cb_registered;
-  guint       disconnect_id;   /* idle that handles a lost connection */
-  guint       reconnect_id;    /* timeout of the next reconnect attempt */
-  guint       backoff_s;
-  GHashTable *domains;         /* uuid -> MtDomainSizes *, announced running domains */
-  GHashTable *by_name;         /* name -> the same MtDomainSizes * */
-  gboolean    per_domain_stats;   /* MT_LIBVIRT_PER_DOMAIN_STATS_ENV is set */
+  MtBackend parent;        /* first: an MtBackend * is one of these */
+  char *uri;               /* NULL: libvirt's default URI */
+  virConnectPtr conn;      /* NULL while disconnected */
+  int event_ids[N_EVENTS]; /* -1 = not registered */
+  gboolean close_cb_registered;
+  guint disconnect_id; /* idle that handles a lost connection */
+  guint reconnect_id;  /* timeout of the next reconnect attempt */
+  guint backoff_s;
+  GHashTable *domains;       /* uuid -> MtDomainSizes *, announced running domains */
+  GHashTable *by_name;       /* name -> the same MtDomainSizes * */
+  gboolean per_domain_stats; /* MT_LIBVIRT_PER_DOMAIN_STATS_ENV is set */
 } MtLibvirtBackend;
 
 /* What the driver needs of an announced domain between XML reads. */
 typedef struct {
-  char     uuid[VIR_UUID_STRING_BUFLEN];   /* the key in domains */
-  char    *name;                           /* the key in by_name */
-  guint64  base_memory;
-  guint64  vmem_size;
-  guint64  vmem_requested;
-  guint64  vmem_plugged;
-  char    *vmem_alias;         /* NULL = no virtio-mem device */
+  char uuid[VIR_UUID_STRING_BUFLEN]; /* the key in domains */
+  char *name;                        /* the key in by_name */
+  guint64 base_memory;
+  guint64 vmem_size;
+  guint64 vmem_requested;
+  guint64 vmem_plugged;
+  char *vmem_alias; /* NULL = no virtio-mem device */
 } MtDomainSizes;
 
 static void schedule_disconnect (MtLibvirtBackend *self);
@@ -100,38 +93,38 @@ libvirt_init_once (void)
 {
   static gsize done = 0;
 
-  if (g_once_init_enter (&done))
-    {
-      /* Events, keepalive and the close callback only work with an event
+  if (g_once_init_enter (&done)) {
+    /* Events, keepalive and the close callback only work with an event
        * loop registered before the first virConnectOpen; libvirt-glib's
        * dispatches from the GLib default main context. */
-      gvir_event_register ();
-      virSetErrorFunc (NULL, on_libvirt_error);
-      g_once_init_leave (&done, 1);
-    }
+    gvir_event_register ();
+    virSetErrorFunc (NULL, on_libvirt_error);
+    g_once_init_leave (&done, 1);
+  }
 }
 
 static int
 io_error_code (int libvirt_code)
 {
-  switch (libvirt_code)
-    {
-    case VIR_ERR_NO_DOMAIN:
-      return G_IO_ERROR_NOT_FOUND;
-    case VIR_ERR_INVALID_ARG:
-      return G_IO_ERROR_INVALID_ARGUMENT;
-    case VIR_ERR_NO_SUPPORT:
-    case VIR_ERR_ARGUMENT_UNSUPPORTED:
-    case VIR_ERR_CONFIG_UNSUPPORTED:
-      return G_IO_ERROR_NOT_SUPPORTED;
-    default:
-      return G_IO_ERROR_FAILED;
-    }
+  switch (libvirt_code) {
+  case VIR_ERR_NO_DOMAIN:
+    return G_IO_ERROR_NOT_FOUND;
+  case VIR_ERR_INVALID_ARG:
+    return G_IO_ERROR_INVALID_ARGUMENT;
+  case VIR_ERR_NO_SUPPORT:
+  case VIR_ERR_ARGUMENT_UNSUPPORTED:
+  case VIR_ERR_CONFIG_UNSUPPORTED:
+    return G_IO_ERROR_NOT_SUPPORTED;
+  default:
+    return G_IO_ERROR_FAILED;
+  }
 }
 
 /* "<what>: <libvirt's last error>".  Every libvirt call, even
  * virDomainGetName, resets the last error: compute the arguments first. */
-static void G_GNUC_PRINTF (2, 3)
+static void set_error_from_libvirt (GError **error, const char *format, ...) G_GNUC_PRINTF (2, 3);
+
+static void
 set_error_from_libvirt (GError **error, const char *format, ...)
 {
   virErrorPtr err = virGetLastError ();
@@ -151,7 +144,7 @@ domain_sizes_new (const MtDomainInfo *info)
 {
   MtDomainSizes *sz = g_new (MtDomainSizes, 1);
 
-  *sz = (MtDomainSizes) {
+  *sz = (MtDomainSizes){
     .name = g_strdup (info->name),
     .base_memory = info->base_memory,
     .vmem_size = info->vmem_size,
@@ -212,9 +205,8 @@ require_connection (MtLibvirtBackend *self, GError **error)
 {
   if (self->conn != NULL)
     return TRUE;
-  g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_CONNECTED,
-               "not connected to libvirt at %s%s", uri_name (self),
-               self->reconnect_id != 0 ? " (reconnecting)" : "");
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_CONNECTED, "not connected to libvirt at %s%s",
+               uri_name (self), self->reconnect_id != 0 ? " (reconnecting)" : "");
   return FALSE;
 }
 
@@ -242,13 +234,12 @@ domain_uuid (virDomainPtr dom, char uuid[VIR_UUID_STRING_BUFLEN])
 
   if (virDomainGetUUID (dom, raw) < 0)
     return FALSE;
-  for (int i = 0; i < VIR_UUID_BUFLEN; i++)
-    {
-      if (i == 4 || i == 6 || i == 8 || i == 10)
-        *p++ = '-';
-      *p++ = hex[raw[i] >> 4];
-      *p++ = hex[raw[i] & 0xf];
-    }
+  for (int i = 0; i < VIR_UUID_BUFLEN; i++) {
+    if (i == 4 || i == 6 || i == 8 || i == 10)
+      *p++ = '-';
+    *p++ = hex[raw[i] >> 4];
+    *p++ = hex[raw[i] & 0xf];
+  }
   *p = '\0';
   return TRUE;
 }
@@ -261,11 +252,10 @@ read_domain_xml (virDomainPtr dom, GError **error)
   g_autofree char *xml = virDomainGetXMLDesc (dom, 0);
   MtDomainInfo *info;
 
-  if (xml == NULL)
-    {
-      set_error_from_libvirt (error, "cannot read the XML of domain '%s'", name);
-      return NULL;
-    }
+  if (xml == NULL) {
+    set_error_from_libvirt (error, "cannot read the XML of domain '%s'", name);
+    return NULL;
+  }
   info = mt_libvirt_parse_domain_xml (xml, error);
   if (info == NULL)
     g_prefix_error (error, "domain '%s': ", name);
@@ -276,23 +266,20 @@ read_domain_xml (virDomainPtr dom, GError **error)
 static MtDomainInfo *
 fetch_domain_info (virDomainPtr dom, GError **error)
 {
-  g_autoptr(MtDomainInfo) info = read_domain_xml (dom, error);
+  g_autoptr (MtDomainInfo) info = read_domain_xml (dom, error);
 
   if (info == NULL)
     return NULL;
-  info->metadata = virDomainGetMetadata (dom, VIR_DOMAIN_METADATA_ELEMENT,
-                                         MT_METADATA_NAMESPACE, VIR_DOMAIN_AFFECT_LIVE);
-  if (info->metadata == NULL)
-    {
-      virErrorPtr err = virGetLastError ();
+  info->metadata = virDomainGetMetadata (dom, VIR_DOMAIN_METADATA_ELEMENT, MT_METADATA_NAMESPACE,
+                                         VIR_DOMAIN_AFFECT_LIVE);
+  if (info->metadata == NULL) {
+    virErrorPtr err = virGetLastError ();
 
-      if (err == NULL || err->code != VIR_ERR_NO_DOMAIN_METADATA)
-        {
-          set_error_from_libvirt (error, "cannot read the memtide metadata of domain '%s'",
-                                  info->name);
-          return NULL;
-        }
+    if (err == NULL || err->code != VIR_ERR_NO_DOMAIN_METADATA) {
+      set_error_from_libvirt (error, "cannot read the memtide metadata of domain '%s'", info->name);
+      return NULL;
     }
+  }
   return g_steal_pointer (&info);
 }
 
@@ -307,24 +294,23 @@ refresh_cache (MtLibvirtBackend *self, const MtDomainInfo *info)
 static void
 announce_domain (MtLibvirtBackend *self, virDomainPtr dom)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(MtDomainInfo) info = fetch_domain_info (dom, &error);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (MtDomainInfo) info = fetch_domain_info (dom, &error);
   g_autofree char *uuid = NULL;
 
-  if (info == NULL)
-    {
-      /* Stopped again before we could read it: nothing to manage. */
-      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
-        g_debug ("%s", error->message);
-      else
-        g_warning ("not managing domain '%s': %s", virDomainGetName (dom), error->message);
-      return;
-    }
+  if (info == NULL) {
+    /* Stopped again before we could read it: nothing to manage. */
+    if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
+      g_debug ("%s", error->message);
+    else
+      g_warning ("not managing domain '%s': %s", virDomainGetName (dom), error->message);
+    return;
+  }
 
   /* The balloon driver only reports guest statistics when asked to poll. */
   if (virDomainSetMemoryStatsPeriod (dom, STATS_PERIOD_S, VIR_DOMAIN_AFFECT_LIVE) < 0)
-    g_debug ("domain '%s': cannot enable balloon statistics: %s",
-             info->name, virGetLastErrorMessage ());
+    g_debug ("domain '%s': cannot enable balloon statistics: %s", info->name,
+             virGetLastErrorMessage ());
 
   uuid = g_strdup (info->uuid);
   cache_put (self, info);
@@ -335,13 +321,12 @@ announce_domain (MtLibvirtBackend *self, virDomainPtr dom)
 static void
 forget_domain (MtLibvirtBackend *self, const char *uuid)
 {
-  g_autofree char *owned = g_strdup (uuid);   /* may be the hash key itself */
+  g_autofree char *owned = g_strdup (uuid); /* may be the hash key itself */
 
-  if (g_hash_table_contains (self->domains, owned))
-    {
-      cache_remove (self, owned);
-      emit_domain (self, MT_DOMAIN_EVENT_REMOVED, owned);
-    }
+  if (g_hash_table_contains (self->domains, owned)) {
+    cache_remove (self, owned);
+    emit_domain (self, MT_DOMAIN_EVENT_REMOVED, owned);
+  }
 }
 
 /* Announce every running domain; forget those we knew that are gone
@@ -349,26 +334,24 @@ forget_domain (MtLibvirtBackend *self, const char *uuid)
 static gboolean
 announce_all (MtLibvirtBackend *self, GError **error)
 {
-  g_auto(MtDomainList) doms = NULL;
-  g_autoptr(GHashTable) running = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  g_autoptr(GPtrArray) gone = g_ptr_array_new_with_free_func (g_free);
+  g_auto (MtDomainList) doms = NULL;
+  g_autoptr (GHashTable) running = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr (GPtrArray) gone = g_ptr_array_new_with_free_func (g_free);
   GHashTableIter iter;
   gpointer key;
   int n;
 
   n = virConnectListAllDomains (self->conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
-  if (n < 0)
-    {
-      set_error_from_libvirt (error, "cannot list the domains of %s", uri_name (self));
-      return FALSE;
-    }
-  for (int i = 0; i < n; i++)
-    {
-      char uuid[VIR_UUID_STRING_BUFLEN];
+  if (n < 0) {
+    set_error_from_libvirt (error, "cannot list the domains of %s", uri_name (self));
+    return FALSE;
+  }
+  for (int i = 0; i < n; i++) {
+    char uuid[VIR_UUID_STRING_BUFLEN];
 
-      if (domain_uuid (doms[i], uuid))
-        g_hash_table_add (running, g_strdup (uuid));
-    }
+    if (domain_uuid (doms[i], uuid))
+      g_hash_table_add (running, g_strdup (uuid));
+  }
 
   g_hash_table_iter_init (&iter, self->domains);
   while (g_hash_table_iter_next (&iter, &key, NULL))
@@ -392,30 +375,29 @@ on_lifecycle (virConnectPtr conn, virDomainPtr dom, int event, int detail, void 
     return 0;
   g_debug ("domain '%s': lifecycle event %d, detail %d", virDomainGetName (dom), event, detail);
 
-  switch (event)
-    {
-    case VIR_DOMAIN_EVENT_STARTED:
-    case VIR_DOMAIN_EVENT_RESUMED:
-      /* QEMU domains start paused, so a start brings RESUMED then
+  switch (event) {
+  case VIR_DOMAIN_EVENT_STARTED:
+  case VIR_DOMAIN_EVENT_RESUMED:
+    /* QEMU domains start paused, so a start brings RESUMED then
        * STARTED; a paused domain stays announced.  Announce once. */
-      if (!g_hash_table_contains (self->domains, uuid))
-        announce_domain (self, dom);
-      break;
-    case VIR_DOMAIN_EVENT_STOPPED:
-    case VIR_DOMAIN_EVENT_SHUTDOWN:
-    case VIR_DOMAIN_EVENT_CRASHED:
-    case VIR_DOMAIN_EVENT_UNDEFINED:
-      forget_domain (self, uuid);
-      break;
-    default:
-      break;
-    }
+    if (!g_hash_table_contains (self->domains, uuid))
+      announce_domain (self, dom);
+    break;
+  case VIR_DOMAIN_EVENT_STOPPED:
+  case VIR_DOMAIN_EVENT_SHUTDOWN:
+  case VIR_DOMAIN_EVENT_CRASHED:
+  case VIR_DOMAIN_EVENT_UNDEFINED:
+    forget_domain (self, uuid);
+    break;
+  default:
+    break;
+  }
   return 0;
 }
 
 static void
-on_vmem_size (virConnectPtr conn, virDomainPtr dom, const char *alias,
-              unsigned long long size_kib, void *opaque)
+on_vmem_size (virConnectPtr conn, virDomainPtr dom, const char *alias, unsigned long long size_kib,
+              void *opaque)
 {
   MtLibvirtBackend *self = opaque;
   char uuid[VIR_UUID_STRING_BUFLEN];
@@ -423,12 +405,11 @@ on_vmem_size (virConnectPtr conn, virDomainPtr dom, const char *alias,
 
   if (!domain_uuid (dom, uuid) || (sz = g_hash_table_lookup (self->domains, uuid)) == NULL)
     return;
-  if (g_strcmp0 (alias, sz->vmem_alias) != 0)
-    {
-      g_debug ("domain '%s': size change of memory device '%s' that memtide does not drive",
-               virDomainGetName (dom), alias);
-      return;
-    }
+  if (g_strcmp0 (alias, sz->vmem_alias) != 0) {
+    g_debug ("domain '%s': size change of memory device '%s' that memtide does not drive",
+             virDomainGetName (dom), alias);
+    return;
+  }
   sz->vmem_plugged = size_kib * MT_KIB;
   g_debug ("domain '%s': virtio-mem plugged %llu KiB", virDomainGetName (dom), size_kib);
 }
@@ -439,8 +420,8 @@ on_metadata (virConnectPtr conn, virDomainPtr dom, int type, const char *nsuri, 
   MtLibvirtBackend *self = opaque;
   char uuid[VIR_UUID_STRING_BUFLEN];
 
-  if (type == VIR_DOMAIN_METADATA_ELEMENT && g_strcmp0 (nsuri, MT_METADATA_NAMESPACE) == 0 &&
-      domain_uuid (dom, uuid) && g_hash_table_contains (self->domains, uuid))
+  if (type == VIR_DOMAIN_METADATA_ELEMENT && g_strcmp0 (nsuri, MT_METADATA_NAMESPACE) == 0
+      && domain_uuid (dom, uuid) && g_hash_table_contains (self->domains, uuid))
     emit_domain (self, MT_DOMAIN_EVENT_CHANGED, uuid);
 }
 
@@ -470,11 +451,10 @@ close_connection (MtLibvirtBackend *self)
   /* Deregistering fails on a dead connection; libvirt drops the local
    * callbacks anyway, which is all we need. */
   for (int i = 0; i < N_EVENTS; i++)
-    if (self->event_ids[i] >= 0)
-      {
-        virConnectDomainEventDeregisterAny (self->conn, self->event_ids[i]);
-        self->event_ids[i] = -1;
-      }
+    if (self->event_ids[i] >= 0) {
+      virConnectDomainEventDeregisterAny (self->conn, self->event_ids[i]);
+      self->event_ids[i] = -1;
+    }
   if (self->close_cb_registered)
     virConnectUnregisterCloseCallback (self->conn, on_close);
   self->close_cb_registered = FALSE;
@@ -490,7 +470,8 @@ open_connection (MtLibvirtBackend *self, GError **error)
     gboolean required;
   } events[N_EVENTS] = {
     [EV_LIFECYCLE] = { VIR_DOMAIN_EVENT_ID_LIFECYCLE, EVENT_CB (on_lifecycle), TRUE },
-    [EV_VMEM_SIZE] = { VIR_DOMAIN_EVENT_ID_MEMORY_DEVICE_SIZE_CHANGE, EVENT_CB (on_vmem_size), FALSE },
+    [EV_VMEM_SIZE] = { VIR_DOMAIN_EVENT_ID_MEMORY_DEVICE_SIZE_CHANGE, EVENT_CB (on_vmem_size),
+                       FALSE },
     [EV_METADATA] = { VIR_DOMAIN_EVENT_ID_METADATA_CHANGE, EVENT_CB (on_metadata), FALSE },
     [EV_DEVICE_ADDED] = { VIR_DOMAIN_EVENT_ID_DEVICE_ADDED, EVENT_CB (on_device), FALSE },
     [EV_DEVICE_REMOVED] = { VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED, EVENT_CB (on_device), FALSE },
@@ -498,11 +479,10 @@ open_connection (MtLibvirtBackend *self, GError **error)
 
   libvirt_init_once ();
   self->conn = virConnectOpen (self->uri);
-  if (self->conn == NULL)
-    {
-      set_error_from_libvirt (error, "cannot connect to libvirt at %s", uri_name (self));
-      return FALSE;
-    }
+  if (self->conn == NULL) {
+    set_error_from_libvirt (error, "cannot connect to libvirt at %s", uri_name (self));
+    return FALSE;
+  }
 
   /* Notices a hung daemon, not only a closed socket; drivers without a
    * daemon (test:///) do not support it. */
@@ -511,50 +491,44 @@ open_connection (MtLibvirtBackend *self, GError **error)
   self->close_cb_registered =
     virConnectRegisterCloseCallback (self->conn, on_close, self, NULL) == 0;
 
-  for (int i = 0; i < N_EVENTS; i++)
-    {
-      self->event_ids[i] = virConnectDomainEventRegisterAny (self->conn, NULL, events[i].id,
-                                                             events[i].cb, self, NULL);
-      if (self->event_ids[i] >= 0)
-        continue;
-      if (events[i].required)
-        {
-          set_error_from_libvirt (error, "cannot subscribe to domain events of %s",
-                                  uri_name (self));
-          close_connection (self);
-          return FALSE;
-        }
-      /* Older daemons: we lose only the early notice of that change. */
-      g_debug ("no domain event %d from %s: %s", events[i].id, uri_name (self),
-               virGetLastErrorMessage ());
+  for (int i = 0; i < N_EVENTS; i++) {
+    self->event_ids[i] =
+      virConnectDomainEventRegisterAny (self->conn, NULL, events[i].id, events[i].cb, self, NULL);
+    if (self->event_ids[i] >= 0)
+      continue;
+    if (events[i].required) {
+      set_error_from_libvirt (error, "cannot subscribe to domain events of %s", uri_name (self));
+      close_connection (self);
+      return FALSE;
     }
+    /* Older daemons: we lose only the early notice of that change. */
+    g_debug ("no domain event %d from %s: %s", events[i].id, uri_name (self),
+             virGetLastErrorMessage ());
+  }
   return TRUE;
 }
 
-static void
-schedule_reconnect (MtLibvirtBackend *self);
+static void schedule_reconnect (MtLibvirtBackend *self);
 
 static gboolean
 try_reconnect (gpointer data)
 {
   MtLibvirtBackend *self = data;
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
 
   self->reconnect_id = 0;
-  if (!open_connection (self, &error))
-    {
-      self->backoff_s = MIN (self->backoff_s * 2, RECONNECT_MAX_S);
-      g_debug ("%s; next try in %u s", error->message, self->backoff_s);
-      schedule_reconnect (self);
-      return G_SOURCE_REMOVE;
-    }
+  if (!open_connection (self, &error)) {
+    self->backoff_s = MIN (self->backoff_s * 2, RECONNECT_MAX_S);
+    g_debug ("%s; next try in %u s", error->message, self->backoff_s);
+    schedule_reconnect (self);
+    return G_SOURCE_REMOVE;
+  }
   g_message ("reconnected to libvirt at %s", uri_name (self));
   emit_connection (self, TRUE);
-  if (!announce_all (self, &error))
-    {
-      g_warning ("%s", error->message);
-      schedule_disconnect (self);
-    }
+  if (!announce_all (self, &error)) {
+    g_warning ("%s", error->message);
+    schedule_disconnect (self);
+  }
   return G_SOURCE_REMOVE;
 }
 
@@ -602,11 +576,10 @@ lv_probe (MtBackend *b, GError **error)
     return MT_PROBE_YES;
   libvirt_init_once ();
   conn = virConnectOpen (self->uri);
-  if (conn != NULL)
-    {
-      virConnectClose (conn);
-      return MT_PROBE_YES;
-    }
+  if (conn != NULL) {
+    virConnectClose (conn);
+    return MT_PROBE_YES;
+  }
   /* A missing or refusing daemon socket may come up later; a URI no
    * driver takes will not. */
   err = virGetLastError ();
@@ -625,11 +598,10 @@ lv_connect (MtBackend *b, GError **error)
   if (!open_connection (self, error))
     return FALSE;
   g_clear_handle_id (&self->reconnect_id, g_source_remove);
-  if (!announce_all (self, error))
-    {
-      close_connection (self);
-      return FALSE;
-    }
+  if (!announce_all (self, error)) {
+    close_connection (self);
+    return FALSE;
+  }
   return TRUE;
 }
 
@@ -637,35 +609,32 @@ static GPtrArray *
 lv_list_domains (MtBackend *b, GError **error)
 {
   MtLibvirtBackend *self = (MtLibvirtBackend *) b;
-  g_auto(MtDomainList) doms = NULL;
-  g_autoptr(GPtrArray) infos = NULL;
+  g_auto (MtDomainList) doms = NULL;
+  g_autoptr (GPtrArray) infos = NULL;
   int n;
 
   if (!require_connection (self, error))
     return NULL;
   n = virConnectListAllDomains (self->conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
-  if (n < 0)
-    {
-      set_error_from_libvirt (error, "cannot list the domains of %s", uri_name (self));
+  if (n < 0) {
+    set_error_from_libvirt (error, "cannot list the domains of %s", uri_name (self));
+    return NULL;
+  }
+  infos = g_ptr_array_new_with_free_func ((GDestroyNotify) mt_domain_info_free);
+  for (int i = 0; i < n; i++) {
+    g_autoptr (GError) local_error = NULL;
+    MtDomainInfo *info = fetch_domain_info (doms[i], &local_error);
+
+    if (info == NULL) {
+      /* Stopped since the listing: it is not running now. */
+      if (g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
+        continue;
+      g_propagate_error (error, g_steal_pointer (&local_error));
       return NULL;
     }
-  infos = g_ptr_array_new_with_free_func ((GDestroyNotify) mt_domain_info_free);
-  for (int i = 0; i < n; i++)
-    {
-      g_autoptr(GError) local_error = NULL;
-      MtDomainInfo *info = fetch_domain_info (doms[i], &local_error);
-
-      if (info == NULL)
-        {
-          /* Stopped since the listing: it is not running now. */
-          if (g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
-            continue;
-          g_propagate_error (error, g_steal_pointer (&local_error));
-          return NULL;
-        }
-      refresh_cache (self, info);
-      g_ptr_array_add (infos, info);
-    }
+    refresh_cache (self, info);
+    g_ptr_array_add (infos, info);
+  }
   return g_steal_pointer (&infos);
 }
 
@@ -673,7 +642,7 @@ static MtDomainInfo *
 lv_get_domain (MtBackend *b, const char *uuid, GError **error)
 {
   MtLibvirtBackend *self = (MtLibvirtBackend *) b;
-  g_autoptr(virDomain) dom = lookup_domain (self, uuid, error);
+  g_autoptr (virDomain) dom = lookup_domain (self, uuid, error);
   MtDomainInfo *info;
 
   if (dom == NULL)
@@ -731,8 +700,8 @@ mt_libvirt_sample_from_stats (MtVmSample *s, virTypedParameterPtr params, int np
    * balloon plus plugged virtio-mem memory.  A result outside the boot
    * memory means a virtio-mem size change whose event has not reached us
    * yet: unknown for this tick rather than wrong. */
-  if (current != MT_UNKNOWN && info->vmem_plugged != MT_UNKNOWN &&
-      current >= info->vmem_plugged && current - info->vmem_plugged <= info->base_memory)
+  if (current != MT_UNKNOWN && info->vmem_plugged != MT_UNKNOWN && current >= info->vmem_plugged
+      && current - info->vmem_plugged <= info->base_memory)
     s->balloon_actual = current - info->vmem_plugged;
 }
 
@@ -743,7 +712,7 @@ mt_libvirt_sample_from_stats (MtVmSample *s, virTypedParameterPtr params, int np
 static int
 memory_stats_params (virDomainPtr dom, virTypedParameter params[VIR_DOMAIN_MEMORY_STAT_NR])
 {
-  static const char * const names[VIR_DOMAIN_MEMORY_STAT_NR] = {
+  static const char *const names[VIR_DOMAIN_MEMORY_STAT_NR] = {
     [VIR_DOMAIN_MEMORY_STAT_ACTUAL_BALLOON] = "balloon.current",
     [VIR_DOMAIN_MEMORY_STAT_AVAILABLE] = "balloon.available",
     [VIR_DOMAIN_MEMORY_STAT_USABLE] = "balloon.usable",
@@ -758,15 +727,15 @@ memory_stats_params (virDomainPtr dom, virTypedParameter params[VIR_DOMAIN_MEMOR
   int n = virDomainMemoryStats (dom, stats, VIR_DOMAIN_MEMORY_STAT_NR, 0);
   int np = 0;
 
-  for (int i = 0; i < n; i++)
-    {
-      if (stats[i].tag < 0 || stats[i].tag >= VIR_DOMAIN_MEMORY_STAT_NR || names[stats[i].tag] == NULL)
-        continue;
-      g_strlcpy (params[np].field, names[stats[i].tag], sizeof params[np].field);
-      params[np].type = VIR_TYPED_PARAM_ULLONG;
-      params[np].value.ul = stats[i].val;
-      np++;
-    }
+  for (int i = 0; i < n; i++) {
+    if (stats[i].tag < 0 || stats[i].tag >= VIR_DOMAIN_MEMORY_STAT_NR
+        || names[stats[i].tag] == NULL)
+      continue;
+    g_strlcpy (params[np].field, names[stats[i].tag], sizeof params[np].field);
+    params[np].type = VIR_TYPED_PARAM_ULLONG;
+    params[np].value.ul = stats[i].val;
+    np++;
+  }
   return np;
 }
 
@@ -774,7 +743,7 @@ static gboolean
 lv_collect (MtBackend *b, gint64 now, MtSampleFunc func, gpointer user_data, GError **error)
 {
   MtLibvirtBackend *self = (MtLibvirtBackend *) b;
-  g_auto(MtStatsRecords) records = NULL;
+  g_auto (MtStatsRecords) records = NULL;
   int n;
 
   if (!require_connection (self, error))
@@ -782,59 +751,55 @@ lv_collect (MtBackend *b, gint64 now, MtSampleFunc func, gpointer user_data, GEr
   /* NOWAIT: a domain whose job lock is held (migration, a hung QEMU
    * monitor) reports what libvirt has at hand instead of stalling the tick. */
   n = virConnectGetAllDomainStats (self->conn, VIR_DOMAIN_STATS_BALLOON, &records,
-                                   VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE |
-                                   VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT);
-  if (n < 0)
-    {
-      set_error_from_libvirt (error, "cannot read domain statistics from %s", uri_name (self));
-      /* Drivers without a close callback tell us only this way. */
-      if (virConnectIsAlive (self->conn) == 0)
-        schedule_disconnect (self);
-      return FALSE;
-    }
+                                   VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE
+                                     | VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT);
+  if (n < 0) {
+    set_error_from_libvirt (error, "cannot read domain statistics from %s", uri_name (self));
+    /* Drivers without a close callback tell us only this way. */
+    if (virConnectIsAlive (self->conn) == 0)
+      schedule_disconnect (self);
+    return FALSE;
+  }
 
-  for (int i = 0; i < n; i++)
-    {
-      char uuid_buf[VIR_UUID_STRING_BUFLEN];
-      const char *uuid, *name;
-      virTypedParameterPtr params = records[i]->params;
-      int nparams = records[i]->nparams;
-      virTypedParameter fallback[VIR_DOMAIN_MEMORY_STAT_NR];
-      const MtDomainSizes *sz;
-      MtDomainInfo info;
-      MtVmSample s;
+  for (int i = 0; i < n; i++) {
+    char uuid_buf[VIR_UUID_STRING_BUFLEN];
+    const char *uuid, *name;
+    virTypedParameterPtr params = records[i]->params;
+    int nparams = records[i]->nparams;
+    virTypedParameter fallback[VIR_DOMAIN_MEMORY_STAT_NR];
+    const MtDomainSizes *sz;
+    MtDomainInfo info;
+    MtVmSample s;
 
-      /* By name: any libvirt call that names a domain by UUID formats the
+    /* By name: any libvirt call that names a domain by UUID formats the
        * UUID for its debug log first (~16,000 instructions, whether it
        * logs or not), and virDomainGetName does not.  Running domains'
        * names are unique and fixed; one that libvirt has and we were not
        * told of yet is asked its UUID. */
-      name = virDomainGetName (records[i]->dom);
-      sz = name != NULL ? g_hash_table_lookup (self->by_name, name) : NULL;
-      if (sz != NULL)
-        uuid = sz->uuid;
-      else if (domain_uuid (records[i]->dom, uuid_buf))
-        uuid = uuid_buf;
-      else
-        continue;
-      /* Opt-in only: this waits for the domain's job lock (no NOWAIT),
+    name = virDomainGetName (records[i]->dom);
+    sz = name != NULL ? g_hash_table_lookup (self->by_name, name) : NULL;
+    if (sz != NULL)
+      uuid = sz->uuid;
+    else if (domain_uuid (records[i]->dom, uuid_buf))
+      uuid = uuid_buf;
+    else
+      continue;
+    /* Opt-in only: this waits for the domain's job lock (no NOWAIT),
        * one call per domain per tick. */
-      if (self->per_domain_stats &&
-          virTypedParamsGet (params, nparams, "balloon.current") == NULL)
-        {
-          params = fallback;
-          nparams = memory_stats_params (records[i]->dom, fallback);
-        }
-      mt_vm_sample_init (&s, now);
-      if (sz != NULL)
-        info = (MtDomainInfo) {
-          .base_memory = sz->base_memory,
-          .vmem_requested = sz->vmem_requested,
-          .vmem_plugged = sz->vmem_plugged,
-        };
-      mt_libvirt_sample_from_stats (&s, params, nparams, sz != NULL ? &info : NULL);
-      func (uuid, &s, user_data);
+    if (self->per_domain_stats && virTypedParamsGet (params, nparams, "balloon.current") == NULL) {
+      params = fallback;
+      nparams = memory_stats_params (records[i]->dom, fallback);
     }
+    mt_vm_sample_init (&s, now);
+    if (sz != NULL)
+      info = (MtDomainInfo){
+        .base_memory = sz->base_memory,
+        .vmem_requested = sz->vmem_requested,
+        .vmem_plugged = sz->vmem_plugged,
+      };
+    mt_libvirt_sample_from_stats (&s, params, nparams, sz != NULL ? &info : NULL);
+    func (uuid, &s, user_data);
+  }
   return TRUE;
 }
 
@@ -842,7 +807,7 @@ static gboolean
 lv_set_balloon (MtBackend *b, const char *uuid, guint64 bytes, GError **error)
 {
   MtLibvirtBackend *self = (MtLibvirtBackend *) b;
-  g_autoptr(virDomain) dom = lookup_domain (self, uuid, error);
+  g_autoptr (virDomain) dom = lookup_domain (self, uuid, error);
   g_autofree char *size = mt_libvirt_format_size (bytes);
   const MtDomainSizes *sz;
   guint64 base_memory, vmem_size;
@@ -852,38 +817,33 @@ lv_set_balloon (MtBackend *b, const char *uuid, guint64 bytes, GError **error)
     return FALSE;
   name = virDomainGetName (dom);
   sz = g_hash_table_lookup (self->domains, uuid);
-  if (sz != NULL)
-    {
-      base_memory = sz->base_memory;
-      vmem_size = sz->vmem_size;
-    }
-  else
-    {
-      g_autoptr(MtDomainInfo) fetched = read_domain_xml (dom, error);
+  if (sz != NULL) {
+    base_memory = sz->base_memory;
+    vmem_size = sz->vmem_size;
+  } else {
+    g_autoptr (MtDomainInfo) fetched = read_domain_xml (dom, error);
 
-      if (fetched == NULL)
-        return FALSE;
-      base_memory = fetched->base_memory;
-      vmem_size = fetched->vmem_size;
-    }
+    if (fetched == NULL)
+      return FALSE;
+    base_memory = fetched->base_memory;
+    vmem_size = fetched->vmem_size;
+  }
 
   /* libvirt checks this too, with a less helpful message; and above boot
    * memory the balloon cannot go (virtio-mem memory is not balloon memory). */
-  if (bytes > base_memory)
-    {
-      g_autofree char *base = mt_libvirt_format_size (base_memory);
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                   "refusing to set balloon of domain '%s' to %s: above its boot memory of %s%s",
-                   name, size, base,
-                   vmem_size != 0 ? " (virtio-mem memory cannot be ballooned)" : "");
-      return FALSE;
-    }
-  if (virDomainSetMemoryFlags (dom, bytes / MT_KIB, VIR_DOMAIN_AFFECT_LIVE) < 0)
-    {
-      set_error_from_libvirt (error, "libvirt refused to set balloon of domain '%s' to %s",
-                              name, size);
-      return FALSE;
-    }
+  if (bytes > base_memory) {
+    g_autofree char *base = mt_libvirt_format_size (base_memory);
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                 "refusing to set balloon of domain '%s' to %s: above its boot memory of %s%s",
+                 name, size, base,
+                 vmem_size != 0 ? " (virtio-mem memory cannot be ballooned)" : "");
+    return FALSE;
+  }
+  if (virDomainSetMemoryFlags (dom, bytes / MT_KIB, VIR_DOMAIN_AFFECT_LIVE) < 0) {
+    set_error_from_libvirt (error, "libvirt refused to set balloon of domain '%s' to %s", name,
+                            size);
+    return FALSE;
+  }
   return TRUE;
 }
 
@@ -891,7 +851,7 @@ static gboolean
 lv_set_vmem (MtBackend *b, const char *uuid, guint64 requested, GError **error)
 {
   MtLibvirtBackend *self = (MtLibvirtBackend *) b;
-  g_autoptr(virDomain) dom = lookup_domain (self, uuid, error);
+  g_autoptr (virDomain) dom = lookup_domain (self, uuid, error);
   g_autofree char *size = mt_libvirt_format_size (requested);
   g_autofree char *xml = NULL;
   g_autofree char *device_xml = NULL;
@@ -903,23 +863,20 @@ lv_set_vmem (MtBackend *b, const char *uuid, guint64 requested, GError **error)
   name = virDomainGetName (dom);
   /* The live XML, not the cache: libvirt wants the device exactly as it is. */
   xml = virDomainGetXMLDesc (dom, 0);
-  if (xml == NULL)
-    {
-      set_error_from_libvirt (error, "cannot read the XML of domain '%s'", name);
-      return FALSE;
-    }
+  if (xml == NULL) {
+    set_error_from_libvirt (error, "cannot read the XML of domain '%s'", name);
+    return FALSE;
+  }
   device_xml = mt_libvirt_vmem_update_xml (xml, requested, error);
-  if (device_xml == NULL)
-    {
-      g_prefix_error (error, "refusing to set virtio-mem of domain '%s' to %s: ", name, size);
-      return FALSE;
-    }
-  if (virDomainUpdateDeviceFlags (dom, device_xml, VIR_DOMAIN_AFFECT_LIVE) < 0)
-    {
-      set_error_from_libvirt (error, "libvirt refused to set virtio-mem of domain '%s' to %s",
-                              name, size);
-      return FALSE;
-    }
+  if (device_xml == NULL) {
+    g_prefix_error (error, "refusing to set virtio-mem of domain '%s' to %s: ", name, size);
+    return FALSE;
+  }
+  if (virDomainUpdateDeviceFlags (dom, device_xml, VIR_DOMAIN_AFFECT_LIVE) < 0) {
+    set_error_from_libvirt (error, "libvirt refused to set virtio-mem of domain '%s' to %s", name,
+                            size);
+    return FALSE;
+  }
   sz = g_hash_table_lookup (self->domains, uuid);
   if (sz != NULL)
     sz->vmem_requested = requested;
@@ -962,8 +919,8 @@ mt_backend_libvirt_new (const char *uri)
   for (int i = 0; i < N_EVENTS; i++)
     self->event_ids[i] = -1;
   /* Keys live in the values. */
-  self->domains = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
-                                         (GDestroyNotify) domain_sizes_free);
+  self->domains =
+    g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) domain_sizes_free);
   self->by_name = g_hash_table_new (g_str_hash, g_str_equal);
   self->per_domain_stats = g_strcmp0 (g_getenv (MT_LIBVIRT_PER_DOMAIN_STATS_ENV), "1") == 0;
   if (self->per_domain_stats)

@@ -23,7 +23,7 @@
 
 #include <libvirt/libvirt.h>
 #include "backend.h"
-#include "config.h"   /* MT_METADATA_NAMESPACE */
+#include "config.h" /* MT_METADATA_NAMESPACE */
 
 /* virtio-serial port name of the guest agent channel. */
 #define MT_LIBVIRT_AGENT_PORT "org.memtide.agent.0"
@@ -53,8 +53,7 @@ MtDomainInfo *mt_libvirt_parse_domain_xml (const char *xml, GError **error);
  * (G_IO_ERROR_INVALID_ARGUMENT) a size that is not a multiple of the
  * block size or is above the device size; G_IO_ERROR_NOT_SUPPORTED when
  * there is no virtio-mem device. */
-char *mt_libvirt_vmem_update_xml (const char *domain_xml, guint64 requested,
-                                  GError **error);
+char *mt_libvirt_vmem_update_xml (const char *domain_xml, guint64 requested, GError **error);
 
 /* "600 MiB", "612 KiB" or "1000 bytes": exact, for messages. */
 char *mt_libvirt_format_size (guint64 bytes);
@@ -64,6 +63,5 @@ char *mt_libvirt_format_size (guint64 bytes);
  * cached info of the domain (NULL if not known yet): its virtio-mem sizes
  * go into the sample and are taken out of balloon.current, which counts
  * plugged virtio-mem memory too. */
-void mt_libvirt_sample_from_stats (MtVmSample *s,
-                                   virTypedParameterPtr params, int nparams,
+void mt_libvirt_sample_from_stats (MtVmSample *s, virTypedParameterPtr params, int nparams,
                                    const MtDomainInfo *info);

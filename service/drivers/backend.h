@@ -14,46 +14,45 @@
 typedef struct _MtBackend MtBackend;
 
 typedef enum {
-  MT_DOMAIN_EVENT_ADDED,       /* started, or found at connect */
-  MT_DOMAIN_EVENT_REMOVED,     /* stopped, crashed, or undefined */
-  MT_DOMAIN_EVENT_CHANGED,     /* memory device or metadata changed: re-read info */
+  MT_DOMAIN_EVENT_ADDED,   /* started, or found at connect */
+  MT_DOMAIN_EVENT_REMOVED, /* stopped, crashed, or undefined */
+  MT_DOMAIN_EVENT_CHANGED, /* memory device or metadata changed: re-read info */
 } MtDomainEvent;
 
 typedef enum {
   MT_PROBE_YES,
   MT_PROBE_NO,
-  MT_PROBE_LATER,              /* hypervisor not there yet: retry */
+  MT_PROBE_LATER, /* hypervisor not there yet: retry */
 } MtProbeResult;
 
 /* One domain's sample from collect(); @sample is the callee's to change
  * (the daemon overlays agent numbers) but only valid during the call. */
 typedef void (*MtSampleFunc) (const char *uuid, MtVmSample *sample, gpointer user_data);
 
-typedef void (*MtDomainEventFunc) (MtBackend *backend, MtDomainEvent event,
-                                   const char *uuid, gpointer user_data);
-typedef void (*MtConnectionFunc) (MtBackend *backend, gboolean connected,
-                                  gpointer user_data);
+typedef void (*MtDomainEventFunc) (MtBackend *backend, MtDomainEvent event, const char *uuid,
+                                   gpointer user_data);
+typedef void (*MtConnectionFunc) (MtBackend *backend, gboolean connected, gpointer user_data);
 
 typedef struct {
   const char *name;
-  MtProbeResult (*probe)   (MtBackend *b, GError **error);
-  gboolean (*connect)      (MtBackend *b, GError **error);
+  MtProbeResult (*probe) (MtBackend *b, GError **error);
+  gboolean (*connect) (MtBackend *b, GError **error);
   /* Running domains now; element type MtDomainInfo. */
   GPtrArray *(*list_domains) (MtBackend *b, GError **error);
   MtDomainInfo *(*get_domain) (MtBackend *b, const char *uuid, GError **error);
   /* One batched call for all domains; @func gets one sample per running
    * domain.  Nothing is allocated per domain: at 10,000 domains a table
    * of samples per tick was 2 MiB of churn for one lookup each. */
-  gboolean (*collect)      (MtBackend *b, gint64 now, MtSampleFunc func, gpointer user_data,
-                            GError **error);
-  gboolean (*set_balloon)  (MtBackend *b, const char *uuid, guint64 bytes, GError **error);
-  gboolean (*set_vmem)     (MtBackend *b, const char *uuid, guint64 requested, GError **error);
-  void     (*free)         (MtBackend *b);
+  gboolean (*collect) (MtBackend *b, gint64 now, MtSampleFunc func, gpointer user_data,
+                       GError **error);
+  gboolean (*set_balloon) (MtBackend *b, const char *uuid, guint64 bytes, GError **error);
+  gboolean (*set_vmem) (MtBackend *b, const char *uuid, guint64 requested, GError **error);
+  void (*free) (MtBackend *b);
 } MtBackendOps;
 
 struct _MtBackend {
   const MtBackendOps *ops;
-  MtDomainEventFunc   domain_cb;
-  MtConnectionFunc    connection_cb;
-  gpointer            user_data;
+  MtDomainEventFunc domain_cb;
+  MtConnectionFunc connection_cb;
+  gpointer user_data;
 };

@@ -18,8 +18,13 @@
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
-#define CHECK(cond) \
-  do { if (!(cond)) { fprintf (stderr, "invariant failed: %s (line %d)\n", #cond, __LINE__); abort (); } } while (0)
+#define CHECK(cond)                                                          \
+  do {                                                                       \
+    if (!(cond)) {                                                           \
+      fprintf (stderr, "invariant failed: %s (line %d)\n", #cond, __LINE__); \
+      abort ();                                                              \
+    }                                                                        \
+  } while (0)
 
 static const MtAgentLimits limits = { .max_memory = MT_GIB };
 
@@ -67,7 +72,8 @@ check_report (const MtAgentReport *r)
     check_text (r->agent, sizeof r->agent);
     check_text (r->kernel, sizeof r->kernel);
     CHECK (r->boot_id[0] == '\0' || strlen (r->boot_id) == 36);
-    CHECK (r->page_size >= 4096 && r->page_size <= 2097152 && (r->page_size & (r->page_size - 1)) == 0);
+    CHECK (r->page_size >= 4096 && r->page_size <= 2097152
+           && (r->page_size & (r->page_size - 1)) == 0);
     CHECK (r->interval_ms >= 100 && r->interval_ms <= 60000);
     CHECK (r->psi_mode != MT_AGENT_PSI_MODE_UNKNOWN);
     CHECK (r->unavailable < (1u << MT_AGENT_UNAVAIL_N));
@@ -90,7 +96,8 @@ check_report (const MtAgentReport *r)
     check_psi (&r->psi_full);
   }
   if (r->has_blocks) {
-    CHECK (r->blocks.block_size >= (1u << 20) && r->blocks.block_size <= (G_GUINT64_CONSTANT (1) << 34));
+    CHECK (r->blocks.block_size >= (1u << 20)
+           && r->blocks.block_size <= (G_GUINT64_CONSTANT (1) << 34));
     CHECK (le (mt_agent_report_movable (r), MT_GIB));
   }
   if (r->has_page_reporting) {
@@ -133,7 +140,7 @@ fuzz_line (const uint8_t *data, size_t size)
 static void
 fuzz_stream (const uint8_t *data, size_t size)
 {
-  g_autoptr(MtAgentSession) s = mt_agent_session_new (NULL);
+  g_autoptr (MtAgentSession) s = mt_agent_session_new (NULL);
   guint32 rng = (guint32) size * 2654435761u;
   gint64 now = 1000;
   guint64 lines = 0;

@@ -15,8 +15,8 @@
 #include "model.h"
 
 #define MAX_MEMORY MT_GIB
-#define S (G_USEC_PER_SEC)
-#define MS (G_USEC_PER_SEC / 1000)
+#define S          (G_USEC_PER_SEC)
+#define MS         (G_USEC_PER_SEC / 1000)
 
 static char *
 data_path (const char *name)
@@ -29,7 +29,7 @@ static char *
 data_line (const char *name)
 {
   g_autofree char *path = data_path (name);
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   char *text = NULL;
 
   g_assert_true (g_file_get_contents (path, &text, NULL, &error));
@@ -88,7 +88,8 @@ test_parse_examples (void)
   g_assert_cmpuint (r->interval_ms, ==, 1000);
   g_assert_cmpint (r->psi_mode, ==, MT_AGENT_PSI_MODE_TRIGGER);
   g_assert_cmpstr (r->psi_trigger, ==, "some 150000 1000000");
-  g_assert_cmpuint (r->reclaim_methods, ==, MT_AGENT_RECLAIM_MEMORY_RECLAIM | MT_AGENT_RECLAIM_DROP_CACHES);
+  g_assert_cmpuint (r->reclaim_methods, ==,
+                    MT_AGENT_RECLAIM_MEMORY_RECLAIM | MT_AGENT_RECLAIM_DROP_CACHES);
   g_assert_true (r->root);
   g_assert_cmpuint (r->unavailable, ==, 1u << MT_AGENT_UNAVAIL_PAGE_REPORTING_COUNTERS);
   g_assert_cmpuint (r->mem.total, ==, 761270272);
@@ -164,13 +165,13 @@ test_parse_hostile_corpus (void)
 {
   g_autofree char *path = data_path ("hostile.txt");
   g_autofree char *text = NULL;
-  g_auto(GStrv) lines = NULL;
+  g_auto (GStrv) lines = NULL;
   guint n = 0;
 
   g_assert_true (g_file_get_contents (path, &text, NULL, NULL));
   lines = g_strsplit (text, "\n", -1);
   for (guint i = 0; lines[i]; i++) {
-    g_auto(GStrv) f = NULL;
+    g_auto (GStrv) f = NULL;
     g_autofree char *what = NULL;
 
     if (lines[i][0] == '\0' || lines[i][0] == '#')
@@ -189,8 +190,8 @@ static void
 test_parse_generated (void)
 {
   g_autofree char *hello = data_line ("hello.json");
-  g_autoptr(GString) s = g_string_new (NULL);
-  g_autoptr(GRand) rand = g_rand_new_with_seed (4);
+  g_autoptr (GString) s = g_string_new (NULL);
+  g_autoptr (GRand) rand = g_rand_new_with_seed (4);
   char *big;
 
   /* A 1 MiB line. */
@@ -262,13 +263,13 @@ test_parse_generated (void)
 /* ---- the session, with injected time ----------------------------------------- */
 
 typedef struct {
-  MtAgentEvent  ev;
+  MtAgentEvent ev;
   MtAgentReport report;
 } Ev;
 
 typedef struct {
   MtAgentSession *s;
-  GArray *evs;                 /* Ev */
+  GArray *evs; /* Ev */
 } SessionFixture;
 
 static void
@@ -351,8 +352,8 @@ tick_line (guint64 seq, guint64 mono_us, const char *extra)
 {
   return g_strdup_printf ("{\"v\":1,\"type\":\"report\",\"seq\":%" G_GUINT64_FORMAT
                           ",\"reason\":\"tick\",\"mono_us\":%" G_GUINT64_FORMAT
-                          ",\"dropped\":0%s%s}\n", seq, mono_us, extra ? "," : "",
-                          extra ? extra : "");
+                          ",\"dropped\":0%s%s}\n",
+                          seq, mono_us, extra ? "," : "", extra ? extra : "");
 }
 
 static void
@@ -492,8 +493,8 @@ expect_report (SessionFixture *f, const char *line, gint64 now)
   guint n = feed (f, line, now);
 
   if (n != 1 || last_ev (f)->ev.kind != MT_AGENT_EVENT_REPORT)
-    g_error ("expected a report from %s, got %u events%s%s", line, n,
-             n ? ": " : "", n ? last_ev (f)->ev.problem.message : "");
+    g_error ("expected a report from %s, got %u events%s%s", line, n, n ? ": " : "",
+             n ? last_ev (f)->ev.problem.message : "");
 }
 
 static void
@@ -525,8 +526,10 @@ test_session_counters (SessionFixture *f, gconstpointer data)
   expect_report (f, r1, 9);
   g_assert_true (last_ev (f)->ev.restarted);
   g_assert_false (last_ev (f)->ev.rebooted);
-  g_autofree char *r2 = tick_line (2, 800, "\"psi\":{\"some\":{\"avg10\":0,\"avg60\":0,\"total_us\":50}}");
-  g_autofree char *r3 = tick_line (3, 900, "\"psi\":{\"some\":{\"avg10\":0,\"avg60\":0,\"total_us\":49}}");
+  g_autofree char *r2 =
+    tick_line (2, 800, "\"psi\":{\"some\":{\"avg10\":0,\"avg60\":0,\"total_us\":50}}");
+  g_autofree char *r3 =
+    tick_line (3, 900, "\"psi\":{\"some\":{\"avg10\":0,\"avg60\":0,\"total_us\":49}}");
   expect_report (f, r2, 10);
   expect_violation (f, r3, 11, MT_AGENT_ERR_REGRESSED, "psi.some.total_us");
 
@@ -542,12 +545,13 @@ test_session_counters (SessionFixture *f, gconstpointer data)
 
   /* dropped never goes back within one agent process. */
   mt_agent_session_connected (f->s, 15);
-  g_autofree char *b3 = g_strdup_printf ("{\"v\":1,\"type\":\"report\",\"seq\":3,\"reason\":\"connect\","
-                                         "\"mono_us\":60,\"hello\":true,\"agent\":\"fake\",\"boot_id\":\""
-                                         BOOT_B "\",\"page_size\":4096,\"interval_ms\":1000,"
-                                         "\"psi_mode\":\"none\",\"dropped\":5}\n");
+  g_autofree char *b3 =
+    g_strdup_printf ("{\"v\":1,\"type\":\"report\",\"seq\":3,\"reason\":\"connect\","
+                     "\"mono_us\":60,\"hello\":true,\"agent\":\"fake\",\"boot_id\":\"" BOOT_B
+                     "\",\"page_size\":4096,\"interval_ms\":1000,"
+                     "\"psi_mode\":\"none\",\"dropped\":5}\n");
   expect_report (f, b3, 16);
-  g_autofree char *b4 = tick_line (4, 70, NULL);   /* dropped 0 */
+  g_autofree char *b4 = tick_line (4, 70, NULL); /* dropped 0 */
   expect_violation (f, b4, 17, MT_AGENT_ERR_REGRESSED, "dropped");
 
   mt_agent_session_get_stats (f->s, &st);
@@ -576,7 +580,8 @@ test_session_stale (SessionFixture *f, gconstpointer data)
 static void
 test_session_host_view (SessionFixture *f, gconstpointer data)
 {
-  g_autofree char *h1 = hello_line (1, BOOT_A, 100, "\"mem\":{\"total\":700000000,\"available\":1}");
+  g_autofree char *h1 =
+    hello_line (1, BOOT_A, 100, "\"mem\":{\"total\":700000000,\"available\":1}");
   g_autofree char *t2 = tick_line (2, 200, "\"mem\":{\"total\":700000000,\"available\":2}");
   const MtAgentReport *r;
   MtAgentSessionStats st;
@@ -635,10 +640,11 @@ static void
 test_session_fresh (SessionFixture *f, gconstpointer data)
 {
   g_autofree char *h1 = hello_line (1, BOOT_A, 100, NULL);
-  g_autofree char *h2 = g_strdup_printf ("{\"v\":1,\"type\":\"report\",\"seq\":2,\"reason\":\"reply\","
-                                         "\"id\":1,\"mono_us\":200,\"hello\":true,\"agent\":\"fake\","
-                                         "\"boot_id\":\"" BOOT_A "\",\"page_size\":4096,"
-                                         "\"interval_ms\":2000,\"psi_mode\":\"none\",\"dropped\":0}\n");
+  g_autofree char *h2 =
+    g_strdup_printf ("{\"v\":1,\"type\":\"report\",\"seq\":2,\"reason\":\"reply\","
+                     "\"id\":1,\"mono_us\":200,\"hello\":true,\"agent\":\"fake\","
+                     "\"boot_id\":\"" BOOT_A "\",\"page_size\":4096,"
+                     "\"interval_ms\":2000,\"psi_mode\":\"none\",\"dropped\":0}\n");
 
   expect_report (f, h1, 0);
   g_assert_cmpint (mt_agent_session_fresh_limit (f->s), ==, 3 * S);
@@ -648,7 +654,7 @@ test_session_fresh (SessionFixture *f, gconstpointer data)
 
   /* Reports every 2 s: fresh for 3 intervals. */
   expect_report (f, h2, 4 * S);
-  g_assert_true (last_ev (f)->ev.report == NULL);   /* copied by feed() */
+  g_assert_true (last_ev (f)->ev.report == NULL); /* copied by feed() */
   g_assert_cmpint (mt_agent_session_fresh_limit (f->s), ==, 6 * S);
   g_assert_nonnull (mt_agent_session_latest (f->s, 10 * S));
   g_assert_null (mt_agent_session_latest (f->s, 10 * S + 1));
@@ -660,19 +666,19 @@ test_session_fresh (SessionFixture *f, gconstpointer data)
 /* The agent's side: a listening socket like QEMU's chardev, accepting one
  * connection at a time. */
 typedef struct {
-  char    *dir;
-  char    *path;
+  char *dir;
+  char *path;
   GSocket *listener;
   GSocket *conn;
-  GString *in;                 /* what the host sent on the current connection */
-  guint    accepts;
+  GString *in; /* what the host sent on the current connection */
+  guint accepts;
 } Fake;
 
 static void
 fake_listen (Fake *f)
 {
-  g_autoptr(GSocketAddress) address = g_unix_socket_address_new (f->path);
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GSocketAddress) address = g_unix_socket_address_new (f->path);
+  g_autoptr (GError) error = NULL;
 
   f->listener = g_socket_new (G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM, 0, &error);
   g_assert_no_error (error);
@@ -686,7 +692,7 @@ static Fake *
 fake_new (gboolean listen)
 {
   Fake *f = g_new0 (Fake, 1);
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
 
   f->dir = g_dir_make_tmp ("memtide-agent-link-XXXXXX", &error);
   g_assert_no_error (error);
@@ -750,7 +756,7 @@ fake_send (Fake *f, const char *data)
   gsize len = strlen (data);
 
   while (len > 0 && f->conn) {
-    g_autoptr(GError) error = NULL;
+    g_autoptr (GError) error = NULL;
     gssize n = g_socket_send (f->conn, data, len, NULL, &error);
 
     if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
@@ -816,12 +822,12 @@ typedef struct {
   gint64 first_violation;
   MtAgentProblem problem;
   gint64 backoff;
-  GArray *states;              /* MtAgentLinkState, each change */
+  GArray *states; /* MtAgentLinkState, each change */
   gboolean free_in_report;
-  guint64 host_size;           /* what on_host_view says */
-  guint handshakes;            /* accepts handshake() has used */
+  guint64 host_size; /* what on_host_view says */
+  guint handshakes;  /* accepts handshake() has used */
   /* A timer on the same loop: proof the loop stays responsive. */
-  guint  timer_fires;
+  guint timer_fires;
   gint64 timer_last;
   gint64 timer_max_gap;
 } LinkFixture;
@@ -871,7 +877,8 @@ on_host_view (MtAgentLink *link, guint64 *max, guint64 *current, gpointer data)
   *current = f->host_size;
 }
 
-static const MtAgentLinkCallbacks view_callbacks = { on_report, on_state, on_violation, on_host_view };
+static const MtAgentLinkCallbacks view_callbacks = { on_report, on_state, on_violation,
+                                                     on_host_view };
 
 static gboolean
 on_timer (gpointer data)
@@ -897,7 +904,7 @@ link_setup (LinkFixture *f, gconstpointer data)
   f->cfg.watchdog = 20 * MS;
   f->cfg.reply_grace = 100 * MS;
   f->cfg.session.fresh_min = 300 * MS;
-  f->cfg.session.fresh_intervals = 0;      /* the fake says 1 s; do not wait 3 */
+  f->cfg.session.fresh_intervals = 0; /* the fake says 1 s; do not wait 3 */
   f->fake = fake_new (data == NULL);
   f->states = g_array_new (FALSE, FALSE, sizeof (MtAgentLinkState));
 }
@@ -1018,7 +1025,7 @@ test_link_reports (LinkFixture *f, gconstpointer data)
   g_assert_true (st.connected);
   g_assert_true (st.alive);
   g_assert_cmpuint (st.connects, ==, 1);
-  g_assert_cmpuint (st.requests, ==, 1);          /* the hello */
+  g_assert_cmpuint (st.requests, ==, 1); /* the hello */
   g_assert_cmpuint (st.session.reports, ==, 2);
   g_assert_cmpuint (st.session.violations, ==, 0);
   g_assert_cmpuint (st.session.last_violation.code, ==, MT_AGENT_OK);
@@ -1140,7 +1147,7 @@ on_flood (gpointer data)
     guint64 seq = next_seq ();
     g_autofree char *tick = tick_line (seq, seq * 1000, NULL);
     if (!fake_send (fl->f->fake, tick))
-      fake_drop (fl->f->fake);        /* closed by the link: wait for the next */
+      fake_drop (fl->f->fake); /* closed by the link: wait for the next */
     else
       fl->sent++;
   }
@@ -1163,13 +1170,13 @@ test_link_flood (LinkFixture *f, gconstpointer data)
   g_source_remove (flood);
 
   mt_agent_link_get_stats (f->link, g_get_monotonic_time (), &st);
-  g_test_message ("flood: %u lines sent in 2 s over %u connections; the link took %"
-                  G_GUINT64_FORMAT " lines (%" G_GUINT64_FORMAT " reports), closed it %u times, "
-                  "the first time %.1f ms after the flood began; timer on the same loop: %u "
-                  "fires, largest gap %" G_GINT64_FORMAT " ms", fl.sent, f->fake->accepts,
-                  st.session.lines, st.session.reports, f->violations,
-                  (f->first_violation - fl.start) / 1000.0, f->timer_fires,
-                  f->timer_max_gap / 1000);
+  g_test_message (
+    "flood: %u lines sent in 2 s over %u connections; the link took %" G_GUINT64_FORMAT
+    " lines (%" G_GUINT64_FORMAT " reports), closed it %u times, "
+    "the first time %.1f ms after the flood began; timer on the same loop: %u "
+    "fires, largest gap %" G_GINT64_FORMAT " ms",
+    fl.sent, f->fake->accepts, st.session.lines, st.session.reports, f->violations,
+    (f->first_violation - fl.start) / 1000.0, f->timer_fires, f->timer_max_gap / 1000);
   /* Closed at once, then again after 200, 400, 800 ms of back-off (the
    * flood restarts before any hello, and counts there too). */
   g_assert_cmpuint (f->violations, >=, 3);
@@ -1263,7 +1270,7 @@ cond_reply (gpointer data)
 static guint
 last_request_id (Fake *fake, const char *op)
 {
-  g_auto(GStrv) lines = g_strsplit (fake->in->str, "\n", -1);
+  g_auto (GStrv) lines = g_strsplit (fake->in->str, "\n", -1);
   g_autofree char *needle = g_strdup_printf ("\"op\":\"%s\"", op);
   guint id = 0;
 
@@ -1289,7 +1296,7 @@ static void
 test_link_reclaim (LinkFixture *f, gconstpointer data)
 {
   ReplyLog log = { 0 };
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   ReqWait w = { f->fake, "reclaim" };
   g_autofree char *reply = NULL;
   MtAgentLinkStats st;
@@ -1297,31 +1304,35 @@ test_link_reclaim (LinkFixture *f, gconstpointer data)
 
   link_start (f);
   /* Before the agent is there: refused, user data freed. */
-  g_assert_cmpuint (mt_agent_link_reclaim (f->link, MT_MIB, FALSE, 1000, on_reply, &log,
-                                           on_reply_destroy, &error), ==, 0);
+  g_assert_cmpuint (
+    mt_agent_link_reclaim (f->link, MT_MIB, FALSE, 1000, on_reply, &log, on_reply_destroy, &error),
+    ==, 0);
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_CONNECTED);
   g_assert_cmpuint (log.destroyed, ==, 1);
   g_clear_error (&error);
   handshake (f, NULL);
 
   /* Out of range. */
-  g_assert_cmpuint (mt_agent_link_reclaim (f->link, 0, FALSE, 1000, NULL, NULL, NULL, &error), ==, 0);
+  g_assert_cmpuint (mt_agent_link_reclaim (f->link, 0, FALSE, 1000, NULL, NULL, NULL, &error), ==,
+                    0);
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
   g_clear_error (&error);
 
   /* A reply. */
-  id = mt_agent_link_reclaim (f->link, 64 * MT_MIB, FALSE, 2000, on_reply, &log,
-                              on_reply_destroy, &error);
+  id = mt_agent_link_reclaim (f->link, 64 * MT_MIB, FALSE, 2000, on_reply, &log, on_reply_destroy,
+                              &error);
   g_assert_no_error (error);
   g_assert_cmpuint (id, >, 0);
   g_assert_true (run_until (f->fake, cond_request, &w, 5000));
   g_assert_cmpuint (last_request_id (f->fake, "reclaim"), ==, id);
-  g_assert_nonnull (strstr (f->fake->in->str, "\"op\":\"reclaim\",\"bytes\":67108864,"
+  g_assert_nonnull (strstr (f->fake->in->str,
+                            "\"op\":\"reclaim\",\"bytes\":67108864,"
                             "\"allow_drop_caches\":false,\"timeout_ms\":2000}\n"));
   reply = g_strdup_printf ("{\"v\":1,\"type\":\"reply\",\"id\":%u,\"op\":\"reclaim\",\"ok\":true,"
                            "\"method\":\"memory.reclaim\",\"requested\":67108864,"
                            "\"reclaimed\":33554432,\"complete\":false,\"stopped_by\":\"EAGAIN\","
-                           "\"elapsed_ms\":12}\n", id);
+                           "\"elapsed_ms\":12}\n",
+                           id);
   fake_send (f->fake, reply);
   g_assert_true (run_until (f->fake, cond_reply, &log, 5000));
   g_assert_true (log.ok);
@@ -1333,7 +1344,7 @@ test_link_reclaim (LinkFixture *f, gconstpointer data)
   memset (&log, 0, sizeof log);
   id = mt_agent_link_reclaim (f->link, MT_MIB, FALSE, 50, on_reply, &log, on_reply_destroy, &error);
   g_assert_cmpuint (id, >, 0);
-  send_tick (f);               /* keep it alive meanwhile */
+  send_tick (f); /* keep it alive meanwhile */
   g_assert_true (run_until (f->fake, cond_reply, &log, 5000));
   g_assert_error (log.error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
   g_clear_error (&log.error);
@@ -1341,7 +1352,7 @@ test_link_reclaim (LinkFixture *f, gconstpointer data)
 
   /* A reply to an id nobody asked for is counted, not fatal. */
   fake_send (f->fake, "{\"v\":1,\"type\":\"reply\",\"id\":99999,\"op\":\"reclaim\",\"ok\":false,"
-             "\"error\":\"busy\"}\n");
+                      "\"error\":\"busy\"}\n");
   send_tick (f);
   run_for (f->fake, 100);
   mt_agent_link_get_stats (f->link, g_get_monotonic_time (), &st);
@@ -1350,7 +1361,8 @@ test_link_reclaim (LinkFixture *f, gconstpointer data)
 
   /* The link goes away with a request outstanding. */
   memset (&log, 0, sizeof log);
-  id = mt_agent_link_reclaim (f->link, MT_MIB, FALSE, 5000, on_reply, &log, on_reply_destroy, &error);
+  id =
+    mt_agent_link_reclaim (f->link, MT_MIB, FALSE, 5000, on_reply, &log, on_reply_destroy, &error);
   g_assert_cmpuint (id, >, 0);
   fake_drop (f->fake);
   g_assert_true (run_until (f->fake, cond_reply, &log, 5000));
@@ -1360,12 +1372,14 @@ test_link_reclaim (LinkFixture *f, gconstpointer data)
   /* A reply that does not match its request is a violation. */
   handshake (f, NULL);
   memset (&log, 0, sizeof log);
-  id = mt_agent_link_reclaim (f->link, 8 * MT_MIB, FALSE, 5000, on_reply, &log, on_reply_destroy, &error);
+  id = mt_agent_link_reclaim (f->link, 8 * MT_MIB, FALSE, 5000, on_reply, &log, on_reply_destroy,
+                              &error);
   g_assert_cmpuint (id, >, 0);
   g_free (reply);
   reply = g_strdup_printf ("{\"v\":1,\"type\":\"reply\",\"id\":%u,\"op\":\"reclaim\",\"ok\":true,"
                            "\"method\":\"memory.reclaim\",\"requested\":1,\"reclaimed\":1,"
-                           "\"complete\":true}\n", id);
+                           "\"complete\":true}\n",
+                           id);
   fake_send (f->fake, reply);
   g_assert_true (run_until (f->fake, cond_violation, f, 5000));
   g_assert_cmpint (f->problem.code, ==, MT_AGENT_ERR_INCONSISTENT);
@@ -1380,20 +1394,24 @@ test_link_reclaim (LinkFixture *f, gconstpointer data)
 static void
 test_link_reclaim_methods (LinkFixture *f, gconstpointer data)
 {
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
 
   link_start (f);
   handshake (f, "\"reclaim_methods\":[\"drop_caches\"]");
   /* Only drop_caches, and the policy does not allow it. */
-  g_assert_cmpuint (mt_agent_link_reclaim (f->link, MT_MIB, FALSE, 1000, NULL, NULL, NULL, &error), ==, 0);
+  g_assert_cmpuint (mt_agent_link_reclaim (f->link, MT_MIB, FALSE, 1000, NULL, NULL, NULL, &error),
+                    ==, 0);
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED);
   g_clear_error (&error);
-  g_assert_cmpuint (mt_agent_link_reclaim (f->link, MT_MIB, TRUE, 1000, NULL, NULL, NULL, &error), >, 0);
+  g_assert_cmpuint (mt_agent_link_reclaim (f->link, MT_MIB, TRUE, 1000, NULL, NULL, NULL, &error),
+                    >, 0);
   g_assert_no_error (error);
   /* At most max_pending wait. */
   for (guint i = 1; i < f->cfg.max_pending; i++)
-    g_assert_cmpuint (mt_agent_link_reclaim (f->link, MT_MIB, TRUE, 1000, NULL, NULL, NULL, &error), >, 0);
-  g_assert_cmpuint (mt_agent_link_reclaim (f->link, MT_MIB, TRUE, 1000, NULL, NULL, NULL, &error), ==, 0);
+    g_assert_cmpuint (mt_agent_link_reclaim (f->link, MT_MIB, TRUE, 1000, NULL, NULL, NULL, &error),
+                      >, 0);
+  g_assert_cmpuint (mt_agent_link_reclaim (f->link, MT_MIB, TRUE, 1000, NULL, NULL, NULL, &error),
+                    ==, 0);
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BUSY);
 }
 
@@ -1433,7 +1451,7 @@ test_link_host_view (LinkFixture *f, gconstpointer data)
   f->host_size = 256 * MT_MIB;
   f->link = mt_agent_link_new ("vm-test", f->fake->path, &f->cfg, &view_callbacks, f, NULL);
   handshake (f, NULL);
-  send_tick (f);               /* MemTotal 500000000: 477 MiB > 256 MiB */
+  send_tick (f); /* MemTotal 500000000: 477 MiB > 256 MiB */
   g_assert_true (run_until (f->fake, cond_reports, f, 5000));
   mt_agent_link_get_stats (f->link, g_get_monotonic_time (), &st);
   g_assert_cmpuint (st.session.disbelieved, ==, 1);
@@ -1446,7 +1464,8 @@ test_link_host_view (LinkFixture *f, gconstpointer data)
   g_assert_true (run_until (f->fake, cond_three_reports, f, 5000));
   mt_agent_link_get_stats (f->link, g_get_monotonic_time (), &st);
   g_assert_cmpuint (st.session.disbelieved, ==, 1);
-  g_assert_cmpuint (mt_agent_link_latest (f->link, g_get_monotonic_time ())->mem.total, ==, 500000000);
+  g_assert_cmpuint (mt_agent_link_latest (f->link, g_get_monotonic_time ())->mem.total, ==,
+                    500000000);
   g_assert_cmpuint (st.session.violations, ==, 0);
 }
 

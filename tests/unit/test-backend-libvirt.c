@@ -23,12 +23,12 @@
 
 #include "backend-libvirt.h"
 
-#define DEFAULT_URI      "test:///default"
-#define TEST_UUID        "6695eb01-f6a4-8304-79aa-97f2502e193f"   /* test:///default's domain */
-#define PLAIN_UUID       "11111111-1111-4111-8111-111111111111"
-#define VMEM_UUID        "22222222-2222-4222-8222-222222222222"
-#define OFF_UUID         "33333333-3333-4333-8333-333333333333"
-#define EVENT_TIMEOUT_S  5
+#define DEFAULT_URI     "test:///default"
+#define TEST_UUID       "6695eb01-f6a4-8304-79aa-97f2502e193f" /* test:///default's domain */
+#define PLAIN_UUID      "11111111-1111-4111-8111-111111111111"
+#define VMEM_UUID       "22222222-2222-4222-8222-222222222222"
+#define OFF_UUID        "33333333-3333-4333-8333-333333333333"
+#define EVENT_TIMEOUT_S 5
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (virDomain, virDomainFree)
 
@@ -50,7 +50,7 @@ static char *
 read_data (const char *name)
 {
   g_autofree char *path = g_test_build_filename (G_TEST_DIST, "data", "libvirt", name, NULL);
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   char *contents = NULL;
 
   g_file_get_contents (path, &contents, NULL, &error);
@@ -134,7 +134,7 @@ static MtBackend *
 connect_backend (const char *uri, Recorder *rec)
 {
   MtBackend *b = mt_backend_libvirt_new (uri);
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
 
   if (rec != NULL)
     recorder_init (rec, b);
@@ -149,8 +149,8 @@ static void
 test_parse_live_vmem (void)
 {
   g_autofree char *xml = read_data ("vmem-live.xml");
-  g_autoptr(GError) error = NULL;
-  g_autoptr(MtDomainInfo) info = mt_libvirt_parse_domain_xml (xml, &error);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (MtDomainInfo) info = mt_libvirt_parse_domain_xml (xml, &error);
 
   g_assert_no_error (error);
   g_assert_cmpstr (info->name, ==, "mtlv-probe-1");
@@ -162,8 +162,9 @@ test_parse_live_vmem (void)
   g_assert_cmpuint (info->vmem_requested, ==, 256 * MT_MIB);
   g_assert_cmpuint (info->vmem_plugged, ==, 256 * MT_MIB);
   g_assert_cmpstr (info->vmem_alias, ==, "virtiomem0");
-  g_assert_cmpstr (info->agent_socket, ==,
-                   "/var/lib/libvirt/qemu/channel/target/domain-1-mtlv-probe-1/org.memtide.agent.0");
+  g_assert_cmpstr (
+    info->agent_socket, ==,
+    "/var/lib/libvirt/qemu/channel/target/domain-1-mtlv-probe-1/org.memtide.agent.0");
   g_assert_null (info->metadata);
 }
 
@@ -179,8 +180,8 @@ test_parse_plain (void)
     "<target type='virtio' name='org.qemu.guest_agent.0'/></channel>"
     "<channel type='pty'><target type='virtio' name='org.memtide.agent.0'/></channel>"
     "</devices></domain>";
-  g_autoptr(GError) error = NULL;
-  g_autoptr(MtDomainInfo) info = mt_libvirt_parse_domain_xml (xml, &error);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (MtDomainInfo) info = mt_libvirt_parse_domain_xml (xml, &error);
 
   g_assert_no_error (error);
   g_assert_cmpstr (info->name, ==, "p");
@@ -200,7 +201,7 @@ test_parse_units (void)
     const char *memory;
     guint64 bytes;
   } cases[] = {
-    { "<memory>1024</memory>", MT_MIB },                       /* KiB by default */
+    { "<memory>1024</memory>", MT_MIB }, /* KiB by default */
     { "<memory unit='b'>4096</memory>", 4096 },
     { "<memory unit='bytes'>4096</memory>", 4096 },
     { "<memory unit='KB'>1000</memory>", 1000 * 1000 },
@@ -213,16 +214,15 @@ test_parse_units (void)
     { "<memory unit='KiB'> 2048 </memory>", 2 * MT_MIB },
   };
 
-  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
-    {
-      g_autofree char *xml = g_strdup_printf ("<domain><name>u</name><uuid>u-2</uuid>%s</domain>",
-                                              cases[i].memory);
-      g_autoptr(GError) error = NULL;
-      g_autoptr(MtDomainInfo) info = mt_libvirt_parse_domain_xml (xml, &error);
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++) {
+    g_autofree char *xml =
+      g_strdup_printf ("<domain><name>u</name><uuid>u-2</uuid>%s</domain>", cases[i].memory);
+    g_autoptr (GError) error = NULL;
+    g_autoptr (MtDomainInfo) info = mt_libvirt_parse_domain_xml (xml, &error);
 
-      g_assert_no_error (error);
-      g_assert_cmpuint (info->base_memory, ==, cases[i].bytes);
-    }
+    g_assert_no_error (error);
+    g_assert_cmpuint (info->base_memory, ==, cases[i].bytes);
+  }
 }
 
 static void
@@ -252,15 +252,14 @@ test_parse_errors (void)
       "domain XML of 'x': memory devices (1073741824 bytes) exceed <memory> (536870912 bytes)" },
   };
 
-  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
-    {
-      g_autoptr(GError) error = NULL;
-      g_autoptr(MtDomainInfo) info = mt_libvirt_parse_domain_xml (cases[i].xml, &error);
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++) {
+    g_autoptr (GError) error = NULL;
+    g_autoptr (MtDomainInfo) info = mt_libvirt_parse_domain_xml (cases[i].xml, &error);
 
-      g_assert_null (info);
-      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
-      g_assert_true (g_str_has_prefix (error->message, cases[i].message));
-    }
+    g_assert_null (info);
+    g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
+    g_assert_true (g_str_has_prefix (error->message, cases[i].message));
+  }
 }
 
 /* ---- pure: virtio-mem device XML ---- */
@@ -269,23 +268,24 @@ static void
 test_vmem_update_xml (void)
 {
   g_autofree char *xml = read_data ("vmem-live.xml");
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   g_autofree char *dev = mt_libvirt_vmem_update_xml (xml, 512 * MT_MIB, &error);
 
   g_assert_no_error (error);
   /* The device as libvirt 9.0 wants it: whole, with alias and address. */
-  g_assert_cmpstr (dev, ==,
-                   "<memory model=\"virtio-mem\">"
-                   "<target>"
-                   "<size unit=\"KiB\">1048576</size>"
-                   "<node>0</node>"
-                   "<block unit=\"KiB\">2048</block>"
-                   "<requested unit=\"KiB\">524288</requested>"
-                   "<current unit=\"KiB\">262144</current>"
-                   "</target>"
-                   "<alias name=\"virtiomem0\"/>"
-                   "<address type=\"pci\" domain=\"0x0000\" bus=\"0x00\" slot=\"0x04\" function=\"0x0\"/>"
-                   "</memory>");
+  g_assert_cmpstr (
+    dev, ==,
+    "<memory model=\"virtio-mem\">"
+    "<target>"
+    "<size unit=\"KiB\">1048576</size>"
+    "<node>0</node>"
+    "<block unit=\"KiB\">2048</block>"
+    "<requested unit=\"KiB\">524288</requested>"
+    "<current unit=\"KiB\">262144</current>"
+    "</target>"
+    "<alias name=\"virtiomem0\"/>"
+    "<address type=\"pci\" domain=\"0x0000\" bus=\"0x00\" slot=\"0x04\" function=\"0x0\"/>"
+    "</memory>");
 }
 
 static void
@@ -302,18 +302,17 @@ test_vmem_update_xml_refusals (void)
     { 1026 * MT_MIB, "above the virtio-mem device size (1024 MiB)" },
   };
 
-  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
-    {
-      g_autoptr(GError) error = NULL;
-      g_autofree char *dev = mt_libvirt_vmem_update_xml (xml, cases[i].requested, &error);
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++) {
+    g_autoptr (GError) error = NULL;
+    g_autofree char *dev = mt_libvirt_vmem_update_xml (xml, cases[i].requested, &error);
 
-      g_assert_null (dev);
-      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
-      g_assert_cmpstr (error->message, ==, cases[i].message);
-    }
+    g_assert_null (dev);
+    g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+    g_assert_cmpstr (error->message, ==, cases[i].message);
+  }
 
   {
-    g_autoptr(GError) error = NULL;
+    g_autoptr (GError) error = NULL;
     g_autofree char *dev = mt_libvirt_vmem_update_xml (plain, 0, &error);
 
     g_assert_null (dev);
@@ -345,25 +344,19 @@ params_from_real_guest (Params *p)
     const char *name;
     unsigned long long value;
   } stats[] = {
-    { "balloon.current", 671744 },
-    { "balloon.maximum", 1572864 },
-    { "balloon.swap_in", 12 },
-    { "balloon.swap_out", 34 },
-    { "balloon.major_fault", 5 },
-    { "balloon.minor_fault", 1276 },
-    { "balloon.unused", 596376 },
-    { "balloon.available", 628884 },
-    { "balloon.usable", 593800 },
-    { "balloon.last-update", 1795314450 },
-    { "balloon.disk_caches", 2416 },
-    { "balloon.rss", 204768 },
+    { "balloon.current", 671744 },   { "balloon.maximum", 1572864 },
+    { "balloon.swap_in", 12 },       { "balloon.swap_out", 34 },
+    { "balloon.major_fault", 5 },    { "balloon.minor_fault", 1276 },
+    { "balloon.unused", 596376 },    { "balloon.available", 628884 },
+    { "balloon.usable", 593800 },    { "balloon.last-update", 1795314450 },
+    { "balloon.disk_caches", 2416 }, { "balloon.rss", 204768 },
   };
   int max = 0;
 
-  *p = (Params) { 0 };
+  *p = (Params){ 0 };
   for (gsize i = 0; i < G_N_ELEMENTS (stats); i++)
-    g_assert_cmpint (virTypedParamsAddULLong (&p->params, &p->n, &max, stats[i].name,
-                                              stats[i].value), ==, 0);
+    g_assert_cmpint (
+      virTypedParamsAddULLong (&p->params, &p->n, &max, stats[i].name, stats[i].value), ==, 0);
 }
 
 static MtDomainInfo *
@@ -384,8 +377,8 @@ info_vmem (guint64 plugged)
 static void
 test_sample_from_stats (void)
 {
-  g_auto(Params) p;
-  g_autoptr(MtDomainInfo) info = info_vmem (256 * MT_MIB);
+  g_auto (Params) p;
+  g_autoptr (MtDomainInfo) info = info_vmem (256 * MT_MIB);
   MtVmSample s;
 
   params_from_real_guest (&p);
@@ -412,9 +405,9 @@ test_sample_from_stats (void)
 static void
 test_sample_from_stats_partial (void)
 {
-  g_auto(Params) p;
-  g_autoptr(MtDomainInfo) stale = info_vmem (0);
-  g_autoptr(MtDomainInfo) no_vmem = info_vmem (0);
+  g_auto (Params) p;
+  g_autoptr (MtDomainInfo) stale = info_vmem (0);
+  g_autoptr (MtDomainInfo) no_vmem = info_vmem (0);
   MtVmSample s;
 
   params_from_real_guest (&p);
@@ -489,27 +482,30 @@ test_bad_uri (void)
    * same whether or not a libvirtd runs on this machine (a plain
    * "bogus:///" is handed to libvirtd when one runs, and fails with
    * "connection refused" when none does). */
-  g_autoptr(MtBackend) b = mt_backend_libvirt_new ("test+bogus:///default");
-  g_autoptr(MtBackend) nosock = mt_backend_libvirt_new ("test+unix:///default?socket=/nonexistent/memtide.sock");
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GError) probe_error = NULL;
-  g_autoptr(GError) later_error = NULL;
-  g_autoptr(GError) collect_error = NULL;
+  g_autoptr (MtBackend) b = mt_backend_libvirt_new ("test+bogus:///default");
+  g_autoptr (MtBackend) nosock =
+    mt_backend_libvirt_new ("test+unix:///default?socket=/nonexistent/memtide.sock");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GError) probe_error = NULL;
+  g_autoptr (GError) later_error = NULL;
+  g_autoptr (GError) collect_error = NULL;
 
   g_assert_false (b->ops->connect (b, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
-  g_assert_cmpstr (error->message, ==,
-                   "cannot connect to libvirt at test+bogus:///default: invalid argument: remote_open: "
-                   "transport in URL not recognised (should be tls|unix|ssh|ext|tcp|libssh2|libssh)");
+  g_assert_cmpstr (
+    error->message, ==,
+    "cannot connect to libvirt at test+bogus:///default: invalid argument: remote_open: "
+    "transport in URL not recognised (should be tls|unix|ssh|ext|tcp|libssh2|libssh)");
 
   g_assert_cmpint (b->ops->probe (b, &probe_error), ==, MT_PROBE_NO);
   g_assert_nonnull (probe_error);
 
   /* A daemon that is not (yet) there is worth another try. */
   g_assert_cmpint (nosock->ops->probe (nosock, &later_error), ==, MT_PROBE_LATER);
-  g_assert_true (g_str_has_prefix (later_error->message,
-                                   "cannot connect to libvirt at test+unix:///default?socket=/nonexistent/memtide.sock: "
-                                   "Failed to connect socket to '/nonexistent/memtide.sock'"));
+  g_assert_true (g_str_has_prefix (
+    later_error->message,
+    "cannot connect to libvirt at test+unix:///default?socket=/nonexistent/memtide.sock: "
+    "Failed to connect socket to '/nonexistent/memtide.sock'"));
 
   g_assert_false (b->ops->collect (b, 0, collect_into, NULL, &collect_error));
   g_assert_error (collect_error, G_IO_ERROR, G_IO_ERROR_NOT_CONNECTED);
@@ -519,12 +515,11 @@ test_bad_uri (void)
 static MtDomainInfo *
 find_info (GPtrArray *infos, const char *uuid)
 {
-  for (guint i = 0; i < infos->len; i++)
-    {
-      MtDomainInfo *info = g_ptr_array_index (infos, i);
-      if (g_str_equal (info->uuid, uuid))
-        return info;
-    }
+  for (guint i = 0; i < infos->len; i++) {
+    MtDomainInfo *info = g_ptr_array_index (infos, i);
+    if (g_str_equal (info->uuid, uuid))
+      return info;
+  }
   return NULL;
 }
 
@@ -562,10 +557,10 @@ static void
 test_node_list (void)
 {
   g_autofree char *uri = node_uri ();
-  g_auto(Recorder) rec = { 0 };
-  g_autoptr(MtBackend) b = connect_backend (uri, &rec);
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GPtrArray) infos = NULL;
+  g_auto (Recorder) rec = { 0 };
+  g_autoptr (MtBackend) b = connect_backend (uri, &rec);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) infos = NULL;
   MtDomainInfo *plain;
 
   /* connect() announced the running domains, not 'off'. */
@@ -592,10 +587,10 @@ static void
 test_node_get_domain (void)
 {
   g_autofree char *uri = node_uri ();
-  g_autoptr(MtBackend) b = connect_backend (uri, NULL);
-  g_autoptr(GError) error = NULL;
-  g_autoptr(MtDomainInfo) vmem = b->ops->get_domain (b, VMEM_UUID, &error);
-  g_autoptr(MtDomainInfo) none = NULL;
+  g_autoptr (MtBackend) b = connect_backend (uri, NULL);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (MtDomainInfo) vmem = b->ops->get_domain (b, VMEM_UUID, &error);
+  g_autoptr (MtDomainInfo) none = NULL;
 
   g_assert_no_error (error);
   assert_node_vmem (vmem);
@@ -614,8 +609,8 @@ static GHashTable *
 collect_node (gboolean per_domain, MtVmSample **plain, MtVmSample **vmem)
 {
   g_autofree char *uri = node_uri ();
-  g_autoptr(MtBackend) b = NULL;
-  g_autoptr(GError) error = NULL;
+  g_autoptr (MtBackend) b = NULL;
+  g_autoptr (GError) error = NULL;
   GHashTable *samples = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
 
   if (per_domain)
@@ -636,7 +631,7 @@ static void
 test_node_collect (void)
 {
   MtVmSample *plain, *vmem;
-  g_autoptr(GHashTable) samples = collect_node (FALSE, &plain, &vmem);
+  g_autoptr (GHashTable) samples = collect_node (FALSE, &plain, &vmem);
 
   g_assert_cmpint (plain->time, ==, 1234);
   g_assert_cmpuint (plain->vmem_plugged, ==, 0);
@@ -656,7 +651,7 @@ static void
 test_node_collect_per_domain (void)
 {
   MtVmSample *plain, *vmem;
-  g_autoptr(GHashTable) samples = collect_node (TRUE, &plain, &vmem);
+  g_autoptr (GHashTable) samples = collect_node (TRUE, &plain, &vmem);
 
   g_assert_cmpint (plain->time, ==, 1234);
   g_assert_cmpuint (plain->balloon_actual, ==, 768 * MT_MIB);
@@ -676,11 +671,11 @@ static void
 test_node_set_balloon_refusals (void)
 {
   g_autofree char *uri = node_uri ();
-  g_autoptr(MtBackend) b = connect_backend (uri, NULL);
-  g_autoptr(GError) above_error = NULL;
-  g_autoptr(GError) off_error = NULL;
-  g_autoptr(GError) missing_error = NULL;
-  g_autoptr(GError) error = NULL;
+  g_autoptr (MtBackend) b = connect_backend (uri, NULL);
+  g_autoptr (GError) above_error = NULL;
+  g_autoptr (GError) off_error = NULL;
+  g_autoptr (GError) missing_error = NULL;
+  g_autoptr (GError) error = NULL;
 
   g_assert_false (b->ops->set_balloon (b, VMEM_UUID, 600 * MT_MIB, &above_error));
   g_assert_error (above_error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
@@ -700,8 +695,8 @@ test_node_set_balloon_refusals (void)
                    "libvirt refused to set balloon of domain 'off' to 256 MiB: "
                    "Requested operation is not valid: domain is not running");
 
-  g_assert_false (b->ops->set_balloon (b, "44444444-4444-4444-8444-444444444444", MT_MIB,
-                                       &missing_error));
+  g_assert_false (
+    b->ops->set_balloon (b, "44444444-4444-4444-8444-444444444444", MT_MIB, &missing_error));
   g_assert_error (missing_error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND);
 }
 
@@ -709,7 +704,7 @@ static void
 test_node_set_vmem (void)
 {
   g_autofree char *uri = node_uri ();
-  g_autoptr(MtBackend) b = connect_backend (uri, NULL);
+  g_autoptr (MtBackend) b = connect_backend (uri, NULL);
   static const struct {
     const char *uuid;
     guint64 requested;
@@ -731,14 +726,13 @@ test_node_set_vmem (void)
       "this function is not supported by the connection driver: virDomainUpdateDeviceFlags" },
   };
 
-  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
-    {
-      g_autoptr(GError) error = NULL;
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++) {
+    g_autoptr (GError) error = NULL;
 
-      g_assert_false (b->ops->set_vmem (b, cases[i].uuid, cases[i].requested, &error));
-      g_assert_error (error, G_IO_ERROR, cases[i].code);
-      g_assert_cmpstr (error->message, ==, cases[i].message);
-    }
+    g_assert_false (b->ops->set_vmem (b, cases[i].uuid, cases[i].requested, &error));
+    g_assert_error (error, G_IO_ERROR, cases[i].code);
+    g_assert_cmpstr (error->message, ==, cases[i].message);
+  }
 }
 
 /* test:///default is one driver per process: a second connection sees
@@ -746,11 +740,11 @@ test_node_set_vmem (void)
 static void
 test_default_set_balloon (void)
 {
-  g_autoptr(MtBackend) b = connect_backend (DEFAULT_URI, NULL);
-  g_autoptr(virConnect) conn = virConnectOpen (DEFAULT_URI);
-  g_autoptr(virDomain) dom = virDomainLookupByUUIDString (conn, TEST_UUID);
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GError) above_error = NULL;
+  g_autoptr (MtBackend) b = connect_backend (DEFAULT_URI, NULL);
+  g_autoptr (virConnect) conn = virConnectOpen (DEFAULT_URI);
+  g_autoptr (virDomain) dom = virDomainLookupByUUIDString (conn, TEST_UUID);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GError) above_error = NULL;
   virDomainInfo info;
 
   /* bytes -> KiB, rounded down */
@@ -776,13 +770,13 @@ test_default_set_balloon (void)
 static void
 test_default_events (void)
 {
-  g_auto(Recorder) rec = { 0 };
-  g_autoptr(MtBackend) b = connect_backend (DEFAULT_URI, &rec);
-  g_autoptr(virConnect) conn = virConnectOpen (DEFAULT_URI);
-  g_autoptr(virDomain) dom = NULL;
-  g_autoptr(GError) error = NULL;
-  g_autoptr(MtDomainInfo) info = NULL;
-  g_autoptr(MtDomainInfo) changed = NULL;
+  g_auto (Recorder) rec = { 0 };
+  g_autoptr (MtBackend) b = connect_backend (DEFAULT_URI, &rec);
+  g_autoptr (virConnect) conn = virConnectOpen (DEFAULT_URI);
+  g_autoptr (virDomain) dom = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (MtDomainInfo) info = NULL;
+  g_autoptr (MtDomainInfo) changed = NULL;
   const char *xml =
     "<domain type='test'><name>memtide-events</name>"
     "<uuid>55555555-5555-4555-8555-555555555555</uuid>"
@@ -800,9 +794,12 @@ test_default_events (void)
 
   /* Only our namespace counts as a policy change. */
   g_assert_cmpint (virDomainSetMetadata (dom, VIR_DOMAIN_METADATA_ELEMENT, "<other/>", "o",
-                                         "https://example.org/other", VIR_DOMAIN_AFFECT_LIVE), ==, 0);
-  g_assert_cmpint (virDomainSetMetadata (dom, VIR_DOMAIN_METADATA_ELEMENT, "<policy><max>1G</max></policy>",
-                                         "mt", MT_METADATA_NAMESPACE, VIR_DOMAIN_AFFECT_LIVE), ==, 0);
+                                         "https://example.org/other", VIR_DOMAIN_AFFECT_LIVE),
+                   ==, 0);
+  g_assert_cmpint (virDomainSetMetadata (dom, VIR_DOMAIN_METADATA_ELEMENT,
+                                         "<policy><max>1G</max></policy>", "mt",
+                                         MT_METADATA_NAMESPACE, VIR_DOMAIN_AFFECT_LIVE),
+                   ==, 0);
   wait_for_event (&rec, "CHANGED 55555555-5555-4555-8555-555555555555");
   g_assert_cmpuint (rec.events->len, ==, 2);
 

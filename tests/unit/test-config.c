@@ -12,10 +12,13 @@
 #define TIB (G_GUINT64_CONSTANT (1) << 40)
 
 /* On failure, show the whole message next to what it lacks. */
-#define assert_contains(haystack, needle) G_STMT_START {              \
-    if (strstr ((haystack), (needle)) == NULL)                        \
-      g_assert_cmpstr ((haystack), ==, (needle));                     \
-  } G_STMT_END
+#define assert_contains(haystack, needle)         \
+  G_STMT_START                                    \
+  {                                               \
+    if (strstr ((haystack), (needle)) == NULL)    \
+      g_assert_cmpstr ((haystack), ==, (needle)); \
+  }                                               \
+  G_STMT_END
 
 static char *
 data_path (const char *name)
@@ -33,7 +36,7 @@ shipped_path (const char *name)
 static char *
 make_tmp_dir (void)
 {
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   char *dir = g_dir_make_tmp ("memtide-test-config-XXXXXX", &error);
 
   g_assert_no_error (error);
@@ -43,21 +46,20 @@ make_tmp_dir (void)
 static void
 rm_tmp_dir (const char *dir)
 {
-  g_autoptr(GDir) d = g_dir_open (dir, 0, NULL);
+  g_autoptr (GDir) d = g_dir_open (dir, 0, NULL);
   const char *name;
 
-  while (d != NULL && (name = g_dir_read_name (d)) != NULL)
-    {
-      g_autofree char *path = g_build_filename (dir, name, NULL);
-      g_assert_no_errno (g_unlink (path));
-    }
+  while (d != NULL && (name = g_dir_read_name (d)) != NULL) {
+    g_autofree char *path = g_build_filename (dir, name, NULL);
+    g_assert_no_errno (g_unlink (path));
+  }
   g_assert_no_errno (g_rmdir (dir));
 }
 
 static char *
 write_file (const char *dir, const char *name, const char *data, gssize length)
 {
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   char *path = g_build_filename (dir, name, NULL);
 
   g_file_set_contents (path, data, length, &error);
@@ -104,7 +106,7 @@ test_size_parse (void)
 {
   static const struct {
     const char *text;
-    guint64     bytes;
+    guint64 bytes;
   } good[] = {
     { "0", 0 },
     { "0B", 0 },
@@ -119,9 +121,9 @@ test_size_parse (void)
     { "1.5G", 1536 * MIB },
     { "1.5GiB", 1536 * MIB },
     { "1T", TIB },
-    { "12 M", 12 * MIB },            /* a blank before the unit is fine */
+    { "12 M", 12 * MIB }, /* a blank before the unit is fine */
     { "12\tGiB", 12 * GIB },
-    { "0.1K", 102 },                 /* 102.4: fractions round down */
+    { "0.1K", 102 }, /* 102.4: fractions round down */
     { "1.5B", 1 },
     { "0.99999999999999999999999B", 0 },
     { "1.0000000000000000000000001T", TIB },
@@ -130,44 +132,61 @@ test_size_parse (void)
     { "16777215T", 16777215 * TIB },
     { "16777215.999999999999T", G_MAXUINT64 - (TIB / 1000000000000) },
   };
-  static const char * const bad[] = {
-    "", "-1G", "-0", "1", "512", "12X", "12MB", "12m", "12g", "1e3M", "0x10M",
-    ".5G", "1.G", "1..5G", "G", "1 G B", "+1G", "1G1", "one gig",
-    "18446744073709551616B", "16777216T", "99999999999999999999999999T",
-    "1G # comment", "inf", "nan",
+  static const char *const bad[] = {
+    "",
+    "-1G",
+    "-0",
+    "1",
+    "512",
+    "12X",
+    "12MB",
+    "12m",
+    "12g",
+    "1e3M",
+    "0x10M",
+    ".5G",
+    "1.G",
+    "1..5G",
+    "G",
+    "1 G B",
+    "+1G",
+    "1G1",
+    "one gig",
+    "18446744073709551616B",
+    "16777216T",
+    "99999999999999999999999999T",
+    "1G # comment",
+    "inf",
+    "nan",
   };
 
-  for (guint i = 0; i < G_N_ELEMENTS (good); i++)
-    {
-      g_autoptr(GError) error = NULL;
-      guint64 bytes = 42;
+  for (guint i = 0; i < G_N_ELEMENTS (good); i++) {
+    g_autoptr (GError) error = NULL;
+    guint64 bytes = 42;
 
-      g_test_message ("size “%s”", good[i].text);
-      g_assert_true (mt_parse_size (good[i].text, &bytes, &error));
-      g_assert_no_error (error);
-      if (i == G_N_ELEMENTS (good) - 1)
-        {
-          /* Floor of 16777215.999999999999 TiB: just below 2^64. */
-          g_assert_cmpuint (bytes, <=, G_MAXUINT64);
-          g_assert_cmpuint (bytes, >, 16777215 * TIB);
-        }
-      else
-        g_assert_cmpuint (bytes, ==, good[i].bytes);
-    }
+    g_test_message ("size “%s”", good[i].text);
+    g_assert_true (mt_parse_size (good[i].text, &bytes, &error));
+    g_assert_no_error (error);
+    if (i == G_N_ELEMENTS (good) - 1) {
+      /* Floor of 16777215.999999999999 TiB: just below 2^64. */
+      g_assert_cmpuint (bytes, <=, G_MAXUINT64);
+      g_assert_cmpuint (bytes, >, 16777215 * TIB);
+    } else
+      g_assert_cmpuint (bytes, ==, good[i].bytes);
+  }
 
-  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
-    {
-      g_autoptr(GError) error = NULL;
-      guint64 bytes = 42;
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++) {
+    g_autoptr (GError) error = NULL;
+    guint64 bytes = 42;
 
-      g_test_message ("size “%s”", bad[i]);
-      g_assert_false (mt_parse_size (bad[i], &bytes, &error));
-      g_assert_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_INVALID_SIZE);
-      g_assert_cmpuint (bytes, ==, 42);
-      if (*bad[i] != '\0')
-        assert_contains (error->message, bad[i]);
-      assert_contains (error->message, "expected");
-    }
+    g_test_message ("size “%s”", bad[i]);
+    g_assert_false (mt_parse_size (bad[i], &bytes, &error));
+    g_assert_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_INVALID_SIZE);
+    g_assert_cmpuint (bytes, ==, 42);
+    if (*bad[i] != '\0')
+      assert_contains (error->message, bad[i]);
+    assert_contains (error->message, "expected");
+  }
 }
 
 static void
@@ -177,28 +196,23 @@ test_size_messages (void)
     const char *text;
     const char *needle;
   } cases[] = {
-    { "-1G", "negative" },
-    { "512", "no unit" },
-    { "12MB", "unknown unit “MB”" },
-    { "12MB", "never MB" },
-    { "16777216T", "too large" },
-    { "", "empty value" },
+    { "-1G", "negative" },  { "512", "no unit" },         { "12MB", "unknown unit “MB”" },
+    { "12MB", "never MB" }, { "16777216T", "too large" }, { "", "empty value" },
   };
 
-  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
-    {
-      g_autoptr(GError) error = NULL;
-      guint64 bytes;
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+    g_autoptr (GError) error = NULL;
+    guint64 bytes;
 
-      g_assert_false (mt_parse_size (cases[i].text, &bytes, &error));
-      assert_contains (error->message, cases[i].needle);
-    }
+    g_assert_false (mt_parse_size (cases[i].text, &bytes, &error));
+    assert_contains (error->message, cases[i].needle);
+  }
 }
 
 static void
 test_size_or_percent (void)
 {
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   MtSize size;
 
   g_assert_true (mt_parse_size_or_percent ("50%", &size, &error));
@@ -228,13 +242,13 @@ test_percent_parse (void)
 {
   static const struct {
     const char *text;
-    double      percent;
+    double percent;
   } good[] = {
-    { "0%", 0 }, { "100%", 100 }, { "100.0%", 100 }, { "12.5%", 12.5 },
-    { "5 %", 5 }, { "-0%", 0 }, { "0.001%", 0.001 },
+    { "0%", 0 },  { "100%", 100 }, { "100.0%", 100 },   { "12.5%", 12.5 },
+    { "5 %", 5 }, { "-0%", 0 },    { "0.001%", 0.001 },
   };
   static const struct {
-    const char   *text;
+    const char *text;
     MtConfigError code;
   } bad[] = {
     { "10", MT_CONFIG_ERROR_INVALID_PERCENT },
@@ -248,25 +262,23 @@ test_percent_parse (void)
     { "1000000000000000000000%", MT_CONFIG_ERROR_OUT_OF_RANGE },
   };
 
-  for (guint i = 0; i < G_N_ELEMENTS (good); i++)
-    {
-      g_autoptr(GError) error = NULL;
-      double v = -1;
+  for (guint i = 0; i < G_N_ELEMENTS (good); i++) {
+    g_autoptr (GError) error = NULL;
+    double v = -1;
 
-      g_assert_true (mt_parse_percent (good[i].text, &v, &error));
-      g_assert_no_error (error);
-      g_assert_cmpfloat_with_epsilon (v, good[i].percent, 1e-12);
-    }
-  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
-    {
-      g_autoptr(GError) error = NULL;
-      double v = -1;
+    g_assert_true (mt_parse_percent (good[i].text, &v, &error));
+    g_assert_no_error (error);
+    g_assert_cmpfloat_with_epsilon (v, good[i].percent, 1e-12);
+  }
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++) {
+    g_autoptr (GError) error = NULL;
+    double v = -1;
 
-      g_test_message ("percent “%s”", bad[i].text);
-      g_assert_false (mt_parse_percent (bad[i].text, &v, &error));
-      g_assert_error (error, MT_CONFIG_ERROR, (gint) bad[i].code);
-      g_assert_cmpfloat (v, ==, -1);
-    }
+    g_test_message ("percent “%s”", bad[i].text);
+    g_assert_false (mt_parse_percent (bad[i].text, &v, &error));
+    g_assert_error (error, MT_CONFIG_ERROR, (gint) bad[i].code);
+    g_assert_cmpfloat (v, ==, -1);
+  }
 }
 
 static void
@@ -274,7 +286,7 @@ test_duration_parse (void)
 {
   static const struct {
     const char *text;
-    gint64      usec;
+    gint64 usec;
   } good[] = {
     { "0", 0 },
     { "0s", 0 },
@@ -291,51 +303,58 @@ test_duration_parse (void)
     { "9223372036854775807us", G_MAXINT64 },
     { "2562047788h", G_GINT64_CONSTANT (2562047788) * 3600 * G_USEC_PER_SEC },
   };
-  static const char * const bad[] = {
-    "", "2", "-1s", "2x", "2S", "2 sec", "s", "1.s", "9223372036854775808us",
-    "2562047789h", "99999999999999999999999h", "1s1",
+  static const char *const bad[] = {
+    "",
+    "2",
+    "-1s",
+    "2x",
+    "2S",
+    "2 sec",
+    "s",
+    "1.s",
+    "9223372036854775808us",
+    "2562047789h",
+    "99999999999999999999999h",
+    "1s1",
   };
 
-  for (guint i = 0; i < G_N_ELEMENTS (good); i++)
-    {
-      g_autoptr(GError) error = NULL;
-      gint64 v = -1;
+  for (guint i = 0; i < G_N_ELEMENTS (good); i++) {
+    g_autoptr (GError) error = NULL;
+    gint64 v = -1;
 
-      g_test_message ("duration “%s”", good[i].text);
-      g_assert_true (mt_parse_duration (good[i].text, &v, &error));
-      g_assert_no_error (error);
-      g_assert_cmpint (v, ==, good[i].usec);
-    }
-  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
-    {
-      g_autoptr(GError) error = NULL;
-      gint64 v = -1;
+    g_test_message ("duration “%s”", good[i].text);
+    g_assert_true (mt_parse_duration (good[i].text, &v, &error));
+    g_assert_no_error (error);
+    g_assert_cmpint (v, ==, good[i].usec);
+  }
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++) {
+    g_autoptr (GError) error = NULL;
+    gint64 v = -1;
 
-      g_test_message ("duration “%s”", bad[i]);
-      g_assert_false (mt_parse_duration (bad[i], &v, &error));
-      g_assert_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_INVALID_DURATION);
-      g_assert_cmpint (v, ==, -1);
-      assert_contains (error->message, "expected");
-    }
+    g_test_message ("duration “%s”", bad[i]);
+    g_assert_false (mt_parse_duration (bad[i], &v, &error));
+    g_assert_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_INVALID_DURATION);
+    g_assert_cmpint (v, ==, -1);
+    assert_contains (error->message, "expected");
+  }
 }
 
 static void
 test_boolean_number_mechanism (void)
 {
-  static const char * const yes[] = { "true", "True", "yes", "on", "1" };
-  static const char * const no[] = { "false", "FALSE", "no", "off", "0" };
-  g_autoptr(GError) error = NULL;
+  static const char *const yes[] = { "true", "True", "yes", "on", "1" };
+  static const char *const no[] = { "false", "FALSE", "no", "off", "0" };
+  g_autoptr (GError) error = NULL;
   gboolean b;
   guint64 n;
   MtMechanism m;
 
-  for (guint i = 0; i < G_N_ELEMENTS (yes); i++)
-    {
-      g_assert_true (mt_parse_boolean (yes[i], &b, NULL));
-      g_assert_true (b);
-      g_assert_true (mt_parse_boolean (no[i], &b, NULL));
-      g_assert_false (b);
-    }
+  for (guint i = 0; i < G_N_ELEMENTS (yes); i++) {
+    g_assert_true (mt_parse_boolean (yes[i], &b, NULL));
+    g_assert_true (b);
+    g_assert_true (mt_parse_boolean (no[i], &b, NULL));
+    g_assert_false (b);
+  }
   g_assert_false (mt_parse_boolean ("2", &b, &error));
   g_assert_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_INVALID_BOOLEAN);
   g_clear_error (&error);
@@ -351,13 +370,12 @@ test_boolean_number_mechanism (void)
   g_assert_false (mt_parse_uint ("99999999999999999999999", 1, 1000000, &n, &error));
   g_assert_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_OUT_OF_RANGE);
   g_clear_error (&error);
-  for (guint i = 0; i < 5; i++)
-    {
-      static const char * const not_numbers[] = { "", "-1", "1.5", "1e3", "12 " };
-      g_assert_false (mt_parse_uint (not_numbers[i], 1, 10, &n, &error));
-      g_assert_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_INVALID_NUMBER);
-      g_clear_error (&error);
-    }
+  for (guint i = 0; i < 5; i++) {
+    static const char *const not_numbers[] = { "", "-1", "1.5", "1e3", "12 " };
+    g_assert_false (mt_parse_uint (not_numbers[i], 1, 10, &n, &error));
+    g_assert_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_INVALID_NUMBER);
+    g_clear_error (&error);
+  }
 
   g_assert_true (mt_parse_mechanism ("virtio-mem", &m, NULL));
   g_assert_cmpint (m, ==, MT_MECH_VIRTIO_MEM);
@@ -371,11 +389,10 @@ test_boolean_number_mechanism (void)
   g_assert_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_INVALID_MECHANISM);
   g_assert_null (strstr (error->message, "did you mean"));
 
-  for (MtMechanism i = MT_MECH_AUTO; i <= MT_MECH_NONE; i++)
-    {
-      g_assert_true (mt_mechanism_from_string (mt_mechanism_to_string (i), &m));
-      g_assert_cmpint (m, ==, i);
-    }
+  for (MtMechanism i = MT_MECH_AUTO; i <= MT_MECH_NONE; i++) {
+    g_assert_true (mt_mechanism_from_string (mt_mechanism_to_string (i), &m));
+    g_assert_cmpint (m, ==, i);
+  }
   g_assert_cmpstr (mt_mechanism_to_string (99), ==, "invalid");
 }
 
@@ -383,39 +400,47 @@ static void
 test_format (void)
 {
   static const struct {
-    guint64     bytes;
+    guint64 bytes;
     const char *text;
   } sizes[] = {
-    { 0, "0" }, { 7, "7B" }, { KIB, "1K" }, { 1536 * MIB, "1536M" }, { GIB, "1G" },
-    { 3 * TIB, "3T" }, { G_MAXUINT64, "18446744073709551615B" },
+    { 0, "0" },
+    { 7, "7B" },
+    { KIB, "1K" },
+    { 1536 * MIB, "1536M" },
+    { GIB, "1G" },
+    { 3 * TIB, "3T" },
+    { G_MAXUINT64, "18446744073709551615B" },
   };
   static const struct {
-    gint64      usec;
+    gint64 usec;
     const char *text;
   } durations[] = {
-    { 0, "0" }, { 7, "7us" }, { 1500, "1500us" }, { 500000, "500ms" },
-    { 2 * G_USEC_PER_SEC, "2s" }, { 90 * G_USEC_PER_SEC, "90s" },
-    { 120 * G_USEC_PER_SEC, "2m" }, { G_GINT64_CONSTANT (7200000000), "2h" },
+    { 0, "0" },
+    { 7, "7us" },
+    { 1500, "1500us" },
+    { 500000, "500ms" },
+    { 2 * G_USEC_PER_SEC, "2s" },
+    { 90 * G_USEC_PER_SEC, "90s" },
+    { 120 * G_USEC_PER_SEC, "2m" },
+    { G_GINT64_CONSTANT (7200000000), "2h" },
   };
 
-  for (guint i = 0; i < G_N_ELEMENTS (sizes); i++)
-    {
-      g_autofree char *text = mt_format_size (sizes[i].bytes);
-      guint64 back;
+  for (guint i = 0; i < G_N_ELEMENTS (sizes); i++) {
+    g_autofree char *text = mt_format_size (sizes[i].bytes);
+    guint64 back;
 
-      g_assert_cmpstr (text, ==, sizes[i].text);
-      g_assert_true (mt_parse_size (text, &back, NULL));
-      g_assert_cmpuint (back, ==, sizes[i].bytes);
-    }
-  for (guint i = 0; i < G_N_ELEMENTS (durations); i++)
-    {
-      g_autofree char *text = mt_format_duration (durations[i].usec);
-      gint64 back;
+    g_assert_cmpstr (text, ==, sizes[i].text);
+    g_assert_true (mt_parse_size (text, &back, NULL));
+    g_assert_cmpuint (back, ==, sizes[i].bytes);
+  }
+  for (guint i = 0; i < G_N_ELEMENTS (durations); i++) {
+    g_autofree char *text = mt_format_duration (durations[i].usec);
+    gint64 back;
 
-      g_assert_cmpstr (text, ==, durations[i].text);
-      g_assert_true (mt_parse_duration (text, &back, NULL));
-      g_assert_cmpint (back, ==, durations[i].usec);
-    }
+    g_assert_cmpstr (text, ==, durations[i].text);
+    g_assert_true (mt_parse_duration (text, &back, NULL));
+    g_assert_cmpint (back, ==, durations[i].usec);
+  }
   {
     g_autofree char *p1 = mt_format_percent (25);
     g_autofree char *p2 = mt_format_percent (12.5);
@@ -427,7 +452,7 @@ test_format (void)
 static void
 test_suggest (void)
 {
-  static const char * const words[] = { "min", "max", "headroom", "pressure-target" };
+  static const char *const words[] = { "min", "max", "headroom", "pressure-target" };
   g_autofree char *long_word = g_strnfill (10000, 'x');
 
   g_assert_cmpstr (mt_suggest ("mni", words, 4), ==, "min");
@@ -465,18 +490,18 @@ test_percent_resolution (void)
 
   mt_vm_policy_init_defaults (&p);
   mt_vm_policy_resolve_bounds (&p, 4 * GIB, &min, &max);
-  g_assert_cmpuint (min, ==, GIB);                    /* 25% */
-  g_assert_cmpuint (max, ==, 4 * GIB);                /* 100% */
+  g_assert_cmpuint (min, ==, GIB);     /* 25% */
+  g_assert_cmpuint (max, ==, 4 * GIB); /* 100% */
 
   /* Mixed units cannot be checked at load time; max wins. */
-  p.min = (MtSize) { .is_percent = TRUE, .percent = 60 };
-  p.max = (MtSize) { .is_percent = FALSE, .bytes = GIB };
+  p.min = (MtSize){ .is_percent = TRUE, .percent = 60 };
+  p.max = (MtSize){ .is_percent = FALSE, .bytes = GIB };
   mt_vm_policy_resolve_bounds (&p, 4 * GIB, &min, &max);
   g_assert_cmpuint (min, ==, GIB);
   g_assert_cmpuint (max, ==, GIB);
 
   /* max above the domain's size is capped at it. */
-  p.min = (MtSize) { .is_percent = FALSE, .bytes = 512 * MIB };
+  p.min = (MtSize){ .is_percent = FALSE, .bytes = 512 * MIB };
   p.max = abs;
   mt_vm_policy_resolve_bounds (&p, 4 * GIB, &min, &max);
   g_assert_cmpuint (min, ==, 512 * MIB);
@@ -486,67 +511,112 @@ test_percent_resolution (void)
 /* ---- loading errors ------------------------------------------------ */
 
 typedef struct {
-  const char   *file;
+  const char *file;
   MtConfigError code;
-  guint         line;
-  const char   *needles[4];
+  guint line;
+  const char *needles[4];
 } ErrorCase;
 
 static const ErrorCase error_cases[] = {
-  { "bad-size.conf", MT_CONFIG_ERROR_INVALID_SIZE, 6,
+  { "bad-size.conf",
+    MT_CONFIG_ERROR_INVALID_SIZE,
+    6,
     { "[vm web-*] min:", "“12X”", "unknown unit “X”", "expected" } },
-  { "unknown-key.conf", MT_CONFIG_ERROR_UNKNOWN_KEY, 6,
+  { "unknown-key.conf",
+    MT_CONFIG_ERROR_UNKNOWN_KEY,
+    6,
     { "[vm *] mni:", "unknown key", "did you mean “min”?", "expected one of min, max" } },
-  { "host-key-in-vm.conf", MT_CONFIG_ERROR_UNKNOWN_KEY, 3,
+  { "host-key-in-vm.conf",
+    MT_CONFIG_ERROR_UNKNOWN_KEY,
+    3,
     { "[vm *] reserve:", "belongs in [host]" } },
-  { "unknown-group.conf", MT_CONFIG_ERROR_UNKNOWN_GROUP, 4,
+  { "unknown-group.conf",
+    MT_CONFIG_ERROR_UNKNOWN_GROUP,
+    4,
     { "[hots]", "did you mean [host]?", "expected [host] or [vm GLOB]" } },
-  { "vm-group-no-space.conf", MT_CONFIG_ERROR_UNKNOWN_GROUP, 1,
+  { "vm-group-no-space.conf",
+    MT_CONFIG_ERROR_UNKNOWN_GROUP,
+    1,
     { "[vm-web]", "one space, then a glob" } },
-  { "bad-glob-empty.conf", MT_CONFIG_ERROR_BAD_GLOB, 2,
-    { "[vm]", "no glob", "[vm *]" } },
-  { "bad-glob-slash.conf", MT_CONFIG_ERROR_BAD_GLOB, 4,
+  { "bad-glob-empty.conf", MT_CONFIG_ERROR_BAD_GLOB, 2, { "[vm]", "no glob", "[vm *]" } },
+  { "bad-glob-slash.conf",
+    MT_CONFIG_ERROR_BAD_GLOB,
+    4,
     { "[vm web/01]", "“web/01”", "forbids “/”" } },
-  { "min-above-max.conf", MT_CONFIG_ERROR_MIN_ABOVE_MAX, 2,
+  { "min-above-max.conf",
+    MT_CONFIG_ERROR_MIN_ABOVE_MAX,
+    2,
     { "[vm big-*] min:", "“4G”", "max “2G” (line 3)", "expected min <= max" } },
-  { "min-above-max-percent.conf", MT_CONFIG_ERROR_MIN_ABOVE_MAX, 4,
+  { "min-above-max-percent.conf",
+    MT_CONFIG_ERROR_MIN_ABOVE_MAX,
+    4,
     { "[vm *] min:", "“60%”", "“50%” (line 2)" } },
-  { "shares-zero.conf", MT_CONFIG_ERROR_OUT_OF_RANGE, 2,
+  { "shares-zero.conf",
+    MT_CONFIG_ERROR_OUT_OF_RANGE,
+    2,
     { "[vm *] shares:", "“0”", "from 1 to 1000000" } },
-  { "shares-huge.conf", MT_CONFIG_ERROR_OUT_OF_RANGE, 2,
+  { "shares-huge.conf",
+    MT_CONFIG_ERROR_OUT_OF_RANGE,
+    2,
     { "[vm *] shares:", "“1000001”", "from 1 to 1000000" } },
-  { "shares-not-number.conf", MT_CONFIG_ERROR_INVALID_NUMBER, 2,
+  { "shares-not-number.conf",
+    MT_CONFIG_ERROR_INVALID_NUMBER,
+    2,
     { "[vm *] shares:", "“lots”", "whole number" } },
-  { "bad-mechanism.conf", MT_CONFIG_ERROR_INVALID_MECHANISM, 5,
+  { "bad-mechanism.conf",
+    MT_CONFIG_ERROR_INVALID_MECHANISM,
+    5,
     { "[vm mem-*] mechanism:", "“virtiomem”", "did you mean “virtio-mem”?" } },
-  { "bad-duration.conf", MT_CONFIG_ERROR_INVALID_DURATION, 3,
+  { "bad-duration.conf",
+    MT_CONFIG_ERROR_INVALID_DURATION,
+    3,
     { "[host] tick-interval:", "“2”", "no unit", "500ms" } },
-  { "duration-out-of-range.conf", MT_CONFIG_ERROR_OUT_OF_RANGE, 2,
+  { "duration-out-of-range.conf",
+    MT_CONFIG_ERROR_OUT_OF_RANGE,
+    2,
     { "[host] tick-interval:", "“1h”", "expected 100ms to 10m" } },
-  { "stuck-below-tick.conf", MT_CONFIG_ERROR_OUT_OF_RANGE, 3,
+  { "stuck-below-tick.conf",
+    MT_CONFIG_ERROR_OUT_OF_RANGE,
+    3,
     { "[host] stuck-timeout:", "“2s” is shorter than tick-interval “5s”",
       "stuck-below-tick.conf:2 [host]" } },
-  { "bad-boolean.conf", MT_CONFIG_ERROR_INVALID_BOOLEAN, 2,
+  { "bad-boolean.conf",
+    MT_CONFIG_ERROR_INVALID_BOOLEAN,
+    2,
     { "[host] dry-run:", "“maybe”", "true or false" } },
-  { "bad-percent.conf", MT_CONFIG_ERROR_INVALID_PERCENT, 2,
+  { "bad-percent.conf",
+    MT_CONFIG_ERROR_INVALID_PERCENT,
+    2,
     { "[vm *] pressure-target:", "“10”", "e.g. 10%" } },
-  { "percent-out-of-range.conf", MT_CONFIG_ERROR_OUT_OF_RANGE, 2,
+  { "percent-out-of-range.conf",
+    MT_CONFIG_ERROR_OUT_OF_RANGE,
+    2,
     { "[vm *] max:", "“150%”", "0% to 100%" } },
-  { "bad-rate.conf", MT_CONFIG_ERROR_OUT_OF_RANGE, 2,
+  { "bad-rate.conf",
+    MT_CONFIG_ERROR_OUT_OF_RANGE,
+    2,
     { "[host] max-shrink-rate:", "“0”", "never let a VM shrink" } },
-  { "duplicate-key.conf", MT_CONFIG_ERROR_DUPLICATE_KEY, 4,
+  { "duplicate-key.conf",
+    MT_CONFIG_ERROR_DUPLICATE_KEY,
+    4,
     { "[vm *] min:", "second time", "first on line 2" } },
-  { "duplicate-group.conf", MT_CONFIG_ERROR_DUPLICATE_GROUP, 7,
+  { "duplicate-group.conf",
+    MT_CONFIG_ERROR_DUPLICATE_GROUP,
+    7,
     { "[vm web-*]", "first on line 1", "merge" } },
-  { "syntax.conf", MT_CONFIG_ERROR_SYNTAX, 3,
+  { "syntax.conf",
+    MT_CONFIG_ERROR_SYNTAX,
+    3,
     { "“this line is neither a group nor a key”", "key = value" } },
-  { "key-before-group.conf", MT_CONFIG_ERROR_SYNTAX, 2,
-    { "“reserve”", "before any group" } },
-  { "bad-escape.conf", MT_CONFIG_ERROR_SYNTAX, 2,
+  { "key-before-group.conf", MT_CONFIG_ERROR_SYNTAX, 2, { "“reserve”", "before any group" } },
+  { "bad-escape.conf",
+    MT_CONFIG_ERROR_SYNTAX,
+    2,
     { "[vm *] min:", "cannot be interpreted", "two for a literal backslash" } },
-  { "localized-key.conf", MT_CONFIG_ERROR_SYNTAX, 2,
-    { "“min[de]”", "localized keys" } },
-  { "comment-after-value.conf", MT_CONFIG_ERROR_INVALID_SIZE, 2,
+  { "localized-key.conf", MT_CONFIG_ERROR_SYNTAX, 2, { "“min[de]”", "localized keys" } },
+  { "comment-after-value.conf",
+    MT_CONFIG_ERROR_INVALID_SIZE,
+    2,
     { "[vm *] min:", "“1G   # one gigabyte”", "line of their own" } },
 };
 
@@ -578,10 +648,10 @@ test_error_case (gconstpointer data)
 {
   const ErrorCase *c = data;
   g_autofree char *path = data_path (c->file);
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GError) dir_error = NULL;
-  g_autoptr(MtConfig) config = mt_config_load (path, NULL, &error);
-  g_autoptr(MtConfig) config2 = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GError) dir_error = NULL;
+  g_autoptr (MtConfig) config = mt_config_load (path, NULL, &error);
+  g_autoptr (MtConfig) config2 = NULL;
   g_autofree char *dir = make_tmp_dir ();
   g_autofree char *copy = NULL;
   g_autofree char *contents = NULL;
@@ -609,9 +679,9 @@ static void
 test_error_many (void)
 {
   g_autofree char *path = data_path ("errors/many-errors.conf");
-  g_autoptr(GError) error = NULL;
-  g_autoptr(MtConfig) config = mt_config_load (path, NULL, &error);
-  g_auto(GStrv) lines = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (MtConfig) config = mt_config_load (path, NULL, &error);
+  g_auto (GStrv) lines = NULL;
 
   g_assert_null (config);
   /* The code is the first problem's; the message lists all of them. */
@@ -632,8 +702,8 @@ test_error_bytes (void)
   static const struct {
     const char *name;
     const char *data;
-    gssize      length;
-    guint       line;
+    gssize length;
+    guint line;
     const char *needle;
   } cases[] = {
     { "nul.conf", NUL_DATA, sizeof NUL_DATA - 1, 2, "NUL byte" },
@@ -646,21 +716,20 @@ test_error_bytes (void)
     { "crlf.conf", "[host]\r\nreserve = 1X\r\n", -1, 2, "“1X”" },
   };
 
-  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
-    {
-      g_autofree char *dir = make_tmp_dir ();
-      g_autofree char *path = write_file (dir, cases[i].name, cases[i].data, cases[i].length);
-      g_autoptr(GError) error = NULL;
-      g_autoptr(MtConfig) config = mt_config_load (path, NULL, &error);
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+    g_autofree char *dir = make_tmp_dir ();
+    g_autofree char *path = write_file (dir, cases[i].name, cases[i].data, cases[i].length);
+    g_autoptr (GError) error = NULL;
+    g_autoptr (MtConfig) config = mt_config_load (path, NULL, &error);
 
-      g_test_message ("case %s", cases[i].name);
-      g_assert_null (config);
-      assert_error_at (error, strstr (cases[i].name, "crlf") ? MT_CONFIG_ERROR_INVALID_SIZE
-                                                             : MT_CONFIG_ERROR_SYNTAX,
-                       path, cases[i].line);
-      assert_contains (error->message, cases[i].needle);
-      rm_tmp_dir (dir);
-    }
+    g_test_message ("case %s", cases[i].name);
+    g_assert_null (config);
+    assert_error_at (
+      error, strstr (cases[i].name, "crlf") ? MT_CONFIG_ERROR_INVALID_SIZE : MT_CONFIG_ERROR_SYNTAX,
+      path, cases[i].line);
+    assert_contains (error->message, cases[i].needle);
+    rm_tmp_dir (dir);
+  }
 }
 
 static void
@@ -669,8 +738,8 @@ test_error_read (void)
   g_autofree char *dir = make_tmp_dir ();
   g_autofree char *missing = g_build_filename (dir, "missing.conf", NULL);
   g_autofree char *file = write_file (dir, "file.conf", "[host]\n", -1);
-  g_autoptr(GError) error = NULL;
-  g_autoptr(MtConfig) config = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (MtConfig) config = NULL;
 
   /* A missing default file: the daemon must not start on nothing. */
   config = mt_config_load (missing, NULL, &error);
@@ -712,16 +781,17 @@ test_glob_forms (void)
                                       "[vm build server]\nshares = 11\n"
                                       "[vm db-0?]\nshares = 12\n"
                                       "[vm   spaced-*  ]\nshares = 13\n"
-                                      "[vm web-*]\nshares = 14\n", -1);
-  g_autoptr(GError) error = NULL;
-  g_autoptr(MtConfig) config = mt_config_load (good, NULL, &error);
+                                      "[vm web-*]\nshares = 14\n",
+                                      -1);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (MtConfig) config = mt_config_load (good, NULL, &error);
   static const struct {
     const char *name;
-    guint       shares;
+    guint shares;
   } matches[] = {
-    { "build server", 11 }, { "build", 1000 }, { "db-01", 12 }, { "db-0x", 12 },
-    { "db-010", 1000 }, { "db-0", 1000 }, { "spaced-", 13 }, { "spaced-x y", 13 },
-    { "web-", 14 }, { "Web-1", 1000 }, { "xweb-1", 1000 },
+    { "build server", 11 }, { "build", 1000 }, { "db-01", 12 },    { "db-0x", 12 },
+    { "db-010", 1000 },     { "db-0", 1000 },  { "spaced-", 13 },  { "spaced-x y", 13 },
+    { "web-", 14 },         { "Web-1", 1000 }, { "xweb-1", 1000 },
   };
   static const struct {
     const char *group;
@@ -734,27 +804,25 @@ test_glob_forms (void)
   };
 
   g_assert_no_error (error);
-  for (guint i = 0; i < G_N_ELEMENTS (matches); i++)
-    {
-      MtVmPolicy p;
+  for (guint i = 0; i < G_N_ELEMENTS (matches); i++) {
+    MtVmPolicy p;
 
-      g_test_message ("domain “%s”", matches[i].name);
-      g_assert_true (mt_config_resolve_vm (config, matches[i].name, NULL, &p, NULL));
-      g_assert_cmpuint (p.shares, ==, matches[i].shares);
-    }
+    g_test_message ("domain “%s”", matches[i].name);
+    g_assert_true (mt_config_resolve_vm (config, matches[i].name, NULL, &p, NULL));
+    g_assert_cmpuint (p.shares, ==, matches[i].shares);
+  }
 
-  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
-    {
-      g_autofree char *text = g_strdup_printf ("# bad glob\n%s\nmin = 1G\n", bad[i].group);
-      g_autofree char *path = write_file (dir, "bad.conf", text, -1);
-      g_autoptr(GError) bad_error = NULL;
-      g_autoptr(MtConfig) bad_config = mt_config_load (path, NULL, &bad_error);
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++) {
+    g_autofree char *text = g_strdup_printf ("# bad glob\n%s\nmin = 1G\n", bad[i].group);
+    g_autofree char *path = write_file (dir, "bad.conf", text, -1);
+    g_autoptr (GError) bad_error = NULL;
+    g_autoptr (MtConfig) bad_config = mt_config_load (path, NULL, &bad_error);
 
-      g_assert_null (bad_config);
-      assert_error_at (bad_error, MT_CONFIG_ERROR_BAD_GLOB, path, 2);
-      assert_contains (bad_error->message, bad[i].group);
-      assert_contains (bad_error->message, bad[i].needle);
-    }
+    g_assert_null (bad_config);
+    assert_error_at (bad_error, MT_CONFIG_ERROR_BAD_GLOB, path, 2);
+    assert_contains (bad_error->message, bad[i].group);
+    assert_contains (bad_error->message, bad[i].needle);
+  }
   rm_tmp_dir (dir);
 }
 
@@ -765,9 +833,9 @@ test_reload_keeps_old (void)
 {
   g_autofree char *good = data_path ("precedence/default.conf");
   g_autofree char *bad = data_path ("errors/bad-size.conf");
-  g_autoptr(MtConfig) running = mt_config_load (good, NULL, NULL);
-  g_autoptr(MtConfig) reloaded = NULL;
-  g_autoptr(GError) error = NULL;
+  g_autoptr (MtConfig) running = mt_config_load (good, NULL, NULL);
+  g_autoptr (MtConfig) reloaded = NULL;
+  g_autoptr (GError) error = NULL;
   MtVmPolicy before, after;
 
   g_assert_nonnull (running);
@@ -787,7 +855,7 @@ test_reload_keeps_old (void)
 static void
 test_defaults_only (void)
 {
-  g_autoptr(MtConfig) config = mt_config_load (NULL, NULL, NULL);
+  g_autoptr (MtConfig) config = mt_config_load (NULL, NULL, NULL);
   MtVmPolicy vm, def;
   MtHostPolicy host;
 
@@ -814,7 +882,7 @@ load_precedence (void)
 {
   g_autofree char *def = data_path ("precedence/default.conf");
   g_autofree char *dir = data_path ("precedence/policies.d");
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   MtConfig *config = mt_config_load (def, dir, &error);
 
   g_assert_no_error (error);
@@ -825,8 +893,8 @@ load_precedence (void)
 static void
 test_precedence_files (void)
 {
-  g_autoptr(MtConfig) config = load_precedence ();
-  const char * const *files = mt_config_get_files (config);
+  g_autoptr (MtConfig) config = load_precedence ();
+  const char *const *files = mt_config_get_files (config);
   const MtHostPolicy *host = mt_config_get_host (config);
 
   /* README, .hidden.conf, *.conf~ and *.dpkg-old are ignored (they would
@@ -846,7 +914,7 @@ test_precedence_files (void)
 static void
 test_precedence_globs (void)
 {
-  g_autoptr(MtConfig) config = load_precedence ();
+  g_autoptr (MtConfig) config = load_precedence ();
   MtVmPolicy p;
 
   /* web-01 matches [vm *], [vm web-*], [vm web-01], [vm web-0?] in
@@ -854,12 +922,12 @@ test_precedence_globs (void)
    * 20-override.conf. */
   g_assert_true (mt_config_resolve_vm (config, "web-01", NULL, &p, NULL));
   g_assert_false (p.min.is_percent);
-  g_assert_cmpuint (p.min.bytes, ==, GIB);                 /* 20-override [vm web-*] */
-  g_assert_true (p.max.is_percent);                        /* built-in */
+  g_assert_cmpuint (p.min.bytes, ==, GIB); /* 20-override [vm web-*] */
+  g_assert_true (p.max.is_percent);        /* built-in */
   g_assert_cmpfloat (p.max.percent, ==, 100);
-  g_assert_cmpuint (p.shares, ==, 300);                    /* [vm web-01] */
-  g_assert_cmpuint (p.headroom.bytes, ==, 512 * MIB);      /* later [vm web-0?] wins */
-  g_assert_cmpfloat (p.pressure_target, ==, 5);            /* 20-override [vm *] */
+  g_assert_cmpuint (p.shares, ==, 300);               /* [vm web-01] */
+  g_assert_cmpuint (p.headroom.bytes, ==, 512 * MIB); /* later [vm web-0?] wins */
+  g_assert_cmpfloat (p.pressure_target, ==, 5);       /* 20-override [vm *] */
   g_assert_cmpint (p.mechanism, ==, MT_MECH_BALLOON);
 
   g_assert_true (mt_config_resolve_vm (config, "web-99", NULL, &p, NULL));
@@ -883,10 +951,10 @@ test_precedence_globs (void)
 static void
 test_explain (void)
 {
-  g_autoptr(MtConfig) config = load_precedence ();
-  g_autoptr(GPtrArray) sources = mt_config_explain_vm (config, "web-01", NULL, NULL);
-  g_autoptr(GPtrArray) host = mt_config_explain_host (config);
-  g_autoptr(GPtrArray) with_meta = NULL;
+  g_autoptr (MtConfig) config = load_precedence ();
+  g_autoptr (GPtrArray) sources = mt_config_explain_vm (config, "web-01", NULL, NULL);
+  g_autoptr (GPtrArray) host = mt_config_explain_host (config);
+  g_autoptr (GPtrArray) with_meta = NULL;
   const MtPolicySource *s;
 
   g_assert_cmpuint (sources->len, ==, 9);
@@ -927,8 +995,7 @@ test_explain (void)
   g_assert_cmpstr (s->value, ==, "256M/s");
   g_assert_cmpstr (s->origin, ==, "built-in default");
 
-  with_meta = mt_config_explain_vm (config, "web-01",
-                                    "<policy><shares>7</shares></policy>", NULL);
+  with_meta = mt_config_explain_vm (config, "web-01", "<policy><shares>7</shares></policy>", NULL);
   s = g_ptr_array_index (with_meta, 2);
   g_assert_cmpstr (s->value, ==, "7");
   g_assert_cmpstr (s->origin, ==, "domain metadata");
@@ -990,7 +1057,7 @@ assert_file_policy (const MtVmPolicy *p)
 static void
 test_metadata_good (void)
 {
-  static const char * const forms[] = {
+  static const char *const forms[] = {
     /* What virDomainGetMetadata returns: prefix and xmlns stripped. */
     "<policy><min>512M</min><max>75%</max><shares>2000</shares></policy>",
     /* As stored in the domain XML. */
@@ -1010,52 +1077,52 @@ test_metadata_good (void)
     "<max x:note=\"ok\">75%</max><shares>2000</shares></policy>",
   };
 
-  for (guint i = 0; i < G_N_ELEMENTS (forms); i++)
-    {
-      g_autoptr(MtConfig) config = load_metadata_base ();
-      g_autoptr(GError) error = NULL;
-      MtVmPolicy p;
+  for (guint i = 0; i < G_N_ELEMENTS (forms); i++) {
+    g_autoptr (MtConfig) config = load_metadata_base ();
+    g_autoptr (GError) error = NULL;
+    MtVmPolicy p;
 
-      g_test_message ("form %u", i);
-      g_assert_true (mt_config_resolve_vm (config, "vm1", forms[i], &p, &error));
-      g_assert_no_error (error);
-      g_assert_cmpuint (p.min.bytes, ==, 512 * MIB);
-      g_assert_true (p.max.is_percent);
-      g_assert_cmpfloat (p.max.percent, ==, 75);
-      g_assert_cmpuint (p.shares, ==, 2000);
-    }
+    g_test_message ("form %u", i);
+    g_assert_true (mt_config_resolve_vm (config, "vm1", forms[i], &p, &error));
+    g_assert_no_error (error);
+    g_assert_cmpuint (p.min.bytes, ==, 512 * MIB);
+    g_assert_true (p.max.is_percent);
+    g_assert_cmpfloat (p.max.percent, ==, 75);
+    g_assert_cmpuint (p.shares, ==, 2000);
+  }
 }
 
 static void
 test_metadata_none (void)
 {
-  g_autoptr(MtConfig) config = load_metadata_base ();
-  static const char * const empty[] = { NULL, "", " \n\t", "<policy/>", "<policy></policy>" };
+  g_autoptr (MtConfig) config = load_metadata_base ();
+  static const char *const empty[] = { NULL, "", " \n\t", "<policy/>", "<policy></policy>" };
 
-  for (guint i = 0; i < G_N_ELEMENTS (empty); i++)
-    {
-      g_autoptr(GError) error = NULL;
-      MtVmPolicy p;
+  for (guint i = 0; i < G_N_ELEMENTS (empty); i++) {
+    g_autoptr (GError) error = NULL;
+    MtVmPolicy p;
 
-      g_assert_true (mt_config_resolve_vm (config, "vm1", empty[i], &p, &error));
-      g_assert_no_error (error);
-      assert_file_policy (&p);
-    }
+    g_assert_true (mt_config_resolve_vm (config, "vm1", empty[i], &p, &error));
+    g_assert_no_error (error);
+    assert_file_policy (&p);
+  }
 }
 
 static void
 test_metadata_all_keys (void)
 {
-  g_autoptr(MtConfig) config = load_metadata_base ();
-  g_autoptr(GError) error = NULL;
+  g_autoptr (MtConfig) config = load_metadata_base ();
+  g_autoptr (GError) error = NULL;
   MtVmPolicy p;
 
-  g_assert_true (mt_config_resolve_vm (config, "vm1",
+  g_assert_true (mt_config_resolve_vm (
+    config, "vm1",
     "<policy><min>10%</min><max>2G</max><shares>1</shares><headroom>64M</headroom>"
     "<headroom-min>32M</headroom-min>"
     "<pressure-target>0.5%</pressure-target><mechanism>none</mechanism>"
     "<allow-drop-caches>true</allow-drop-caches>"
-    "<reclaim-cold-cache>false</reclaim-cold-cache></policy>", &p, &error));
+    "<reclaim-cold-cache>false</reclaim-cold-cache></policy>",
+    &p, &error));
   g_assert_no_error (error);
   g_assert_true (p.min.is_percent);
   g_assert_cmpuint (p.max.bytes, ==, 2 * GIB);
@@ -1069,9 +1136,9 @@ test_metadata_all_keys (void)
 }
 
 typedef struct {
-  const char   *xml;
+  const char *xml;
   MtConfigError code;
-  const char   *needles[3];
+  const char *needles[3];
 } MetadataCase;
 
 static void
@@ -1080,54 +1147,68 @@ test_metadata_bad (void)
   g_autofree char *huge = NULL;
   g_autofree char *long_value = NULL;
   const MetadataCase cases[] = {
-    { "<policy><min>abc</min></policy>", MT_CONFIG_ERROR_INVALID_SIZE,
+    { "<policy><min>abc</min></policy>",
+      MT_CONFIG_ERROR_INVALID_SIZE,
       { "<min>", "“abc”", "expected" } },
-    { "<policy><min>99999999999999999999999999T</min></policy>", MT_CONFIG_ERROR_INVALID_SIZE,
+    { "<policy><min>99999999999999999999999999T</min></policy>",
+      MT_CONFIG_ERROR_INVALID_SIZE,
       { "<min>", "too large" } },
-    { "<policy><shares>18446744073709551616</shares></policy>", MT_CONFIG_ERROR_OUT_OF_RANGE,
+    { "<policy><shares>18446744073709551616</shares></policy>",
+      MT_CONFIG_ERROR_OUT_OF_RANGE,
       { "<shares>", "1 to 1000000" } },
-    { "<policy><pressure-target>5</pressure-target></policy>", MT_CONFIG_ERROR_INVALID_PERCENT,
+    { "<policy><pressure-target>5</pressure-target></policy>",
+      MT_CONFIG_ERROR_INVALID_PERCENT,
       { "<pressure-target>", "“5”" } },
-    { "<policy><mechanism>ballon</mechanism></policy>", MT_CONFIG_ERROR_INVALID_MECHANISM,
+    { "<policy><mechanism>ballon</mechanism></policy>",
+      MT_CONFIG_ERROR_INVALID_MECHANISM,
       { "<mechanism>", "did you mean “balloon”?" } },
     { "<policy><allow-drop-caches>sure</allow-drop-caches></policy>",
-      MT_CONFIG_ERROR_INVALID_BOOLEAN, { "<allow-drop-caches>", "“sure”" } },
-    { "<policy><mni>1G</mni></policy>", MT_CONFIG_ERROR_METADATA,
+      MT_CONFIG_ERROR_INVALID_BOOLEAN,
+      { "<allow-drop-caches>", "“sure”" } },
+    { "<policy><mni>1G</mni></policy>",
+      MT_CONFIG_ERROR_METADATA,
       { "unknown element <mni>", "did you mean “min”?", "expected one of min, max" } },
-    { "<policy><reserve>1G</reserve></policy>", MT_CONFIG_ERROR_METADATA,
+    { "<policy><reserve>1G</reserve></policy>",
+      MT_CONFIG_ERROR_METADATA,
       { "<reserve>", "belongs in [host]" } },
-    { "<policy><min>1G</min><min>2G</min></policy>", MT_CONFIG_ERROR_METADATA,
+    { "<policy><min>1G</min><min>2G</min></policy>",
+      MT_CONFIG_ERROR_METADATA,
       { "<min>", "second time" } },
-    { "<policy><min><b>1G</b></min></policy>", MT_CONFIG_ERROR_METADATA,
+    { "<policy><min><b>1G</b></min></policy>",
+      MT_CONFIG_ERROR_METADATA,
       { "<min>", "contains element <b>", "text only" } },
-    { "<policy><min unit=\"G\">1</min></policy>", MT_CONFIG_ERROR_METADATA,
+    { "<policy><min unit=\"G\">1</min></policy>",
+      MT_CONFIG_ERROR_METADATA,
       { "<min>", "attribute “unit”" } },
-    { "<policy>1G</policy>", MT_CONFIG_ERROR_METADATA,
-      { "<policy>", "unexpected text “1G”" } },
-    { "<settings><min>1G</min></settings>", MT_CONFIG_ERROR_METADATA,
+    { "<policy>1G</policy>", MT_CONFIG_ERROR_METADATA, { "<policy>", "unexpected text “1G”" } },
+    { "<settings><min>1G</min></settings>",
+      MT_CONFIG_ERROR_METADATA,
       { "root element is <settings>", MT_METADATA_NAMESPACE } },
     { "<policy xmlns=\"https://memtide.org/xmlns/policy/2\"><min>1G</min></policy>",
-      MT_CONFIG_ERROR_METADATA, { "in namespace https://memtide.org/xmlns/policy/2" } },
-    { "<m:policy><m:min>1G</m:min></m:policy>", MT_CONFIG_ERROR_METADATA,
+      MT_CONFIG_ERROR_METADATA,
+      { "in namespace https://memtide.org/xmlns/policy/2" } },
+    { "<m:policy><m:min>1G</m:min></m:policy>",
+      MT_CONFIG_ERROR_METADATA,
       { "undeclared namespace prefix “m”" } },
-    { "<policy><min>1G</policy>", MT_CONFIG_ERROR_METADATA,
-      { "not well-formed XML" } },
-    { "<policy><min>&bogus;</min></policy>", MT_CONFIG_ERROR_METADATA,
-      { "not well-formed XML" } },
-    { "<policy><min>1G\xff</min></policy>", MT_CONFIG_ERROR_METADATA,
-      { "not well-formed XML" } },
+    { "<policy><min>1G</policy>", MT_CONFIG_ERROR_METADATA, { "not well-formed XML" } },
+    { "<policy><min>&bogus;</min></policy>", MT_CONFIG_ERROR_METADATA, { "not well-formed XML" } },
+    { "<policy><min>1G\xff</min></policy>", MT_CONFIG_ERROR_METADATA, { "not well-formed XML" } },
     { "<policy>\n  \xc3\xa9t\xc3\xa9 \xc3\xa9t\xc3\xa9 \xc3\xa9t\xc3\xa9 \xc3\xa9t\xc3\xa9 "
       "\xc3\xa9t\xc3\xa9 \xc3\xa9t\xc3\xa9 \xc3\xa9t\xc3\xa9 \xc3\xa9t\xc3\xa9 "
-      "\xc3\xa9t\xc3\xa9 \xc3\xa9t\xc3\xa9 \xc3\xa9t\xc3\xa9</policy>", MT_CONFIG_ERROR_METADATA,
+      "\xc3\xa9t\xc3\xa9 \xc3\xa9t\xc3\xa9 \xc3\xa9t\xc3\xa9</policy>",
+      MT_CONFIG_ERROR_METADATA,
       { "unexpected text “\xc3\xa9t\xc3\xa9" } },
     { "<policy/><policy/>", MT_CONFIG_ERROR_METADATA, { NULL } },
     { "not xml at all", MT_CONFIG_ERROR_METADATA, { "not well-formed XML" } },
-    { "<policy><min>2G</min><max>1G</max></policy>", MT_CONFIG_ERROR_MIN_ABOVE_MAX,
+    { "<policy><min>2G</min><max>1G</max></policy>",
+      MT_CONFIG_ERROR_MIN_ABOVE_MAX,
       { "<min>", "“2G”", "<max> “1G”" } },
     /* min from metadata against max from the file. */
-    { "<policy><min>8G</min></policy>", MT_CONFIG_ERROR_MIN_ABOVE_MAX,
+    { "<policy><min>8G</min></policy>",
+      MT_CONFIG_ERROR_MIN_ABOVE_MAX,
       { "<min>", "“8G” (from domain metadata)", "metadata-base.conf:4 [vm *]" } },
-    { "<policy><max>512M</max></policy>", MT_CONFIG_ERROR_MIN_ABOVE_MAX,
+    { "<policy><max>512M</max></policy>",
+      MT_CONFIG_ERROR_MIN_ABOVE_MAX,
       { "<max>", "“512M” (from domain metadata)" } },
     { NULL, MT_CONFIG_ERROR_METADATA, { "longer than 65536 bytes" } },
     { NULL, MT_CONFIG_ERROR_METADATA, { "<min>", "longer than 256 bytes" } },
@@ -1150,24 +1231,23 @@ test_metadata_bad (void)
     c[n - 1].xml = long_value;
   }
 
-  for (guint i = 0; i < n; i++)
-    {
-      g_autoptr(MtConfig) config = load_metadata_base ();
-      g_autoptr(GError) error = NULL;
-      MtVmPolicy p;
+  for (guint i = 0; i < n; i++) {
+    g_autoptr (MtConfig) config = load_metadata_base ();
+    g_autoptr (GError) error = NULL;
+    MtVmPolicy p;
 
-      g_test_message ("metadata case %u", i);
-      g_assert_false (mt_config_resolve_vm (config, "web-7", c[i].xml, &p, &error));
-      g_assert_nonnull (error);
-      g_test_message ("%s", error->message);
-      g_assert_error (error, MT_CONFIG_ERROR, (gint) c[i].code);
-      g_assert_true (g_str_has_prefix (error->message, "domain “web-7”: metadata "));
-      g_assert_true (g_utf8_validate (error->message, -1, NULL));
-      for (guint j = 0; j < G_N_ELEMENTS (c[i].needles) && c[i].needles[j]; j++)
-        assert_contains (error->message, c[i].needles[j]);
-      /* Bad metadata is ignored whole: the file policy applies. */
-      assert_file_policy (&p);
-    }
+    g_test_message ("metadata case %u", i);
+    g_assert_false (mt_config_resolve_vm (config, "web-7", c[i].xml, &p, &error));
+    g_assert_nonnull (error);
+    g_test_message ("%s", error->message);
+    g_assert_error (error, MT_CONFIG_ERROR, (gint) c[i].code);
+    g_assert_true (g_str_has_prefix (error->message, "domain “web-7”: metadata "));
+    g_assert_true (g_utf8_validate (error->message, -1, NULL));
+    for (guint j = 0; j < G_N_ELEMENTS (c[i].needles) && c[i].needles[j]; j++)
+      assert_contains (error->message, c[i].needles[j]);
+    /* Bad metadata is ignored whole: the file policy applies. */
+    assert_file_policy (&p);
+  }
   g_free (c);
 }
 
@@ -1176,9 +1256,9 @@ test_metadata_bad (void)
 static void
 test_metadata_deep (void)
 {
-  g_autoptr(MtConfig) config = load_metadata_base ();
-  g_autoptr(GString) s = g_string_new ("<policy xmlns:x=\"urn:x\">");
-  g_autoptr(GError) error = NULL;
+  g_autoptr (MtConfig) config = load_metadata_base ();
+  g_autoptr (GString) s = g_string_new ("<policy xmlns:x=\"urn:x\">");
+  g_autoptr (GError) error = NULL;
   MtVmPolicy p;
 
   for (guint i = 0; i < 3000; i++)
@@ -1205,12 +1285,12 @@ test_shipped_default_in_sync (void)
   g_autofree char *text = NULL;
   g_autofree char *dir = make_tmp_dir ();
   g_autofree char *uncommented_path = NULL;
-  g_autoptr(GRegex) re = g_regex_new ("^#([a-z-]+ = )", G_REGEX_MULTILINE, 0, NULL);
+  g_autoptr (GRegex) re = g_regex_new ("^#([a-z-]+ = )", G_REGEX_MULTILINE, 0, NULL);
   g_autofree char *uncommented = NULL;
-  g_autoptr(MtConfig) config = NULL;
-  g_autoptr(GPtrArray) host_sources = NULL;
-  g_autoptr(GPtrArray) vm_sources = NULL;
-  g_autoptr(GError) error = NULL;
+  g_autoptr (MtConfig) config = NULL;
+  g_autoptr (GPtrArray) host_sources = NULL;
+  g_autoptr (GPtrArray) vm_sources = NULL;
+  g_autoptr (GError) error = NULL;
   MtVmPolicy vm, vm_def;
   MtHostPolicy host_def;
 
@@ -1229,18 +1309,16 @@ test_shipped_default_in_sync (void)
 
   host_sources = mt_config_explain_host (config);
   vm_sources = mt_config_explain_vm (config, "any-vm", NULL, NULL);
-  for (guint i = 0; i < host_sources->len; i++)
-    {
-      const MtPolicySource *s = g_ptr_array_index (host_sources, i);
-      g_test_message ("[host] %s from %s", s->key, s->origin);
-      g_assert_true (g_str_has_prefix (s->origin, uncommented_path));
-    }
-  for (guint i = 0; i < vm_sources->len; i++)
-    {
-      const MtPolicySource *s = g_ptr_array_index (vm_sources, i);
-      g_test_message ("[vm *] %s from %s", s->key, s->origin);
-      g_assert_true (g_str_has_prefix (s->origin, uncommented_path));
-    }
+  for (guint i = 0; i < host_sources->len; i++) {
+    const MtPolicySource *s = g_ptr_array_index (host_sources, i);
+    g_test_message ("[host] %s from %s", s->key, s->origin);
+    g_assert_true (g_str_has_prefix (s->origin, uncommented_path));
+  }
+  for (guint i = 0; i < vm_sources->len; i++) {
+    const MtPolicySource *s = g_ptr_array_index (vm_sources, i);
+    g_test_message ("[vm *] %s from %s", s->key, s->origin);
+    g_assert_true (g_str_has_prefix (s->origin, uncommented_path));
+  }
 
   rm_tmp_dir (dir);
 }
@@ -1249,8 +1327,8 @@ static void
 test_shipped_default (void)
 {
   g_autofree char *path = shipped_path ("default.conf");
-  g_autoptr(GError) error = NULL;
-  g_autoptr(MtConfig) config = mt_config_load (path, NULL, &error);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (MtConfig) config = mt_config_load (path, NULL, &error);
   MtHostPolicy def;
 
   g_assert_no_error (error);
@@ -1264,30 +1342,29 @@ test_shipped_examples (void)
 {
   g_autofree char *defaults = shipped_path ("default.conf");
   g_autofree char *examples = shipped_path ("examples");
-  g_autoptr(GDir) d = g_dir_open (examples, 0, NULL);
+  g_autoptr (GDir) d = g_dir_open (examples, 0, NULL);
   const char *name;
   guint n = 0;
 
   g_assert_nonnull (d);
-  while ((name = g_dir_read_name (d)) != NULL)
-    {
-      g_autofree char *src = g_build_filename (examples, name, NULL);
-      g_autofree char *text = NULL;
-      g_autofree char *dir = make_tmp_dir ();
-      g_autofree char *dst = NULL;
-      g_autoptr(GError) error = NULL;
-      g_autoptr(MtConfig) config = NULL;
+  while ((name = g_dir_read_name (d)) != NULL) {
+    g_autofree char *src = g_build_filename (examples, name, NULL);
+    g_autofree char *text = NULL;
+    g_autofree char *dir = make_tmp_dir ();
+    g_autofree char *dst = NULL;
+    g_autoptr (GError) error = NULL;
+    g_autoptr (MtConfig) config = NULL;
 
-      g_test_message ("example %s", name);
-      g_assert_true (g_str_has_suffix (name, ".conf"));
-      g_assert_true (g_file_get_contents (src, &text, NULL, NULL));
-      dst = write_file (dir, name, text, -1);
-      config = mt_config_load (defaults, dir, &error);
-      g_assert_no_error (error);
-      g_assert_cmpuint (g_strv_length ((char **) mt_config_get_files (config)), ==, 2);
-      rm_tmp_dir (dir);
-      n++;
-    }
+    g_test_message ("example %s", name);
+    g_assert_true (g_str_has_suffix (name, ".conf"));
+    g_assert_true (g_file_get_contents (src, &text, NULL, NULL));
+    dst = write_file (dir, name, text, -1);
+    config = mt_config_load (defaults, dir, &error);
+    g_assert_no_error (error);
+    g_assert_cmpuint (g_strv_length ((char **) mt_config_get_files (config)), ==, 2);
+    rm_tmp_dir (dir);
+    n++;
+  }
   g_assert_cmpuint (n, >=, 3);
 }
 
@@ -1296,8 +1373,8 @@ static void
 test_shipped_example_semantics (void)
 {
   g_autofree char *path = shipped_path ("examples/web-and-databases.conf");
-  g_autoptr(GError) error = NULL;
-  g_autoptr(MtConfig) config = mt_config_load (path, NULL, &error);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (MtConfig) config = mt_config_load (path, NULL, &error);
   MtVmPolicy p;
 
   g_assert_no_error (error);
@@ -1339,13 +1416,12 @@ main (int argc, char **argv)
   g_test_add_func ("/config/value/suggest", test_suggest);
   g_test_add_func ("/config/policy/percent-resolution", test_percent_resolution);
 
-  for (guint i = 0; i < G_N_ELEMENTS (error_cases); i++)
-    {
-      g_autofree char *test_path = g_strdup_printf ("/config/errors/%s", error_cases[i].file);
-      ErrorCase *c = g_memdup2 (&error_cases[i], sizeof error_cases[i]);
-      c->file = g_build_filename ("errors", error_cases[i].file, NULL);
-      g_test_add_data_func_full (test_path, c, test_error_case, error_case_free);
-    }
+  for (guint i = 0; i < G_N_ELEMENTS (error_cases); i++) {
+    g_autofree char *test_path = g_strdup_printf ("/config/errors/%s", error_cases[i].file);
+    ErrorCase *c = g_memdup2 (&error_cases[i], sizeof error_cases[i]);
+    c->file = g_build_filename ("errors", error_cases[i].file, NULL);
+    g_test_add_data_func_full (test_path, c, test_error_case, error_case_free);
+  }
   g_test_add_func ("/config/errors/many", test_error_many);
   g_test_add_func ("/config/errors/bytes", test_error_bytes);
   g_test_add_func ("/config/errors/read", test_error_read);

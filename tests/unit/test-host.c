@@ -14,8 +14,8 @@ test_meminfo_psi_cgroup_v1 (void)
 {
   g_autofree char *proc = data_path ("proc");
   g_autofree char *cg = data_path ("cgroup-v1");
-  g_autoptr(MtHostReader) r = mt_host_reader_new (proc, cg, NULL);
-  g_autoptr(GError) error = NULL;
+  g_autoptr (MtHostReader) r = mt_host_reader_new (proc, cg, NULL);
+  g_autoptr (GError) error = NULL;
   MtHostSample s;
 
   g_assert_nonnull (mt_host_reader_get_cgroup_dir (r));
@@ -36,8 +36,8 @@ test_cgroup_v2_unlimited (void)
 {
   g_autofree char *proc = data_path ("proc-nopsi");
   g_autofree char *cg = data_path ("cgroup-v2");
-  g_autoptr(MtHostReader) r = mt_host_reader_new (proc, cg, NULL);
-  g_autoptr(GError) error = NULL;
+  g_autoptr (MtHostReader) r = mt_host_reader_new (proc, cg, NULL);
+  g_autoptr (GError) error = NULL;
   MtHostSample s;
 
   g_assert_true (mt_host_reader_read (r, 1, &s, &error));
@@ -57,7 +57,7 @@ test_no_cgroup (void)
 {
   g_autofree char *proc = data_path ("proc");
   g_autofree char *cg = data_path ("cgroup-none");
-  g_autoptr(MtHostReader) r = mt_host_reader_new (proc, cg, NULL);
+  g_autoptr (MtHostReader) r = mt_host_reader_new (proc, cg, NULL);
   MtHostSample s;
 
   g_assert_null (mt_host_reader_get_cgroup_dir (r));
@@ -70,8 +70,8 @@ test_bad_meminfo (void)
 {
   g_autofree char *proc = data_path ("proc-bad");
   g_autofree char *cg = data_path ("cgroup-none");
-  g_autoptr(MtHostReader) r = mt_host_reader_new (proc, cg, NULL);
-  g_autoptr(GError) error = NULL;
+  g_autoptr (MtHostReader) r = mt_host_reader_new (proc, cg, NULL);
+  g_autoptr (GError) error = NULL;
   MtHostSample s;
 
   g_assert_false (mt_host_reader_read (r, 1, &s, &error));
@@ -83,8 +83,9 @@ test_bad_meminfo (void)
 static void
 test_missing_proc (void)
 {
-  g_autoptr(MtHostReader) r = mt_host_reader_new ("/nonexistent-memtide", "/nonexistent-memtide", NULL);
-  g_autoptr(GError) error = NULL;
+  g_autoptr (MtHostReader) r =
+    mt_host_reader_new ("/nonexistent-memtide", "/nonexistent-memtide", NULL);
+  g_autoptr (GError) error = NULL;
   MtHostSample s;
 
   g_assert_false (mt_host_reader_read (r, 1, &s, &error));

@@ -3,7 +3,7 @@
 #include <string.h>
 #include "model.h"
 
-#define S(x) ((gint64) (x) * G_USEC_PER_SEC)
+#define S(x) ((gint64) (x) *G_USEC_PER_SEC)
 
 static MtVmSample
 agent_sample (gint64 t, guint64 total, guint64 avail, guint64 free_)
@@ -27,22 +27,22 @@ agent_sample (gint64 t, guint64 total, guint64 avail, guint64 free_)
 static void
 test_ring_wraps (void)
 {
-  g_autoptr(MtVmModel) vm = mt_vm_model_new ();
+  g_autoptr (MtVmModel) vm = mt_vm_model_new ();
 
   g_assert_cmpuint (mt_vm_model_len (vm), ==, 0);
   g_assert_null (mt_vm_model_latest (vm));
   g_assert_cmpint (mt_vm_model_time (vm, 0), ==, MT_TIME_NEVER);
-  for (guint i = 0; i < 100; i++)
-    {
-      MtVmSample s = agent_sample (S (i), MT_GIB, MT_GIB / 2, MT_GIB / 4);
+  for (guint i = 0; i < 100; i++) {
+    MtVmSample s = agent_sample (S (i), MT_GIB, MT_GIB / 2, MT_GIB / 4);
 
-      g_assert_true (mt_vm_model_push (vm, &s));
-      g_assert_cmpuint (mt_vm_model_len (vm), ==, MIN (i + 1, MT_MODEL_RING_CAPACITY));
-      g_assert_cmpint (mt_vm_model_latest (vm)->time, ==, S (i));
-      g_assert_cmpint (mt_vm_model_time (vm, 0), ==, S (i));
-    }
+    g_assert_true (mt_vm_model_push (vm, &s));
+    g_assert_cmpuint (mt_vm_model_len (vm), ==, MIN (i + 1, MT_MODEL_RING_CAPACITY));
+    g_assert_cmpint (mt_vm_model_latest (vm)->time, ==, S (i));
+    g_assert_cmpint (mt_vm_model_time (vm, 0), ==, S (i));
+  }
   /* Oldest kept is 100 - capacity; past the end is NULL. */
-  g_assert_cmpint (mt_vm_model_time (vm, MT_MODEL_RING_CAPACITY - 1), ==, S (100 - MT_MODEL_RING_CAPACITY));
+  g_assert_cmpint (mt_vm_model_time (vm, MT_MODEL_RING_CAPACITY - 1), ==,
+                   S (100 - MT_MODEL_RING_CAPACITY));
   g_assert_cmpint (mt_vm_model_time (vm, 1), ==, S (98));
   g_assert_cmpint (mt_vm_model_time (vm, MT_MODEL_RING_CAPACITY), ==, MT_TIME_NEVER);
 }
@@ -50,7 +50,7 @@ test_ring_wraps (void)
 static void
 test_ring_rejects_old (void)
 {
-  g_autoptr(MtVmModel) vm = mt_vm_model_new ();
+  g_autoptr (MtVmModel) vm = mt_vm_model_new ();
   MtVmSample a = agent_sample (S (10), MT_GIB, MT_GIB / 2, 0);
   MtVmSample b = agent_sample (S (5), MT_GIB, MT_GIB / 2, 0);
   MtVmSample c = agent_sample (S (10), MT_GIB, MT_GIB / 3, 0);
@@ -71,11 +71,10 @@ test_ring_rejects_old (void)
   g_assert_cmpuint (mt_host_model_len (&host), ==, 1);
   g_assert_cmpuint (mt_host_model_nth (&host, 0)->mem_available, ==, 5 * MT_GIB);
   g_assert_null (mt_host_model_nth (&host, 1));
-  for (guint i = 0; i < 70; i++)
-    {
-      mt_host_sample_init (&h1, S (10 + i));
-      g_assert_true (mt_host_model_push (&host, &h1));
-    }
+  for (guint i = 0; i < 70; i++) {
+    mt_host_sample_init (&h1, S (10 + i));
+    g_assert_true (mt_host_model_push (&host, &h1));
+  }
   g_assert_cmpuint (mt_host_model_len (&host), ==, MT_MODEL_RING_CAPACITY);
   g_assert_cmpint (mt_host_model_nth (&host, 0)->time, ==, S (79));
 }
@@ -83,7 +82,7 @@ test_ring_rejects_old (void)
 static void
 test_derive_empty (void)
 {
-  g_autoptr(MtVmModel) vm = mt_vm_model_new ();
+  g_autoptr (MtVmModel) vm = mt_vm_model_new ();
   MtVmDerived d;
 
   mt_vm_model_derive (vm, S (1), S (5), &d);
@@ -101,7 +100,7 @@ test_derive_empty (void)
 static void
 test_derive_agent (void)
 {
-  g_autoptr(MtVmModel) vm = mt_vm_model_new ();
+  g_autoptr (MtVmModel) vm = mt_vm_model_new ();
   MtVmSample s = agent_sample (S (10), MT_GIB, 600 * MT_MIB, 400 * MT_MIB);
   MtVmDerived d;
 
@@ -125,7 +124,7 @@ test_derive_agent (void)
 static void
 test_derive_balloon_fallbacks (void)
 {
-  g_autoptr(MtVmModel) vm = mt_vm_model_new ();
+  g_autoptr (MtVmModel) vm = mt_vm_model_new ();
   MtVmSample s = agent_sample (S (1), MT_GIB, MT_UNKNOWN, 300 * MT_MIB);
   MtVmDerived d;
 
@@ -145,7 +144,7 @@ test_derive_balloon_fallbacks (void)
 static void
 test_derive_unknown_and_garbage (void)
 {
-  g_autoptr(MtVmModel) vm = mt_vm_model_new ();
+  g_autoptr (MtVmModel) vm = mt_vm_model_new ();
   MtVmSample s;
   MtVmDerived d;
 
@@ -181,7 +180,7 @@ test_derive_unknown_and_garbage (void)
 static void
 test_derive_stale (void)
 {
-  g_autoptr(MtVmModel) vm = mt_vm_model_new ();
+  g_autoptr (MtVmModel) vm = mt_vm_model_new ();
   MtVmSample s = agent_sample (S (10), MT_GIB, MT_GIB / 2, 0);
   MtVmDerived d;
 
@@ -200,20 +199,19 @@ test_derive_stale (void)
 static void
 test_derive_rates (void)
 {
-  g_autoptr(MtVmModel) vm = mt_vm_model_new ();
+  g_autoptr (MtVmModel) vm = mt_vm_model_new ();
   MtVmDerived d;
 
-  for (guint i = 0; i < 10; i++)
-    {
-      MtVmSample s = agent_sample (S (2 * i), MT_GIB, MT_GIB / 2, 0);
+  for (guint i = 0; i < 10; i++) {
+    MtVmSample s = agent_sample (S (2 * i), MT_GIB, MT_GIB / 2, 0);
 
-      /* 1 MiB/s swap-in for 8 samples, then 10 MiB in the last 2 s. */
-      s.swap_in = i < 9 ? i * 2 * MT_MIB : 16 * MT_MIB + 10 * MT_MIB;
-      s.major_faults = 100 * i;
-      s.oom_kills = i < 9 ? 2 : 3;
-      s.psi_some_avg10 = (double) i;       /* +0.5 %/s */
-      g_assert_true (mt_vm_model_push (vm, &s));
-    }
+    /* 1 MiB/s swap-in for 8 samples, then 10 MiB in the last 2 s. */
+    s.swap_in = i < 9 ? i * 2 * MT_MIB : 16 * MT_MIB + 10 * MT_MIB;
+    s.major_faults = 100 * i;
+    s.oom_kills = i < 9 ? 2 : 3;
+    s.psi_some_avg10 = (double) i; /* +0.5 %/s */
+    g_assert_true (mt_vm_model_push (vm, &s));
+  }
   mt_vm_model_derive (vm, S (18), S (5), &d);
   g_assert_cmpfloat_with_epsilon (d.swap_in_rate, 5.0 * MT_MIB, 1.0);
   g_assert_cmpfloat_with_epsilon (d.swap_in_rate_avg, 26.0 * MT_MIB / 18.0, 1.0);
@@ -226,7 +224,7 @@ test_derive_rates (void)
 static void
 test_derive_counter_reset (void)
 {
-  g_autoptr(MtVmModel) vm = mt_vm_model_new ();
+  g_autoptr (MtVmModel) vm = mt_vm_model_new ();
   MtVmSample a = agent_sample (S (1), MT_GIB, MT_GIB / 2, 0);
   MtVmSample b = agent_sample (S (2), MT_GIB, MT_GIB / 2, 0);
   MtVmSample c = agent_sample (S (3), MT_GIB, MT_GIB / 2, 0);
@@ -258,7 +256,7 @@ test_derive_counter_reset (void)
 static void
 test_derive_swap_and_rise (void)
 {
-  g_autoptr(MtVmModel) vm = mt_vm_model_new ();
+  g_autoptr (MtVmModel) vm = mt_vm_model_new ();
   MtVmSample a = agent_sample (S (10), MT_GIB, MT_GIB / 2, 0);
   MtVmSample b = agent_sample (S (12), MT_GIB, MT_GIB / 2 - 64 * MT_MIB, 0);
   MtVmSample c = agent_sample (S (13), MT_GIB, MT_GIB / 2, 0);
@@ -298,25 +296,24 @@ test_derive_swap_and_rise (void)
 static void
 test_derive_repeated_stats (void)
 {
-  g_autoptr(MtVmModel) vm = mt_vm_model_new ();
+  g_autoptr (MtVmModel) vm = mt_vm_model_new ();
   MtVmDerived d;
 
-  for (gint t = 0; t <= 8; t++)
-    {
-      gint64 seen = t / 2 * 2;   /* stats taken at even seconds */
-      MtVmSample s = agent_sample (S (t), 4 * MT_GIB, 3 * MT_GIB - (guint64) seen * 20 * MT_MIB, 0);
+  for (gint t = 0; t <= 8; t++) {
+    gint64 seen = t / 2 * 2; /* stats taken at even seconds */
+    MtVmSample s = agent_sample (S (t), 4 * MT_GIB, 3 * MT_GIB - (guint64) seen * 20 * MT_MIB, 0);
 
-      s.from_agent = FALSE;
-      s.major_faults = (guint64) seen * 100;
-      mt_vm_model_push (vm, &s);
-      mt_vm_model_derive (vm, S (t), S (5), &d);
-      g_assert_cmpint (d.time, ==, S (t));
-      g_assert_cmpint (d.observed, ==, S (seen));
-      if (t < 2)
-        continue;
-      g_assert_cmpfloat_with_epsilon (d.used_rate, 20.0 * MT_MIB, 1.0);
-      g_assert_cmpfloat_with_epsilon (d.major_fault_rate, 100.0, 0.01);
-    }
+    s.from_agent = FALSE;
+    s.major_faults = (guint64) seen * 100;
+    mt_vm_model_push (vm, &s);
+    mt_vm_model_derive (vm, S (t), S (5), &d);
+    g_assert_cmpint (d.time, ==, S (t));
+    g_assert_cmpint (d.observed, ==, S (seen));
+    if (t < 2)
+      continue;
+    g_assert_cmpfloat_with_epsilon (d.used_rate, 20.0 * MT_MIB, 1.0);
+    g_assert_cmpfloat_with_epsilon (d.major_fault_rate, 100.0, 0.01);
+  }
 }
 
 /* A guest that stayed put for 12 s, then rose 100 MiB between two
@@ -326,18 +323,17 @@ test_derive_repeated_stats (void)
 static void
 test_derive_rise_after_long_steady (void)
 {
-  g_autoptr(MtVmModel) vm = mt_vm_model_new ();
+  g_autoptr (MtVmModel) vm = mt_vm_model_new ();
   MtVmDerived d;
 
-  for (gint t = 0; t <= 14; t++)
-    {
-      guint64 used = t < 14 ? MT_GIB : MT_GIB + 100 * MT_MIB;
-      MtVmSample s = agent_sample (S (t), 4 * MT_GIB, 4 * MT_GIB - used, 0);
+  for (gint t = 0; t <= 14; t++) {
+    guint64 used = t < 14 ? MT_GIB : MT_GIB + 100 * MT_MIB;
+    MtVmSample s = agent_sample (S (t), 4 * MT_GIB, 4 * MT_GIB - used, 0);
 
-      s.from_agent = FALSE;
-      s.major_faults = t < 14 ? 1000 : 1200;
-      mt_vm_model_push (vm, &s);
-    }
+    s.from_agent = FALSE;
+    s.major_faults = t < 14 ? 1000 : 1200;
+    mt_vm_model_push (vm, &s);
+  }
   mt_vm_model_derive (vm, S (14), S (5), &d);
   g_assert_cmpint (d.observed, ==, S (14));
   /* Against the repeat at most 3 s back (t = 11): 100 MiB / 3 s. */
@@ -350,34 +346,33 @@ test_derive_rise_after_long_steady (void)
 static void
 test_derive_growth_and_reserve (void)
 {
-  g_autoptr(MtVmModel) vm = mt_vm_model_new ();
+  g_autoptr (MtVmModel) vm = mt_vm_model_new ();
   MtVmDerived d;
   MtVmSample s;
 
   /* used: 100 MiB, then 300 MiB at t = 3, falling to 250 MiB after. */
-  for (gint t = 0; t <= 12; t++)
-    {
-      guint64 used = t < 3 ? 100 * MT_MIB : t < 6 ? 300 * MT_MIB : 250 * MT_MIB;
+  for (gint t = 0; t <= 12; t++) {
+    guint64 used = t < 3 ? 100 * MT_MIB : t < 6 ? 300 * MT_MIB : 250 * MT_MIB;
 
-      /* MemFree moves a little in every real report. */
-      s = agent_sample (S (t), MT_GIB - 42 * MT_MIB, MT_GIB - 42 * MT_MIB - used, (guint64) t * MT_KIB);
-      s.balloon_actual = MT_GIB;
-      mt_vm_model_push (vm, &s);
-      mt_vm_model_derive (vm, S (t), S (5), &d);
-      if (t == 0)
-        {
-          g_assert_cmpuint (d.used_growth, ==, 0);
-          g_assert_cmpuint (d.reserve, ==, MT_UNKNOWN);   /* steady for how long? */
-        }
-      if (t >= 3 && t <= 5)
-        g_assert_cmpuint (d.used_growth, ==, 200 * MT_MIB);
-      if (t >= 6 && t <= 7)
-        g_assert_cmpuint (d.used_growth, ==, 150 * MT_MIB);   /* still above t = 1, 2 */
-      if (t >= 8)
-        g_assert_cmpuint (d.used_growth, ==, 0);
-      if (t >= 3)
-        g_assert_cmpuint (d.reserve, ==, 42 * MT_MIB);
+    /* MemFree moves a little in every real report. */
+    s =
+      agent_sample (S (t), MT_GIB - 42 * MT_MIB, MT_GIB - 42 * MT_MIB - used, (guint64) t * MT_KIB);
+    s.balloon_actual = MT_GIB;
+    mt_vm_model_push (vm, &s);
+    mt_vm_model_derive (vm, S (t), S (5), &d);
+    if (t == 0) {
+      g_assert_cmpuint (d.used_growth, ==, 0);
+      g_assert_cmpuint (d.reserve, ==, MT_UNKNOWN); /* steady for how long? */
     }
+    if (t >= 3 && t <= 5)
+      g_assert_cmpuint (d.used_growth, ==, 200 * MT_MIB);
+    if (t >= 6 && t <= 7)
+      g_assert_cmpuint (d.used_growth, ==, 150 * MT_MIB); /* still above t = 1, 2 */
+    if (t >= 8)
+      g_assert_cmpuint (d.used_growth, ==, 0);
+    if (t >= 3)
+      g_assert_cmpuint (d.reserve, ==, 42 * MT_MIB);
+  }
   /* Resized: MemTotal lags, the reserve is unknown until the size held
    * for a few seconds. */
   s = agent_sample (S (13), MT_GIB - 42 * MT_MIB, 500 * MT_MIB, 0);
@@ -385,12 +380,11 @@ test_derive_growth_and_reserve (void)
   mt_vm_model_push (vm, &s);
   mt_vm_model_derive (vm, S (13), S (5), &d);
   g_assert_cmpuint (d.reserve, ==, MT_UNKNOWN);
-  for (gint t = 14; t <= 17; t++)
-    {
-      s = agent_sample (S (t), 2 * MT_GIB - 58 * MT_MIB, MT_GIB, (guint64) t * MT_KIB);
-      s.balloon_actual = 2 * MT_GIB;
-      mt_vm_model_push (vm, &s);
-    }
+  for (gint t = 14; t <= 17; t++) {
+    s = agent_sample (S (t), 2 * MT_GIB - 58 * MT_MIB, MT_GIB, (guint64) t * MT_KIB);
+    s.balloon_actual = 2 * MT_GIB;
+    mt_vm_model_push (vm, &s);
+  }
   mt_vm_model_derive (vm, S (17), S (5), &d);
   g_assert_cmpuint (d.reserve, ==, 58 * MT_MIB);
 }
@@ -399,7 +393,7 @@ static void
 test_control_init (void)
 {
   MtVmControl c;
-  g_autoptr(MtVmModel) vm = mt_vm_model_new ();
+  g_autoptr (MtVmModel) vm = mt_vm_model_new ();
 
   memset (&c, 0xaa, sizeof c);
   mt_vm_control_init (&c);
@@ -415,7 +409,10 @@ test_control_init (void)
 static void
 test_helpers (void)
 {
-  struct { guint64 b; const char *s; } sizes[] = {
+  struct {
+    guint64 b;
+    const char *s;
+  } sizes[] = {
     { 0, "0 B" },
     { 1023, "1023 B" },
     { MT_KIB, "1.0 KiB" },
@@ -426,11 +423,10 @@ test_helpers (void)
     { MT_UNKNOWN, "unknown" },
   };
 
-  for (guint i = 0; i < G_N_ELEMENTS (sizes); i++)
-    {
-      g_autofree char *s = mt_format_bytes (sizes[i].b);
-      g_assert_cmpstr (s, ==, sizes[i].s);
-    }
+  for (guint i = 0; i < G_N_ELEMENTS (sizes); i++) {
+    g_autofree char *s = mt_format_bytes (sizes[i].b);
+    g_assert_cmpstr (s, ==, sizes[i].s);
+  }
   g_assert_cmpuint (mt_sat_add (G_MAXUINT64 - 1, 5), ==, G_MAXUINT64);
   g_assert_cmpuint (mt_sat_add (1, 2), ==, 3);
   g_assert_cmpuint (mt_sat_sub (1, 2), ==, 0);

@@ -10,7 +10,7 @@
 #include "planner-fair.h"
 #include "planner-layout.h"
 
-#define S(x) ((gint64) ((x) * G_USEC_PER_SEC))
+#define S(x) ((gint64) ((x) *G_USEC_PER_SEC))
 #define MAXV 8
 
 static guint n_scenarios = 4000;
@@ -87,48 +87,48 @@ random_vm (GRand *r, GRand *r2, Scenario *sc, guint i)
   guint64 base, size = 0, block = 0, plugged = 0, requested = 0, balloon, cur;
 
   base = chance (r, 0.7) ? pick (r, bases, G_N_ELEMENTS (bases)) : rnd_mib (r, 256, 6144);
-  if (chance (r, 0.5))
-    {
-      block = pick (r, blocks, G_N_ELEMENTS (blocks));
-      size = block * (guint64) g_rand_int_range (r, 1, 17);
-      if (chance (r, 0.1))
-        size += rnd_mib (r, 0, 100);
-      plugged = block * (guint64) g_rand_int_range (r, 0, (gint32) (size / block) + 1);
-      requested = plugged;
-      if (chance (r, 0.15))
-        requested = block * (guint64) g_rand_int_range (r, 0, (gint32) (plugged / block) + 1);
-      else if (chance (r, 0.15))
-        requested = block * (guint64) g_rand_int_range (r, (gint32) (plugged / block),
-                                                        (gint32) (size / block) + 1);
-    }
+  if (chance (r, 0.5)) {
+    block = pick (r, blocks, G_N_ELEMENTS (blocks));
+    size = block * (guint64) g_rand_int_range (r, 1, 17);
+    if (chance (r, 0.1))
+      size += rnd_mib (r, 0, 100);
+    plugged = block * (guint64) g_rand_int_range (r, 0, (gint32) (size / block) + 1);
+    requested = plugged;
+    if (chance (r, 0.15))
+      requested = block * (guint64) g_rand_int_range (r, 0, (gint32) (plugged / block) + 1);
+    else if (chance (r, 0.15))
+      requested =
+        block
+        * (guint64) g_rand_int_range (r, (gint32) (plugged / block), (gint32) (size / block) + 1);
+  }
   balloon = MIN (rnd_mib (r, 64, base / MT_MIB), base);
   cur = balloon + plugged;
 
   mt_vm_policy_init_defaults (p);
   p->mechanism = (MtMechanism) (chance (r, 0.5) ? MT_MECH_AUTO : g_rand_int_range (r, 0, 4));
   if (chance (r, 0.5))
-    p->min = (MtSize) { .is_percent = TRUE, .percent = g_rand_double_range (r, 0, 50) };
+    p->min = (MtSize){ .is_percent = TRUE, .percent = g_rand_double_range (r, 0, 50) };
   else
-    p->min = (MtSize) { .bytes = rnd_mib (r, 0, 2048) };
+    p->min = (MtSize){ .bytes = rnd_mib (r, 0, 2048) };
   if (chance (r, 0.5))
-    p->max = (MtSize) { .is_percent = TRUE, .percent = g_rand_double_range (r, 40, 100) };
+    p->max = (MtSize){ .is_percent = TRUE, .percent = g_rand_double_range (r, 40, 100) };
   else
-    p->max = (MtSize) { .bytes = rnd_mib (r, 256, 8192) };
+    p->max = (MtSize){ .bytes = rnd_mib (r, 256, 8192) };
   p->shares = chance (r, 0.05) ? MT_SHARES_MAX : (guint32) g_rand_int_range (r, 1, 1001);
   if (chance (r, 0.5))
-    p->headroom = (MtSize) { .is_percent = TRUE, .percent = g_rand_double_range (r, 0, 30) };
+    p->headroom = (MtSize){ .is_percent = TRUE, .percent = g_rand_double_range (r, 0, 30) };
   else
-    p->headroom = (MtSize) { .bytes = rnd_mib (r, 0, 512) };
+    p->headroom = (MtSize){ .bytes = rnd_mib (r, 0, 512) };
   p->pressure_target = g_rand_double_range (r, 0.5, 10);
   sc->no_policy[i] = chance (r, 0.03);
 
-  *v = (MtPlanVm) {
+  *v = (MtPlanVm){
     .name = NULL,
     .base_memory = chance (r, 0.02) ? 0 : base,
     .vmem_size = size,
     .vmem_block = block,
   };
-  *o = (MtVmDerived) {
+  *o = (MtVmDerived){
     .source = chance (r, 0.6) ? MT_DATA_AGENT : MT_DATA_BALLOON,
     .fresh = TRUE,
     .time = sc->now - rnd_time (r, 0, 2),
@@ -139,7 +139,8 @@ random_vm (GRand *r, GRand *r2, Scenario *sc, guint i)
     .current = cur,
     .psi_some = NAN,
     .psi_trend = chance (r, 0.5) ? NAN : g_rand_double_range (r, -1, 1),
-    .swap_in_rate = chance (r, 0.3) ? NAN : (chance (r, 0.7) ? 0 : g_rand_double_range (r, 0, 10 * MT_MIB)),
+    .swap_in_rate =
+      chance (r, 0.3) ? NAN : (chance (r, 0.7) ? 0 : g_rand_double_range (r, 0, 10 * MT_MIB)),
     .major_fault_rate = chance (r, 0.3) ? NAN : g_rand_double_range (r, 0, 300),
     .major_fault_rate_avg = chance (r, 0.3) ? NAN : g_rand_double_range (r, 0, 300),
     .oom_kills_new = chance (r, 0.05) ? 1 : 0,
@@ -148,32 +149,30 @@ random_vm (GRand *r, GRand *r2, Scenario *sc, guint i)
   o->observed = chance (r, 0.3) ? o->time - rnd_time (r, 0, 2) : o->time;
   o->used_growth = chance (r, 0.6) ? 0 : rnd_mib (r, 0, 2048);
   o->reserve = chance (r, 0.5) ? MT_UNKNOWN : rnd_mib (r, 0, 160);
-  o->total = chance (r, 0.1) ? cur + rnd_mib (r, 0, 64) : cur - MIN (cur, rnd_mib (r, 0, cur / MT_MIB / 20));
+  o->total =
+    chance (r, 0.1) ? cur + rnd_mib (r, 0, 64) : cur - MIN (cur, rnd_mib (r, 0, cur / MT_MIB / 20));
   o->available = MIN (rnd_mib (r, 0, o->total / MT_MIB), o->total);
   if (chance (r, 0.15))
-    o->available = rnd_mib (r, 0, 40);        /* near zero: emergency */
+    o->available = rnd_mib (r, 0, 40); /* near zero: emergency */
   o->available = MIN (o->available, o->total);
   o->used = o->total - o->available;
-  o->idle = rnd_mib (r, 0, o->available / MT_MIB) > o->available ? o->available
-            : rnd_mib (r, 0, o->available / MT_MIB);
+  o->idle = rnd_mib (r, 0, o->available / MT_MIB) > o->available
+              ? o->available
+              : rnd_mib (r, 0, o->available / MT_MIB);
   if (o->source == MT_DATA_AGENT && chance (r, 0.7))
     o->psi_some = g_rand_double_range (r, 0, 20);
-  if (chance (r, 0.1))
-    {
-      /* No guest stats. */
-      o->source = MT_DATA_NONE;
-      o->used = o->available = o->total = o->idle = MT_UNKNOWN;
-    }
-  else if (chance (r, 0.05))
-    {
-      o->source = MT_DATA_NONE;
-      o->fresh = FALSE;
-      o->time = o->observed = sc->now - S (60);
-    }
-  if (chance (r, 0.04))
-    {
-      o->balloon_actual = o->current = MT_UNKNOWN;
-    }
+  if (chance (r, 0.1)) {
+    /* No guest stats. */
+    o->source = MT_DATA_NONE;
+    o->used = o->available = o->total = o->idle = MT_UNKNOWN;
+  } else if (chance (r, 0.05)) {
+    o->source = MT_DATA_NONE;
+    o->fresh = FALSE;
+    o->time = o->observed = sc->now - S (60);
+  }
+  if (chance (r, 0.04)) {
+    o->balloon_actual = o->current = MT_UNKNOWN;
+  }
 
   mt_vm_control_init (c);
   if (chance (r, 0.5))
@@ -186,52 +185,48 @@ random_vm (GRand *r, GRand *r2, Scenario *sc, guint i)
     c->shrink_since = sc->now - rnd_time (r, 0, 10);
   if (chance (r, 0.5))
     c->last_action = sc->now - rnd_time (r, 0, 20);
-  if (chance (r, 0.3) && cur != MT_UNKNOWN)
-    {
-      c->pending = TRUE;
-      c->last_from = cur;
-      c->last_target = chance (r, 0.5) ? cur + rnd_mib (r, 0, 1024)
-                                       : cur - MIN (cur, rnd_mib (r, 0, 1024));
-      c->best_distance = (c->last_target > cur ? c->last_target - cur : cur - c->last_target)
-                         + rnd_mib (r, 0, 64);
-      c->progress_time = sc->now - rnd_time (r, 0, 60);
-      if (c->last_action == MT_TIME_NEVER)
-        c->last_action = c->progress_time;
-    }
-  if (chance (r, 0.1))
-    {
-      c->stuck = TRUE;
-      c->stuck_count = (guint) g_rand_int_range (r, 1, 5);
-      c->stuck_since = sc->now - rnd_time (r, 0, 100);
-      c->retry_at = sc->now + rnd_time (r, -50, 50);
-      c->stuck_kind = (guint32) g_rand_int_range (r, MT_STUCK_NOT_MOVING, MT_STUCK_RESTORED + 1);
-      c->stuck_size[0] = rnd_mib (r, 0, 8192);
-      c->stuck_size[1] = rnd_mib (r, 0, 8192);
-      c->stuck_size[2] = rnd_mib (r, 0, 8192);
-      c->stuck_us = rnd_time (r, 0, 100);
-    }
-  if (chance (r, 0.1))
-    {
-      c->vmem_stalled = TRUE;
-      c->vmem_retry_at = sc->now + rnd_time (r, -50, 200);
-    }
-  if (size && requested < plugged && chance (r, 0.5))
-    {
-      c->vmem_wait_since = sc->now - rnd_time (r, 0, 60);
-      c->vmem_wait_plugged = plugged;
-    }
+  if (chance (r, 0.3) && cur != MT_UNKNOWN) {
+    c->pending = TRUE;
+    c->last_from = cur;
+    c->last_target =
+      chance (r, 0.5) ? cur + rnd_mib (r, 0, 1024) : cur - MIN (cur, rnd_mib (r, 0, 1024));
+    c->best_distance =
+      (c->last_target > cur ? c->last_target - cur : cur - c->last_target) + rnd_mib (r, 0, 64);
+    c->progress_time = sc->now - rnd_time (r, 0, 60);
+    if (c->last_action == MT_TIME_NEVER)
+      c->last_action = c->progress_time;
+  }
+  if (chance (r, 0.1)) {
+    c->stuck = TRUE;
+    c->stuck_count = (guint) g_rand_int_range (r, 1, 5);
+    c->stuck_since = sc->now - rnd_time (r, 0, 100);
+    c->retry_at = sc->now + rnd_time (r, -50, 50);
+    c->stuck_kind = (guint32) g_rand_int_range (r, MT_STUCK_NOT_MOVING, MT_STUCK_RESTORED + 1);
+    c->stuck_size[0] = rnd_mib (r, 0, 8192);
+    c->stuck_size[1] = rnd_mib (r, 0, 8192);
+    c->stuck_size[2] = rnd_mib (r, 0, 8192);
+    c->stuck_us = rnd_time (r, 0, 100);
+  }
+  if (chance (r, 0.1)) {
+    c->vmem_stalled = TRUE;
+    c->vmem_retry_at = sc->now + rnd_time (r, -50, 200);
+  }
+  if (size && requested < plugged && chance (r, 0.5)) {
+    c->vmem_wait_since = sc->now - rnd_time (r, 0, 60);
+    c->vmem_wait_plugged = plugged;
+  }
   /* Most VMs have run for a while; some are in their start grace. */
   if (chance (r2, 0.7))
     c->first_seen = sc->now - rnd_time (r2, 60, 600);
-  else if (chance (r2, 0.5))
-    {
-      c->first_seen = sc->now - rnd_time (r2, 0, 60);
-      c->grace_need = rnd_mib (r2, 0, 4096);
-    }
+  else if (chance (r2, 0.5)) {
+    c->first_seen = sc->now - rnd_time (r2, 0, 60);
+    c->grace_need = rnd_mib (r2, 0, 4096);
+  }
   if (chance (r2, 0.3))
     c->raise_time = sc->now - rnd_time (r2, 0, 3);
   o->swap_used = chance (r2, 0.5) ? MT_UNKNOWN : chance (r2, 0.5) ? 0 : rnd_mib (r2, 0, 2048);
-  o->used_rate = chance (r2, 0.3) ? NAN : g_rand_double_range (r2, -512.0 * MT_MIB, 1024.0 * MT_MIB);
+  o->used_rate =
+    chance (r2, 0.3) ? NAN : g_rand_double_range (r2, -512.0 * MT_MIB, 1024.0 * MT_MIB);
 }
 
 static void
@@ -241,11 +236,11 @@ scenario_random (Scenario *sc, guint64 seed)
   static const guint64 rates[] = { 0, 32 * MT_MIB, 256 * MT_MIB };
   static const guint64 reserves[] = { 0, 512 * MT_MIB, MT_GIB };
   guint32 words[2] = { (guint32) seed, (guint32) (seed >> 32) };
-  g_autoptr(GRand) r = g_rand_new_with_seed_array (words, 2);
+  g_autoptr (GRand) r = g_rand_new_with_seed_array (words, 2);
   /* Inputs added later draw from their own stream, so that every seed
    * still makes the scenario it made before. */
   guint32 words2[3] = { (guint32) seed, (guint32) (seed >> 32), 2 };
-  g_autoptr(GRand) r2 = g_rand_new_with_seed_array (words2, 3);
+  g_autoptr (GRand) r2 = g_rand_new_with_seed_array (words2, 3);
 
   memset (sc, 0, sizeof *sc);
   sc->seed = seed;
@@ -257,18 +252,17 @@ scenario_random (Scenario *sc, guint64 seed)
   sc->hp.reserve = pick (r, reserves, G_N_ELEMENTS (reserves));
   sc->hp.budget = chance (r, 0.3) ? rnd_mib (r, 1024, 16384) : 0;
   sc->hp.dry_run = chance (r, 0.05);
-  sc->hp.start_grace = S (60);   /* not drawn: keeps every seed's scenario */
+  sc->hp.start_grace = S (60); /* not drawn: keeps every seed's scenario */
   sc->now = S (1000) + rnd_time (r, 0, 1000);
 
   mt_host_sample_init (&sc->host, sc->now);
   sc->host.mem_total = 32 * MT_GIB;
   if (chance (r, 0.9))
     sc->host.mem_available = rnd_mib (r, 0, 12 * 1024);
-  if (chance (r, 0.3))
-    {
-      sc->host.cgroup_limit = rnd_mib (r, 2048, 16384);
-      sc->host.cgroup_usage = rnd_mib (r, 0, sc->host.cgroup_limit / MT_MIB);
-    }
+  if (chance (r, 0.3)) {
+    sc->host.cgroup_limit = rnd_mib (r, 2048, 16384);
+    sc->host.cgroup_usage = rnd_mib (r, 0, sc->host.cgroup_limit / MT_MIB);
+  }
   sc->host_null = chance (r, 0.05);
 
   sc->n = (guint) g_rand_int_range (r, 1, MAXV + 1);
@@ -292,73 +286,76 @@ scenario_dump (const Scenario *sc, const MtPlan *plan)
 
   g_string_append_printf (s, "seed %" G_GUINT64_FORMAT " now %.3f s; sizes in MiB (-1 unknown)\n",
                           sc->seed, (double) sc->now / G_USEC_PER_SEC);
-  g_string_append_printf (s, "host%s: avail %.0f cgroup %.0f/%.0f; policy reserve %.0f budget %.0f "
+  g_string_append_printf (s,
+                          "host%s: avail %.0f cgroup %.0f/%.0f; policy reserve %.0f budget %.0f "
                           "tick %.0f s min_change %.0f rate %.0f/s dry_run %d\n",
                           sc->host_null ? " (none)" : "", U (sc->host.mem_available),
                           U (sc->host.cgroup_usage), U (sc->host.cgroup_limit), U (sc->hp.reserve),
                           U (sc->hp.budget), (double) sc->hp.tick_interval / G_USEC_PER_SEC,
                           U (sc->hp.min_change), U (sc->hp.max_shrink_rate), sc->hp.dry_run);
-  for (guint i = 0; i < sc->n; i++)
-    {
-      const MtPlanVm *v = &sc->vm[i];
-      const MtVmDerived *o = &v->obs;
-      const MtVmControl *c = &v->control;
-      const MtVmPolicy *p = v->policy;
+  for (guint i = 0; i < sc->n; i++) {
+    const MtPlanVm *v = &sc->vm[i];
+    const MtVmDerived *o = &v->obs;
+    const MtVmControl *c = &v->control;
+    const MtVmPolicy *p = v->policy;
 
-      g_string_append_printf (s, "vm%u: base %.0f vmem %.0f/%.0f; ", i, U (v->base_memory),
-                              U (v->vmem_size), U (v->vmem_block));
-      if (p != NULL)
-        g_string_append_printf (s, "policy %s min %s%.1f max %s%.1f shares %u headroom %s%.1f "
-                                "ptarget %.2f; ", mt_mechanism_to_string (p->mechanism),
-                                p->min.is_percent ? "%" : "", p->min.is_percent ? p->min.percent : U (p->min.bytes),
-                                p->max.is_percent ? "%" : "", p->max.is_percent ? p->max.percent : U (p->max.bytes),
-                                p->shares,
-                                p->headroom.is_percent ? "%" : "",
-                                p->headroom.is_percent ? p->headroom.percent : U (p->headroom.bytes),
-                                p->pressure_target);
-      else
-        g_string_append (s, "no policy; ");
-      g_string_append_printf (s, "obs %s fresh %d balloon %.0f plugged %.0f req %.0f rss %.0f "
-                              "total %.0f avail %.0f used %.0f idle %.0f psi %.2f trend %.2f swap %.0f "
-                              "faults %.0f/%.0f oom %" G_GUINT64_FORMAT "; ",
-                              mt_data_source_to_string (o->source), o->fresh, U (o->balloon_actual),
-                              U (o->vmem_plugged), U (o->vmem_requested), U (o->rss), U (o->total),
-                              U (o->available), U (o->used), U (o->idle), o->psi_some, o->psi_trend,
-                              o->swap_in_rate, o->major_fault_rate, o->major_fault_rate_avg,
-                              o->oom_kills_new);
-      g_string_append_printf (s, "ctl headroom %.0f pending %d %.0f->%.0f stuck %d stalled %d\n",
-                              U (c->headroom), c->pending, U (c->last_from), U (c->last_target),
-                              c->stuck, c->vmem_stalled);
-    }
-  if (plan != NULL)
-    {
-      g_string_append_printf (s, "plan: %s\n", plan->reason);
-      for (guint i = 0; i < plan->n_decisions; i++)
-        {
-          const MtVmDecision *d = &plan->decisions[i];
+    g_string_append_printf (s, "vm%u: base %.0f vmem %.0f/%.0f; ", i, U (v->base_memory),
+                            U (v->vmem_size), U (v->vmem_block));
+    if (p != NULL)
+      g_string_append_printf (
+        s,
+        "policy %s min %s%.1f max %s%.1f shares %u headroom %s%.1f "
+        "ptarget %.2f; ",
+        mt_mechanism_to_string (p->mechanism), p->min.is_percent ? "%" : "",
+        p->min.is_percent ? p->min.percent : U (p->min.bytes), p->max.is_percent ? "%" : "",
+        p->max.is_percent ? p->max.percent : U (p->max.bytes), p->shares,
+        p->headroom.is_percent ? "%" : "",
+        p->headroom.is_percent ? p->headroom.percent : U (p->headroom.bytes), p->pressure_target);
+    else
+      g_string_append (s, "no policy; ");
+    g_string_append_printf (
+      s,
+      "obs %s fresh %d balloon %.0f plugged %.0f req %.0f rss %.0f "
+      "total %.0f avail %.0f used %.0f idle %.0f psi %.2f trend %.2f swap %.0f "
+      "faults %.0f/%.0f oom %" G_GUINT64_FORMAT "; ",
+      mt_data_source_to_string (o->source), o->fresh, U (o->balloon_actual), U (o->vmem_plugged),
+      U (o->vmem_requested), U (o->rss), U (o->total), U (o->available), U (o->used), U (o->idle),
+      o->psi_some, o->psi_trend, o->swap_in_rate, o->major_fault_rate, o->major_fault_rate_avg,
+      o->oom_kills_new);
+    g_string_append_printf (s, "ctl headroom %.0f pending %d %.0f->%.0f stuck %d stalled %d\n",
+                            U (c->headroom), c->pending, U (c->last_from), U (c->last_target),
+                            c->stuck, c->vmem_stalled);
+  }
+  if (plan != NULL) {
+    g_string_append_printf (s, "plan: %s\n", plan->reason);
+    for (guint i = 0; i < plan->n_decisions; i++) {
+      const MtVmDecision *d = &plan->decisions[i];
 
-          g_string_append_printf (s, "  vm%u %s min %.0f floor %.0f keep %.0f want %.0f max %.0f "
-                                  "target %.0f step %.0f: %s\n", i, mt_decision_kind_to_string (d->kind),
-                                  U (d->min), U (d->floor), U (d->keep), U (d->want), U (d->max),
-                                  U (d->target), U (d->step), reason (d));
-        }
-      for (guint k = 0; k < plan->n_actions; k++)
-        g_string_append_printf (s, "  action %s\n", plan->actions[k].reason);
+      g_string_append_printf (s,
+                              "  vm%u %s min %.0f floor %.0f keep %.0f want %.0f max %.0f "
+                              "target %.0f step %.0f: %s\n",
+                              i, mt_decision_kind_to_string (d->kind), U (d->min), U (d->floor),
+                              U (d->keep), U (d->want), U (d->max), U (d->target), U (d->step),
+                              reason (d));
     }
+    for (guint k = 0; k < plan->n_actions; k++)
+      g_string_append_printf (s, "  action %s\n", plan->actions[k].reason);
+  }
   return g_string_free (s, FALSE);
 }
 
 /* ---- properties ---------------------------------------------------------- */
 
-#define REQUIRE(cond, ...)                                       \
-  G_STMT_START {                                                 \
-    if (!(cond))                                                 \
-      {                                                          \
-        g_string_append_printf (err, "%s: ", #cond);             \
-        g_string_append_printf (err, __VA_ARGS__);               \
-        return FALSE;                                            \
-      }                                                          \
-  } G_STMT_END
+#define REQUIRE(cond, ...)                         \
+  G_STMT_START                                     \
+  {                                                \
+    if (!(cond)) {                                 \
+      g_string_append_printf (err, "%s: ", #cond); \
+      g_string_append_printf (err, __VA_ARGS__);   \
+      return FALSE;                                \
+    }                                              \
+  }                                                \
+  G_STMT_END
 
 static gboolean
 check_plan (const Scenario *sc, const MtPlan *plan, GString *err)
@@ -370,211 +367,209 @@ check_plan (const Scenario *sc, const MtPlan *plan, GString *err)
   REQUIRE (plan->n_decisions == sc->n, "one decision per VM");
   REQUIRE (plan->reason != NULL && *plan->reason, "host reason");
 
-  for (guint i = 0; i < sc->n; i++)
-    {
-      const MtVmDecision *d = &plan->decisions[i];
-      const MtPlanVm *v = &sc->vm[i];
+  for (guint i = 0; i < sc->n; i++) {
+    const MtVmDecision *d = &plan->decisions[i];
+    const MtPlanVm *v = &sc->vm[i];
 
-      const char *why = reason (d);
+    const char *why = reason (d);
 
-      REQUIRE (why != NULL && *why && strchr (why, '\n') == NULL,
-               "vm%u has a one-line reason", i);
-      /* What a VM holds or was promised counts, including a grow asked
+    REQUIRE (why != NULL && *why && strchr (why, '\n') == NULL, "vm%u has a one-line reason", i);
+    /* What a VM holds or was promised counts, including a grow asked
        * for and not yet taken. */
-      {
-        guint64 c = v->obs.current;
+    {
+      guint64 c = v->obs.current;
 
-        if (c == MT_UNKNOWN)
-          c = v->obs.rss != MT_UNKNOWN ? v->obs.rss : v->base_memory + v->vmem_size;
-        else if (v->policy != NULL && v->base_memory > 0 && v->control.pending
-                 && v->control.last_target > c)
-          c = v->control.last_target;
-        REQUIRE (d->committed == c, "vm%u committed %.0f MiB", i, U (c));
-        committed = mt_sat_add (committed, c);
-      }
-      if (v->obs.source == MT_DATA_NONE || v->obs.current == MT_UNKNOWN || v->policy == NULL
-          || v->base_memory == 0)
-        {
-          REQUIRE (!d->managed && d->action < 0, "vm%u with unknown data is left alone", i);
-          REQUIRE (d->kind == MT_DECISION_SKIP || d->kind == MT_DECISION_STUCK, "vm%u skipped", i);
-        }
-      if (v->policy != NULL && v->policy->mechanism == MT_MECH_NONE)
-        REQUIRE (d->action < 0, "vm%u mechanism none is never resized", i);
-      if (d->kind == MT_DECISION_STUCK)
-        REQUIRE (d->action < 0 && !d->managed, "vm%u stuck is held", i);
-      if (!d->managed)
-        {
-          REQUIRE (d->target == d->current, "vm%u fixed target is its size", i);
-          fixed = mt_sat_add (fixed, d->committed);
-          continue;
-        }
-      /* every target within [min, max] */
-      REQUIRE (d->min <= d->floor && d->floor <= d->keep && d->keep <= d->want && d->want <= d->max,
-               "vm%u bounds ordered", i);
-      REQUIRE (d->min <= d->target && d->target <= d->max, "vm%u target within [min, max]", i);
-      REQUIRE (d->floor <= d->target, "vm%u target keeps the floor", i);
-      REQUIRE (d->max <= v->base_memory + v->vmem_size, "vm%u max within the domain", i);
-      {
-        guint64 pmin, pmax;
-
-        mt_vm_policy_resolve_bounds (v->policy, v->base_memory + v->vmem_size, &pmin, &pmax);
-        REQUIRE (d->max <= MAX (pmax, d->min), "vm%u max within the policy", i);
-        if (!d->emergency && !d->refaulting && !d->grace)
-          REQUIRE (d->floor == d->min, "vm%u floor is min unless in an emergency, refaulting or its start grace", i);
-        else if (!d->emergency && !d->refaulting)
-          REQUIRE (d->floor == d->min || d->floor <= MIN (d->current, d->max),
-                   "vm%u start grace floor keeps at most its size", i);
-        else
-          REQUIRE (d->floor >= MIN (d->current, d->max) || d->floor == d->min
-                   || d->max - d->floor < MAX (v->vmem_block, 1),
-                   "vm%u emergency floor keeps its size", i);
-      }
-      REQUIRE (d->keep >= MIN (d->working_set, d->want) || d->keep == d->want, "vm%u keep covers the working set", i);
-      floors = mt_sat_add (floors, d->floor);
-      targets = mt_sat_add (targets, d->target);
-      if (d->target < d->keep)
-        below_keep = TRUE;
-      if (!plan->host_short)
-        REQUIRE (d->target == d->want, "vm%u gets its want when the host is not short", i);
+      if (c == MT_UNKNOWN)
+        c = v->obs.rss != MT_UNKNOWN ? v->obs.rss : v->base_memory + v->vmem_size;
+      else if (v->policy != NULL && v->base_memory > 0 && v->control.pending
+               && v->control.last_target > c)
+        c = v->control.last_target;
+      REQUIRE (d->committed == c, "vm%u committed %.0f MiB", i, U (c));
+      committed = mt_sat_add (committed, c);
     }
+    if (v->obs.source == MT_DATA_NONE || v->obs.current == MT_UNKNOWN || v->policy == NULL
+        || v->base_memory == 0) {
+      REQUIRE (!d->managed && d->action < 0, "vm%u with unknown data is left alone", i);
+      REQUIRE (d->kind == MT_DECISION_SKIP || d->kind == MT_DECISION_STUCK, "vm%u skipped", i);
+    }
+    if (v->policy != NULL && v->policy->mechanism == MT_MECH_NONE)
+      REQUIRE (d->action < 0, "vm%u mechanism none is never resized", i);
+    if (d->kind == MT_DECISION_STUCK)
+      REQUIRE (d->action < 0 && !d->managed, "vm%u stuck is held", i);
+    if (!d->managed) {
+      REQUIRE (d->target == d->current, "vm%u fixed target is its size", i);
+      fixed = mt_sat_add (fixed, d->committed);
+      continue;
+    }
+    /* every target within [min, max] */
+    REQUIRE (d->min <= d->floor && d->floor <= d->keep && d->keep <= d->want && d->want <= d->max,
+             "vm%u bounds ordered", i);
+    REQUIRE (d->min <= d->target && d->target <= d->max, "vm%u target within [min, max]", i);
+    REQUIRE (d->floor <= d->target, "vm%u target keeps the floor", i);
+    REQUIRE (d->max <= v->base_memory + v->vmem_size, "vm%u max within the domain", i);
+    {
+      guint64 pmin, pmax;
+
+      mt_vm_policy_resolve_bounds (v->policy, v->base_memory + v->vmem_size, &pmin, &pmax);
+      REQUIRE (d->max <= MAX (pmax, d->min), "vm%u max within the policy", i);
+      if (!d->emergency && !d->refaulting && !d->grace)
+        REQUIRE (d->floor == d->min,
+                 "vm%u floor is min unless in an emergency, refaulting or its start grace", i);
+      else if (!d->emergency && !d->refaulting)
+        REQUIRE (d->floor == d->min || d->floor <= MIN (d->current, d->max),
+                 "vm%u start grace floor keeps at most its size", i);
+      else
+        REQUIRE (d->floor >= MIN (d->current, d->max) || d->floor == d->min
+                   || d->max - d->floor < MAX (v->vmem_block, 1),
+                 "vm%u emergency floor keeps its size", i);
+    }
+    REQUIRE (d->keep >= MIN (d->working_set, d->want) || d->keep == d->want,
+             "vm%u keep covers the working set", i);
+    floors = mt_sat_add (floors, d->floor);
+    targets = mt_sat_add (targets, d->target);
+    if (d->target < d->keep)
+      below_keep = TRUE;
+    if (!plan->host_short)
+      REQUIRE (d->target == d->want, "vm%u gets its want when the host is not short", i);
+  }
 
   REQUIRE (plan->committed == committed, "plan committed");
   if (plan->budget != MT_UNKNOWN)
     REQUIRE (plan->free_now <= mt_sat_sub (plan->budget, committed), "free now within the budget");
   if (!sc->host_null && sc->host.mem_available != MT_UNKNOWN)
-    REQUIRE (plan->free_now <= mt_sat_sub (sc->host.mem_available, sc->hp.reserve), "free now physically free");
+    REQUIRE (plan->free_now <= mt_sat_sub (sc->host.mem_available, sc->hp.reserve),
+             "free now physically free");
 
-  if (plan->host_short)
+  if (plan->host_short) {
+    REQUIRE (plan->budget != MT_UNKNOWN, "short needs a budget");
+    /* sum of targets within budget when the host is short */
+    if (mt_sat_add (fixed, floors) <= plan->budget)
+      REQUIRE (mt_sat_add (fixed, targets) <= plan->budget, "sum %.0f MiB within budget %.0f MiB",
+               U (mt_sat_add (fixed, targets)), U (plan->budget));
+    else
+      for (guint i = 0; i < sc->n; i++)
+        if (plan->decisions[i].managed)
+          REQUIRE (plan->decisions[i].target == plan->decisions[i].floor,
+                   "vm%u at floor when even floors do not fit", i);
+    /* idle memory taken before active */
+    if (below_keep)
+      for (guint i = 0; i < sc->n; i++)
+        if (plan->decisions[i].managed)
+          REQUIRE (plan->decisions[i].target <= plan->decisions[i].keep,
+                   "vm%u keeps idle memory while another loses its working set", i);
+  }
+
+  for (guint k = 0; k < plan->n_actions; k++) {
+    const MtAction *a = &plan->actions[k];
+    const MtPlanVm *v = &sc->vm[a->vm];
+    const MtVmDecision *d = &plan->decisions[a->vm];
+    guint64 b = a->set_balloon ? a->balloon : v->obs.balloon_actual;
+    guint64 p = a->set_vmem ? a->vmem_requested
+                            : (v->obs.vmem_plugged == MT_UNKNOWN ? 0 : v->obs.vmem_plugged);
+
+    REQUIRE (a->vm < sc->n && d->managed, "action %u on a managed VM", k);
+    REQUIRE (a->reason != NULL && *a->reason && strchr (a->reason, '\n') == NULL,
+             "action %u reason", k);
     {
-      REQUIRE (plan->budget != MT_UNKNOWN, "short needs a budget");
-      /* sum of targets within budget when the host is short */
-      if (mt_sat_add (fixed, floors) <= plan->budget)
-        REQUIRE (mt_sat_add (fixed, targets) <= plan->budget,
-                 "sum %.0f MiB within budget %.0f MiB", U (mt_sat_add (fixed, targets)), U (plan->budget));
-      else
-        for (guint i = 0; i < sc->n; i++)
-          if (plan->decisions[i].managed)
-            REQUIRE (plan->decisions[i].target == plan->decisions[i].floor, "vm%u at floor when even floors do not fit", i);
-      /* idle memory taken before active */
-      if (below_keep)
-        for (guint i = 0; i < sc->n; i++)
-          if (plan->decisions[i].managed)
-            REQUIRE (plan->decisions[i].target <= plan->decisions[i].keep,
-                     "vm%u keeps idle memory while another loses its working set", i);
+      const char *why = reason (d);
+      const char *tail = a->reason != NULL ? strstr (a->reason, ": ") : NULL;
+
+      /* "<vm>: " and the decision's reason, the same as Explain gives. */
+      REQUIRE (
+        tail != NULL
+          && (d->action != (gint) k || a->kind == MT_ACTION_CANCEL || strcmp (tail + 2, why) == 0),
+        "action %u reason is the decision's", k);
     }
-
-  for (guint k = 0; k < plan->n_actions; k++)
-    {
-      const MtAction *a = &plan->actions[k];
-      const MtPlanVm *v = &sc->vm[a->vm];
-      const MtVmDecision *d = &plan->decisions[a->vm];
-      guint64 b = a->set_balloon ? a->balloon : v->obs.balloon_actual;
-      guint64 p = a->set_vmem ? a->vmem_requested
-                  : (v->obs.vmem_plugged == MT_UNKNOWN ? 0 : v->obs.vmem_plugged);
-
-      REQUIRE (a->vm < sc->n && d->managed, "action %u on a managed VM", k);
-      REQUIRE (a->reason != NULL && *a->reason && strchr (a->reason, '\n') == NULL, "action %u reason", k);
-      {
-        const char *why = reason (d);
-        const char *tail = a->reason != NULL ? strstr (a->reason, ": ") : NULL;
-
-        /* "<vm>: " and the decision's reason, the same as Explain gives. */
-        REQUIRE (tail != NULL && (d->action != (gint) k || a->kind == MT_ACTION_CANCEL
-                                  || strcmp (tail + 2, why) == 0),
-                 "action %u reason is the decision's", k);
-      }
-      REQUIRE (a->from == d->current, "action %u from the current size", k);
-      REQUIRE (a->to == b + p, "action %u size adds up", k);
-      /* virtio-mem requested always block-aligned and within the device */
-      if (a->set_vmem)
-        REQUIRE (v->vmem_block > 0 && a->vmem_requested % v->vmem_block == 0
-                 && a->vmem_requested <= v->vmem_size
-                 && v->policy->mechanism != MT_MECH_BALLOON, "action %u virtio-mem request", k);
-      /* balloon target never above base_memory */
-      if (a->set_balloon)
-        REQUIRE (a->balloon <= v->base_memory
+    REQUIRE (a->from == d->current, "action %u from the current size", k);
+    REQUIRE (a->to == b + p, "action %u size adds up", k);
+    /* virtio-mem requested always block-aligned and within the device */
+    if (a->set_vmem)
+      REQUIRE (v->vmem_block > 0 && a->vmem_requested % v->vmem_block == 0
+                 && a->vmem_requested <= v->vmem_size && v->policy->mechanism != MT_MECH_BALLOON,
+               "action %u virtio-mem request", k);
+    /* balloon target never above base_memory */
+    if (a->set_balloon)
+      REQUIRE (a->balloon <= v->base_memory
                  && a->balloon >= MIN (v->base_memory, MT_PLAN_BALLOON_FLOOR_MIN)
-                 && v->policy->mechanism != MT_MECH_VIRTIO_MEM, "action %u balloon target", k);
-      REQUIRE (a->set_balloon || a->set_vmem, "action %u does something", k);
-      if (a->kind == MT_ACTION_GROW)
-        {
-          seen_grow = TRUE;
-          REQUIRE (a->to > a->from && a->to <= d->target, "grow %u toward its target", k);
-          grown = mt_sat_add (grown, mt_sat_sub (a->to, MAX (d->current, d->committed)));
-          if (plan->free_now == MT_UNKNOWN)
-            REQUIRE (a->emergency || a->to <= d->committed,
-                     "grow %u with host free unknown only in an emergency", k);
-        }
-      else
-        {
-          /* no grow issued in a plan that still needs shrinks first */
-          REQUIRE (!seen_grow, "shrink/cancel %u after a grow", k);
-        }
-      if (a->kind == MT_ACTION_SHRINK)
-        {
-          REQUIRE (a->to < a->from && a->to >= d->target, "shrink %u toward its target", k);
-          if (d->emergency || d->refaulting)
-            REQUIRE (a->from > d->max, "shrink %u of a VM in an emergency or refaulting only above max", k);
-        }
-      if (a->kind == MT_ACTION_CANCEL)
-        REQUIRE (a->to == a->from && a->set_vmem, "cancel %u keeps the size", k);
-      /* no action below the hysteresis threshold (emergency grows exempt) */
-      if (a->kind != MT_ACTION_CANCEL && !(a->kind == MT_ACTION_GROW && a->emergency))
-        REQUIRE ((a->to > a->from ? a->to - a->from : a->from - a->to) >= sc->hp.min_change,
-                 "action %u of %.1f MiB below min_change", k,
-                 U (a->to > a->from ? a->to - a->from : a->from - a->to));
-      /* ... and an emergency grow below it only completes its want or
+                 && v->policy->mechanism != MT_MECH_VIRTIO_MEM,
+               "action %u balloon target", k);
+    REQUIRE (a->set_balloon || a->set_vmem, "action %u does something", k);
+    if (a->kind == MT_ACTION_GROW) {
+      seen_grow = TRUE;
+      REQUIRE (a->to > a->from && a->to <= d->target, "grow %u toward its target", k);
+      grown = mt_sat_add (grown, mt_sat_sub (a->to, MAX (d->current, d->committed)));
+      if (plan->free_now == MT_UNKNOWN)
+        REQUIRE (a->emergency || a->to <= d->committed,
+                 "grow %u with host free unknown only in an emergency", k);
+    } else {
+      /* no grow issued in a plan that still needs shrinks first */
+      REQUIRE (!seen_grow, "shrink/cancel %u after a grow", k);
+    }
+    if (a->kind == MT_ACTION_SHRINK) {
+      REQUIRE (a->to < a->from && a->to >= d->target, "shrink %u toward its target", k);
+      if (d->emergency || d->refaulting)
+        REQUIRE (a->from > d->max, "shrink %u of a VM in an emergency or refaulting only above max",
+                 k);
+    }
+    if (a->kind == MT_ACTION_CANCEL)
+      REQUIRE (a->to == a->from && a->set_vmem, "cancel %u keeps the size", k);
+    /* no action below the hysteresis threshold (emergency grows exempt) */
+    if (a->kind != MT_ACTION_CANCEL && !(a->kind == MT_ACTION_GROW && a->emergency))
+      REQUIRE ((a->to > a->from ? a->to - a->from : a->from - a->to) >= sc->hp.min_change,
+               "action %u of %.1f MiB below min_change", k,
+               U (a->to > a->from ? a->to - a->from : a->from - a->to));
+    /* ... and an emergency grow below it only completes its want or
        * feeds a guest out of memory: no storms of tiny grows */
-      if (a->kind == MT_ACTION_GROW && a->emergency && a->to - a->from < sc->hp.min_change)
-        REQUIRE (a->to == d->want || d->starving, "tiny emergency grow %u", k);
-      /* a grow on its way is neither cut short nor asked again a few MiB
+    if (a->kind == MT_ACTION_GROW && a->emergency && a->to - a->from < sc->hp.min_change)
+      REQUIRE (a->to == d->want || d->starving, "tiny emergency grow %u", k);
+    /* a grow on its way is neither cut short nor asked again a few MiB
        * larger, unless the host is short (or a stalled unplug was just
        * cancelled: the fallback starts over) */
-      {
-        const MtVmControl *c = &sc->vm[a->vm].control;
-        gboolean cancelled = FALSE;
+    {
+      const MtVmControl *c = &sc->vm[a->vm].control;
+      gboolean cancelled = FALSE;
 
-        for (guint j = 0; j < k; j++)
-          cancelled |= plan->actions[j].vm == a->vm && plan->actions[j].kind == MT_ACTION_CANCEL;
-        if (a->kind == MT_ACTION_GROW && !plan->host_short && c->pending && !c->stuck && !cancelled
-            && c->last_target > mt_sat_add (d->current, MT_PLAN_REACH_TOLERANCE))
-          REQUIRE (a->to >= mt_sat_add (c->last_target, sc->hp.min_change),
-                   "grow %u to %.0f MiB cuts or repeats the one on its way to %.0f MiB",
-                   k, U (a->to), U (c->last_target));
-      }
+      for (guint j = 0; j < k; j++)
+        cancelled |= plan->actions[j].vm == a->vm && plan->actions[j].kind == MT_ACTION_CANCEL;
+      if (a->kind == MT_ACTION_GROW && !plan->host_short && c->pending && !c->stuck && !cancelled
+          && c->last_target > mt_sat_add (d->current, MT_PLAN_REACH_TOLERANCE))
+        REQUIRE (a->to >= mt_sat_add (c->last_target, sc->hp.min_change),
+                 "grow %u to %.0f MiB cuts or repeats the one on its way to %.0f MiB", k, U (a->to),
+                 U (c->last_target));
     }
+  }
   /* grows only from memory free now */
   if (plan->free_now != MT_UNKNOWN)
-    REQUIRE (grown <= plan->free_now, "grows %.0f MiB within free %.0f MiB", U (grown), U (plan->free_now));
+    REQUIRE (grown <= plan->free_now, "grows %.0f MiB within free %.0f MiB", U (grown),
+             U (plan->free_now));
 
   /* emergency grow never rate-limited or delayed: it gets all of its
    * target as long as the host has the memory free (emergencies first,
    * in VM order). */
-  for (guint i = 0; i < sc->n; i++)
-    {
-      const MtVmDecision *d = &plan->decisions[i];
-      guint64 base, extra;
+  for (guint i = 0; i < sc->n; i++) {
+    const MtVmDecision *d = &plan->decisions[i];
+    guint64 base, extra;
 
-      if (!d->managed || !d->emergency || d->target <= d->current)
-        continue;
-      base = MAX (d->current, d->committed);
-      extra = mt_sat_sub (d->target, base);
-      if (free_left != MT_UNKNOWN && extra > free_left)
-        break;
-      if (d->target - d->current < sc->hp.min_change && d->target < d->want && !d->starving)
-        continue;                          /* a tiny step short of its want waits */
-      if (d->action < 0 && d->kind == MT_DECISION_WAIT && sc->vm[i].control.pending
-          && sc->vm[i].control.last_target > d->current
-          && (sc->vm[i].control.last_target == d->target
-              || (!plan->host_short
-                  && d->target < mt_sat_add (sc->vm[i].control.last_target, sc->hp.min_change))))
-        continue;                          /* a grow on its way covers it */
-      REQUIRE (d->action >= 0 && plan->actions[d->action].kind == MT_ACTION_GROW
+    if (!d->managed || !d->emergency || d->target <= d->current)
+      continue;
+    base = MAX (d->current, d->committed);
+    extra = mt_sat_sub (d->target, base);
+    if (free_left != MT_UNKNOWN && extra > free_left)
+      break;
+    if (d->target - d->current < sc->hp.min_change && d->target < d->want && !d->starving)
+      continue; /* a tiny step short of its want waits */
+    if (d->action < 0 && d->kind == MT_DECISION_WAIT && sc->vm[i].control.pending
+        && sc->vm[i].control.last_target > d->current
+        && (sc->vm[i].control.last_target == d->target
+            || (!plan->host_short
+                && d->target < mt_sat_add (sc->vm[i].control.last_target, sc->hp.min_change))))
+      continue; /* a grow on its way covers it */
+    REQUIRE (d->action >= 0 && plan->actions[d->action].kind == MT_ACTION_GROW
                && plan->actions[d->action].to == d->target,
-               "vm%u emergency grow to %.0f MiB not issued in full", i, U (d->target));
-      if (free_left != MT_UNKNOWN)
-        free_left -= extra;
-    }
+             "vm%u emergency grow to %.0f MiB not issued in full", i, U (d->target));
+    if (free_left != MT_UNKNOWN)
+      free_left -= extra;
+  }
 
   /* dry-run records nothing as issued */
   if (sc->hp.dry_run)
@@ -611,35 +606,33 @@ test_properties (gconstpointer data)
   guint64 base = GPOINTER_TO_UINT (data);
   guint shorts = 0, actions = 0, emergencies = 0, kinds[3] = { 0 }, decided[6] = { 0 };
 
-  for (guint k = 0; k < n_scenarios; k++)
-    {
-      Scenario sc;
-      g_autoptr(MtPlan) plan = NULL;
-      g_autoptr(GString) err = g_string_new (NULL);
+  for (guint k = 0; k < n_scenarios; k++) {
+    Scenario sc;
+    g_autoptr (MtPlan) plan = NULL;
+    g_autoptr (GString) err = g_string_new (NULL);
 
-      scenario_random (&sc, base + first_seed + k);
-      plan = scenario_plan (&sc);
-      if (!check_plan (&sc, plan, err))
-        {
-          fail_scenario (&sc, plan, err->str);
-          return;
-        }
-      shorts += plan->host_short;
-      actions += plan->n_actions;
-      for (guint i = 0; i < sc.n; i++)
-        {
-          emergencies += plan->decisions[i].emergency;
-          decided[plan->decisions[i].kind]++;
-        }
-      for (guint a = 0; a < plan->n_actions; a++)
-        kinds[plan->actions[a].kind]++;
+    scenario_random (&sc, base + first_seed + k);
+    plan = scenario_plan (&sc);
+    if (!check_plan (&sc, plan, err)) {
+      fail_scenario (&sc, plan, err->str);
+      return;
     }
+    shorts += plan->host_short;
+    actions += plan->n_actions;
+    for (guint i = 0; i < sc.n; i++) {
+      emergencies += plan->decisions[i].emergency;
+      decided[plan->decisions[i].kind]++;
+    }
+    for (guint a = 0; a < plan->n_actions; a++)
+      kinds[plan->actions[a].kind]++;
+  }
   g_test_message ("%u scenarios from seed %" G_GUINT64_FORMAT ": %u short hosts, %u emergencies; "
                   "actions: %u shrink, %u grow, %u cancel; decisions: %u hold, %u shrink, %u grow, "
-                  "%u wait, %u skip, %u stuck", n_scenarios, base + first_seed, shorts, emergencies,
-                  kinds[MT_ACTION_SHRINK], kinds[MT_ACTION_GROW], kinds[MT_ACTION_CANCEL],
-                  decided[MT_DECISION_HOLD], decided[MT_DECISION_SHRINK], decided[MT_DECISION_GROW],
-                  decided[MT_DECISION_WAIT], decided[MT_DECISION_SKIP], decided[MT_DECISION_STUCK]);
+                  "%u wait, %u skip, %u stuck",
+                  n_scenarios, base + first_seed, shorts, emergencies, kinds[MT_ACTION_SHRINK],
+                  kinds[MT_ACTION_GROW], kinds[MT_ACTION_CANCEL], decided[MT_DECISION_HOLD],
+                  decided[MT_DECISION_SHRINK], decided[MT_DECISION_GROW], decided[MT_DECISION_WAIT],
+                  decided[MT_DECISION_SKIP], decided[MT_DECISION_STUCK]);
   for (guint k = 0; k < G_N_ELEMENTS (kinds); k++)
     g_assert_cmpuint (kinds[k], >, 0);
   for (guint k = 0; k < G_N_ELEMENTS (decided); k++)
@@ -655,35 +648,34 @@ test_shares_monotonic (void)
 {
   guint compared = 0;
 
-  for (guint k = 0; k < n_scenarios; k++)
-    {
-      Scenario sc, more;
-      g_autoptr(MtPlan) a = NULL;
-      g_autoptr(MtPlan) b = NULL;
-      guint64 seed = 500000 + first_seed + k;
-      guint j;
+  for (guint k = 0; k < n_scenarios; k++) {
+    Scenario sc, more;
+    g_autoptr (MtPlan) a = NULL;
+    g_autoptr (MtPlan) b = NULL;
+    guint64 seed = 500000 + first_seed + k;
+    guint j;
 
-      scenario_random (&sc, seed);
-      /* Make the host short more often than not. */
-      sc.hp.budget = MAX (sc.hp.budget / 2, MT_GIB);
-      a = scenario_plan (&sc);
-      j = (guint) (seed % sc.n);
-      if (!a->decisions[j].managed)
-        continue;
-      more = sc;
-      scenario_link (&more);
-      more.pol[j].shares = (guint32) MIN ((guint64) more.pol[j].shares * (2 + seed % 7), MT_SHARES_MAX);
-      b = scenario_plan (&more);
-      compared += a->host_short;
-      if (b->decisions[j].target < a->decisions[j].target)
-        {
-          g_autofree char *what = g_strdup_printf (
-              "vm%u shares %u -> %u: target %.0f -> %.0f MiB", j, sc.pol[j].shares,
-              more.pol[j].shares, U (a->decisions[j].target), U (b->decisions[j].target));
-          fail_scenario (&more, b, what);
-          return;
-        }
+    scenario_random (&sc, seed);
+    /* Make the host short more often than not. */
+    sc.hp.budget = MAX (sc.hp.budget / 2, MT_GIB);
+    a = scenario_plan (&sc);
+    j = (guint) (seed % sc.n);
+    if (!a->decisions[j].managed)
+      continue;
+    more = sc;
+    scenario_link (&more);
+    more.pol[j].shares =
+      (guint32) MIN ((guint64) more.pol[j].shares * (2 + seed % 7), MT_SHARES_MAX);
+    b = scenario_plan (&more);
+    compared += a->host_short;
+    if (b->decisions[j].target < a->decisions[j].target) {
+      g_autofree char *what = g_strdup_printf (
+        "vm%u shares %u -> %u: target %.0f -> %.0f MiB", j, sc.pol[j].shares, more.pol[j].shares,
+        U (a->decisions[j].target), U (b->decisions[j].target));
+      fail_scenario (&more, b, what);
+      return;
     }
+  }
   g_test_message ("%u short-host comparisons", compared);
   g_assert_cmpuint (compared, >, n_scenarios / 10);
 }
@@ -693,57 +685,52 @@ test_shares_monotonic (void)
 static void
 test_fair_split (void)
 {
-  g_autoptr(GRand) r = g_rand_new_with_seed (42);
+  g_autoptr (GRand) r = g_rand_new_with_seed (42);
 
-  for (guint k = 0; k < n_scenarios; k++)
-    {
-      MtFairEntry e[12], f[12];
-      guint n = (guint) g_rand_int_range (r, 1, 13);
-      guint64 sum_lo = 0, sum_hi = 0, sum = 0, budget;
-      guint j = (guint) g_rand_int_range (r, 0, (gint32) n);
-      gboolean ok;
+  for (guint k = 0; k < n_scenarios; k++) {
+    MtFairEntry e[12], f[12];
+    guint n = (guint) g_rand_int_range (r, 1, 13);
+    guint64 sum_lo = 0, sum_hi = 0, sum = 0, budget;
+    guint j = (guint) g_rand_int_range (r, 0, (gint32) n);
+    gboolean ok;
 
-      for (guint i = 0; i < n; i++)
-        {
-          /* Byte-odd sizes and the full range of shares. */
-          e[i].lo = (guint64) g_rand_double_range (r, 0, 8.0 * MT_GIB);
-          e[i].hi = e[i].lo + (guint64) g_rand_double_range (r, 0, 8.0 * MT_GIB);
-          e[i].shares = g_rand_boolean (r) ? (guint32) g_rand_int_range (r, 0, 100)
-                                           : (guint32) g_rand_int_range (r, 1, MT_SHARES_MAX + 1);
-          sum_lo += e[i].lo;
-          sum_hi += e[i].hi;
-        }
-      budget = (guint64) g_rand_double_range (r, (double) sum_lo * 0.9, (double) sum_hi * 1.1);
-      memcpy (f, e, sizeof e);
-      ok = mt_fair_split (e, n, budget);
-      g_assert_cmpint (ok, ==, sum_lo <= budget);
-      for (guint i = 0; i < n; i++)
-        {
-          g_assert_cmpuint (e[i].alloc, >=, e[i].lo);
-          g_assert_cmpuint (e[i].alloc, <=, e[i].hi);
-          sum += e[i].alloc;
-        }
-      if (ok)
-        {
-          g_assert_cmpuint (sum, <=, budget);
-          /* Nothing wasted but rounding. */
-          g_assert_cmpuint (sum + n, >=, MIN (budget, sum_hi));
-          /* Max-min: an entry below its hi has at least the share-scaled
-           * amount of any entry above its lo (within rounding). */
-          for (guint a = 0; a < n; a++)
-            for (guint b = 0; b < n; b++)
-              if (e[a].alloc < e[a].hi && e[b].alloc > e[b].lo)
-                {
-                  double sa = MAX (e[a].shares, 1u), sb = MAX (e[b].shares, 1u);
-                  g_assert_cmpfloat ((double) e[a].alloc / sa + 1.0 / sa + 1e-9 * e[a].alloc / sa,
-                                     >=, (double) e[b].alloc / sb - 1e-9 * e[b].alloc / sb);
-                }
-        }
-      /* Monotonic in shares. */
-      f[j].shares = (guint32) MIN ((guint64) MAX (f[j].shares, 1u) * 3, MT_SHARES_MAX);
-      mt_fair_split (f, n, budget);
-      g_assert_cmpuint (f[j].alloc, >=, e[j].alloc);
+    for (guint i = 0; i < n; i++) {
+      /* Byte-odd sizes and the full range of shares. */
+      e[i].lo = (guint64) g_rand_double_range (r, 0, 8.0 * MT_GIB);
+      e[i].hi = e[i].lo + (guint64) g_rand_double_range (r, 0, 8.0 * MT_GIB);
+      e[i].shares = g_rand_boolean (r) ? (guint32) g_rand_int_range (r, 0, 100)
+                                       : (guint32) g_rand_int_range (r, 1, MT_SHARES_MAX + 1);
+      sum_lo += e[i].lo;
+      sum_hi += e[i].hi;
     }
+    budget = (guint64) g_rand_double_range (r, (double) sum_lo * 0.9, (double) sum_hi * 1.1);
+    memcpy (f, e, sizeof e);
+    ok = mt_fair_split (e, n, budget);
+    g_assert_cmpint (ok, ==, sum_lo <= budget);
+    for (guint i = 0; i < n; i++) {
+      g_assert_cmpuint (e[i].alloc, >=, e[i].lo);
+      g_assert_cmpuint (e[i].alloc, <=, e[i].hi);
+      sum += e[i].alloc;
+    }
+    if (ok) {
+      g_assert_cmpuint (sum, <=, budget);
+      /* Nothing wasted but rounding. */
+      g_assert_cmpuint (sum + n, >=, MIN (budget, sum_hi));
+      /* Max-min: an entry below its hi has at least the share-scaled
+           * amount of any entry above its lo (within rounding). */
+      for (guint a = 0; a < n; a++)
+        for (guint b = 0; b < n; b++)
+          if (e[a].alloc < e[a].hi && e[b].alloc > e[b].lo) {
+            double sa = MAX (e[a].shares, 1u), sb = MAX (e[b].shares, 1u);
+            g_assert_cmpfloat ((double) e[a].alloc / sa + 1.0 / sa + 1e-9 * e[a].alloc / sa, >=,
+                               (double) e[b].alloc / sb - 1e-9 * e[b].alloc / sb);
+          }
+    }
+    /* Monotonic in shares. */
+    f[j].shares = (guint32) MIN ((guint64) MAX (f[j].shares, 1u) * 3, MT_SHARES_MAX);
+    mt_fair_split (f, n, budget);
+    g_assert_cmpuint (f[j].alloc, >=, e[j].alloc);
+  }
 }
 
 static void
@@ -766,8 +753,8 @@ test_fair_split_examples (void)
   g_assert_cmpuint (e[0].alloc + e[1].alloc + e[2].alloc, ==, 900);
   g_assert_true (mt_fair_split (NULL, 0, 10));
   /* Huge numbers do not overflow. */
-  e[0] = (MtFairEntry) { .lo = 0, .hi = G_MAXUINT64, .shares = MT_SHARES_MAX };
-  e[1] = (MtFairEntry) { .lo = 0, .hi = G_MAXUINT64, .shares = 1 };
+  e[0] = (MtFairEntry){ .lo = 0, .hi = G_MAXUINT64, .shares = MT_SHARES_MAX };
+  e[1] = (MtFairEntry){ .lo = 0, .hi = G_MAXUINT64, .shares = 1 };
   g_assert_true (mt_fair_split (e, 2, G_MAXUINT64 - 1));
   g_assert_cmpuint (e[0].alloc + e[1].alloc, <=, G_MAXUINT64 - 1);
   g_assert_cmpuint (e[0].alloc / MT_SHARES_MAX, >=, e[1].alloc - 1);
@@ -826,9 +813,14 @@ test_layout (void)
   g_assert_cmpuint (l.balloon, ==, 128 * MT_MIB);
 
   /* virtio-mem only: a lattice offset by the balloon. */
-  in = (MtLayoutIn) { .mech = MT_MECH_VIRTIO_MEM, .base_memory = MT_GIB, .vmem_max = MT_GIB,
-                      .vmem_block = 256 * MT_MIB, .balloon_floor = 128 * MT_MIB,
-                      .balloon = 1000 * MT_MIB, .plugged = 0, .requested = 0 };
+  in = (MtLayoutIn){ .mech = MT_MECH_VIRTIO_MEM,
+                     .base_memory = MT_GIB,
+                     .vmem_max = MT_GIB,
+                     .vmem_block = 256 * MT_MIB,
+                     .balloon_floor = 128 * MT_MIB,
+                     .balloon = 1000 * MT_MIB,
+                     .plugged = 0,
+                     .requested = 0 };
   mt_layout_range (&in, &lo, &hi, &g, &o);
   g_assert_cmpuint (lo, ==, 1000 * MT_MIB);
   g_assert_cmpuint (hi, ==, 2024 * MT_MIB);
@@ -846,10 +838,10 @@ typedef struct {
   MtVmPolicy pol;
   MtPlanVm in;
   guint64 used;
-  guint64 plugged;             /* what the guest really has plugged */
-  gboolean vmem_stuck;         /* guest cannot offline memory */
-  gboolean balloon_stuck;      /* balloon driver does not move */
-  guint64 balloon_target;      /* last balloon size asked for */
+  guint64 plugged;        /* what the guest really has plugged */
+  gboolean vmem_stuck;    /* guest cannot offline memory */
+  gboolean balloon_stuck; /* balloon driver does not move */
+  guint64 balloon_target; /* last balloon size asked for */
 } TVm;
 
 static void
@@ -859,14 +851,17 @@ tvm_init (TVm *t, const char *name, guint64 base, guint64 vmem_size, guint64 blo
   memset (t, 0, sizeof *t);
   mt_vm_policy_init_defaults (&t->pol);
   t->pol.mechanism = mech;
-  t->pol.min = (MtSize) { .bytes = 256 * MT_MIB };
-  t->pol.max = (MtSize) { .is_percent = TRUE, .percent = 100 };
-  t->pol.headroom = (MtSize) { .bytes = 128 * MT_MIB };
-  t->pol.headroom_min = 0;       /* each test sets the headroom it means */
-  t->in = (MtPlanVm) { .name = name, .base_memory = base, .vmem_size = vmem_size,
-                       .vmem_block = block, .policy = &t->pol };
+  t->pol.min = (MtSize){ .bytes = 256 * MT_MIB };
+  t->pol.max = (MtSize){ .is_percent = TRUE, .percent = 100 };
+  t->pol.headroom = (MtSize){ .bytes = 128 * MT_MIB };
+  t->pol.headroom_min = 0; /* each test sets the headroom it means */
+  t->in = (MtPlanVm){ .name = name,
+                      .base_memory = base,
+                      .vmem_size = vmem_size,
+                      .vmem_block = block,
+                      .policy = &t->pol };
   mt_vm_control_init (&t->in.control);
-  t->in.control.first_seen = -S (3600.0);       /* running for an hour: no start grace */
+  t->in.control.first_seen = -S (3600.0); /* running for an hour: no start grace */
   t->used = used;
   t->plugged = plugged;
   t->in.obs.balloon_actual = balloon;
@@ -909,12 +904,11 @@ tvm_apply (TVm *t, const MtAction *a)
 {
   if (a->set_balloon)
     t->balloon_target = a->balloon;
-  if (a->set_vmem)
-    {
-      t->in.obs.vmem_requested = a->vmem_requested;
-      if (a->vmem_requested > t->plugged || !t->vmem_stuck)
-        t->plugged = a->vmem_requested;
-    }
+  if (a->set_vmem) {
+    t->in.obs.vmem_requested = a->vmem_requested;
+    if (a->vmem_requested > t->plugged || !t->vmem_stuck)
+      t->plugged = a->vmem_requested;
+  }
 }
 
 static void
@@ -932,19 +926,18 @@ tick (TVm **t, guint n, const MtHostSample *host, const MtHostPolicy *hp, gint64
   MtPlanVm in[8];
   MtPlan *plan;
 
-  for (guint i = 0; i < n; i++)
-    {
-      tvm_observe (t[i], now, psi);
-      in[i] = t[i]->in;
-    }
+  for (guint i = 0; i < n; i++) {
+    tvm_observe (t[i], now, psi);
+    in[i] = t[i]->in;
+  }
   plan = mt_plan_compute (host, in, n, hp, now);
-  for (guint i = 0; i < n; i++)
-    {
-      g_assert_nonnull (reason (&plan->decisions[i]));
-      g_test_message ("t=%.0f s %s: %s", (double) now / G_USEC_PER_SEC,
-                      mt_decision_kind_to_string (plan->decisions[i].kind), reason (&plan->decisions[i]));
-      t[i]->in.control = plan->decisions[i].next;
-    }
+  for (guint i = 0; i < n; i++) {
+    g_assert_nonnull (reason (&plan->decisions[i]));
+    g_test_message ("t=%.0f s %s: %s", (double) now / G_USEC_PER_SEC,
+                    mt_decision_kind_to_string (plan->decisions[i].kind),
+                    reason (&plan->decisions[i]));
+    t[i]->in.control = plan->decisions[i].next;
+  }
   for (guint k = 0; k < plan->n_actions; k++)
     tvm_apply (t[plan->actions[k].vm], &plan->actions[k]);
   return plan;
@@ -978,39 +971,38 @@ test_idle_vm_shrinks (void)
 
   mt_host_policy_init_defaults (&hp);
   tvm_init (&vm, "idle", 4 * MT_GIB, 0, 0, MT_MECH_BALLOON, 4 * MT_GIB, 0, MT_GIB);
-  for (gint s = 0; s < 60; s++)
-    {
-      gint64 now = S (100 + s);
-      g_autoptr(MtPlan) plan = NULL;
-      guint64 cur;
+  for (gint s = 0; s < 60; s++) {
+    gint64 now = S (100 + s);
+    g_autoptr (MtPlan) plan = NULL;
+    guint64 cur;
 
-      big_host (&host, now);
-      plan = tick (t, 1, &host, &hp, now, 0.0);
-      g_assert_cmpuint (plan->decisions[0].target, ==, need);
-      if (s == 0)
-        g_assert_cmpint (plan->decisions[0].kind, ==, MT_DECISION_WAIT);   /* dip must last */
-      for (guint k = 0; k < plan->n_actions; k++)
-        {
-          const MtAction *a = &plan->actions[k];
-          gint64 dt = last_shrink == MT_TIME_NEVER ? 2 * MT_PLAN_SETTLE_TICKS * hp.tick_interval
-                                                   : now - last_shrink;
+    big_host (&host, now);
+    plan = tick (t, 1, &host, &hp, now, 0.0);
+    g_assert_cmpuint (plan->decisions[0].target, ==, need);
+    if (s == 0)
+      g_assert_cmpint (plan->decisions[0].kind, ==, MT_DECISION_WAIT); /* dip must last */
+    for (guint k = 0; k < plan->n_actions; k++) {
+      const MtAction *a = &plan->actions[k];
+      gint64 dt = last_shrink == MT_TIME_NEVER ? 2 * MT_PLAN_SETTLE_TICKS * hp.tick_interval
+                                               : now - last_shrink;
 
-          g_assert_cmpint (a->kind, ==, MT_ACTION_SHRINK);
-          g_assert_cmpuint (a->to, >=, need);
-          /* Paced: never faster than the rate over the time since the
+      g_assert_cmpint (a->kind, ==, MT_ACTION_SHRINK);
+      g_assert_cmpuint (a->to, >=, need);
+      /* Paced: never faster than the rate over the time since the
            * last shrink (capped at two settle periods). */
-          g_assert_cmpuint (a->from - a->to, <=,
-                            hp.max_shrink_rate * MIN (dt, 2 * MT_PLAN_SETTLE_TICKS * hp.tick_interval)
-                            / G_USEC_PER_SEC);
-          g_assert_cmpint (dt, >=, MT_PLAN_SETTLE_TICKS * hp.tick_interval);
-          if (strstr (a->reason, "shrink 4.0 GiB -> ") && strstr (a->reason, "working set 1.0 GiB + headroom 128 MiB"))
-            saw_reason = TRUE;
-          last_shrink = now;
-        }
-      cur = vm.balloon_target;
-      g_assert_cmpuint (cur, <=, prev);
-      prev = cur;
+      g_assert_cmpuint (a->from - a->to, <=,
+                        hp.max_shrink_rate * MIN (dt, 2 * MT_PLAN_SETTLE_TICKS * hp.tick_interval)
+                          / G_USEC_PER_SEC);
+      g_assert_cmpint (dt, >=, MT_PLAN_SETTLE_TICKS * hp.tick_interval);
+      if (strstr (a->reason, "shrink 4.0 GiB -> ")
+          && strstr (a->reason, "working set 1.0 GiB + headroom 128 MiB"))
+        saw_reason = TRUE;
+      last_shrink = now;
     }
+    cur = vm.balloon_target;
+    g_assert_cmpuint (cur, <=, prev);
+    prev = cur;
+  }
   g_assert_true (saw_reason);
   g_assert_cmpuint (vm.balloon_target, ==, need);
 }
@@ -1021,15 +1013,15 @@ test_pressured_vm_grows_at_once (void)
   TVm vm;
   MtHostPolicy hp;
   MtHostSample host;
-  g_autoptr(MtPlan) plan = NULL;
+  g_autoptr (MtPlan) plan = NULL;
   gint64 now = S (500);
   const MtAction *a;
 
   mt_host_policy_init_defaults (&hp);
-  hp.min_change = 2 * MT_GIB;                  /* hysteresis must not hold it */
+  hp.min_change = 2 * MT_GIB; /* hysteresis must not hold it */
   tvm_init (&vm, "hot", 4 * MT_GIB, 0, 0, MT_MECH_BALLOON, MT_GIB, 0, 900 * MT_MIB);
   tvm_observe (&vm, now, 25.0);
-  vm.in.control.last_action = now - S (0.1);   /* nor the delay after acting */
+  vm.in.control.last_action = now - S (0.1); /* nor the delay after acting */
   vm.in.control.headroom = 128 * MT_MIB;
   big_host (&host, now);
   plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
@@ -1047,7 +1039,7 @@ test_pressured_vm_grows_at_once (void)
 
   /* The same report again (an event between ticks) does not raise twice. */
   {
-    g_autoptr(MtPlan) again = NULL;
+    g_autoptr (MtPlan) again = NULL;
 
     vm.in.control = plan->decisions[0].next;
     again = mt_plan_compute (&host, &vm.in, 1, &hp, now + 1000);
@@ -1056,7 +1048,7 @@ test_pressured_vm_grows_at_once (void)
 
   /* OOM kill: emergency too, even without PSI; limited only by host free. */
   {
-    g_autoptr(MtPlan) oom = NULL;
+    g_autoptr (MtPlan) oom = NULL;
 
     mt_vm_control_init (&vm.in.control);
     tvm_observe (&vm, now, NAN);
@@ -1083,40 +1075,37 @@ test_stuck_vm (void)
   mt_host_policy_init_defaults (&hp);
   tvm_init (&vm, "stubborn", 4 * MT_GIB, 0, 0, MT_MECH_BALLOON, 4 * MT_GIB, 0, MT_GIB);
   vm.balloon_stuck = TRUE;
-  for (gint s = 0; s < 40 && stuck_at == 0; s++, now += S (1))
-    {
-      g_autoptr(MtPlan) plan = NULL;
+  for (gint s = 0; s < 40 && stuck_at == 0; s++, now += S (1)) {
+    g_autoptr (MtPlan) plan = NULL;
 
-      big_host (&host, now);
-      plan = tick (t, 1, &host, &hp, now, 0.0);
-      acted |= plan->n_actions > 0;
-      if (plan->decisions[0].kind == MT_DECISION_STUCK)
-        {
-          stuck_at = now;
-          g_assert_false (plan->decisions[0].managed);
-          g_assert_cmpuint (plan->n_actions, ==, 0);
-          g_assert_cmpuint (plan->decisions[0].target, ==, 4 * MT_GIB);
-          g_assert_nonnull (strstr (reason (&plan->decisions[0]), "did not move toward"));
-          g_assert_true (vm.in.control.stuck);
-          g_assert_cmpuint (vm.in.control.stuck_kind, ==, MT_STUCK_NOT_MOVING);
-          g_assert_cmpuint (vm.in.control.stuck_size[1], ==, 4 * MT_GIB);   /* asked at */
-          g_assert_cmpint (vm.in.control.stuck_us, ==, hp.stuck_timeout);
-        }
+    big_host (&host, now);
+    plan = tick (t, 1, &host, &hp, now, 0.0);
+    acted |= plan->n_actions > 0;
+    if (plan->decisions[0].kind == MT_DECISION_STUCK) {
+      stuck_at = now;
+      g_assert_false (plan->decisions[0].managed);
+      g_assert_cmpuint (plan->n_actions, ==, 0);
+      g_assert_cmpuint (plan->decisions[0].target, ==, 4 * MT_GIB);
+      g_assert_nonnull (strstr (reason (&plan->decisions[0]), "did not move toward"));
+      g_assert_true (vm.in.control.stuck);
+      g_assert_cmpuint (vm.in.control.stuck_kind, ==, MT_STUCK_NOT_MOVING);
+      g_assert_cmpuint (vm.in.control.stuck_size[1], ==, 4 * MT_GIB); /* asked at */
+      g_assert_cmpint (vm.in.control.stuck_us, ==, hp.stuck_timeout);
     }
+  }
   g_assert_true (acted);
   g_assert_cmpint (stuck_at, !=, 0);
 
   /* Held while stuck, tried again after the back-off (stuck_timeout). */
-  for (now = stuck_at + S (1); now < stuck_at + hp.stuck_timeout; now += S (5))
-    {
-      g_autoptr(MtPlan) plan = NULL;
+  for (now = stuck_at + S (1); now < stuck_at + hp.stuck_timeout; now += S (5)) {
+    g_autoptr (MtPlan) plan = NULL;
 
-      big_host (&host, now);
-      plan = tick (t, 1, &host, &hp, now, 0.0);
-      g_assert_cmpint (plan->decisions[0].kind, ==, MT_DECISION_STUCK);
-    }
+    big_host (&host, now);
+    plan = tick (t, 1, &host, &hp, now, 0.0);
+    g_assert_cmpint (plan->decisions[0].kind, ==, MT_DECISION_STUCK);
+  }
   {
-    g_autoptr(MtPlan) plan = NULL;
+    g_autoptr (MtPlan) plan = NULL;
 
     now = stuck_at + hp.stuck_timeout;
     big_host (&host, now);
@@ -1128,19 +1117,18 @@ test_stuck_vm (void)
 
   /* Stuck again (twice the back-off), then it moves again: unmarked at
    * once, before the retry time. */
-  for (gint s = 0; s < 40 && !vm.in.control.stuck; s++)
-    {
-      g_autoptr(MtPlan) plan = NULL;
+  for (gint s = 0; s < 40 && !vm.in.control.stuck; s++) {
+    g_autoptr (MtPlan) plan = NULL;
 
-      now += S (1);
-      big_host (&host, now);
-      plan = tick (t, 1, &host, &hp, now, 0.0);
-    }
+    now += S (1);
+    big_host (&host, now);
+    plan = tick (t, 1, &host, &hp, now, 0.0);
+  }
   g_assert_true (vm.in.control.stuck);
   g_assert_cmpint (vm.in.control.retry_at - now, ==, 2 * hp.stuck_timeout);
   vm.balloon_stuck = FALSE;
   {
-    g_autoptr(MtPlan) plan = NULL;
+    g_autoptr (MtPlan) plan = NULL;
 
     now += S (1);
     big_host (&host, now);
@@ -1204,32 +1192,29 @@ test_unplug_stall_falls_back (void)
   mt_host_policy_init_defaults (&hp);
   /* 1 GiB boot + 3 GiB plugged, needs ~1.1 GiB; the guest cannot
    * offline its virtio-mem memory. */
-  tvm_init (&vm, "pinned", MT_GIB, 4 * MT_GIB, 128 * MT_MIB, MT_MECH_AUTO, MT_GIB, 3 * MT_GIB, MT_GIB);
+  tvm_init (&vm, "pinned", MT_GIB, 4 * MT_GIB, 128 * MT_MIB, MT_MECH_AUTO, MT_GIB, 3 * MT_GIB,
+            MT_GIB);
   vm.vmem_stuck = TRUE;
-  for (gint s = 0; s < 120; s++, now += S (1))
-    {
-      g_autoptr(MtPlan) plan = NULL;
+  for (gint s = 0; s < 120; s++, now += S (1)) {
+    g_autoptr (MtPlan) plan = NULL;
 
-      big_host (&host, now);
-      plan = tick (t, 1, &host, &hp, now, 0.0);
-      g_assert_cmpint (plan->decisions[0].kind, !=, MT_DECISION_STUCK);
-      for (guint k = 0; k < plan->n_actions; k++)
-        {
-          const MtAction *a = &plan->actions[k];
+    big_host (&host, now);
+    plan = tick (t, 1, &host, &hp, now, 0.0);
+    g_assert_cmpint (plan->decisions[0].kind, !=, MT_DECISION_STUCK);
+    for (guint k = 0; k < plan->n_actions; k++) {
+      const MtAction *a = &plan->actions[k];
 
-          if (strstr (a->reason, "stalled") != NULL)
-            {
-              fell_back = TRUE;
-              g_assert_true (a->set_vmem);
-              g_assert_cmpuint (a->vmem_requested, ==, 3 * MT_GIB);   /* cancel the unplug */
-              g_assert_true (a->set_balloon);
-              g_assert_cmpuint (a->balloon, <, MT_GIB);               /* balloon takes the rest */
-              g_assert_true (plan->decisions[0].next.vmem_stalled);
-            }
-          else if (fell_back && a->set_vmem)
-            g_assert_cmpuint (a->vmem_requested, >=, 3 * MT_GIB);
-        }
+      if (strstr (a->reason, "stalled") != NULL) {
+        fell_back = TRUE;
+        g_assert_true (a->set_vmem);
+        g_assert_cmpuint (a->vmem_requested, ==, 3 * MT_GIB); /* cancel the unplug */
+        g_assert_true (a->set_balloon);
+        g_assert_cmpuint (a->balloon, <, MT_GIB); /* balloon takes the rest */
+        g_assert_true (plan->decisions[0].next.vmem_stalled);
+      } else if (fell_back && a->set_vmem)
+        g_assert_cmpuint (a->vmem_requested, >=, 3 * MT_GIB);
     }
+  }
   g_assert_true (fell_back);
   /* Down to the balloon floor on top of what stays plugged. */
   g_assert_cmpuint (vm.plugged, ==, 3 * MT_GIB);
@@ -1250,26 +1235,24 @@ test_unknown_vm_untouched (void)
   tvm_observe (&vm, now, NAN);
   vm.in.obs.source = MT_DATA_NONE;
   vm.in.obs.used = vm.in.obs.available = vm.in.obs.total = vm.in.obs.idle = MT_UNKNOWN;
-  for (guint round = 0; round < 3; round++)
-    {
-      g_autoptr(MtPlan) plan = NULL;
+  for (guint round = 0; round < 3; round++) {
+    g_autoptr (MtPlan) plan = NULL;
 
-      if (round == 1)
-        {
-          vm.in.obs.source = MT_DATA_NONE;     /* stale */
-          vm.in.obs.fresh = FALSE;
-          vm.in.obs.time = vm.in.obs.observed = now - S (100);
-        }
-      if (round == 2)
-        vm.in.obs.time = vm.in.obs.observed = MT_TIME_NEVER;
-      plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
-      g_assert_cmpuint (plan->n_actions, ==, 0);
-      g_assert_cmpint (plan->decisions[0].kind, ==, MT_DECISION_SKIP);
-      g_assert_false (plan->decisions[0].managed);
-      g_assert_cmpuint (plan->decisions[0].target, ==, 4 * MT_GIB);
-      g_assert_nonnull (strstr (reason (&plan->decisions[0]), "left alone"));
-      g_test_message ("%s", reason (&plan->decisions[0]));
+    if (round == 1) {
+      vm.in.obs.source = MT_DATA_NONE; /* stale */
+      vm.in.obs.fresh = FALSE;
+      vm.in.obs.time = vm.in.obs.observed = now - S (100);
     }
+    if (round == 2)
+      vm.in.obs.time = vm.in.obs.observed = MT_TIME_NEVER;
+    plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+    g_assert_cmpuint (plan->n_actions, ==, 0);
+    g_assert_cmpint (plan->decisions[0].kind, ==, MT_DECISION_SKIP);
+    g_assert_false (plan->decisions[0].managed);
+    g_assert_cmpuint (plan->decisions[0].target, ==, 4 * MT_GIB);
+    g_assert_nonnull (strstr (reason (&plan->decisions[0]), "left alone"));
+    g_test_message ("%s", reason (&plan->decisions[0]));
+  }
 }
 
 static void
@@ -1286,7 +1269,7 @@ test_short_host_idle_first (void)
   /* Both at 3 GiB with 512 MiB headroom: A works on 1 GiB, B on 2.5 GiB. */
   tvm_init (&a, "a", 4 * MT_GIB, 0, 0, MT_MECH_BALLOON, 3 * MT_GIB, 0, MT_GIB);
   tvm_init (&b, "b", 4 * MT_GIB, 0, 0, MT_MECH_BALLOON, 3 * MT_GIB, 0, 5 * MT_GIB / 2);
-  a.pol.headroom = b.pol.headroom = (MtSize) { .bytes = 512 * MT_MIB };
+  a.pol.headroom = b.pol.headroom = (MtSize){ .bytes = 512 * MT_MIB };
   tvm_observe (&a, now, 0);
   tvm_observe (&b, now, 0);
 
@@ -1296,7 +1279,7 @@ test_short_host_idle_first (void)
   in[0] = a.in;
   in[1] = b.in;
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, in, 2, &hp, now);
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, in, 2, &hp, now);
 
     g_assert_true (plan->host_short);
     g_assert_cmpuint (plan->decisions[0].target + plan->decisions[1].target, <=, hp.budget);
@@ -1311,7 +1294,7 @@ test_short_host_idle_first (void)
   in[1].policy = &b.pol;
   b.pol.shares = 4 * a.pol.shares;
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, in, 2, &hp, now);
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, in, 2, &hp, now);
 
     g_assert_cmpuint (plan->decisions[0].target, ==, MT_GIB);
     g_assert_cmpuint (plan->decisions[1].target, >, 5 * MT_GIB / 2);
@@ -1322,7 +1305,7 @@ test_short_host_idle_first (void)
   b.pol.shares = a.pol.shares;
   hp.budget = 3 * MT_GIB;
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, in, 2, &hp, now);
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, in, 2, &hp, now);
 
     g_assert_cmpuint (plan->decisions[0].target, ==, MT_GIB);
     g_assert_cmpuint (plan->decisions[1].target, ==, 2 * MT_GIB);
@@ -1340,7 +1323,7 @@ test_host_unknown (void)
   tvm_init (&vm, "grower", 4 * MT_GIB, 0, 0, MT_MECH_BALLOON, MT_GIB, 0, 950 * MT_MIB);
   tvm_observe (&vm, now, 0.0);
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (NULL, &vm.in, 1, &hp, now);
+    g_autoptr (MtPlan) plan = mt_plan_compute (NULL, &vm.in, 1, &hp, now);
 
     g_assert_cmpuint (plan->budget, ==, MT_UNKNOWN);
     g_assert_cmpuint (plan->n_actions, ==, 0);
@@ -1348,7 +1331,7 @@ test_host_unknown (void)
   }
   tvm_observe (&vm, now, 50.0);
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (NULL, &vm.in, 1, &hp, now);
+    g_autoptr (MtPlan) plan = mt_plan_compute (NULL, &vm.in, 1, &hp, now);
 
     g_assert_cmpuint (plan->n_actions, ==, 1);
     g_assert_true (plan->actions[0].emergency);
@@ -1368,10 +1351,10 @@ test_vmem_grow_and_dry_run (void)
   big_host (&host, now);
   /* Needs 900 MiB + 1 GiB headroom on 1 GiB boot memory: plug blocks. */
   tvm_init (&vm, "vmem", MT_GIB, 4 * MT_GIB, 128 * MT_MIB, MT_MECH_AUTO, MT_GIB, 0, 900 * MT_MIB);
-  vm.pol.headroom = (MtSize) { .bytes = MT_GIB };
+  vm.pol.headroom = (MtSize){ .bytes = MT_GIB };
   tvm_observe (&vm, now, 0.0);
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
 
     g_assert_cmpuint (plan->n_actions, ==, 1);
     a = &plan->actions[0];
@@ -1385,7 +1368,7 @@ test_vmem_grow_and_dry_run (void)
   }
   hp.dry_run = TRUE;
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
 
     g_assert_cmpuint (plan->n_actions, ==, 1);
     g_assert_false (plan->decisions[0].next.pending);
@@ -1395,7 +1378,7 @@ test_vmem_grow_and_dry_run (void)
   hp.dry_run = FALSE;
   vm.pol.mechanism = MT_MECH_NONE;
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
 
     g_assert_cmpuint (plan->n_actions, ==, 0);
     g_assert_cmpint (plan->decisions[0].kind, ==, MT_DECISION_SKIP);
@@ -1414,8 +1397,8 @@ test_hostile_guest (void)
   mt_host_policy_init_defaults (&hp);
   big_host (&host, now);
   tvm_init (&vm, "liar", 2 * MT_GIB, 0, 0, MT_MECH_BALLOON, MT_GIB, 0, 900 * MT_MIB);
-  vm.pol.max = (MtSize) { .bytes = 1536 * MT_MIB };
-  vm.pol.headroom = (MtSize) { .is_percent = TRUE, .percent = 100 };
+  vm.pol.max = (MtSize){ .bytes = 1536 * MT_MIB };
+  vm.pol.headroom = (MtSize){ .is_percent = TRUE, .percent = 100 };
   tvm_observe (&vm, now, 100.0);
   vm.in.obs.total = G_MAXUINT64 - 1;
   vm.in.obs.available = 0;
@@ -1426,20 +1409,19 @@ test_hostile_guest (void)
   vm.in.obs.psi_trend = 1e300;
   vm.in.obs.oom_kills_new = G_MAXUINT64;
   vm.in.control.headroom = G_MAXUINT64 - 5;
-  for (guint round = 0; round < 3; round++)
-    {
-      g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+  for (guint round = 0; round < 3; round++) {
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
 
-      g_assert_cmpuint (plan->decisions[0].target, ==, 1536 * MT_MIB);
-      /* Then it waits for the guest to take it. */
-      g_assert_cmpuint (plan->n_actions, ==, round == 0);
-      if (round == 0)
-        g_assert_cmpuint (plan->actions[0].to, ==, 1536 * MT_MIB);
-      g_assert_cmpuint (plan->decisions[0].headroom, <=, 2 * MT_GIB);
-      vm.in.control = plan->decisions[0].next;
-      vm.in.obs.time += S (1);
-      now += S (1);
-    }
+    g_assert_cmpuint (plan->decisions[0].target, ==, 1536 * MT_MIB);
+    /* Then it waits for the guest to take it. */
+    g_assert_cmpuint (plan->n_actions, ==, round == 0);
+    if (round == 0)
+      g_assert_cmpuint (plan->actions[0].to, ==, 1536 * MT_MIB);
+    g_assert_cmpuint (plan->decisions[0].headroom, <=, 2 * MT_GIB);
+    vm.in.control = plan->decisions[0].next;
+    vm.in.obs.time += S (1);
+    now += S (1);
+  }
 }
 
 /* Swapped-out memory the guest reads back is working set; cold swap is not. */
@@ -1454,14 +1436,14 @@ test_swap_in_working_set (void)
   tvm_fixture (&vm, &hp, &host, now, "swapper", 4 * MT_GIB, MT_GIB, 900 * MT_MIB, 0.0);
   vm.in.obs.swap_used = 300 * MT_MIB;
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
 
     /* Nothing swapped in: cold swap, not counted. */
     g_assert_cmpuint (plan->decisions[0].working_set, ==, 900 * MT_MIB);
   }
   vm.in.obs.swap_in_rate = vm.in.obs.swap_in_rate_avg = 4.0 * MT_MIB;
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
 
     g_assert_cmpuint (plan->decisions[0].working_set, ==, 1200 * MT_MIB);
     /* One grow covers resident + swapped + headroom. */
@@ -1483,7 +1465,7 @@ test_rise_lead (void)
   tvm_fixture (&vm, &hp, &host, now, "job", 8 * MT_GIB, MT_GIB, 900 * MT_MIB, 0.0);
   vm.in.obs.used_rate = 256.0 * MT_MIB;
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
 
     g_assert_cmpuint (plan->decisions[0].need, ==, 900 * MT_MIB + 128 * MT_MIB + 512 * MT_MIB);
     g_assert_cmpuint (plan->n_actions, ==, 1);
@@ -1492,7 +1474,7 @@ test_rise_lead (void)
   /* Falling or unknown: no lead. */
   vm.in.obs.used_rate = -256.0 * MT_MIB;
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
 
     g_assert_cmpuint (plan->decisions[0].need, ==, 900 * MT_MIB + 128 * MT_MIB);
   }
@@ -1502,10 +1484,10 @@ test_rise_lead (void)
  * fault rates: the headroom it decides; with @keep, its control state
  * is kept for the next plan. */
 static guint64
-pressured_plan (TVm *vm, const MtHostSample *host, const MtHostPolicy *hp, gint64 t,
-                double psi, double faults, double faults_avg, gboolean keep)
+pressured_plan (TVm *vm, const MtHostSample *host, const MtHostPolicy *hp, gint64 t, double psi,
+                double faults, double faults_avg, gboolean keep)
 {
-  g_autoptr(MtPlan) plan = NULL;
+  g_autoptr (MtPlan) plan = NULL;
 
   tvm_observe (vm, t, psi);
   vm->in.obs.major_fault_rate = faults;
@@ -1530,7 +1512,7 @@ test_headroom_no_compounding (void)
   tvm_fixture (&vm, &hp, &host, now, "riser", 8 * MT_GIB, 2 * MT_GIB, 1900 * MT_MIB, 25.0);
   vm.in.control.headroom = 128 * MT_MIB;
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
 
     h = plan->decisions[0].headroom;
     g_assert_cmpuint (h, ==, 192 * MT_MIB);
@@ -1545,7 +1527,7 @@ test_headroom_no_compounding (void)
   tvm_observe (&vm, now + S (0.3), 25.0);
   vm.in.obs.balloon_actual = vm.in.obs.current = 2 * MT_GIB;
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (0.3));
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (0.3));
 
     g_assert_cmpuint (plan->decisions[0].headroom, ==, h);
     vm.in.control = plan->decisions[0].next;
@@ -1554,7 +1536,7 @@ test_headroom_no_compounding (void)
   tvm_observe (&vm, now + S (1.0), 25.0);
   vm.in.obs.balloon_actual = vm.in.obs.current = 2 * MT_GIB;
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (1.0));
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (1.0));
 
     g_assert_cmpuint (plan->decisions[0].headroom, ==, h);
     vm.in.control = plan->decisions[0].next;
@@ -1566,7 +1548,7 @@ test_headroom_no_compounding (void)
   vm.balloon_target = vm.in.control.last_target;
   tvm_observe (&vm, now + S (2.0), 25.0);
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (2.0));
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (2.0));
 
     g_assert_cmpuint (plan->decisions[0].headroom, ==, h);
   }
@@ -1575,20 +1557,25 @@ test_headroom_no_compounding (void)
    * grow landed: not raised again within MT_PLAN_PSI_SETTLE of the last
    * raise... */
   g_assert_cmpuint (pressured_plan (&vm, &host, &hp, now + S (2.0), 25.0, 2 * MT_PLAN_FAULTS_LOW,
-                                    2 * MT_PLAN_FAULTS_LOW, FALSE), ==, h);
+                                    2 * MT_PLAN_FAULTS_LOW, FALSE),
+                    ==, h);
   /* ...but at once when the refaults rise (news avg10 cannot lag)... */
   g_assert_cmpuint (pressured_plan (&vm, &host, &hp, now + S (2.0), 25.0, 2 * MT_PLAN_FAULTS_LOW,
-                                    MT_PLAN_FAULTS_LOW / 2, FALSE), >, h);
+                                    MT_PLAN_FAULTS_LOW / 2, FALSE),
+                    >, h);
   /* ...or at once when the pressure is well above what the raise
    * answered (25%): a new stall, not the old one's echo... */
   g_assert_cmpuint (pressured_plan (&vm, &host, &hp, now + S (2.0), 25.0 * MT_PLAN_PSI_WORSE + 1,
-                                    2 * MT_PLAN_FAULTS_LOW, 2 * MT_PLAN_FAULTS_LOW, FALSE), >, h);
+                                    2 * MT_PLAN_FAULTS_LOW, 2 * MT_PLAN_FAULTS_LOW, FALSE),
+                    >, h);
   g_assert_cmpuint (pressured_plan (&vm, &host, &hp, now + S (2.0), 25.0 * MT_PLAN_PSI_WORSE - 1,
-                                    2 * MT_PLAN_FAULTS_LOW, 2 * MT_PLAN_FAULTS_LOW, FALSE), ==, h);
+                                    2 * MT_PLAN_FAULTS_LOW, 2 * MT_PLAN_FAULTS_LOW, FALSE),
+                    ==, h);
   /* ...and once avg10 had its 10 s since the raise (at `now`) to show
    * that it did not help. */
   g_assert_cmpuint (pressured_plan (&vm, &host, &hp, now + S (9.5), 25.0, 2 * MT_PLAN_FAULTS_LOW,
-                                    2 * MT_PLAN_FAULTS_LOW, FALSE), ==, h);
+                                    2 * MT_PLAN_FAULTS_LOW, FALSE),
+                    ==, h);
   h = pressured_plan (&vm, &host, &hp, now + S (10.5), 25.0, 2 * MT_PLAN_FAULTS_LOW,
                       2 * MT_PLAN_FAULTS_LOW, TRUE);
   g_assert_cmpuint (h, >, 192 * MT_MIB);
@@ -1600,7 +1587,7 @@ test_headroom_no_compounding (void)
   vm.in.control.feedback_time = now + S (33.0);
   tvm_observe (&vm, now + S (43.0), 0.0);
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (43.0));
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (43.0));
 
     g_assert_cmpuint (plan->decisions[0].headroom, <=, h * 81 / 100);
     g_assert_cmpuint (plan->decisions[0].headroom, >=, h * 79 / 100);
@@ -1623,7 +1610,7 @@ test_kernel_reserve_and_growth (void)
   mt_host_policy_init_defaults (&hp);
   big_host (&host, now);
   tvm_init (&vm, "web", 512 * MT_MIB, MT_GIB, 2 * MT_MIB, MT_MECH_AUTO, 256 * MT_MIB, 0, 0);
-  vm.pol.headroom = (MtSize) { .is_percent = TRUE, .percent = 10 };
+  vm.pol.headroom = (MtSize){ .is_percent = TRUE, .percent = 10 };
   tvm_observe (&vm, now, 0.0);
   vm.in.obs.total = 214 * MT_MIB;
   vm.in.obs.available = 33 * MT_MIB;
@@ -1631,7 +1618,7 @@ test_kernel_reserve_and_growth (void)
   vm.in.obs.idle = 20 * MT_MIB;
   vm.in.obs.reserve = 42 * MT_MIB;
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
 
     /* 181 + 42, not 181 + 16. */
     g_assert_cmpuint (plan->decisions[0].working_set, ==, 223 * MT_MIB);
@@ -1647,9 +1634,9 @@ test_kernel_reserve_and_growth (void)
   vm.in.obs.idle = 20 * MT_MIB;
   vm.in.obs.reserve = MT_UNKNOWN;
   vm.in.obs.used_rate = 17.0 * MT_MIB;
-  vm.in.obs.used_growth = 85 * MT_MIB;       /* 5 s of the ramp */
+  vm.in.obs.used_growth = 85 * MT_MIB; /* 5 s of the ramp */
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (1));
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (1));
 
     g_assert_cmpuint (plan->decisions[0].working_set, ==, 223 * MT_MIB);
     g_assert_cmpuint (plan->decisions[0].headroom, >=, 85 * MT_MIB);
@@ -1682,29 +1669,30 @@ test_headroom_min (void)
 
   mt_host_policy_init_defaults (&hp);
   big_host (&host, now);
-  for (guint k = 0; k < G_N_ELEMENTS (cases); k++)
-    {
-      TVm vm;
-      g_autoptr(MtPlan) plan = NULL;
+  for (guint k = 0; k < G_N_ELEMENTS (cases); k++) {
+    TVm vm;
+    g_autoptr (MtPlan) plan = NULL;
 
-      tvm_init (&vm, "boot", 2 * MT_GIB, 0, 2 * MT_MIB, MT_MECH_BALLOON, 512 * MT_MIB, 0, 400 * MT_MIB);
-      vm.pol.headroom = (MtSize) { .is_percent = TRUE, .percent = 10 };
-      vm.pol.headroom_min = cases[k].floor;
-      vm.pol.min = (MtSize) { .bytes = 256 * MT_MIB };
-      tvm_observe (&vm, now, 0.0);
-      plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
-      g_assert_cmpuint (plan->decisions[0].headroom, ==, cases[k].want_headroom);
-      g_assert_cmpuint (plan->decisions[0].target, >=,
-                        plan->decisions[0].working_set + cases[k].want_headroom);
-      g_assert_cmpuint (plan->decisions[0].target, <=, 2 * MT_GIB);
-    }
+    tvm_init (&vm, "boot", 2 * MT_GIB, 0, 2 * MT_MIB, MT_MECH_BALLOON, 512 * MT_MIB, 0,
+              400 * MT_MIB);
+    vm.pol.headroom = (MtSize){ .is_percent = TRUE, .percent = 10 };
+    vm.pol.headroom_min = cases[k].floor;
+    vm.pol.min = (MtSize){ .bytes = 256 * MT_MIB };
+    tvm_observe (&vm, now, 0.0);
+    plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+    g_assert_cmpuint (plan->decisions[0].headroom, ==, cases[k].want_headroom);
+    g_assert_cmpuint (plan->decisions[0].target, >=,
+                      plan->decisions[0].working_set + cases[k].want_headroom);
+    g_assert_cmpuint (plan->decisions[0].target, <=, 2 * MT_GIB);
+  }
 
   /* Above the VM's max: capped at what the domain can hold. */
   {
     TVm vm;
-    g_autoptr(MtPlan) plan = NULL;
+    g_autoptr (MtPlan) plan = NULL;
 
-    tvm_init (&vm, "boot", 2 * MT_GIB, 0, 2 * MT_MIB, MT_MECH_BALLOON, 512 * MT_MIB, 0, 400 * MT_MIB);
+    tvm_init (&vm, "boot", 2 * MT_GIB, 0, 2 * MT_MIB, MT_MECH_BALLOON, 512 * MT_MIB, 0,
+              400 * MT_MIB);
     vm.pol.headroom_min = 8 * MT_GIB;
     tvm_observe (&vm, now, 0.0);
     plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
@@ -1733,7 +1721,7 @@ test_burst_headroom (void)
   tvm_observe (&a, now, 0.0);
   a.in.obs.used_growth = 600 * MT_MIB;
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &a.in, 1, &hp, now);
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, &a.in, 1, &hp, now);
 
     g_assert_cmpuint (plan->decisions[0].headroom, ==, 600 * MT_MIB);
     g_assert_cmpuint (plan->decisions[0].need, ==, 2 * MT_GIB + 600 * MT_MIB);
@@ -1743,7 +1731,8 @@ test_burst_headroom (void)
   tvm_observe (&a, now + S (MT_PLAN_BURST_HALF_LIFE), 0.0);
   a.in.obs.used_growth = 0;
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &a.in, 1, &hp, now + S (MT_PLAN_BURST_HALF_LIFE));
+    g_autoptr (MtPlan) plan =
+      mt_plan_compute (&host, &a.in, 1, &hp, now + S (MT_PLAN_BURST_HALF_LIFE));
 
     burst = plan->decisions[0].headroom;
     g_assert_cmpuint (burst, >=, 299 * MT_MIB);
@@ -1757,7 +1746,8 @@ test_burst_headroom (void)
   in[1] = b.in;
   hp.budget = 2 * MT_GIB + 128 * MT_MIB + 2 * MT_GIB + 256 * MT_MIB + 64 * MT_MIB;
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, in, 2, &hp, now + S (MT_PLAN_BURST_HALF_LIFE));
+    g_autoptr (MtPlan) plan =
+      mt_plan_compute (&host, in, 2, &hp, now + S (MT_PLAN_BURST_HALF_LIFE));
 
     g_assert_true (plan->host_short);
     g_assert_cmpuint (plan->decisions[1].target, ==, 2 * MT_GIB + 256 * MT_MIB);
@@ -1781,14 +1771,14 @@ test_marginal_refaults_raise_a_step (void)
   gint64 now = S (500);
 
   tvm_fixture (&vm, &hp, &host, now, "files", 8 * MT_GIB, 2 * MT_GIB, 800 * MT_MIB, 0.0);
-  vm.pol.min = (MtSize) { .bytes = 2 * MT_GIB };
-  vm.pol.headroom = (MtSize) { .is_percent = TRUE, .percent = 10 };
-  vm.in.obs.idle = 0;                         /* the cache fills the rest */
+  vm.pol.min = (MtSize){ .bytes = 2 * MT_GIB };
+  vm.pol.headroom = (MtSize){ .is_percent = TRUE, .percent = 10 };
+  vm.in.obs.idle = 0; /* the cache fills the rest */
   vm.in.obs.major_fault_rate = 2 * MT_PLAN_FAULTS_LOW;
   vm.in.obs.major_fault_rate_avg = MT_PLAN_FAULTS_LOW / 4;
   g_assert_cmpfloat (vm.in.obs.major_fault_rate, <, MT_PLAN_FAULTS_HIGH);
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
 
     /* 10% of 800 MiB, raised by a quarter or at least 32 MiB. */
     g_assert_cmpuint (plan->decisions[0].headroom, ==, 80 * MT_MIB + MT_PLAN_RAISE_STEP_MIN);
@@ -1811,12 +1801,12 @@ test_pressure_with_steady_working_set (void)
   guint64 h;
 
   tvm_fixture (&vm, &hp, &host, now, "files", 8 * MT_GIB, 2 * MT_GIB, 800 * MT_MIB, 5.0);
-  vm.pol.min = (MtSize) { .bytes = 2 * MT_GIB };
-  vm.pol.headroom = (MtSize) { .is_percent = TRUE, .percent = 10 };
-  vm.in.obs.idle = 0;                         /* the cache fills the rest */
+  vm.pol.min = (MtSize){ .bytes = 2 * MT_GIB };
+  vm.pol.headroom = (MtSize){ .is_percent = TRUE, .percent = 10 };
+  vm.in.obs.idle = 0; /* the cache fills the rest */
   vm.in.obs.major_fault_rate = vm.in.obs.major_fault_rate_avg = 400;
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
 
     h = plan->decisions[0].headroom;
     /* It had 2 GiB - 800 MiB beyond its working set: 1.5x that. */
@@ -1834,16 +1824,16 @@ test_pressure_with_steady_working_set (void)
   vm.in.control.feedback_time = now + S (50);
   tvm_observe (&vm, now + S (60), 0.0);
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (60));
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (60));
 
     g_assert_cmpuint (plan->decisions[0].headroom, <, h + 512 * MT_MIB);
     g_assert_cmpuint (plan->decisions[0].headroom, >=, h * 98 / 100);
     vm.in.control = plan->decisions[0].next;
   }
-  vm.in.control.pending = FALSE;            /* (the grows are not followed here) */
+  vm.in.control.pending = FALSE; /* (the grows are not followed here) */
   tvm_observe (&vm, now + S (90), 0.0);
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (90));
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (90));
 
     /* 30 s at 2%/s would leave 40%; the level, 40 s into its slow
      * forgetting, keeps ~95%. */
@@ -1867,7 +1857,7 @@ test_refaulting_not_shrunk (void)
   vm.in.control.shrink_since = now - S (10);
   vm.in.obs.major_fault_rate = vm.in.obs.major_fault_rate_avg = 2 * MT_PLAN_FAULTS_HIGH;
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
 
     g_assert_true (plan->decisions[0].refaulting);
     g_assert_cmpuint (plan->decisions[0].floor, ==, 4 * MT_GIB);
@@ -1875,7 +1865,7 @@ test_refaulting_not_shrunk (void)
   }
   vm.in.obs.major_fault_rate = vm.in.obs.major_fault_rate_avg = 0;
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
 
     g_assert_false (plan->decisions[0].refaulting);
     g_assert_cmpuint (plan->n_actions, ==, 1);
@@ -1898,10 +1888,10 @@ test_grow_in_flight_not_cut (void)
   guint64 asked;
 
   tvm_fixture (&vm, &hp, &host, now, "crowd", 8 * MT_GIB, 2 * MT_GIB, 1900 * MT_MIB, 25.0);
-  vm.in.obs.used_rate = 400.0 * MT_MIB;         /* a flash crowd */
+  vm.in.obs.used_rate = 400.0 * MT_MIB; /* a flash crowd */
   vm.in.obs.used_growth = 400 * MT_MIB;
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
 
     g_assert_cmpuint (plan->n_actions, ==, 1);
     g_assert_cmpint (plan->actions[0].kind, ==, MT_ACTION_GROW);
@@ -1915,7 +1905,7 @@ test_grow_in_flight_not_cut (void)
   vm.in.obs.used_rate = 0;
   vm.in.obs.used_growth = 400 * MT_MIB;
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (1));
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (1));
 
     g_assert_cmpuint (plan->decisions[0].target, <, asked);
     g_assert_cmpuint (plan->decisions[0].target, >, 2 * MT_GIB);
@@ -1927,7 +1917,7 @@ test_grow_in_flight_not_cut (void)
   vm.in.obs.used_rate = 410.0 * MT_MIB / 2;
   vm.in.obs.used_growth = 405 * MT_MIB;
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (1));
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (1));
 
     g_assert_cmpuint (plan->decisions[0].target, <, asked + hp.min_change);
     g_assert_cmpuint (plan->n_actions, ==, 0);
@@ -1935,7 +1925,7 @@ test_grow_in_flight_not_cut (void)
   /* Much more than that: asked at once. */
   vm.in.obs.used_rate = 800.0 * MT_MIB;
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (1));
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (1));
 
     g_assert_cmpuint (plan->n_actions, ==, 1);
     g_assert_cmpuint (plan->actions[0].to, >=, asked + hp.min_change);
@@ -1945,7 +1935,7 @@ test_grow_in_flight_not_cut (void)
   host.mem_available = 0;
   hp.budget = 2 * MT_GIB + 256 * MT_MIB;
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (1));
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (1));
 
     g_assert_true (plan->host_short);
     g_assert_cmpuint (plan->n_actions, ==, 1);
@@ -1969,16 +1959,16 @@ test_refaults_stop_probing (void)
 
   tvm_fixture (&vm, &hp, &host, now, "booted", 2 * MT_GIB, 540 * MT_MIB, 450 * MT_MIB, NAN);
   vm.in.obs.source = MT_DATA_BALLOON;
-  vm.in.obs.idle = 0;                         /* the page cache fills the rest */
-  vm.pol.headroom = (MtSize) { .is_percent = TRUE, .percent = 10 };
+  vm.in.obs.idle = 0; /* the page cache fills the rest */
+  vm.pol.headroom = (MtSize){ .is_percent = TRUE, .percent = 10 };
   vm.in.control.headroom = h0;
-  vm.in.control.calm_since = now - S (120);   /* probing down for a while */
+  vm.in.control.calm_since = now - S (120); /* probing down for a while */
   vm.in.control.feedback_time = now - S (1);
-  vm.in.obs.major_fault_rate = 30;            /* 1 MiB/s of 32 KiB reads */
+  vm.in.obs.major_fault_rate = 30; /* 1 MiB/s of 32 KiB reads */
   vm.in.obs.major_fault_rate_avg = 5;
   g_assert_cmpfloat (vm.in.obs.major_fault_rate, <, MT_PLAN_FAULTS_HIGH);
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
 
     g_assert_true (plan->decisions[0].refaulting);
     g_assert_cmpuint (plan->decisions[0].headroom, >=, h0 + MT_PLAN_RAISE_STEP_MIN);
@@ -1999,7 +1989,7 @@ test_refaults_stop_probing (void)
   vm.in.obs.idle = 0;
   vm.in.obs.major_fault_rate = vm.in.obs.major_fault_rate_avg = 30;
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (2));
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (2));
 
     g_assert_cmpuint (plan->decisions[0].headroom, ==, h0 + 100 * MT_MIB);
     g_assert_cmpint (plan->decisions[0].next.calm_since, ==, MT_TIME_NEVER);
@@ -2007,7 +1997,7 @@ test_refaults_stop_probing (void)
   /* Quiet again: calm, and after MT_PLAN_CALM_HOLD the probe goes on. */
   vm.in.obs.major_fault_rate = vm.in.obs.major_fault_rate_avg = 2;
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (2));
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (2));
 
     g_assert_cmpint (plan->decisions[0].next.calm_since, !=, MT_TIME_NEVER);
   }
@@ -2031,7 +2021,7 @@ test_no_tiny_emergency_grows (void)
   big_host (&host, now);
   host.mem_available = hp.reserve + 6 * MT_MIB;
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
 
     g_assert_true (plan->decisions[0].emergency);
     g_assert_cmpuint (plan->n_actions, ==, 0);
@@ -2041,7 +2031,7 @@ test_no_tiny_emergency_grows (void)
   vm.used = MT_GIB - 8 * MT_MIB;
   tvm_observe (&vm, now, 25.0);
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
 
     g_assert_true (plan->decisions[0].starving);
     g_assert_cmpuint (plan->n_actions, ==, 1);
@@ -2055,7 +2045,7 @@ static guint64
 cold_reclaim_at (TVm *vm, MtHostSample *host, const MtHostPolicy *hp, gint64 now, gboolean keep,
                  guint64 cache)
 {
-  g_autoptr(MtPlan) plan = NULL;
+  g_autoptr (MtPlan) plan = NULL;
 
   tvm_observe (vm, now, 0.0);
   vm->in.obs.cache = cache ? cache : 900 * MT_MIB;
@@ -2088,7 +2078,7 @@ test_cold_cache_reclaim (void)
   guint64 want = (700 * MT_MIB - 200 * MT_MIB) / 2;
 
   tvm_fixture (&vm, &hp, &host, now, "files", 4 * MT_GIB, 2 * MT_GIB, 800 * MT_MIB, 0.0);
-  vm.pol.min = (MtSize) { .bytes = 2 * MT_GIB };      /* held at its size: no resize */
+  vm.pol.min = (MtSize){ .bytes = 2 * MT_GIB }; /* held at its size: no resize */
   vm.in.control.feedback_time = now - S (1);
   /* The first sight of 900 MiB of cache: it was just read in. */
   g_assert_cmpuint (cold_reclaim (&vm, &host, &hp, now - MT_PLAN_COLD_SETTLE, TRUE), ==, 0);
@@ -2096,7 +2086,8 @@ test_cold_cache_reclaim (void)
   g_assert_cmpuint (cold_reclaim (&vm, &host, &hp, now, TRUE), ==, want);
   g_assert_cmpint (vm.in.control.reclaim_time, ==, now);
   /* Not again within the interval; again after it. */
-  g_assert_cmpuint (cold_reclaim (&vm, &host, &hp, now + MT_PLAN_COLD_INTERVAL - S (1), FALSE), ==, 0);
+  g_assert_cmpuint (cold_reclaim (&vm, &host, &hp, now + MT_PLAN_COLD_INTERVAL - S (1), FALSE), ==,
+                    0);
   g_assert_cmpuint (cold_reclaim (&vm, &host, &hp, now + MT_PLAN_COLD_INTERVAL, FALSE), ==, want);
 
   now += S (60);
@@ -2106,28 +2097,29 @@ test_cold_cache_reclaim (void)
   g_assert_cmpuint (cold_reclaim (&vm, &host, &hp, now, FALSE), ==, want);
 
   /* Still reading: the cache rose by MT_PLAN_COLD_READ. */
-  g_assert_cmpuint (cold_reclaim_at (&vm, &host, &hp, now, TRUE, 900 * MT_MIB + MT_PLAN_COLD_READ), ==, 0);
+  g_assert_cmpuint (cold_reclaim_at (&vm, &host, &hp, now, TRUE, 900 * MT_MIB + MT_PLAN_COLD_READ),
+                    ==, 0);
   g_assert_cmpuint (cold_reclaim_at (&vm, &host, &hp, now + MT_PLAN_COLD_SETTLE, FALSE,
-                                     900 * MT_MIB + MT_PLAN_COLD_READ), >, 0);
+                                     900 * MT_MIB + MT_PLAN_COLD_READ),
+                    >, 0);
   now += MT_PLAN_COLD_SETTLE;
 
   /* The tail of a stall episode (PSI below target and falling) is quiet
    * enough; rising PSI, or major faults above MT_PLAN_FAULTS_LOW, are not. */
-  for (guint k = 0; k < 3; k++)
-    {
-      g_autoptr(MtPlan) plan = NULL;
+  for (guint k = 0; k < 3; k++) {
+    g_autoptr (MtPlan) plan = NULL;
 
-      tvm_observe (&vm, now, 0.5);
-      vm.in.obs.cache = 900 * MT_MIB;
-      vm.in.obs.inactive_file = 700 * MT_MIB;
-      vm.in.obs.can_reclaim = TRUE;
-      vm.in.obs.psi_trend = k == 1 ? 0.05 : -0.05;
-      if (k == 2)
-        vm.in.obs.major_fault_rate = vm.in.obs.major_fault_rate_avg = MT_PLAN_FAULTS_LOW + 1;
-      plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
-      g_assert_false (plan->decisions[0].refaulting);
-      g_assert_cmpuint (plan->decisions[0].reclaim, ==, k == 0 ? want : 0);
-    }
+    tvm_observe (&vm, now, 0.5);
+    vm.in.obs.cache = 900 * MT_MIB;
+    vm.in.obs.inactive_file = 700 * MT_MIB;
+    vm.in.obs.can_reclaim = TRUE;
+    vm.in.obs.psi_trend = k == 1 ? 0.05 : -0.05;
+    if (k == 2)
+      vm.in.obs.major_fault_rate = vm.in.obs.major_fault_rate_avg = MT_PLAN_FAULTS_LOW + 1;
+    plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+    g_assert_false (plan->decisions[0].refaulting);
+    g_assert_cmpuint (plan->decisions[0].reclaim, ==, k == 0 ? want : 0);
+  }
 
   /* A grow or shrink on its way. */
   vm.in.control.pending = TRUE;
@@ -2137,7 +2129,7 @@ test_cold_cache_reclaim (void)
 
   /* Refaulting: the guest reads back cache it lost. */
   {
-    g_autoptr(MtPlan) plan = NULL;
+    g_autoptr (MtPlan) plan = NULL;
 
     tvm_observe (&vm, now, 0.0);
     vm.in.obs.cache = 900 * MT_MIB;
@@ -2151,7 +2143,7 @@ test_cold_cache_reclaim (void)
 
   /* No agent with memory.reclaim, or its cache mostly active. */
   {
-    g_autoptr(MtPlan) plan = NULL;
+    g_autoptr (MtPlan) plan = NULL;
 
     tvm_observe (&vm, now, 0.0);
     vm.in.obs.cache = 900 * MT_MIB;
@@ -2161,11 +2153,12 @@ test_cold_cache_reclaim (void)
     g_assert_cmpuint (plan->decisions[0].reclaim, ==, 0);
   }
   {
-    g_autoptr(MtPlan) plan = NULL;
+    g_autoptr (MtPlan) plan = NULL;
 
     tvm_observe (&vm, now, 0.0);
     vm.in.obs.cache = 900 * MT_MIB;
-    vm.in.obs.inactive_file = 450 * MT_MIB + MT_PLAN_COLD_MIN - MT_MIB;  /* half of 30 MiB: too little */
+    vm.in.obs.inactive_file =
+      450 * MT_MIB + MT_PLAN_COLD_MIN - MT_MIB; /* half of 30 MiB: too little */
     vm.in.obs.can_reclaim = TRUE;
     plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
     g_assert_cmpuint (plan->decisions[0].reclaim, ==, 0);
@@ -2189,14 +2182,14 @@ test_start_grace (void)
   tvm_init (&old, "old", 4 * MT_GIB, 0, 0, MT_MECH_BALLOON, 2 * MT_GIB, 0, MT_GIB);
   tvm_init (&young, "young", 2 * MT_GIB, 0, 0, MT_MECH_BALLOON, 2 * MT_GIB, 0, 300 * MT_MIB);
   young.in.control.first_seen = now - S (5);
-  young.in.control.grace_need = 900 * MT_MIB;        /* it touched more a moment ago */
+  young.in.control.grace_need = 900 * MT_MIB; /* it touched more a moment ago */
   tvm_observe (&old, now, 0);
   tvm_observe (&young, now, 0);
   hp.budget = 18 * MT_GIB / 10;
   in[0] = old.in;
   in[1] = young.in;
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, in, 2, &hp, now);
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, in, 2, &hp, now);
 
     g_assert_true (plan->host_short);
     g_assert_true (plan->decisions[1].grace);
@@ -2208,7 +2201,7 @@ test_start_grace (void)
   /* With start-grace = 0 (the default) there is no grace at all. */
   hp.start_grace = 0;
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, in, 2, &hp, now);
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, in, 2, &hp, now);
 
     g_assert_false (plan->decisions[1].grace);
   }
@@ -2216,7 +2209,7 @@ test_start_grace (void)
   /* Past the grace period it is an ordinary VM. */
   in[1].control.first_seen = now - S (61);
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, in, 2, &hp, now);
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, in, 2, &hp, now);
 
     g_assert_false (plan->decisions[1].grace);
     g_assert_cmpuint (plan->decisions[1].want, <, 900 * MT_MIB);
@@ -2225,7 +2218,7 @@ test_start_grace (void)
   in[1].control.first_seen = now - S (5);
   host.mem_available = hp.reserve / 2;
   {
-    g_autoptr(MtPlan) plan = mt_plan_compute (&host, in, 2, &hp, now);
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, in, 2, &hp, now);
 
     g_assert_false (plan->decisions[1].grace);
   }
@@ -2237,8 +2230,10 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   read_env ();
   g_test_add_data_func ("/planner/properties/seed-1", GUINT_TO_POINTER (0), test_properties);
-  g_test_add_data_func ("/planner/properties/seed-100000", GUINT_TO_POINTER (100000), test_properties);
-  g_test_add_data_func ("/planner/properties/seed-200000", GUINT_TO_POINTER (200000), test_properties);
+  g_test_add_data_func ("/planner/properties/seed-100000", GUINT_TO_POINTER (100000),
+                        test_properties);
+  g_test_add_data_func ("/planner/properties/seed-200000", GUINT_TO_POINTER (200000),
+                        test_properties);
   g_test_add_func ("/planner/properties/shares-monotonic", test_shares_monotonic);
   g_test_add_func ("/planner/fair/random", test_fair_split);
   g_test_add_func ("/planner/fair/examples", test_fair_split_examples);
@@ -2261,7 +2256,8 @@ main (int argc, char **argv)
   g_test_add_func ("/planner/scenario/burst-headroom", test_burst_headroom);
   g_test_add_func ("/planner/scenario/marginal-refaults-raise-a-step",
                    test_marginal_refaults_raise_a_step);
-  g_test_add_func ("/planner/scenario/pressure-with-steady-working-set", test_pressure_with_steady_working_set);
+  g_test_add_func ("/planner/scenario/pressure-with-steady-working-set",
+                   test_pressure_with_steady_working_set);
   g_test_add_func ("/planner/scenario/refaulting-not-shrunk", test_refaulting_not_shrunk);
   g_test_add_func ("/planner/scenario/start-grace", test_start_grace);
   g_test_add_func ("/planner/stuck-reason", test_stuck_reason_text);

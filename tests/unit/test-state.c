@@ -6,7 +6,7 @@
 static char *
 make_tmpdir (void)
 {
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   char *dir = g_dir_make_tmp ("memtide-state-XXXXXX", &error);
   g_assert_no_error (error);
   return dir;
@@ -15,7 +15,7 @@ make_tmpdir (void)
 static void
 rm_tree (const char *dir)
 {
-  g_autoptr(GDir) d = g_dir_open (dir, 0, NULL);
+  g_autoptr (GDir) d = g_dir_open (dir, 0, NULL);
   const char *name;
 
   while (d && (name = g_dir_read_name (d))) {
@@ -30,15 +30,19 @@ test_round_trip (void)
 {
   g_autofree char *dir = make_tmpdir ();
   g_autofree char *sub = g_build_filename (dir, "nested", NULL);
-  MtVmState in = { .headroom = 300 * 1024 * 1024, .last_target = 1ULL << 30,
-                   .stuck = TRUE, .stuck_reason = (char *) "unplug of 256 MiB did not complete",
-                   .stuck_since = 1700000000, .has_limits = TRUE,
-                   .limit_min = 256ULL << 20, .limit_max = 2ULL << 30 };
+  MtVmState in = { .headroom = 300 * 1024 * 1024,
+                   .last_target = 1ULL << 30,
+                   .stuck = TRUE,
+                   .stuck_reason = (char *) "unplug of 256 MiB did not complete",
+                   .stuck_since = 1700000000,
+                   .has_limits = TRUE,
+                   .limit_min = 256ULL << 20,
+                   .limit_max = 2ULL << 30 };
   MtVmState out;
 
   {
-    g_autoptr(MtState) s = mt_state_load (sub);
-    g_autoptr(GError) error = NULL;
+    g_autoptr (MtState) s = mt_state_load (sub);
+    g_autoptr (GError) error = NULL;
     g_assert_false (mt_state_get_vm (s, "uuid-a", &out));
     mt_state_set_vm (s, "uuid-a", &in, 1700000100);
     g_assert_true (mt_state_save (s, &error));
@@ -46,7 +50,7 @@ test_round_trip (void)
     g_assert_true (g_file_test (mt_state_get_path (s), G_FILE_TEST_IS_REGULAR));
   }
   {
-    g_autoptr(MtState) s = mt_state_load (sub);
+    g_autoptr (MtState) s = mt_state_load (sub);
     g_assert_true (mt_state_get_vm (s, "uuid-a", &out));
     g_assert_cmpuint (out.headroom, ==, in.headroom);
     g_assert_cmpuint (out.last_target, ==, in.last_target);
@@ -68,7 +72,7 @@ static void
 test_unchanged_not_rewritten (void)
 {
   g_autofree char *dir = make_tmpdir ();
-  g_autoptr(MtState) s = mt_state_load (dir);
+  g_autoptr (MtState) s = mt_state_load (dir);
   MtVmState in = { .headroom = 1, .last_target = 2 };
   GStatBuf st1, st2;
 
@@ -94,7 +98,7 @@ test_corrupt_moved_aside (void)
   g_assert_true (g_file_set_contents (path, "[unterminated\nfoo", -1, NULL));
   g_test_expect_message ("memtide-state", G_LOG_LEVEL_WARNING, "Cannot read state*");
   {
-    g_autoptr(MtState) s = mt_state_load (dir);
+    g_autoptr (MtState) s = mt_state_load (dir);
     g_test_assert_expected_messages ();
     g_assert_false (mt_state_get_vm (s, "u", &out));
     g_assert_true (g_file_test (aside, G_FILE_TEST_IS_REGULAR));
@@ -106,7 +110,7 @@ static void
 test_expire (void)
 {
   g_autofree char *dir = make_tmpdir ();
-  g_autoptr(MtState) s = mt_state_load (dir);
+  g_autoptr (MtState) s = mt_state_load (dir);
   MtVmState in = { .headroom = 5 };
   MtVmState out;
 
@@ -123,8 +127,8 @@ test_expire (void)
 static void
 test_unwritable_dir (void)
 {
-  g_autoptr(MtState) s = mt_state_load ("/proc/memtide-cannot-exist");
-  g_autoptr(GError) error = NULL;
+  g_autoptr (MtState) s = mt_state_load ("/proc/memtide-cannot-exist");
+  g_autoptr (GError) error = NULL;
   MtVmState in = { .headroom = 5 };
 
   mt_state_set_vm (s, "u", &in, 1);

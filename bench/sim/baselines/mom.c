@@ -18,24 +18,24 @@
  */
 #include "sim.h"
 
-#define POLICY_INTERVAL   10.0
-#define MONITOR_INTERVAL  5.0
-#define HISTORY           10
+#define POLICY_INTERVAL  10.0
+#define MONITOR_INTERVAL 5.0
+#define HISTORY          10
 
-#define PRESSURE_THRESHOLD      0.20
-#define PRESSURE_CRITICAL       0.05
-#define MIN_GUEST_FREE_PERCENT  0.20
-#define MAX_BALLOON_CHANGE      0.05
-#define MIN_BALLOON_CHANGE      0.0025
+#define PRESSURE_THRESHOLD     0.20
+#define PRESSURE_CRITICAL      0.05
+#define MIN_GUEST_FREE_PERCENT 0.20
+#define MAX_BALLOON_CHANGE     0.05
+#define MIN_BALLOON_CHANGE     0.0025
 
 typedef struct {
   double v[HISTORY];
-  guint  len, head;
+  guint len, head;
 } Avg;
 
 typedef struct {
-  Avg    host_free;
-  Avg    cur[SIM_MAX_VMS], unused[SIM_MAX_VMS];
+  Avg host_free;
+  Avg cur[SIM_MAX_VMS], unused[SIM_MAX_VMS];
   double next_monitor, next_policy;
 } Mom;
 
@@ -88,18 +88,16 @@ mom_step (gpointer self, SimWorld *w)
   SimHostView h;
   double host_free_percent, guest_free_percent;
 
-  if (w->now + 1e-9 >= m->next_monitor)
-    {
-      m->next_monitor += MONITOR_INTERVAL;
-      sim_host_view (w, &h);
-      avg_push (&m->host_free, h.mem_free);
-      for (guint i = 0; i < w->n; i++)
-        if (w->vm[i].running && w->vm[i].stats.time >= 0)
-          {
-            avg_push (&m->cur[i], sim_vm_size (&w->vm[i]));
-            avg_push (&m->unused[i], w->vm[i].stats.unused);
-          }
-    }
+  if (w->now + 1e-9 >= m->next_monitor) {
+    m->next_monitor += MONITOR_INTERVAL;
+    sim_host_view (w, &h);
+    avg_push (&m->host_free, h.mem_free);
+    for (guint i = 0; i < w->n; i++)
+      if (w->vm[i].running && w->vm[i].stats.time >= 0) {
+        avg_push (&m->cur[i], sim_vm_size (&w->vm[i]));
+        avg_push (&m->unused[i], w->vm[i].stats.unused);
+      }
+  }
   if (w->now + 1e-9 < m->next_policy)
     return;
   m->next_policy += POLICY_INTERVAL;
@@ -111,38 +109,34 @@ mom_step (gpointer self, SimWorld *w)
   else
     guest_free_percent = MIN_GUEST_FREE_PERCENT * (host_free_percent / PRESSURE_THRESHOLD);
 
-  for (guint i = 0; i < w->n; i++)
-    {
-      const SimVm *v = &w->vm[i];
-      double cur, used, balloon_min, balloon_max = sim_vm_max (v), size;
+  for (guint i = 0; i < w->n; i++) {
+    const SimVm *v = &w->vm[i];
+    double cur, used, balloon_min, balloon_max = sim_vm_max (v), size;
 
-      if (!v->running || m->cur[i].len == 0)
-        continue;
-      cur = sim_vm_size (v);
-      used = avg_get (&m->cur[i]) - avg_get (&m->unused[i]);
-      if (host_free_percent < PRESSURE_THRESHOLD)
-        {
-          /* shrink_guest */
-          balloon_min = MAX (0.0, used + guest_free_percent * cur);
-          size = cur * (1 - MAX_BALLOON_CHANGE);
-          if (size < balloon_min)
-            size = balloon_min;
-          if (size <= cur && change_big_enough (cur, size))
-            set_target (w, i, size);
-        }
-      else if (cur < balloon_max)
-        {
-          /* grow_guest */
-          balloon_min = MAX (0.0, used + MIN_GUEST_FREE_PERCENT * cur);
-          size = cur * (1 + MAX_BALLOON_CHANGE);
-          if (size < balloon_min)
-            size = balloon_min;
-          if (size > balloon_max)
-            size = balloon_max;
-          if (change_big_enough (cur, size))
-            set_target (w, i, size);
-        }
+    if (!v->running || m->cur[i].len == 0)
+      continue;
+    cur = sim_vm_size (v);
+    used = avg_get (&m->cur[i]) - avg_get (&m->unused[i]);
+    if (host_free_percent < PRESSURE_THRESHOLD) {
+      /* shrink_guest */
+      balloon_min = MAX (0.0, used + guest_free_percent * cur);
+      size = cur * (1 - MAX_BALLOON_CHANGE);
+      if (size < balloon_min)
+        size = balloon_min;
+      if (size <= cur && change_big_enough (cur, size))
+        set_target (w, i, size);
+    } else if (cur < balloon_max) {
+      /* grow_guest */
+      balloon_min = MAX (0.0, used + MIN_GUEST_FREE_PERCENT * cur);
+      size = cur * (1 + MAX_BALLOON_CHANGE);
+      if (size < balloon_min)
+        size = balloon_min;
+      if (size > balloon_max)
+        size = balloon_max;
+      if (change_big_enough (cur, size))
+        set_target (w, i, size);
     }
+  }
 }
 
 const SimPolicy sim_policy_mom = {
