@@ -1,5 +1,4 @@
-/* backend-libvirt.h: the libvirt driver (QEMU/KVM, and Xen through
- * libvirt's libxl driver).
+/* backend-libvirt.h: the libvirt driver (QEMU/KVM).
  *
  * Events (lifecycle, virtio-mem size, metadata) and the reconnect timer
  * are dispatched from the GLib default main context: run it.
