@@ -114,58 +114,123 @@ mtctl_connect (MtCtl *ctl, GError **error)
   return TRUE;
 }
 
-GVariant *
-mtctl_call (MtCtl *ctl, const char *path, const char *iface, const char *method, GVariant *params,
-            const char *reply_type, gboolean write, GError **error)
+GDBusCallFlags
+mtctl_call_flags (MtCtl *ctl, MtCtlAccess access)
 {
+  /* memtided is a system service: a client never starts it. */
   GDBusCallFlags flags = G_DBUS_CALL_FLAGS_NO_AUTO_START;
-  int timeout = -1;
 
-  /* A polkit prompt waits for a person: no timeout then. */
-  if (write && ctl->ask_password) {
+  if (access == MTCTL_WRITE && ctl->ask_password)
     flags |= G_DBUS_CALL_FLAGS_ALLOW_INTERACTIVE_AUTHORIZATION;
-    timeout = G_MAXINT;
+  return flags;
+}
+
+int
+mtctl_call_timeout (MtCtl *ctl, MtCtlAccess access)
+{
+  /* A polkit prompt waits for a person: no timeout then. */
+  return access == MTCTL_WRITE && ctl->ask_password ? G_MAXINT : -1;
+}
+
+/* Without DO_NOT_AUTO_START the proxies call the well-known name even
+ * when it has no owner, and the bus's own error (the calls carry
+ * NO_AUTO_START) says memtided is not running. */
+MtDbusManager1 *
+mtctl_manager (MtCtl *ctl, GDBusProxyFlags flags, GError **error)
+{
+  return mt_dbus_manager1_proxy_new_sync (
+    ctl->bus, flags | G_DBUS_PROXY_FLAGS_DO_NOT_AUTO_START_AT_CONSTRUCTION, MTCTL_BUS_NAME,
+    MTCTL_PATH, NULL, error);
+}
+
+MtDbusVM1 *
+mtctl_vm (MtCtl *ctl, const char *path, GDBusProxyFlags flags, GError **error)
+{
+  return mt_dbus_vm1_proxy_new_sync (ctl->bus,
+                                     flags | G_DBUS_PROXY_FLAGS_DO_NOT_AUTO_START_AT_CONSTRUCTION,
+                                     MTCTL_BUS_NAME, path, NULL, error);
+}
+
+/* What the bus says when nobody owns the name: mtctl_fail() reads it as
+ * "memtided is not running". */
+static void
+set_not_running (GError **error)
+{
+  g_set_error (error, G_DBUS_ERROR, G_DBUS_ERROR_NAME_HAS_NO_OWNER, "Name \"%s\" does not exist",
+               MTCTL_BUS_NAME);
+}
+
+GDBusObjectManager *
+mtctl_vm_objects (MtCtl *ctl, GError **error)
+{
+  g_autoptr (GDBusObjectManager) objects = mt_dbus_object_manager_client_new_sync (
+    ctl->bus, G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_DO_NOT_AUTO_START, MTCTL_BUS_NAME, MTCTL_PATH,
+    NULL, error);
+  g_autofree char *owner = NULL;
+
+  if (!objects)
+    return NULL;
+  /* With no owner the client is simply empty, which would read as "no
+   * VMs"; the failure of GetManagedObjects is an error already. */
+  owner = g_dbus_object_manager_client_get_name_owner (G_DBUS_OBJECT_MANAGER_CLIENT (objects));
+  if (!owner) {
+    set_not_running (error);
+    return NULL;
   }
-  return g_dbus_connection_call_sync (ctl->bus, MTCTL_BUS_NAME, path, iface, method, params,
-                                      reply_type ? G_VARIANT_TYPE (reply_type) : NULL, flags,
-                                      timeout, NULL, error);
+  return g_steal_pointer (&objects);
 }
 
 GVariant *
-mtctl_get_all (MtCtl *ctl, const char *path, const char *iface, GError **error)
+mtctl_properties (gpointer proxy, GError **error)
 {
-  g_autoptr (GVariant) reply = mtctl_call (ctl, path, "org.freedesktop.DBus.Properties", "GetAll",
-                                           g_variant_new ("(s)", iface), "(a{sv})", FALSE, error);
-  GVariant *props = NULL;
+  GDBusProxy *p = G_DBUS_PROXY (proxy);
+  GDBusPropertyInfo **props = g_dbus_proxy_get_interface_info (p)->properties;
+  g_auto (GVariantBuilder) dict = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE_VARDICT);
+  g_autofree char *owner = g_dbus_proxy_get_name_owner (p);
+  guint n = 0;
 
-  if (!reply)
+  if (!owner) {
+    set_not_running (error);
     return NULL;
-  g_variant_get (reply, "(@a{sv})", &props);
-  return props;
+  }
+  for (guint i = 0; props && props[i]; i++) {
+    GVariant *value = g_dbus_proxy_get_cached_property (p, props[i]->name);
+
+    if (value) {
+      g_variant_builder_add (&dict, "{sv}", props[i]->name, value);
+      g_variant_unref (value);
+      n++;
+    }
+  }
+  /* The proxy read them as it was made, and GDBusProxy keeps quiet when
+   * that fails: memtided did not answer in time (or the object is gone). */
+  if (n == 0) {
+    g_set_error (error, G_DBUS_ERROR, G_DBUS_ERROR_NO_REPLY, "no properties came for %s at %s",
+                 g_dbus_proxy_get_interface_name (p), g_dbus_proxy_get_object_path (p));
+    return NULL;
+  }
+  return g_variant_ref_sink (g_variant_builder_end (&dict));
 }
 
 char *
-mtctl_vm_path (MtCtl *ctl, const char *vm, GError **error)
+mtctl_vm_path (MtCtl *ctl, MtDbusManager1 *manager, const char *vm, GError **error)
 {
-  g_autoptr (GVariant) reply = mtctl_call (ctl, MTCTL_PATH, MTCTL_MANAGER, "GetVM",
-                                           g_variant_new ("(s)", vm), "(o)", FALSE, error);
   char *path = NULL;
 
-  if (!reply)
+  if (!mt_dbus_manager1_call_get_vm_sync (manager, vm, mtctl_call_flags (ctl, MTCTL_READ),
+                                          mtctl_call_timeout (ctl, MTCTL_READ), &path, NULL, error))
     return NULL;
-  g_variant_get (reply, "(o)", &path);
   return path;
 }
 
 GVariant *
-mtctl_list_vms (MtCtl *ctl, GError **error)
+mtctl_list_vms (MtCtl *ctl, MtDbusManager1 *manager, GError **error)
 {
-  g_autoptr (GVariant) reply =
-    mtctl_call (ctl, MTCTL_PATH, MTCTL_MANAGER, "ListVMs", NULL, "(aa{sv})", FALSE, error);
   GVariant *vms = NULL;
 
-  if (!reply)
+  if (!mt_dbus_manager1_call_list_vms_sync (manager, mtctl_call_flags (ctl, MTCTL_READ),
+                                            mtctl_call_timeout (ctl, MTCTL_READ), &vms, NULL,
+                                            error))
     return NULL;
-  g_variant_get (reply, "(@aa{sv})", &vms);
   return vms;
 }

@@ -15,14 +15,17 @@
 typedef struct {
   MtCtl *ctl;
   gboolean is_pin;
-  guint cookie;  /* 0 until Reserve() answered */
-  char *vm_path; /* pins */
+  guint cookie;            /* 0 until Reserve() or Pin() answered */
+  MtDbusManager1 *manager; /* its signals, and its name's owner */
+  char *owner;             /* the owner of the name as last seen */
+  MtDbusVM1 *vm;           /* pins */
 
   /* ReservationDone, possibly before we know our cookie */
   GHashTable *done; /* cookie -> GVariant (bs) */
   gboolean waited_too_long;
   gboolean interrupted;
   gboolean daemon_gone;
+  guint sigint, sigterm;
 
   GPid child;
   gboolean child_running;
@@ -30,23 +33,28 @@ typedef struct {
 } Hold;
 
 static void
-on_reservation_done (GDBusConnection *bus, const char *sender, const char *path, const char *iface,
-                     const char *signal, GVariant *params, gpointer user_data)
+on_reservation_done (MtDbusManager1 *manager, guint cookie, gboolean ok, const char *message,
+                     gpointer user_data)
 {
   Hold *h = user_data;
-  guint32 cookie;
-  gboolean ok;
-  const char *message;
 
-  g_variant_get (params, "(ub&s)", &cookie, &ok, &message);
   g_hash_table_replace (h->done, GUINT_TO_POINTER (cookie),
                         g_variant_ref_sink (g_variant_new ("(bs)", ok, message)));
 }
 
 static void
-on_daemon_vanished (GDBusConnection *bus, const char *name, gpointer user_data)
+on_owner_changed (GObject *proxy, GParamSpec *pspec, gpointer user_data)
 {
-  ((Hold *) user_data)->daemon_gone = TRUE;
+  Hold *h = user_data;
+  g_autofree char *owner = g_dbus_proxy_get_name_owner (G_DBUS_PROXY (proxy));
+
+  /* A lease lives in the memtided that granted it: when the name loses its
+   * owner, or passes to another process, the lease is gone.  A name that
+   * only now finds an owner is memtided starting after the proxy was made. */
+  if (!owner || h->owner)
+    h->daemon_gone = TRUE;
+  g_free (h->owner);
+  h->owner = g_steal_pointer (&owner);
 }
 
 static gboolean
@@ -85,17 +93,18 @@ static void
 end_lease (Hold *h)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (GVariant) reply = NULL;
+  GDBusCallFlags flags = mtctl_call_flags (h->ctl, MTCTL_WRITE);
+  int timeout = mtctl_call_timeout (h->ctl, MTCTL_WRITE);
+  gboolean ok;
 
   if (!h->cookie || h->daemon_gone)
     return;
   if (h->is_pin)
-    reply = mtctl_call (h->ctl, h->vm_path, MTCTL_VM, "Unpin", g_variant_new ("(u)", h->cookie),
-                        NULL, TRUE, &error);
+    ok = mt_dbus_vm1_call_unpin_sync (h->vm, h->cookie, flags, timeout, NULL, &error);
   else
-    reply = mtctl_call (h->ctl, MTCTL_PATH, MTCTL_MANAGER, "ReleaseReservation",
-                        g_variant_new ("(u)", h->cookie), NULL, TRUE, &error);
-  if (!reply) {
+    ok = mt_dbus_manager1_call_release_reservation_sync (h->manager, h->cookie, flags, timeout,
+                                                         NULL, &error);
+  if (!ok) {
     g_dbus_error_strip_remote_error (error);
     g_printerr ("memtidectl: %s %u: %s\n", kind (h), h->cookie, error->message);
   }
@@ -158,33 +167,38 @@ hold_lease (Hold *h)
   return code;
 }
 
-static void
-hold_init (Hold *h, MtCtl *ctl, gboolean is_pin, guint *subscription, guint *watch, guint *sigint,
-           guint *sigterm)
+/* The proxy is made before the request, so neither a ReservationDone nor
+ * the loss of memtided can slip by: its match rules are in place. */
+static gboolean
+hold_init (Hold *h, MtCtl *ctl, gboolean is_pin, GError **error)
 {
   h->ctl = ctl;
   h->is_pin = is_pin;
   h->done = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) g_variant_unref);
-  /* Subscribed before the call, so no ReservationDone can slip by. */
-  *subscription = g_dbus_connection_signal_subscribe (
-    ctl->bus, MTCTL_BUS_NAME, MTCTL_MANAGER, "ReservationDone", MTCTL_PATH, NULL,
-    G_DBUS_SIGNAL_FLAGS_NONE, on_reservation_done, h, NULL);
-  *watch = g_bus_watch_name_on_connection (ctl->bus, MTCTL_BUS_NAME, G_BUS_NAME_WATCHER_FLAGS_NONE,
-                                           NULL, on_daemon_vanished, h, NULL);
-  *sigint = g_unix_signal_add (SIGINT, on_interrupt, h);
-  *sigterm = g_unix_signal_add (SIGTERM, on_interrupt, h);
+  h->manager = mtctl_manager (ctl, is_pin ? MTCTL_PROXY_CALLS : MTCTL_PROXY_SIGNALS, error);
+  if (!h->manager)
+    return FALSE;
+  h->owner = g_dbus_proxy_get_name_owner (G_DBUS_PROXY (h->manager));
+  g_signal_connect (h->manager, "reservation-done", G_CALLBACK (on_reservation_done), h);
+  g_signal_connect (h->manager, "notify::g-name-owner", G_CALLBACK (on_owner_changed), h);
+  h->sigint = g_unix_signal_add (SIGINT, on_interrupt, h);
+  h->sigterm = g_unix_signal_add (SIGTERM, on_interrupt, h);
+  return TRUE;
 }
 
 static void
-hold_clear (Hold *h, MtCtl *ctl, guint subscription, guint watch, guint sigint, guint sigterm)
+hold_clear (Hold *h)
 {
-  g_dbus_connection_signal_unsubscribe (ctl->bus, subscription);
-  g_bus_unwatch_name (watch);
-  g_source_remove (sigint);
-  g_source_remove (sigterm);
+  if (h->manager)
+    g_signal_handlers_disconnect_by_data (h->manager, h);
+  g_clear_handle_id (&h->sigint, g_source_remove);
+  g_clear_handle_id (&h->sigterm, g_source_remove);
   g_clear_pointer (&h->done, g_hash_table_unref);
-  g_free (h->vm_path);
+  g_clear_object (&h->vm);
+  g_clear_object (&h->manager);
+  g_clear_pointer (&h->owner, g_free);
 }
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Hold, hold_clear)
 
 static void
 print_result_json (Hold *h, guint64 bytes, gboolean ok, const char *message)
@@ -206,116 +220,108 @@ print_result_json (Hold *h, guint64 bytes, gboolean ok, const char *message)
   mtctl_print_json (root);
 }
 
+/* Waits for ReservationDone, then holds the reservation as asked. */
+static int
+await_room (Hold *h, guint64 bytes, guint timeout)
+{
+  MtCtl *ctl = h->ctl;
+  GVariant *result;
+  gboolean ok = FALSE;
+  const char *message = NULL;
+  guint too_long;
+  int code = MT_EXIT_OK;
+
+  /* memtided answers within the timeout; a little slack for its tick. */
+  too_long = g_timeout_add_seconds (timeout + 10, on_too_long, h);
+  while (!(result = g_hash_table_lookup (h->done, GUINT_TO_POINTER (h->cookie))) && !h->interrupted
+         && !h->daemon_gone && !h->waited_too_long)
+    g_main_context_iteration (NULL, TRUE);
+  if (!h->waited_too_long)
+    g_source_remove (too_long);
+
+  if (result)
+    g_variant_get (result, "(b&s)", &ok, &message);
+  if (h->daemon_gone) {
+    g_printerr ("memtidectl: memtided stopped before the room was made\n");
+    code = MT_EXIT_UNREACHABLE;
+  } else if (h->interrupted && !result) {
+    g_printerr ("memtidectl: interrupted; releasing reservation %u\n", h->cookie);
+    end_lease (h);
+    code = MT_EXIT_FAILED;
+  } else if (!result) {
+    g_printerr ("memtidectl: memtided did not report on reservation %u within %u s; "
+                "releasing it\n",
+                h->cookie, timeout + 10);
+    end_lease (h);
+    code = MT_EXIT_FAILED;
+  } else if (ctl->json) {
+    print_result_json (h, bytes, ok, message);
+  }
+  if (result && !ok) {
+    if (!ctl->json)
+      g_printerr ("memtidectl: reservation %u failed: %s\n", h->cookie, message);
+    code = MT_EXIT_NO_ROOM;
+  } else if (result) {
+    if (!ctl->json)
+      g_print ("Reservation %u: %s\n", h->cookie, message);
+    code = hold_lease (h);
+  }
+  return code;
+}
+
 int
 mtctl_cmd_reserve (MtCtl *ctl, const char *size_text)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (GVariant) reply = NULL;
   g_autofree char *size = NULL;
-  Hold h = { 0 };
-  guint subscription, watch, sigint, sigterm, too_long;
+  g_auto (Hold) h = { 0 };
   guint timeout = ctl->timeout ? ctl->timeout : DEFAULT_RESERVE_TIMEOUT;
   guint64 bytes;
-  GVariant *result;
-  gboolean ok = FALSE;
-  const char *message = NULL;
-  int code;
 
   if (!mtctl_parse_size (size_text, &bytes, &error))
     return mtctl_usage_error ("reserve: %s", error->message);
   size = mtctl_size (bytes);
 
-  hold_init (&h, ctl, FALSE, &subscription, &watch, &sigint, &sigterm);
-  reply = mtctl_call (ctl, MTCTL_PATH, MTCTL_MANAGER, "Reserve",
-                      g_variant_new ("(tsu)", bytes, ctl->reason ? ctl->reason : "", timeout),
-                      "(u)", TRUE, &error);
-  if (!reply) {
-    code = mtctl_fail (ctl, error);
-    goto out;
-  }
-  g_variant_get (reply, "(u)", &h.cookie);
+  if (!hold_init (&h, ctl, FALSE, &error)
+      || !mt_dbus_manager1_call_reserve_sync (h.manager, bytes, ctl->reason ? ctl->reason : "",
+                                              timeout, mtctl_call_flags (ctl, MTCTL_WRITE),
+                                              mtctl_call_timeout (ctl, MTCTL_WRITE), &h.cookie,
+                                              NULL, &error))
+    return mtctl_fail (ctl, error);
   if (!ctl->json)
     g_printerr ("Reservation %u: making room for %s (up to %u s)...\n", h.cookie, size, timeout);
-
-  /* memtided answers within the timeout; a little slack for its tick. */
-  too_long = g_timeout_add_seconds (timeout + 10, on_too_long, &h);
-  while (!(result = g_hash_table_lookup (h.done, GUINT_TO_POINTER (h.cookie))) && !h.interrupted
-         && !h.daemon_gone && !h.waited_too_long)
-    g_main_context_iteration (NULL, TRUE);
-  if (!h.waited_too_long)
-    g_source_remove (too_long);
-
-  if (result)
-    g_variant_get (result, "(b&s)", &ok, &message);
-  if (h.daemon_gone) {
-    g_printerr ("memtidectl: memtided stopped before the room was made\n");
-    code = MT_EXIT_UNREACHABLE;
-  } else if (h.interrupted && !result) {
-    g_printerr ("memtidectl: interrupted; releasing reservation %u\n", h.cookie);
-    end_lease (&h);
-    code = MT_EXIT_FAILED;
-  } else if (!result) {
-    g_printerr ("memtidectl: memtided did not report on reservation %u within %u s; "
-                "releasing it\n",
-                h.cookie, timeout + 10);
-    end_lease (&h);
-    code = MT_EXIT_FAILED;
-  } else if (ctl->json) {
-    print_result_json (&h, bytes, ok, message);
-  }
-  if (result && !ok) {
-    if (!ctl->json)
-      g_printerr ("memtidectl: reservation %u failed: %s\n", h.cookie, message);
-    code = MT_EXIT_NO_ROOM;
-  } else if (result) {
-    if (!ctl->json)
-      g_print ("Reservation %u: %s\n", h.cookie, message);
-    code = hold_lease (&h);
-  }
-
-out:
-  hold_clear (&h, ctl, subscription, watch, sigint, sigterm);
-  return code;
+  return await_room (&h, bytes, timeout);
 }
 
 int
 mtctl_cmd_pin (MtCtl *ctl, const char *vm, const char *size_text)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (GVariant) reply = NULL;
   g_autofree char *size = NULL;
-  Hold h = { 0 };
-  guint subscription, watch, sigint, sigterm;
+  g_autofree char *path = NULL;
+  g_auto (Hold) h = { 0 };
   guint64 bytes;
-  int code;
 
   if (!mtctl_parse_size (size_text, &bytes, &error))
     return mtctl_usage_error ("pin: %s", error->message);
   size = mtctl_size (bytes);
 
-  hold_init (&h, ctl, TRUE, &subscription, &watch, &sigint, &sigterm);
-  h.vm_path = mtctl_vm_path (ctl, vm, &error);
-  if (!h.vm_path) {
-    code = mtctl_fail (ctl, error);
-    goto out;
-  }
-  reply =
-    mtctl_call (ctl, h.vm_path, MTCTL_VM, "Pin",
-                g_variant_new ("(ts)", bytes, ctl->reason ? ctl->reason : ""), "(u)", TRUE, &error);
-  if (!reply) {
-    code = mtctl_fail (ctl, error);
-    goto out;
-  }
-  g_variant_get (reply, "(u)", &h.cookie);
+  if (!hold_init (&h, ctl, TRUE, &error))
+    return mtctl_fail (ctl, error);
+  path = mtctl_vm_path (ctl, h.manager, vm, &error);
+  if (!path)
+    return mtctl_fail (ctl, error);
+  h.vm = mtctl_vm (ctl, path, MTCTL_PROXY_CALLS, &error);
+  if (!h.vm
+      || !mt_dbus_vm1_call_pin_sync (
+        h.vm, bytes, ctl->reason ? ctl->reason : "", mtctl_call_flags (ctl, MTCTL_WRITE),
+        mtctl_call_timeout (ctl, MTCTL_WRITE), &h.cookie, NULL, &error))
+    return mtctl_fail (ctl, error);
   if (ctl->json) {
     g_autofree char *message = g_strdup_printf ("%s pinned at %s", vm, size);
     print_result_json (&h, bytes, TRUE, message);
   } else {
     g_print ("Pin %u: %s held at %s\n", h.cookie, vm, size);
   }
-  code = hold_lease (&h);
-
-out:
-  hold_clear (&h, ctl, subscription, watch, sigint, sigterm);
-  return code;
+  return hold_lease (&h);
 }

@@ -4,6 +4,7 @@
 #define G_LOG_DOMAIN "memtidectl"
 
 #include <glib-unix.h>
+#include <stdarg.h>
 #include <unistd.h>
 
 #include "memtidectl.h"
@@ -11,48 +12,51 @@
 #define WATCH_EVENTS 8
 
 typedef struct {
-  GQueue events; /* of char *, newest last */
+  MtDbusManager1 *manager; /* NULL while memtided is not reachable */
+  GQueue events;           /* of char *, newest last */
   gboolean stop;
 } Watch;
 
+static void add_event (Watch *w, const char *format, ...) G_GNUC_PRINTF (2, 3);
+
 static void
-on_watch_signal (GDBusConnection *bus, const char *sender, const char *path, const char *iface,
-                 const char *signal, GVariant *params, gpointer user_data)
+add_event (Watch *w, const char *format, ...)
 {
-  Watch *w = user_data;
   g_autoptr (GDateTime) now = g_date_time_new_now_local ();
   g_autofree char *when = g_date_time_format (now, "%H:%M:%S");
-  char *line = NULL;
+  g_autofree char *what = NULL;
+  va_list args;
 
-  if (g_str_equal (signal, "ActionApplied")) {
-    const char *name, *mech, *reason;
-    guint64 from, to;
-    g_autofree char *sfrom = NULL;
-    g_autofree char *sto = NULL;
-
-    g_variant_get (params, "(&o&s&stt&s)", NULL, &name, &mech, &from, &to, &reason);
-    sfrom = mtctl_size (from);
-    sto = mtctl_size (to);
-    line = g_strdup_printf ("%s %s %s -> %s via %s: %s", when, name, sfrom, sto, mech, reason);
-  } else if (g_str_equal (signal, "VMStuck")) {
-    const char *name, *reason;
-
-    g_variant_get (params, "(&o&s&s)", NULL, &name, &reason);
-    line = g_strdup_printf ("%s %s STUCK: %s", when, name, reason);
-  } else if (g_str_equal (signal, "ReservationDone")) {
-    guint32 cookie;
-    gboolean ok;
-    const char *message;
-
-    g_variant_get (params, "(ub&s)", &cookie, &ok, &message);
-    line =
-      g_strdup_printf ("%s reservation %u %s: %s", when, cookie, ok ? "done" : "FAILED", message);
-  } else {
-    return;
-  }
-  g_queue_push_tail (&w->events, line);
+  va_start (args, format);
+  what = g_strdup_vprintf (format, args);
+  va_end (args);
+  g_queue_push_tail (&w->events, g_strdup_printf ("%s %s", when, what));
   while (g_queue_get_length (&w->events) > WATCH_EVENTS)
     g_free (g_queue_pop_head (&w->events));
+}
+
+static void
+on_action_applied (MtDbusManager1 *manager, const char *vm, const char *name, const char *mechanism,
+                   guint64 from, guint64 to, const char *reason, gpointer user_data)
+{
+  g_autofree char *sfrom = mtctl_size (from);
+  g_autofree char *sto = mtctl_size (to);
+
+  add_event (user_data, "%s %s -> %s via %s: %s", name, sfrom, sto, mechanism, reason);
+}
+
+static void
+on_vm_stuck (MtDbusManager1 *manager, const char *vm, const char *name, const char *reason,
+             gpointer user_data)
+{
+  add_event (user_data, "%s STUCK: %s", name, reason);
+}
+
+static void
+on_reservation_done (MtDbusManager1 *manager, guint cookie, gboolean ok, const char *message,
+                     gpointer user_data)
+{
+  add_event (user_data, "reservation %u %s: %s", cookie, ok ? "done" : "FAILED", message);
 }
 
 static gboolean
@@ -70,11 +74,42 @@ on_watch_due (gpointer user_data)
 }
 
 static void
+watch_drop_manager (Watch *w)
+{
+  if (w->manager)
+    g_signal_handlers_disconnect_by_data (w->manager, w);
+  g_clear_object (&w->manager);
+}
+
+/* The host's properties, from a proxy that PropertiesChanged keeps current
+ * while we wait between frames.  GDBusProxy reads them all only as it is
+ * made (or when memtided comes back), so a proxy without them (memtided
+ * was gone or did not answer) is replaced at the next frame. */
+static GVariant *
+watch_host (MtCtl *ctl, Watch *w, GError **error)
+{
+  GVariant *host;
+
+  if (!w->manager) {
+    w->manager = mtctl_manager (ctl, G_DBUS_PROXY_FLAGS_NONE, error);
+    if (!w->manager)
+      return NULL;
+    g_signal_connect (w->manager, "action-applied", G_CALLBACK (on_action_applied), w);
+    g_signal_connect (w->manager, "vmstuck", G_CALLBACK (on_vm_stuck), w);
+    g_signal_connect (w->manager, "reservation-done", G_CALLBACK (on_reservation_done), w);
+  }
+  host = mtctl_properties (w->manager, error);
+  if (!host)
+    watch_drop_manager (w);
+  return host;
+}
+
+static void
 watch_frame (MtCtl *ctl, Watch *w, gboolean tty)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (GVariant) host = mtctl_get_all (ctl, MTCTL_PATH, MTCTL_MANAGER, &error);
-  g_autoptr (GVariant) vms = host ? mtctl_list_vms (ctl, &error) : NULL;
+  g_autoptr (GVariant) host = watch_host (ctl, w, &error);
+  g_autoptr (GVariant) vms = host ? mtctl_list_vms (ctl, w->manager, &error) : NULL;
   g_autoptr (GDateTime) now = g_date_time_new_now_local ();
   g_autofree char *when = g_date_time_format (now, "%H:%M:%S");
 
@@ -121,16 +156,12 @@ watch_frame (MtCtl *ctl, Watch *w, gboolean tty)
 int
 mtctl_cmd_watch (MtCtl *ctl, guint count)
 {
-  Watch w = { G_QUEUE_INIT, FALSE };
+  Watch w = { NULL, G_QUEUE_INIT, FALSE };
   gboolean tty = isatty (STDOUT_FILENO);
-  guint subscription;
   guint sigint = g_unix_signal_add (SIGINT, on_watch_stop, &w);
   guint sigterm = g_unix_signal_add (SIGTERM, on_watch_stop, &w);
   guint interval_ms = (guint) MAX (ctl->interval * 1000, 100);
 
-  subscription =
-    g_dbus_connection_signal_subscribe (ctl->bus, MTCTL_BUS_NAME, MTCTL_MANAGER, NULL, MTCTL_PATH,
-                                        NULL, G_DBUS_SIGNAL_FLAGS_NONE, on_watch_signal, &w, NULL);
   for (guint n = 0; !w.stop && (count == 0 || n < count); n++) {
     if (n > 0) {
       gboolean due = FALSE;
@@ -146,7 +177,7 @@ mtctl_cmd_watch (MtCtl *ctl, guint count)
     }
     watch_frame (ctl, &w, tty);
   }
-  g_dbus_connection_signal_unsubscribe (ctl->bus, subscription);
+  watch_drop_manager (&w);
   g_source_remove (sigint);
   g_source_remove (sigterm);
   g_queue_clear_full (&w.events, g_free);

@@ -64,12 +64,13 @@ static int
 cmd_status (MtCtl *ctl)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (GVariant) host = mtctl_get_all (ctl, MTCTL_PATH, MTCTL_MANAGER, &error);
+  g_autoptr (MtDbusManager1) manager = mtctl_manager (ctl, MTCTL_PROXY_PROPERTIES, &error);
+  g_autoptr (GVariant) host = manager ? mtctl_properties (manager, &error) : NULL;
   g_autoptr (GVariant) vms = NULL;
 
   if (!host)
     return mtctl_fail (ctl, error);
-  vms = mtctl_list_vms (ctl, &error);
+  vms = mtctl_list_vms (ctl, manager, &error);
   if (!vms)
     return mtctl_fail (ctl, error);
   if (ctl->json) {
@@ -87,14 +88,24 @@ static int
 cmd_show (MtCtl *ctl, const char *vm)
 {
   g_autoptr (GError) error = NULL;
-  g_autofree char *path = mtctl_vm_path (ctl, vm, &error);
+  g_autoptr (MtDbusManager1) manager = mtctl_manager (ctl, MTCTL_PROXY_CALLS, &error);
+  g_autofree char *path = manager ? mtctl_vm_path (ctl, manager, vm, &error) : NULL;
+  g_autoptr (MtDbusVM1) proxy = NULL;
   g_autoptr (GVariant) props = NULL;
 
   if (!path)
     return mtctl_fail (ctl, error);
-  props = mtctl_get_all (ctl, path, MTCTL_VM, &error);
-  if (!props)
+  proxy = mtctl_vm (ctl, path, MTCTL_PROXY_PROPERTIES, &error);
+  if (!proxy)
     return mtctl_fail (ctl, error);
+  props = mtctl_properties (proxy, &error);
+  if (!props) {
+    g_autoptr (GError) again = NULL;
+    g_autofree char *still = mtctl_vm_path (ctl, manager, vm, &again);
+
+    /* Most likely the VM stopped since GetVM: asking again says so. */
+    return mtctl_fail (ctl, still ? error : again);
+  }
   if (ctl->json) {
     g_autoptr (JsonNode) root = mtctl_json_from_variant (props);
     json_object_set_string_member (json_node_get_object (root), "ObjectPath", path);
@@ -109,13 +120,14 @@ static int
 cmd_explain (MtCtl *ctl, const char *vm)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (GVariant) reply = mtctl_call (ctl, MTCTL_PATH, MTCTL_MANAGER, "Explain",
-                                           g_variant_new ("(s)", vm), "(s)", FALSE, &error);
-  const char *text;
+  g_autoptr (MtDbusManager1) manager = mtctl_manager (ctl, MTCTL_PROXY_CALLS, &error);
+  g_autofree char *text = NULL;
 
-  if (!reply)
+  if (!manager
+      || !mt_dbus_manager1_call_explain_sync (manager, vm, mtctl_call_flags (ctl, MTCTL_READ),
+                                              mtctl_call_timeout (ctl, MTCTL_READ), &text, NULL,
+                                              &error))
     return mtctl_fail (ctl, error);
-  g_variant_get (reply, "(&s)", &text);
   if (ctl->json) {
     mtctl_print_json_member ("Explain", g_variant_new_string (text));
   } else {
@@ -126,27 +138,42 @@ cmd_explain (MtCtl *ctl, const char *vm)
 
 /* ---- writing commands -------------------------------------------------------- */
 
+/* Manager1's properties as they are after a write: a proxy made now reads
+ * them now (the one that wrote would only learn of the change later, from
+ * PropertiesChanged). */
+static MtDbusManager1 *
+manager_after_write (MtCtl *ctl, GError **error)
+{
+  g_autoptr (MtDbusManager1) manager = mtctl_manager (ctl, MTCTL_PROXY_PROPERTIES, error);
+  g_autoptr (GVariant) props = manager ? mtctl_properties (manager, error) : NULL;
+
+  return props ? g_steal_pointer (&manager) : NULL;
+}
+
 static int
 cmd_mode (MtCtl *ctl, const char *mode)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (GVariant) reply = NULL;
-  g_autoptr (GVariant) host = NULL;
-  const char *now = NULL;
+  g_autoptr (MtDbusManager1) manager = NULL;
+  const char *now;
 
   if (mode) {
+    g_autoptr (MtDbusManager1) writer = NULL;
+
     if (!g_str_equal (mode, "active") && !g_str_equal (mode, "dry-run")
         && !g_str_equal (mode, "paused"))
       return mtctl_usage_error ("mode: expected active, dry-run or paused, not '%s'", mode);
-    reply = mtctl_call (ctl, MTCTL_PATH, MTCTL_MANAGER, "SetMode", g_variant_new ("(s)", mode),
-                        NULL, TRUE, &error);
-    if (!reply)
+    writer = mtctl_manager (ctl, MTCTL_PROXY_CALLS, &error);
+    if (!writer
+        || !mt_dbus_manager1_call_set_mode_sync (writer, mode, mtctl_call_flags (ctl, MTCTL_WRITE),
+                                                 mtctl_call_timeout (ctl, MTCTL_WRITE), NULL,
+                                                 &error))
       return mtctl_fail (ctl, error);
   }
-  host = mtctl_get_all (ctl, MTCTL_PATH, MTCTL_MANAGER, &error);
-  if (!host)
+  manager = manager_after_write (ctl, &error);
+  if (!manager)
     return mtctl_fail (ctl, error);
-  g_variant_lookup (host, "Mode", "&s", &now);
+  now = mt_dbus_manager1_get_mode (manager);
   if (ctl->json)
     mtctl_print_json_member ("Mode", g_variant_new_string (now ? now : ""));
   else
@@ -158,25 +185,25 @@ static int
 cmd_reload (MtCtl *ctl)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (GVariant) reply =
-    mtctl_call (ctl, MTCTL_PATH, MTCTL_MANAGER, "ReloadPolicies", NULL, NULL, TRUE, &error);
-  g_autoptr (GVariant) host = NULL;
-  g_autoptr (GVariant) files = NULL;
+  g_autoptr (MtDbusManager1) writer = mtctl_manager (ctl, MTCTL_PROXY_CALLS, &error);
+  g_autoptr (MtDbusManager1) manager = NULL;
+  const char *const *files;
 
-  if (!reply)
+  if (!writer
+      || !mt_dbus_manager1_call_reload_policies_sync (writer, mtctl_call_flags (ctl, MTCTL_WRITE),
+                                                      mtctl_call_timeout (ctl, MTCTL_WRITE), NULL,
+                                                      &error))
     return mtctl_fail (ctl, error);
-  host = mtctl_get_all (ctl, MTCTL_PATH, MTCTL_MANAGER, &error);
-  if (!host)
+  manager = manager_after_write (ctl, &error);
+  if (!manager)
     return mtctl_fail (ctl, error);
-  files = g_variant_lookup_value (host, "PolicyFiles", G_VARIANT_TYPE_STRING_ARRAY);
+  files = mt_dbus_manager1_get_policy_files (manager);
   if (ctl->json) {
-    mtctl_print_json_member ("PolicyFiles", files);
+    mtctl_print_json_member ("PolicyFiles", g_variant_new_strv (files, files ? -1 : 0));
   } else {
-    g_autofree const char **list = g_variant_get_strv (files, NULL);
-
     g_print ("Policy reloaded from:\n");
-    for (guint i = 0; list[i]; i++)
-      g_print ("  %s\n", list[i]);
+    for (guint i = 0; files && files[i]; i++)
+      g_print ("  %s\n", files[i]);
   }
   return MT_EXIT_OK;
 }
@@ -185,8 +212,9 @@ static int
 cmd_set_limits (MtCtl *ctl, const char *vm, const char *min_text, const char *max_text)
 {
   g_autoptr (GError) error = NULL;
+  g_autoptr (MtDbusManager1) manager = NULL;
   g_autofree char *path = NULL;
-  g_autoptr (GVariant) reply = NULL;
+  g_autoptr (MtDbusVM1) proxy = NULL;
   guint64 min = 0, max = 0;
 
   if (!max_text && g_strcmp0 (min_text, "clear") != 0)
@@ -197,12 +225,14 @@ cmd_set_limits (MtCtl *ctl, const char *vm, const char *min_text, const char *ma
     if (min > max)
       return mtctl_usage_error ("set-limits: MIN %s is above MAX %s", min_text, max_text);
   }
-  path = mtctl_vm_path (ctl, vm, &error);
+  manager = mtctl_manager (ctl, MTCTL_PROXY_CALLS, &error);
+  path = manager ? mtctl_vm_path (ctl, manager, vm, &error) : NULL;
   if (!path)
     return mtctl_fail (ctl, error);
-  reply = mtctl_call (ctl, path, MTCTL_VM, "SetLimits", g_variant_new ("(tt)", min, max), NULL,
-                      TRUE, &error);
-  if (!reply)
+  proxy = mtctl_vm (ctl, path, MTCTL_PROXY_CALLS, &error);
+  if (!proxy
+      || !mt_dbus_vm1_call_set_limits_sync (proxy, min, max, mtctl_call_flags (ctl, MTCTL_WRITE),
+                                            mtctl_call_timeout (ctl, MTCTL_WRITE), NULL, &error))
     return mtctl_fail (ctl, error);
   if (!ctl->json) {
     g_autofree char *smin = mtctl_size (min);
@@ -238,69 +268,67 @@ static int
 cmd_release (MtCtl *ctl, const char *text)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (GVariant) reply = NULL;
+  g_autoptr (MtDbusManager1) manager = NULL;
   guint cookie;
 
   if (!parse_cookie (text, &cookie))
     return mtctl_usage_error ("release: '%s' is not a reservation cookie (a number above 0)", text);
-  reply = mtctl_call (ctl, MTCTL_PATH, MTCTL_MANAGER, "ReleaseReservation",
-                      g_variant_new ("(u)", cookie), NULL, TRUE, &error);
-  if (!reply)
+  manager = mtctl_manager (ctl, MTCTL_PROXY_CALLS, &error);
+  if (!manager
+      || !mt_dbus_manager1_call_release_reservation_sync (
+        manager, cookie, mtctl_call_flags (ctl, MTCTL_WRITE), mtctl_call_timeout (ctl, MTCTL_WRITE),
+        NULL, &error))
     return mtctl_fail (ctl, error);
   if (!ctl->json)
     g_print ("Reservation %u released\n", cookie);
   return MT_EXIT_OK;
 }
 
-/* The VM a pin is on: the one with the pin's cookie in its Pins.
- * *path is NULL when no VM has it; FALSE only when the bus failed. */
-static gboolean
-find_pin (MtCtl *ctl, guint cookie, char **path, GError **error)
+/* The VM a pin is on: the one with the pin's cookie in its Pins, or NULL. */
+static MtDbusVM1 *
+find_pin (GDBusObjectManager *objects, guint cookie)
 {
-  g_autoptr (GVariant) vms = mtctl_list_vms (ctl, error);
+  g_autolist (GDBusObject) list = g_dbus_object_manager_get_objects (objects);
 
-  *path = NULL;
-  if (!vms)
-    return FALSE;
-  for (gsize i = 0; !*path && i < g_variant_n_children (vms); i++) {
-    g_autoptr (GVariant) vm = g_variant_get_child_value (vms, i);
-    g_autoptr (GVariant) pins = g_variant_lookup_value (vm, "Pins", G_VARIANT_TYPE ("a(utss)"));
-    const char *vm_path = NULL;
-    GVariantIter pi;
+  for (GList *l = list; l; l = l->next) {
+    MtDbusVM1 *vm = mt_dbus_object_peek_vm1 (MT_DBUS_OBJECT (l->data));
+    GVariant *pins = vm ? mt_dbus_vm1_get_pins (vm) : NULL;
+    GVariantIter iter;
     guint32 c;
 
-    if (!pins || !g_variant_lookup (vm, "ObjectPath", "&o", &vm_path))
+    if (!pins)
       continue;
-    g_variant_iter_init (&pi, pins);
-    while (g_variant_iter_next (&pi, "(ut&s&s)", &c, NULL, NULL, NULL)) {
+    g_variant_iter_init (&iter, pins);
+    while (g_variant_iter_next (&iter, "(ut&s&s)", &c, NULL, NULL, NULL)) {
       if (c == cookie)
-        *path = g_strdup (vm_path);
+        return g_object_ref (vm);
     }
   }
-  return TRUE;
+  return NULL;
 }
 
 static int
 cmd_unpin (MtCtl *ctl, const char *text)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (GVariant) reply = NULL;
-  g_autofree char *path = NULL;
+  g_autoptr (GDBusObjectManager) objects = NULL;
+  g_autoptr (MtDbusVM1) vm = NULL;
   guint cookie;
 
   if (!parse_cookie (text, &cookie))
     return mtctl_usage_error ("unpin: '%s' is not a pin cookie (a number above 0)", text);
-  if (!find_pin (ctl, cookie, &path, &error))
+  objects = mtctl_vm_objects (ctl, &error);
+  if (!objects)
     return mtctl_fail (ctl, error);
-  if (!path) {
+  vm = find_pin (objects, cookie);
+  if (!vm) {
     g_printerr ("memtidectl: no pin %u (already ended, its VM stopped, or its holder exited; "
                 "memtidectl show VM lists a VM's pins)\n",
                 cookie);
     return MT_EXIT_NOT_FOUND;
   }
-  reply =
-    mtctl_call (ctl, path, MTCTL_VM, "Unpin", g_variant_new ("(u)", cookie), NULL, TRUE, &error);
-  if (!reply)
+  if (!mt_dbus_vm1_call_unpin_sync (vm, cookie, mtctl_call_flags (ctl, MTCTL_WRITE),
+                                    mtctl_call_timeout (ctl, MTCTL_WRITE), NULL, &error))
     return mtctl_fail (ctl, error);
   if (!ctl->json)
     g_print ("Pin %u ended\n", cookie);

@@ -1,7 +1,8 @@
 /* memtidectl.h: the parts of memtidectl, the command line client of
  * memtided's D-Bus API (org.memtide.Manager1.xml):
  *   memtidectl.c         arguments, commands, exit codes
- *   memtidectl-bus.c     the bus: connecting, calls, errors -> messages
+ *   memtidectl-bus.c     the bus: connecting, the generated proxies,
+ *                        errors -> messages
  *   memtidectl-format.c  tables, sizes and JSON
  *   memtidectl-leases.c  reserve and pin: leases held while it runs
  *   memtidectl-watch.c   the live view */
@@ -9,6 +10,8 @@
 
 #include <gio/gio.h>
 #include <json-glib/json-glib.h>
+
+#include "memtide-dbus-generated.h"
 
 /* Exit codes (documented in memtidectl(1)). */
 typedef enum {
@@ -23,8 +26,6 @@ typedef enum {
 
 #define MTCTL_BUS_NAME "org.memtide.Manager1"
 #define MTCTL_PATH     "/org/memtide/Manager1"
-#define MTCTL_MANAGER  "org.memtide.Manager1"
-#define MTCTL_VM       "org.memtide.VM1"
 
 typedef struct {
   /* global options */
@@ -47,15 +48,35 @@ int mtctl_fail (MtCtl *ctl, const GError *error);
 /* Prints a usage error; returns MT_EXIT_USAGE. */
 int mtctl_usage_error (const char *format, ...) G_GNUC_PRINTF (1, 2);
 gboolean mtctl_connect (MtCtl *ctl, GError **error);
-/* A method call to memtided; write = may ask polkit (may prompt). */
-GVariant *mtctl_call (MtCtl *ctl, const char *path, const char *iface, const char *method,
-                      GVariant *params, const char *reply_type, gboolean write, GError **error);
-/* Every property of an interface, as a{sv}. */
-GVariant *mtctl_get_all (MtCtl *ctl, const char *path, const char *iface, GError **error);
-/* The object of a VM given by name or UUID. */
-char *mtctl_vm_path (MtCtl *ctl, const char *vm, GError **error);
+
+/* What a proxy is for: its properties (read once, as it is made), its
+ * signals, or only method calls.  A proxy never starts memtided. */
+#define MTCTL_PROXY_PROPERTIES G_DBUS_PROXY_FLAGS_DO_NOT_CONNECT_SIGNALS
+#define MTCTL_PROXY_SIGNALS    G_DBUS_PROXY_FLAGS_DO_NOT_LOAD_PROPERTIES
+#define MTCTL_PROXY_CALLS \
+  (G_DBUS_PROXY_FLAGS_DO_NOT_LOAD_PROPERTIES | G_DBUS_PROXY_FLAGS_DO_NOT_CONNECT_SIGNALS)
+/* Manager1 (the host object). */
+MtDbusManager1 *mtctl_manager (MtCtl *ctl, GDBusProxyFlags flags, GError **error);
+/* A VM's object, as GetVM names it. */
+MtDbusVM1 *mtctl_vm (MtCtl *ctl, const char *path, GDBusProxyFlags flags, GError **error);
+/* Every VM's object with its properties (the ObjectManager). */
+GDBusObjectManager *mtctl_vm_objects (MtCtl *ctl, GError **error);
+/* A proxy's properties as a{sv}, in the order of the XML, as GetAll gives
+ * them; fails when memtided sent none. */
+GVariant *mtctl_properties (gpointer proxy, GError **error);
+
+/* How a method is called: a write may ask polkit, which may prompt. */
+typedef enum {
+  MTCTL_READ,
+  MTCTL_WRITE,
+} MtCtlAccess;
+GDBusCallFlags mtctl_call_flags (MtCtl *ctl, MtCtlAccess access);
+int mtctl_call_timeout (MtCtl *ctl, MtCtlAccess access);
+
+/* The object of a VM given by name or UUID (GetVM). */
+char *mtctl_vm_path (MtCtl *ctl, MtDbusManager1 *manager, const char *vm, GError **error);
 /* ListVMs: aa{sv}. */
-GVariant *mtctl_list_vms (MtCtl *ctl, GError **error);
+GVariant *mtctl_list_vms (MtCtl *ctl, MtDbusManager1 *manager, GError **error);
 
 /* memtidectl-format.c */
 char *mtctl_size (guint64 bytes); /* "1.5 GiB"; 0 -> "-" */
