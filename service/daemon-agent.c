@@ -3,84 +3,27 @@
  * One MtAgentLink per VM with an agent channel.  Each tick the backend's
  * sample gets the guest's own numbers when the agent's latest report is
  * fresh (else the balloon statistics stay: the fallback).  Between ticks,
- * a report of rising pressure or a new OOM kill pushes a sample built
- * from it and plans at once. */
+ * a report that calls for it (service/core/triggers.h: pressure above
+ * the target, an OOM kill, used memory running out) pushes a sample
+ * built from it and plans at once. */
 #define G_LOG_DOMAIN "memtided"
 
 #include <math.h>
 
 #include "daemon-agent.h"
+#include "triggers.h"
 
-/* Event plans for one VM at most this often (mt_daemon_plan_now also
- * limits all extra plans to one per 200 ms). */
-#define EVENT_PLAN_GAP (1 * G_USEC_PER_SEC)
 /* Smaller reclaims are not worth a request. */
 #define RECLAIM_MIN (16 * MT_MIB)
 /* Ask for a little more than the shrink needs: the guest allocates meanwhile. */
 #define RECLAIM_MARGIN     (16 * MT_MIB)
 #define RECLAIM_TIMEOUT_MS 5000
-/* The stall share is measured over at least this much guest time. */
-#define STALL_MIN_SPAN (200 * 1000)
-/* Used memory (MemTotal - MemAvailable: a shrink lowers both, and must
- * not look like a rise) rising at least this fast (bytes/s), with
- * MemAvailable gone within RUNOUT_HORIZON at that rate, plans at once:
- * the guest evicts its hot page cache and then swaps before the next
- * tick would grow it. */
-#define RUNOUT_RATE    (32 * MT_MIB)
-#define RUNOUT_HORIZON 3.0
-/* Reports further apart than this say nothing about the rate now. */
-#define RUNOUT_MAX_SPAN (5 * G_USEC_PER_SEC)
-/* While a shrink of a VM with virtio-mem is under way and this long
- * after it, used memory is no sign of a rise: virtio-mem isolates the
- * pages of the blocks it offlines (MemAvailable falls) before MemTotal
- * drops, so "used" climbs by up to the blocks in flight (seen on real
- * guests: 100+ MiB at 200 MiB/s, every shrink grown straight back).
- * The balloon takes pages out of MemTotal as it takes them. */
-#define RUNOUT_AFTER_SHRINK (3 * G_USEC_PER_SEC)
-
-/* A value of the previous two believed reports and their guest clocks
- * ([1] the newer): an event report may follow a periodic one within
- * STALL_MIN_SPAN, and then a rate is measured from the one before. */
-typedef struct {
-  guint64 value[2]; /* MT_UNKNOWN = none */
-  guint64 mono_us[2];
-} ReportPair;
-
-static void
-pair_reset (ReportPair *p)
-{
-  p->value[0] = p->value[1] = MT_UNKNOWN;
-}
-
-static void
-pair_push (ReportPair *p, guint64 value, guint64 mono_us)
-{
-  p->value[0] = p->value[1];
-  p->mono_us[0] = p->mono_us[1];
-  p->value[1] = value;
-  p->mono_us[1] = mono_us;
-}
-
-/* The newer of the two at least STALL_MIN_SPAN before mono_us: its
- * index, -1 when neither. */
-static gint
-pair_base (const ReportPair *p, guint64 mono_us)
-{
-  for (gint k = 1; k >= 0; k--)
-    if (p->value[k] != MT_UNKNOWN && mono_us >= p->mono_us[k] + STALL_MIN_SPAN)
-      return k;
-  return -1;
-}
 
 typedef struct {
   MtDaemon *d;
   char *uuid;
   char *name;
-  gint64 last_event_plan;
-  double last_psi;       /* some avg10 of the previous believed report */
-  guint64 last_oom;      /* oom_kill of the previous believed report */
-  ReportPair stall;      /* psi.some.total_us: the stall share */
-  ReportPair used;       /* MemTotal - MemAvailable: the rate it rises at */
+  MtTriggers triggers;   /* what the believed reports so far say (triggers.h) */
   gboolean reported;     /* first report of this link logged */
   gboolean disbelieving; /* a "not believed" streak was logged */
 } AgentVm;
@@ -155,74 +98,42 @@ format_methods (guint methods)
   return g_strdup ("none");
 }
 
-/* Rising pressure, the guest's PSI trigger or an OOM kill: a sample from
- * this report (hypervisor fields from the latest tick) and a plan now. */
+/* A report that calls for a plan now (triggers.h): a sample from it
+ * (hypervisor fields from the latest tick) and a plan. */
 static void
-event_plan (AgentVm *a, MtDaemonVm *vm, const MtAgentReport *r, double psi_now, double runout_rate,
-            const char *why)
+event_plan (AgentVm *a, MtDaemonVm *vm, const MtAgentReport *r, const MtTrigger *t, const char *why,
+            gint64 now)
 {
-  gint64 now = g_get_monotonic_time ();
   const MtVmSample *last = mt_vm_model_latest (vm->model);
   g_autofree char *reason = NULL;
   MtVmSample s;
 
-  if (last == NULL)
-    return;
-  if (mt_elapsed (now, a->last_event_plan) < EVENT_PLAN_GAP) {
-    g_debug ("VM %s: %s; planned for it less than 1 s ago", a->name, why);
-    return;
-  }
-  a->last_event_plan = now;
   s = *last;
   s.time = now;
   overlay_report (&s, r, mt_agent_link_hello (vm->agent));
-  if (isfinite (psi_now))
-    s.psi_some_avg10 = psi_now;
-  s.runout_rate = (float) runout_rate;
+  /* A PSI trigger report: the stall share when avg10 lags it. */
+  if (isfinite (t->psi_now))
+    s.psi_some_avg10 = t->psi_now;
+  s.runout_rate = (float) t->runout_rate;
   mt_vm_model_push (vm->model, &s);
   reason = g_strdup_printf ("agent: VM %s %s", a->name, why);
   g_info ("VM %s: %s: planning now", a->name, why);
   mt_daemon_plan_now (a->d, reason);
 }
 
-/* MemTotal - MemAvailable of a report, MT_UNKNOWN when not both. */
-static guint64
-report_used (const MtAgentReport *r)
+/* What mt_triggers_check judges of a believed report. */
+static void
+trigger_report (const MtAgentReport *r, MtTriggerReport *out)
 {
-  if (!r->has_mem || r->mem.available == MT_UNKNOWN || r->mem.total == MT_UNKNOWN
-      || r->mem.available > r->mem.total)
-    return MT_UNKNOWN;
-  return r->mem.total - r->mem.available;
-}
-
-/* Used memory rising fast enough for MemAvailable to be gone within
- * RUNOUT_HORIZON (measured from the report at least STALL_MIN_SPAN
- * back): a working set rising into the headroom.  PSI shows it only
- * once the guest stalls, the next tick up to a second later.  The rate
- * goes to *rate_out for the plan's rise lead. */
-static char *
-running_out (const AgentVm *a, const MtDaemonVm *vm, const MtAgentReport *r, guint64 used,
-             double *rate_out)
-{
-  const MtVmControl *c = &vm->model->control;
-  gint k = pair_base (&a->used, r->mono_us);
-  double span, rate;
-
-  if (used == MT_UNKNOWN || k < 0)
-    return NULL;
-  if (vm->info->vmem_size > 0 && c->last_action != MT_TIME_NEVER && c->last_target < c->last_from
-      && (c->pending || mt_elapsed (g_get_monotonic_time (), c->last_action) < RUNOUT_AFTER_SHRINK))
-    return NULL;
-  if (r->mono_us > a->used.mono_us[k] + RUNOUT_MAX_SPAN || used <= a->used.value[k])
-    return NULL;
-  span = (double) (r->mono_us - a->used.mono_us[k]) / G_USEC_PER_SEC;
-  rate = (double) (used - a->used.value[k]) / span;
-  if (rate < RUNOUT_RATE || (double) r->mem.available > rate * RUNOUT_HORIZON)
-    return NULL;
-  *rate_out = rate;
-  return g_strdup_printf ("used memory rises at %.0f MiB/s: %.0f MiB available, gone in %.1f s",
-                          rate / MT_MIB, (double) r->mem.available / MT_MIB,
-                          (double) r->mem.available / rate);
+  *out = (MtTriggerReport){
+    .mono_us = r->mono_us,
+    .psi_trigger = r->reason == MT_AGENT_REASON_PSI,
+    .psi_some_avg10 = r->has_psi ? r->psi_some.avg10 : NAN,
+    .psi_some_total_us = r->has_psi ? r->psi_some.total_us : MT_UNKNOWN,
+    .mem_total = r->has_mem ? r->mem.total : MT_UNKNOWN,
+    .mem_available = r->has_mem ? r->mem.available : MT_UNKNOWN,
+    .oom_kill = r->has_vmstat ? r->vmstat.oom_kill : MT_UNKNOWN,
+  };
 }
 
 static void
@@ -231,10 +142,11 @@ on_report (MtAgentLink *link, const MtAgentEvent *ev, gpointer data)
   AgentVm *a = data;
   MtDaemonVm *vm = agent_vm_lookup (a);
   const MtAgentReport *r = ev->report;
-  double psi, target, stall = NAN, psi_now = NAN, runout_rate = NAN;
   g_autofree char *why = NULL;
-  guint64 used;
-  gint k;
+  MtTriggerReport report;
+  MtTriggerVm tvm;
+  MtTrigger t;
+  gint64 now;
 
   if (vm == NULL)
     return;
@@ -253,10 +165,7 @@ on_report (MtAgentLink *link, const MtAgentEvent *ev, gpointer data)
   }
   if (ev->rebooted) {
     g_message ("VM %s: the guest rebooted (new boot id)", a->name);
-    a->last_oom = MT_UNKNOWN;
-    a->last_psi = NAN;
-    pair_reset (&a->stall);
-    pair_reset (&a->used);
+    mt_triggers_reset (&a->triggers);
   } else if (ev->restarted) {
     g_message ("VM %s: the guest agent restarted", a->name);
   }
@@ -286,48 +195,26 @@ on_report (MtAgentLink *link, const MtAgentEvent *ev, gpointer data)
            r->has_mem && r->mem.available != MT_UNKNOWN ? r->mem.available / MT_MIB : 0,
            r->has_psi ? r->psi_some.avg10 : NAN);
 
-  psi = r->has_psi ? r->psi_some.avg10 : NAN;
-  target = vm->policy.pressure_target;
-  /* Share of time stalled since the previous report (at least
-   * STALL_MIN_SPAN back), from the kernel's stall counter: what the
-   * guest's trigger measured. */
-  k = pair_base (&a->stall, r->mono_us);
-  if (r->has_psi && r->psi_some.total_us != MT_UNKNOWN && k >= 0
-      && r->psi_some.total_us >= a->stall.value[k])
-    stall = MIN (100.0, 100.0 * (double) (r->psi_some.total_us - a->stall.value[k])
-                          / (double) (r->mono_us - a->stall.mono_us[k]));
-  if (r->reason == MT_AGENT_REASON_PSI) {
+  now = g_get_monotonic_time ();
+  trigger_report (r, &report);
+  tvm = (MtTriggerVm){
+    .pressure_target = vm->policy.pressure_target,
+    .has_vmem = vm->info->vmem_size > 0,
+    .control = &vm->model->control,
+    .can_plan = mt_vm_model_latest (vm->model) != NULL,
+  };
+  mt_triggers_check (&a->triggers, &report, &tvm, now, &t);
+  if (r->reason == MT_AGENT_REASON_PSI)
     g_info ("VM %s: agent pressure trigger: PSI some avg10 %.2f%%, %.1f%% since the last "
             "report (target %.2f%%)",
-            a->name, psi, stall, target);
-    /* avg10 is recomputed every 2 s and averages 10 s, so right after
-     * the trigger it may not show the stall yet: the plan it asks for
-     * sees the recent stall share when that is higher. */
-    psi_now = isfinite (stall) && (!isfinite (psi) || stall > psi) ? stall : psi;
-  }
-  if (isfinite (psi_now) && psi_now > target)
-    why = g_strdup_printf ("PSI trigger in the guest: pressure %.2f%% > target %.2f%%", psi_now,
-                           target);
-  else if (isfinite (psi) && psi > target && (!isfinite (a->last_psi) || psi > a->last_psi))
-    why = g_strdup_printf ("pressure %.2f%% > target %.2f%%", psi, target);
-  if (r->has_vmstat && r->vmstat.oom_kill != MT_UNKNOWN && a->last_oom != MT_UNKNOWN
-      && r->vmstat.oom_kill > a->last_oom) {
-    g_free (why);
-    why = g_strdup_printf ("OOM kill in the guest (%" G_GUINT64_FORMAT " new)",
-                           r->vmstat.oom_kill - a->last_oom);
-  }
-  a->last_psi = psi;
-  if (r->has_vmstat && r->vmstat.oom_kill != MT_UNKNOWN)
-    a->last_oom = r->vmstat.oom_kill;
-  if (r->has_psi && r->psi_some.total_us != MT_UNKNOWN)
-    pair_push (&a->stall, r->psi_some.total_us, r->mono_us);
-  used = report_used (r);
-  if (why == NULL)
-    why = running_out (a, vm, r, used, &runout_rate);
-  if (used != MT_UNKNOWN)
-    pair_push (&a->used, used, r->mono_us);
-  if (why)
-    event_plan (a, vm, r, psi_now, runout_rate, why);
+            a->name, t.psi, t.stall, t.target);
+  if (t.kind == MT_TRIGGER_NONE)
+    return;
+  why = mt_trigger_describe (&t);
+  if (t.limited)
+    g_debug ("VM %s: %s; planned for it less than 1 s ago", a->name, why);
+  else if (t.plan)
+    event_plan (a, vm, r, &t, why, now);
 }
 
 static void
@@ -437,11 +324,7 @@ mt_daemon_agent_attach (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
   a->d = d;
   a->uuid = g_strdup (uuid);
   a->name = g_strdup (vm->info->name);
-  a->last_event_plan = MT_TIME_NEVER;
-  a->last_psi = NAN;
-  a->last_oom = MT_UNKNOWN;
-  pair_reset (&a->stall);
-  pair_reset (&a->used);
+  mt_triggers_init (&a->triggers);
   vm->agent = mt_agent_link_new (vm->info->name, vm->info->agent_socket, NULL, &callbacks, a,
                                  (GDestroyNotify) agent_vm_free);
   g_debug ("VM %s: agent channel %s", vm->info->name, vm->info->agent_socket);
