@@ -47,9 +47,9 @@
  * MemAvailable: a balloon taking memory lowers both) rising at least
  * this fast since the last report, with MemAvailable gone within
  * RUNOUT_HORIZON_S at that rate, sends a report at once; memtided's own
- * check (daemon-agent.c RUNOUT_*) uses the same figures.  Measured over
- * at least RUNOUT_MIN_SPAN_US, at most one such report per
- * RUNOUT_GAP_US. */
+ * check (service/core/triggers.h, MT_TRIGGER_RUNOUT_*) uses the same
+ * figures.  Measured over at least RUNOUT_MIN_SPAN_US, at most one such
+ * report per RUNOUT_GAP_US. */
 #define RUNOUT_RATE        (32.0 * 1024 * 1024)
 #define RUNOUT_HORIZON_S   3.0
 #define RUNOUT_MIN_SPAN_US 200000ull

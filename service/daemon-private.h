@@ -1,21 +1,20 @@
 /* daemon-private.h: the daemon's state, shared by its parts:
  *   daemon.c          VM table, the tick (collect, plan, act), state
  *   daemon-control.c  admin steering: mode, limits, pins, reservations
- *   daemon-agent.c    guest agent links feeding the model
  *   daemon-status.c   read-only snapshots for D-Bus and the CLI
- * Nothing outside service/daemon*.c includes this.
+ * (daemon-agent.c does not: it gets pointers into a VM and hooks,
+ * daemon-agent.h.)  Nothing outside service/daemon*.c includes this.
  */
 #pragma once
 
 #include "daemon.h"
+#include "daemon-agent.h"
 #include "backend.h"
 #include "config.h"
 #include "host.h"
 #include "model.h"
 #include "planner.h"
 #include "state.h"
-
-typedef struct _MtAgentLink MtAgentLink;
 
 /* A plan's decision for one VM, kept for status and Explain, without its
  * `next`: after the plan that is model->control, and a second copy was
@@ -32,8 +31,8 @@ typedef struct {
   char *policy_error; /* bad domain metadata: file policy applies */
   MtVmModel *model;   /* &model_data */
 
-  /* Guest agent (daemon-agent.c); NULL without a channel. */
-  MtAgentLink *agent;
+  /* Guest agent link (daemon-agent.h); NULL without one. */
+  MtDaemonAgent *agent;
 
   /* SetLimits (daemon-control.c), persisted in the state file. */
   gboolean has_limits;
@@ -94,8 +93,8 @@ struct _MtDaemon {
   GHashTable *reservations; /* cookie -> MtReservation */
   guint next_cookie;
 
-  /* daemon-agent.c */
-  gint64 agent_plan_at; /* last plan an agent event asked for */
+  /* mt_daemon_plan_now */
+  gint64 agent_plan_at; /* last extra plan (an agent event, a reservation) */
 
   GArray *observers; /* of MtDaemonObserverEntry */
 };
@@ -141,10 +140,3 @@ void mt_daemon_control_host_policy (MtDaemon *d, MtHostPolicy *out);
 void mt_daemon_control_after_plan (MtDaemon *d, const MtPlan *plan);
 void mt_daemon_control_vm_removed (MtDaemon *d, const char *uuid);
 gboolean mt_daemon_vm_is_pinned (MtDaemon *d, const char *uuid);
-
-/* daemon-agent.c */
-void mt_daemon_agent_attach (MtDaemon *d, const char *uuid, MtDaemonVm *vm);
-void mt_daemon_agent_detach (MtDaemon *d, MtDaemonVm *vm);
-/* Put the guest's own numbers (fresh agent report) into a backend sample. */
-void mt_daemon_agent_overlay (MtDaemon *d, MtDaemonVm *vm, MtVmSample *s, gint64 now);
-gboolean mt_daemon_agent_connected (MtDaemonVm *vm);

@@ -44,7 +44,7 @@ vm_status (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
   st->pressure = obs.psi_some;
   st->source = mt_data_source_to_string (obs.source);
   st->mechanism = mt_mechanism_to_string (vm->policy.mechanism);
-  st->agent_connected = mt_daemon_agent_connected (vm);
+  st->agent_connected = mt_daemon_agent_connected (vm->agent);
   st->stuck = vm->model->control.stuck;
   {
     char stuck[MT_STUCK_REASON_LEN];

@@ -111,6 +111,34 @@ mt_daemon_remove_observer (MtDaemon *d, const MtDaemonObserver *observer, gpoint
   }
 }
 
+/* ---- guest agents ------------------------------------------------------ */
+
+/* daemon-agent.c sees a VM through these pointers and reaches the daemon
+ * only through these hooks. */
+static void
+agent_plan_now (const char *uuid, const char *why, gpointer data)
+{
+  mt_daemon_plan_now (data, why);
+}
+
+static void
+agent_reclaimed (const char *uuid, const char *why, const char *outcome, guint64 asked, guint64 got,
+                 gpointer data)
+{
+  NOTIFY ((MtDaemon *) data, guest_reclaimed, uuid, why, outcome, asked, got);
+}
+
+static const MtDaemonAgentHooks agent_hooks = { agent_plan_now, agent_reclaimed };
+
+/* The link the VM should have now (its channel, its policy's mechanism). */
+static void
+sync_agent (MtDaemon *d, MtDaemonVm *vm)
+{
+  MtDaemonAgentVm view = { vm->info, &vm->policy, vm->model };
+
+  mt_daemon_agent_sync (&vm->agent, &view, &agent_hooks, d);
+}
+
 /* ---- VM table --------------------------------------------------------- */
 
 MtDaemonVm *
@@ -242,10 +270,8 @@ add_or_update_vm (MtDaemon *d, const char *uuid)
     info = vm->info;
     g_clear_pointer (&d->order, g_ptr_array_unref); /* its name may differ */
     resolve_policy (d, vm);
-    if (socket_changed) {
-      mt_daemon_agent_detach (d, vm);
-      mt_daemon_agent_attach (d, uuid, vm);
-    }
+    if (socket_changed)
+      sync_agent (d, vm);
     g_debug ("VM %s: configuration re-read", info->name);
     return;
   }
@@ -264,7 +290,7 @@ add_or_update_vm (MtDaemon *d, const char *uuid)
              info->name, info->base_memory / MT_MIB, info->vmem_size / MT_MIB,
              mt_mechanism_to_string (vm->policy.mechanism),
              info->agent_socket ? info->agent_socket : "none");
-  mt_daemon_agent_attach (d, uuid, vm);
+  sync_agent (d, vm);
   NOTIFY (d, vm_added, uuid);
 }
 
@@ -278,7 +304,7 @@ remove_vm (MtDaemon *d, const char *uuid)
     return;
   g_message ("VM %s: gone, no longer managed", vm->info->name);
   mt_daemon_save_vm_state (d, key, vm);
-  mt_daemon_agent_detach (d, vm);
+  g_clear_pointer (&vm->agent, mt_daemon_agent_free);
   mt_daemon_control_vm_removed (d, key);
   g_clear_pointer (&d->order, g_ptr_array_unref);
   g_hash_table_remove (d->vms, key);
@@ -337,7 +363,8 @@ on_sample (const char *uuid, MtVmSample *sample, gpointer user_data)
   MtDaemonVm *vm = g_hash_table_lookup (ctx->d->vms, uuid);
 
   if (vm) {
-    mt_daemon_agent_overlay (ctx->d, vm, sample, ctx->now);
+    sync_agent (ctx->d, vm); /* follows policy reloads */
+    mt_daemon_agent_overlay (vm->agent, sample, ctx->now);
     mt_vm_model_push (vm->model, sample);
   }
 }
@@ -391,7 +418,7 @@ apply_action (MtDaemon *d, MtDaemonVm *vm, const MtAction *a)
    * balloon finds free pages instead of forcing the guest to reclaim under
    * it; not waited for. */
   if (a->to < a->from)
-    mt_daemon_agent_before_shrink (d, vm, a->from, a->to);
+    mt_daemon_agent_before_shrink (vm->agent, a->from, a->to);
   /* virtio-mem first: the balloon only covers what it cannot. */
   if (a->set_vmem && !ops->set_vmem (d->backend, uuid, a->vmem_requested, &error))
     goto failed;
@@ -490,7 +517,7 @@ plan_and_act (MtDaemon *d, gint64 now, const MtHostSample *host)
    * agent code with what the guest did. */
   for (guint i = 0; i < order->len && !hp.dry_run; i++)
     if (plan->decisions[i].reclaim > 0)
-      mt_daemon_agent_reclaim_cold (d, order->pdata[i], &plan->decisions[i]);
+      mt_daemon_agent_reclaim_cold (((MtDaemonVm *) order->pdata[i])->agent, &plan->decisions[i]);
 
   for (guint i = 0; i < order->len; i++) {
     MtDaemonVm *vm = order->pdata[i];
@@ -696,7 +723,7 @@ mt_daemon_free (MtDaemon *d)
   if (d->vms) {
     g_hash_table_iter_init (&iter, d->vms);
     while (g_hash_table_iter_next (&iter, NULL, &value))
-      mt_daemon_agent_detach (d, value);
+      g_clear_pointer (&((MtDaemonVm *) value)->agent, mt_daemon_agent_free);
   }
   g_clear_pointer (&d->order, g_ptr_array_unref);
   g_clear_pointer (&d->vms, g_hash_table_unref);

@@ -9,11 +9,11 @@
  *    once when their memory watch sees MemAvailable running out), and a
  *    report that shows rising pressure, the guest's PSI trigger, an OOM
  *    kill or used memory rising fast enough for MemAvailable to be gone
- *    within 3 s plans at once, with the daemon's rules
- *    (service/daemon-agent.c on_report/event_plan and daemon.c
- *    mt_daemon_plan_now): a sample from the report on top of the latest
- *    one, at most one such plan per VM per second and one per 200 ms
- *    overall;
+ *    within 3 s plans at once, judged by the daemon's own event triggers
+ *    (service/core/triggers.c, linked from memtide-core) and planned the
+ *    way service/daemon-agent.c and daemon.c mt_daemon_plan_now do: a
+ *    sample from the report on top of the latest one, at most one such
+ *    plan per VM per second and one per 200 ms overall;
  *  - "memtide-stats": balloon stats only, no agent, no events: memtided on
  *    guests without the agent.
  */
@@ -22,6 +22,7 @@
 #include "config.h"
 #include "model.h"
 #include "planner.h"
+#include "triggers.h"
 
 typedef struct {
   gboolean agent; /* use agent reports and events */
@@ -34,24 +35,12 @@ typedef struct {
   double tick; /* s */
 
   /* What the daemon keeps per agent link to judge a report. */
-  double last_psi[SIM_MAX_VMS];
-  double last_stall[SIM_MAX_VMS][2]; /* the previous two reports, [1] newer */
-  double last_report[SIM_MAX_VMS][2];
-  double last_used[SIM_MAX_VMS][2]; /* MemTotal - MemAvailable, MiB, -1 = none */
-  guint last_oom[SIM_MAX_VMS];
-  double last_event_plan[SIM_MAX_VMS];
+  MtTriggers triggers[SIM_MAX_VMS];
   double plan_now_at;
 } Memtide;
 
-/* service/daemon-agent.c EVENT_PLAN_GAP, STALL_MIN_SPAN, RUNOUT_*;
- * daemon.c PLAN_NOW_MIN_GAP. */
-#define EVENT_PLAN_GAP      1.0
-#define STALL_MIN_SPAN      0.2
-#define RUNOUT_RATE         32.0 /* MiB/s */
-#define RUNOUT_HORIZON      3.0
-#define RUNOUT_MAX_SPAN     5.0
-#define RUNOUT_AFTER_SHRINK 3.0
-#define PLAN_NOW_MIN_GAP    0.2
+/* service/daemon.c PLAN_NOW_MIN_GAP, s. */
+#define PLAN_NOW_MIN_GAP 0.2
 
 static gint64
 us (double s)
@@ -100,13 +89,8 @@ memtide_init_common (SimWorld *w, const char *arg, gboolean agent, GError **erro
             / G_USEC_PER_SEC;
   m->next_tick = 0;
   m->plan_now_at = -1e9;
-  for (guint i = 0; i < SIM_MAX_VMS; i++) {
-    m->last_psi[i] = NAN;
-    m->last_stall[i][0] = m->last_stall[i][1] = -1;
-    m->last_used[i][0] = m->last_used[i][1] = -1;
-    m->last_report[i][0] = m->last_report[i][1] = -1e9;
-    m->last_event_plan[i] = -1e9;
-  }
+  for (guint i = 0; i < SIM_MAX_VMS; i++)
+    mt_triggers_init (&m->triggers[i]);
   return g_steal_pointer (&m);
 }
 
@@ -266,92 +250,54 @@ memtide_step (gpointer self, SimWorld *w)
   plan (m, w);
 }
 
-/* daemon-agent.c pair_base: the newer of the previous two reports at least
- * STALL_MIN_SPAN before `time` (both have a stall total and used
- * memory); -1 when neither. */
-static gint
-report_base (const Memtide *m, guint vm, double time)
-{
-  for (gint k = 1; k >= 0; k--)
-    if (m->last_stall[vm][k] >= 0 && time >= m->last_report[vm][k] + STALL_MIN_SPAN)
-      return k;
-  return -1;
-}
-
-/* running_out: used memory rising fast enough for MemAvailable to be
- * gone within RUNOUT_HORIZON, from that report; the rate, NAN if not. */
-static double
-running_out (Memtide *m, guint vm, const SimReport *r)
-{
-  const MtVmControl *c = &m->model[vm]->control;
-  gint k = report_base (m, vm, r->time);
-  double used = r->total - r->available, rate;
-
-  if (k < 0)
-    return NAN;
-  if (m->info[vm].vmem_size > 0 && c->last_action != MT_TIME_NEVER && c->last_target < c->last_from
-      && (c->pending || r->time - (double) c->last_action / G_USEC_PER_SEC < RUNOUT_AFTER_SHRINK))
-    return NAN;
-  if (r->time > m->last_report[vm][k] + RUNOUT_MAX_SPAN || used <= m->last_used[vm][k])
-    return NAN;
-  rate = (used - m->last_used[vm][k]) / (r->time - m->last_report[vm][k]);
-  return rate >= RUNOUT_RATE && r->available <= rate * RUNOUT_HORIZON ? rate : NAN;
-}
-
-/* on_report: does this report call for a plan now? */
+/* on_report in service/daemon-agent.c: does this report call for a plan
+ * now (mt_triggers_check), and if so event_plan and mt_daemon_plan_now. */
 static void
 memtide_report (gpointer self, SimWorld *w, guint vm)
 {
   Memtide *m = self;
   const SimReport *r = &w->vm[vm].report;
-  double target = m->vp[vm].pressure_target, psi = r->psi_some10, stall = NAN, psi_now = NAN;
-  double runout = NAN;
-  gint k = report_base (m, vm, r->time);
-  gboolean why = FALSE;
   const MtVmSample *last;
+  MtTriggerReport report;
+  MtTriggerVm tvm;
+  MtTrigger t;
   MtVmSample s;
 
   if (!m->agent || !w->vm[vm].running || !m->started[vm])
     return;
-  /* Share of time stalled since the previous report (at least
-   * STALL_MIN_SPAN back): what the guest's trigger measured. */
-  if (k >= 0)
-    stall = MIN (100.0, 100.0 * (r->stall_total - m->last_stall[vm][k])
-                          / (r->time - m->last_report[vm][k]));
-  if (r->trigger)
-    psi_now = isfinite (stall) && stall > psi ? stall : psi;
-  if (isfinite (psi_now) && psi_now > target)
-    why = TRUE;
-  else if (psi > target && (!isfinite (m->last_psi[vm]) || psi > m->last_psi[vm]))
-    why = TRUE;
-  if (r->oom_kills > m->last_oom[vm])
-    why = TRUE;
-  if (!why) {
-    runout = running_out (m, vm, r);
-    why = isfinite (runout);
-  }
-  m->last_psi[vm] = psi;
-  m->last_oom[vm] = r->oom_kills;
-  m->last_stall[vm][0] = m->last_stall[vm][1];
-  m->last_report[vm][0] = m->last_report[vm][1];
-  m->last_stall[vm][1] = r->stall_total;
-  m->last_report[vm][1] = r->time;
-  m->last_used[vm][0] = m->last_used[vm][1];
-  m->last_used[vm][1] = r->total - r->available;
-  if (!why)
+  last = mt_vm_model_latest (m->model[vm]);
+  /* In whole bytes and µs, as a real agent reports them. */
+  report = (MtTriggerReport){
+    .mono_us = (guint64) us (r->time),
+    .psi_trigger = r->trigger,
+    .psi_some_avg10 = r->psi_some10,
+    .psi_some_total_us = (guint64) us (r->stall_total),
+    .mem_total = b (r->total),
+    .mem_available = b (r->available),
+    .oom_kill = r->oom_kills,
+  };
+  tvm = (MtTriggerVm){
+    .pressure_target = m->vp[vm].pressure_target,
+    .has_vmem = m->info[vm].vmem_size > 0,
+    .control = &m->model[vm]->control,
+    .can_plan = last != NULL,
+  };
+  /* The daemon judges a report when it arrives; here it arrives when the
+   * guest made it, at r->time (the world has stepped on by SIM_DT since,
+   * for every report alike).  Times are whole µs on the SIM_DT grid, so
+   * reports exactly 200 ms, 1 s or 3 s apart compare as the daemon's
+   * clocks do, not as sums of 0.1 s in floating point. */
+  mt_triggers_check (&m->triggers[vm], &report, &tvm, us (r->time), &t);
+  if (!t.plan)
     return;
 
   /* event_plan */
-  last = mt_vm_model_latest (m->model[vm]);
-  if (last == NULL || w->now - m->last_event_plan[vm] < EVENT_PLAN_GAP)
-    return;
-  m->last_event_plan[vm] = w->now;
   s = *last;
   s.time = us (w->now);
   from_report (&s, r);
-  if (isfinite (psi_now))
-    s.psi_some_avg10 = psi_now;
-  s.runout_rate = (float) (runout * MT_MIB);
+  if (isfinite (t.psi_now))
+    s.psi_some_avg10 = t.psi_now;
+  s.runout_rate = (float) t.runout_rate;
   mt_vm_model_push (m->model[vm], &s);
 
   /* mt_daemon_plan_now */

@@ -45,7 +45,7 @@ typedef struct {
   gboolean from_agent;
   float runout_rate; /* bytes/s used memory (MemTotal - MemAvailable) rose
                                 at, measured by the agent report that planned at
-                                once because MemAvailable runs out (daemon-agent.c
+                                once because MemAvailable runs out (triggers.c
                                 running_out); NAN otherwise */
 } MtVmSample;
 
