@@ -1,9 +1,14 @@
 /* daemon-private.h: the daemon's state, shared by its parts:
- *   daemon.c          VM table, the tick (collect, plan, act), state
- *   daemon-control.c  admin steering: mode, limits, pins, reservations
+ *   daemon.c          VM table, the tick (collect, plan, act), state; it
+ *                     consults the admin control (core/control.c) at plan
+ *                     time, and never calls daemon-control.c or
+ *                     daemon-status.c (they call it)
+ *   daemon-control.c  admin requests: checked against the VM table,
+ *                     recorded in the control, a plan scheduled
  *   daemon-status.c   read-only snapshots for D-Bus and the CLI
- * (daemon-agent.c does not: it gets pointers into a VM and hooks,
- * daemon-agent.h.)  Nothing outside service/daemon*.c includes this.
+ * daemon-agent.c, the guest agent links, does not include this: it gets
+ * pointers into a VM and hooks (daemon-agent.h).  Nothing outside
+ * service/daemon*.c includes this.
  */
 #pragma once
 
@@ -33,11 +38,6 @@ typedef struct {
 
   /* Guest agent link (daemon-agent.h); NULL without one. */
   MtDaemonAgent *agent;
-
-  /* SetLimits (daemon-control.c), persisted in the state file. */
-  gboolean has_limits;
-  guint64 limit_min;
-  guint64 limit_max;
 
   /* The last plan's view of this VM, for status and Explain. */
   gboolean has_decision;
@@ -86,12 +86,13 @@ struct _MtDaemon {
   gboolean host_short;
   char *plan_reason;
 
-  /* daemon-control.c */
-  MtMode mode_override; /* MT_MODE_ACTIVE = follow the policy file */
-  gboolean has_mode_override;
-  GHashTable *pins;         /* cookie -> MtPin */
-  GHashTable *reservations; /* cookie -> MtReservation */
-  guint next_cookie;
+  /* Admin control: mode, limits, pins, reservations (core/control.c). */
+  MtControl *control;
+  /* What requests changed, told to observers from an idle
+   * (mt_daemon_changed). */
+  guint changed_idle;
+  const char *changed_plan; /* plan first, for this reason; NULL = no plan */
+  GHashTable *changed_vms;  /* uuids whose pins or limits changed */
 
   /* mt_daemon_plan_now */
   gint64 agent_plan_at; /* last extra plan (an agent event, a reservation) */
@@ -128,15 +129,16 @@ MtDaemonVm *mt_daemon_find_vm (MtDaemon *d, const char *uuid_or_name, const char
  * extra plan per 200 ms so a flood of events cannot spin the loop. */
 void mt_daemon_plan_now (MtDaemon *d, const char *why);
 void mt_daemon_save_vm_state (MtDaemon *d, const char *uuid, MtDaemonVm *vm);
-
-/* daemon-control.c */
-void mt_daemon_control_init (MtDaemon *d);
-void mt_daemon_control_free (MtDaemon *d);
-/* The VM's policy with admin limits and pins applied. */
-void mt_daemon_control_vm_policy (MtDaemon *d, const char *uuid, MtDaemonVm *vm, MtVmPolicy *out);
-/* The host policy with mode and reservations applied. */
-void mt_daemon_control_host_policy (MtDaemon *d, MtHostPolicy *out);
-/* After each plan: reservations that are done or failed. */
-void mt_daemon_control_after_plan (MtDaemon *d, const MtPlan *plan);
-void mt_daemon_control_vm_removed (MtDaemon *d, const char *uuid);
-gboolean mt_daemon_vm_is_pinned (MtDaemon *d, const char *uuid);
+/* A request changed what observers see (the control, the policy): tell
+ * them from an idle, after a plan (mt_daemon_plan_now(why)) when change
+ * is MT_CONTROL_PLAN.  uuid: the VM whose pins or limits changed, or
+ * NULL.  why must be a static string.  Never calls an observer itself. */
+void mt_daemon_changed (MtDaemon *d, MtControlChange change, const char *uuid, const char *why);
+/* Boot memory + virtio-mem: the most a VM can have. */
+guint64 mt_daemon_vm_domain_max (const MtDaemonVm *vm);
+/* What a reservation can never take from a VM (its min, or its size when
+ * unmanaged or stuck). */
+guint64 mt_daemon_vm_floor (const MtDaemonVm *vm);
+/* "web1 (at 2.0 GiB, keeps 1.0 GiB), ...": the VMs that hold the most
+ * memory a reservation cannot take, for error messages. */
+char *mt_daemon_describe_blockers (MtDaemon *d);

@@ -32,6 +32,7 @@ vm_status (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
   MtVmStatus *st = g_new0 (MtVmStatus, 1);
   const MtVmSample *s = latest (vm);
   MtVmDerived obs;
+  guint64 limit_min, limit_max;
 
   mt_vm_model_derive (vm->model, g_get_monotonic_time (),
                       MT_PLAN_STALE_TICKS * MAX (d->host_policy.tick_interval, 1), &obs);
@@ -52,8 +53,8 @@ vm_status (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
     st->stuck_reason = g_strdup (mt_vm_control_stuck_reason (&vm->model->control, stuck));
   }
   st->last_action = g_strdup (vm->last_action ? vm->last_action : "");
-  st->pinned = mt_daemon_vm_is_pinned (d, uuid);
-  st->has_limits = vm->has_limits;
+  st->pinned = mt_control_vm_pin (d->control, uuid) != NULL;
+  st->has_limits = mt_control_get_limits (d->control, uuid, &limit_min, &limit_max);
   if (vm->has_decision) {
     MtVmDecision dec;
 
@@ -121,7 +122,7 @@ mt_daemon_get_host_status (MtDaemon *d, MtHostStatus *out)
   GHashTableIter iter;
   gpointer value;
 
-  mt_daemon_control_host_policy (d, &hp);
+  mt_control_host_policy (d->control, &d->host_policy, &hp);
   *out = (MtHostStatus){
     .total = d->has_host ? d->last_host.mem_total : MT_UNKNOWN,
     .available = d->has_host ? d->last_host.mem_available : MT_UNKNOWN,
@@ -172,6 +173,7 @@ mt_daemon_explain (MtDaemon *d, const char *name, GError **error)
   g_autoptr (MtVmStatus) st = NULL;
   MtVmDecision whole;
   const MtVmDecision *dec = &whole;
+  guint64 limit_min, limit_max;
 
   if (!vm)
     return NULL;
@@ -205,9 +207,9 @@ mt_daemon_explain (MtDaemon *d, const char *name, GError **error)
     g_string_append_printf (s, "Stuck: %s\n", st->stuck_reason);
   if (st->pinned)
     g_string_append (s, "Pinned: held at a fixed size by a lease (memtidectl unpin releases it)\n");
-  if (vm->has_limits) {
-    g_autofree char *lmin = mt_format_bytes (vm->limit_min);
-    g_autofree char *lmax = mt_format_bytes (vm->limit_max);
+  if (mt_control_get_limits (d->control, uuid, &limit_min, &limit_max)) {
+    g_autofree char *lmin = mt_format_bytes (limit_min);
+    g_autofree char *lmax = mt_format_bytes (limit_max);
     g_string_append_printf (s, "Admin limits: min %s, max %s (replace the policy's)\n", lmin, lmax);
   }
   if (vm->last_action)

@@ -72,7 +72,8 @@ mt_daemon_new (const MtDaemonOptions *options, GError **error)
   d->agent_plan_at = MT_TIME_NEVER;
   d->budget = MT_UNKNOWN;
   d->observers = g_array_new (FALSE, FALSE, sizeof (MtDaemonObserverEntry));
-  mt_daemon_control_init (d);
+  d->control = mt_control_new ();
+  d->changed_vms = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
 
   config = mt_config_load (d->config_file, d->policies_dir, error);
   if (!config) {
@@ -198,15 +199,17 @@ mt_daemon_save_vm_state (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
   gint64 now_mono = g_get_monotonic_time ();
   gint64 now_wall = g_get_real_time () / G_USEC_PER_SEC;
   char reason[MT_STUCK_REASON_LEN];
+  guint64 limit_min = 0, limit_max = 0;
+  gboolean has_limits = mt_control_get_limits (d->control, uuid, &limit_min, &limit_max);
   MtVmState s = {
     .headroom = c->headroom,
     .last_target = c->last_target,
     .stuck = c->stuck,
     .stuck_reason = c->stuck ? (char *) mt_vm_control_stuck_reason (c, reason) : NULL,
     .stuck_since = c->stuck ? now_wall - mt_elapsed (now_mono, c->stuck_since) / G_USEC_PER_SEC : 0,
-    .has_limits = vm->has_limits,
-    .limit_min = vm->limit_min,
-    .limit_max = vm->limit_max,
+    .has_limits = has_limits,
+    .limit_min = limit_min,
+    .limit_max = limit_max,
   };
 
   mt_state_set_vm (d->state, uuid, &s, now_wall);
@@ -236,9 +239,10 @@ restore_vm_state (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
     c->stuck_since = now_mono - MAX (0, now_wall - s.stuck_since) * G_USEC_PER_SEC;
     c->retry_at = now_mono;
   }
-  vm->has_limits = s.has_limits;
-  vm->limit_min = s.limit_min;
-  vm->limit_max = s.limit_max;
+  if (s.has_limits && s.limit_min <= s.limit_max)
+    mt_control_set_limits (d->control, uuid, s.limit_min, s.limit_max);
+  else if (s.has_limits)
+    g_warning ("VM %s: ignoring the saved admin limits, min is above max", vm->info->name);
   g_message ("VM %s: restored learned headroom %" G_GUINT64_FORMAT " MiB%s%s%s%s", vm->info->name,
              s.headroom / MT_MIB, s.stuck ? ", stuck mark (" : "",
              s.stuck ? (s.stuck_reason ? s.stuck_reason : "no reason saved") : "",
@@ -305,7 +309,7 @@ remove_vm (MtDaemon *d, const char *uuid)
   g_message ("VM %s: gone, no longer managed", vm->info->name);
   mt_daemon_save_vm_state (d, key, vm);
   g_clear_pointer (&vm->agent, mt_daemon_agent_free);
-  mt_daemon_control_vm_removed (d, key);
+  mt_control_vm_removed (d->control, key);
   g_clear_pointer (&d->order, g_ptr_array_unref);
   g_hash_table_remove (d->vms, key);
   NOTIFY (d, vm_removed, key);
@@ -471,6 +475,103 @@ vm_order (MtDaemon *d)
   return d->order;
 }
 
+/* ---- reservations ------------------------------------------------------- */
+
+guint64
+mt_daemon_vm_domain_max (const MtDaemonVm *vm)
+{
+  return mt_sat_add (vm->info->base_memory, vm->info->vmem_size);
+}
+
+/* Its min when it is managed; else what the planner counts it at (its
+ * size, or for a VM whose size is not known yet, what it holds or could
+ * hold). */
+guint64
+mt_daemon_vm_floor (const MtDaemonVm *vm)
+{
+  MtVmDecision dec;
+
+  if (!vm->has_decision)
+    return mt_daemon_vm_domain_max (vm);
+  mt_daemon_vm_decision (vm, &dec);
+  if (dec.managed && dec.min != MT_UNKNOWN)
+    return dec.min;
+  if (dec.committed != MT_UNKNOWN)
+    return dec.committed;
+  return mt_daemon_vm_domain_max (vm);
+}
+
+static int
+compare_floor_desc (gconstpointer a, gconstpointer b)
+{
+  guint64 ma = mt_daemon_vm_floor (*(const MtDaemonVm *const *) a);
+  guint64 mb = mt_daemon_vm_floor (*(const MtDaemonVm *const *) b);
+  return ma < mb ? 1 : ma > mb ? -1 : 0;
+}
+
+char *
+mt_daemon_describe_blockers (MtDaemon *d)
+{
+  g_autoptr (GPtrArray) vms = g_ptr_array_new ();
+  g_autoptr (GString) s = g_string_new (NULL);
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, d->vms);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    g_ptr_array_add (vms, value);
+  g_ptr_array_sort (vms, compare_floor_desc);
+  for (guint i = 0; i < vms->len && i < 5; i++) {
+    MtDaemonVm *vm = vms->pdata[i];
+    g_autofree char *floor = mt_format_bytes (mt_daemon_vm_floor (vm));
+    MtVmDecision dec = { .current = MT_UNKNOWN };
+    g_autofree char *cur = NULL;
+    char stuck[MT_STUCK_REASON_LEN];
+
+    if (vm->has_decision)
+      mt_daemon_vm_decision (vm, &dec);
+    cur =
+      dec.current != MT_UNKNOWN ? mt_format_bytes (dec.current) : g_strdup ("size not known yet");
+
+    g_string_append_printf (s, "%s%s (at %s, keeps %s%s%s)", i ? ", " : "", vm->info->name, cur,
+                            floor, vm->model->control.stuck ? ", stuck: " : "",
+                            mt_vm_control_stuck_reason (&vm->model->control, stuck));
+  }
+  if (vms->len > 5)
+    g_string_append_printf (s, " and %u more", vms->len - 5);
+  return g_string_free (g_steal_pointer (&s), FALSE);
+}
+
+/* The control says which reservations this plan completed or which ran
+ * out of time; the daemon logs them and tells observers, naming who
+ * blocks a failed one. */
+static void
+report_reservations (MtDaemon *d, const MtPlan *plan)
+{
+  g_autoptr (GPtrArray) outcome =
+    mt_control_after_plan (d->control, plan->budget, plan->committed, plan->now);
+
+  for (guint i = 0; outcome && i < outcome->len; i++) {
+    const MtLease *r = outcome->pdata[i];
+    g_autofree char *sbytes = mt_format_bytes (r->bytes);
+    g_autofree char *msg = NULL;
+
+    if (r->done) {
+      msg = g_strdup_printf ("room for %s is free: %s", sbytes, r->reason);
+      g_message ("Reservation %u done: %s", r->cookie, msg);
+    } else {
+      g_autofree char *who = mt_daemon_describe_blockers (d);
+      g_autofree char *over = mt_format_bytes (mt_sat_sub (plan->committed, plan->budget));
+
+      msg = g_strdup_printf ("could not make room for %s in time: the VMs still hold %s "
+                             "too much; largest: %s",
+                             sbytes, over, who);
+      g_warning ("Reservation %u failed: %s", r->cookie, msg);
+    }
+    NOTIFY (d, reservation_done, r->cookie, r->done, msg);
+  }
+}
+
 static void
 plan_and_act (MtDaemon *d, gint64 now, const MtHostSample *host)
 {
@@ -480,14 +581,14 @@ plan_and_act (MtDaemon *d, gint64 now, const MtHostSample *host)
   gboolean log_decisions = !g_log_writer_default_would_drop (G_LOG_LEVEL_DEBUG, G_LOG_DOMAIN);
   MtHostPolicy hp;
 
-  mt_daemon_control_host_policy (d, &hp);
+  mt_control_host_policy (d->control, &d->host_policy, &hp);
 
   /* Not zeroed: mt_plan_vm_init() fills every field. */
   in = g_new (MtPlanVm, MAX (order->len, 1));
   for (guint i = 0; i < order->len; i++) {
     MtDaemonVm *vm = order->pdata[i];
 
-    mt_daemon_control_vm_policy (d, vm->info->uuid, vm, &vm->effective);
+    mt_control_vm_policy (d->control, vm->info->uuid, &vm->policy, &vm->effective);
     mt_plan_vm_init (&in[i], vm->info->name, vm->info, &vm->effective, vm->model, &hp, now);
   }
 
@@ -542,7 +643,7 @@ plan_and_act (MtDaemon *d, gint64 now, const MtHostSample *host)
     }
     NOTIFY (d, vm_updated, vm->info->uuid);
   }
-  mt_daemon_control_after_plan (d, plan);
+  report_reservations (d, plan);
   NOTIFY (d, host_updated);
 }
 
@@ -627,6 +728,57 @@ mt_daemon_plan_now (MtDaemon *d, const char *why)
   plan_and_act (d, now, d->has_host ? &d->last_host : NULL);
 }
 
+/* ---- admin control: what requests change ---------------------------------- */
+
+G_DEFINE_QUARK (memtide - daemon - error - quark, mt_daemon_error)
+
+MtMode
+mt_daemon_get_mode (MtDaemon *d)
+{
+  return mt_control_get_mode (d->control, d->host_policy.dry_run);
+}
+
+static gboolean
+on_changed (gpointer user_data)
+{
+  MtDaemon *d = user_data;
+  const char *plan = d->changed_plan;
+  g_autoptr (GHashTable) vms = g_steal_pointer (&d->changed_vms);
+  GHashTableIter iter;
+  gpointer key;
+
+  d->changed_idle = 0;
+  d->changed_plan = NULL;
+  d->changed_vms = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  if (plan)
+    mt_daemon_plan_now (d, plan);
+  /* Also after a plan: it may not have run (paused, disconnected, or an
+   * event plan just before). */
+  g_hash_table_iter_init (&iter, vms);
+  while (g_hash_table_iter_next (&iter, &key, NULL)) {
+    if (g_hash_table_contains (d->vms, key))
+      NOTIFY (d, vm_updated, key);
+  }
+  NOTIFY (d, host_updated);
+  return G_SOURCE_REMOVE;
+}
+
+void
+mt_daemon_changed (MtDaemon *d, MtControlChange change, const char *uuid, const char *why)
+{
+  if (change == MT_CONTROL_SAME)
+    return;
+  if (change == MT_CONTROL_PLAN && !d->changed_plan)
+    d->changed_plan = why ? why : "admin request";
+  if (uuid)
+    g_hash_table_add (d->changed_vms, g_strdup (uuid));
+  /* Default priority, added before the request's reply is sent: it runs
+   * before the daemon serves any request that follows that reply, so a
+   * client that reads a property after the reply sees the change. */
+  if (!d->changed_idle)
+    d->changed_idle = g_idle_add_full (G_PRIORITY_DEFAULT, on_changed, d, NULL);
+}
+
 static gboolean
 on_tick (gpointer user_data)
 {
@@ -707,7 +859,7 @@ mt_daemon_reload (MtDaemon *d, GError **error)
   g_message ("Policy reloaded: %u files, %u VM groups%s",
              g_strv_length ((char **) mt_config_get_files (config)),
              mt_config_get_n_vm_groups (config), d->host_policy.dry_run ? ", dry run" : "");
-  NOTIFY (d, host_updated);
+  mt_daemon_changed (d, MT_CONTROL_CHANGED, NULL, NULL);
   return TRUE;
 }
 
@@ -727,7 +879,9 @@ mt_daemon_free (MtDaemon *d)
   }
   g_clear_pointer (&d->order, g_ptr_array_unref);
   g_clear_pointer (&d->vms, g_hash_table_unref);
-  mt_daemon_control_free (d);
+  g_clear_handle_id (&d->changed_idle, g_source_remove);
+  g_clear_pointer (&d->changed_vms, g_hash_table_unref);
+  g_clear_pointer (&d->control, mt_control_free);
   if (d->backend)
     d->backend->ops->free (d->backend);
   g_clear_pointer (&d->config, mt_config_unref);

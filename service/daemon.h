@@ -5,6 +5,8 @@
 
 #include <glib.h>
 
+#include "control.h"
+
 typedef struct {
   const char *uri;          /* libvirt URI */
   const char *config_file;  /* base policy file */
@@ -38,6 +40,12 @@ gboolean mt_daemon_check_config (const MtDaemonOptions *options, GError **error)
 
 /* ---- steering (daemon-control.c) ---------------------------------------- */
 
+/* Each request is checked against the running VMs, recorded in the
+ * daemon's MtControl (control.h), which every plan consults, and then
+ * observers are told, and a plan runs when the request waits for one:
+ * always from an idle, never inside the call, so that the caller's reply
+ * goes out before any signal the change causes. */
+
 #define MT_DAEMON_ERROR (mt_daemon_error_quark ())
 GQuark mt_daemon_error_quark (void);
 
@@ -47,15 +55,6 @@ typedef enum {
   MT_DAEMON_ERROR_NO_SUCH_COOKIE,
   MT_DAEMON_ERROR_CANNOT_RESERVE, /* message names what blocked it */
 } MtDaemonError;
-
-typedef enum {
-  MT_MODE_ACTIVE,  /* decide and resize */
-  MT_MODE_DRY_RUN, /* decide and log, resize nothing */
-  MT_MODE_PAUSED,  /* neither decide nor resize; keep observing */
-} MtMode;
-
-const char *mt_mode_to_string (MtMode mode);
-gboolean mt_mode_from_string (const char *text, MtMode *out);
 
 MtMode mt_daemon_get_mode (MtDaemon *daemon);
 /* Overrides the policy file's dry-run until the next SetMode or restart. */
@@ -68,20 +67,34 @@ void mt_daemon_set_mode (MtDaemon *daemon, MtMode mode);
 gboolean mt_daemon_set_limits (MtDaemon *daemon, const char *vm, guint64 min, guint64 max,
                                GError **error);
 
-/* Hold a VM at `size` until unpinned (a lease; the D-Bus layer drops it
- * when its holder leaves the bus).  Returns a cookie > 0, or 0 with error. */
+/* Pins and reservations are leases held by `holder` (the D-Bus layer
+ * passes the caller's unique bus name, and ends the holder's leases with
+ * mt_daemon_end_holder_leases() when it leaves the bus). */
+
+/* Hold a VM at `size` until unpinned, the holder's leases end, or the VM
+ * stops.  Plans soon.  Returns a cookie > 0, or 0 with error. */
 guint mt_daemon_pin (MtDaemon *daemon, const char *vm, guint64 size, const char *reason,
-                     GError **error);
+                     const char *holder, GError **error);
 gboolean mt_daemon_unpin (MtDaemon *daemon, guint cookie, GError **error);
 
 /* Make `bytes` free on the host for a VM about to start by shrinking the
  * others within their policy.  Fails at once when the VMs' minimums leave
  * no room (the error names the VMs that block it); otherwise the daemon
  * works toward it and reports through observer->reservation_done within
- * `timeout` µs.  The memory stays set aside until released. */
+ * `timeout` µs, never before this call returned.  The memory stays set
+ * aside until released. */
 guint mt_daemon_reserve (MtDaemon *daemon, guint64 bytes, const char *reason, gint64 timeout,
-                         GError **error);
+                         const char *holder, GError **error);
 gboolean mt_daemon_release (MtDaemon *daemon, guint cookie, GError **error);
+
+/* Ends every pin and reservation of a holder that is gone.  Returns the
+ * leases it ended (element type MtLease, oldest first; maybe empty). */
+GPtrArray *mt_daemon_end_holder_leases (MtDaemon *daemon, const char *holder);
+/* A copy of one lease, NULL when there is none with that cookie. */
+MtLease *mt_daemon_get_lease (MtDaemon *daemon, guint cookie);
+/* Copies of the leases of one kind (of one VM when uuid is not NULL),
+ * oldest first; element type MtLease. */
+GPtrArray *mt_daemon_list_leases (MtDaemon *daemon, MtLeaseKind kind, const char *uuid);
 
 /* ---- status (daemon-status.c) ---------------------------------------------- */
 
@@ -140,15 +153,23 @@ char *mt_daemon_explain (MtDaemon *daemon, const char *vm, GError **error);
 
 /* ---- events ----------------------------------------------------------------- */
 
+/* Observers may read the daemon's status.  No request (steering, reload)
+ * calls them before it returns: what a request changes is told from an
+ * idle, after a plan when the request asked for one. */
 typedef struct {
   void (*vm_added) (MtDaemon *d, const char *uuid, gpointer user_data);
   void (*vm_removed) (MtDaemon *d, const char *uuid, gpointer user_data);
-  /* After every plan, for each VM (cheap: the D-Bus layer diffs). */
+  /* After every plan, for each VM (cheap: the D-Bus layer diffs), and
+   * when a VM's pins or limits changed. */
   void (*vm_updated) (MtDaemon *d, const char *uuid, gpointer user_data);
+  /* After every tick and plan, and when the mode, the policy files, the
+   * reservations or the connection changed. */
   void (*host_updated) (MtDaemon *d, gpointer user_data);
   void (*action_applied) (MtDaemon *d, const char *uuid, const char *mechanism, guint64 from,
                           guint64 to, const char *reason, gpointer user_data);
   void (*vm_stuck) (MtDaemon *d, const char *uuid, const char *reason, gpointer user_data);
+  /* After a plan: the room is there (ok), or was not made in time (the
+   * reservation has ended). */
   void (*reservation_done) (MtDaemon *d, guint cookie, gboolean ok, const char *message,
                             gpointer user_data);
   /* The guest answered a page cache reclaim request, or it failed.

@@ -1,9 +1,15 @@
-/* dbus-private.h: the D-Bus layer's state, shared by its parts:
- *   dbus.c           connection, name, error names, lifetime
- *   dbus-publish.c   daemon state -> objects, properties and signals
- *   dbus-requests.c  method calls -> polkit -> daemon requests
+/* dbus-private.h: the D-Bus layer's state, shared by its parts, each
+ * depending only on those below it (and on the daemon's API):
+ *   dbus.c           connection, name, lifetime; registers the two
+ *                    observers below
+ *   dbus-requests.c  method calls -> polkit -> daemon requests; connects
+ *                    each VM object's methods (an observer of vm_added)
  *   dbus-auth.c      the asynchronous polkit check
- *   dbus-leases.c    pins and reservations held by bus clients
+ *   dbus-holders.c   watches the bus names that hold leases; when one
+ *                    leaves, asks the daemon to end its leases
+ *   dbus-publish.c   daemon state -> objects, properties and signals (the
+ *                    daemon's observer; it only reads the daemon)
+ *   dbus-errors.c    the org.memtide.Error names
  * Nothing outside service/dbus*.c includes this. */
 #pragma once
 
@@ -18,24 +24,6 @@ typedef struct {
   MtDbusVM1 *iface;
 } MtDbusVm;
 
-typedef enum {
-  MT_LEASE_PIN,
-  MT_LEASE_RESERVATION,
-} MtLeaseKind;
-
-/* A pin or reservation a bus client holds: it ends when the client
- * releases it or leaves the bus. */
-typedef struct {
-  MtLeaseKind kind;
-  guint cookie; /* the daemon's */
-  char *holder; /* unique bus name of the caller */
-  guint watch_id;
-  char *uuid;    /* pins: the VM */
-  guint64 bytes; /* pin size or reservation size */
-  char *reason;
-  gboolean done; /* reservations: the room is there */
-} MtLease;
-
 struct _MtDbus {
   MtDaemon *daemon;
   GDBusConnection *connection;
@@ -45,38 +33,33 @@ struct _MtDbus {
 
   MtDbusManager1 *manager;
   GDBusObjectManagerServer *object_manager;
-  GHashTable *vms;    /* uuid -> MtDbusVm */
-  GHashTable *leases; /* cookie -> MtLease */
+  GHashTable *vms; /* uuid -> MtDbusVm */
+
+  GHashTable *holders; /* unique bus name -> watch */
 
   GCancellable *cancellable; /* pending polkit checks */
-
-  /* ReservationDone can happen inside Reserve() (the daemon plans at
-   * once); the signal waits for an idle so the reply goes first, and the
-   * done mark for the lease that Reserve() is about to add. */
-  GPtrArray *done_queue; /* of GVariant (ubs) */
-  guint done_idle;
-  GHashTable *early_done; /* cookies */
 };
 
-/* dbus.c */
+/* dbus-errors.c */
 /* Maps an MtDaemonError (or any other error) to an org.memtide.Error. */
 void mt_dbus_return_error (GDBusMethodInvocation *invocation, const GError *error);
 
-/* dbus-publish.c */
-extern const MtDaemonObserver mt_dbus_observer;
+/* dbus-publish.c: creates and removes the objects, sets their properties
+ * from the daemon's status and emits the signals, all from the daemon's
+ * observer calls. */
+extern const MtDaemonObserver mt_dbus_publish_observer;
 void mt_dbus_publish_init (MtDbus *self);
 void mt_dbus_publish_free (MtDbus *self);
-void mt_dbus_publish_host (MtDbus *self);
-/* Refreshes a VM's properties from the daemon (and its Pins). */
-void mt_dbus_publish_vm (MtDbus *self, const char *uuid);
+MtDbusVm *mt_dbus_vm_lookup (MtDbus *self, const char *uuid);
 MtDbusVm *mt_dbus_vm_by_path (MtDbus *self, const char *path);
 const char *mt_dbus_vm_path (MtDbus *self, const char *uuid);
 /* A VM status as a{sv} keyed by VM1 property names, plus ObjectPath. */
 GVariant *mt_dbus_vm_status_to_variant (MtDbus *self, const MtVmStatus *st);
 
-/* dbus-requests.c */
+/* dbus-requests.c: its observer connects each new VM object's methods;
+ * add it after mt_dbus_publish_observer (observers run in that order). */
+extern const MtDaemonObserver mt_dbus_requests_observer;
 void mt_dbus_requests_connect_manager (MtDbus *self);
-void mt_dbus_requests_connect_vm (MtDbus *self, MtDbusVm *vm);
 
 /* dbus-auth.c: calls func(self, invocation) when the caller may do
  * action_id, else returns NotAuthorized.  details: polkit details for
@@ -85,19 +68,9 @@ typedef void (*MtDbusAuthorizedFunc) (MtDbus *self, GDBusMethodInvocation *invoc
 void mt_dbus_authorize (MtDbus *self, GDBusMethodInvocation *invocation, const char *action_id,
                         const char *const *details, MtDbusAuthorizedFunc func);
 
-/* dbus-leases.c */
-void mt_dbus_leases_init (MtDbus *self);
-void mt_dbus_leases_free (MtDbus *self);
-void mt_dbus_lease_add (MtDbus *self, MtLeaseKind kind, guint cookie, const char *holder,
-                        const char *uuid, guint64 bytes, const char *reason);
-MtLease *mt_dbus_lease_lookup (MtDbus *self, guint cookie);
-/* Ends a lease in the daemon too (release/unpin); FALSE with error when
- * the daemon no longer has it. */
-gboolean mt_dbus_lease_end (MtDbus *self, guint cookie, GError **error);
-/* The daemon ended it already (failed reservation, VM gone): forget it. */
-void mt_dbus_lease_forget (MtDbus *self, guint cookie);
-void mt_dbus_leases_vm_removed (MtDbus *self, const char *uuid);
-void mt_dbus_lease_set_done (MtDbus *self, guint cookie);
-/* a(utsbs) for Manager1.Reservations, a(utss) for a VM's Pins. */
-GVariant *mt_dbus_leases_reservations (MtDbus *self);
-GVariant *mt_dbus_leases_pins (MtDbus *self, const char *uuid);
+/* dbus-holders.c */
+void mt_dbus_holders_init (MtDbus *self);
+void mt_dbus_holders_free (MtDbus *self);
+/* The lease just taken by `name` ends when `name` leaves the bus (if it
+ * left already, at once). */
+void mt_dbus_holders_watch (MtDbus *self, const char *name);

@@ -1,7 +1,10 @@
 /* dbus-publish.c: the daemon's state on the bus: Manager1's properties,
- * one VM1 object per VM (through the ObjectManager), and signals.  The
- * daemon reports after every plan; the generated skeletons compare each
- * value and emit PropertiesChanged only for those that changed. */
+ * one VM1 object per VM (through the ObjectManager), and signals.  All of
+ * it happens in the daemon's observer calls, which only read the daemon;
+ * the daemon reports after every plan and after requests (from an idle,
+ * so a signal never comes before the reply of the request that caused
+ * it).  The generated skeletons compare each value and emit
+ * PropertiesChanged only for those that changed. */
 #define G_LOG_DOMAIN "memtided-dbus"
 
 #include "build-config.h"
@@ -24,6 +27,8 @@ pressure_or_minus_one (double pressure)
   return isnan (pressure) ? -1.0 : pressure;
 }
 
+static void publish_host (MtDbus *self);
+
 static void
 dbus_vm_free (MtDbusVm *vm)
 {
@@ -38,12 +43,10 @@ void
 mt_dbus_publish_init (MtDbus *self)
 {
   self->vms = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) dbus_vm_free);
-  self->done_queue = g_ptr_array_new_with_free_func ((GDestroyNotify) g_variant_unref);
-  self->early_done = g_hash_table_new (NULL, NULL);
   self->manager = mt_dbus_manager1_skeleton_new ();
   self->object_manager = g_dbus_object_manager_server_new (MT_DBUS_PATH);
   mt_dbus_manager1_set_version (self->manager, PACKAGE_VERSION);
-  mt_dbus_publish_host (self);
+  publish_host (self);
 }
 
 void
@@ -59,16 +62,44 @@ mt_dbus_publish_free (MtDbus *self)
   }
   if (self->object_manager)
     g_dbus_object_manager_server_set_connection (self->object_manager, NULL);
-  g_clear_handle_id (&self->done_idle, g_source_remove);
-  g_clear_pointer (&self->done_queue, g_ptr_array_unref);
-  g_clear_pointer (&self->early_done, g_hash_table_unref);
   g_clear_pointer (&self->vms, g_hash_table_unref);
   g_clear_object (&self->object_manager);
   g_clear_object (&self->manager);
 }
 
-void
-mt_dbus_publish_host (MtDbus *self)
+/* a(utsbs) for Manager1.Reservations: (cookie, bytes, reason, done,
+ * holder), oldest first. */
+static GVariant *
+reservations_variant (MtDbus *self)
+{
+  g_autoptr (GPtrArray) list = mt_daemon_list_leases (self->daemon, MT_LEASE_RESERVATION, NULL);
+  GVariantBuilder b;
+
+  g_variant_builder_init (&b, G_VARIANT_TYPE ("a(utsbs)"));
+  for (guint i = 0; i < list->len; i++) {
+    const MtLease *l = list->pdata[i];
+    g_variant_builder_add (&b, "(utsbs)", l->cookie, l->bytes, l->reason, l->done, l->holder);
+  }
+  return g_variant_builder_end (&b);
+}
+
+/* a(utss) for a VM's Pins: (cookie, size, reason, holder), oldest first. */
+static GVariant *
+pins_variant (MtDbus *self, const char *uuid)
+{
+  g_autoptr (GPtrArray) list = mt_daemon_list_leases (self->daemon, MT_LEASE_PIN, uuid);
+  GVariantBuilder b;
+
+  g_variant_builder_init (&b, G_VARIANT_TYPE ("a(utss)"));
+  for (guint i = 0; i < list->len; i++) {
+    const MtLease *l = list->pdata[i];
+    g_variant_builder_add (&b, "(utss)", l->cookie, l->bytes, l->reason, l->holder);
+  }
+  return g_variant_builder_end (&b);
+}
+
+static void
+publish_host (MtDbus *self)
 {
   MtHostStatus host;
   MtDbusManager1 *m = self->manager;
@@ -87,14 +118,14 @@ mt_dbus_publish_host (MtDbus *self)
   mt_dbus_manager1_set_reported_free (m, size_or_zero (host.reported_free));
   mt_dbus_manager1_set_unpluggable (m, size_or_zero (host.unpluggable));
   mt_dbus_manager1_set_nvms (m, host.n_vms);
-  reservations = g_variant_ref_sink (mt_dbus_leases_reservations (self));
+  reservations = g_variant_ref_sink (reservations_variant (self));
   mt_dbus_manager1_set_reservations (m, reservations);
 }
 
 static void
 set_vm_properties (MtDbus *self, MtDbusVM1 *v, const MtVmStatus *st)
 {
-  g_autoptr (GVariant) pins = g_variant_ref_sink (mt_dbus_leases_pins (self, st->uuid));
+  g_autoptr (GVariant) pins = g_variant_ref_sink (pins_variant (self, st->uuid));
 
   mt_dbus_vm1_set_name (v, st->name);
   mt_dbus_vm1_set_uuid (v, st->uuid);
@@ -147,6 +178,12 @@ mt_dbus_vm_status_to_variant (MtDbus *self, const MtVmStatus *st)
 }
 
 MtDbusVm *
+mt_dbus_vm_lookup (MtDbus *self, const char *uuid)
+{
+  return g_hash_table_lookup (self->vms, uuid);
+}
+
+MtDbusVm *
 mt_dbus_vm_by_path (MtDbus *self, const char *path)
 {
   GHashTableIter iter;
@@ -168,8 +205,9 @@ mt_dbus_vm_path (MtDbus *self, const char *uuid)
   return vm ? vm->path : NULL;
 }
 
-void
-mt_dbus_publish_vm (MtDbus *self, const char *uuid)
+/* Refreshes a VM's properties from the daemon (and its Pins). */
+static void
+publish_vm (MtDbus *self, const char *uuid)
 {
   MtDbusVm *vm = g_hash_table_lookup (self->vms, uuid);
   g_autoptr (MtVmStatus) st = NULL;
@@ -189,7 +227,7 @@ publish_all_vms (MtDbus *self)
 
   g_hash_table_iter_init (&iter, self->vms);
   while (g_hash_table_iter_next (&iter, &key, NULL))
-    mt_dbus_publish_vm (self, key);
+    publish_vm (self, key);
 }
 
 /* ---- the daemon's observer ------------------------------------------------ */
@@ -210,11 +248,12 @@ on_vm_added (MtDaemon *d, const char *uuid, gpointer user_data)
   vm->iface = mt_dbus_vm1_skeleton_new ();
   mt_dbus_object_skeleton_set_vm1 (vm->object, vm->iface);
   g_hash_table_insert (self->vms, vm->uuid, vm);
-  mt_dbus_publish_vm (self, uuid);
-  mt_dbus_requests_connect_vm (self, vm);
+  publish_vm (self, uuid);
+  /* Its methods are connected by the requests observer, which runs next,
+   * before any call can be dispatched to it. */
   g_dbus_object_manager_server_export (self->object_manager, G_DBUS_OBJECT_SKELETON (vm->object));
   g_debug ("exported %s as %s", uuid, vm->path);
-  mt_dbus_publish_host (self);
+  publish_host (self);
 }
 
 static void
@@ -223,19 +262,17 @@ on_vm_removed (MtDaemon *d, const char *uuid, gpointer user_data)
   MtDbus *self = user_data;
   MtDbusVm *vm = g_hash_table_lookup (self->vms, uuid);
 
-  /* The daemon dropped its pins; forget our records of them. */
-  mt_dbus_leases_vm_removed (self, uuid);
   if (!vm)
     return;
   g_dbus_object_manager_server_unexport (self->object_manager, vm->path);
   g_hash_table_remove (self->vms, uuid);
-  mt_dbus_publish_host (self);
+  publish_host (self);
 }
 
 static void
 on_vm_updated (MtDaemon *d, const char *uuid, gpointer user_data)
 {
-  mt_dbus_publish_vm (user_data, uuid);
+  publish_vm (user_data, uuid);
 }
 
 static void
@@ -243,7 +280,7 @@ on_host_updated (MtDaemon *d, gpointer user_data)
 {
   MtDbus *self = user_data;
 
-  mt_dbus_publish_host (self);
+  publish_host (self);
   /* While paused (or disconnected) no plan runs and no vm_updated comes,
    * but sizes still move: keep the VMs' properties current anyway. */
   if (mt_daemon_get_mode (d) == MT_MODE_PAUSED || !mt_dbus_manager1_get_connected (self->manager))
@@ -274,48 +311,18 @@ on_vm_stuck (MtDaemon *d, const char *uuid, const char *reason, gpointer user_da
   mt_dbus_manager1_emit_vmstuck (self->manager, vm->path, mt_dbus_vm1_get_name (vm->iface), reason);
 }
 
-static gboolean
-emit_reservations_done (gpointer user_data)
-{
-  MtDbus *self = user_data;
-  g_autoptr (GPtrArray) queue = g_steal_pointer (&self->done_queue);
-
-  self->done_idle = 0;
-  self->done_queue = g_ptr_array_new_with_free_func ((GDestroyNotify) g_variant_unref);
-  for (guint i = 0; i < queue->len; i++) {
-    guint32 cookie;
-    gboolean ok;
-    const char *message;
-
-    g_variant_get (queue->pdata[i], "(ub&s)", &cookie, &ok, &message);
-    mt_dbus_manager1_emit_reservation_done (self->manager, cookie, ok, message);
-  }
-  return G_SOURCE_REMOVE;
-}
-
+/* Never inside the Reserve call: the daemon reports after a plan, and
+ * plans for a request from an idle, after the reply went out. */
 static void
 on_reservation_done (MtDaemon *d, guint cookie, gboolean ok, const char *message,
                      gpointer user_data)
 {
   MtDbus *self = user_data;
 
-  if (!mt_dbus_lease_lookup (self, cookie)) {
-    if (ok)
-      g_hash_table_add (self->early_done, GUINT_TO_POINTER (cookie));
-  } else if (ok) {
-    mt_dbus_lease_set_done (self, cookie);
-  } else {
-    /* A failed reservation is gone from the daemon already. */
-    mt_dbus_lease_forget (self, cookie);
-  }
-  g_ptr_array_add (self->done_queue,
-                   g_variant_ref_sink (g_variant_new ("(ubs)", cookie, ok, message)));
-  if (!self->done_idle)
-    self->done_idle = g_idle_add (emit_reservations_done, self);
-  mt_dbus_publish_host (self);
+  mt_dbus_manager1_emit_reservation_done (self->manager, cookie, ok, message);
 }
 
-const MtDaemonObserver mt_dbus_observer = {
+const MtDaemonObserver mt_dbus_publish_observer = {
   .vm_added = on_vm_added,
   .vm_removed = on_vm_removed,
   .vm_updated = on_vm_updated,

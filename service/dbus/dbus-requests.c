@@ -1,6 +1,8 @@
 /* dbus-requests.c: method calls.  Reads answer at once; every write asks
  * polkit (dbus-auth.c) and continues in a function that re-reads its
- * arguments from the invocation. */
+ * arguments from the invocation, makes one daemon request and replies.
+ * Nothing here sets a property or emits a signal: the daemon tells its
+ * observers (dbus-publish.c) what a request changed, after the reply. */
 #define G_LOG_DOMAIN "memtided-dbus"
 
 #include "dbus-private.h"
@@ -74,7 +76,6 @@ do_reload (MtDbus *self, GDBusMethodInvocation *invocation)
 
   g_message ("Policy reload asked by %s", g_dbus_method_invocation_get_sender (invocation));
   if (mt_daemon_reload (self->daemon, &error)) {
-    mt_dbus_publish_host (self);
     mt_dbus_manager1_complete_reload_policies (self->manager, invocation);
     return;
   }
@@ -107,7 +108,6 @@ do_set_mode (MtDbus *self, GDBusMethodInvocation *invocation)
   }
   g_message ("Mode %s asked by %s", text, g_dbus_method_invocation_get_sender (invocation));
   mt_daemon_set_mode (self->daemon, mode);
-  mt_dbus_publish_host (self);
   mt_dbus_manager1_complete_set_mode (self->manager, invocation);
 }
 
@@ -136,14 +136,13 @@ do_reserve (MtDbus *self, GDBusMethodInvocation *invocation)
       "timeout %u s is out of range: expected 1 to %u s", timeout, RESERVE_TIMEOUT_MAX);
     return;
   }
-  cookie =
-    mt_daemon_reserve (self->daemon, bytes, reason, (gint64) timeout * G_USEC_PER_SEC, &error);
+  cookie = mt_daemon_reserve (self->daemon, bytes, reason, (gint64) timeout * G_USEC_PER_SEC,
+                              g_dbus_method_invocation_get_sender (invocation), &error);
   if (!cookie) {
     mt_dbus_return_error (invocation, error);
     return;
   }
-  mt_dbus_lease_add (self, MT_LEASE_RESERVATION, cookie,
-                     g_dbus_method_invocation_get_sender (invocation), NULL, bytes, reason);
+  mt_dbus_holders_watch (self, g_dbus_method_invocation_get_sender (invocation));
   mt_dbus_manager1_complete_reserve (self->manager, invocation, cookie);
 }
 
@@ -188,15 +187,21 @@ authorize_vm (MtDbus *self, GDBusMethodInvocation *invocation, const char *actio
   mt_dbus_authorize (self, invocation, action_id, details, func);
 }
 
-/* Ends the lease named by the invocation's only argument, a cookie. */
+/* Ends the lease named by the invocation's only argument, a cookie: a
+ * pin for Unpin, else a reservation. */
 static void
 do_end_lease (MtDbus *self, GDBusMethodInvocation *invocation)
 {
   g_autoptr (GError) error = NULL;
   guint32 cookie;
+  gboolean ok;
 
   g_variant_get (g_dbus_method_invocation_get_parameters (invocation), "(u)", &cookie);
-  if (!mt_dbus_lease_end (self, cookie, &error)) {
+  if (g_str_equal (g_dbus_method_invocation_get_method_name (invocation), "Unpin"))
+    ok = mt_daemon_unpin (self->daemon, cookie, &error);
+  else
+    ok = mt_daemon_release (self->daemon, cookie, &error);
+  if (!ok) {
     mt_dbus_return_error (invocation, error);
     return;
   }
@@ -209,7 +214,7 @@ static void
 end_lease (MtDbus *self, GDBusMethodInvocation *invocation, guint cookie, MtLeaseKind kind,
            const char *uuid, const char *action_id)
 {
-  MtLease *lease = mt_dbus_lease_lookup (self, cookie);
+  g_autoptr (MtLease) lease = mt_daemon_get_lease (self->daemon, cookie);
 
   if (!lease || lease->kind != kind || (uuid && g_strcmp0 (lease->uuid, uuid) != 0)) {
     if (kind == MT_LEASE_PIN)
@@ -272,7 +277,6 @@ do_set_limits (MtDbus *self, GDBusMethodInvocation *invocation)
     mt_dbus_return_error (invocation, error);
     return;
   }
-  mt_dbus_publish_vm (self, vm->uuid);
   mt_dbus_vm1_complete_set_limits (vm->iface, invocation);
 }
 
@@ -296,13 +300,13 @@ do_pin (MtDbus *self, GDBusMethodInvocation *invocation)
   if (!vm)
     return;
   g_variant_get (g_dbus_method_invocation_get_parameters (invocation), "(t&s)", &size, &reason);
-  cookie = mt_daemon_pin (self->daemon, vm->uuid, size, reason, &error);
+  cookie = mt_daemon_pin (self->daemon, vm->uuid, size, reason,
+                          g_dbus_method_invocation_get_sender (invocation), &error);
   if (!cookie) {
     mt_dbus_return_error (invocation, error);
     return;
   }
-  mt_dbus_lease_add (self, MT_LEASE_PIN, cookie, g_dbus_method_invocation_get_sender (invocation),
-                     vm->uuid, size, reason);
+  mt_dbus_holders_watch (self, g_dbus_method_invocation_get_sender (invocation));
   mt_dbus_vm1_complete_pin (vm->iface, invocation, cookie);
 }
 
@@ -326,10 +330,20 @@ handle_unpin (MtDbusVM1 *object, GDBusMethodInvocation *invocation, guint cookie
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
-void
-mt_dbus_requests_connect_vm (MtDbus *self, MtDbusVm *vm)
+/* dbus-publish.c made the VM's object in its own vm_added, just before. */
+static void
+on_vm_added (MtDaemon *d, const char *uuid, gpointer user_data)
 {
+  MtDbus *self = user_data;
+  MtDbusVm *vm = mt_dbus_vm_lookup (self, uuid);
+
+  if (!vm || g_signal_handler_find (vm->iface, G_SIGNAL_MATCH_DATA, 0, 0, NULL, NULL, self))
+    return;
   g_signal_connect (vm->iface, "handle-set-limits", G_CALLBACK (handle_set_limits), self);
   g_signal_connect (vm->iface, "handle-pin", G_CALLBACK (handle_pin), self);
   g_signal_connect (vm->iface, "handle-unpin", G_CALLBACK (handle_unpin), self);
 }
+
+const MtDaemonObserver mt_dbus_requests_observer = {
+  .vm_added = on_vm_added,
+};

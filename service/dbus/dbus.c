@@ -1,53 +1,9 @@
-/* dbus.c: the bus connection, the name org.memtide.Manager1, error names
- * and the D-Bus layer's lifetime. */
+/* dbus.c: the bus connection, the name org.memtide.Manager1 and the
+ * D-Bus layer's lifetime: it sets up the other dbus*.c files and
+ * registers their observers; none of them calls back into it. */
 #define G_LOG_DOMAIN "memtided-dbus"
 
 #include "dbus-private.h"
-
-static const GDBusErrorEntry error_entries[] = {
-  { MT_DBUS_ERROR_NO_SUCH_VM, "org.memtide.Error.NoSuchVM" },
-  { MT_DBUS_ERROR_INVALID_ARGUMENT, "org.memtide.Error.InvalidArgument" },
-  { MT_DBUS_ERROR_NOT_AUTHORIZED, "org.memtide.Error.NotAuthorized" },
-  { MT_DBUS_ERROR_CANNOT_RESERVE, "org.memtide.Error.CannotReserve" },
-  { MT_DBUS_ERROR_NO_SUCH_COOKIE, "org.memtide.Error.NoSuchCookie" },
-  { MT_DBUS_ERROR_FAILED, "org.memtide.Error.Failed" },
-};
-
-GQuark
-mt_dbus_error_quark (void)
-{
-  static gsize quark = 0;
-
-  g_dbus_error_register_error_domain ("memtide-dbus-error-quark", &quark, error_entries,
-                                      G_N_ELEMENTS (error_entries));
-  return (GQuark) quark;
-}
-
-void
-mt_dbus_return_error (GDBusMethodInvocation *invocation, const GError *error)
-{
-  MtDbusError code = MT_DBUS_ERROR_FAILED;
-
-  if (error->domain == MT_DBUS_ERROR) {
-    code = error->code;
-  } else if (error->domain == MT_DAEMON_ERROR) {
-    switch ((MtDaemonError) error->code) {
-    case MT_DAEMON_ERROR_NO_SUCH_VM:
-      code = MT_DBUS_ERROR_NO_SUCH_VM;
-      break;
-    case MT_DAEMON_ERROR_INVALID_ARGUMENT:
-      code = MT_DBUS_ERROR_INVALID_ARGUMENT;
-      break;
-    case MT_DAEMON_ERROR_NO_SUCH_COOKIE:
-      code = MT_DBUS_ERROR_NO_SUCH_COOKIE;
-      break;
-    case MT_DAEMON_ERROR_CANNOT_RESERVE:
-      code = MT_DBUS_ERROR_CANNOT_RESERVE;
-      break;
-    }
-  }
-  g_dbus_method_invocation_return_error_literal (invocation, MT_DBUS_ERROR, code, error->message);
-}
 
 void
 mt_dbus_use_address (const char *address)
@@ -140,14 +96,17 @@ mt_dbus_new (MtDaemon *daemon, GDBusConnection *connection, const MtDbusOptions 
   g_dbus_connection_set_exit_on_close (connection, FALSE);
   self->closed_id = g_signal_connect (connection, "closed", G_CALLBACK (on_closed), self);
 
-  mt_dbus_leases_init (self);
+  mt_dbus_holders_init (self);
   mt_dbus_publish_init (self);
   if (!g_dbus_interface_skeleton_export (G_DBUS_INTERFACE_SKELETON (self->manager), connection,
                                          MT_DBUS_PATH, error))
     return NULL;
   mt_dbus_requests_connect_manager (self);
   g_dbus_object_manager_server_set_connection (self->object_manager, connection);
-  mt_daemon_add_observer (daemon, &mt_dbus_observer, self);
+  /* In this order: the requests observer connects the methods of the
+   * objects that the publish observer makes. */
+  mt_daemon_add_observer (daemon, &mt_dbus_publish_observer, self);
+  mt_daemon_add_observer (daemon, &mt_dbus_requests_observer, self);
   if (!own_name (self, error))
     return NULL;
   g_message ("D-Bus API on %s as %s", g_dbus_connection_get_unique_name (connection), MT_DBUS_NAME);
@@ -159,11 +118,13 @@ mt_dbus_free (MtDbus *self)
 {
   if (!self)
     return;
-  if (self->daemon)
-    mt_daemon_remove_observer (self->daemon, &mt_dbus_observer, self);
+  if (self->daemon) {
+    mt_daemon_remove_observer (self->daemon, &mt_dbus_requests_observer, self);
+    mt_daemon_remove_observer (self->daemon, &mt_dbus_publish_observer, self);
+  }
   if (self->cancellable)
     g_cancellable_cancel (self->cancellable);
-  mt_dbus_leases_free (self);
+  mt_dbus_holders_free (self);
   if (self->manager)
     g_dbus_interface_skeleton_unexport (G_DBUS_INTERFACE_SKELETON (self->manager));
   mt_dbus_publish_free (self);

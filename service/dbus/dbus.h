@@ -51,7 +51,7 @@ void mt_dbus_use_address (const char *address);
  * another process owns it (a second memtided). */
 MtDbus *mt_dbus_new (MtDaemon *daemon, GDBusConnection *connection, const MtDbusOptions *options,
                      GError **error);
-/* Drops every lease it holds, unexports everything, stops observing.
- * Call before mt_daemon_free(). */
+/* Stops watching lease holders (their leases stay the daemon's),
+ * unexports everything, stops observing.  Call before mt_daemon_free(). */
 void mt_dbus_free (MtDbus *dbus);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (MtDbus, mt_dbus_free)
