@@ -156,11 +156,18 @@ resolve_policy (MtDaemon *d, MtDaemonVm *vm)
   g_autoptr (GError) error = NULL;
 
   g_clear_pointer (&vm->policy_error, g_free);
-  if (!mt_config_resolve_vm (d->config, vm->info->name, vm->info->metadata, &vm->policy, &error)) {
+  /* The driver read the domain's own settings; bad ones it reports,
+   * conflicts with the files show only here. */
+  if (vm->info->overrides_error != NULL) {
+    mt_config_resolve_vm (d->config, vm->info->name, NULL, &vm->policy, NULL);
+    vm->policy_error = g_strdup (vm->info->overrides_error);
+  } else if (!mt_config_resolve_vm (d->config, vm->info->name, vm->info->overrides, &vm->policy,
+                                    &error)) {
     vm->policy_error = g_strdup (error->message);
-    g_warning ("VM %s: ignoring its memtide metadata, file policy applies: %s", vm->info->name,
-               error->message);
   }
+  if (vm->policy_error != NULL)
+    g_warning ("VM %s: ignoring its memtide metadata, file policy applies: %s", vm->info->name,
+               vm->policy_error);
 }
 
 void

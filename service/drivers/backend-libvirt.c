@@ -262,24 +262,33 @@ read_domain_xml (virDomainPtr dom, GError **error)
   return info;
 }
 
-/* Live XML and policy metadata of @dom. */
+/* Live XML and policy metadata of @dom.  The metadata is parsed here,
+ * so that the daemon gets policy settings, not libvirt XML; bad metadata
+ * does not fail the read: the domain is managed with the file policy and
+ * the daemon reports why. */
 static MtDomainInfo *
 fetch_domain_info (virDomainPtr dom, GError **error)
 {
   g_autoptr (MtDomainInfo) info = read_domain_xml (dom, error);
+  g_autoptr (GError) meta_error = NULL;
+  g_autofree char *metadata = NULL;
 
   if (info == NULL)
     return NULL;
-  info->metadata = virDomainGetMetadata (dom, VIR_DOMAIN_METADATA_ELEMENT, MT_METADATA_NAMESPACE,
-                                         VIR_DOMAIN_AFFECT_LIVE);
-  if (info->metadata == NULL) {
+  metadata = virDomainGetMetadata (dom, VIR_DOMAIN_METADATA_ELEMENT, MT_METADATA_NAMESPACE,
+                                   VIR_DOMAIN_AFFECT_LIVE);
+  if (metadata == NULL) {
     virErrorPtr err = virGetLastError ();
 
     if (err == NULL || err->code != VIR_ERR_NO_DOMAIN_METADATA) {
       set_error_from_libvirt (error, "cannot read the memtide metadata of domain '%s'", info->name);
       return NULL;
     }
+    return g_steal_pointer (&info);
   }
+  info->overrides = mt_vm_overrides_from_metadata (info->name, metadata, &meta_error);
+  if (info->overrides == NULL)
+    info->overrides_error = g_strdup (meta_error->message);
   return g_steal_pointer (&info);
 }
 

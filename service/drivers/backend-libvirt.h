@@ -44,7 +44,7 @@ MtBackend *mt_backend_libvirt_new (const char *uri);
 /* The pieces below are pure (no libvirt connection) and exported for the
  * unit tests. */
 
-/* Live domain XML -> info.  metadata stays NULL: it comes from
+/* Live domain XML -> info.  overrides stay NULL: they come from
  * virDomainGetMetadata, not from the XML. */
 MtDomainInfo *mt_libvirt_parse_domain_xml (const char *xml, GError **error);
 

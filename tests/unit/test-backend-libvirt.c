@@ -22,6 +22,7 @@
 #include <libvirt/virterror.h>
 
 #include "backend-libvirt.h"
+#include "config.h"
 
 #define DEFAULT_URI     "test:///default"
 #define TEST_UUID       "6695eb01-f6a4-8304-79aa-97f2502e193f" /* test:///default's domain */
@@ -56,6 +57,27 @@ read_data (const char *name)
   g_file_get_contents (path, &contents, NULL, &error);
   g_assert_no_error (error);
   return contents;
+}
+
+/* The domain's own settings, as the policy they give on top of no
+ * files; min MT_UNKNOWN: not set. */
+static void
+assert_overrides (const MtDomainInfo *info, guint n_settings, guint64 min, guint64 max)
+{
+  g_autoptr (MtConfig) config = mt_config_load (NULL, NULL, NULL);
+  g_autoptr (GError) error = NULL;
+  MtVmPolicy p;
+
+  g_assert_null (info->overrides_error);
+  g_assert_cmpuint (mt_vm_overrides_get_n_settings (info->overrides), ==, n_settings);
+  g_assert_true (mt_config_resolve_vm (config, info->name, info->overrides, &p, &error));
+  g_assert_no_error (error);
+  g_assert_false (p.max.is_percent);
+  g_assert_cmpuint (p.max.bytes, ==, max);
+  if (min != MT_UNKNOWN) {
+    g_assert_false (p.min.is_percent);
+    g_assert_cmpuint (p.min.bytes, ==, min);
+  }
 }
 
 static char *
@@ -165,7 +187,7 @@ test_parse_live_vmem (void)
   g_assert_cmpstr (
     info->agent_socket, ==,
     "/var/lib/libvirt/qemu/channel/target/domain-1-mtlv-probe-1/org.memtide.agent.0");
-  g_assert_null (info->metadata);
+  g_assert_null (info->overrides);
 }
 
 static void
@@ -545,12 +567,9 @@ assert_node_vmem (const MtDomainInfo *info)
   g_assert_cmpuint (info->vmem_plugged, ==, 0);
   g_assert_null (info->vmem_alias);
   g_assert_cmpstr (info->agent_socket, ==, "/run/memtide-test/vmem.agent");
-  /* virDomainGetMetadata hands the element back without its namespace */
-  g_assert_cmpstr (info->metadata, ==,
-                   "<policy>\n"
-                   "        <min>256M</min>\n"
-                   "        <max>1536M</max>\n"
-                   "      </policy>");
+  /* the driver parsed its <metadata> (which virDomainGetMetadata hands
+   * back without its namespace) into policy settings */
+  assert_overrides (info, 2, 256 * MT_MIB, 1536 * MT_MIB);
 }
 
 static void
@@ -578,7 +597,8 @@ test_node_list (void)
   g_assert_cmpuint (plain->base_memory, ==, MT_GIB);
   g_assert_cmpuint (plain->vmem_size, ==, 0);
   g_assert_null (plain->agent_socket);
-  g_assert_null (plain->metadata);
+  g_assert_null (plain->overrides);
+  g_assert_null (plain->overrides_error);
 
   assert_node_vmem (get_info (infos, VMEM_UUID));
 }
@@ -805,12 +825,28 @@ test_default_events (void)
 
   changed = b->ops->get_domain (b, "55555555-5555-4555-8555-555555555555", &error);
   g_assert_no_error (error);
-  g_assert_cmpstr (changed->metadata, ==, "<policy>\n  <max>1G</max>\n</policy>");
+  assert_overrides (changed, 1, MT_UNKNOWN, MT_GIB);
+
+  /* Bad metadata does not fail the read: the driver says why it is
+   * ignored, and the daemon applies the file policy. */
+  g_assert_cmpint (virDomainSetMetadata (dom, VIR_DOMAIN_METADATA_ELEMENT,
+                                         "<policy><mni>1G</mni></policy>", "mt",
+                                         MT_METADATA_NAMESPACE, VIR_DOMAIN_AFFECT_LIVE),
+                   ==, 0);
+  g_ptr_array_set_size (rec.events, 0);
+  wait_for_event (&rec, "CHANGED 55555555-5555-4555-8555-555555555555");
+  g_clear_pointer (&changed, mt_domain_info_free);
+  changed = b->ops->get_domain (b, "55555555-5555-4555-8555-555555555555", &error);
+  g_assert_no_error (error);
+  g_assert_null (changed->overrides);
+  g_assert_nonnull (strstr (changed->overrides_error, "memtide-events"));
+  g_assert_nonnull (strstr (changed->overrides_error, "unknown element <mni>"));
+  g_ptr_array_set_size (rec.events, 0);
 
   g_assert_cmpint (virDomainDestroy (dom), ==, 0);
   wait_for_event (&rec, "REMOVED 55555555-5555-4555-8555-555555555555");
   /* destroying a transient domain also undefines it: still one REMOVED */
-  g_assert_cmpuint (rec.events->len, ==, 3);
+  g_assert_cmpuint (rec.events->len, ==, 1);
 }
 
 static void
