@@ -55,7 +55,8 @@ typedef struct {
 } MtDaemonVm;
 
 struct _MtDaemon {
-  char *uri;
+  char *backend_name; /* --backend, NULL = auto */
+  char *uri;          /* --connect; once started, the URI in use (for messages) */
   char *config_file;
   char *policies_dir;
   char *state_dir;

@@ -10,7 +10,7 @@
 
 #include "daemon-private.h"
 #include "daemon-agent.h"
-#include "backend-libvirt.h"
+#include "drivers.h"
 
 /* Learned state is written at most this often (and at stop/removal):
  * headroom decays a little every tick, a write per tick is waste. */
@@ -59,6 +59,7 @@ mt_daemon_new (const MtDaemonOptions *options, GError **error)
   g_autoptr (MtDaemon) d = g_new0 (MtDaemon, 1);
   g_autoptr (MtConfig) config = NULL;
 
+  d->backend_name = g_strdup (options->backend);
   d->uri = g_strdup (options->uri);
   d->config_file = g_strdup (options->config_file);
   d->policies_dir = g_strdup (options->policies_dir);
@@ -400,9 +401,9 @@ apply_action (MtDaemon *d, MtDaemonVm *vm, const MtAction *a)
   if (a->to < a->from)
     mt_daemon_agent_before_shrink (d, vm, a->from, a->to);
   /* virtio-mem first: the balloon only covers what it cannot. */
-  if (a->set_vmem && !ops->set_vmem (d->backend, uuid, a->vmem_requested, &error))
+  if (a->set_vmem && !ops->set_vmem (d->backend, uuid, a->vmem_requested, NULL, &error))
     goto failed;
-  if (a->set_balloon && !ops->set_balloon (d->backend, uuid, a->balloon, &error))
+  if (a->set_balloon && !ops->set_balloon (d->backend, uuid, a->balloon, NULL, &error))
     goto failed;
   return TRUE;
 
@@ -630,7 +631,13 @@ schedule_ticks (MtDaemon *d)
 gboolean
 mt_daemon_start (MtDaemon *d, GError **error)
 {
-  d->backend = mt_backend_libvirt_new (d->uri);
+  g_autofree char *uri = NULL;
+
+  d->backend = mt_drivers_select (d->backend_name, d->uri, &uri, error);
+  if (!d->backend)
+    return FALSE;
+  g_free (d->uri);
+  d->uri = uri ? g_steal_pointer (&uri) : g_strdup_printf ("the %s driver", d->backend->ops->name);
   d->backend->domain_cb = on_domain_event;
   d->backend->connection_cb = on_connection;
   d->backend->user_data = d;
@@ -641,8 +648,8 @@ mt_daemon_start (MtDaemon *d, GError **error)
     return FALSE;
   }
   d->connected = TRUE;
-  g_message ("memtided running on %s: %u VMs, tick %" G_GINT64_FORMAT " ms%s", d->uri,
-             g_hash_table_size (d->vms), tick_interval (d) / 1000,
+  g_message ("memtided running on %s (%s driver): %u VMs, tick %" G_GINT64_FORMAT " ms%s", d->uri,
+             d->backend->ops->name, g_hash_table_size (d->vms), tick_interval (d) / 1000,
              d->host_policy.dry_run ? ", dry run: no resize is applied" : "");
   schedule_ticks (d);
   d->trim_after_tick = TRUE;
@@ -715,6 +722,7 @@ mt_daemon_free (MtDaemon *d)
   g_clear_pointer (&d->state, mt_state_free);
   g_free (d->plan_reason);
   g_clear_pointer (&d->observers, g_array_unref);
+  g_free (d->backend_name);
   g_free (d->uri);
   g_free (d->config_file);
   g_free (d->policies_dir);

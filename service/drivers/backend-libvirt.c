@@ -813,7 +813,8 @@ lv_collect (MtBackend *b, gint64 now, MtSampleFunc func, gpointer user_data, GEr
 }
 
 static gboolean
-lv_set_balloon (MtBackend *b, const char *uuid, guint64 bytes, GError **error)
+lv_set_balloon (MtBackend *b, const char *uuid, guint64 bytes, GCancellable *cancellable,
+                GError **error)
 {
   MtLibvirtBackend *self = (MtLibvirtBackend *) b;
   g_autoptr (virDomain) dom = lookup_domain (self, uuid, error);
@@ -857,7 +858,8 @@ lv_set_balloon (MtBackend *b, const char *uuid, guint64 bytes, GError **error)
 }
 
 static gboolean
-lv_set_vmem (MtBackend *b, const char *uuid, guint64 requested, GError **error)
+lv_set_vmem (MtBackend *b, const char *uuid, guint64 requested, GCancellable *cancellable,
+             GError **error)
 {
   MtLibvirtBackend *self = (MtLibvirtBackend *) b;
   g_autoptr (virDomain) dom = lookup_domain (self, uuid, error);

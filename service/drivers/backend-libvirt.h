@@ -1,5 +1,5 @@
-/* backend-libvirt.h: the libvirt driver (QEMU/KVM, and Xen through
- * libvirt's libxl driver).
+/* backend-libvirt.h: the libvirt driver (QEMU/KVM).  Only the driver
+ * table (drivers.c) and the driver's own tests include this.
  *
  * Events (lifecycle, virtio-mem size, metadata) and the reconnect timer
  * are dispatched from the GLib default main context: run it.
@@ -17,7 +17,7 @@
  * device, or the driver cannot), NOT_CONNECTED, FAILED (anything else
  * libvirt says, its message appended).
  *
- * See docs/backend-libvirt.md for the libvirt facts this relies on.
+ * See docs/driver-libvirt.md for the libvirt facts this relies on.
  */
 #pragma once
 

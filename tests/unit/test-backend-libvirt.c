@@ -697,26 +697,26 @@ test_node_set_balloon_refusals (void)
   g_autoptr (GError) missing_error = NULL;
   g_autoptr (GError) error = NULL;
 
-  g_assert_false (b->ops->set_balloon (b, VMEM_UUID, 600 * MT_MIB, &above_error));
+  g_assert_false (b->ops->set_balloon (b, VMEM_UUID, 600 * MT_MIB, NULL, &above_error));
   g_assert_error (above_error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
   g_assert_cmpstr (above_error->message, ==,
                    "refusing to set balloon of domain 'vmem' to 600 MiB: above its boot memory "
                    "of 512 MiB (virtio-mem memory cannot be ballooned)");
 
-  g_assert_true (b->ops->set_balloon (b, VMEM_UUID, 512 * MT_MIB, &error));
+  g_assert_true (b->ops->set_balloon (b, VMEM_UUID, 512 * MT_MIB, NULL, &error));
   g_assert_no_error (error);
-  g_assert_true (b->ops->set_balloon (b, PLAIN_UUID, MT_GIB, &error));
+  g_assert_true (b->ops->set_balloon (b, PLAIN_UUID, MT_GIB, NULL, &error));
   g_assert_no_error (error);
 
   /* libvirt's own refusal, passed on */
-  g_assert_false (b->ops->set_balloon (b, OFF_UUID, 256 * MT_MIB, &off_error));
+  g_assert_false (b->ops->set_balloon (b, OFF_UUID, 256 * MT_MIB, NULL, &off_error));
   g_assert_error (off_error, G_IO_ERROR, G_IO_ERROR_FAILED);
   g_assert_cmpstr (off_error->message, ==,
                    "libvirt refused to set balloon of domain 'off' to 256 MiB: "
                    "Requested operation is not valid: domain is not running");
 
   g_assert_false (
-    b->ops->set_balloon (b, "44444444-4444-4444-8444-444444444444", MT_MIB, &missing_error));
+    b->ops->set_balloon (b, "44444444-4444-4444-8444-444444444444", MT_MIB, NULL, &missing_error));
   g_assert_error (missing_error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND);
 }
 
@@ -749,7 +749,7 @@ test_node_set_vmem (void)
   for (gsize i = 0; i < G_N_ELEMENTS (cases); i++) {
     g_autoptr (GError) error = NULL;
 
-    g_assert_false (b->ops->set_vmem (b, cases[i].uuid, cases[i].requested, &error));
+    g_assert_false (b->ops->set_vmem (b, cases[i].uuid, cases[i].requested, NULL, &error));
     g_assert_error (error, G_IO_ERROR, cases[i].code);
     g_assert_cmpstr (error->message, ==, cases[i].message);
   }
@@ -768,17 +768,17 @@ test_default_set_balloon (void)
   virDomainInfo info;
 
   /* bytes -> KiB, rounded down */
-  g_assert_true (b->ops->set_balloon (b, TEST_UUID, MT_GIB + 1023, &error));
+  g_assert_true (b->ops->set_balloon (b, TEST_UUID, MT_GIB + 1023, NULL, &error));
   g_assert_no_error (error);
   g_assert_cmpint (virDomainGetInfo (dom, &info), ==, 0);
   g_assert_cmpuint (info.memory, ==, 1048576);
 
-  g_assert_true (b->ops->set_balloon (b, TEST_UUID, 3 * MT_GIB, &error));
+  g_assert_true (b->ops->set_balloon (b, TEST_UUID, 3 * MT_GIB, NULL, &error));
   g_assert_no_error (error);
   g_assert_cmpint (virDomainGetInfo (dom, &info), ==, 0);
   g_assert_cmpuint (info.memory, ==, 3 * 1048576);
 
-  g_assert_false (b->ops->set_balloon (b, TEST_UUID, 9 * MT_GIB, &above_error));
+  g_assert_false (b->ops->set_balloon (b, TEST_UUID, 9 * MT_GIB, NULL, &above_error));
   g_assert_error (above_error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
   g_assert_cmpstr (above_error->message, ==,
                    "refusing to set balloon of domain 'test' to 9216 MiB: above its boot memory "
