@@ -1,5 +1,6 @@
 /* daemon-private.h: the daemon's state, shared by its parts:
  *   daemon.c          VM table, the tick (collect, plan, act), state
+ *   daemon-act.c      the act step: resize calls off the main loop
  *   daemon-control.c  admin steering: mode, limits, pins, reservations
  *   daemon-agent.c    guest agent links feeding the model
  *   daemon-status.c   read-only snapshots for D-Bus and the CLI
@@ -16,6 +17,7 @@
 #include "state.h"
 
 typedef struct _MtAgentLink MtAgentLink;
+typedef struct _MtResizer MtResizer;
 
 /* A plan's decision for one VM, kept for status and Explain, without its
  * `next`: after the plan that is model->control, and a second copy was
@@ -67,6 +69,7 @@ struct _MtDaemon {
   MtConfig *config;
   MtHostPolicy host_policy; /* the config's, with --dry-run applied */
   MtBackend *backend;
+  MtResizer *resizer; /* the backend's resize calls, off the main loop (daemon-act.c) */
   MtHostReader *host_reader;
   MtHostModel host_model;
   MtState *state;
@@ -130,6 +133,25 @@ MtDaemonVm *mt_daemon_find_vm (MtDaemon *d, const char *uuid_or_name, const char
  * extra plan per 200 ms so a flood of events cannot spin the loop. */
 void mt_daemon_plan_now (MtDaemon *d, const char *why);
 void mt_daemon_save_vm_state (MtDaemon *d, const char *uuid, MtDaemonVm *vm);
+
+/* daemon-act.c */
+enum {
+  MT_ACT_NONE,     /* no action for the VM in this plan */
+  MT_ACT_ISSUED,   /* its call is in flight */
+  MT_ACT_DEFERRED, /* planned, not issued (its call or too many in flight) */
+};
+void mt_daemon_act_start (MtDaemon *d);
+/* Waits for calls running now; drops outcomes not delivered. */
+void mt_daemon_act_stop (MtDaemon *d);
+/* A VM entered the table: a call for it may still be in flight. */
+void mt_daemon_act_vm_added (MtDaemon *d, const char *uuid, MtDaemonVm *vm);
+/* Issue the plan's resizes (or log them, in dry-run); per VM in @order,
+ * MT_ACT_*, or NULL when nothing was issued or deferred.  g_free it. */
+guint8 *mt_daemon_act (MtDaemon *d, const MtPlan *plan, GPtrArray *order, gboolean dry_run);
+/* After the VM's control state took the plan's: mark its call in
+ * flight, or take back what the planner recorded for a deferred one. */
+void mt_daemon_act_after_plan (MtDaemon *d, MtDaemonVm *vm, guint8 issued,
+                               const MtVmControl *before, gint64 now);
 
 /* daemon-control.c */
 void mt_daemon_control_init (MtDaemon *d);

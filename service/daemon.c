@@ -265,6 +265,7 @@ add_or_update_vm (MtDaemon *d, const char *uuid)
   mt_vm_model_init (vm->model);
   resolve_policy (d, vm);
   restore_vm_state (d, uuid, vm);
+  mt_daemon_act_vm_added (d, uuid, vm);
   g_hash_table_insert (d->vms, info->uuid, vm);
   g_clear_pointer (&d->order, g_ptr_array_unref);
   g_message ("VM %s: managing (boot memory %" G_GUINT64_FORMAT " MiB, virtio-mem %" G_GUINT64_FORMAT
@@ -370,48 +371,6 @@ collect (MtDaemon *d, gint64 now, MtHostSample *host, gboolean *host_ok)
     g_warning ("Cannot collect VM statistics: %s", error->message);
 }
 
-static const char *
-action_mechanism (const MtAction *a)
-{
-  if (a->set_vmem && a->set_balloon)
-    return "virtio-mem+balloon";
-  return a->set_vmem ? "virtio-mem" : "balloon";
-}
-
-/* The planner's reason already names the VM, both sizes and how each
- * mechanism moves: one line says it all. */
-static void
-log_action (const MtAction *a, gboolean dry_run)
-{
-  g_message ("%s%s%s",
-             dry_run ? "dry-run, not applied: " : "resize: ", a->emergency ? "(emergency) " : "",
-             a->reason);
-}
-
-static gboolean
-apply_action (MtDaemon *d, MtDaemonVm *vm, const MtAction *a)
-{
-  g_autoptr (GError) error = NULL;
-  const MtBackendOps *ops = d->backend->ops;
-  const char *uuid = vm->info->uuid;
-
-  /* Ask the guest to drop cold page cache first, so the unplug or the
-   * balloon finds free pages instead of forcing the guest to reclaim under
-   * it; not waited for. */
-  if (a->to < a->from)
-    mt_daemon_agent_before_shrink (d, vm, a->from, a->to);
-  /* virtio-mem first: the balloon only covers what it cannot. */
-  if (a->set_vmem && !ops->set_vmem (d->backend, uuid, a->vmem_requested, NULL, &error))
-    goto failed;
-  if (a->set_balloon && !ops->set_balloon (d->backend, uuid, a->balloon, NULL, &error))
-    goto failed;
-  return TRUE;
-
-failed:
-  g_warning ("%s: resize failed: %s", vm->info->name, error->message);
-  return FALSE;
-}
-
 G_STATIC_ASSERT (G_STRUCT_OFFSET (MtVmDecision, why)
                  == G_STRUCT_OFFSET (MtVmDecision, next) + sizeof (MtVmControl));
 G_STATIC_ASSERT (sizeof (MtVmDecision) - G_STRUCT_OFFSET (MtVmDecision, why) - sizeof (MtVmReason)
@@ -456,8 +415,9 @@ static void
 plan_and_act (MtDaemon *d, gint64 now, const MtHostSample *host)
 {
   GPtrArray *order = vm_order (d);
-  g_autofree MtPlanVm *in = NULL;
+  g_autofree MtPlanVm *in = NULL; /* kept: a deferred resize restores its control */
   g_autoptr (MtPlan) plan = NULL;
+  g_autofree guint8 *issued = NULL;
   gboolean log_decisions = !g_log_writer_default_would_drop (G_LOG_LEVEL_DEBUG, G_LOG_DOMAIN);
   MtHostPolicy hp;
 
@@ -473,7 +433,6 @@ plan_and_act (MtDaemon *d, gint64 now, const MtHostSample *host)
   }
 
   plan = mt_plan_compute (host, in, order->len, &hp, now);
-  g_clear_pointer (&in, g_free);
   d->last_plan_time = now;
   d->budget = plan->budget;
   d->committed = plan->committed;
@@ -482,18 +441,7 @@ plan_and_act (MtDaemon *d, gint64 now, const MtHostSample *host)
   d->plan_reason = g_strdup (plan->reason);
   g_debug ("plan: %s", plan->reason);
 
-  for (guint k = 0; k < plan->n_actions; k++) {
-    const MtAction *a = &plan->actions[k];
-    MtDaemonVm *vm = order->pdata[a->vm];
-
-    log_action (a, hp.dry_run);
-    if (hp.dry_run || !apply_action (d, vm, a))
-      continue;
-    g_free (vm->last_action);
-    vm->last_action = g_strdup (a->reason);
-    vm->last_action_time = now;
-    NOTIFY (d, action_applied, vm->info->uuid, action_mechanism (a), a->from, a->to, a->reason);
-  }
+  issued = mt_daemon_act (d, plan, order, hp.dry_run);
   /* Cold page cache, after the resizes: not a resize, logged by the
    * agent code with what the guest did. */
   for (guint i = 0; i < order->len && !hp.dry_run; i++)
@@ -506,6 +454,8 @@ plan_and_act (MtDaemon *d, gint64 now, const MtHostSample *host)
     gboolean was_stuck = vm->model->control.stuck;
 
     vm->model->control = dec->next;
+    if (issued)
+      mt_daemon_act_after_plan (d, vm, issued[i], &in[i].control, now);
     record_decision (vm, dec);
     if (dec->next.stuck && !was_stuck) {
       char stuck[MT_STUCK_REASON_LEN];
@@ -641,6 +591,7 @@ mt_daemon_start (MtDaemon *d, GError **error)
   d->backend->domain_cb = on_domain_event;
   d->backend->connection_cb = on_connection;
   d->backend->user_data = d;
+  mt_daemon_act_start (d);
   d->state_saved_at = g_get_monotonic_time ();
 
   if (!d->backend->ops->connect (d->backend, error)) {
@@ -715,6 +666,7 @@ mt_daemon_free (MtDaemon *d)
   g_clear_pointer (&d->order, g_ptr_array_unref);
   g_clear_pointer (&d->vms, g_hash_table_unref);
   mt_daemon_control_free (d);
+  mt_daemon_act_stop (d);
   if (d->backend)
     d->backend->ops->free (d->backend);
   g_clear_pointer (&d->config, mt_config_unref);

@@ -720,6 +720,72 @@ test_node_set_balloon_refusals (void)
   g_assert_error (missing_error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND);
 }
 
+typedef struct {
+  MtBackend *b;
+  const char *uuid;
+  guint64 bytes;
+  guint n_ok;
+  GError *error;
+} ResizeLoop;
+
+static gpointer
+resize_loop (gpointer data)
+{
+  ResizeLoop *loop = data;
+
+  for (guint i = 0; i < 200 && loop->error == NULL; i++)
+    if (loop->b->ops->set_balloon (loop->b, loop->uuid, loop->bytes - (i % 2) * MT_MIB, NULL,
+                                   &loop->error))
+      loop->n_ok++;
+  return NULL;
+}
+
+/* The resize calls run in the daemon's worker threads (backend.h), while
+ * the main thread collects, reads domains and changes the cache: both at
+ * once, for a while, with every call answered.  Under valgrind/ASan a
+ * race on the cache or the connection shows here. */
+static void
+test_node_set_balloon_in_threads (void)
+{
+  g_autofree char *uri = node_uri ();
+  g_autoptr (MtBackend) b = connect_backend (uri, NULL);
+  ResizeLoop loops[] = {
+    { .b = b, .uuid = PLAIN_UUID, .bytes = 768 * MT_MIB },
+    { .b = b, .uuid = VMEM_UUID, .bytes = 384 * MT_MIB },
+  };
+  GThread *threads[G_N_ELEMENTS (loops)];
+  guint rounds = 0;
+
+  for (guint i = 0; i < G_N_ELEMENTS (loops); i++)
+    threads[i] = g_thread_new ("resize", resize_loop, &loops[i]);
+  for (;;) {
+    g_autoptr (GHashTable) samples =
+      g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+    g_autoptr (GError) error = NULL;
+    g_autoptr (MtDomainInfo) info = NULL;
+    gboolean running = FALSE;
+
+    g_assert_true (b->ops->collect (b, rounds + 1, collect_into, samples, &error));
+    g_assert_no_error (error);
+    g_assert_cmpuint (g_hash_table_size (samples), ==, 2);
+    /* get_domain() puts the cache entry anew. */
+    info = b->ops->get_domain (b, rounds % 2 ? PLAIN_UUID : VMEM_UUID, &error);
+    g_assert_no_error (error);
+    rounds++;
+    for (guint i = 0; i < G_N_ELEMENTS (loops); i++)
+      running |= loops[i].n_ok + (loops[i].error != NULL) < 200;
+    if (!running)
+      break;
+    g_main_context_iteration (NULL, FALSE);
+  }
+  for (guint i = 0; i < G_N_ELEMENTS (loops); i++) {
+    g_thread_join (threads[i]);
+    g_assert_no_error (loops[i].error);
+    g_assert_cmpuint (loops[i].n_ok, ==, 200);
+  }
+  g_test_message ("%u collect rounds during 400 resize calls", rounds);
+}
+
 static void
 test_node_set_vmem (void)
 {
@@ -878,6 +944,8 @@ main (int argc, char **argv)
   g_test_add_func ("/backend-libvirt/node/collect-per-domain", test_node_collect_per_domain);
   g_test_add_func ("/backend-libvirt/node/set-balloon", test_node_set_balloon_refusals);
   g_test_add_func ("/backend-libvirt/node/set-vmem", test_node_set_vmem);
+  g_test_add_func ("/backend-libvirt/node/set-balloon-in-threads",
+                   test_node_set_balloon_in_threads);
   g_test_add_func ("/backend-libvirt/default/set-balloon", test_default_set_balloon);
   g_test_add_func ("/backend-libvirt/default/events", test_default_events);
 
