@@ -75,8 +75,8 @@ on_resize_done (const char *uuid, gpointer data, const GError *error, gint64 too
       c->progress_time = MAX (c->progress_time, now);
   }
   if (error != NULL) {
-    g_warning ("%s: resize failed after %.1f s: %s", name, took / (double) G_USEC_PER_SEC,
-               error->message);
+    g_warning ("%s: resize failed: %s (the call took %.1f s)", name, error->message,
+               took / (double) G_USEC_PER_SEC);
     return;
   }
   if (took >= SLOW_CALL)
