@@ -5,6 +5,7 @@
  *                     daemon-status.c (they call it)
  *   daemon-control.c  admin requests: checked against the VM table,
  *                     recorded in the control, a plan scheduled
+ *   daemon-act.c      the act step: resize calls off the main loop
  *   daemon-status.c   read-only snapshots for D-Bus and the CLI
  * daemon-agent.c, the guest agent links, does not include this: it gets
  * pointers into a VM and hooks (daemon-agent.h).  Nothing outside
@@ -20,6 +21,8 @@
 #include "model.h"
 #include "planner.h"
 #include "state.h"
+
+typedef struct _MtResizer MtResizer;
 
 /* A plan's decision for one VM, kept for status and Explain, without its
  * `next`: after the plan that is model->control, and a second copy was
@@ -54,7 +57,8 @@ typedef struct {
 } MtDaemonVm;
 
 struct _MtDaemon {
-  char *uri;
+  char *backend_name; /* --backend, NULL = auto */
+  char *uri;          /* --connect; once started, the URI in use (for messages) */
   char *config_file;
   char *policies_dir;
   char *state_dir;
@@ -65,6 +69,7 @@ struct _MtDaemon {
   MtConfig *config;
   MtHostPolicy host_policy; /* the config's, with --dry-run applied */
   MtBackend *backend;
+  MtResizer *resizer; /* the backend's resize calls, off the main loop (daemon-act.c) */
   MtHostReader *host_reader;
   MtHostModel host_model;
   MtState *state;
@@ -142,3 +147,22 @@ guint64 mt_daemon_vm_floor (const MtDaemonVm *vm);
 /* "web1 (at 2.0 GiB, keeps 1.0 GiB), ...": the VMs that hold the most
  * memory a reservation cannot take, for error messages. */
 char *mt_daemon_describe_blockers (MtDaemon *d);
+
+/* daemon-act.c */
+enum {
+  MT_ACT_NONE,     /* no action for the VM in this plan */
+  MT_ACT_ISSUED,   /* its call is in flight */
+  MT_ACT_DEFERRED, /* planned, not issued (its call or too many in flight) */
+};
+void mt_daemon_act_start (MtDaemon *d);
+/* Waits for calls running now; drops outcomes not delivered. */
+void mt_daemon_act_stop (MtDaemon *d);
+/* A VM entered the table: a call for it may still be in flight. */
+void mt_daemon_act_vm_added (MtDaemon *d, const char *uuid, MtDaemonVm *vm);
+/* Issue the plan's resizes (or log them, in dry-run); per VM in @order,
+ * MT_ACT_*, or NULL when nothing was issued or deferred.  g_free it. */
+guint8 *mt_daemon_act (MtDaemon *d, const MtPlan *plan, GPtrArray *order, gboolean dry_run);
+/* After the VM's control state took the plan's: mark its call in
+ * flight, or take back what the planner recorded for a deferred one. */
+void mt_daemon_act_after_plan (MtDaemon *d, MtDaemonVm *vm, guint8 issued,
+                               const MtVmControl *before, gint64 now);

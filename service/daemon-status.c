@@ -217,7 +217,7 @@ mt_daemon_explain (MtDaemon *d, const char *name, GError **error)
   if (vm->policy_error)
     g_string_append_printf (s, "Domain metadata ignored: %s\n", vm->policy_error);
   g_string_append (s, "Policy:\n");
-  sources = mt_config_explain_vm (d->config, vm->info->name, vm->info->metadata, NULL);
+  sources = mt_config_explain_vm (d->config, vm->info->name, vm->info->overrides, NULL);
   for (guint i = 0; sources && i < sources->len; i++) {
     const MtPolicySource *src = sources->pdata[i];
     g_string_append_printf (s, "  %-16s %-10s from %s\n", src->key, src->value, src->origin);

@@ -10,7 +10,7 @@
 
 #include "daemon-private.h"
 #include "daemon-agent.h"
-#include "backend-libvirt.h"
+#include "drivers.h"
 
 /* Learned state is written at most this often (and at stop/removal):
  * headroom decays a little every tick, a write per tick is waste. */
@@ -59,6 +59,7 @@ mt_daemon_new (const MtDaemonOptions *options, GError **error)
   g_autoptr (MtDaemon) d = g_new0 (MtDaemon, 1);
   g_autoptr (MtConfig) config = NULL;
 
+  d->backend_name = g_strdup (options->backend);
   d->uri = g_strdup (options->uri);
   d->config_file = g_strdup (options->config_file);
   d->policies_dir = g_strdup (options->policies_dir);
@@ -185,11 +186,18 @@ resolve_policy (MtDaemon *d, MtDaemonVm *vm)
   g_autoptr (GError) error = NULL;
 
   g_clear_pointer (&vm->policy_error, g_free);
-  if (!mt_config_resolve_vm (d->config, vm->info->name, vm->info->metadata, &vm->policy, &error)) {
+  /* The driver read the domain's own settings; bad ones it reports,
+   * conflicts with the files show only here. */
+  if (vm->info->overrides_error != NULL) {
+    mt_config_resolve_vm (d->config, vm->info->name, NULL, &vm->policy, NULL);
+    vm->policy_error = g_strdup (vm->info->overrides_error);
+  } else if (!mt_config_resolve_vm (d->config, vm->info->name, vm->info->overrides, &vm->policy,
+                                    &error)) {
     vm->policy_error = g_strdup (error->message);
-    g_warning ("VM %s: ignoring its memtide metadata, file policy applies: %s", vm->info->name,
-               error->message);
   }
+  if (vm->policy_error != NULL)
+    g_warning ("VM %s: ignoring its memtide metadata, file policy applies: %s", vm->info->name,
+               vm->policy_error);
 }
 
 void
@@ -287,6 +295,7 @@ add_or_update_vm (MtDaemon *d, const char *uuid)
   mt_vm_model_init (vm->model);
   resolve_policy (d, vm);
   restore_vm_state (d, uuid, vm);
+  mt_daemon_act_vm_added (d, uuid, vm);
   g_hash_table_insert (d->vms, info->uuid, vm);
   g_clear_pointer (&d->order, g_ptr_array_unref);
   g_message ("VM %s: managing (boot memory %" G_GUINT64_FORMAT " MiB, virtio-mem %" G_GUINT64_FORMAT
@@ -391,48 +400,6 @@ collect (MtDaemon *d, gint64 now, MtHostSample *host, gboolean *host_ok)
 
   if (!d->backend->ops->collect (d->backend, now, on_sample, &ctx, &error))
     g_warning ("Cannot collect VM statistics: %s", error->message);
-}
-
-static const char *
-action_mechanism (const MtAction *a)
-{
-  if (a->set_vmem && a->set_balloon)
-    return "virtio-mem+balloon";
-  return a->set_vmem ? "virtio-mem" : "balloon";
-}
-
-/* The planner's reason already names the VM, both sizes and how each
- * mechanism moves: one line says it all. */
-static void
-log_action (const MtAction *a, gboolean dry_run)
-{
-  g_message ("%s%s%s",
-             dry_run ? "dry-run, not applied: " : "resize: ", a->emergency ? "(emergency) " : "",
-             a->reason);
-}
-
-static gboolean
-apply_action (MtDaemon *d, MtDaemonVm *vm, const MtAction *a)
-{
-  g_autoptr (GError) error = NULL;
-  const MtBackendOps *ops = d->backend->ops;
-  const char *uuid = vm->info->uuid;
-
-  /* Ask the guest to drop cold page cache first, so the unplug or the
-   * balloon finds free pages instead of forcing the guest to reclaim under
-   * it; not waited for. */
-  if (a->to < a->from)
-    mt_daemon_agent_before_shrink (vm->agent, a->from, a->to);
-  /* virtio-mem first: the balloon only covers what it cannot. */
-  if (a->set_vmem && !ops->set_vmem (d->backend, uuid, a->vmem_requested, &error))
-    goto failed;
-  if (a->set_balloon && !ops->set_balloon (d->backend, uuid, a->balloon, &error))
-    goto failed;
-  return TRUE;
-
-failed:
-  g_warning ("%s: resize failed: %s", vm->info->name, error->message);
-  return FALSE;
 }
 
 G_STATIC_ASSERT (G_STRUCT_OFFSET (MtVmDecision, why)
@@ -576,8 +543,9 @@ static void
 plan_and_act (MtDaemon *d, gint64 now, const MtHostSample *host)
 {
   GPtrArray *order = vm_order (d);
-  g_autofree MtPlanVm *in = NULL;
+  g_autofree MtPlanVm *in = NULL; /* kept: a deferred resize restores its control */
   g_autoptr (MtPlan) plan = NULL;
+  g_autofree guint8 *issued = NULL;
   gboolean log_decisions = !g_log_writer_default_would_drop (G_LOG_LEVEL_DEBUG, G_LOG_DOMAIN);
   MtHostPolicy hp;
 
@@ -593,7 +561,6 @@ plan_and_act (MtDaemon *d, gint64 now, const MtHostSample *host)
   }
 
   plan = mt_plan_compute (host, in, order->len, &hp, now);
-  g_clear_pointer (&in, g_free);
   d->last_plan_time = now;
   d->budget = plan->budget;
   d->committed = plan->committed;
@@ -602,18 +569,7 @@ plan_and_act (MtDaemon *d, gint64 now, const MtHostSample *host)
   d->plan_reason = g_strdup (plan->reason);
   g_debug ("plan: %s", plan->reason);
 
-  for (guint k = 0; k < plan->n_actions; k++) {
-    const MtAction *a = &plan->actions[k];
-    MtDaemonVm *vm = order->pdata[a->vm];
-
-    log_action (a, hp.dry_run);
-    if (hp.dry_run || !apply_action (d, vm, a))
-      continue;
-    g_free (vm->last_action);
-    vm->last_action = g_strdup (a->reason);
-    vm->last_action_time = now;
-    NOTIFY (d, action_applied, vm->info->uuid, action_mechanism (a), a->from, a->to, a->reason);
-  }
+  issued = mt_daemon_act (d, plan, order, hp.dry_run);
   /* Cold page cache, after the resizes: not a resize, logged by the
    * agent code with what the guest did. */
   for (guint i = 0; i < order->len && !hp.dry_run; i++)
@@ -626,6 +582,8 @@ plan_and_act (MtDaemon *d, gint64 now, const MtHostSample *host)
     gboolean was_stuck = vm->model->control.stuck;
 
     vm->model->control = dec->next;
+    if (issued)
+      mt_daemon_act_after_plan (d, vm, issued[i], &in[i].control, now);
     record_decision (vm, dec);
     if (dec->next.stuck && !was_stuck) {
       char stuck[MT_STUCK_REASON_LEN];
@@ -802,10 +760,17 @@ schedule_ticks (MtDaemon *d)
 gboolean
 mt_daemon_start (MtDaemon *d, GError **error)
 {
-  d->backend = mt_backend_libvirt_new (d->uri);
+  g_autofree char *uri = NULL;
+
+  d->backend = mt_drivers_select (d->backend_name, d->uri, &uri, error);
+  if (!d->backend)
+    return FALSE;
+  g_free (d->uri);
+  d->uri = uri ? g_steal_pointer (&uri) : g_strdup_printf ("the %s driver", d->backend->ops->name);
   d->backend->domain_cb = on_domain_event;
   d->backend->connection_cb = on_connection;
   d->backend->user_data = d;
+  mt_daemon_act_start (d);
   d->state_saved_at = g_get_monotonic_time ();
 
   if (!d->backend->ops->connect (d->backend, error)) {
@@ -813,8 +778,8 @@ mt_daemon_start (MtDaemon *d, GError **error)
     return FALSE;
   }
   d->connected = TRUE;
-  g_message ("memtided running on %s: %u VMs, tick %" G_GINT64_FORMAT " ms%s", d->uri,
-             g_hash_table_size (d->vms), tick_interval (d) / 1000,
+  g_message ("memtided running on %s (%s driver): %u VMs, tick %" G_GINT64_FORMAT " ms%s", d->uri,
+             d->backend->ops->name, g_hash_table_size (d->vms), tick_interval (d) / 1000,
              d->host_policy.dry_run ? ", dry run: no resize is applied" : "");
   schedule_ticks (d);
   d->trim_after_tick = TRUE;
@@ -882,6 +847,7 @@ mt_daemon_free (MtDaemon *d)
   g_clear_handle_id (&d->changed_idle, g_source_remove);
   g_clear_pointer (&d->changed_vms, g_hash_table_unref);
   g_clear_pointer (&d->control, mt_control_free);
+  mt_daemon_act_stop (d);
   if (d->backend)
     d->backend->ops->free (d->backend);
   g_clear_pointer (&d->config, mt_config_unref);
@@ -889,6 +855,7 @@ mt_daemon_free (MtDaemon *d)
   g_clear_pointer (&d->state, mt_state_free);
   g_free (d->plan_reason);
   g_clear_pointer (&d->observers, g_array_unref);
+  g_free (d->backend_name);
   g_free (d->uri);
   g_free (d->config_file);
   g_free (d->policies_dir);

@@ -8,7 +8,8 @@
 #include "control.h"
 
 typedef struct {
-  const char *uri;          /* libvirt URI */
+  const char *backend;      /* hypervisor driver: "auto" (or NULL), "libvirt", "fake" */
+  const char *uri;          /* the driver's URI (--connect), NULL = its default */
   const char *config_file;  /* base policy file */
   const char *policies_dir; /* admin policy files, read in sorted order */
   const char *state_dir;    /* persisted state */

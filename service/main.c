@@ -12,6 +12,7 @@
 #endif
 
 #include "daemon.h"
+#include "drivers.h"
 #include "metrics.h"
 #include "dbus.h"
 
@@ -46,6 +47,7 @@ on_reload_signal (gpointer user_data)
 int
 main (int argc, char **argv)
 {
+  g_autofree char *backend = NULL;
   g_autofree char *uri = NULL;
   g_autofree char *config_file = NULL;
   g_autofree char *policies_dir = NULL;
@@ -60,8 +62,15 @@ main (int argc, char **argv)
   gboolean check_config = FALSE;
   gboolean version = FALSE;
   const GOptionEntry entries[] = {
+    { "backend", 0, 0, G_OPTION_ARG_STRING, &backend,
+      "Hypervisor driver: auto probes the real drivers in order and takes the first that "
+      "answers (today libvirt); libvirt; or fake, scripted domains for tests, only when "
+      "named (default: auto)",
+      "auto|libvirt|fake" },
     { "connect", 'c', 0, G_OPTION_ARG_STRING, &uri,
-      "libvirt URI of the hypervisor (default: qemu:///system)", "URI" },
+      "libvirt: URI of the hypervisor (default: qemu:///system); fake: the control socket "
+      "to create, required",
+      "URI" },
     { "config", 0, 0, G_OPTION_ARG_FILENAME, &config_file,
       "Base policy file (default: " SYSCONFDIR "/memtide/default.conf)", "FILE" },
     { "policies-dir", 0, 0, G_OPTION_ARG_FILENAME, &policies_dir,
@@ -139,6 +148,11 @@ main (int argc, char **argv)
     g_printerr ("memtided: --bus: expected system, session or none, not '%s'\n", bus);
     return 2;
   }
+  if (backend && !mt_drivers_known (backend)) {
+    g_printerr ("memtided: --backend: expected auto or a driver (%s), not '%s'\n",
+                mt_drivers_names (), backend);
+    return 2;
+  }
   /* Before anything connects, so that polkit's connection goes there too. */
   if (bus_address)
     mt_dbus_use_address (bus_address);
@@ -150,7 +164,8 @@ main (int argc, char **argv)
     g_log_set_debug_enabled (TRUE);
 
   options = (MtDaemonOptions){
-    .uri = uri ? uri : "qemu:///system",
+    .backend = backend,
+    .uri = uri,
     .config_file = config_file ? config_file : SYSCONFDIR "/memtide/default.conf",
     .policies_dir = policies_dir ? policies_dir : SYSCONFDIR "/memtide/policies.d",
     .state_dir = state_dir ? state_dir : LOCALSTATEDIR "/lib/memtide",

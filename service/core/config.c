@@ -521,13 +521,61 @@ mt_config_get_n_vm_groups (MtConfig *config)
   return config->n_vm_groups;
 }
 
-/* File policy, then metadata; on bad metadata *out and origins keep the
- * file policy and FALSE is returned. */
-static gboolean
-config_resolve_vm (MtConfig *config, const char *domain_name, const char *metadata_xml,
-                   MtVmPolicy *out, Origin *origins, GArray **metadata_out, GError **metadata_error)
+/* ---- a domain's own settings ---------------------------------------- */
+
+struct _MtVmOverrides {
+  gatomicrefcount ref;
+  GArray *settings; /* MtSetting, in mt_vm_keys */
+};
+
+MtVmOverrides *
+mt_vm_overrides_from_metadata (const char *domain_name, const char *xml, GError **error)
 {
-  g_autoptr (GArray) metadata = NULL;
+  GArray *settings;
+  MtVmOverrides *overrides;
+
+  g_return_val_if_fail (domain_name != NULL, NULL);
+
+  settings = mt_metadata_parse (domain_name, xml, error);
+  if (settings == NULL)
+    return NULL;
+  overrides = g_new (MtVmOverrides, 1);
+  g_atomic_ref_count_init (&overrides->ref);
+  overrides->settings = settings;
+  return overrides;
+}
+
+MtVmOverrides *
+mt_vm_overrides_ref (MtVmOverrides *overrides)
+{
+  g_return_val_if_fail (overrides != NULL, NULL);
+  g_atomic_ref_count_inc (&overrides->ref);
+  return overrides;
+}
+
+void
+mt_vm_overrides_unref (MtVmOverrides *overrides)
+{
+  if (overrides == NULL || !g_atomic_ref_count_dec (&overrides->ref))
+    return;
+  g_array_unref (overrides->settings);
+  g_free (overrides);
+}
+
+guint
+mt_vm_overrides_get_n_settings (const MtVmOverrides *overrides)
+{
+  return overrides != NULL ? overrides->settings->len : 0;
+}
+
+/* File policy, then the domain's own settings; when they conflict with
+ * the files *out and origins keep the file policy and FALSE is
+ * returned.  origins point into overrides: keep it while using them. */
+static gboolean
+config_resolve_vm (MtConfig *config, const char *domain_name, const MtVmOverrides *overrides,
+                   MtVmPolicy *out, Origin *origins, GError **metadata_error)
+{
+  GArray *metadata;
   Origin merged_origins[MT_VM_N_KEYS];
   static const Group metadata_group = { .name = (char *) "metadata" };
   MtVmPolicy merged;
@@ -535,9 +583,9 @@ config_resolve_vm (MtConfig *config, const char *domain_name, const char *metada
   mt_vm_policy_init_defaults (out);
   config_apply_groups (config, &mt_vm_keys, domain_name, out, origins);
 
-  metadata = mt_metadata_parse (domain_name, metadata_xml, metadata_error);
-  if (metadata == NULL)
-    return FALSE;
+  if (overrides == NULL || overrides->settings->len == 0)
+    return TRUE;
+  metadata = overrides->settings;
 
   merged = *out;
   memcpy (merged_origins, origins, sizeof merged_origins);
@@ -566,23 +614,20 @@ config_resolve_vm (MtConfig *config, const char *domain_name, const char *metada
 
   *out = merged;
   memcpy (origins, merged_origins, sizeof merged_origins);
-  *metadata_out = g_steal_pointer (&metadata);
   return TRUE;
 }
 
 gboolean
-mt_config_resolve_vm (MtConfig *config, const char *domain_name, const char *metadata_xml,
+mt_config_resolve_vm (MtConfig *config, const char *domain_name, const MtVmOverrides *overrides,
                       MtVmPolicy *out, GError **metadata_error)
 {
   Origin origins[MT_VM_N_KEYS] = { { 0 } };
-  g_autoptr (GArray) metadata = NULL;
 
   g_return_val_if_fail (config != NULL, FALSE);
   g_return_val_if_fail (domain_name != NULL, FALSE);
   g_return_val_if_fail (out != NULL, FALSE);
 
-  return config_resolve_vm (config, domain_name, metadata_xml, out, origins, &metadata,
-                            metadata_error);
+  return config_resolve_vm (config, domain_name, overrides, out, origins, metadata_error);
 }
 
 void
@@ -618,19 +663,16 @@ explain (const MtKeyTable *table, gconstpointer policy, const Origin *origins)
 }
 
 GPtrArray *
-mt_config_explain_vm (MtConfig *config, const char *domain_name, const char *metadata_xml,
+mt_config_explain_vm (MtConfig *config, const char *domain_name, const MtVmOverrides *overrides,
                       GError **metadata_error)
 {
   Origin origins[MT_VM_N_KEYS] = { { 0 } };
-  g_autoptr (GArray) metadata = NULL;
   MtVmPolicy policy;
 
   g_return_val_if_fail (config != NULL, NULL);
   g_return_val_if_fail (domain_name != NULL, NULL);
 
-  config_resolve_vm (config, domain_name, metadata_xml, &policy, origins, &metadata,
-                     metadata_error);
-  /* metadata owns the settings origins point at: explain before it goes. */
+  config_resolve_vm (config, domain_name, overrides, &policy, origins, metadata_error);
   return explain (&mt_vm_keys, &policy, origins);
 }
 

@@ -10,9 +10,11 @@
 #include <stdio.h>
 #include <glib.h>
 #include "policy.h"
+#include "domain.h" /* MtVmOverrides */
 
 /* Namespace of the <policy> element in a domain's libvirt <metadata>;
- * pass it to virDomainGetMetadata (VIR_DOMAIN_METADATA_ELEMENT). */
+ * the libvirt driver passes it to virDomainGetMetadata
+ * (VIR_DOMAIN_METADATA_ELEMENT). */
 #define MT_METADATA_NAMESPACE "https://memtide.org/xmlns/policy/1"
 #define MT_METADATA_PREFIX    "memtide"
 
@@ -62,13 +64,27 @@ const char *const *mt_config_get_files (MtConfig *config);
 /* Number of [vm GLOB] groups across all files. */
 guint mt_config_get_n_vm_groups (MtConfig *config);
 
+/* A domain's own VM policy settings from its memtide <policy> metadata
+ * element (config-metadata.h; a driver reads it from the hypervisor, the
+ * libvirt driver with virDomainGetMetadata).  NULL or blank xml: no
+ * settings.  NULL with an MT_CONFIG_ERROR naming domain_name and what
+ * is wrong: the element is applied whole or not at all. */
+MtVmOverrides *mt_vm_overrides_from_metadata (const char *domain_name, const char *xml,
+                                              GError **error);
+MtVmOverrides *mt_vm_overrides_ref (MtVmOverrides *overrides);
+void mt_vm_overrides_unref (MtVmOverrides *overrides);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (MtVmOverrides, mt_vm_overrides_unref)
+/* How many keys it sets (0 for NULL). */
+guint mt_vm_overrides_get_n_settings (const MtVmOverrides *overrides);
+
 /* Policy for one domain: built-in defaults, then every [vm GLOB] group
- * whose glob matches domain_name, in file order; then metadata_xml (the
- * <policy> element as virDomainGetMetadata returns it; NULL: none).
- * *out is always filled.  Returns FALSE and sets metadata_error when the
- * metadata is bad; *out is then the file policy alone. */
-gboolean mt_config_resolve_vm (MtConfig *config, const char *domain_name, const char *metadata_xml,
-                               MtVmPolicy *out, GError **metadata_error);
+ * whose glob matches domain_name, in file order; then the domain's own
+ * overrides (NULL: none).  *out is always filled.  Returns FALSE and
+ * sets metadata_error when the overrides conflict with the files (a min
+ * above the max); *out is then the file policy alone. */
+gboolean mt_config_resolve_vm (MtConfig *config, const char *domain_name,
+                               const MtVmOverrides *overrides, MtVmPolicy *out,
+                               GError **metadata_error);
 
 /* Where one setting came from, for Explain. */
 typedef struct {
@@ -83,9 +99,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (MtPolicySource, mt_policy_source_free)
 
 /* One MtPolicySource per VM key, in the order of docs/policy.md.  Same
  * resolution and metadata_error as mt_config_resolve_vm; with bad
- * metadata the sources describe the file policy that applies instead. */
+ * overrides the sources describe the file policy that applies instead. */
 GPtrArray *mt_config_explain_vm (MtConfig *config, const char *domain_name,
-                                 const char *metadata_xml, GError **metadata_error);
+                                 const MtVmOverrides *overrides, GError **metadata_error);
 
 /* One MtPolicySource per [host] key. */
 GPtrArray *mt_config_explain_host (MtConfig *config);

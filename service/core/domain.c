@@ -1,5 +1,6 @@
 /* domain.c: MtDomainInfo's memory. */
 #include "domain.h"
+#include "config.h"
 
 void
 mt_domain_info_clear (MtDomainInfo *info)
@@ -8,7 +9,8 @@ mt_domain_info_clear (MtDomainInfo *info)
   g_free (info->uuid);
   g_free (info->vmem_alias);
   g_free (info->agent_socket);
-  g_free (info->metadata);
+  g_clear_pointer (&info->overrides, mt_vm_overrides_unref);
+  g_free (info->overrides_error);
   *info = (MtDomainInfo){ 0 };
 }
 

@@ -76,6 +76,7 @@ mt_vm_control_init (MtVmControl *c)
     .pressure_time = MT_TIME_NEVER,
     .first_seen = MT_TIME_NEVER,
     .last_action = MT_TIME_NEVER,
+    .call_since = MT_TIME_NEVER,
     .progress_time = MT_TIME_NEVER,
     .stuck_since = MT_TIME_NEVER,
     .retry_at = MT_TIME_NEVER,

@@ -174,6 +174,7 @@ typedef enum {
   MT_STUCK_NOT_MOVING, /* did not move toward its target in time */
   MT_STUCK_VMEM,       /* virtio-mem unplug stalled, the policy allows no balloon */
   MT_STUCK_RESTORED,   /* stuck when memtided stopped (the state file) */
+  MT_STUCK_CALL,       /* the resize call has not returned: blocked in the hypervisor */
 } MtStuckKind;
 
 /* What the planner carries from one tick to the next for one VM.  Plain
@@ -181,19 +182,19 @@ typedef enum {
  * returns the new one in MtVmDecision.next. */
 typedef struct {
   /* Senpai-like headroom feedback. */
-  guint64 headroom;         /* learned headroom bytes, 0 = start from policy */
-  gint64 feedback_time;     /* sample time the feedback last used */
-  gint64 calm_since;        /* pressure ~0 since, MT_TIME_NEVER = not calm */
-  gint64 shrink_since;      /* wanted to shrink continuously since */
-  gint64 raise_time;        /* plan time of the last headroom raise */
-  double raise_psi;         /* PSI some (%) that raise answered, 0 = none or unknown */
-  gboolean raised_unproven; /* raised on pressure alone in this pressure episode */
-  guint64 burst;            /* largest recent rise of the working set, held as
+  guint64 headroom;     /* learned headroom bytes, 0 = start from policy */
+  gint64 feedback_time; /* sample time the feedback last used */
+  gint64 calm_since;    /* pressure ~0 since, MT_TIME_NEVER = not calm */
+  gint64 shrink_since;  /* wanted to shrink continuously since */
+  gint64 raise_time;    /* plan time of the last headroom raise */
+  double raise_psi;     /* PSI some (%) that raise answered, 0 = none or unknown */
+  /* (raised_unproven: below, next to `pending`) */
+  guint64 burst;          /* largest recent rise of the working set, held as
                                   headroom and decaying (MT_PLAN_BURST_HALF_LIFE) */
-  guint64 pressure_floor;   /* headroom at which pressure was last seen: calm lowers
+  guint64 pressure_floor; /* headroom at which pressure was last seen: calm lowers
                                   the headroom fast down to it, then slowly */
-  gint64 pressure_time;     /* sample time of that pressure */
-  guint64 reserve;          /* learned size - MemTotal (guest kernel reservations), 0 = not yet */
+  gint64 pressure_time;   /* sample time of that pressure */
+  guint64 reserve;        /* learned size - MemTotal (guest kernel reservations), 0 = not yet */
 
   /* Start grace: a VM just seen is not cut by the fair split, nor below
    * the largest need it showed, while its working set is still rising. */
@@ -201,8 +202,16 @@ typedef struct {
   guint64 grace_need; /* largest need seen during the grace period */
 
   /* The last resize issued and whether the VM follows it. */
-  gint64 last_action;    /* when, MT_TIME_NEVER = never */
-  gboolean pending;      /* last_target not reached yet */
+  gint64 last_action; /* when, MT_TIME_NEVER = never */
+  gboolean pending;   /* last_target not reached yet */
+  /* Feedback's: raised on pressure alone in this pressure episode.  Two
+   * booleans share 8 bytes here, so that call_since fits without growing
+   * this struct (264 bytes) or MtPlanVm (512), whose layouts
+   * docs/benchmarks.md measured. */
+  gboolean raised_unproven;
+  gint64 call_since;     /* the resize call issued then has not returned
+                            yet (the daemon sets and clears it, the planner
+                            reads it); MT_TIME_NEVER = none in flight */
   guint64 last_from;     /* size when issued */
   guint64 last_target;   /* total size asked for */
   guint64 best_distance; /* closest |current - last_target| seen */

@@ -57,7 +57,8 @@ enum {
   MT_WHY_STALE, /* us[0] = age */
   MT_WHY_NO_STATS,
   MT_WHY_OBSERVED,
-  MT_WHY_STUCK, /* us[0] = stuck for, us[1] = retry in */
+  MT_WHY_STUCK,     /* us[0] = stuck for, us[1] = retry in */
+  MT_WHY_IN_FLIGHT, /* size[0] = the call's target, us[0] = in flight for */
 };
 
 /* MtVmReason.limit: what cut an action's step short. */
@@ -112,7 +113,7 @@ typedef struct {
   MtVmControl *next; /* the decision's: control state for the next plan */
 
   gboolean fixed;            /* held at its size; reason says why */
-  MtDecisionKind fixed_kind; /* SKIP or STUCK; why.head says why */
+  MtDecisionKind fixed_kind; /* SKIP, STUCK, or WAIT (a call in flight); why.head says why */
   MtVmReason *why;           /* the decision's: the fixed head, this tick's notes */
 
   guint64 cur;

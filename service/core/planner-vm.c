@@ -110,6 +110,12 @@ mt_vm_control_stuck_reason (const MtVmControl *c, char buf[MT_STUCK_REASON_LEN])
                     mt_plan_sz (b, c->stuck_size[1]), mt_plan_sz (n, c->stuck_size[2]));
   else if (c->stuck_kind == MT_STUCK_RESTORED)
     mt_text_append (&why, "stuck when memtided stopped");
+  else if (c->stuck_kind == MT_STUCK_CALL)
+    mt_text_printf (&why,
+                    "its resize call toward %s (asked at %s) has not returned in %.0f s: "
+                    "blocked in the hypervisor",
+                    mt_plan_sz (a, c->stuck_size[0]), mt_plan_sz (b, c->stuck_size[1]),
+                    secs (c->stuck_us));
   else
     mt_text_append (&why, "stuck");
   g_strlcpy (buf, why.buf, MT_STUCK_REASON_LEN);
@@ -218,6 +224,30 @@ check_stuck (MtPlanCtx *ctx, MtVmEval *ev)
     ev->why->us[0] = mt_elapsed (ctx->now, c->stuck_since);
     ev->why->us[1] = mt_elapsed (c->retry_at, ctx->now);
   }
+}
+
+/* A resize call that has not returned (the daemon runs them off its
+ * main loop): nothing to ask until it returns, and no progress to judge
+ * in a guest that was not asked yet.  A call blocked for stuck-timeout
+ * is stuck, and stays so while it is blocked: a retry would only queue
+ * behind it. */
+static void
+check_call (MtPlanCtx *ctx, MtVmEval *ev)
+{
+  MtVmControl *c = ev->next;
+  gint64 blocked = mt_elapsed (ctx->now, c->call_since);
+
+  if (!c->stuck && blocked >= ctx->stuck_timeout)
+    mark_stuck (ctx, ev, MT_STUCK_CALL, c->last_target, c->last_from, ev->cur, blocked);
+  if (c->stuck) {
+    fix (ev, MT_DECISION_STUCK, MT_WHY_STUCK);
+    ev->why->us[0] = mt_elapsed (ctx->now, c->stuck_since);
+    ev->why->us[1] = mt_elapsed (MAX (c->retry_at, ctx->now), ctx->now);
+    return;
+  }
+  fix (ev, MT_DECISION_WAIT, MT_WHY_IN_FLIGHT);
+  ev->why->size[0] = c->last_target;
+  ev->why->us[0] = blocked;
 }
 
 /* ---- headroom feedback -------------------------------------------------- */
@@ -537,6 +567,10 @@ mt_plan_eval_vm (MtPlanCtx *ctx, const MtPlanVm *in, guint index, MtVmEval *ev, 
   /* A grow asked for but not yet taken is still promised. */
   if (ev->next->pending && ev->next->last_target > ev->cur)
     ev->committed = ev->next->last_target;
+  if (ev->next->call_since != MT_TIME_NEVER) {
+    check_call (ctx, ev);
+    return;
+  }
 
   layout_in (ev, &vmem_ok);
   if (ev->lay.mech == MT_MECH_VIRTIO_MEM && !vmem_ok) {

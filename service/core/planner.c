@@ -303,9 +303,19 @@ format_head (MtText *t, const MtVmDecision *d)
   case MT_WHY_STUCK: {
     char stuck[MT_STUCK_REASON_LEN];
 
-    mt_text_printf (t, "stuck for %.0f s: %s; held at %s, retry in %.0f s", secs (w->us[0]),
-                    mt_vm_control_stuck_reason (&d->next, stuck), cur, secs (w->us[1]));
+    mt_text_printf (t, "stuck for %.0f s: %s; held at %s", secs (w->us[0]),
+                    mt_vm_control_stuck_reason (&d->next, stuck), cur);
+    if (d->next.call_since != MT_TIME_NEVER)
+      mt_text_append (t, " until its resize call returns");
+    else
+      mt_text_printf (t, ", retry in %.0f s", secs (w->us[1]));
   } break;
+  case MT_WHY_IN_FLIGHT:
+    mt_text_printf (t,
+                    "wait at %s: the resize call toward %s has not returned (in flight %.0f s); "
+                    "no other call until it does",
+                    cur, mt_plan_sz (a, w->size[0]), secs (w->us[0]));
+    break;
   default:
     mt_text_append (t, mt_decision_kind_to_string (d->kind));
     break;

@@ -15,6 +15,10 @@
  *   for each VM i: model[i]->control = plan->decisions[i].next;
  *     keep decisions[i] (plain data); mt_vm_decision_format_reason()
  *     says what it does and why, when someone asks (D-Bus Explain).
+ * A caller that runs the resize calls asynchronously sets
+ * control.call_since to when it issued a VM's call, and back to
+ * MT_TIME_NEVER when the call returned: meanwhile the VM gets no action,
+ * and it is stuck once the call was in flight for stuck-timeout.
  * In dry-run (hp->dry_run) apply nothing but still copy `next` back: the
  * planner then does not record its actions as issued, so VMs that never
  * received them are not marked stuck.

@@ -2,7 +2,7 @@
  * the virtio-mem device XML for a resize.  Pure: no connection.
  *
  * Memory accounting in libvirt's live XML (verified with libvirt 9.0 and
- * QEMU 7.2, see docs/backend-libvirt.md):
+ * QEMU 7.2, see docs/driver-libvirt.md):
  *   <memory>         boot memory + the <size> of every memory device
  *   <currentMemory>  boot memory - balloon + virtio-mem <current>
  *   virtio-mem       <size> (max), <requested>, <current> (plugged)

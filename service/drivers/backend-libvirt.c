@@ -9,6 +9,14 @@
  * per domain for them.  The cache is filled from the live XML on ADDED
  * and by get_domain(), and the plugged virtio-mem size is kept current by
  * libvirt's memory-device-size-change event.
+ *
+ * set_balloon() and set_vmem() run in the daemon's resize workers
+ * (backend.h); everything else on the main thread.  A virConnect is
+ * thread-safe; what the resize calls share with the rest is the
+ * connection pointer (they take their own reference, so a disconnect on
+ * the main thread never closes it under them) and the cache: the main
+ * thread changes the tables, and a worker changes vmem_requested, only
+ * under the lock, and collect() reads under it.
  */
 #define G_LOG_DOMAIN "memtide-libvirt"
 
@@ -49,13 +57,15 @@ enum { EV_LIFECYCLE, EV_VMEM_SIZE, EV_METADATA, EV_DEVICE_ADDED, EV_DEVICE_REMOV
 typedef struct {
   MtBackend parent;        /* first: an MtBackend * is one of these */
   char *uri;               /* NULL: libvirt's default URI */
-  virConnectPtr conn;      /* NULL while disconnected */
+  GMutex lock;             /* conn and the cache, against the resize workers */
+  virConnectPtr conn;      /* NULL while disconnected; written under the lock */
   int event_ids[N_EVENTS]; /* -1 = not registered */
   gboolean close_cb_registered;
   guint disconnect_id; /* idle that handles a lost connection */
   guint reconnect_id;  /* timeout of the next reconnect attempt */
   guint backoff_s;
-  GHashTable *domains;       /* uuid -> MtDomainSizes *, announced running domains */
+  GHashTable *domains;       /* uuid -> MtDomainSizes *, announced running domains;
+                                changed under the lock */
   GHashTable *by_name;       /* name -> the same MtDomainSizes * */
   gboolean per_domain_stats; /* MT_LIBVIRT_PER_DOMAIN_STATS_ENV is set */
 } MtLibvirtBackend;
@@ -163,8 +173,9 @@ domain_sizes_free (MtDomainSizes *sz)
   g_free (sz);
 }
 
+/* The lock must be held. */
 static void
-cache_remove (MtLibvirtBackend *self, const char *uuid)
+cache_remove_locked (MtLibvirtBackend *self, const char *uuid)
 {
   MtDomainSizes *sz = g_hash_table_lookup (self->domains, uuid);
 
@@ -176,14 +187,24 @@ cache_remove (MtLibvirtBackend *self, const char *uuid)
 }
 
 static void
+cache_remove (MtLibvirtBackend *self, const char *uuid)
+{
+  g_mutex_lock (&self->lock);
+  cache_remove_locked (self, uuid);
+  g_mutex_unlock (&self->lock);
+}
+
+static void
 cache_put (MtLibvirtBackend *self, const MtDomainInfo *info)
 {
   MtDomainSizes *sz = domain_sizes_new (info);
 
   g_strlcpy (sz->uuid, info->uuid, sizeof sz->uuid);
-  cache_remove (self, sz->uuid);
+  g_mutex_lock (&self->lock);
+  cache_remove_locked (self, sz->uuid);
   g_hash_table_insert (self->domains, sz->uuid, sz);
   g_hash_table_replace (self->by_name, sz->name, sz);
+  g_mutex_unlock (&self->lock);
 }
 
 static void
@@ -262,24 +283,33 @@ read_domain_xml (virDomainPtr dom, GError **error)
   return info;
 }
 
-/* Live XML and policy metadata of @dom. */
+/* Live XML and policy metadata of @dom.  The metadata is parsed here,
+ * so that the daemon gets policy settings, not libvirt XML; bad metadata
+ * does not fail the read: the domain is managed with the file policy and
+ * the daemon reports why. */
 static MtDomainInfo *
 fetch_domain_info (virDomainPtr dom, GError **error)
 {
   g_autoptr (MtDomainInfo) info = read_domain_xml (dom, error);
+  g_autoptr (GError) meta_error = NULL;
+  g_autofree char *metadata = NULL;
 
   if (info == NULL)
     return NULL;
-  info->metadata = virDomainGetMetadata (dom, VIR_DOMAIN_METADATA_ELEMENT, MT_METADATA_NAMESPACE,
-                                         VIR_DOMAIN_AFFECT_LIVE);
-  if (info->metadata == NULL) {
+  metadata = virDomainGetMetadata (dom, VIR_DOMAIN_METADATA_ELEMENT, MT_METADATA_NAMESPACE,
+                                   VIR_DOMAIN_AFFECT_LIVE);
+  if (metadata == NULL) {
     virErrorPtr err = virGetLastError ();
 
     if (err == NULL || err->code != VIR_ERR_NO_DOMAIN_METADATA) {
       set_error_from_libvirt (error, "cannot read the memtide metadata of domain '%s'", info->name);
       return NULL;
     }
+    return g_steal_pointer (&info);
   }
+  info->overrides = mt_vm_overrides_from_metadata (info->name, metadata, &meta_error);
+  if (info->overrides == NULL)
+    info->overrides_error = g_strdup (meta_error->message);
   return g_steal_pointer (&info);
 }
 
@@ -446,19 +476,25 @@ on_close (virConnectPtr conn, int reason, void *opaque)
 static void
 close_connection (MtLibvirtBackend *self)
 {
-  if (self->conn == NULL)
+  virConnectPtr conn;
+
+  g_mutex_lock (&self->lock);
+  conn = g_steal_pointer (&self->conn);
+  g_mutex_unlock (&self->lock);
+  if (conn == NULL)
     return;
   /* Deregistering fails on a dead connection; libvirt drops the local
    * callbacks anyway, which is all we need. */
   for (int i = 0; i < N_EVENTS; i++)
     if (self->event_ids[i] >= 0) {
-      virConnectDomainEventDeregisterAny (self->conn, self->event_ids[i]);
+      virConnectDomainEventDeregisterAny (conn, self->event_ids[i]);
       self->event_ids[i] = -1;
     }
   if (self->close_cb_registered)
-    virConnectUnregisterCloseCallback (self->conn, on_close);
+    virConnectUnregisterCloseCallback (conn, on_close);
   self->close_cb_registered = FALSE;
-  virConnectClose (g_steal_pointer (&self->conn));
+  /* A resize call running now holds its own reference. */
+  virConnectClose (conn);
 }
 
 static gboolean
@@ -477,12 +513,17 @@ open_connection (MtLibvirtBackend *self, GError **error)
     [EV_DEVICE_REMOVED] = { VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED, EVENT_CB (on_device), FALSE },
   };
 
+  virConnectPtr conn;
+
   libvirt_init_once ();
-  self->conn = virConnectOpen (self->uri);
-  if (self->conn == NULL) {
+  conn = virConnectOpen (self->uri);
+  if (conn == NULL) {
     set_error_from_libvirt (error, "cannot connect to libvirt at %s", uri_name (self));
     return FALSE;
   }
+  g_mutex_lock (&self->lock);
+  self->conn = conn;
+  g_mutex_unlock (&self->lock);
 
   /* Notices a hung daemon, not only a closed socket; drivers without a
    * daemon (test:///) do not support it. */
@@ -761,6 +802,9 @@ lv_collect (MtBackend *b, gint64 now, MtSampleFunc func, gpointer user_data, GEr
     return FALSE;
   }
 
+  /* One lock for all records: a resize call waits at most this loop to
+   * read or update its domain's sizes.  @func must not call the driver. */
+  g_mutex_lock (&self->lock);
   for (int i = 0; i < n; i++) {
     char uuid_buf[VIR_UUID_STRING_BUFLEN];
     const char *uuid, *name;
@@ -800,43 +844,80 @@ lv_collect (MtBackend *b, gint64 now, MtSampleFunc func, gpointer user_data, GEr
     mt_libvirt_sample_from_stats (&s, params, nparams, sz != NULL ? &info : NULL);
     func (uuid, &s, user_data);
   }
+  g_mutex_unlock (&self->lock);
   return TRUE;
 }
 
+/* In a resize worker: @dom by UUID on a reference of its own to the
+ * connection, and the cached sizes (FALSE in *cached when the domain is
+ * not announced yet). */
+static virDomainPtr
+worker_lookup (MtLibvirtBackend *self, const char *uuid, MtDomainSizes *sizes, gboolean *cached,
+               GError **error)
+{
+  virConnectPtr conn;
+  const MtDomainSizes *sz;
+  gboolean reconnecting;
+  virDomainPtr dom;
+
+  g_mutex_lock (&self->lock);
+  conn = self->conn;
+  if (conn != NULL)
+    virConnectRef (conn);
+  sz = g_hash_table_lookup (self->domains, uuid);
+  *cached = sz != NULL;
+  if (sz != NULL)
+    *sizes = (MtDomainSizes){
+      .base_memory = sz->base_memory,
+      .vmem_size = sz->vmem_size,
+    };
+  reconnecting = self->reconnect_id != 0;
+  g_mutex_unlock (&self->lock);
+
+  if (conn == NULL) {
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_CONNECTED, "not connected to libvirt at %s%s",
+                 uri_name (self), reconnecting ? " (reconnecting)" : "");
+    return NULL;
+  }
+  dom = virDomainLookupByUUIDString (conn, uuid);
+  if (dom == NULL)
+    set_error_from_libvirt (error, "cannot find domain %s", uuid);
+  /* The domain keeps its connection alive as long as it needs it. */
+  virConnectClose (conn);
+  return dom;
+}
+
 static gboolean
-lv_set_balloon (MtBackend *b, const char *uuid, guint64 bytes, GError **error)
+lv_set_balloon (MtBackend *b, const char *uuid, guint64 bytes, GCancellable *cancellable,
+                GError **error)
 {
   MtLibvirtBackend *self = (MtLibvirtBackend *) b;
-  g_autoptr (virDomain) dom = lookup_domain (self, uuid, error);
+  MtDomainSizes sizes = { 0 };
+  gboolean cached;
+  g_autoptr (virDomain) dom = worker_lookup (self, uuid, &sizes, &cached, error);
   g_autofree char *size = mt_libvirt_format_size (bytes);
-  const MtDomainSizes *sz;
-  guint64 base_memory, vmem_size;
   const char *name;
 
   if (dom == NULL)
     return FALSE;
   name = virDomainGetName (dom);
-  sz = g_hash_table_lookup (self->domains, uuid);
-  if (sz != NULL) {
-    base_memory = sz->base_memory;
-    vmem_size = sz->vmem_size;
-  } else {
+  if (!cached) {
     g_autoptr (MtDomainInfo) fetched = read_domain_xml (dom, error);
 
     if (fetched == NULL)
       return FALSE;
-    base_memory = fetched->base_memory;
-    vmem_size = fetched->vmem_size;
+    sizes.base_memory = fetched->base_memory;
+    sizes.vmem_size = fetched->vmem_size;
   }
 
   /* libvirt checks this too, with a less helpful message; and above boot
    * memory the balloon cannot go (virtio-mem memory is not balloon memory). */
-  if (bytes > base_memory) {
-    g_autofree char *base = mt_libvirt_format_size (base_memory);
+  if (bytes > sizes.base_memory) {
+    g_autofree char *base = mt_libvirt_format_size (sizes.base_memory);
     g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                  "refusing to set balloon of domain '%s' to %s: above its boot memory of %s%s",
                  name, size, base,
-                 vmem_size != 0 ? " (virtio-mem memory cannot be ballooned)" : "");
+                 sizes.vmem_size != 0 ? " (virtio-mem memory cannot be ballooned)" : "");
     return FALSE;
   }
   if (virDomainSetMemoryFlags (dom, bytes / MT_KIB, VIR_DOMAIN_AFFECT_LIVE) < 0) {
@@ -848,10 +929,13 @@ lv_set_balloon (MtBackend *b, const char *uuid, guint64 bytes, GError **error)
 }
 
 static gboolean
-lv_set_vmem (MtBackend *b, const char *uuid, guint64 requested, GError **error)
+lv_set_vmem (MtBackend *b, const char *uuid, guint64 requested, GCancellable *cancellable,
+             GError **error)
 {
   MtLibvirtBackend *self = (MtLibvirtBackend *) b;
-  g_autoptr (virDomain) dom = lookup_domain (self, uuid, error);
+  MtDomainSizes sizes = { 0 };
+  gboolean cached;
+  g_autoptr (virDomain) dom = worker_lookup (self, uuid, &sizes, &cached, error);
   g_autofree char *size = mt_libvirt_format_size (requested);
   g_autofree char *xml = NULL;
   g_autofree char *device_xml = NULL;
@@ -877,9 +961,11 @@ lv_set_vmem (MtBackend *b, const char *uuid, guint64 requested, GError **error)
                             size);
     return FALSE;
   }
+  g_mutex_lock (&self->lock);
   sz = g_hash_table_lookup (self->domains, uuid);
   if (sz != NULL)
     sz->vmem_requested = requested;
+  g_mutex_unlock (&self->lock);
   return TRUE;
 }
 
@@ -893,6 +979,7 @@ lv_free (MtBackend *b)
   close_connection (self);
   g_hash_table_unref (self->by_name);
   g_hash_table_unref (self->domains);
+  g_mutex_clear (&self->lock);
   g_free (self->uri);
   g_free (self);
 }
@@ -916,6 +1003,7 @@ mt_backend_libvirt_new (const char *uri)
 
   self->parent.ops = &libvirt_ops;
   self->uri = g_strdup (uri);
+  g_mutex_init (&self->lock);
   for (int i = 0; i < N_EVENTS; i++)
     self->event_ids[i] = -1;
   /* Keys live in the values. */

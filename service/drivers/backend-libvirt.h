@@ -1,4 +1,5 @@
-/* backend-libvirt.h: the libvirt driver (QEMU/KVM).
+/* backend-libvirt.h: the libvirt driver (QEMU/KVM).  Only the driver
+ * table (drivers.c) and the driver's own tests include this.
  *
  * Events (lifecycle, virtio-mem size, metadata) and the reconnect timer
  * are dispatched from the GLib default main context: run it.
@@ -16,7 +17,7 @@
  * device, or the driver cannot), NOT_CONNECTED, FAILED (anything else
  * libvirt says, its message appended).
  *
- * See docs/backend-libvirt.md for the libvirt facts this relies on.
+ * See docs/driver-libvirt.md for the libvirt facts this relies on.
  */
 #pragma once
 
@@ -43,7 +44,7 @@ MtBackend *mt_backend_libvirt_new (const char *uri);
 /* The pieces below are pure (no libvirt connection) and exported for the
  * unit tests. */
 
-/* Live domain XML -> info.  metadata stays NULL: it comes from
+/* Live domain XML -> info.  overrides stay NULL: they come from
  * virDomainGetMetadata, not from the XML. */
 MtDomainInfo *mt_libvirt_parse_domain_xml (const char *xml, GError **error);
 

@@ -1,13 +1,20 @@
 /* backend.h: the hypervisor driver interface.  One driver per file
- * (backend-libvirt.c, backend-xen.c); the daemon only talks to this.
+ * (backend-libvirt.c, backend-fake.c); the daemon only talks to this and
+ * to the driver table (drivers.h), never to a driver's own header.
  *
- * All sizes are bytes.  Drivers convert to KiB (libvirt) or pages (Xen)
- * at their own boundary.  Calls are made from the main thread; a driver
- * that blocks must keep it short (libvirt calls are local RPC).
+ * All sizes are bytes.  Drivers convert to their hypervisor's units
+ * (libvirt: KiB) at their own boundary.
+ *
+ * Threads: set_balloon() and set_vmem() may be called from worker
+ * threads, several domains at once but never two calls for the same
+ * domain at once (service/drivers/resizer.c); they may block as long
+ * as the hypervisor takes.  Everything else, the callbacks included, runs
+ * on the thread of the GLib default main context.  A driver guards what
+ * its resize calls share with the rest.
  */
 #pragma once
 
-#include <glib.h>
+#include <gio/gio.h>
 #include "sample.h"
 #include "domain.h"
 
@@ -45,8 +52,14 @@ typedef struct {
    * of samples per tick was 2 MiB of churn for one lookup each. */
   gboolean (*collect) (MtBackend *b, gint64 now, MtSampleFunc func, gpointer user_data,
                        GError **error);
-  gboolean (*set_balloon) (MtBackend *b, const char *uuid, guint64 bytes, GError **error);
-  gboolean (*set_vmem) (MtBackend *b, const char *uuid, guint64 requested, GError **error);
+  /* The resize calls (see Threads above).  @cancellable is cancelled
+   * when the daemon stops: a driver that waits on its own may give up
+   * then (G_IO_ERROR_CANCELLED); one that cannot (a libvirt RPC) returns
+   * when the hypervisor answers. */
+  gboolean (*set_balloon) (MtBackend *b, const char *uuid, guint64 bytes, GCancellable *cancellable,
+                           GError **error);
+  gboolean (*set_vmem) (MtBackend *b, const char *uuid, guint64 requested,
+                        GCancellable *cancellable, GError **error);
   void (*free) (MtBackend *b);
 } MtBackendOps;
 

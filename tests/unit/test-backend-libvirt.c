@@ -22,6 +22,7 @@
 #include <libvirt/virterror.h>
 
 #include "backend-libvirt.h"
+#include "config.h"
 
 #define DEFAULT_URI     "test:///default"
 #define TEST_UUID       "6695eb01-f6a4-8304-79aa-97f2502e193f" /* test:///default's domain */
@@ -56,6 +57,27 @@ read_data (const char *name)
   g_file_get_contents (path, &contents, NULL, &error);
   g_assert_no_error (error);
   return contents;
+}
+
+/* The domain's own settings, as the policy they give on top of no
+ * files; min MT_UNKNOWN: not set. */
+static void
+assert_overrides (const MtDomainInfo *info, guint n_settings, guint64 min, guint64 max)
+{
+  g_autoptr (MtConfig) config = mt_config_load (NULL, NULL, NULL);
+  g_autoptr (GError) error = NULL;
+  MtVmPolicy p;
+
+  g_assert_null (info->overrides_error);
+  g_assert_cmpuint (mt_vm_overrides_get_n_settings (info->overrides), ==, n_settings);
+  g_assert_true (mt_config_resolve_vm (config, info->name, info->overrides, &p, &error));
+  g_assert_no_error (error);
+  g_assert_false (p.max.is_percent);
+  g_assert_cmpuint (p.max.bytes, ==, max);
+  if (min != MT_UNKNOWN) {
+    g_assert_false (p.min.is_percent);
+    g_assert_cmpuint (p.min.bytes, ==, min);
+  }
 }
 
 static char *
@@ -165,7 +187,7 @@ test_parse_live_vmem (void)
   g_assert_cmpstr (
     info->agent_socket, ==,
     "/var/lib/libvirt/qemu/channel/target/domain-1-mtlv-probe-1/org.memtide.agent.0");
-  g_assert_null (info->metadata);
+  g_assert_null (info->overrides);
 }
 
 static void
@@ -545,12 +567,9 @@ assert_node_vmem (const MtDomainInfo *info)
   g_assert_cmpuint (info->vmem_plugged, ==, 0);
   g_assert_null (info->vmem_alias);
   g_assert_cmpstr (info->agent_socket, ==, "/run/memtide-test/vmem.agent");
-  /* virDomainGetMetadata hands the element back without its namespace */
-  g_assert_cmpstr (info->metadata, ==,
-                   "<policy>\n"
-                   "        <min>256M</min>\n"
-                   "        <max>1536M</max>\n"
-                   "      </policy>");
+  /* the driver parsed its <metadata> (which virDomainGetMetadata hands
+   * back without its namespace) into policy settings */
+  assert_overrides (info, 2, 256 * MT_MIB, 1536 * MT_MIB);
 }
 
 static void
@@ -578,7 +597,8 @@ test_node_list (void)
   g_assert_cmpuint (plain->base_memory, ==, MT_GIB);
   g_assert_cmpuint (plain->vmem_size, ==, 0);
   g_assert_null (plain->agent_socket);
-  g_assert_null (plain->metadata);
+  g_assert_null (plain->overrides);
+  g_assert_null (plain->overrides_error);
 
   assert_node_vmem (get_info (infos, VMEM_UUID));
 }
@@ -677,27 +697,93 @@ test_node_set_balloon_refusals (void)
   g_autoptr (GError) missing_error = NULL;
   g_autoptr (GError) error = NULL;
 
-  g_assert_false (b->ops->set_balloon (b, VMEM_UUID, 600 * MT_MIB, &above_error));
+  g_assert_false (b->ops->set_balloon (b, VMEM_UUID, 600 * MT_MIB, NULL, &above_error));
   g_assert_error (above_error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
   g_assert_cmpstr (above_error->message, ==,
                    "refusing to set balloon of domain 'vmem' to 600 MiB: above its boot memory "
                    "of 512 MiB (virtio-mem memory cannot be ballooned)");
 
-  g_assert_true (b->ops->set_balloon (b, VMEM_UUID, 512 * MT_MIB, &error));
+  g_assert_true (b->ops->set_balloon (b, VMEM_UUID, 512 * MT_MIB, NULL, &error));
   g_assert_no_error (error);
-  g_assert_true (b->ops->set_balloon (b, PLAIN_UUID, MT_GIB, &error));
+  g_assert_true (b->ops->set_balloon (b, PLAIN_UUID, MT_GIB, NULL, &error));
   g_assert_no_error (error);
 
   /* libvirt's own refusal, passed on */
-  g_assert_false (b->ops->set_balloon (b, OFF_UUID, 256 * MT_MIB, &off_error));
+  g_assert_false (b->ops->set_balloon (b, OFF_UUID, 256 * MT_MIB, NULL, &off_error));
   g_assert_error (off_error, G_IO_ERROR, G_IO_ERROR_FAILED);
   g_assert_cmpstr (off_error->message, ==,
                    "libvirt refused to set balloon of domain 'off' to 256 MiB: "
                    "Requested operation is not valid: domain is not running");
 
   g_assert_false (
-    b->ops->set_balloon (b, "44444444-4444-4444-8444-444444444444", MT_MIB, &missing_error));
+    b->ops->set_balloon (b, "44444444-4444-4444-8444-444444444444", MT_MIB, NULL, &missing_error));
   g_assert_error (missing_error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND);
+}
+
+typedef struct {
+  MtBackend *b;
+  const char *uuid;
+  guint64 bytes;
+  guint n_ok;
+  GError *error;
+} ResizeLoop;
+
+static gpointer
+resize_loop (gpointer data)
+{
+  ResizeLoop *loop = data;
+
+  for (guint i = 0; i < 200 && loop->error == NULL; i++)
+    if (loop->b->ops->set_balloon (loop->b, loop->uuid, loop->bytes - (i % 2) * MT_MIB, NULL,
+                                   &loop->error))
+      loop->n_ok++;
+  return NULL;
+}
+
+/* The resize calls run in the daemon's worker threads (backend.h), while
+ * the main thread collects, reads domains and changes the cache: both at
+ * once, for a while, with every call answered.  Under valgrind/ASan a
+ * race on the cache or the connection shows here. */
+static void
+test_node_set_balloon_in_threads (void)
+{
+  g_autofree char *uri = node_uri ();
+  g_autoptr (MtBackend) b = connect_backend (uri, NULL);
+  ResizeLoop loops[] = {
+    { .b = b, .uuid = PLAIN_UUID, .bytes = 768 * MT_MIB },
+    { .b = b, .uuid = VMEM_UUID, .bytes = 384 * MT_MIB },
+  };
+  GThread *threads[G_N_ELEMENTS (loops)];
+  guint rounds = 0;
+
+  for (guint i = 0; i < G_N_ELEMENTS (loops); i++)
+    threads[i] = g_thread_new ("resize", resize_loop, &loops[i]);
+  for (;;) {
+    g_autoptr (GHashTable) samples =
+      g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+    g_autoptr (GError) error = NULL;
+    g_autoptr (MtDomainInfo) info = NULL;
+    gboolean running = FALSE;
+
+    g_assert_true (b->ops->collect (b, rounds + 1, collect_into, samples, &error));
+    g_assert_no_error (error);
+    g_assert_cmpuint (g_hash_table_size (samples), ==, 2);
+    /* get_domain() puts the cache entry anew. */
+    info = b->ops->get_domain (b, rounds % 2 ? PLAIN_UUID : VMEM_UUID, &error);
+    g_assert_no_error (error);
+    rounds++;
+    for (guint i = 0; i < G_N_ELEMENTS (loops); i++)
+      running |= loops[i].n_ok + (loops[i].error != NULL) < 200;
+    if (!running)
+      break;
+    g_main_context_iteration (NULL, FALSE);
+  }
+  for (guint i = 0; i < G_N_ELEMENTS (loops); i++) {
+    g_thread_join (threads[i]);
+    g_assert_no_error (loops[i].error);
+    g_assert_cmpuint (loops[i].n_ok, ==, 200);
+  }
+  g_test_message ("%u collect rounds during 400 resize calls", rounds);
 }
 
 static void
@@ -729,7 +815,7 @@ test_node_set_vmem (void)
   for (gsize i = 0; i < G_N_ELEMENTS (cases); i++) {
     g_autoptr (GError) error = NULL;
 
-    g_assert_false (b->ops->set_vmem (b, cases[i].uuid, cases[i].requested, &error));
+    g_assert_false (b->ops->set_vmem (b, cases[i].uuid, cases[i].requested, NULL, &error));
     g_assert_error (error, G_IO_ERROR, cases[i].code);
     g_assert_cmpstr (error->message, ==, cases[i].message);
   }
@@ -748,17 +834,17 @@ test_default_set_balloon (void)
   virDomainInfo info;
 
   /* bytes -> KiB, rounded down */
-  g_assert_true (b->ops->set_balloon (b, TEST_UUID, MT_GIB + 1023, &error));
+  g_assert_true (b->ops->set_balloon (b, TEST_UUID, MT_GIB + 1023, NULL, &error));
   g_assert_no_error (error);
   g_assert_cmpint (virDomainGetInfo (dom, &info), ==, 0);
   g_assert_cmpuint (info.memory, ==, 1048576);
 
-  g_assert_true (b->ops->set_balloon (b, TEST_UUID, 3 * MT_GIB, &error));
+  g_assert_true (b->ops->set_balloon (b, TEST_UUID, 3 * MT_GIB, NULL, &error));
   g_assert_no_error (error);
   g_assert_cmpint (virDomainGetInfo (dom, &info), ==, 0);
   g_assert_cmpuint (info.memory, ==, 3 * 1048576);
 
-  g_assert_false (b->ops->set_balloon (b, TEST_UUID, 9 * MT_GIB, &above_error));
+  g_assert_false (b->ops->set_balloon (b, TEST_UUID, 9 * MT_GIB, NULL, &above_error));
   g_assert_error (above_error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
   g_assert_cmpstr (above_error->message, ==,
                    "refusing to set balloon of domain 'test' to 9216 MiB: above its boot memory "
@@ -805,12 +891,28 @@ test_default_events (void)
 
   changed = b->ops->get_domain (b, "55555555-5555-4555-8555-555555555555", &error);
   g_assert_no_error (error);
-  g_assert_cmpstr (changed->metadata, ==, "<policy>\n  <max>1G</max>\n</policy>");
+  assert_overrides (changed, 1, MT_UNKNOWN, MT_GIB);
+
+  /* Bad metadata does not fail the read: the driver says why it is
+   * ignored, and the daemon applies the file policy. */
+  g_assert_cmpint (virDomainSetMetadata (dom, VIR_DOMAIN_METADATA_ELEMENT,
+                                         "<policy><mni>1G</mni></policy>", "mt",
+                                         MT_METADATA_NAMESPACE, VIR_DOMAIN_AFFECT_LIVE),
+                   ==, 0);
+  g_ptr_array_set_size (rec.events, 0);
+  wait_for_event (&rec, "CHANGED 55555555-5555-4555-8555-555555555555");
+  g_clear_pointer (&changed, mt_domain_info_free);
+  changed = b->ops->get_domain (b, "55555555-5555-4555-8555-555555555555", &error);
+  g_assert_no_error (error);
+  g_assert_null (changed->overrides);
+  g_assert_nonnull (strstr (changed->overrides_error, "memtide-events"));
+  g_assert_nonnull (strstr (changed->overrides_error, "unknown element <mni>"));
+  g_ptr_array_set_size (rec.events, 0);
 
   g_assert_cmpint (virDomainDestroy (dom), ==, 0);
   wait_for_event (&rec, "REMOVED 55555555-5555-4555-8555-555555555555");
   /* destroying a transient domain also undefines it: still one REMOVED */
-  g_assert_cmpuint (rec.events->len, ==, 3);
+  g_assert_cmpuint (rec.events->len, ==, 1);
 }
 
 static void
@@ -842,6 +944,8 @@ main (int argc, char **argv)
   g_test_add_func ("/backend-libvirt/node/collect-per-domain", test_node_collect_per_domain);
   g_test_add_func ("/backend-libvirt/node/set-balloon", test_node_set_balloon_refusals);
   g_test_add_func ("/backend-libvirt/node/set-vmem", test_node_set_vmem);
+  g_test_add_func ("/backend-libvirt/node/set-balloon-in-threads",
+                   test_node_set_balloon_in_threads);
   g_test_add_func ("/backend-libvirt/default/set-balloon", test_default_set_balloon);
   g_test_add_func ("/backend-libvirt/default/events", test_default_events);
 

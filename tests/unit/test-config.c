@@ -955,6 +955,7 @@ test_explain (void)
   g_autoptr (GPtrArray) sources = mt_config_explain_vm (config, "web-01", NULL, NULL);
   g_autoptr (GPtrArray) host = mt_config_explain_host (config);
   g_autoptr (GPtrArray) with_meta = NULL;
+  g_autoptr (MtVmOverrides) overrides = NULL;
   const MtPolicySource *s;
 
   g_assert_cmpuint (sources->len, ==, 9);
@@ -995,7 +996,9 @@ test_explain (void)
   g_assert_cmpstr (s->value, ==, "256M/s");
   g_assert_cmpstr (s->origin, ==, "built-in default");
 
-  with_meta = mt_config_explain_vm (config, "web-01", "<policy><shares>7</shares></policy>", NULL);
+  overrides = mt_vm_overrides_from_metadata ("web-01", "<policy><shares>7</shares></policy>", NULL);
+  g_assert_cmpuint (mt_vm_overrides_get_n_settings (overrides), ==, 1);
+  with_meta = mt_config_explain_vm (config, "web-01", overrides, NULL);
   s = g_ptr_array_index (with_meta, 2);
   g_assert_cmpstr (s->value, ==, "7");
   g_assert_cmpstr (s->origin, ==, "domain metadata");
@@ -1054,6 +1057,23 @@ assert_file_policy (const MtVmPolicy *p)
   g_assert_cmpuint (p->shares, ==, 100);
 }
 
+/* What a driver and the daemon do with a domain's metadata: the driver
+ * parses it into overrides, the daemon resolves them on top of the
+ * files, or applies the file policy alone when the driver could not
+ * parse them.  Returns whether the metadata applies. */
+static gboolean
+resolve_metadata (MtConfig *config, const char *name, const char *xml, MtVmPolicy *out,
+                  GError **error)
+{
+  g_autoptr (MtVmOverrides) overrides = mt_vm_overrides_from_metadata (name, xml, error);
+
+  if (overrides == NULL) {
+    g_assert_true (mt_config_resolve_vm (config, name, NULL, out, NULL));
+    return FALSE;
+  }
+  return mt_config_resolve_vm (config, name, overrides, out, error);
+}
+
 static void
 test_metadata_good (void)
 {
@@ -1083,7 +1103,7 @@ test_metadata_good (void)
     MtVmPolicy p;
 
     g_test_message ("form %u", i);
-    g_assert_true (mt_config_resolve_vm (config, "vm1", forms[i], &p, &error));
+    g_assert_true (resolve_metadata (config, "vm1", forms[i], &p, &error));
     g_assert_no_error (error);
     g_assert_cmpuint (p.min.bytes, ==, 512 * MIB);
     g_assert_true (p.max.is_percent);
@@ -1102,7 +1122,7 @@ test_metadata_none (void)
     g_autoptr (GError) error = NULL;
     MtVmPolicy p;
 
-    g_assert_true (mt_config_resolve_vm (config, "vm1", empty[i], &p, &error));
+    g_assert_true (resolve_metadata (config, "vm1", empty[i], &p, &error));
     g_assert_no_error (error);
     assert_file_policy (&p);
   }
@@ -1115,7 +1135,7 @@ test_metadata_all_keys (void)
   g_autoptr (GError) error = NULL;
   MtVmPolicy p;
 
-  g_assert_true (mt_config_resolve_vm (
+  g_assert_true (resolve_metadata (
     config, "vm1",
     "<policy><min>10%</min><max>2G</max><shares>1</shares><headroom>64M</headroom>"
     "<headroom-min>32M</headroom-min>"
@@ -1237,7 +1257,7 @@ test_metadata_bad (void)
     MtVmPolicy p;
 
     g_test_message ("metadata case %u", i);
-    g_assert_false (mt_config_resolve_vm (config, "web-7", c[i].xml, &p, &error));
+    g_assert_false (resolve_metadata (config, "web-7", c[i].xml, &p, &error));
     g_assert_nonnull (error);
     g_test_message ("%s", error->message);
     g_assert_error (error, MT_CONFIG_ERROR, (gint) c[i].code);
@@ -1268,7 +1288,7 @@ test_metadata_deep (void)
   g_string_append (s, "<shares>5</shares></policy>");
   g_assert_cmpuint (s->len, <, 65536);
 
-  g_assert_true (mt_config_resolve_vm (config, "vm", s->str, &p, &error));
+  g_assert_true (resolve_metadata (config, "vm", s->str, &p, &error));
   g_assert_no_error (error);
   g_assert_cmpuint (p.shares, ==, 5);
 }

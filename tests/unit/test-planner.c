@@ -76,7 +76,7 @@ pick (GRand *r, const guint64 *v, guint n)
 }
 
 static void
-random_vm (GRand *r, GRand *r2, Scenario *sc, guint i)
+random_vm (GRand *r, GRand *r2, GRand *r3, Scenario *sc, guint i)
 {
   static const guint64 bases[] = { 512 * MT_MIB, MT_GIB, 2 * MT_GIB, 4 * MT_GIB };
   static const guint64 blocks[] = { 2 * MT_MIB, 128 * MT_MIB, 256 * MT_MIB };
@@ -227,6 +227,9 @@ random_vm (GRand *r, GRand *r2, Scenario *sc, guint i)
   o->swap_used = chance (r2, 0.5) ? MT_UNKNOWN : chance (r2, 0.5) ? 0 : rnd_mib (r2, 0, 2048);
   o->used_rate =
     chance (r2, 0.3) ? NAN : g_rand_double_range (r2, -512.0 * MT_MIB, 1024.0 * MT_MIB);
+  /* Its last resize call has not returned yet (blocked in the hypervisor). */
+  if (c->pending && chance (r3, 0.3))
+    c->call_since = sc->now - rnd_time (r3, 0, 60);
 }
 
 static void
@@ -241,6 +244,8 @@ scenario_random (Scenario *sc, guint64 seed)
    * still makes the scenario it made before. */
   guint32 words2[3] = { (guint32) seed, (guint32) (seed >> 32), 2 };
   g_autoptr (GRand) r2 = g_rand_new_with_seed_array (words2, 3);
+  guint32 words3[3] = { (guint32) seed, (guint32) (seed >> 32), 3 };
+  g_autoptr (GRand) r3 = g_rand_new_with_seed_array (words3, 3);
 
   memset (sc, 0, sizeof *sc);
   sc->seed = seed;
@@ -267,7 +272,7 @@ scenario_random (Scenario *sc, guint64 seed)
 
   sc->n = (guint) g_rand_int_range (r, 1, MAXV + 1);
   for (guint i = 0; i < sc->n; i++)
-    random_vm (r, r2, sc, i);
+    random_vm (r, r2, r3, sc, i);
   scenario_link (sc);
 }
 
@@ -322,9 +327,11 @@ scenario_dump (const Scenario *sc, const MtPlan *plan)
       U (o->vmem_requested), U (o->rss), U (o->total), U (o->available), U (o->used), U (o->idle),
       o->psi_some, o->psi_trend, o->swap_in_rate, o->major_fault_rate, o->major_fault_rate_avg,
       o->oom_kills_new);
-    g_string_append_printf (s, "ctl headroom %.0f pending %d %.0f->%.0f stuck %d stalled %d\n",
-                            U (c->headroom), c->pending, U (c->last_from), U (c->last_target),
-                            c->stuck, c->vmem_stalled);
+    g_string_append_printf (
+      s, "ctl headroom %.0f pending %d %.0f->%.0f call %.0f s stuck %d stalled %d\n",
+      U (c->headroom), c->pending, U (c->last_from), U (c->last_target),
+      c->call_since == MT_TIME_NEVER ? -1.0 : (double) (sc->now - c->call_since) / G_USEC_PER_SEC,
+      c->stuck, c->vmem_stalled);
   }
   if (plan != NULL) {
     g_string_append_printf (s, "plan: %s\n", plan->reason);
@@ -390,7 +397,22 @@ check_plan (const Scenario *sc, const MtPlan *plan, GString *err)
     if (v->obs.source == MT_DATA_NONE || v->obs.current == MT_UNKNOWN || v->policy == NULL
         || v->base_memory == 0) {
       REQUIRE (!d->managed && d->action < 0, "vm%u with unknown data is left alone", i);
-      REQUIRE (d->kind == MT_DECISION_SKIP || d->kind == MT_DECISION_STUCK, "vm%u skipped", i);
+      REQUIRE (d->kind == MT_DECISION_SKIP || d->kind == MT_DECISION_STUCK
+                 || (d->kind == MT_DECISION_WAIT && v->control.call_since != MT_TIME_NEVER),
+               "vm%u skipped", i);
+    }
+    /* One call per VM in flight: nothing more until it returns; stuck
+     * once it was blocked for stuck-timeout, and not retried while it
+     * still is. */
+    if (v->control.call_since != MT_TIME_NEVER && v->policy != NULL && v->base_memory > 0
+        && v->obs.current != MT_UNKNOWN) {
+      gboolean blocked = sc->now - v->control.call_since >= sc->hp.stuck_timeout;
+
+      REQUIRE (d->action < 0 && !d->managed, "vm%u with a call in flight gets no action", i);
+      REQUIRE (d->kind == (blocked || v->control.stuck ? MT_DECISION_STUCK : MT_DECISION_WAIT),
+               "vm%u with a call in flight waits, or is stuck once it is blocked", i);
+      REQUIRE (d->next.call_since == v->control.call_since, "vm%u call kept in flight", i);
+      REQUIRE (!blocked || d->next.stuck, "vm%u blocked call: stuck", i);
     }
     if (v->policy != NULL && v->policy->mechanism == MT_MECH_NONE)
       REQUIRE (d->action < 0, "vm%u mechanism none is never resized", i);
@@ -1141,6 +1163,91 @@ test_stuck_vm (void)
   g_assert_cmpuint (vm.in.obs.balloon_actual, <, 4 * MT_GIB);
 }
 
+/* The daemon runs resize calls off its main loop and tells the planner
+ * which have not returned (control.call_since): the VM gets no second
+ * call meanwhile, is stuck once its call was blocked for stuck-timeout
+ * (and stays so while it is), and moves on once the call returned. */
+static void
+test_call_in_flight (void)
+{
+  TVm vm;
+  TVm *t[1] = { &vm };
+  MtHostPolicy hp;
+  MtHostSample host;
+  MtAction held = { 0 };
+  gint64 now = S (100), issued = MT_TIME_NEVER;
+  char stuck[MT_STUCK_REASON_LEN];
+
+  mt_host_policy_init_defaults (&hp);
+  hp.stuck_timeout = S (10);
+  tvm_init (&vm, "blocked", 4 * MT_GIB, 0, 0, MT_MECH_BALLOON, 4 * MT_GIB, 0, MT_GIB);
+  for (gint s = 0; s < 10 && issued == MT_TIME_NEVER; s++, now += S (1)) {
+    g_autoptr (MtPlan) plan = NULL;
+    MtPlanVm in;
+
+    big_host (&host, now);
+    tvm_observe (&vm, now, 0.0);
+    in = vm.in;
+    plan = mt_plan_compute (&host, &in, 1, &hp, now);
+    vm.in.control = plan->decisions[0].next;
+    if (plan->n_actions > 0) {
+      /* Issued, and its call does not return. */
+      held = plan->actions[0];
+      held.reason = NULL;
+      issued = now;
+      vm.in.control.call_since = now;
+    }
+  }
+  g_assert_cmpint (issued, !=, MT_TIME_NEVER);
+  g_assert_cmpint (held.kind, ==, MT_ACTION_SHRINK);
+
+  /* In flight: a wait that says so, no second call. */
+  for (now = issued + S (1); now < issued + hp.stuck_timeout; now += S (1)) {
+    g_autoptr (MtPlan) plan = NULL;
+
+    big_host (&host, now);
+    plan = tick (t, 1, &host, &hp, now, 0.0);
+    g_assert_cmpuint (plan->n_actions, ==, 0);
+    g_assert_cmpint (plan->decisions[0].kind, ==, MT_DECISION_WAIT);
+    g_assert_false (plan->decisions[0].managed);
+    g_assert_nonnull (strstr (reason (&plan->decisions[0]), "the resize call toward"));
+    g_assert_nonnull (strstr (reason (&plan->decisions[0]), "has not returned"));
+    g_assert_cmpint (vm.in.control.call_since, ==, issued);
+  }
+  /* Blocked for stuck-timeout: stuck, saying the call is blocked, and
+   * stuck past its retry time while the call is still blocked. */
+  for (; now < issued + 4 * hp.stuck_timeout; now += S (1)) {
+    g_autoptr (MtPlan) plan = NULL;
+
+    big_host (&host, now);
+    plan = tick (t, 1, &host, &hp, now, 0.0);
+    g_assert_cmpuint (plan->n_actions, ==, 0);
+    g_assert_cmpint (plan->decisions[0].kind, ==, MT_DECISION_STUCK);
+    g_assert_cmpuint (vm.in.control.stuck_kind, ==, MT_STUCK_CALL);
+    g_assert_cmpuint (vm.in.control.stuck_count, ==, 1);
+    g_assert_nonnull (strstr (reason (&plan->decisions[0]), "until its resize call returns"));
+  }
+  g_assert_cmpint (vm.in.control.stuck_since, ==, issued + hp.stuck_timeout);
+  g_assert_cmpstr (mt_vm_control_stuck_reason (&vm.in.control, stuck), ==,
+                   "its resize call toward 3.0 GiB (asked at 4.0 GiB) has not returned in 10 s: "
+                   "blocked in the hypervisor");
+
+  /* It returned: the guest moves, and is managed again. */
+  vm.in.control.call_since = MT_TIME_NEVER;
+  vm.in.control.progress_time = now;
+  tvm_apply (&vm, &held);
+  {
+    g_autoptr (MtPlan) plan = NULL;
+
+    now += S (1);
+    big_host (&host, now);
+    plan = tick (t, 1, &host, &hp, now, 0.0);
+    g_assert_true (plan->decisions[0].managed);
+    g_assert_nonnull (strstr (reason (&plan->decisions[0]), "no longer stuck"));
+    g_assert_false (vm.in.control.stuck);
+  }
+}
+
 /* The stuck reason is kept as numbers and written when read: the same
  * sentences as the planner wrote into a 124-byte buffer before, and
  * none cut short. */
@@ -1175,6 +1282,9 @@ test_stuck_reason_text (void)
   g_assert_true (g_str_has_suffix (mt_vm_control_stuck_reason (&c, buf), ")"));
   c.stuck_kind = MT_STUCK_RESTORED;
   g_assert_cmpstr (mt_vm_control_stuck_reason (&c, buf), ==, "stuck when memtided stopped");
+  c.stuck_kind = MT_STUCK_CALL;
+  g_assert_true (
+    g_str_has_suffix (mt_vm_control_stuck_reason (&c, buf), "s: blocked in the hypervisor"));
   c.stuck = FALSE;
   g_assert_cmpstr (mt_vm_control_stuck_reason (&c, buf), ==, "");
 }
@@ -2241,6 +2351,7 @@ main (int argc, char **argv)
   g_test_add_func ("/planner/scenario/idle-vm-shrinks", test_idle_vm_shrinks);
   g_test_add_func ("/planner/scenario/pressured-vm-grows-at-once", test_pressured_vm_grows_at_once);
   g_test_add_func ("/planner/scenario/stuck-vm", test_stuck_vm);
+  g_test_add_func ("/planner/scenario/call-in-flight", test_call_in_flight);
   g_test_add_func ("/planner/scenario/unplug-stall-falls-back", test_unplug_stall_falls_back);
   g_test_add_func ("/planner/scenario/unknown-vm-untouched", test_unknown_vm_untouched);
   g_test_add_func ("/planner/scenario/short-host-idle-first", test_short_host_idle_first);
