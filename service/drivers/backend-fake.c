@@ -151,23 +151,6 @@ domain_info (const MtFakeDomain *d, gint64 now)
   return info;
 }
 
-static GPtrArray *
-fake_list_domains (MtBackend *b, GError **error)
-{
-  MtFakeBackend *self = (MtFakeBackend *) b;
-  GPtrArray *infos = g_ptr_array_new_with_free_func ((GDestroyNotify) mt_domain_info_free);
-  gint64 now = g_get_monotonic_time ();
-  GHashTableIter iter;
-  gpointer value;
-
-  g_mutex_lock (&self->lock);
-  g_hash_table_iter_init (&iter, self->domains);
-  while (g_hash_table_iter_next (&iter, NULL, &value))
-    g_ptr_array_add (infos, domain_info (value, now));
-  g_mutex_unlock (&self->lock);
-  return infos;
-}
-
 static MtDomainInfo *
 fake_get_domain (MtBackend *b, const char *uuid, GError **error)
 {
@@ -397,7 +380,6 @@ static const MtBackendOps fake_ops = {
   .name = "fake",
   .probe = fake_probe,
   .connect = fake_connect,
-  .list_domains = fake_list_domains,
   .get_domain = fake_get_domain,
   .collect = fake_collect,
   .set_balloon = fake_set_balloon,

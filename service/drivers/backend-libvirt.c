@@ -646,39 +646,6 @@ lv_connect (MtBackend *b, GError **error)
   return TRUE;
 }
 
-static GPtrArray *
-lv_list_domains (MtBackend *b, GError **error)
-{
-  MtLibvirtBackend *self = (MtLibvirtBackend *) b;
-  g_auto (MtDomainList) doms = NULL;
-  g_autoptr (GPtrArray) infos = NULL;
-  int n;
-
-  if (!require_connection (self, error))
-    return NULL;
-  n = virConnectListAllDomains (self->conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
-  if (n < 0) {
-    set_error_from_libvirt (error, "cannot list the domains of %s", uri_name (self));
-    return NULL;
-  }
-  infos = g_ptr_array_new_with_free_func ((GDestroyNotify) mt_domain_info_free);
-  for (int i = 0; i < n; i++) {
-    g_autoptr (GError) local_error = NULL;
-    MtDomainInfo *info = fetch_domain_info (doms[i], &local_error);
-
-    if (info == NULL) {
-      /* Stopped since the listing: it is not running now. */
-      if (g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
-        continue;
-      g_propagate_error (error, g_steal_pointer (&local_error));
-      return NULL;
-    }
-    refresh_cache (self, info);
-    g_ptr_array_add (infos, info);
-  }
-  return g_steal_pointer (&infos);
-}
-
 static MtDomainInfo *
 lv_get_domain (MtBackend *b, const char *uuid, GError **error)
 {
@@ -988,7 +955,6 @@ static const MtBackendOps libvirt_ops = {
   .name = "libvirt",
   .probe = lv_probe,
   .connect = lv_connect,
-  .list_domains = lv_list_domains,
   .get_domain = lv_get_domain,
   .collect = lv_collect,
   .set_balloon = lv_set_balloon,

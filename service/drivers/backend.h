@@ -44,8 +44,9 @@ typedef struct {
   const char *name;
   MtProbeResult (*probe) (MtBackend *b, GError **error);
   gboolean (*connect) (MtBackend *b, GError **error);
-  /* Running domains now; element type MtDomainInfo. */
-  GPtrArray *(*list_domains) (MtBackend *b, GError **error);
+  /* The running domains are announced through domain_cb (ADDED) by
+   * connect() and after each reconnect, which also announces REMOVED for
+   * those that stopped meanwhile: there is no listing call. */
   MtDomainInfo *(*get_domain) (MtBackend *b, const char *uuid, GError **error);
   /* One batched call for all domains; @func gets one sample per running
    * domain.  Nothing is allocated per domain: at 10,000 domains a table
