@@ -384,28 +384,6 @@ mt_daemon_agent_connected (MtDaemonAgent *a)
   return a != NULL && mt_agent_link_alive (a->link, g_get_monotonic_time ());
 }
 
-gboolean
-mt_daemon_agent_get_stats (MtDaemonAgent *a, MtAgentLinkStats *out)
-{
-  if (a == NULL)
-    return FALSE;
-  mt_agent_link_get_stats (a->link, g_get_monotonic_time (), out);
-  return TRUE;
-}
-
-void
-mt_daemon_agent_free_pages (MtDaemonAgent *a, guint64 *reported_free, guint64 *movable)
-{
-  const MtAgentReport *r = a ? mt_agent_link_latest (a->link, g_get_monotonic_time ()) : NULL;
-
-  *reported_free = *movable = MT_UNKNOWN;
-  if (r == NULL)
-    return;
-  if (r->has_page_reporting)
-    *reported_free = r->page_reporting.reported_bytes;
-  *movable = mt_agent_report_movable (r);
-}
-
 /* ---- reclaim before a shrink --------------------------------------------------- */
 
 /* Freed by the link before the link frees `a`: a call never outlives it. */

@@ -60,15 +60,6 @@ void mt_daemon_agent_overlay (MtDaemonAgent *agent, MtVmSample *s, gint64 now);
 /* The agent is there: link ACTIVE, last report fresh. */
 gboolean mt_daemon_agent_connected (MtDaemonAgent *agent);
 
-/* Link statistics for status and D-Bus: FALSE (and *out untouched) when
- * the VM has no agent channel. */
-gboolean mt_daemon_agent_get_stats (MtDaemonAgent *agent, MtAgentLinkStats *out);
-
-/* Free-page figures from the VM's fresh agent report (MT_UNKNOWN when
- * unknown): free memory the guest handed back through free page
- * reporting (patched guest kernels only) and memory in ZONE_MOVABLE. */
-void mt_daemon_agent_free_pages (MtDaemonAgent *agent, guint64 *reported_free, guint64 *movable);
-
 /* Call before shrinking the VM from `from` to `to` bytes (total size):
  * when the guest's free memory does not cover the shrink, asks its agent
  * to reclaim page cache first (memory.reclaim; drop_caches only if the
