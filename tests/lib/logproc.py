@@ -60,7 +60,7 @@ class LogProcess:
             return [(t, m) for t, line in self.lines[since:]
                     for m in [rx.search(line)] if m]
 
-    def wait(self, pattern, timeout=15, since=0):
+    def wait(self, pattern, timeout=30, since=0):
         """find(), retried until it matches, the time runs out or the
         process exits (its last lines are still searched)."""
         deadline = time.monotonic() + timeout
