@@ -4,7 +4,14 @@
  * agent_main() in a forked child (so valgrind, which follows fork, checks
  * the agent too) with --root pointing there; one case runs the real built
  * binary.  Reports and replies are parsed with json-c and every field is
- * checked against what the fake files say. */
+ * checked against what the fake files say.
+ *
+ * The machine may be busy (CI shares 2 cores; valgrind runs the agent 20-50
+ * times slower): a test waits for a condition with a generous deadline,
+ * never for a fixed time, and the agent's timing is printed, not
+ * asserted.  To know that the agent has looked at a file of the tree
+ * since the test wrote it, a test watches the file's reads (inotify
+ * IN_ACCESS). */
 #include "tap.h"
 
 #include "agent.h"
@@ -17,6 +24,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -44,6 +52,10 @@ sleep_ms (unsigned ms)
   while (nanosleep (&ts, &ts) < 0 && errno == EINTR)
     ;
 }
+
+/* How long a test waits for the agent to do what takes it milliseconds
+ * on a quiet machine. */
+#define WAIT_MS 20000
 
 /* A fresh copy of data/root (or an empty tree). */
 static const char *
@@ -84,6 +96,24 @@ write_file (const char *rel, const char *content)
     abort ();
   fputs (content, f);
   fclose (f);
+}
+
+/* Rewrites a file of the tree in place with one write and no truncation,
+ * as the kernel updates a /proc file: the agent keeps it open and
+ * re-reads it from offset 0, and must never catch it empty.  The text
+ * must be as long as what it replaces, or longer. */
+static void
+rewrite_file (const char *rel, const char *content)
+{
+  char path[512];
+  size_t len = strlen (content);
+  int fd;
+
+  snprintf (path, sizeof path, "%s/%s", tree, rel);
+  fd = open (path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0 || pwrite (fd, content, len, 0) != (ssize_t) len)
+    abort ();
+  close (fd);
 }
 
 static char *
@@ -678,11 +708,15 @@ next_line (struct linereader *lr, unsigned ms)
       return line;
     }
     uint64_t now = now_ms ();
-    if (now >= deadline || lr->len == sizeof lr->buf)
+    if (lr->len == sizeof lr->buf)
       return NULL;
+    /* At (or past) the deadline, one look at what is there already. */
     struct pollfd p = { lr->fd, POLLIN, 0 };
-    if (poll (&p, 1, (int) (deadline - now)) <= 0)
+    if (poll (&p, 1, now >= deadline ? 0 : (int) (deadline - now)) <= 0) {
+      if (now >= deadline)
+        return NULL;
       continue;
+    }
     ssize_t n = read (lr->fd, lr->buf + lr->len, sizeof lr->buf - lr->len);
     if (n <= 0)
       return NULL;
@@ -707,6 +741,58 @@ next_obj (struct linereader *lr, unsigned ms)
     return o;
   }
   return NULL;
+}
+
+/* An inotify watch on the reads of a file of the tree, or -1 (the test
+ * fails: it cannot know when the agent has looked). */
+static int
+reads_watch (const char *rel)
+{
+  char path[512];
+  int fd = inotify_init1 (IN_NONBLOCK | IN_CLOEXEC);
+
+  snprintf (path, sizeof path, "%s/%s", tree, rel);
+  if (fd < 0 || inotify_add_watch (fd, path, IN_ACCESS) < 0) {
+    printf ("# cannot watch the reads of %s: %s\n", path, strerror (errno));
+    tap_failed = true;
+    if (fd >= 0)
+      close (fd);
+    return -1;
+  }
+  return fd;
+}
+
+/* Forgets the reads seen so far. */
+static void
+reads_forget (int fd)
+{
+  char buf[4096];
+
+  while (fd >= 0 && read (fd, buf, sizeof buf) > 0)
+    ;
+}
+
+/* Waits up to ms for a read of the file since the last reads_forget or
+ * reads_wait. */
+static bool
+reads_wait (int fd, unsigned ms)
+{
+  uint64_t deadline = now_ms () + ms;
+  char buf[4096];
+
+  while (fd >= 0) {
+    struct pollfd p = { fd, POLLIN, 0 };
+    uint64_t now = now_ms ();
+
+    if (read (fd, buf, sizeof buf) > 0) {
+      reads_forget (fd);
+      return true;
+    }
+    if (now >= deadline)
+      return false;
+    poll (&p, 1, (int) (deadline - now));
+  }
+  return false;
 }
 
 static bool
@@ -769,25 +855,25 @@ test_socket_reconnect (void)
   CHECK (bind (ls, (struct sockaddr *) &sa, sizeof sa) == 0 && listen (ls, 4) == 0);
   pid = spawn (argv, -1);
 
-  lr->fd = accept_timeout (ls, 10000);
+  lr->fd = accept_timeout (ls, WAIT_MS);
   CHECK (lr->fd >= 0);
   /* A connection starts with an empty line, then the hello report. */
-  snprintf (first, sizeof first, "%s", next_line (lr, 10000) ? "" : "none");
+  snprintf (first, sizeof first, "%s", next_line (lr, WAIT_MS) ? "" : "none");
   CHECK_STR (first, "");
-  if ((o = next_obj (lr, 10000))) {
+  if ((o = next_obj (lr, WAIT_MS))) {
     CHECK_STR (js (o, "reason"), "connect");
     CHECK (jb (o, "hello"));
     first_seq = ju (o, "seq");
     json_object_put (o);
   }
-  if ((o = next_obj (lr, 10000))) {
+  if ((o = next_obj (lr, WAIT_MS))) {
     CHECK_STR (js (o, "reason"), "tick");
     CHECK (!jb (o, "hello"));
     CHECK (ju (o, "seq") == first_seq + 1);
     json_object_put (o);
   }
   CHECK (write (lr->fd, "{\"v\":1,\"id\":77,\"op\":\"report\"}\n", 30) == 30);
-  for (int i = 0; i < 50 && (o = next_obj (lr, 10000)); i++) {
+  for (int i = 0; i < 50 && (o = next_obj (lr, WAIT_MS)); i++) {
     bool done = ju (o, "seq") && jget (o, "id") != NULL;
     if (done) {
       CHECK_U64 (ju (o, "id"), 77);
@@ -801,21 +887,47 @@ test_socket_reconnect (void)
 
   /* The host end went away and came back. */
   lr->len = 0;
-  lr->fd = accept_timeout (ls, 10000);
+  lr->fd = accept_timeout (ls, WAIT_MS);
   CHECK (lr->fd >= 0);
-  if ((o = next_obj (lr, 10000))) {
+  if ((o = next_obj (lr, WAIT_MS))) {
     CHECK_STR (js (o, "reason"), "connect");
     CHECK (jb (o, "hello"));
     CHECK (ju (o, "seq") > first_seq + 2);
     json_object_put (o);
   }
   kill (pid, SIGTERM);
-  CHECK (wait_exit (pid, 10000, &status));
+  CHECK (wait_exit (pid, WAIT_MS, &status));
   CHECK (WIFEXITED (status) && WEXITSTATUS (status) == 0);
   close (lr->fd);
   close (ls);
   free (lr);
   remove_tree ();
+}
+
+/* "dropped" of the last whole line in buf[0, len), or 0. */
+static uint64_t
+last_dropped_in (const char *buf, size_t len)
+{
+  const char *end = len ? memrchr (buf, '\n', len) : NULL;
+  const char *start;
+  json_object *o;
+  uint64_t dropped = 0;
+  char line[4096];
+
+  if (!end)
+    return 0;
+  start = end;
+  while (start > buf && start[-1] != '\n')
+    start--;
+  if ((size_t) (end - start) >= sizeof line)
+    return 0;
+  memcpy (line, start, (size_t) (end - start));
+  line[end - start] = '\0';
+  o = json_tokener_parse (line);
+  if (o && jget (o, "dropped"))
+    dropped = ju (o, "dropped");
+  json_object_put (o);
+  return dropped;
 }
 
 /* A host that does not read: the agent must not block; periodic reports
@@ -835,12 +947,12 @@ test_slow_reader (void)
                    "--no-mount",
                    "-q",
                    NULL };
-  static char buf[1 << 16];
+  static char buf[1 << 20];
   json_object *objs[MAX_LINES];
   size_t len = 0;
-  int rfd, status, n;
+  int rfd, status, n, drains = 0;
   pid_t pid;
-  uint64_t last_dropped = 0, last_seq = 0, reports = 0;
+  uint64_t last_dropped = 0, last_seq = 0, reports = 0, t0, deadline;
 
   snprintf (fifo, sizeof fifo, "%s/port.fifo", tree);
   CHECK (mkfifo (fifo, 0600) == 0);
@@ -849,20 +961,30 @@ test_slow_reader (void)
   CHECK (fcntl (rfd, F_SETPIPE_SZ, 4096) >= 0);
   pid = spawn (argv, -1);
 
-  sleep_ms (1500);
-  CHECK (waitpid (pid, &status, WNOHANG) == 0); /* still running */
-  for (int round = 0; round < 2; round++) {
+  /* The agent fills the pipe, then ticks every 100 ms with nowhere to
+   * write.  The host reads only now and then, after a pause that is the
+   * subject of the test (not a wait): drops pile up meanwhile.  A pause
+   * of 1.5 s, then of 0.4 s until a report says 5 were dropped: how many
+   * it takes depends on how fast the agent runs. */
+  t0 = now_ms ();
+  deadline = t0 + 2 * WAIT_MS;
+  while (last_dropped < 5 && now_ms () < deadline && len < sizeof buf - 8192) {
     ssize_t r;
+
+    sleep_ms (drains == 0 ? 1500 : 400);
     while ((r = read (rfd, buf + len, sizeof buf - 1 - len)) > 0)
       len += (size_t) r;
-    sleep_ms (400);
+    drains++;
+    last_dropped = last_dropped_in (buf, len);
   }
+  printf ("# %d pauses, %.1f s, until a report said %llu dropped\n", drains,
+          (double) (now_ms () - t0) / 1000, (unsigned long long) last_dropped);
+  CHECK (waitpid (pid, &status, WNOHANG) == 0); /* still running */
   kill (pid, SIGTERM);
-  CHECK (wait_exit (pid, 5000, &status));
+  CHECK (wait_exit (pid, WAIT_MS, &status));
   CHECK (WIFEXITED (status) && WEXITSTATUS (status) == 0);
   buf[len] = '\0';
-  /* Cut at the last newline: the agent may have been stopped mid-way
-   * through nothing, but the reader may have read mid-line at the end. */
+  /* Cut at the last newline: the reader may have read mid-line at the end. */
   {
     char *last = strrchr (buf, '\n');
     if (last)
@@ -899,7 +1021,7 @@ start_piped (char **argv, pid_t *pid, json_object **hello)
   *pid = spawn (argv, p[1]);
   close (p[1]);
   lr->fd = p[0];
-  *hello = next_obj (lr, 10000);
+  *hello = next_obj (lr, WAIT_MS);
   CHECK (*hello != NULL);
   if (*hello)
     CHECK_STR (js (*hello, "reason"), "connect");
@@ -913,11 +1035,29 @@ stop_piped (struct linereader *lr, pid_t pid)
   int status;
 
   kill (pid, SIGTERM);
-  CHECK (wait_exit (pid, 5000, &status));
+  CHECK (wait_exit (pid, WAIT_MS, &status));
   CHECK (WIFEXITED (status) && WEXITSTATUS (status) == 0);
   close (lr->fd);
   free (lr);
   remove_tree ();
+}
+
+/* /proc/pressure/memory with this much stall (µs) in its "some" line,
+ * always the same length: the first write replaces the tree's file, the
+ * next ones rewrite it in place (the agent may be reading it). */
+static void
+write_pressure (uint64_t some_total_us, bool first)
+{
+  char text[256];
+
+  snprintf (text, sizeof text,
+            "some avg10=9.00 avg60=1.25 avg300=0.10 total=%015llu\n"
+            "full avg10=0.00 avg60=0.30 avg300=0.02 total=000000000045678\n",
+            (unsigned long long) some_total_us);
+  if (first)
+    write_file ("proc/pressure/memory", text);
+  else
+    rewrite_file ("proc/pressure/memory", text);
 }
 
 /* Without a usable trigger, pressure is polled and still reported at
@@ -940,25 +1080,50 @@ test_psi_polling (void)
                    "--no-mount",
                    "-q",
                    NULL };
+  const uint64_t first = 423456;
+  uint64_t some = first, t0, deadline;
   json_object *o;
   pid_t pid;
   bool seen = false;
-  struct linereader *lr = start_piped (argv, &pid, &o);
+  struct linereader *lr;
+  int reads;
 
+  write_pressure (0, true);
+  lr = start_piped (argv, &pid, &o);
+  reads = reads_watch ("proc/pressure/memory");
   if (o) {
     CHECK_STR (js (o, "psi_trigger"), "some 100000 500000");
     json_object_put (o);
   }
-  sleep_ms (800);
-  write_file ("proc/pressure/memory", "some avg10=9.00 avg60=1.25 avg300=0.10 total=423456\n"
-                                      "full avg10=0.00 avg60=0.30 avg300=0.02 total=45678\n");
-  if ((o = next_obj (lr, 10000))) {
-    CHECK_STR (js (o, "reason"), "psi");
-    CHECK_U64 (ju (o, "psi.some.total_us"), 423456);
-    seen = true;
-    json_object_put (o);
+  /* Stall rising by 200 ms each time the agent has read the file, so
+   * that any two of its polls (every 125 ms) within the 500 ms window
+   * see more than the 100 ms threshold, however late they come. */
+  t0 = now_ms ();
+  deadline = t0 + WAIT_MS;
+  while (!seen && reads >= 0 && now_ms () < deadline) {
+    struct pollfd p[2] = { { lr->fd, POLLIN, 0 }, { reads, POLLIN, 0 } };
+
+    if (lr->len == 0 && poll (p, 2, 1000) <= 0)
+      continue;
+    if (lr->len > 0 || p[0].revents) {
+      if (!(o = next_obj (lr, WAIT_MS)))
+        break;
+      CHECK_STR (js (o, "reason"), "psi");
+      /* One of the rising stalls, not the baseline of 0. */
+      CHECK (ju (o, "psi.some.total_us") >= first && ju (o, "psi.some.total_us") <= some);
+      seen = true;
+      json_object_put (o);
+    } else {
+      reads_forget (reads);
+      write_pressure (some, false);
+      some += 200000;
+    }
   }
+  printf ("# psi report %llu ms after the stall began to rise\n",
+          (unsigned long long) (now_ms () - t0));
   CHECK (seen);
+  if (reads >= 0)
+    close (reads);
   stop_piped (lr, pid);
 }
 
@@ -1002,15 +1167,27 @@ test_memory_watch (void)
     struct linereader *lr;
     json_object *o;
     pid_t pid;
-    uint64_t t0;
+    uint64_t t0, first_mono;
+    int reads;
 
     write_meminfo (2097152, 1572864); /* 2 GiB, 1.5 GiB available */
     lr = start_piped (argv, &pid, &o);
     json_object_put (o);
+    reads = off ? -1 : reads_watch ("proc/meminfo");
     /* A shrink of 1 GiB: MemTotal and MemAvailable fall together. */
-    sleep_ms (300);
     write_meminfo (1048576, 524288);
-    o = next_obj (lr, 800);
+    if (off) {
+      /* Nothing reads the file: a bounded look is all there is. */
+      o = next_obj (lr, 800);
+    } else {
+      /* The watch has read the whole shrunk file (reads during the
+       * write are forgotten), and read it once more: its verdict on the
+       * shrink is out by then. */
+      reads_forget (reads);
+      CHECK (reads_wait (reads, WAIT_MS));
+      CHECK (reads_wait (reads, WAIT_MS));
+      o = next_obj (lr, 0);
+    }
     CHECK (o == NULL);
     if (o) {
       printf ("# unexpected report after a shrink: %s\n", json_object_to_json_string (o));
@@ -1019,24 +1196,27 @@ test_memory_watch (void)
     /* 400 MiB more in use within a moment, 100 MiB left. */
     write_meminfo (1048576, 102400);
     t0 = now_ms ();
-    o = next_obj (lr, off ? 1500 : 3000);
+    o = next_obj (lr, off ? 1500 : WAIT_MS);
     if (off) {
       CHECK (o == NULL);
     } else if (o) {
+      printf ("# memory report %llu ms after the rise was written\n",
+              (unsigned long long) (now_ms () - t0));
       CHECK_STR (js (o, "reason"), "memory");
       CHECK_U64 (ju (o, "mem.available"), 102400ull * 1024);
-      CHECK (now_ms () - t0 < 1000);
+      first_mono = ju (o, "mono_us");
       json_object_put (o);
-      /* Still falling, but the next one waits out the second. */
-      write_meminfo (1048576, 51200);
-      t0 = now_ms ();
-      o = next_obj (lr, 600);
-      CHECK (o == NULL);
-      json_object_put (o);
-      if ((o = next_obj (lr, 3000))) {
+      /* Still rising (96 MiB more: fast enough for 3 s after the first
+       * report), but the next one waits out the second, on the agent's
+       * own clock; a tenth of it is margin for the time between the
+       * watch's clock reading and the report's. */
+      write_meminfo (1048576, 4096);
+      if ((o = next_obj (lr, WAIT_MS))) {
         CHECK_STR (js (o, "reason"), "memory");
-        CHECK_U64 (ju (o, "mem.available"), 51200ull * 1024);
-        CHECK (now_ms () - t0 >= 700);
+        CHECK_U64 (ju (o, "mem.available"), 4096ull * 1024);
+        printf ("# the second memory report %.3f s after the first (agent clock)\n",
+                (double) (ju (o, "mono_us") - first_mono) / 1e6);
+        CHECK (ju (o, "mono_us") - first_mono >= 900000);
         json_object_put (o);
       } else {
         CHECK (!"a second memory report after the gap");
@@ -1044,6 +1224,8 @@ test_memory_watch (void)
     } else {
       CHECK (!"a memory report");
     }
+    if (reads >= 0)
+      close (reads);
     stop_piped (lr, pid);
   }
 }

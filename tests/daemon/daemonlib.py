@@ -12,6 +12,10 @@ import mttap  # noqa: E402
 from logproc import LogProcess  # noqa: E402
 from mttap import finish, tap  # noqa: E402,F401  (re-exported)
 
+# Seconds a test waits for what takes a fraction of a second on a quiet
+# machine (a busy one, or ASan, may be 10 times slower; waits poll).
+WAIT = 30.0
+
 
 def require_daemon():
     return mttap.require_env_file("MEMTIDE_DAEMON", "the built memtided", executable=True)

@@ -16,7 +16,7 @@ import sys
 import tempfile
 
 import daemonlib
-from daemonlib import running, finish, require_daemon
+from daemonlib import WAIT, running, finish, require_daemon
 
 DAEMON = require_daemon()
 SRC = os.environ.get("MEMTIDE_SRCDIR")
@@ -37,7 +37,7 @@ base = [DAEMON, "--connect", "test:///default", "--config", conf,
 env = dict(os.environ, G_DEBUG="fatal-criticals")
 
 r = subprocess.run(base + ["--metrics-port", "70000"], capture_output=True, text=True,
-                   env=env, timeout=30)
+                   env=env, timeout=WAIT)
 tap(r.returncode == 2 and "70000" in r.stderr, "a port above 65535 is refused (exit 2)",
     r.stderr)
 
@@ -45,17 +45,18 @@ d = running(base + ["--metrics-port", "0", "-v"], env)
 
 
 def get(path, method="GET"):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT)
     c.request(method, path)
     resp = c.getresponse()
     return resp.status, resp.getheader("Content-Type") or "", resp.read().decode()
 
 
 try:
-    hit = d.wait(r"Metrics on http://localhost:(\d+)/metrics")
+    hit = d.wait(r"Metrics on http://localhost:(\d+)/metrics", WAIT)
     tap(hit is not None, "memtided logs where its metrics are", d.text())
     port = int(hit[1].group(1)) if hit else 0
-    d.wait(r"tick 2 took")
+    # The figures below are there once it has ticked.
+    tap(d.wait(r"tick 2 took", WAIT), "memtided ticks", d.text())
 
     status, ctype, body = get("/metrics")
     tap(status == 200 and ctype.startswith("application/openmetrics-text"),

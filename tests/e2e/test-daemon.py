@@ -15,9 +15,11 @@ Then:
   3. the ramping guest is grown before it runs out of memory (no OOM kill
      on its console) and reaches its 600 MiB;
   4. libvirtd is restarted under memtided, which reconnects and acts again;
-  5. a restarted memtided (same state directory) issues no resize storm.
-Reports: time for the idle 1 GiB guest to reach its need, and time from
-the ramp's start to the first grow being applied.
+  5. a restarted memtided (same state directory) issues no resize storm:
+     no resize in its first 8 decisions on each guest.
+Each step waits for a condition with a deadline generous enough for a
+busy 2-core host.  Reports (FIGURE): time for the idle 1 GiB guest to
+reach its need, and time from the ramp's start to the first grow applied.
 Environment: MEMTIDE_DAEMON, MEMTIDE_WORKLOAD (required), MEMTIDE_AGENT.
 """
 
@@ -28,7 +30,7 @@ import subprocess
 import time
 
 import e2elib
-from e2elib import Daemon, bail, finish, note, tap
+from e2elib import Daemon, bail, finish, note, tap, wait_console, wait_meminfo, wait_until
 
 testbed = e2elib.import_testbed()
 from testbed import GiB, MiB, GuestSpec, Testbed  # noqa: E402
@@ -41,6 +43,7 @@ MIN = 256 * MiB               # policy min (KiB), the need of an idle guest
 RAMP_TO = 600                 # MiB the ramp workload holds
 RAMP_AFTER = 45               # s after boot the ramp starts
 TOLERANCE = 24 * MiB          # KiB: min-change hysteresis + block rounding
+SHRINK_WITHIN = 240           # s for an idle guest to reach its need (6 s on a quiet host)
 
 VM_POLICY = f"""min = {MIN // MiB}M
 max = 100%
@@ -69,13 +72,51 @@ def fmt(kib):
 
 
 def wait_size(guest, pred, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        s = size_kib(guest)
-        if pred(s):
-            return s
-        time.sleep(0.5)
-    return None
+    return wait_until(lambda: (lambda s: s if pred(s) else None)(size_kib(guest)), timeout)
+
+
+def requested(guest):
+    """The virtio-mem size asked of the guest (KiB), None without one: a
+    virtio-mem resize changes it at once, before the guest has moved (a
+    balloon target is not visible; a balloon resize shows in the size)."""
+    vmem = guest.vmem()
+    return vmem.requested_kib if vmem else None
+
+
+def booted(guest):
+    """The guest's balloon statistics come (period 2 s) and its
+    virtio-mem memory is plugged as defined."""
+    vmem = guest.vmem()
+    return ("last_update" in guest.balloon_stats()
+            and (vmem is None or vmem.current_kib == vmem.requested_kib))
+
+
+# memtided's action line: "resize: NAME: grow|shrink A -> B [virtio-mem X -> Y, balloon P -> Q]: ..."
+TARGETS_RE = r"resize: (?:\(emergency\) )?{}: .*?\[(.*?)\]"
+# Its decision on a VM, each tick (--verbose): "NAME: hold|grow|...: why"
+DECIDED_RE = r"{}: (hold|grow|shrink|wait|stuck|skip): "
+
+
+def at_target(daemon, guest):
+    """The guest is where memtided's last resize of it asked (virtio-mem
+    plugged, balloon within 4 MiB), or memtided never resized it."""
+    acts = daemon.findall(TARGETS_RE.format(re.escape(guest.name)))
+    if not acts:
+        return True
+    what = acts[-1][1].group(1)
+    vm = re.search(r"virtio-mem \d+ MiB -> (\d+) MiB", what)
+    bal = re.search(r"balloon \d+ MiB -> (\d+) MiB", what)
+    vmem = guest.vmem()
+    if vm and (vmem is None or vmem.current_kib != int(vm.group(1)) * MiB):
+        return False
+    return not bal or abs(guest.balloon_stats().get("actual", 0) - int(bal.group(1)) * MiB) <= 4 * MiB
+
+
+def settled(daemon, guest):
+    """memtided holds the guest (its last two decisions) where its last
+    resize asked: it has nothing left to do there."""
+    kinds = [m.group(1) for _, m in daemon.findall(DECIDED_RE.format(re.escape(guest.name)))[-2:]]
+    return kinds == ["hold", "hold"] and at_target(daemon, guest)
 
 
 def libvirtd_pid():
@@ -89,20 +130,18 @@ def libvirtd_pid():
 
 
 def restart_libvirtd():
+    """SIGTERM to libvirtd, then a new one once it is gone: an error
+    message, or None."""
     pid = libvirtd_pid()
     if pid is None:
-        return False
+        return "no libvirtd pid in /run/libvirtd.pid"
     os.kill(pid, signal.SIGTERM)
-    for _ in range(100):
-        if libvirtd_pid() is None:
-            break
-        time.sleep(0.1)
+    if not wait_until(lambda: libvirtd_pid() is None, 60, 0.1):
+        return f"libvirtd {pid} still running 60 s after SIGTERM"
     subprocess.run(["libvirtd", "-d"], check=True)
-    for _ in range(100):
-        if os.path.exists("/run/libvirt/libvirt-sock"):
-            break
-        time.sleep(0.1)
-    return True
+    if not wait_until(lambda: libvirtd_pid() is not None, 60, 0.1):
+        return "the new libvirtd did not start within 60 s"
+    return None
 
 
 with Testbed(workload=WORKLOAD, agent=AGENT) as tb:
@@ -121,29 +160,41 @@ with Testbed(workload=WORKLOAD, agent=AGENT) as tb:
     guests = [idle, ramp, balloon]
     note(f"guests up in {time.monotonic() - t_boot:.1f} s: "
          + ", ".join(g.name for g in guests))
-    time.sleep(3)  # first balloon stats (period 2 s)
+    ok = wait_until(lambda: all(booted(g) for g in guests), 120)
+    tap(ok, "every guest sends balloon statistics and has its virtio-mem memory plugged",
+        None if ok else ", ".join(f"{g.name}: {g.balloon_stats()} {g.vmem()}" for g in guests))
     before = sizes(guests)
+    asked = {g.name: requested(g) for g in guests}
     note("sizes before: " + ", ".join(f"{n}={fmt(s)}" for n, s in before.items()))
 
-    # 1. dry run: decides, logs, changes nothing.
+    # 1. dry run: decides, logs, changes nothing.  It runs until it has
+    # planned 3 times after deciding the shrink (each time the shrink
+    # would have been applied, were it not a dry run).
     with Daemon(DAEMON, tb.prefix, VM_POLICY, HOST_POLICY, dry_run=True) as dry:
-        hit = dry.wait(rf"dry-run, not applied: {re.escape(idle.name)}: shrink", 20)
+        hit = dry.wait(rf"dry-run, not applied: {re.escape(idle.name)}: shrink", 120)
         tap(hit is not None, "dry run: memtided logs the shrink it would do, with its reason",
             None if hit else dry.tail())
-        time.sleep(3)
+        mark = dry.mark()
+        wait_until(lambda: len(dry.findall(r"\bplan: ", mark)) >= 3, 60, 0.1)
         rc = dry.stop()
     after_dry = sizes(guests)
-    unchanged = all(abs(after_dry[n] - before[n]) <= 4 * MiB for n in before)
-    tap(unchanged, "dry run: no guest changed size",
-        ", ".join(f"{n}: {fmt(before[n])} -> {fmt(after_dry[n])}" for n in before))
+    asked_dry = {g.name: requested(g) for g in guests}
+    unchanged = (asked_dry == asked
+                 and all(abs(after_dry[n] - before[n]) <= 4 * MiB for n in before))
+    tap(unchanged, "dry run: no virtio-mem request changed and no guest changed size",
+        ", ".join(f"{n}: {fmt(before[n])} -> {fmt(after_dry[n])} (asked {asked[n]} -> "
+                  f"{asked_dry[n]})" for n in before))
     tap(rc == 0, f"dry run: memtided exits 0 on SIGTERM (got {rc})")
 
     # 2.-4. the real thing.
     state_dir = os.path.join(tb.rundir, "memtided-state")
     daemon = Daemon(DAEMON, tb.prefix, VM_POLICY, HOST_POLICY, state_dir=state_dir).start()
     t_start = time.monotonic()
+    # The ramp starts at a fixed time after boot, maybe while the test
+    # still waits on the shrinks: look for it from here.
+    ramp_console = ramp.console_mark()
     try:
-        reached = wait_size(idle, lambda s: s <= MIN + TOLERANCE, 90)
+        reached = wait_size(idle, lambda s: s <= MIN + TOLERANCE, SHRINK_WITHIN)
         t_idle = time.monotonic() - t_start
         tap(reached is not None,
             f"idle 1 GiB guest shrunk to its need ({fmt(MIN)} min) in {t_idle:.1f} s",
@@ -155,12 +206,12 @@ with Testbed(workload=WORKLOAD, agent=AGENT) as tb:
             "idle guest: virtio-mem unplugged fully before the balloon went below boot memory",
             f"virtio-mem current {vmem.current_kib if vmem else None} KiB")
         # The guest sees it too.
-        m = idle.wait_meminfo(lambda m: m.total_kib <= MIN + TOLERANCE, timeout=20,
-                              what="MemTotal at most the policy min")
+        m = wait_meminfo(idle, lambda m: m.total_kib <= MIN + TOLERANCE, 60,
+                         "MemTotal at most the policy min")
         tap(m is not None, "idle guest's own MemTotal shrank accordingly",
             f"MemTotal {fmt(m.total_kib) if m else idle.meminfo()}")
 
-        reached = wait_size(balloon, lambda s: s <= MIN + TOLERANCE, 90)
+        reached = wait_size(balloon, lambda s: s <= MIN + TOLERANCE, SHRINK_WITHIN)
         tap(reached is not None, "balloon-only guest shrunk by the balloon",
             None if reached else f"size now {fmt(size_kib(balloon))}")
         vmem_acts = daemon.findall(rf"resize: (\(emergency\) )?{re.escape(balloon.name)}: \w+ .*virtio-mem")
@@ -170,23 +221,26 @@ with Testbed(workload=WORKLOAD, agent=AGENT) as tb:
             f"{len(bal_acts)} balloon actions, {len(vmem_acts)} virtio-mem actions")
 
         # 3. the ramp
-        mark = ramp.console_mark()
-        hit = ramp.wait_console(r"step=ramp", timeout=RAMP_AFTER + 60, since=mark)
+        live = not re.search(r"step=ramp", ramp.console()[ramp_console:])
+        hit = wait_console(ramp, r"step=ramp", RAMP_AFTER + 120, ramp_console)
         t_ramp = time.monotonic()
         if hit is None:
             tap(False, "ramp guest's workload started its ramp", ramp.console_tail())
         else:
-            grow = daemon.wait(rf"resize: (\(emergency\) )?{re.escape(ramp.name)}: (emergency )?grow", 60)
-            if grow:
-                # The ramp may have been seen late (console polling): the
-                # first grow after the ramp began is what counts.
-                grows = [t for t, _ in daemon.findall(rf"resize: (\(emergency\) )?{re.escape(ramp.name)}: (emergency )?grow")
-                         if t >= t_ramp - 2]
+            # Before the ramp the guest only shrinks: every grow is for it.
+            grow_re = rf"resize: (\(emergency\) )?{re.escape(ramp.name)}: (emergency )?grow"
+            grow = daemon.wait(grow_re, 120)
+            if grow and live:
+                # Seen by console polling a moment late: the first grow
+                # after the ramp began is what counts.
+                grows = [t for t, _ in daemon.findall(grow_re) if t >= t_ramp - 2]
                 t_grow = (grows[0] if grows else grow[0]) - t_ramp
                 note(f"FIGURE ramp start to first grow applied: {max(t_grow, 0):.1f} s")
+            elif grow:
+                note("the ramp began while the test waited on the shrinks: no ramp-to-grow figure")
             tap(grow is not None, "ramp guest is grown while its workload ramps",
                 None if grow else daemon.tail())
-            held = ramp.wait_console(rf"anon={RAMP_TO}M .*step=hold", timeout=120, since=mark)
+            held = wait_console(ramp, rf"anon={RAMP_TO}M .*step=hold", 180, ramp_console)
             tap(held is not None, f"ramp guest reached its {RAMP_TO} MiB working set",
                 None if held else ramp.console_tail())
         oom = [l for l in ramp.console().splitlines() if OOM.search(l)]
@@ -194,11 +248,12 @@ with Testbed(workload=WORKLOAD, agent=AGENT) as tb:
 
         # 4. libvirtd restart under the daemon.
         mark_log = daemon.mark()
-        if not restart_libvirtd():
-            tap(False, "libvirtd restart: no libvirtd pid in /run/libvirtd.pid")
+        failed = restart_libvirtd()
+        if failed:
+            tap(False, f"libvirtd restart: {failed}")
         else:
-            lost = daemon.wait(r"Lost the connection", 20, since=mark_log)
-            back = daemon.wait(r"Connected to qemu:///system", 60, since=mark_log)
+            lost = daemon.wait(r"Lost the connection", 60, since=mark_log)
+            back = daemon.wait(r"Connected to qemu:///system", 120, since=mark_log)
             tap(lost is not None and back is not None and daemon.alive(),
                 "libvirtd restart: memtided notices, reconnects and keeps running",
                 None if back else daemon.tail())
@@ -207,26 +262,39 @@ with Testbed(workload=WORKLOAD, agent=AGENT) as tb:
             tb.reconnect()
             balloon.set_balloon(768 * MiB)
             mark_log = daemon.mark()
-            again = daemon.wait(rf"resize: (\(emergency\) )?{re.escape(balloon.name)}: shrink", 60, since=mark_log)
+            again = daemon.wait(rf"resize: (\(emergency\) )?{re.escape(balloon.name)}: shrink", 120, since=mark_log)
             tap(again is not None, "after the reconnect memtided resizes again",
                 None if again else daemon.tail())
-            wait_size(balloon, lambda s: s <= MIN + TOLERANCE, 60)
+        # Before memtided stops, it has settled: it holds every guest
+        # where it asked (a restarted memtided finishing a move is not a
+        # storm).
+        done = wait_until(lambda: all(settled(daemon, g) for g in guests), 180)
+        tap(done, "memtided settles: it holds every guest at the size it last asked for",
+            None if done else "\n".join(
+                m.string for g in guests for pattern in (TARGETS_RE, DECIDED_RE)
+                for _, m in daemon.findall(pattern.format(re.escape(g.name)))[-1:]))
     finally:
         rc = daemon.stop()
     tap(rc == 0, f"memtided exits 0 on SIGTERM (got {rc})", None if rc == 0 else daemon.tail())
     tap(os.path.isfile(os.path.join(state_dir, "state.ini")),
         "memtided saved its state on exit")
 
-    # 5. restart: no resize storm.
-    time.sleep(2)
+    # 5. restart: no resize storm.  Its first 8 decisions on each guest
+    # (not counting "skip": no data yet) are where a storm would be.
+    def decisions(g):
+        return [m for _, m in again.findall(DECIDED_RE.format(re.escape(g.name)))
+                if m.group(1) != "skip"]
+
     with Daemon(DAEMON, tb.prefix, VM_POLICY, HOST_POLICY, state_dir=state_dir) as again:
-        up = again.wait(r"memtided running", 20)
-        time.sleep(10)
+        up = again.wait(r"memtided running", 60)
+        seen = wait_until(lambda: all(len(decisions(g)) >= 8 for g in guests), 120)
         actions = again.findall(r"resize: .*: (shrink|grow) \d")
         restored = again.findall(rf"VM {re.escape(tb.prefix)}-g\d: restored learned headroom")
-    tap(up is not None and not actions,
-        f"restarted memtided: no resize in its first 10 s ({len(actions)} actions)",
-        "\n".join(m.string for _, m in actions[:5]))
+    tap(up is not None and seen and not actions,
+        f"restarted memtided: no resize in its first 8 decisions on each guest "
+        f"({len(actions)} actions)",
+        "\n".join(m.string for _, m in actions[:5]) if actions else
+        None if seen else "fewer than 8 decisions on some guest")
     tap(len(restored) == 3, f"restarted memtided restored the learned state of the 3 guests "
         f"({len(restored)})")
 

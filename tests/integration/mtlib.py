@@ -9,6 +9,7 @@ Environment (set by meson): MEMTIDED, MEMTIDECTL.
 
 import atexit
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -39,6 +40,11 @@ ALL_ACTIONS = ["org.memtide.reload", "org.memtide.set-mode", "org.memtide.reserv
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
+
+# Seconds a test waits for what takes a fraction of a second on a quiet
+# machine (a busy one, or ASan, may be 10 times slower; waits poll, so a
+# quiet machine does not wait longer).
+WAIT = 30.0
 
 # The domains of data/node.xml that run, by name.
 VMS = {
@@ -177,7 +183,7 @@ class Polkit:
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         _procs.append(self.proc)
         self.client = Client(bus)
-        if not wait_for(lambda: self.client.has_owner(POLKIT), 15):
+        if not wait_for(lambda: self.client.has_owner(POLKIT), WAIT):
             bail(f"mock polkit did not start (python3-dbusmock installed?): "
                  f"{self.proc.stderr.read() if self.proc.poll() is not None else ''}")
 
@@ -228,7 +234,7 @@ class Memtided:
             self.client = Client(bus)
             ok = wait_for(lambda: self.proc.poll() is not None or (
                 self.client.has_owner(NAME) and
-                self.client.prop(PATH, MANAGER, "Connected")), 15)
+                self.client.prop(PATH, MANAGER, "Connected")), WAIT)
             if not ok or self.proc.poll() is not None:
                 bail(f"memtided did not come up on the bus\n{self.log()}")
 
@@ -250,8 +256,21 @@ class Memtided:
         self._log.flush()
         return code
 
-    def wait_log(self, text, timeout=10):
+    def wait_log(self, text, timeout=WAIT):
         return wait_for(lambda: text in self.log(), timeout)
+
+    # A tick in the --verbose log: its plan, or the paused tick.
+    TICK_RE = re.compile(r"\bplan: |: paused, observing only$", re.M)
+
+    def ticks(self):
+        """Ticks logged so far."""
+        return len(self.TICK_RE.findall(self.log()))
+
+    def wait_ticks(self, n, timeout=WAIT):
+        """Waits until n more ticks are logged: what memtided does on
+        its own in that time has been done."""
+        until = self.ticks() + n
+        return wait_for(lambda: self.ticks() >= until, timeout)
 
 
 class Client:
@@ -300,6 +319,15 @@ class Client:
     def props(self, path, iface):
         return self.call(NAME, path, PROPS, "GetAll", GLib.Variant("(s)", (iface,)),
                          "(a{sv})")[0]
+
+    def sync(self):
+        """A round trip to memtided, then the signals it sent before its
+        answer are in self.signals (one sender's messages arrive in
+        order)."""
+        self.call(NAME, PATH, "org.freedesktop.DBus.Peer", "Ping")
+        ctx = GLib.MainContext.default()
+        while ctx.iteration(False):
+            pass
 
     def has_owner(self, name):
         try:

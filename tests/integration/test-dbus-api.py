@@ -6,10 +6,9 @@ VM through the ObjectManager, reads, errors, PropertiesChanged only on
 change, reload, limits that survive a restart."""
 
 import os
-import time
 
 import mtlib
-from mtlib import (GiB, MANAGER, MiB, NAME, OBJMGR, PATH, PROPS, VM, VMS, Bus, Client,
+from mtlib import (GiB, MANAGER, MiB, NAME, OBJMGR, PATH, PROPS, VM, VMS, WAIT, Bus, Client,
                    Memtided, Polkit, eq, finish, note, tap, vm_object_path, wait_for)
 
 mtlib.binaries()
@@ -80,21 +79,27 @@ err = c.error("Explain", "nope", sig="s")
 eq(err and err[0], "org.memtide.Error.NoSuchVM", "Explain of an unknown VM: NoSuchVM")
 
 # ---- PropertiesChanged only on change -----------------------------------------
+# Each check lets memtided tick a few times, then makes a round trip to it:
+# every signal it sent by then has arrived.
 c.subscribe(PROPS, "PropertiesChanged")
-wait_for(lambda: False, 1.5)   # ~7 ticks
-eq(c.signals, [], "steady state: no PropertiesChanged over 7 ticks")
+ticked = daemon.wait_ticks(7)
+c.sync()
+tap(ticked and c.signals == [], "steady state: no PropertiesChanged over 7 ticks",
+    f"ticked: {ticked}, signals: {c.signals}")
 polkit.set_allowed(["org.memtide.set-mode"])
 c.m("SetMode", "paused", sig="s")
-wait_for(lambda: c.signals, 2)
-time.sleep(0.3)
-wait_for(lambda: False, 0.3)
+ticked = daemon.wait_ticks(2)
+c.sync()
 changes = [(p, s[0], s[1]) for (_, _, p, s) in c.signals]
-eq(changes, [(PATH, MANAGER, {"Mode": "paused"})],
-   "SetMode paused: one PropertiesChanged, Mode only")
+tap(ticked and changes == [(PATH, MANAGER, {"Mode": "paused"})],
+    "SetMode paused: one PropertiesChanged, Mode only, over the next 2 ticks",
+    f"ticked: {ticked}, signals: {changes}")
 c.signals.clear()
 c.m("SetMode", "paused", sig="s")
-wait_for(lambda: False, 0.6)
-eq(c.signals, [], "SetMode to the same mode: no PropertiesChanged")
+ticked = daemon.wait_ticks(2)
+c.sync()
+tap(ticked and c.signals == [], "SetMode to the same mode: no PropertiesChanged over 2 ticks",
+    f"ticked: {ticked}, signals: {c.signals}")
 err = c.error("SetMode", "fast", sig="s")
 tap(err and err[0] == "org.memtide.Error.InvalidArgument" and "active, dry-run or paused" in err[1],
     "SetMode of an unknown mode: InvalidArgument listing the allowed values", err)
@@ -109,7 +114,7 @@ with open(extra, "w") as f:
 c.m("ReloadPolicies")
 eq(c.prop(PATH, MANAGER, "PolicyFiles"), [daemon.config, extra],
    "ReloadPolicies: PolicyFiles lists the new file")
-ok = wait_for(lambda: c.prop(vm_object_path(VMS["web"]), VM, "Mechanism") == "balloon", 3)
+ok = wait_for(lambda: c.prop(vm_object_path(VMS["web"]), VM, "Mechanism") == "balloon", WAIT)
 tap(ok, "after the reload web's Mechanism is balloon")
 bad = os.path.join(daemon.policies_dir, "20-bad.conf")
 with open(bad, "w") as f:

@@ -14,8 +14,8 @@ and works toward it until the timeout."""
 import os
 
 import mtlib
-from mtlib import (GiB, MANAGER, MiB, PATH, VM, VMS, Bus, Client, Memtided, Polkit, eq, finish,
-                   tap, vm_object_path, wait_for)
+from mtlib import (GiB, MANAGER, MiB, PATH, VM, VMS, WAIT, Bus, Client, Memtided, Polkit, eq,
+                   finish, tap, vm_object_path, wait_for)
 
 mtlib.binaries()
 bus = Bus()
@@ -45,9 +45,9 @@ eq([p[0] for p in c.prop(db, VM, "Pins")], [p2], "Unpin ends that pin only")
 err = a.error("Unpin", p1, sig="u", path=db, iface=VM)
 eq(err and err[0], "org.memtide.Error.NoSuchCookie", "Unpin twice: NoSuchCookie")
 a.close()
-ok = wait_for(lambda: c.prop(db, VM, "Pins") == [] and not c.prop(db, VM, "Pinned"), 5)
+ok = wait_for(lambda: c.prop(db, VM, "Pins") == [] and not c.prop(db, VM, "Pinned"), WAIT)
 tap(ok, "the holder left the bus: its pin ended")
-tap(daemon.wait_log(f"left the bus: ending its pin {p2}", 3),
+tap(daemon.wait_log(f"left the bus: ending its pin {p2}"),
     "memtided logs the pin it ended for a client that left")
 err = c.error("Pin", 0, "", sig="ts", path=db, iface=VM)
 tap(err and err[0] == "org.memtide.Error.InvalidArgument", "Pin size 0: InvalidArgument", err)
@@ -82,13 +82,13 @@ err = c2.error("ReleaseReservation", r1, sig="u")
 eq(err and err[0], "org.memtide.Error.NotAuthorized",
    "ReleaseReservation of another client's reservation needs polkit")
 b.close()
-ok = wait_for(lambda: c2.prop(PATH, MANAGER, "Reservations") == [], 5)
+ok = wait_for(lambda: c2.prop(PATH, MANAGER, "Reservations") == [], WAIT)
 tap(ok, "the holder left the bus: its reservation ended")
 eq(c2.prop(PATH, MANAGER, "Reserve"), 512 * MiB, "Reserve is back to the policy's")
 
 polkit2.set_allowed(["org.memtide.reserve"])
 r2 = c2.m("Reserve", 256 * MiB, "too slow", 1, sig="tsu", reply="(u)")[0]
-ok = wait_for(lambda: [s for s in c2.signals if s[3][0] == r2], 5)
+ok = wait_for(lambda: [s for s in c2.signals if s[3][0] == r2], WAIT)
 sig = ok[0][3] if ok else None
 tap(sig and sig[1] is False and "could not make room" in sig[2],
     "a reservation not done in time: ReservationDone(cookie, false, why)", sig)

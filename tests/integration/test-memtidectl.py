@@ -129,24 +129,24 @@ eq(ctl(bus, "pin", "db", "1G", "--", "sh", "-c", "exit 7")[0], 7,
 
 p = subprocess.Popen([mtlib.MEMTIDECTL, "--address", bus.address, "pin", "db", "1G", "--wait"],
                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-held = wait_for(lambda: c.prop(db, VM, "Pins"), 10)
+held = wait_for(lambda: c.prop(db, VM, "Pins"), mtlib.WAIT)
 tap(held, "pin --wait holds the pin")
 cookie = held[0][0] if held else 0
 p.send_signal(signal.SIGINT)
-out, err = p.communicate(timeout=10)
+out, err = p.communicate(timeout=mtlib.WAIT)
 eq(p.returncode, 0, "pin --wait: Ctrl-C ends it with exit 0")
 eq(c.prop(db, VM, "Pins"), [], "pin --wait: the pin ended")
 tap("Holding pin" in err and "Ctrl-C" in err, "pin --wait says how to end it", err)
 
 q = subprocess.Popen([mtlib.MEMTIDECTL, "--address", bus.address, "pin", "db", "1G", "--wait"],
                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-held = wait_for(lambda: c.prop(db, VM, "Pins"), 10)
+held = wait_for(lambda: c.prop(db, VM, "Pins"), mtlib.WAIT)
 cookie = held[0][0] if held else 0
 code, out, err = ctl(bus, "unpin", str(cookie))
 tap(code == 0 and f"Pin {cookie} ended" in out, "unpin COOKIE from another memtidectl",
     (code, out, err))
 q.send_signal(signal.SIGINT)
-q.communicate(timeout=10)
+q.communicate(timeout=mtlib.WAIT)
 eq(ctl(bus, "unpin", "999")[0], 5, "unpin of an unknown cookie: exit 5")
 eq(ctl(bus, "unpin", "abc")[0], 2, "unpin of a non-number: exit 2")
 eq(ctl(bus, "release", "999")[0], 5, "release of an unknown cookie: exit 5")

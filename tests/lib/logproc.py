@@ -60,19 +60,21 @@ class LogProcess:
             return [(t, m) for t, line in self.lines[since:]
                     for m in [rx.search(line)] if m]
 
-    def wait(self, pattern, timeout=15, since=0):
-        """find(), retried until it matches, the time runs out or the
-        process exits (its last lines are still searched)."""
+    def wait(self, pattern, timeout=30, since=0):
+        """find(), retried until it matches, the time runs out (it looks
+        at least once) or the process exits (its last lines are still
+        searched)."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while True:
             hit = self.find(pattern, since)
             if hit:
                 return hit
             if self.proc.poll() is not None:
                 self._reader.join(2)  # let the reader drain
                 return self.find(pattern, since)
+            if time.monotonic() >= deadline:
+                return None
             time.sleep(0.05)
-        return None
 
     def text(self, since=0):
         with self._lock:
