@@ -115,18 +115,27 @@ with Testbed(workload=WORKLOAD, agent=AGENT) as tb:
             sorted(names))
         known = wait_for(lambda: all((vm_props(c, g) or {}).get("Current") for g in guests), 30)
         tap(known, "the guests' sizes are known (balloon statistics)", daemon.tail())
+        # memtided may be resizing the guests meanwhile: its view (the
+        # last tick's sample) must catch up with libvirt's, not be equal
+        # to it at the instant both happen to be read.
         for g in guests:
-            p = vm_props(c, g) or {}
-            size = libvirt_size(g)
-            tap(abs(p.get("Current", 0) - size) <= TOLERANCE,
-                f"{g.name}: Current {p.get('Current', 0) // (MiB * B)} MiB matches libvirt's "
-                f"{size // (MiB * B)} MiB",
-                p)
-        p0 = vm_props(c, g0) or {}
-        vmem = g0.vmem()
-        tap(p0.get("Plugged") is not None and abs(p0["Plugged"] - vmem.current_kib * B)
-            <= TOLERANCE, "g0: Plugged matches virtio-mem's current size",
-            (p0.get("Plugged"), vmem))
+            seen = {}
+
+            def current_matches(g=g, seen=seen):
+                seen["p"] = vm_props(c, g) or {}
+                seen["size"] = libvirt_size(g)
+                return abs(seen["p"].get("Current", 0) - seen["size"]) <= TOLERANCE
+            ok = wait_for(current_matches, 30, step=0.5)
+            tap(ok, f"{g.name}: Current {seen['p'].get('Current', 0) // (MiB * B)} MiB matches "
+                f"libvirt's {seen['size'] // (MiB * B)} MiB", seen["p"])
+        seen = {}
+
+        def plugged_matches():
+            seen["p"] = (vm_props(c, g0) or {}).get("Plugged")
+            seen["vmem"] = g0.vmem()
+            return seen["p"] is not None and abs(seen["p"] - seen["vmem"].current_kib * B) <= TOLERANCE
+        tap(wait_for(plugged_matches, 30, step=0.5), "g0: Plugged matches virtio-mem's current size",
+            (seen.get("p"), seen.get("vmem")))
         tap((vm_props(c, g1) or {}).get("Plugged") == 0, "g1: Plugged 0 (no virtio-mem)")
 
         # 2. memtidectl on the real guests
