@@ -8,6 +8,7 @@
 #define G_LOG_DOMAIN "memtide-fake"
 
 #include "backend-fake-private.h"
+#include "drivers.h"
 
 guint64
 mt_fake_motion_at (const MtFakeMotion *m, guint64 speed, gint64 now)
@@ -402,3 +403,11 @@ mt_backend_fake_new (const char *control_path)
   self->by_name = g_hash_table_new (g_str_hash, g_str_equal);
   return &self->parent;
 }
+
+/* Named only: --backend auto never picks it. */
+const MtDriver mt_driver_fake = {
+  .name = "fake",
+  .automatic = FALSE,
+  .default_uri = NULL,
+  .create = mt_backend_fake_new,
+};

@@ -25,6 +25,7 @@
 #include <libvirt-glib/libvirt-glib.h>
 
 #include "backend-libvirt.h"
+#include "drivers.h"
 
 #define RECONNECT_MIN_S 1
 #define RECONNECT_MAX_S 30
@@ -983,3 +984,10 @@ mt_backend_libvirt_new (const char *uri)
                MT_LIBVIRT_PER_DOMAIN_STATS_ENV);
   return &self->parent;
 }
+
+const MtDriver mt_driver_libvirt = {
+  .name = "libvirt",
+  .automatic = TRUE,
+  .default_uri = "qemu:///system",
+  .create = mt_backend_libvirt_new,
+};

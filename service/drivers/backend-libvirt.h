@@ -1,5 +1,6 @@
-/* backend-libvirt.h: the libvirt driver (QEMU/KVM).  Only the driver
- * table (drivers.c) and the driver's own tests include this.
+/* backend-libvirt.h: the libvirt driver (QEMU/KVM).  Only the driver's
+ * own files and tests include this; the driver table reaches it through
+ * mt_driver_libvirt (drivers.h).
  *
  * Events (lifecycle, virtio-mem size, metadata) and the reconnect timer
  * are dispatched from the GLib default main context: run it.

@@ -5,19 +5,12 @@
 #define G_LOG_DOMAIN "memtided"
 
 #include "drivers.h"
-#include "backend-fake.h"
-#include "backend-libvirt.h"
 
-typedef struct {
-  const char *name;
-  gboolean automatic;      /* --backend auto may pick it */
-  const char *default_uri; /* when --connect is not given; NULL = required */
-  MtBackend *(*create) (const char *uri);
-} MtDriver;
-
-static const MtDriver drivers[] = {
-  { "libvirt", TRUE, "qemu:///system", mt_backend_libvirt_new },
-  { "fake", FALSE, NULL, mt_backend_fake_new },
+/* Probe order.  Each entry is defined in its driver's file: the table
+ * includes no driver's header. */
+static const MtDriver *const drivers[] = {
+  &mt_driver_libvirt,
+  &mt_driver_fake,
 };
 
 const char *
@@ -30,8 +23,8 @@ static const MtDriver *
 find_driver (const char *name)
 {
   for (guint i = 0; i < G_N_ELEMENTS (drivers); i++)
-    if (g_str_equal (drivers[i].name, name))
-      return &drivers[i];
+    if (g_str_equal (drivers[i]->name, name))
+      return drivers[i];
   return NULL;
 }
 
@@ -62,7 +55,7 @@ mt_drivers_probe (const char *uri, GError **error)
   g_autoptr (GString) answers = g_string_new (NULL);
 
   for (guint i = 0; i < G_N_ELEMENTS (drivers); i++) {
-    const MtDriver *driver = &drivers[i];
+    const MtDriver *driver = drivers[i];
     g_autoptr (MtBackend) b = NULL;
     g_autoptr (GError) local_error = NULL;
     MtProbeResult result;

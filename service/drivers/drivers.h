@@ -7,6 +7,18 @@
 
 #include "backend.h"
 
+/* One entry of the driver table. */
+typedef struct {
+  const char *name;
+  gboolean automatic;      /* --backend auto may pick it */
+  const char *default_uri; /* when --connect is not given; NULL = required */
+  MtBackend *(*create) (const char *uri);
+} MtDriver;
+
+/* The entries, each defined in its driver's own file. */
+extern const MtDriver mt_driver_libvirt; /* backend-libvirt.c */
+extern const MtDriver mt_driver_fake;    /* backend-fake.c */
+
 /* "libvirt, fake": every driver --backend names, in probe order. */
 const char *mt_drivers_names (void);
 
