@@ -848,8 +848,7 @@ mt_daemon_free (MtDaemon *d)
   g_clear_pointer (&d->changed_vms, g_hash_table_unref);
   g_clear_pointer (&d->control, mt_control_free);
   mt_daemon_act_stop (d);
-  if (d->backend)
-    d->backend->ops->free (d->backend);
+  g_clear_pointer (&d->backend, mt_backend_free);
   g_clear_pointer (&d->config, mt_config_unref);
   g_clear_pointer (&d->host_reader, mt_host_reader_free);
   g_clear_pointer (&d->state, mt_state_free);

@@ -70,3 +70,12 @@ struct _MtBackend {
   MtConnectionFunc connection_cb;
   gpointer user_data;
 };
+
+/* Frees any driver's backend; NULL is fine. */
+static inline void
+mt_backend_free (MtBackend *b)
+{
+  if (b != NULL)
+    b->ops->free (b);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (MtBackend, mt_backend_free)

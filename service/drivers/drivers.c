@@ -40,14 +40,6 @@ uri_for (const MtDriver *driver, const char *uri)
   return uri != NULL ? uri : driver->default_uri;
 }
 
-static void
-backend_free (MtBackend *b)
-{
-  if (b != NULL)
-    b->ops->free (b);
-}
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (MtBackend, backend_free)
-
 MtBackend *
 mt_drivers_probe (const char *uri, GError **error)
 {

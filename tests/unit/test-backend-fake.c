@@ -12,13 +12,6 @@
 
 #define DEADLINE_S 10
 
-static void
-backend_free (MtBackend *b)
-{
-  b->ops->free (b);
-}
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (MtBackend, backend_free)
-
 typedef struct {
   GPtrArray *events; /* "ADDED <uuid>" */
   char *dir;
@@ -58,7 +51,7 @@ fixture_setup (Fixture *fx, gconstpointer data)
 static void
 fixture_teardown (Fixture *fx, gconstpointer data)
 {
-  g_clear_pointer (&fx->b, backend_free);
+  g_clear_pointer (&fx->b, mt_backend_free);
   /* The driver removed its socket. */
   g_assert_false (g_file_test (fx->path, G_FILE_TEST_EXISTS));
   g_rmdir (fx->dir);

@@ -34,13 +34,6 @@
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (virDomain, virDomainFree)
 
 static void
-backend_free (MtBackend *b)
-{
-  b->ops->free (b);
-}
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (MtBackend, backend_free)
-
-static void
 connection_close (virConnect *conn)
 {
   virConnectClose (conn);

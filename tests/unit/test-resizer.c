@@ -13,13 +13,6 @@
 
 #define DEADLINE_S 10
 
-static void
-backend_free (MtBackend *b)
-{
-  b->ops->free (b);
-}
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (MtBackend, backend_free)
-
 typedef struct {
   GPtrArray *done;   /* "uuid ok" / "uuid error: message", in arrival order */
   gint data_freed;   /* call data freed */
