@@ -16,6 +16,21 @@
 
 #define MT_UNKNOWN G_MAXUINT64
 
+/* How the online memory blocks of one kind are used, summed over the
+ * blocks (the memtide kernel patches' memoryN/usage, a hint: counted
+ * without locks).  Bytes; every field MT_UNKNOWN when not reported. */
+typedef struct {
+  guint64 blocks;
+  guint64 free;
+  guint64 movable;
+  guint64 unmovable;
+  guint64 pinned;
+  guint64 offline;
+} MtBlockUsage;
+
+#define MT_BLOCK_USAGE_UNKNOWN \
+  ((MtBlockUsage){ MT_UNKNOWN, MT_UNKNOWN, MT_UNKNOWN, MT_UNKNOWN, MT_UNKNOWN, MT_UNKNOWN })
+
 typedef struct {
   gint64 time; /* monotonic µs when observed */
 
@@ -26,17 +41,26 @@ typedef struct {
   guint64 rss;            /* host RSS of the VM process */
 
   /* What the guest says (balloon stats, or the agent when from_agent). */
-  guint64 guest_total;         /* MemTotal */
-  guint64 guest_available;     /* MemAvailable */
-  guint64 guest_free;          /* MemFree ("unused" in balloon stats) */
-  guint64 guest_cache;         /* page cache that can be dropped */
-  guint64 swap_in;             /* cumulative bytes swapped in */
-  guint64 swap_out;            /* cumulative bytes swapped out */
-  guint64 major_faults;        /* cumulative count */
-  guint64 oom_kills;           /* cumulative count (agent only) */
-  double psi_some_avg10;       /* percent, 0..100 (agent only) */
-  double psi_full_avg10;       /* percent, 0..100 (agent only) */
-  guint64 reported_free;       /* bytes free page reporting handed back (agent, patched kernels) */
+  guint64 guest_total;      /* MemTotal */
+  guint64 guest_available;  /* MemAvailable */
+  guint64 guest_free;       /* MemFree ("unused" in balloon stats) */
+  guint64 guest_cache;      /* page cache that can be dropped */
+  guint64 swap_in;          /* cumulative bytes swapped in */
+  guint64 swap_out;         /* cumulative bytes swapped out */
+  guint64 major_faults;     /* cumulative count */
+  guint64 oom_kills;        /* cumulative count (agent only) */
+  double psi_some_avg10;    /* percent, 0..100 (agent only) */
+  double psi_full_avg10;    /* percent, 0..100 (agent only) */
+  guint64 reported_free;    /* bytes free page reporting handed back (agent, patched kernels) */
+  guint64 reported_total;   /* cumulative bytes reported (agent, patched kernels) */
+  guint64 reused_total;     /* cumulative reported bytes allocated again */
+  guint64 reporting_passes; /* cumulative reporting passes */
+  guint64 reporting_budget_exhausted; /* passes that ended on their budget */
+  guint64 reporting_delay_ms;         /* the guest's reporting delay now */
+  guint64 reporting_budget_divisor;   /* the guest's per-pass budget divisor now */
+  MtBlockUsage usage_kernel;          /* blocks online to a kernel zone */
+  MtBlockUsage usage_movable;         /* blocks online to ZONE_MOVABLE */
+  MtBlockUsage usage_vmem;            /* blocks of virtio-mem memory, either zone */
   guint64 movable;             /* bytes online in ZONE_MOVABLE: could be unplugged (agent only) */
   guint64 guest_swap_used;     /* SwapTotal - SwapFree (agent only) */
   guint64 guest_inactive_file; /* Inactive(file): page cache not used again lately,
