@@ -1428,6 +1428,7 @@ typedef struct {
   guint calls;
   gboolean ok;
   guint64 reclaimed;
+  guint64 delay_ms, budget_divisor;
   GError *error;
   guint destroyed;
 } ReplyLog;
@@ -1441,6 +1442,8 @@ on_reply (MtAgentLink *link, const MtAgentReply *reply, const GError *error, gpo
   if (reply) {
     log->ok = reply->ok;
     log->reclaimed = reply->reclaimed;
+    log->delay_ms = reply->delay_ms;
+    log->budget_divisor = reply->budget_divisor;
   }
   if (error)
     log->error = g_error_copy (error);
@@ -1616,6 +1619,63 @@ test_link_reclaim_methods (LinkFixture *f, gconstpointer data)
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BUSY);
 }
 
+static void
+test_link_tune_reporting (LinkFixture *f, gconstpointer data)
+{
+  ReplyLog log = { 0 };
+  g_autoptr (GError) error = NULL;
+  ReqWait w = { f->fake, "tune_reporting" };
+  g_autofree char *reply = NULL;
+  g_autofree char *stock = NULL;
+  guint32 id;
+
+  link_start (f);
+  handshake (f, NULL);
+  g_assert_cmpuint (mt_agent_link_tune_reporting (f->link, 0, 0, NULL, NULL, NULL, &error), ==, 0);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  g_assert_cmpuint (mt_agent_link_tune_reporting (f->link, 9, 0, NULL, NULL, NULL, &error), ==, 0);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  g_assert_cmpuint (mt_agent_link_tune_reporting (f->link, 0, 1025, NULL, NULL, NULL, &error), ==,
+                    0);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+
+  id = mt_agent_link_tune_reporting (f->link, 100, 0, on_reply, &log, on_reply_destroy, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (id, >, 0);
+  g_assert_true (run_until (f->fake, cond_request, &w, WAIT_MS));
+  g_assert_cmpuint (last_request_id (f->fake, "tune_reporting"), ==, id);
+  g_assert_nonnull (strstr (f->fake->in->str, "\"op\":\"tune_reporting\",\"delay_ms\":100}\n"));
+  reply = g_strdup_printf ("{\"v\":1,\"type\":\"reply\",\"id\":%u,\"op\":\"tune_reporting\","
+                           "\"ok\":true,\"delay_ms\":100,\"budget_divisor\":16}\n",
+                           id);
+  fake_send (f->fake, reply);
+  g_assert_true (run_until (f->fake, cond_reply, &log, WAIT_MS));
+  g_assert_true (log.ok);
+  g_assert_null (log.error);
+  g_assert_cmpuint (log.delay_ms, ==, 100);
+  g_assert_cmpuint (log.budget_divisor, ==, 16);
+  g_assert_cmpuint (log.destroyed, ==, 1);
+
+  /* A stock kernel (its hello says so): no tunables, user data freed. */
+  {
+    guint64 seq = next_seq ();
+    CountWait cw = { f, f->hellos + 1 };
+
+    stock = hello_line (seq, BOOT_A, seq * 1000, "\"unavailable\":[\"page_reporting_counters\"]");
+    g_assert_true (fake_send (f->fake, stock));
+    g_assert_true (run_until (f->fake, cond_hellos, &cw, WAIT_MS));
+  }
+  memset (&log, 0, sizeof log);
+  g_assert_cmpuint (
+    mt_agent_link_tune_reporting (f->link, 100, 1, on_reply, &log, on_reply_destroy, &error), ==,
+    0);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED);
+  g_assert_cmpuint (log.destroyed, ==, 1);
+}
+
 static gboolean
 cond_link_freed (gpointer data)
 {
@@ -1706,6 +1766,7 @@ main (int argc, char **argv)
   LINK_TEST ("garbage-backoff", test_link_garbage_and_backoff, NULL);
   LINK_TEST ("reclaim", test_link_reclaim, NULL);
   LINK_TEST ("reclaim-methods", test_link_reclaim_methods, NULL);
+  LINK_TEST ("tune-reporting", test_link_tune_reporting, NULL);
   LINK_TEST ("free-in-callback", test_link_free_in_callback, NULL);
   LINK_TEST ("host-view", test_link_host_view, NULL);
 
