@@ -153,6 +153,20 @@ test_parse_examples (void)
     g_assert_cmpuint (r->usage_vmem.free, ==, 234881024);
     g_assert_cmpuint (r->usage_vmem.movable, ==, 20971520);
   }
+  /* The agent's hello on the patched kernel (kernel-patches/, built by
+   * kernel-patches/build) under QEMU TCG: 1 GiB boot memory, 256 MiB
+   * plugged of a 1 GiB virtio-mem device in ZONE_MOVABLE, after a
+   * 300 MiB tmpfs file was removed and delay_ms=100 budget_divisor=1. */
+  {
+    g_autofree char *boot = data_line ("patched-boot.json");
+    MtAgentLimits two = { .max_memory = 2 * MT_GIB };
+
+    g_assert_true (mt_agent_parse_line (boot, strlen (boot), &two, &m, &problem));
+    g_assert_cmpuint (r->page_reporting.delay_ms, ==, 100);
+    g_assert_cmpuint (r->usage_vmem.blocks, ==, 2);
+    g_assert_cmpuint (r->usage_kernel.blocks, ==, 8);
+    g_assert_cmpuint (r->usage_vmem.free, ==, 266231808);
+  }
   /* A kind without blocks is 0 blocks, not unknown; no block_usage at
    * all is unknown. */
   {
