@@ -14,6 +14,8 @@ enum unavail {
   UA_MEMORY_ZONES,            /* memoryN/valid_zones (no CONFIG_MEMORY_HOTREMOVE) */
   UA_PAGE_REPORTING,          /* /sys/module/page_reporting/parameters/page_reporting_order */
   UA_PAGE_REPORTING_COUNTERS, /* /sys/kernel/mm/page_reporting/ (memtide kernel patches) */
+  UA_BLOCK_USAGE,             /* memoryN/usage (memtide kernel patches) */
+  UA_VIRTIO_MEM_RANGES,       /* /proc/iomem's virtio-mem addresses (root only) */
   UA_MEMORY_RECLAIM,          /* cgroup v2 memory.reclaim */
   UA_DROP_CACHES,             /* /proc/sys/vm/drop_caches */
   UA_MLOCK,                   /* could not lock the agent in memory */

@@ -5,7 +5,15 @@
  * so a report costs a handful of syscalls.  Memory blocks are the
  * exception: there can be hundreds, so their counts are cached and
  * rescanned only when a memory uevent says something changed (or when the
- * cache is older than blocks_max_age_us; 0 means every report). */
+ * cache is older than blocks_max_age_us; 0 means every report).
+ *
+ * The usage of each online block (memoryN/usage, patched kernels) changes
+ * all the time, so it is re-read on every report, but at most
+ * USAGE_READS_MAX blocks per report, round robin: reading the file walks
+ * every page of the block in the kernel, and a large guest has thousands
+ * of blocks.  Sums use each block's last reading.  These files are
+ * opened relative to the kept directory fd and closed at once: a guest
+ * may have more blocks than the agent should keep fds. */
 #include "collect.h"
 
 #include "caps.h"
@@ -16,6 +24,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,10 +57,29 @@ static const struct key vmstat_keys[] = {
   { "oom_kill", VS_OOM_KILL },
 };
 
+/* Blocks whose usage a report reads at most (besides blocks never read
+ * yet): 64 blocks of 128 MiB walk 8 GiB of struct pages. */
+#define USAGE_READS_MAX ((size_t) 64)
+
 static const char *const pr_files[PR_N] = {
-  [PR_REPORTED] = "reported_bytes",
-  [PR_REPORTED_TOTAL] = "reported_total_bytes",
-  [PR_REUSED_TOTAL] = "reused_total_bytes",
+  [PR_REPORTED] = "reported_bytes",           [PR_REPORTED_TOTAL] = "reported_total_bytes",
+  [PR_REUSED_TOTAL] = "reused_total_bytes",   [PR_PASSES] = "passes",
+  [PR_BUDGET_EXHAUSTED] = "budget_exhausted", [PR_DELAY_MS] = "delay_ms",
+  [PR_BUDGET_DIVISOR] = "budget_divisor",
+};
+
+/* The order the files are read in: a counter bounded by another is read
+ * before it (a reused page was reported earlier; a pass is counted when it
+ * starts, its exhaustion when it ends), so the pair never looks
+ * inconsistent to the host. */
+static const int pr_read_order[PR_N] = {
+  PR_REPORTED, PR_REUSED_TOTAL, PR_REPORTED_TOTAL, PR_BUDGET_EXHAUSTED,
+  PR_PASSES,   PR_DELAY_MS,     PR_BUDGET_DIVISOR,
+};
+
+static const char *const usage_keys[BU_N] = {
+  [BU_FREE] = "free",     [BU_MOVABLE] = "movable", [BU_UNMOVABLE] = "unmovable",
+  [BU_PINNED] = "pinned", [BU_OFFLINE] = "offline",
 };
 
 /* Matches "name" followed by sep at the start of line. */
@@ -182,6 +210,60 @@ block_classify (const char *state, const char *zones)
   return BK_ONLINE_KERNEL;
 }
 
+bool
+usage_parse (const char *text, uint64_t out[BU_N])
+{
+  uint32_t have = 0;
+
+  for (const char *line = text; line && *line; line = next_line (line)) {
+    for (int k = 0; k < BU_N; k++) {
+      const char *p = after_name (line, usage_keys[k], ' ');
+      uint64_t v;
+      if (!p)
+        continue;
+      if (parse_u64 (p, &p, &v) && (*p == '\n' || *p == '\0')) {
+        out[k] = v;
+        have |= 1u << k;
+      }
+      break;
+    }
+  }
+  return have == (1u << BU_N) - 1;
+}
+
+static bool
+hex_u64 (const char *p, const char **end, uint64_t *out)
+{
+  uint64_t v = 0;
+  const char *q = p;
+
+  for (; isxdigit ((unsigned char) *q); q++) {
+    if (v >> 60)
+      return false;
+    v = v * 16 + (uint64_t) (isdigit ((unsigned char) *q) ? *q - '0' : (*q | 0x20) - 'a' + 10);
+  }
+  if (q == p)
+    return false;
+  *end = q;
+  *out = v;
+  return true;
+}
+
+bool
+iomem_vmem_line (const char *line, uint64_t *start, uint64_t *end)
+{
+  static const char name[] = "System RAM (virtio_mem)";
+  const char *p = line;
+
+  while (*p == ' ')
+    p++;
+  if (!hex_u64 (p, &p, start) || *p++ != '-' || !hex_u64 (p, &p, end) || strncmp (p, " : ", 3) != 0)
+    return false;
+  p += 3;
+  return strncmp (p, name, sizeof name - 1) == 0
+         && (p[sizeof name - 1] == '\n' || p[sizeof name - 1] == '\0') && *start <= *end;
+}
+
 static int
 open_ro (const char *fmt_path)
 {
@@ -209,6 +291,7 @@ collector_open (struct collector *c, uint32_t *unavail)
   unavail_set (unavail, UA_PAGE_REPORTING, c->pr_order_fd < 0);
 
   for (int i = 0; i < PR_N; i++) {
+    /* O_RDONLY even for the tunables: tune_reporting opens them for writing. */
     if (rpath (path, sizeof path, "/sys/kernel/mm/page_reporting/%s", pr_files[i]) == 0)
       c->pr_fd[i] = open (path, O_RDONLY | O_CLOEXEC);
     else
@@ -238,19 +321,30 @@ collector_open (struct collector *c, uint32_t *unavail)
     }
   }
   unavail_set (unavail, UA_MEMORY_BLOCKS, c->mem_dirfd < 0);
+  unavail_set (unavail, UA_BLOCK_USAGE, c->mem_dirfd < 0);
+}
+
+static void
+close_fd (int *fd)
+{
+  if (*fd >= 0)
+    close (*fd);
+  *fd = -1;
 }
 
 void
 collector_close (struct collector *c)
 {
-  int *fds[] = { &c->meminfo_fd, &c->vmstat_fd, &c->psi_fd,   &c->pr_order_fd,
-                 &c->mem_dirfd,  &c->pr_fd[0],  &c->pr_fd[1], &c->pr_fd[2] };
-
-  for (size_t i = 0; i < ARRAY_SIZE (fds); i++) {
-    if (*fds[i] >= 0)
-      close (*fds[i]);
-    *fds[i] = -1;
-  }
+  close_fd (&c->meminfo_fd);
+  close_fd (&c->vmstat_fd);
+  close_fd (&c->psi_fd);
+  close_fd (&c->pr_order_fd);
+  close_fd (&c->mem_dirfd);
+  for (int i = 0; i < PR_N; i++)
+    close_fd (&c->pr_fd[i]);
+  free (c->ub);
+  c->ub = NULL;
+  c->n_ub = c->ub_next = 0;
 }
 
 /* Reads a short sysfs attribute relative to dirfd; first line, stripped. */
@@ -271,6 +365,71 @@ read_attr_at (int dirfd, const char *name, char *buf, size_t size)
   return true;
 }
 
+static int
+compare_index (const void *a, const void *b)
+{
+  uint64_t x = ((const struct usage_block *) a)->index, y = ((const struct usage_block *) b)->index;
+  return x < y ? -1 : x > y;
+}
+
+static struct usage_block *
+find_block (struct usage_block *ub, size_t n, uint64_t index)
+{
+  struct usage_block key = { .index = index };
+  return n ? bsearch (&key, ub, n, sizeof *ub, compare_index) : NULL;
+}
+
+/* Marks the blocks inside virtio-mem ranges; false when /proc/iomem is
+ * unreadable or hides its addresses (they read 0 unless root). */
+static bool
+mark_vmem (struct usage_block *ub, size_t n, uint64_t block_size)
+{
+  char path[PATH_MAX], line[256];
+  FILE *f;
+  bool hidden = false;
+
+  if (rpath (path, sizeof path, "/proc/iomem") < 0 || !(f = fopen (path, "re")))
+    return false;
+  while (fgets (line, sizeof line, f)) {
+    uint64_t start, end;
+    if (!iomem_vmem_line (line, &start, &end))
+      continue;
+    if (end == 0) {
+      hidden = true;
+      continue;
+    }
+    /* virtio-mem adds whole blocks; a range a block only overlaps is
+     * still counted, which errs towards "virtio-mem". */
+    for (uint64_t b = start / block_size; b <= end / block_size && n; b++) {
+      struct usage_block *e = find_block (ub, n, b);
+      if (e)
+        e->vmem = true;
+    }
+  }
+  fclose (f);
+  return !hidden;
+}
+
+/* The online blocks of this scan, sorted, with the usage last read for
+ * the same block in the same zone carried over. */
+static void
+usage_rebuild (struct collector *c, struct usage_block *fresh, size_t n)
+{
+  qsort (fresh, n, sizeof *fresh, compare_index);
+  for (size_t i = 0; i < n; i++) {
+    struct usage_block *old = find_block (c->ub, c->n_ub, fresh[i].index);
+    if (old && old->have && old->movable == fresh[i].movable) {
+      fresh[i].have = true;
+      memcpy (fresh[i].pages, old->pages, sizeof fresh[i].pages);
+    }
+  }
+  c->vmem_known = mark_vmem (fresh, n, c->block_size);
+  free (c->ub);
+  c->ub = fresh;
+  c->n_ub = n;
+  c->ub_next = 0;
+}
+
 static bool
 scan_blocks (struct collector *c)
 {
@@ -279,6 +438,9 @@ scan_blocks (struct collector *c)
   DIR *d;
   struct dirent *e;
   bool zones_missing = false;
+  struct usage_block *fresh = NULL;
+  size_t n_fresh = 0, cap = 0;
+  bool alloc_failed = false;
 
   if (dfd < 0)
     return false;
@@ -293,6 +455,7 @@ scan_blocks (struct collector *c)
     uint64_t idx;
     const char *end;
     bool have_zones = false;
+    enum block_kind kind;
 
     if (strncmp (e->d_name, "memory", 6) != 0 || !parse_u64 (e->d_name + 6, &end, &idx) || *end)
       continue;
@@ -307,7 +470,8 @@ scan_blocks (struct collector *c)
       else
         zones_missing = true;
     }
-    switch (block_classify (state, have_zones ? zones : NULL)) {
+    kind = block_classify (state, have_zones ? zones : NULL);
+    switch (kind) {
     case BK_ONLINE_MOVABLE:
       b.online_movable++;
       break;
@@ -323,11 +487,97 @@ scan_blocks (struct collector *c)
     case BK_UNKNOWN:
       break;
     }
+    if (kind == BK_ONLINE_MOVABLE || kind == BK_ONLINE_KERNEL) {
+      if (n_fresh == cap) {
+        size_t ncap = cap ? cap * 2 : 64;
+        struct usage_block *p = realloc (fresh, ncap * sizeof *fresh);
+        if (!p) {
+          alloc_failed = true; /* sums without some blocks would mislead */
+          continue;
+        }
+        fresh = p;
+        cap = ncap;
+      }
+      fresh[n_fresh++] = (struct usage_block){ .index = idx, .movable = kind == BK_ONLINE_MOVABLE };
+    }
   }
   closedir (d);
   c->blocks = b;
   c->zones_missing = zones_missing;
+  if (alloc_failed) {
+    free (fresh);
+    fresh = NULL;
+    n_fresh = 0;
+  }
+  /* Stock kernels have no usage file: probe the first online block. */
+  if (n_fresh > 0) {
+    char name[300];
+    snprintf (name, sizeof name, "memory%" PRIu64 "/usage", fresh[0].index);
+    c->usage_supported = faccessat (c->mem_dirfd, name, R_OK, 0) == 0;
+  } else {
+    c->usage_supported = false;
+  }
+  usage_rebuild (c, fresh, n_fresh);
   return true;
+}
+
+static bool
+usage_read_one (struct collector *c, struct usage_block *e)
+{
+  char name[300], buf[256];
+  uint64_t pages[BU_N];
+  int fd;
+  ssize_t n;
+
+  snprintf (name, sizeof name, "memory%" PRIu64 "/usage", e->index);
+  fd = openat (c->mem_dirfd, name, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return false;
+  n = pread_all (fd, buf, sizeof buf);
+  close (fd);
+  if (n < 0 || !usage_parse (buf, pages))
+    return false;
+  memcpy (e->pages, pages, sizeof pages);
+  e->have = true;
+  return true;
+}
+
+/* Reads the blocks never read and up to USAGE_READS_MAX others, then sums
+ * every block's last reading.  False while some block has none (a block
+ * that vanished is dropped at the rescan its uevent causes). */
+static bool
+usage_read (struct collector *c, struct usage_sum out[UK_N])
+{
+  size_t budget = USAGE_READS_MAX;
+  bool complete = true;
+
+  if (c->n_ub <= USAGE_READS_MAX) {
+    for (size_t i = 0; i < c->n_ub; i++)
+      usage_read_one (c, &c->ub[i]);
+  } else {
+    for (size_t i = 0; i < c->n_ub; i++)
+      if (!c->ub[i].have)
+        usage_read_one (c, &c->ub[i]);
+    for (; budget > 0; budget--) {
+      usage_read_one (c, &c->ub[c->ub_next]);
+      c->ub_next = (c->ub_next + 1) % c->n_ub;
+    }
+  }
+  memset (out, 0, sizeof (struct usage_sum) * UK_N);
+  for (size_t i = 0; i < c->n_ub; i++) {
+    const struct usage_block *e = &c->ub[i];
+    int kinds[2] = { e->movable ? UK_MOVABLE : UK_KERNEL, UK_VMEM };
+    if (!e->have) {
+      complete = false;
+      continue;
+    }
+    for (int j = 0; j < (e->vmem ? 2 : 1); j++) {
+      out[kinds[j]].blocks++;
+      for (int u = 0; u < BU_N; u++)
+        out[kinds[j]].pages[u] += e->pages[u];
+    }
+  }
+  return complete && c->n_ub > 0;
 }
 
 /* meminfo into mi[]; the MI_* bits it had, 0 when unreadable. */
@@ -387,7 +637,8 @@ collector_read (struct collector *c, struct sample *s, uint32_t *unavail, uint64
       s->pr_order = (uint32_t) v;
     }
   }
-  for (int i = 0; i < PR_N; i++) {
+  for (int k = 0; k < PR_N; k++) {
+    int i = pr_read_order[k];
     uint64_t v;
     const char *end;
     if (c->pr_fd[i] < 0 || pread_all (c->pr_fd[i], buf, 64) < 0)
@@ -412,5 +663,11 @@ collector_read (struct collector *c, struct sample *s, uint32_t *unavail, uint64
     }
     unavail_set (unavail, UA_MEMORY_BLOCKS, !c->blocks_valid);
     unavail_set (unavail, UA_MEMORY_ZONES, c->blocks_valid && c->zones_missing);
+    if (c->blocks_valid && c->usage_supported)
+      s->have_usage = usage_read (c, s->usage);
+    unavail_set (unavail, UA_BLOCK_USAGE, !s->have_usage);
+    unavail_set (unavail, UA_VIRTIO_MEM_RANGES, s->have_usage && !c->vmem_known);
+    if (!c->vmem_known)
+      memset (&s->usage[UK_VMEM], 0, sizeof s->usage[UK_VMEM]);
   }
 }

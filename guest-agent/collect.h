@@ -4,6 +4,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum {
@@ -21,8 +22,28 @@ enum {
   MI_N
 };
 enum { VS_PGMAJFAULT, VS_PSWPIN, VS_PSWPOUT, VS_OOM_KILL, VS_N };
-/* Counters of the memtide guest kernel patches, see docs/agent-protocol.md. */
-enum { PR_REPORTED, PR_REPORTED_TOTAL, PR_REUSED_TOTAL, PR_N };
+/* Files of the memtide guest kernel patches in /sys/kernel/mm/page_reporting/,
+ * see docs/agent-protocol.md: byte counts, pass counts, then the tunables. */
+enum {
+  PR_REPORTED,
+  PR_REPORTED_TOTAL,
+  PR_REUSED_TOTAL,
+  PR_PASSES,
+  PR_BUDGET_EXHAUSTED,
+  PR_DELAY_MS,
+  PR_BUDGET_DIVISOR,
+  PR_N
+};
+
+/* The lines of memoryN/usage (memtide kernel patches), in pages. */
+enum { BU_FREE, BU_MOVABLE, BU_UNMOVABLE, BU_PINNED, BU_OFFLINE, BU_N };
+/* Kinds block usage is summed by; a virtio-mem block also counts in its zone. */
+enum { UK_KERNEL, UK_MOVABLE, UK_VMEM, UK_N };
+
+struct usage_sum {
+  uint64_t blocks;
+  uint64_t pages[BU_N];
+};
 
 struct psi_line {
   bool have;
@@ -51,8 +72,10 @@ struct sample {
   struct block_counts blocks;
   bool have_pr_order;
   uint32_t pr_order;
-  uint64_t pr[PR_N]; /* bytes */
+  uint64_t pr[PR_N]; /* as the kernel prints them: bytes, counts, ms */
   uint32_t pr_have;
+  bool have_usage; /* every online block's usage read at least once */
+  struct usage_sum usage[UK_N];
 };
 
 enum block_kind { BK_ONLINE_MOVABLE, BK_ONLINE_KERNEL, BK_OFFLINE, BK_GOING_OFFLINE, BK_UNKNOWN };
@@ -62,6 +85,18 @@ uint32_t vmstat_parse (const char *text, uint64_t out[VS_N]);
 bool psi_parse (const char *text, struct psi_values *out);
 /* zones: first line of memoryN/valid_zones, or NULL when absent. */
 enum block_kind block_classify (const char *state, const char *zones);
+/* memoryN/usage: true when all five lines are there. */
+bool usage_parse (const char *text, uint64_t out[BU_N]);
+/* One line of /proc/iomem: true and the range when it is a virtio-mem
+ * memory range ("System RAM (virtio_mem)", at any nesting depth). */
+bool iomem_vmem_line (const char *line, uint64_t *start, uint64_t *end);
+
+/* One online memory block whose usage is summed. */
+struct usage_block {
+  uint64_t index;
+  bool movable, vmem, have;
+  uint64_t pages[BU_N];
+};
 
 struct collector {
   int meminfo_fd, vmstat_fd, psi_fd, pr_order_fd;
@@ -73,6 +108,11 @@ struct collector {
   struct block_counts blocks;
   bool blocks_valid, blocks_dirty, zones_missing;
   uint64_t blocks_at_us, blocks_max_age_us;
+  /* Online blocks sorted by index (from the same scan), their last usage. */
+  struct usage_block *ub;
+  size_t n_ub, ub_next;
+  bool usage_supported; /* the kernel has memoryN/usage */
+  bool vmem_known;      /* /proc/iomem showed its addresses */
 };
 
 /* Opens what exists; never fails.  Sets UA_* bits in *unavail. */

@@ -134,6 +134,30 @@ report_format (char *buf, size_t cap, const struct sample *s, const struct repor
       jw_u64 (&w, "reported_total_bytes", s->pr[PR_REPORTED_TOTAL]);
     if (s->pr_have & (1u << PR_REUSED_TOTAL))
       jw_u64 (&w, "reused_total_bytes", s->pr[PR_REUSED_TOTAL]);
+    if (s->pr_have & (1u << PR_PASSES))
+      jw_u64 (&w, "passes", s->pr[PR_PASSES]);
+    if (s->pr_have & (1u << PR_BUDGET_EXHAUSTED))
+      jw_u64 (&w, "budget_exhausted", s->pr[PR_BUDGET_EXHAUSTED]);
+    if (s->pr_have & (1u << PR_DELAY_MS))
+      jw_u64 (&w, "delay_ms", s->pr[PR_DELAY_MS]);
+    if (s->pr_have & (1u << PR_BUDGET_DIVISOR))
+      jw_u64 (&w, "budget_divisor", s->pr[PR_BUDGET_DIVISOR]);
+    jw_obj_end (&w);
+  }
+
+  if (s->have_usage) {
+    static const char *const kinds[UK_N] = { "kernel", "movable", "virtio_mem" };
+    static const char *const keys[BU_N] = { "free", "movable", "unmovable", "pinned", "offline" };
+    jw_obj_begin (&w, "block_usage");
+    for (int k = 0; k < UK_N; k++) {
+      if (s->usage[k].blocks == 0)
+        continue;
+      jw_obj_begin (&w, kinds[k]);
+      jw_u64 (&w, "blocks", s->usage[k].blocks);
+      for (int u = 0; u < BU_N; u++)
+        jw_u64 (&w, keys[u], pages_to_bytes (s->usage[k].pages[u], m->page_size));
+      jw_obj_end (&w);
+    }
     jw_obj_end (&w);
   }
 

@@ -141,6 +141,15 @@ mtctl_print_host (GVariant *host)
   g_print ("VMs:  %s of a %s budget; %s free inside the guests, %s returned by free page "
            "reporting\n",
            guests, budget, gfree, reported);
+  /* Only guests with the memtide kernel patches report these. */
+  if (get_u64 (host, "ReportedTotal") > 0 || get_u64 (host, "RssSaved") > 0) {
+    g_autofree char *saved = mt_format_bytes (get_u64 (host, "RssSaved"));
+    g_autofree char *rtotal = mt_format_bytes (get_u64 (host, "ReportedTotal"));
+    g_autofree char *utotal = mt_format_bytes (get_u64 (host, "ReusedTotal"));
+    g_print ("Reporting: %s saved on the host (claims checked against QEMU RSS); %s reported, "
+             "%s reused since the guests booted\n",
+             saved, rtotal, utotal);
+  }
   if (reservations && g_variant_n_children (reservations) > 0) {
     GVariantIter iter;
     guint32 cookie;
@@ -240,6 +249,61 @@ print_field (const char *label, const char *value)
   g_print ("  %-16s %s\n", label, value);
 }
 
+static char *
+block_usage_text (guint64 blocks, const guint64 v[5])
+{
+  char f[5][MT_FORMAT_BYTES_LEN];
+
+  for (guint i = 0; i < 5; i++)
+    mt_format_bytes_buf (f[i], v[i]);
+  return g_strdup_printf ("%" G_GUINT64_FORMAT " blocks: free %s, movable %s, unmovable %s, "
+                          "pinned %s, "
+                          "offline %s",
+                          blocks, f[0], f[1], f[2], f[3], f[4]);
+}
+
+/* Free page reporting and the block usage hint: patched guest kernels
+ * only, so nothing at all for the others. */
+static void
+print_reporting (GVariant *vm)
+{
+  g_autoptr (GVariant) usage =
+    g_variant_lookup_value (vm, "BlockUsage", G_VARIANT_TYPE ("a(stttttt)"));
+  guint32 delay = 0, divisor = 0;
+
+  g_variant_lookup (vm, "ReportingDelay", "u", &delay);
+  g_variant_lookup (vm, "ReportingBudgetDivisor", "u", &divisor);
+  if (get_u64 (vm, "ReportedTotal") > 0 || get_u64 (vm, "ReportedFree") > 0) {
+    g_autofree char *claim = mt_format_bytes (get_u64 (vm, "ReportedFree"));
+    g_autofree char *saved = mt_format_bytes (get_u64 (vm, "RssSaved"));
+    g_autofree char *rtotal = mt_format_bytes (get_u64 (vm, "ReportedTotal"));
+    g_autofree char *utotal = mt_format_bytes (get_u64 (vm, "ReusedTotal"));
+    g_autofree char *now = g_strdup_printf ("%s (%s believed by QEMU RSS)", claim, saved);
+    g_autofree char *since = g_strdup_printf (
+      "%s reported, %s reused; %" G_GUINT64_FORMAT " passes, %" G_GUINT64_FORMAT " out of budget",
+      rtotal, utotal, get_u64 (vm, "ReportingPasses"), get_u64 (vm, "ReportingBudgetExhausted"));
+    print_field ("reported now", now);
+    print_field ("since boot", since);
+  }
+  if (delay > 0 || divisor > 0) {
+    g_autofree char *tun = g_strdup_printf ("delay %u ms, budget divisor %u", delay, divisor);
+    print_field ("reporting", tun);
+  }
+  if (usage && g_variant_n_children (usage) > 0) {
+    GVariantIter iter;
+    const char *kind;
+    guint64 blocks, v[5];
+
+    g_variant_iter_init (&iter, usage);
+    while (g_variant_iter_next (&iter, "(&stttttt)", &kind, &blocks, &v[0], &v[1], &v[2], &v[3],
+                                &v[4])) {
+      g_autofree char *text = block_usage_text (blocks, v);
+      g_autofree char *label = g_strdup_printf ("usage %s", kind);
+      print_field (label, text);
+    }
+  }
+}
+
 void
 mtctl_print_vm (GVariant *vm)
 {
@@ -281,6 +345,7 @@ mtctl_print_vm (GVariant *vm)
   if (get_bool (vm, "Stuck"))
     print_field ("stuck", get_str (vm, "StuckReason"));
   print_field ("last action", *last ? last : "none since memtided started");
+  print_reporting (vm);
   if (pins && g_variant_n_children (pins) > 0) {
     GVariantIter iter;
     guint32 cookie;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "daemon-private.h"
+#include "reporting.h"
 
 void
 mt_vm_status_free (MtVmStatus *st)
@@ -24,6 +25,42 @@ static const MtVmSample *
 latest (const MtDaemonVm *vm)
 {
   return mt_vm_model_latest (vm->model);
+}
+
+/* Virtio-mem memory an unplug could take: by the guest's block usage
+ * hint when there is one, else its movable zone (which pinned pages may
+ * still block); MT_UNKNOWN when neither is known. */
+static guint64
+unpluggable (const MtVmSample *s)
+{
+  guint64 v = mt_sample_vmem_unpluggable (s);
+
+  if (v != MT_UNKNOWN || s->movable == MT_UNKNOWN || s->vmem_plugged == MT_UNKNOWN)
+    return v;
+  return MIN (s->movable, s->vmem_plugged);
+}
+
+static void
+vm_reporting (MtVmStatus *st, const MtVmSample *s)
+{
+  MtVmSample none;
+
+  if (!s) {
+    mt_vm_sample_init (&none, 0);
+    s = &none;
+  }
+  st->reported_free = s->reported_free;
+  st->rss_saved = mt_sample_rss_saved (s);
+  st->reported_total = s->reported_total;
+  st->reused_total = s->reused_total;
+  st->reporting_passes = s->reporting_passes;
+  st->reporting_budget_exhausted = s->reporting_budget_exhausted;
+  st->reporting_delay_ms = s->reporting_delay_ms;
+  st->reporting_budget_divisor = s->reporting_budget_divisor;
+  st->usage_kernel = s->usage_kernel;
+  st->usage_movable = s->usage_movable;
+  st->usage_vmem = s->usage_vmem;
+  st->unpluggable = unpluggable (s);
 }
 
 static MtVmStatus *
@@ -55,6 +92,7 @@ vm_status (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
   st->last_action = g_strdup (vm->last_action ? vm->last_action : "");
   st->pinned = mt_control_vm_pin (d->control, uuid) != NULL;
   st->has_limits = mt_control_get_limits (d->control, uuid, &limit_min, &limit_max);
+  vm_reporting (st, s);
   if (vm->has_decision) {
     MtVmDecision dec;
 
@@ -119,10 +157,12 @@ void
 mt_daemon_get_host_status (MtDaemon *d, MtHostStatus *out)
 {
   MtHostPolicy hp;
+  MtReportingTotals rt;
   GHashTableIter iter;
   gpointer value;
 
   mt_control_host_policy (d->control, &d->host_policy, &hp);
+  mt_reporting_totals_init (&rt);
   *out = (MtHostStatus){
     .total = d->has_host ? d->last_host.mem_total : MT_UNKNOWN,
     .available = d->has_host ? d->last_host.mem_available : MT_UNKNOWN,
@@ -143,11 +183,14 @@ mt_daemon_get_host_status (MtDaemon *d, MtHostStatus *out)
         mt_sat_add (s->balloon_actual, s->vmem_plugged != MT_UNKNOWN ? s->vmem_plugged : 0));
     if (s->guest_free != MT_UNKNOWN)
       out->guest_free = mt_sat_add (out->guest_free, s->guest_free);
-    if (s->reported_free != MT_UNKNOWN)
-      out->reported_free = mt_sat_add (out->reported_free, s->reported_free);
-    if (s->movable != MT_UNKNOWN && s->vmem_plugged != MT_UNKNOWN)
-      out->unpluggable = mt_sat_add (out->unpluggable, MIN (s->movable, s->vmem_plugged));
+    mt_reporting_totals_add (&rt, s);
+    if (unpluggable (s) != MT_UNKNOWN)
+      out->unpluggable = mt_sat_add (out->unpluggable, unpluggable (s));
   }
+  out->reported_free = rt.reported_free;
+  out->reported_total = rt.reported_total;
+  out->reused_total = rt.reused_total;
+  out->rss_saved = rt.rss_saved;
 }
 
 const char *const *
@@ -161,6 +204,77 @@ append_size (GString *s, const char *label, guint64 bytes)
 {
   g_autofree char *text = bytes == MT_UNKNOWN ? g_strdup ("unknown") : mt_format_bytes (bytes);
   g_string_append_printf (s, "  %-16s %s\n", label, text);
+}
+
+/* Free page reporting and the block usage hint, for Explain: what the
+ * guest reported, nothing for what it did not (stock kernels). */
+static void
+append_reporting (GString *s, const MtVmStatus *st)
+{
+  const struct {
+    const char *kind;
+    const MtBlockUsage *u;
+  } kinds[] = {
+    { "kernel", &st->usage_kernel },
+    { "movable", &st->usage_movable },
+    { "virtio-mem", &st->usage_vmem },
+  };
+  gboolean any_usage = FALSE;
+
+  if (st->reported_free != MT_UNKNOWN || st->reported_total != MT_UNKNOWN
+      || st->reporting_delay_ms != MT_UNKNOWN || st->reporting_budget_divisor != MT_UNKNOWN) {
+    g_string_append (s, "Free page reporting (guest kernel):\n");
+    if (st->reported_free != MT_UNKNOWN) {
+      char claim[MT_FORMAT_BYTES_LEN], saved[MT_FORMAT_BYTES_LEN];
+
+      mt_format_bytes_buf (claim, st->reported_free);
+      mt_format_bytes_buf (saved, st->rss_saved);
+      g_string_append_printf (s, "  %-16s %s, of which memtided believes %s (QEMU RSS check)\n",
+                              "reported now", claim,
+                              st->rss_saved == MT_UNKNOWN ? "unknown" : saved);
+    }
+    if (st->reported_total != MT_UNKNOWN)
+      append_size (s, "since boot", st->reported_total);
+    if (st->reused_total != MT_UNKNOWN)
+      append_size (s, "reused", st->reused_total);
+    if (st->reporting_passes != MT_UNKNOWN)
+      g_string_append_printf (s, "  %-16s %" G_GUINT64_FORMAT "", "passes", st->reporting_passes);
+    if (st->reporting_passes != MT_UNKNOWN && st->reporting_budget_exhausted != MT_UNKNOWN)
+      g_string_append_printf (s, " (%" G_GUINT64_FORMAT " ended on their budget)",
+                              st->reporting_budget_exhausted);
+    if (st->reporting_passes != MT_UNKNOWN)
+      g_string_append_c (s, '\n');
+    if (st->reporting_delay_ms != MT_UNKNOWN)
+      g_string_append_printf (s, "  %-16s %" G_GUINT64_FORMAT " ms\n", "delay",
+                              st->reporting_delay_ms);
+    if (st->reporting_budget_divisor != MT_UNKNOWN)
+      g_string_append_printf (s,
+                              "  %-16s %" G_GUINT64_FORMAT " (a pass reports 1/%" G_GUINT64_FORMAT
+                              " of each free list)\n",
+                              "budget divisor", st->reporting_budget_divisor,
+                              st->reporting_budget_divisor);
+  }
+  for (guint i = 0; i < G_N_ELEMENTS (kinds); i++) {
+    const MtBlockUsage *u = kinds[i].u;
+    char f[5][MT_FORMAT_BYTES_LEN];
+
+    if (u->blocks == MT_UNKNOWN)
+      continue;
+    if (!any_usage)
+      g_string_append (s, "Memory blocks (the guest's hint):\n");
+    any_usage = TRUE;
+    mt_format_bytes_buf (f[0], u->free);
+    mt_format_bytes_buf (f[1], u->movable);
+    mt_format_bytes_buf (f[2], u->unmovable);
+    mt_format_bytes_buf (f[3], u->pinned);
+    mt_format_bytes_buf (f[4], u->offline);
+    g_string_append_printf (s,
+                            "  %-16s %" G_GUINT64_FORMAT " blocks: free %s, movable %s, "
+                            "unmovable %s, pinned %s, offline %s\n",
+                            kinds[i].kind, u->blocks, f[0], f[1], f[2], f[3], f[4]);
+  }
+  if (any_usage && st->unpluggable != MT_UNKNOWN && st->vmem_plugged > 0)
+    append_size (s, "unpluggable", st->unpluggable);
 }
 
 char *
@@ -212,6 +326,7 @@ mt_daemon_explain (MtDaemon *d, const char *name, GError **error)
     g_autofree char *lmax = mt_format_bytes (limit_max);
     g_string_append_printf (s, "Admin limits: min %s, max %s (replace the policy's)\n", lmin, lmax);
   }
+  append_reporting (s, st);
   if (vm->last_action)
     g_string_append_printf (s, "Last action: %s\n", vm->last_action);
   if (vm->policy_error)

@@ -6,6 +6,7 @@
 #include <glib.h>
 
 #include "control.h"
+#include "sample.h"
 
 typedef struct {
   const char *backend;      /* hypervisor driver: "auto" (or NULL), "libvirt", "fake" */
@@ -120,20 +121,36 @@ typedef struct {
   char *last_action;  /* "" = none */
   gboolean pinned;
   gboolean has_limits;
+  /* Free page reporting and block usage (patched guest kernels, through
+   * the agent; service/core/reporting.h): MT_UNKNOWN / unknown usage
+   * when not reported. */
+  guint64 reported_free;  /* the guest's claim */
+  guint64 rss_saved;      /* the claim cut by QEMU's RSS */
+  guint64 reported_total; /* since the guest booted */
+  guint64 reused_total;
+  guint64 reporting_passes;
+  guint64 reporting_budget_exhausted;
+  guint64 reporting_delay_ms;
+  guint64 reporting_budget_divisor;
+  MtBlockUsage usage_kernel, usage_movable, usage_vmem;
+  guint64 unpluggable; /* virtio-mem memory an unplug could take */
 } MtVmStatus;
 
 void mt_vm_status_free (MtVmStatus *status);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (MtVmStatus, mt_vm_status_free)
 
 typedef struct {
-  guint64 total;         /* host MemTotal */
-  guint64 available;     /* host MemAvailable */
-  guint64 reserve;       /* policy reserve + reservations */
-  guint64 budget;        /* what the VMs may hold, MT_UNKNOWN */
-  guint64 guest_total;   /* sum of VM sizes */
-  guint64 guest_free;    /* sum of guest free memory (idle) */
-  guint64 reported_free; /* guest memory returned by free page reporting */
-  guint64 unpluggable;   /* movable virtio-mem memory that could be unplugged */
+  guint64 total;          /* host MemTotal */
+  guint64 available;      /* host MemAvailable */
+  guint64 reserve;        /* policy reserve + reservations */
+  guint64 budget;         /* what the VMs may hold, MT_UNKNOWN */
+  guint64 guest_total;    /* sum of VM sizes */
+  guint64 guest_free;     /* sum of guest free memory (idle) */
+  guint64 reported_free;  /* guest memory returned by free page reporting (claims) */
+  guint64 reported_total; /* reported since each running guest's boot */
+  guint64 reused_total;   /* of it, taken back by the guests */
+  guint64 rss_saved;      /* the claims cut by QEMU's RSS (reporting.h) */
+  guint64 unpluggable;    /* movable virtio-mem memory that could be unplugged */
   MtMode mode;
   guint n_vms;
   gboolean connected;

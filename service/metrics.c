@@ -210,7 +210,102 @@ static const VmGauge vm_gauges[] = {
     G_STRUCT_OFFSET (MtVmStatus, vmem_plugged) },
   { "memtide_vm_guest_available_bytes", "MemAvailable inside the guest.",
     G_STRUCT_OFFSET (MtVmStatus, guest_available) },
+  { "memtide_vm_reported_free_bytes",
+    "Guest memory free page reporting handed back, as the guest claims it (patched kernels).",
+    G_STRUCT_OFFSET (MtVmStatus, reported_free) },
+  { "memtide_vm_rss_saved_bytes",
+    "The reported memory memtided believes: the claim, at most size - QEMU RSS + tolerance.",
+    G_STRUCT_OFFSET (MtVmStatus, rss_saved) },
+  { "memtide_vm_unpluggable_bytes", "Virtio-mem memory an unplug could take.",
+    G_STRUCT_OFFSET (MtVmStatus, unpluggable) },
 };
+
+/* Counters of the guest kernel (patched kernels): back to 0 when the
+ * guest reboots, which Prometheus' rate() takes as a counter reset. */
+static const VmGauge vm_counters[] = {
+  { "memtide_vm_reported_bytes", "Guest memory free page reporting reported since boot.",
+    G_STRUCT_OFFSET (MtVmStatus, reported_total) },
+  { "memtide_vm_reused_bytes", "Reported guest memory the guest allocated again since boot.",
+    G_STRUCT_OFFSET (MtVmStatus, reused_total) },
+  { "memtide_vm_reporting_passes", "Free page reporting passes in the guest since boot.",
+    G_STRUCT_OFFSET (MtVmStatus, reporting_passes) },
+  { "memtide_vm_reporting_budget_exhausted",
+    "Reporting passes that left free pages for later, their budget spent.",
+    G_STRUCT_OFFSET (MtVmStatus, reporting_budget_exhausted) },
+};
+
+static void
+vm_counters_render (GString *out, GPtrArray *vms, char **labels)
+{
+  for (guint g = 0; g < G_N_ELEMENTS (vm_counters); g++) {
+    const char *name = vm_counters[g].name;
+    gboolean bytes = g_str_has_suffix (name, "_bytes");
+
+    g_string_append_printf (out, "# TYPE %s counter\n", name);
+    if (bytes)
+      g_string_append_printf (out, "# UNIT %s bytes\n", name);
+    g_string_append_printf (out, "# HELP %s %s\n", name, vm_counters[g].help);
+    for (guint i = 0; i < vms->len; i++) {
+      guint64 v = G_STRUCT_MEMBER (guint64, vms->pdata[i], vm_counters[g].offset);
+      if (v != MT_UNKNOWN)
+        g_string_append_printf (out, "%s_total{%s} %" G_GUINT64_FORMAT "\n", name, labels[i], v);
+    }
+  }
+}
+
+/* The guest's reporting tunables and its block usage hint, when known. */
+static void
+vm_reporting_render (GString *out, GPtrArray *vms, char **labels)
+{
+  static const char *const uses[] = { "free", "movable", "unmovable", "pinned", "offline" };
+
+  gauge_header (out, "memtide_vm_reporting_delay_seconds", "seconds",
+                "The guest's delay before a free page reporting pass.");
+  for (guint i = 0; i < vms->len; i++) {
+    const MtVmStatus *st = vms->pdata[i];
+    if (st->reporting_delay_ms != MT_UNKNOWN)
+      g_string_append_printf (out, "memtide_vm_reporting_delay_seconds{%s} %.3f\n", labels[i],
+                              (double) st->reporting_delay_ms / 1000.0);
+  }
+  gauge_header (out, "memtide_vm_reporting_budget_divisor", NULL,
+                "A reporting pass reports about 1/divisor of each free list.");
+  for (guint i = 0; i < vms->len; i++) {
+    const MtVmStatus *st = vms->pdata[i];
+    if (st->reporting_budget_divisor != MT_UNKNOWN)
+      g_string_append_printf (out,
+                              "memtide_vm_reporting_budget_divisor{%s} %" G_GUINT64_FORMAT "\n",
+                              labels[i], st->reporting_budget_divisor);
+  }
+  gauge_header (out, "memtide_vm_block_usage_blocks", NULL,
+                "Online memory blocks by kind (kernel, movable, virtio-mem), from the guest.");
+  for (guint i = 0; i < vms->len; i++) {
+    const MtVmStatus *st = vms->pdata[i];
+    const MtBlockUsage *kinds[] = { &st->usage_kernel, &st->usage_movable, &st->usage_vmem };
+    static const char *const names[] = { "kernel", "movable", "virtio-mem" };
+    for (guint k = 0; k < G_N_ELEMENTS (kinds); k++)
+      if (kinds[k]->blocks != MT_UNKNOWN)
+        g_string_append_printf (
+          out, "memtide_vm_block_usage_blocks{%s,kind=\"%s\"} %" G_GUINT64_FORMAT "\n", labels[i],
+          names[k], kinds[k]->blocks);
+  }
+  gauge_header (out, "memtide_vm_block_usage_bytes", "bytes",
+                "How the guest's online memory blocks are used, by kind and use (a hint).");
+  for (guint i = 0; i < vms->len; i++) {
+    const MtVmStatus *st = vms->pdata[i];
+    const MtBlockUsage *kinds[] = { &st->usage_kernel, &st->usage_movable, &st->usage_vmem };
+    static const char *const names[] = { "kernel", "movable", "virtio-mem" };
+    for (guint k = 0; k < G_N_ELEMENTS (kinds); k++) {
+      const guint64 v[] = { kinds[k]->free, kinds[k]->movable, kinds[k]->unmovable,
+                            kinds[k]->pinned, kinds[k]->offline };
+      if (kinds[k]->blocks == MT_UNKNOWN)
+        continue;
+      for (guint u = 0; u < G_N_ELEMENTS (uses); u++)
+        g_string_append_printf (
+          out, "memtide_vm_block_usage_bytes{%s,kind=\"%s\",use=\"%s\"} %" G_GUINT64_FORMAT "\n",
+          labels[i], names[k], uses[u], v[u]);
+    }
+  }
+}
 
 static char *
 render (MtMetrics *m)
@@ -233,7 +328,17 @@ render (MtMetrics *m)
   host_gauge (out, "memtide_guest_free_bytes", "Sum of free memory inside the guests.",
               host.guest_free);
   host_gauge (out, "memtide_guest_reported_free_bytes",
-              "Guest memory returned to the host by free page reporting.", host.reported_free);
+              "Guest memory returned to the host by free page reporting, as the guests claim it.",
+              host.reported_free);
+  host_gauge (out, "memtide_guest_rss_saved_bytes",
+              "The reported guest memory memtided believes, each VM's claim cut by its QEMU RSS.",
+              host.rss_saved);
+  host_gauge (out, "memtide_guest_reported_since_boot_bytes",
+              "Sum over the running VMs of the memory reported since each guest booted.",
+              host.reported_total);
+  host_gauge (out, "memtide_guest_reused_since_boot_bytes",
+              "Sum over the running VMs of the reported memory each guest took back since boot.",
+              host.reused_total);
 
   for (guint i = 0; i < vms->len; i++) {
     const MtVmStatus *st = vms->pdata[i];
@@ -258,6 +363,8 @@ render (MtMetrics *m)
       g_string_append_printf (out, "memtide_vm_pressure_ratio{%s} %.4f\n", labels[i],
                               st->pressure / 100.0);
   }
+  vm_counters_render (out, vms, labels);
+  vm_reporting_render (out, vms, labels);
   gauge_header (out, "memtide_vm_stuck", NULL, "1 when the VM did not follow its target.");
   for (guint i = 0; i < vms->len; i++)
     g_string_append_printf (out, "memtide_vm_stuck{%s} %d\n", labels[i],

@@ -369,6 +369,42 @@ find (json_object **objs, int n, const char *type, long long id)
   return NULL;
 }
 
+/* The fake tree's memoryN/usage summed per kind, in bytes: kernel zone
+ * blocks 0 (zones "none"), 1 (DMA32), 2 (Normal); movable 8, 9; /proc/iomem
+ * puts 2, 8 and 9 in virtio-mem ranges.  Offline blocks 10 and 11 never
+ * count. */
+static void
+check_block_usage (json_object *o, bool with_vmem)
+{
+  uint64_t ps = (uint64_t) sysconf (_SC_PAGESIZE);
+
+  CHECK_U64 (ju (o, "block_usage.kernel.blocks"), 3);
+  CHECK_U64 (ju (o, "block_usage.kernel.free"), 31000 * ps);
+  CHECK_U64 (ju (o, "block_usage.kernel.movable"), 22000 * ps);
+  CHECK_U64 (ju (o, "block_usage.kernel.unmovable"), 43000 * ps);
+  CHECK_U64 (ju (o, "block_usage.kernel.pinned"), 24 * ps);
+  CHECK_U64 (ju (o, "block_usage.kernel.offline"), 0);
+  CHECK_U64 (jlen (o, "block_usage.kernel"), 6);
+  CHECK_U64 (ju (o, "block_usage.movable.blocks"), 2);
+  CHECK_U64 (ju (o, "block_usage.movable.free"), 46384 * ps);
+  CHECK_U64 (ju (o, "block_usage.movable.movable"), 2000 * ps);
+  CHECK_U64 (ju (o, "block_usage.movable.unmovable"), 0);
+  CHECK_U64 (ju (o, "block_usage.movable.pinned"), 0);
+  CHECK_U64 (ju (o, "block_usage.movable.offline"), 16384 * ps);
+  if (!with_vmem) {
+    CHECK (jget (o, "block_usage.virtio_mem") == NULL);
+    CHECK_U64 (jlen (o, "block_usage"), 2);
+    return;
+  }
+  CHECK_U64 (ju (o, "block_usage.virtio_mem.blocks"), 3);
+  CHECK_U64 (ju (o, "block_usage.virtio_mem.free"), 66384 * ps);
+  CHECK_U64 (ju (o, "block_usage.virtio_mem.movable"), 10000 * ps);
+  CHECK_U64 (ju (o, "block_usage.virtio_mem.unmovable"), 4000 * ps);
+  CHECK_U64 (ju (o, "block_usage.virtio_mem.pinned"), 8 * ps);
+  CHECK_U64 (ju (o, "block_usage.virtio_mem.offline"), 16384 * ps);
+  CHECK_U64 (jlen (o, "block_usage"), 3);
+}
+
 /* The fake tree's numbers, as the host must receive them. */
 static void
 check_full_report (json_object *o)
@@ -404,6 +440,12 @@ check_full_report (json_object *o)
   CHECK_U64 (ju (o, "page_reporting.reported_bytes"), 1073741824ull);
   CHECK_U64 (ju (o, "page_reporting.reported_total_bytes"), 8589934592ull);
   CHECK_U64 (ju (o, "page_reporting.reused_total_bytes"), 4294967296ull);
+  CHECK_U64 (ju (o, "page_reporting.passes"), 120);
+  CHECK_U64 (ju (o, "page_reporting.budget_exhausted"), 30);
+  CHECK_U64 (ju (o, "page_reporting.delay_ms"), 2000);
+  CHECK_U64 (ju (o, "page_reporting.budget_divisor"), 16);
+  CHECK_U64 (jlen (o, "page_reporting"), 8);
+  check_block_usage (o, true);
 }
 
 static void
@@ -468,13 +510,14 @@ test_missing_files (void)
     json_object *o = objs[0];
     CHECK_STR (jlist (o, "unavailable"),
                "meminfo,vmstat,psi,memory_blocks,page_reporting,page_reporting_counters,"
-               "memory.reclaim,drop_caches");
+               "block_usage,memory.reclaim,drop_caches");
     CHECK_STR (js (o, "psi_mode"), "none");
     CHECK (jget (o, "psi_trigger") == NULL);
     CHECK_STR (jlist (o, "reclaim_methods"), "");
     CHECK (jget (o, "kernel") == NULL && jget (o, "boot_id") == NULL);
     CHECK (jget (o, "mem") == NULL && jget (o, "vmstat") == NULL && jget (o, "psi") == NULL);
     CHECK (jget (o, "memory_blocks") == NULL && jget (o, "page_reporting") == NULL);
+    CHECK (jget (o, "block_usage") == NULL);
     CHECK_U64 (ju (o, "seq"), 1);
   }
   /* Said once on stderr, too. */
@@ -501,13 +544,20 @@ test_corrupt_files (void)
   write_file ("sys/module/page_reporting/parameters/page_reporting_order", "4294967295\n");
   snprintf (path, sizeof path, "%s/sys/devices/system/memory/memory8/valid_zones", tree);
   unlink (path);
+  /* One block's usage without its pinned line: no sums at all. */
+  write_file ("sys/devices/system/memory/memory1/usage", "free 1\nmovable 2\nunmovable 3\n"
+                                                         "offline 0\n");
+  write_file ("sys/kernel/mm/page_reporting/passes", "many\n");
   run_agent (r, NULL, NULL, argv);
   CHECK (WIFEXITED (r->status) && WEXITSTATUS (r->status) == 0);
   n = parse_lines (r->out, objs);
   CHECK_U64 (n, 1);
   if (n == 1) {
     json_object *o = objs[0];
-    CHECK_STR (jlist (o, "unavailable"), "vmstat,psi,psi_trigger,memory_zones");
+    CHECK_STR (jlist (o, "unavailable"), "vmstat,psi,psi_trigger,memory_zones,block_usage");
+    CHECK (jget (o, "block_usage") == NULL);
+    CHECK (jget (o, "page_reporting.passes") == NULL);
+    CHECK_U64 (ju (o, "page_reporting.budget_exhausted"), 30);
     CHECK_U64 (ju (o, "mem.total"), 1024000);
     CHECK_U64 (jlen (o, "mem"), 1);
     CHECK (jget (o, "vmstat") == NULL && jget (o, "psi") == NULL);
@@ -517,6 +567,49 @@ test_corrupt_files (void)
     /* -1: no device registered yet, so no order; the counters remain. */
     CHECK (jget (o, "page_reporting.order") == NULL);
     CHECK_U64 (ju (o, "page_reporting.reported_bytes"), 1073741824ull);
+  }
+  free_lines (objs, n);
+  free (r);
+  remove_tree ();
+}
+
+/* Without root, /proc/iomem shows every address as 0: no virtio_mem sums,
+ * and the host is told why.  A stock kernel has no usage files at all. */
+static void
+test_block_usage_partial (void)
+{
+  struct run *r = malloc (sizeof *r);
+  json_object *objs[MAX_LINES];
+  char *argv[] = { "memtide-agent", "--root",     (char *) make_tree (false),
+                   "--once",        "--output",   "-",
+                   "--no-mlock",    "--no-mount", NULL };
+  char cmd[512];
+  int n;
+
+  write_file ("proc/iomem", "00000000-00000000 : Reserved\n"
+                            "00000000-00000000 : virtio3\n"
+                            "  00000000-00000000 : System RAM (virtio_mem)\n");
+  run_agent (r, NULL, NULL, argv);
+  n = parse_lines (r->out, objs);
+  CHECK_U64 (n, 1);
+  if (n == 1) {
+    CHECK_STR (jlist (objs[0], "unavailable"), "psi_trigger,virtio_mem_ranges");
+    check_block_usage (objs[0], false);
+  }
+  free_lines (objs, n);
+  remove_tree ();
+
+  argv[2] = (char *) make_tree (false);
+  snprintf (cmd, sizeof cmd, "rm -f '%s'/sys/devices/system/memory/memory*/usage", tree);
+  if (system (cmd) != 0)
+    abort ();
+  run_agent (r, NULL, NULL, argv);
+  n = parse_lines (r->out, objs);
+  CHECK_U64 (n, 1);
+  if (n == 1) {
+    CHECK_STR (jlist (objs[0], "unavailable"), "psi_trigger,block_usage");
+    CHECK (jget (objs[0], "block_usage") == NULL);
+    CHECK_U64 (ju (objs[0], "memory_blocks.online_movable"), 2);
   }
   free_lines (objs, n);
   free (r);
@@ -1354,6 +1447,7 @@ main (void)
   tap_run ("--once report: every field from the fake tree", test_once_report);
   tap_run ("missing files: listed as unavailable, no crash", test_missing_files);
   tap_run ("corrupt files: ignored field by field", test_corrupt_files);
+  tap_run ("block usage: hidden virtio-mem ranges, stock kernel", test_block_usage_partial);
   tap_run ("requests: reclaim, malformed, overlong, unknown op, report, set_interval, hello",
            test_requests);
   tap_run ("reclaim: drop_caches fallback, busy, timeout", test_reclaim_fallback_and_busy);

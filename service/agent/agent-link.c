@@ -658,6 +658,26 @@ mt_agent_link_get_stats (MtAgentLink *link, gint64 now, MtAgentLinkStats *out)
   out->retry_at = link->state == MT_AGENT_LINK_WAITING ? link->retry_at : MT_TIME_NEVER;
 }
 
+/* Sends a request and waits for its reply; on failure frees p and
+ * user_data (destroy) and returns 0. */
+static guint32
+queue_request (MtAgentLink *link, Pending *p, const char *line, MtAgentReplyFunc callback,
+               gpointer user_data, GDestroyNotify destroy, GError **error)
+{
+  if (!send_line (link, line, error)) {
+    g_free (p);
+    if (destroy)
+      destroy (user_data);
+    return 0;
+  }
+  p->callback = callback;
+  p->user_data = user_data;
+  p->destroy = destroy;
+  g_hash_table_insert (link->pending, GUINT_TO_POINTER (p->id), p);
+  link->stats.requests++;
+  return p->id;
+}
+
 guint32
 mt_agent_link_reclaim (MtAgentLink *link, guint64 bytes, gboolean allow_drop_caches,
                        guint timeout_ms, MtAgentReplyFunc callback, gpointer user_data,
@@ -701,16 +721,59 @@ mt_agent_link_reclaim (MtAgentLink *link, guint64 bytes, gboolean allow_drop_cac
   line = g_strdup_printf ("{\"v\":1,\"id\":%u,\"op\":\"reclaim\",\"bytes\":%" G_GUINT64_FORMAT
                           ",\"allow_drop_caches\":%s,\"timeout_ms\":%u}",
                           p->id, bytes, allow_drop_caches ? "true" : "false", timeout_ms);
-  if (!send_line (link, line, error)) {
-    g_free (p);
+  return queue_request (link, p, line, callback, user_data, destroy, error);
+
+refused:
+  if (destroy)
+    destroy (user_data);
+  return 0;
+}
+
+guint32
+mt_agent_link_tune_reporting (MtAgentLink *link, guint64 delay_ms, guint64 budget_divisor,
+                              MtAgentReplyFunc callback, gpointer user_data, GDestroyNotify destroy,
+                              GError **error)
+{
+  const MtAgentReport *hello = mt_agent_session_hello (link->session);
+  g_autoptr (GString) line = g_string_new (NULL);
+  Pending *p;
+
+  if ((delay_ms == 0 && budget_divisor == 0)
+      || (delay_ms != 0 && (delay_ms < 10 || delay_ms > 60000)) || budget_divisor > 1024) {
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                 "reporting delay %" G_GUINT64_FORMAT " ms, budget divisor %" G_GUINT64_FORMAT
+                 ": out of range (10..60000 ms, 1..1024, 0 = leave as is, not both 0)",
+                 delay_ms, budget_divisor);
     goto refused;
   }
-  p->callback = callback;
-  p->user_data = user_data;
-  p->destroy = destroy;
-  g_hash_table_insert (link->pending, GUINT_TO_POINTER (p->id), p);
-  link->stats.requests++;
-  return p->id;
+  if (!mt_agent_link_alive (link, g_get_monotonic_time ()) || hello == NULL) {
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_CONNECTED, "no agent on %s", link->name);
+    goto refused;
+  }
+  if (hello->unavailable & (1u << MT_AGENT_UNAVAIL_PAGE_REPORTING_COUNTERS)) {
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                 "the guest kernel of %s has no reporting tunables (not the memtide patches)",
+                 link->name);
+    goto refused;
+  }
+  if (g_hash_table_size (link->pending) >= link->cfg.max_pending) {
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY, "%u requests already wait for %s",
+                 g_hash_table_size (link->pending), link->name);
+    goto refused;
+  }
+
+  p = g_new0 (Pending, 1);
+  p->id = new_id (link);
+  g_strlcpy (p->op, "tune_reporting", sizeof p->op);
+  /* Two sysfs writes: the agent answers at once. */
+  p->deadline = g_get_monotonic_time () + link->cfg.reply_grace + G_USEC_PER_SEC;
+  g_string_printf (line, "{\"v\":1,\"id\":%u,\"op\":\"tune_reporting\"", p->id);
+  if (delay_ms != 0)
+    g_string_append_printf (line, ",\"delay_ms\":%" G_GUINT64_FORMAT, delay_ms);
+  if (budget_divisor != 0)
+    g_string_append_printf (line, ",\"budget_divisor\":%" G_GUINT64_FORMAT, budget_divisor);
+  g_string_append_c (line, '}');
+  return queue_request (link, p, line->str, callback, user_data, destroy, error);
 
 refused:
   if (destroy)

@@ -121,3 +121,15 @@ typedef void (*MtAgentReplyFunc) (MtAgentLink *link, const MtAgentReply *reply, 
 guint32 mt_agent_link_reclaim (MtAgentLink *link, guint64 bytes, gboolean allow_drop_caches,
                                guint timeout_ms, MtAgentReplyFunc callback, gpointer user_data,
                                GDestroyNotify destroy, GError **error);
+
+/* Set the guest kernel's free page reporting delay (10 .. 60000 ms) and
+ * per-pass budget divisor (1 .. 1024); 0 leaves one as it is, not both
+ * (docs/agent-protocol.md, "tune_reporting").  The reply carries the
+ * values read back (reply->delay_ms, reply->budget_divisor).  Errors and
+ * callback as mt_agent_link_reclaim(); G_IO_ERROR_NOT_SUPPORTED when the
+ * guest kernel lacks the memtide patches (its hello lists
+ * page_reporting_counters).  The reply is due within 1 s plus the
+ * link's grace. */
+guint32 mt_agent_link_tune_reporting (MtAgentLink *link, guint64 delay_ms, guint64 budget_divisor,
+                                      MtAgentReplyFunc callback, gpointer user_data,
+                                      GDestroyNotify destroy, GError **error);

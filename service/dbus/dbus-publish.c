@@ -116,16 +116,53 @@ publish_host (MtDbus *self)
   mt_dbus_manager1_set_guest_total (m, size_or_zero (host.guest_total));
   mt_dbus_manager1_set_guest_free (m, size_or_zero (host.guest_free));
   mt_dbus_manager1_set_reported_free (m, size_or_zero (host.reported_free));
+  mt_dbus_manager1_set_reported_total (m, size_or_zero (host.reported_total));
+  mt_dbus_manager1_set_reused_total (m, size_or_zero (host.reused_total));
+  mt_dbus_manager1_set_rss_saved (m, size_or_zero (host.rss_saved));
   mt_dbus_manager1_set_unpluggable (m, size_or_zero (host.unpluggable));
   mt_dbus_manager1_set_nvms (m, host.n_vms);
   reservations = g_variant_ref_sink (reservations_variant (self));
   mt_dbus_manager1_set_reservations (m, reservations);
 }
 
+/* a(stttttt) for a VM's BlockUsage: the kinds the guest reported. */
+static GVariant *
+block_usage_variant (const MtVmStatus *st)
+{
+  const struct {
+    const char *kind;
+    const MtBlockUsage *u;
+  } kinds[] = {
+    { "kernel", &st->usage_kernel },
+    { "movable", &st->usage_movable },
+    { "virtio-mem", &st->usage_vmem },
+  };
+  GVariantBuilder b;
+
+  g_variant_builder_init (&b, G_VARIANT_TYPE ("a(stttttt)"));
+  for (guint i = 0; i < G_N_ELEMENTS (kinds); i++) {
+    const MtBlockUsage *u = kinds[i].u;
+    if (u->blocks == MT_UNKNOWN)
+      continue;
+    g_variant_builder_add (&b, "(stttttt)", kinds[i].kind, u->blocks, size_or_zero (u->free),
+                           size_or_zero (u->movable), size_or_zero (u->unmovable),
+                           size_or_zero (u->pinned), size_or_zero (u->offline));
+  }
+  return g_variant_builder_end (&b);
+}
+
+/* Tunables are small (<= 60000); unknown is 0 on the bus. */
+static guint
+uint_or_zero (guint64 v)
+{
+  return v == MT_UNKNOWN || v > G_MAXUINT ? 0 : (guint) v;
+}
+
 static void
 set_vm_properties (MtDbus *self, MtDbusVM1 *v, const MtVmStatus *st)
 {
   g_autoptr (GVariant) pins = g_variant_ref_sink (pins_variant (self, st->uuid));
+  g_autoptr (GVariant) usage = g_variant_ref_sink (block_usage_variant (st));
 
   mt_dbus_vm1_set_name (v, st->name);
   mt_dbus_vm1_set_uuid (v, st->uuid);
@@ -149,6 +186,16 @@ set_vm_properties (MtDbus *self, MtDbusVM1 *v, const MtVmStatus *st)
   mt_dbus_vm1_set_has_limits (v, st->has_limits);
   mt_dbus_vm1_set_pinned (v, st->pinned);
   mt_dbus_vm1_set_pins (v, pins);
+  mt_dbus_vm1_set_reported_free (v, size_or_zero (st->reported_free));
+  mt_dbus_vm1_set_rss_saved (v, size_or_zero (st->rss_saved));
+  mt_dbus_vm1_set_reported_total (v, size_or_zero (st->reported_total));
+  mt_dbus_vm1_set_reused_total (v, size_or_zero (st->reused_total));
+  mt_dbus_vm1_set_reporting_passes (v, size_or_zero (st->reporting_passes));
+  mt_dbus_vm1_set_reporting_budget_exhausted (v, size_or_zero (st->reporting_budget_exhausted));
+  mt_dbus_vm1_set_reporting_delay (v, uint_or_zero (st->reporting_delay_ms));
+  mt_dbus_vm1_set_reporting_budget_divisor (v, uint_or_zero (st->reporting_budget_divisor));
+  mt_dbus_vm1_set_block_usage (v, usage);
+  mt_dbus_vm1_set_unpluggable (v, size_or_zero (st->unpluggable));
 }
 
 GVariant *

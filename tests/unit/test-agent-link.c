@@ -132,6 +132,58 @@ test_parse_examples (void)
   g_assert_cmpuint (r->psi_some.total_us, ==, 1561558);
   g_assert_cmpuint (r->page_size, ==, MT_UNKNOWN);
 
+  /* A patched guest kernel: reporting counters, tunables, block usage. */
+  {
+    g_autofree char *patched = data_line ("patched.json");
+
+    g_assert_true (mt_agent_parse_line (patched, strlen (patched), &limits, &m, &problem));
+    g_assert_cmpuint (r->page_reporting.reported_bytes, ==, 486539264);
+    g_assert_cmpuint (r->page_reporting.reported_total_bytes, ==, 1073741824);
+    g_assert_cmpuint (r->page_reporting.reused_total_bytes, ==, 536870912);
+    g_assert_cmpuint (r->page_reporting.passes, ==, 40);
+    g_assert_cmpuint (r->page_reporting.budget_exhausted, ==, 12);
+    g_assert_cmpuint (r->page_reporting.delay_ms, ==, 100);
+    g_assert_cmpuint (r->page_reporting.budget_divisor, ==, 1);
+    g_assert_true (r->has_block_usage);
+    g_assert_cmpuint (r->usage_kernel.blocks, ==, 4);
+    g_assert_cmpuint (r->usage_kernel.unmovable, ==, 190054400);
+    g_assert_cmpuint (r->usage_kernel.pinned, ==, 16384);
+    g_assert_cmpuint (r->usage_movable.blocks, ==, 2);
+    g_assert_cmpuint (r->usage_movable.offline, ==, 12582912);
+    g_assert_cmpuint (r->usage_vmem.free, ==, 234881024);
+    g_assert_cmpuint (r->usage_vmem.movable, ==, 20971520);
+  }
+  /* The agent's hello on the patched kernel (kernel-patches/, built by
+   * kernel-patches/build) under QEMU TCG: 1 GiB boot memory, 256 MiB
+   * plugged of a 1 GiB virtio-mem device in ZONE_MOVABLE, after a
+   * 300 MiB tmpfs file was removed and delay_ms=100 budget_divisor=1. */
+  {
+    g_autofree char *boot = data_line ("patched-boot.json");
+    MtAgentLimits two = { .max_memory = 2 * MT_GIB };
+
+    g_assert_true (mt_agent_parse_line (boot, strlen (boot), &two, &m, &problem));
+    g_assert_cmpuint (r->page_reporting.delay_ms, ==, 100);
+    g_assert_cmpuint (r->usage_vmem.blocks, ==, 2);
+    g_assert_cmpuint (r->usage_kernel.blocks, ==, 8);
+    g_assert_cmpuint (r->usage_vmem.free, ==, 266231808);
+  }
+  /* A kind without blocks is 0 blocks, not unknown; no block_usage at
+   * all is unknown. */
+  {
+    const char *one = "{\"v\":1,\"type\":\"report\",\"seq\":2,\"reason\":\"tick\","
+                      "\"mono_us\":1000,\"dropped\":0,\"memory_blocks\":{\"block_size\":"
+                      "134217728},\"block_usage\":{\"kernel\":{\"blocks\":1,\"free\":1,"
+                      "\"movable\":2,\"unmovable\":3,\"pinned\":4,\"offline\":5}}}";
+    g_assert_true (mt_agent_parse_line (one, strlen (one), &limits, &m, &problem));
+    g_assert_cmpuint (r->usage_kernel.offline, ==, 5);
+    g_assert_cmpuint (r->usage_movable.blocks, ==, 0);
+    g_assert_cmpuint (r->usage_vmem.free, ==, 0);
+  }
+  g_assert_true (mt_agent_parse_line (psi, strlen (psi), &limits, &m, &problem));
+  g_assert_false (r->has_block_usage);
+  g_assert_cmpuint (r->usage_vmem.free, ==, MT_UNKNOWN);
+  g_assert_cmpuint (r->page_reporting.passes, ==, MT_UNKNOWN);
+
   /* An older agent without inactive_file. */
   {
     const char *old = "{\"v\":1,\"type\":\"report\",\"seq\":2,\"reason\":\"tick\",\"mono_us\":1000,"
@@ -564,10 +616,23 @@ test_session_counters (SessionFixture *f, gconstpointer data)
   g_autofree char *b4 = tick_line (4, 70, NULL); /* dropped 0 */
   expect_violation (f, b4, 17, MT_AGENT_ERR_REGRESSED, "dropped");
 
+  /* The patched kernel's reporting counters. */
+  mt_agent_session_connected (f->s, 18);
+  g_autofree char *c1 = hello_line (
+    1, BOOT_B, 80,
+    "\"page_reporting\":{\"reported_total_bytes\":100,\"passes\":7,\"budget_exhausted\":2}");
+  g_autofree char *c2 =
+    tick_line (2, 90, "\"page_reporting\":{\"passes\":8,\"budget_exhausted\":1}");
+  expect_report (f, c1, 19);
+  expect_violation (f, c2, 20, MT_AGENT_ERR_REGRESSED, "page_reporting.budget_exhausted");
+  mt_agent_session_connected (f->s, 21);
+  g_autofree char *c3 = hello_line (2, BOOT_B, 100, "\"page_reporting\":{\"passes\":6}");
+  expect_violation (f, c3, 22, MT_AGENT_ERR_REGRESSED, "page_reporting.passes");
+
   mt_agent_session_get_stats (f->s, &st);
-  g_assert_cmpuint (st.agent_restarts, ==, 1);
+  g_assert_cmpuint (st.agent_restarts, ==, 2);
   g_assert_cmpuint (st.guest_reboots, ==, 1);
-  g_assert_cmpuint (st.violations, ==, 5);
+  g_assert_cmpuint (st.violations, ==, 7);
 }
 
 static void
@@ -1377,6 +1442,7 @@ typedef struct {
   guint calls;
   gboolean ok;
   guint64 reclaimed;
+  guint64 delay_ms, budget_divisor;
   GError *error;
   guint destroyed;
 } ReplyLog;
@@ -1390,6 +1456,8 @@ on_reply (MtAgentLink *link, const MtAgentReply *reply, const GError *error, gpo
   if (reply) {
     log->ok = reply->ok;
     log->reclaimed = reply->reclaimed;
+    log->delay_ms = reply->delay_ms;
+    log->budget_divisor = reply->budget_divisor;
   }
   if (error)
     log->error = g_error_copy (error);
@@ -1565,6 +1633,63 @@ test_link_reclaim_methods (LinkFixture *f, gconstpointer data)
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BUSY);
 }
 
+static void
+test_link_tune_reporting (LinkFixture *f, gconstpointer data)
+{
+  ReplyLog log = { 0 };
+  g_autoptr (GError) error = NULL;
+  ReqWait w = { f->fake, "tune_reporting" };
+  g_autofree char *reply = NULL;
+  g_autofree char *stock = NULL;
+  guint32 id;
+
+  link_start (f);
+  handshake (f, NULL);
+  g_assert_cmpuint (mt_agent_link_tune_reporting (f->link, 0, 0, NULL, NULL, NULL, &error), ==, 0);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  g_assert_cmpuint (mt_agent_link_tune_reporting (f->link, 9, 0, NULL, NULL, NULL, &error), ==, 0);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  g_assert_cmpuint (mt_agent_link_tune_reporting (f->link, 0, 1025, NULL, NULL, NULL, &error), ==,
+                    0);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+
+  id = mt_agent_link_tune_reporting (f->link, 100, 0, on_reply, &log, on_reply_destroy, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (id, >, 0);
+  g_assert_true (run_until (f->fake, cond_request, &w, WAIT_MS));
+  g_assert_cmpuint (last_request_id (f->fake, "tune_reporting"), ==, id);
+  g_assert_nonnull (strstr (f->fake->in->str, "\"op\":\"tune_reporting\",\"delay_ms\":100}\n"));
+  reply = g_strdup_printf ("{\"v\":1,\"type\":\"reply\",\"id\":%u,\"op\":\"tune_reporting\","
+                           "\"ok\":true,\"delay_ms\":100,\"budget_divisor\":16}\n",
+                           id);
+  fake_send (f->fake, reply);
+  g_assert_true (run_until (f->fake, cond_reply, &log, WAIT_MS));
+  g_assert_true (log.ok);
+  g_assert_null (log.error);
+  g_assert_cmpuint (log.delay_ms, ==, 100);
+  g_assert_cmpuint (log.budget_divisor, ==, 16);
+  g_assert_cmpuint (log.destroyed, ==, 1);
+
+  /* A stock kernel (its hello says so): no tunables, user data freed. */
+  {
+    guint64 seq = next_seq ();
+    CountWait cw = { f, f->hellos + 1 };
+
+    stock = hello_line (seq, BOOT_A, seq * 1000, "\"unavailable\":[\"page_reporting_counters\"]");
+    g_assert_true (fake_send (f->fake, stock));
+    g_assert_true (run_until (f->fake, cond_hellos, &cw, WAIT_MS));
+  }
+  memset (&log, 0, sizeof log);
+  g_assert_cmpuint (
+    mt_agent_link_tune_reporting (f->link, 100, 1, on_reply, &log, on_reply_destroy, &error), ==,
+    0);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED);
+  g_assert_cmpuint (log.destroyed, ==, 1);
+}
+
 static gboolean
 cond_link_freed (gpointer data)
 {
@@ -1655,6 +1780,7 @@ main (int argc, char **argv)
   LINK_TEST ("garbage-backoff", test_link_garbage_and_backoff, NULL);
   LINK_TEST ("reclaim", test_link_reclaim, NULL);
   LINK_TEST ("reclaim-methods", test_link_reclaim_methods, NULL);
+  LINK_TEST ("tune-reporting", test_link_tune_reporting, NULL);
   LINK_TEST ("free-in-callback", test_link_free_in_callback, NULL);
   LINK_TEST ("host-view", test_link_host_view, NULL);
 
