@@ -26,6 +26,7 @@ static const MtKey vm_keys[MT_VM_N_KEYS] = {
                                     0, 0 },
   [MT_VM_KEY_RECLAIM_COLD_CACHE] = { "reclaim-cold-cache", MT_VALUE_BOOLEAN,
                                      VM (reclaim_cold_cache), 0, 0 },
+  [MT_VM_KEY_BLOCK_HINTS] = { "block-hints", MT_VALUE_BOOLEAN, VM (block_hints), 0, 0 },
 };
 
 /* Ticks much faster than the agents' 1 s reports only burn CPU; much

@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include "model.h"
+#include "reporting.h"
 
 /* PSI trend: enough points to smooth one noisy report, few enough to
  * follow a rise within seconds at a 1 s report period. */
@@ -472,6 +473,7 @@ mt_vm_model_derive (const MtVmModel *vm, gint64 now, gint64 max_age, MtVmDerived
     .vmem_requested = MT_UNKNOWN,
     .rss = MT_UNKNOWN,
     .current = MT_UNKNOWN,
+    .vmem_unpluggable = MT_UNKNOWN,
     .total = MT_UNKNOWN,
     .available = MT_UNKNOWN,
     .used = MT_UNKNOWN,
@@ -513,6 +515,7 @@ mt_vm_model_derive (const MtVmModel *vm, gint64 now, gint64 max_age, MtVmDerived
   out->vmem_requested = s->vmem_requested;
   out->rss = s->rss;
   out->current = sample_current (s);
+  out->vmem_unpluggable = mt_sample_vmem_unpluggable (s);
 
   /* Guest numbers that contradict each other are a lying or confused
    * guest: treat them as unknown rather than guess. */

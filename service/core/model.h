@@ -138,7 +138,9 @@ typedef struct {
   guint64 vmem_plugged; /* 0 when unknown and no device */
   guint64 vmem_requested;
   guint64 rss;
-  guint64 current; /* balloon_actual + vmem_plugged, MT_UNKNOWN if unknown */
+  guint64 current;          /* balloon_actual + vmem_plugged, MT_UNKNOWN if unknown */
+  guint64 vmem_unpluggable; /* plugged virtio-mem the guest's block hint says it could
+                                  give back (mt_sample_vmem_unpluggable), MT_UNKNOWN */
 
   /* Guest view. */
   guint64 total;         /* guest MemTotal */

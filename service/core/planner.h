@@ -142,6 +142,7 @@ typedef struct {
   guint32 shares;
   guint64 note_size[3];
   gint64 note_us;
+  guint64 hint[4]; /* block hint: unpluggable, margin, allowed, kept plugged */
 } MtVmReason;
 
 /* Per VM, in input order.  Sizes are totals (balloon + virtio-mem). */

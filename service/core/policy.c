@@ -96,6 +96,9 @@ mt_vm_policy_init_defaults (MtVmPolicy *p)
     /* Cold page cache is the largest idle memory a guest holds; free
      * page reporting returns it only once the guest lets go of it. */
     .reclaim_cold_cache = TRUE,
+    /* A hint is cheap to follow and a stalled unplug costs stuck-timeout
+     * (30 s) before the balloon takes over. */
+    .block_hints = TRUE,
   };
 }
 

@@ -49,6 +49,8 @@ typedef struct {
                                     because it empties the whole guest page cache */
   gboolean reclaim_cold_cache; /* ask the agent to reclaim page cache the guest has
                                     not used lately (memory.reclaim) while it is calm */
+  gboolean block_hints;        /* ask virtio-mem only for what the guest's per-block
+                                    hint says it can give back (auto mechanism) */
 } MtVmPolicy;
 
 /* min and max in bytes for a domain whose maximum memory is domain_max.

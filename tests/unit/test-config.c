@@ -85,6 +85,7 @@ assert_vm_equal (const MtVmPolicy *a, const MtVmPolicy *b)
   g_assert_cmpint (a->mechanism, ==, b->mechanism);
   g_assert_cmpint (a->allow_drop_caches, ==, b->allow_drop_caches);
   g_assert_cmpint (a->reclaim_cold_cache, ==, b->reclaim_cold_cache);
+  g_assert_cmpint (a->block_hints, ==, b->block_hints);
 }
 
 static void
@@ -875,6 +876,7 @@ test_defaults_only (void)
   g_assert_false (def.allow_drop_caches);
   g_assert_true (def.reclaim_cold_cache);
   g_assert_cmpuint (def.headroom_min, ==, 128 * MIB);
+  g_assert_true (def.block_hints);
 }
 
 static MtConfig *
@@ -958,7 +960,7 @@ test_explain (void)
   g_autoptr (MtVmOverrides) overrides = NULL;
   const MtPolicySource *s;
 
-  g_assert_cmpuint (sources->len, ==, 9);
+  g_assert_cmpuint (sources->len, ==, 10);
   s = g_ptr_array_index (sources, 0);
   g_assert_cmpstr (s->key, ==, "min");
   g_assert_cmpstr (s->value, ==, "1G");
@@ -985,6 +987,9 @@ test_explain (void)
   g_assert_cmpstr (s->key, ==, "reclaim-cold-cache");
   g_assert_cmpstr (s->value, ==, "true");
   g_assert_cmpstr (s->origin, ==, "built-in default");
+  s = g_ptr_array_index (sources, 9);
+  g_assert_cmpstr (s->key, ==, "block-hints");
+  g_assert_cmpstr (s->value, ==, "true");
 
   g_assert_cmpuint (host->len, ==, 8);
   s = g_ptr_array_index (host, 0);
@@ -1141,7 +1146,8 @@ test_metadata_all_keys (void)
     "<headroom-min>32M</headroom-min>"
     "<pressure-target>0.5%</pressure-target><mechanism>none</mechanism>"
     "<allow-drop-caches>true</allow-drop-caches>"
-    "<reclaim-cold-cache>false</reclaim-cold-cache></policy>",
+    "<reclaim-cold-cache>false</reclaim-cold-cache><block-hints>false</block-hints>"
+    "</policy>",
     &p, &error));
   g_assert_no_error (error);
   g_assert_true (p.min.is_percent);
@@ -1153,6 +1159,7 @@ test_metadata_all_keys (void)
   g_assert_cmpint (p.mechanism, ==, MT_MECH_NONE);
   g_assert_true (p.allow_drop_caches);
   g_assert_false (p.reclaim_cold_cache);
+  g_assert_false (p.block_hints);
 }
 
 typedef struct {

@@ -92,6 +92,7 @@ test_derive_empty (void)
   g_assert_cmpuint (d.current, ==, MT_UNKNOWN);
   g_assert_cmpuint (d.used, ==, MT_UNKNOWN);
   g_assert_cmpuint (d.idle, ==, MT_UNKNOWN);
+  g_assert_cmpuint (d.vmem_unpluggable, ==, MT_UNKNOWN);
   g_assert_true (isnan (d.psi_some));
   g_assert_true (isnan (d.swap_in_rate));
   g_assert_cmpuint (d.oom_kills_new, ==, 0);
@@ -106,8 +107,11 @@ test_derive_agent (void)
 
   s.vmem_plugged = 512 * MT_MIB;
   s.psi_some_avg10 = 3.5;
+  s.usage_vmem = (MtBlockUsage){ 4, 100 * MT_MIB, 50 * MT_MIB, 362 * MT_MIB, 0, 0 };
   mt_vm_model_push (vm, &s);
   mt_vm_model_derive (vm, S (11), S (5), &d);
+  /* The block hint: free + movable of the virtio-mem blocks. */
+  g_assert_cmpuint (d.vmem_unpluggable, ==, 150 * MT_MIB);
   g_assert_cmpint (d.source, ==, MT_DATA_AGENT);
   g_assert_true (d.fresh);
   g_assert_cmpuint (d.current, ==, MT_GIB + 512 * MT_MIB);
