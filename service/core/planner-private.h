@@ -151,3 +151,5 @@ typedef struct {
 /* Fills ev, and d->next and d->why, which ev points to. */
 void mt_plan_eval_vm (MtPlanCtx *ctx, const MtPlanVm *in, guint index, MtVmEval *ev,
                       MtVmDecision *d);
+/* planner-tune.c: d->tune_* (page reporting tunables), for every VM. */
+void mt_plan_tune (MtPlanCtx *ctx, MtVmEval *ev, MtVmDecision *d);

@@ -933,9 +933,12 @@ mt_plan_compute (const MtHostSample *host, const MtPlanVm *vms, guint n_vms, con
     for (guint k = 0; k < n_grows; k++)
       if (pl.ev[grows[k]].emergency == (pass == 0))
         plan_grow (&pl, grows[k]);
-  for (guint i = 0; i < n_vms; i++)
+  for (guint i = 0; i < n_vms; i++) {
     if (!ev[i].fixed)
       plan_reclaim (&pl, i);
+    /* Held VMs too: reporting does not resize them. */
+    mt_plan_tune (&pl.ctx, &ev[i], &plan->decisions[i]);
+  }
 
   plan->n_actions = actions->len;
   plan->actions = (MtAction *) g_array_free (g_steal_pointer (&actions), FALSE);

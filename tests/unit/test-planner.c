@@ -231,6 +231,11 @@ random_vm (GRand *r, GRand *r2, GRand *r3, GRand *r4, Scenario *sc, guint i)
   /* Its last resize call has not returned yet (blocked in the hypervisor). */
   if (c->pending && chance (r3, 0.3))
     c->call_since = sc->now - rnd_time (r3, 0, 60);
+  /* Page reporting tunables of a patched kernel, and a policy to tune
+   * them (never an action: only the decision's tune_* fields). */
+  o->reporting_delay_ms = chance (r4, 0.5) ? MT_UNKNOWN : rnd_mib (r4, 10, 60000) / MT_MIB;
+  o->reporting_divisor = chance (r4, 0.5) ? MT_UNKNOWN : rnd_mib (r4, 1, 1024) / MT_MIB;
+  p->page_reporting = (MtPageReporting) g_rand_int_range (r4, 0, 3);
   /* The block hint of a patched guest kernel: anything, even above
    * what is plugged. */
   o->vmem_unpluggable = chance (r4, 0.5) || o->vmem_plugged == MT_UNKNOWN
@@ -973,10 +978,12 @@ typedef struct {
   MtVmPolicy pol;
   MtPlanVm in;
   guint64 used;
-  guint64 plugged;        /* what the guest really has plugged */
-  gboolean vmem_stuck;    /* guest cannot offline memory */
-  guint64 vmem_keep;      /* guest cannot offline this much (unmovable pages) */
-  gboolean hint;          /* the guest reports its block hint (patched kernel) */
+  guint64 plugged;     /* what the guest really has plugged */
+  gboolean vmem_stuck; /* guest cannot offline memory */
+  guint64 vmem_keep;   /* guest cannot offline this much (unmovable pages) */
+  gboolean hint;       /* the guest reports its block hint (patched kernel) */
+  guint64 rep_delay;   /* its page reporting tunables, MT_UNKNOWN = stock kernel */
+  guint64 rep_divisor;
   gboolean balloon_stuck; /* balloon driver does not move */
   guint64 balloon_target; /* last balloon size asked for */
 } TVm;
@@ -1004,6 +1011,7 @@ tvm_init (TVm *t, const char *name, guint64 base, guint64 vmem_size, guint64 blo
   t->in.obs.balloon_actual = balloon;
   t->balloon_target = balloon;
   t->in.obs.vmem_requested = plugged;
+  t->rep_delay = t->rep_divisor = MT_UNKNOWN;
 }
 
 /* What the guest reports at `now`: its size and used memory, calm. */
@@ -1035,6 +1043,8 @@ tvm_observe (TVm *t, gint64 now, double psi)
   o->oom_kills_new = 0;
   /* The hint: all but what it cannot offline is free or movable. */
   o->vmem_unpluggable = t->hint ? mt_sat_sub (t->plugged, t->vmem_keep) : MT_UNKNOWN;
+  o->reporting_delay_ms = t->rep_delay;
+  o->reporting_divisor = t->rep_divisor;
 }
 
 /* The hypervisor and guest follow an action (or refuse to). */
@@ -1542,6 +1552,132 @@ test_unplug_with_hint (void)
   g_assert_false (hint_story (TRUE, TRUE, 0, &vm, &first));
   g_assert_cmpuint (vm.plugged, ==, 128 * MT_MIB);
   g_assert_cmpuint (vm.plugged + vm.balloon_target, <, MT_GIB + 256 * MT_MIB);
+}
+
+/* One plan for vm at `now` with guest PSI `psi`; returns its decision's
+ * tune request as "D/B why" ("" for none) and applies it when `apply`. */
+static const char *
+tune_tick (TVm *vm, gint64 now, double psi, gboolean apply)
+{
+  static char out[256];
+  TVm *t[1] = { vm };
+  MtHostPolicy hp;
+  MtHostSample host;
+  g_autoptr (MtPlan) plan = NULL;
+  g_autofree char *why = NULL;
+  const MtVmDecision *d;
+
+  mt_host_policy_init_defaults (&hp);
+  big_host (&host, now);
+  plan = tick (t, 1, &host, &hp, now, psi);
+  d = &plan->decisions[0];
+  why = mt_vm_decision_format_tune (d);
+  if (d->tune_delay_ms == 0) {
+    g_assert_cmpint (d->tune_why, ==, MT_TUNE_NONE);
+    g_assert_cmpstr (why, ==, "");
+    return "";
+  }
+  g_snprintf (out, sizeof out, "%u/%u %s", d->tune_delay_ms, d->tune_divisor, why);
+  g_test_message ("t=%.0f s tune %s", (double) now / G_USEC_PER_SEC, out);
+  if (apply) {
+    vm->rep_delay = d->tune_delay_ms;
+    vm->rep_divisor = d->tune_divisor;
+  }
+  return out;
+}
+
+static void
+test_tune_reporting (void)
+{
+  TVm vm;
+  gint64 now = S (100);
+  gint s;
+
+  /* keep (the default): never, whatever the guest does. */
+  tvm_init (&vm, "tuned", 2 * MT_GIB, 0, 0, MT_MECH_BALLOON, 2 * MT_GIB, 0, 512 * MT_MIB);
+  vm.rep_delay = 2000;
+  vm.rep_divisor = 16;
+  for (s = 0; s < 30; s++)
+    g_assert_cmpstr (tune_tick (&vm, now += S (1), 0.0, TRUE), ==, "");
+
+  /* fast: at once; a stock kernel (no tunables) is never asked. */
+  vm.pol.page_reporting = MT_PAGE_REPORTING_FAST;
+  vm.rep_delay = vm.rep_divisor = MT_UNKNOWN;
+  g_assert_cmpstr (tune_tick (&vm, now += S (1), 0.0, TRUE), ==, "");
+  vm.rep_delay = 2000;
+  vm.rep_divisor = 16;
+  g_assert_cmpstr (tune_tick (&vm, now += S (1), 5.0, FALSE), ==,
+                   "100/1 policy page-reporting = fast");
+  /* Asked again while the guest has not taken it (the daemon paces). */
+  g_assert_cmpstr (tune_tick (&vm, now += S (1), 5.0, TRUE), ==,
+                   "100/1 policy page-reporting = fast");
+  g_assert_cmpstr (tune_tick (&vm, now += S (1), 5.0, TRUE), ==, "");
+  /* Back to keep: what memtided changed goes back, then nothing. */
+  vm.pol.page_reporting = MT_PAGE_REPORTING_KEEP;
+  g_assert_cmpstr (tune_tick (&vm, now += S (1), 0.0, TRUE), ==,
+                   "2000/16 policy page-reporting = keep: back to the guest's own values");
+  g_assert_cmpstr (tune_tick (&vm, now += S (1), 0.0, TRUE), ==, "");
+  g_assert_cmpuint (vm.in.control.tune_saved_delay_ms, ==, 0);
+  /* keep never touches values memtided did not set, fast or not. */
+  vm.rep_delay = 100;
+  vm.rep_divisor = 1;
+  g_assert_cmpstr (tune_tick (&vm, now += S (1), 0.0, TRUE), ==, "");
+
+  /* fast-when-idle, with the guest's own values and custom fast ones:
+   * nothing until it was idle for MT_PLAN_IDLE_HOLD. */
+  vm.rep_delay = 500;
+  vm.rep_divisor = 8;
+  vm.pol.page_reporting = MT_PAGE_REPORTING_FAST_WHEN_IDLE;
+  vm.pol.page_reporting_fast_delay = 250 * 1000;
+  vm.pol.page_reporting_fast_divisor = 2;
+  g_assert_cmpstr (tune_tick (&vm, now += S (1), 3.0, TRUE), ==, "");
+  for (s = 0; s < 10; s++)
+    g_assert_cmpstr (tune_tick (&vm, now += S (1), 0.05, TRUE), ==, "");
+  g_assert_cmpstr (tune_tick (&vm, now += S (1), 0.05, TRUE), ==,
+                   "250/2 idle for 10 s (PSI some at most 0.1%, used memory not rising by 16 MiB "
+                   "in 5 s); policy page-reporting = fast-when-idle");
+  g_assert_cmpstr (tune_tick (&vm, now += S (1), 0.0, TRUE), ==, "");
+  /* A rising working set is not idle: the guest's own values back. */
+  {
+    TVm *t[1] = { &vm };
+    MtHostPolicy hp;
+    MtHostSample host;
+    g_autoptr (MtPlan) plan = NULL;
+
+    mt_host_policy_init_defaults (&hp);
+    now += S (1);
+    big_host (&host, now);
+    tvm_observe (&vm, now, 0.0);
+    vm.in.obs.used_growth = 64 * MT_MIB;
+    plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+    vm.in.control = plan->decisions[0].next;
+    g_assert_cmpuint (plan->decisions[0].tune_delay_ms, ==, 500);
+    g_assert_cmpuint (plan->decisions[0].tune_divisor, ==, 8);
+    g_assert_cmpint (plan->decisions[0].tune_why, ==, MT_TUNE_BUSY);
+    (void) t;
+  }
+  vm.rep_delay = 500;
+  vm.rep_divisor = 8;
+  vm.in.obs.used_growth = 0;
+  g_assert_cmpuint (vm.in.control.idle_since, ==, MT_TIME_NEVER);
+  /* Pressure ends it too. */
+  for (s = 0; s < 11; s++)
+    tune_tick (&vm, now += S (1), 0.0, TRUE);
+  g_assert_cmpuint (vm.rep_delay, ==, 250);
+  g_assert_cmpstr (tune_tick (&vm, now += S (1), 2.0, TRUE), ==,
+                   "500/8 no longer idle: back to the guest's own values; policy page-reporting "
+                   "= fast-when-idle");
+  g_assert_cmpstr (tune_tick (&vm, now += S (1), 2.0, TRUE), ==, "");
+
+  /* A memtided restarted while the guest had the fast values: nothing
+   * kept, so the stock values. */
+  mt_vm_control_init (&vm.in.control);
+  vm.in.control.first_seen = now - S (3600.0);
+  vm.rep_delay = 250;
+  vm.rep_divisor = 2;
+  g_assert_cmpstr (tune_tick (&vm, now += S (1), 2.0, TRUE), ==,
+                   "2000/16 no longer idle: back to the guest's own values; policy "
+                   "page-reporting = fast-when-idle");
 }
 
 static void
@@ -2564,6 +2700,7 @@ main (int argc, char **argv)
   g_test_add_func ("/planner/layout-hint", test_layout_hint);
   g_test_add_func ("/planner/vmem-unpluggable", test_vmem_unpluggable);
   g_test_add_func ("/planner/scenario/unplug-with-hint", test_unplug_with_hint);
+  g_test_add_func ("/planner/scenario/tune-reporting", test_tune_reporting);
   g_test_add_func ("/planner/scenario/idle-vm-shrinks", test_idle_vm_shrinks);
   g_test_add_func ("/planner/scenario/pressured-vm-grows-at-once", test_pressured_vm_grows_at_once);
   g_test_add_func ("/planner/scenario/stuck-vm", test_stuck_vm);
