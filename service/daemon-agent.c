@@ -88,8 +88,25 @@ overlay_report (MtVmSample *s, const MtAgentReport *r, const MtAgentReport *hell
     s->psi_some_avg10 = r->psi_some.avg10;
     s->psi_full_avg10 = r->psi_full.avg10;
   }
-  if (r->has_page_reporting && r->page_reporting.reported_bytes != MT_UNKNOWN)
+  if (r->has_page_reporting) {
+    /* Unknown members stay unknown (MT_UNKNOWN both sides). */
     s->reported_free = r->page_reporting.reported_bytes;
+    s->reported_total = r->page_reporting.reported_total_bytes;
+    s->reused_total = r->page_reporting.reused_total_bytes;
+    s->reporting_passes = r->page_reporting.passes;
+    s->reporting_budget_exhausted = r->page_reporting.budget_exhausted;
+    s->reporting_delay_ms = r->page_reporting.delay_ms;
+    s->reporting_budget_divisor = r->page_reporting.budget_divisor;
+  }
+  if (r->has_block_usage) {
+    s->usage_kernel = r->usage_kernel;
+    s->usage_movable = r->usage_movable;
+    /* Without /proc/iomem's addresses the agent cannot tell which blocks
+     * are virtio-mem: "no virtio_mem" then means unknown, not 0 blocks. */
+    s->usage_vmem = hello && (hello->unavailable & (1u << MT_AGENT_UNAVAIL_VIRTIO_MEM_RANGES))
+                      ? MT_BLOCK_USAGE_UNKNOWN
+                      : r->usage_vmem;
+  }
   if ((v = mt_agent_report_movable (r)) != MT_UNKNOWN)
     s->movable = v;
   s->can_reclaim = hello != NULL && (hello->reclaim_methods & MT_AGENT_RECLAIM_MEMORY_RECLAIM);

@@ -23,6 +23,14 @@
 #define UNAVAILABLE_MAX   16
 #define METHODS_MAX       8
 #define NAME_MAX_LEN      32
+/* The patched kernel's tunables (kernel-patches/0004). */
+#define DELAY_MS_MIN       10
+#define DELAY_MS_MAX       60000
+#define BUDGET_DIVISOR_MIN 1
+#define BUDGET_DIVISOR_MAX 1024
+/* Blocks the boot memory only partly fills (around the PCI hole, at its
+ * end) are whole blocks: a guest may have this many above its maximum. */
+#define USAGE_BLOCKS_SLACK 4
 
 static const char *const error_codes[] = {
   [MT_AGENT_OK] = "ok",
@@ -75,6 +83,8 @@ static const char *const unavailable_names[] = {
   [MT_AGENT_UNAVAIL_MEMORY_RECLAIM] = "memory.reclaim",
   [MT_AGENT_UNAVAIL_DROP_CACHES] = "drop_caches",
   [MT_AGENT_UNAVAIL_MLOCK] = "mlock",
+  [MT_AGENT_UNAVAIL_BLOCK_USAGE] = "block_usage",
+  [MT_AGENT_UNAVAIL_VIRTIO_MEM_RANGES] = "virtio_mem_ranges",
 };
 G_STATIC_ASSERT (G_N_ELEMENTS (unavailable_names) == MT_AGENT_UNAVAIL_N);
 
@@ -543,6 +553,8 @@ parse_page_reporting (const Obj *top, MtAgentReport *r, const MtAgentLimits *lim
     return FALSE;
   r->page_reporting.order = r->page_reporting.reported_bytes = MT_UNKNOWN;
   r->page_reporting.reported_total_bytes = r->page_reporting.reused_total_bytes = MT_UNKNOWN;
+  r->page_reporting.passes = r->page_reporting.budget_exhausted = MT_UNKNOWN;
+  r->page_reporting.delay_ms = r->page_reporting.budget_divisor = MT_UNKNOWN;
   if (!r->has_page_reporting)
     return TRUE;
   if (!get_uint (&o, "order", FALSE, 0, 63, &r->page_reporting.order)
@@ -551,15 +563,119 @@ parse_page_reporting (const Obj *top, MtAgentReport *r, const MtAgentLimits *lim
       || !get_uint (&o, "reported_total_bytes", FALSE, 0, MT_AGENT_INT_MAX,
                     &r->page_reporting.reported_total_bytes)
       || !get_uint (&o, "reused_total_bytes", FALSE, 0, MT_AGENT_INT_MAX,
-                    &r->page_reporting.reused_total_bytes))
+                    &r->page_reporting.reused_total_bytes)
+      || !get_uint (&o, "passes", FALSE, 0, MT_AGENT_INT_MAX, &r->page_reporting.passes)
+      || !get_uint (&o, "budget_exhausted", FALSE, 0, MT_AGENT_INT_MAX,
+                    &r->page_reporting.budget_exhausted)
+      || !get_uint (&o, "delay_ms", FALSE, DELAY_MS_MIN, DELAY_MS_MAX, &r->page_reporting.delay_ms)
+      || !get_uint (&o, "budget_divisor", FALSE, BUDGET_DIVISOR_MIN, BUDGET_DIVISOR_MAX,
+                    &r->page_reporting.budget_divisor))
     return FALSE;
-  return not_above (&o, "reported_bytes", r->page_reporting.reported_bytes,
-                    "the VM's maximum memory", max)
+  return not_above (&o, "budget_exhausted", r->page_reporting.budget_exhausted,
+                    "page_reporting.passes", r->page_reporting.passes)
+         && not_above (&o, "reported_bytes", r->page_reporting.reported_bytes,
+                       "the VM's maximum memory", max)
          && not_above (&o, "reported_bytes", r->page_reporting.reported_bytes, "mem.total",
                        r->mem.total)
          && not_above (&o, "reused_total_bytes", r->page_reporting.reused_total_bytes,
                        "page_reporting.reported_total_bytes",
                        r->page_reporting.reported_total_bytes);
+}
+
+/* One kind of block_usage; absent: no blocks. */
+static gboolean
+parse_usage_kind (const Obj *top, const char *key, const char *prefix, guint64 max, MtBlockUsage *u)
+{
+  Obj o;
+  gboolean present;
+
+  *u = (MtBlockUsage){ 0, 0, 0, 0, 0, 0 };
+  if (!get_object (top, key, prefix, &o, &present))
+    return FALSE;
+  if (!present)
+    return TRUE;
+  return get_uint (&o, "blocks", TRUE, 1, COUNT32_MAX, &u->blocks)
+         && get_uint (&o, "free", TRUE, 0, max, &u->free)
+         && get_uint (&o, "movable", TRUE, 0, max, &u->movable)
+         && get_uint (&o, "unmovable", TRUE, 0, max, &u->unmovable)
+         && get_uint (&o, "pinned", TRUE, 0, max, &u->pinned)
+         && get_uint (&o, "offline", TRUE, 0, max, &u->offline);
+}
+
+static guint64
+usage_sum (const MtBlockUsage *u)
+{
+  return mt_sat_add (
+    mt_sat_add (mt_sat_add (u->free, u->movable), mt_sat_add (u->unmovable, u->pinned)),
+    u->offline);
+}
+
+/* Bytes of the blocks of one kind, against what each page may count in. */
+static gboolean
+usage_fits (const Obj *o, const char *key, const MtBlockUsage *u, guint64 block_size,
+            guint64 max_blocks)
+{
+  char f[64];
+  guint64 room = mt_sat_mul (u->blocks, block_size);
+
+  g_snprintf (f, sizeof f, "%s.blocks", key);
+  if (!not_above (o, f, u->blocks, "the VM's maximum memory in blocks", max_blocks))
+    return FALSE;
+  if (usage_sum (u) <= room)
+    return TRUE;
+  g_snprintf (f, sizeof f, "block_usage.%s", key);
+  mt_agent_problem_set (o->problem, MT_AGENT_ERR_INCONSISTENT, f,
+                        "%s: free + movable + unmovable + pinned + offline %" G_GUINT64_FORMAT
+                        " > blocks x block_size %" G_GUINT64_FORMAT,
+                        f, usage_sum (u), room);
+  return FALSE;
+}
+
+static gboolean
+parse_block_usage (const Obj *top, MtAgentReport *r, const MtAgentLimits *limits)
+{
+  Obj o;
+  guint64 max = limits && limits->max_memory != MT_UNKNOWN ? limits->max_memory : MT_AGENT_INT_MAX;
+  guint64 max_blocks;
+  const MtBlockUsage *k = &r->usage_kernel, *m = &r->usage_movable, *v = &r->usage_vmem;
+
+  r->usage_kernel = r->usage_movable = r->usage_vmem = MT_BLOCK_USAGE_UNKNOWN;
+  if (!get_object (top, "block_usage", "block_usage.", &o, &r->has_block_usage))
+    return FALSE;
+  if (!r->has_block_usage)
+    return TRUE;
+  if (!r->has_blocks) {
+    mt_agent_problem_set (o.problem, MT_AGENT_ERR_INCONSISTENT, "block_usage",
+                          "block_usage without memory_blocks (its block size)");
+    return FALSE;
+  }
+  if (!parse_usage_kind (&o, "kernel", "block_usage.kernel.", max, &r->usage_kernel)
+      || !parse_usage_kind (&o, "movable", "block_usage.movable.", max, &r->usage_movable)
+      || !parse_usage_kind (&o, "virtio_mem", "block_usage.virtio_mem.", max, &r->usage_vmem))
+    return FALSE;
+  max_blocks = MIN (max / r->blocks.block_size + USAGE_BLOCKS_SLACK, COUNT32_MAX);
+  if (!usage_fits (&o, "kernel", k, r->blocks.block_size, max_blocks)
+      || !usage_fits (&o, "movable", m, r->blocks.block_size, max_blocks)
+      || !usage_fits (&o, "virtio_mem", v, r->blocks.block_size, max_blocks)
+      || !not_above (&o, "movable.blocks", m->blocks,
+                     "the VM's maximum memory in blocks less kernel.blocks",
+                     max_blocks - k->blocks))
+    return FALSE;
+  /* The agent sums each virtio-mem block into its zone too. */
+  {
+    static const char *const keys[] = { "virtio_mem.blocks",  "virtio_mem.free",
+                                        "virtio_mem.movable", "virtio_mem.unmovable",
+                                        "virtio_mem.pinned",  "virtio_mem.offline" };
+    const guint64 vm[] = { v->blocks, v->free, v->movable, v->unmovable, v->pinned, v->offline };
+    const guint64 zones[] = { k->blocks + m->blocks,   k->free + m->free,
+                              k->movable + m->movable, k->unmovable + m->unmovable,
+                              k->pinned + m->pinned,   k->offline + m->offline };
+
+    for (guint i = 0; i < G_N_ELEMENTS (keys); i++)
+      if (!not_above (&o, keys[i], vm[i], "the same in kernel and movable together", zones[i]))
+        return FALSE;
+  }
+  return TRUE;
 }
 
 static gboolean
@@ -590,7 +706,8 @@ parse_report (const Obj *o, const MtAgentLimits *limits, MtAgentReport *r)
   if (r->hello && !parse_hello (o, r))
     return FALSE;
   return parse_mem (o, r, limits) && parse_vmstat (o, r) && parse_psi (o, r)
-         && parse_blocks (o, r, limits) && parse_page_reporting (o, r, limits);
+         && parse_blocks (o, r, limits) && parse_page_reporting (o, r, limits)
+         && parse_block_usage (o, r, limits);
 }
 
 /* ---- replies -------------------------------------------------------------- */
@@ -604,6 +721,7 @@ parse_reply (const Obj *o, MtAgentReply *r)
 
   memset (r, 0, sizeof *r);
   r->requested = r->reclaimed = r->elapsed_ms = r->interval_ms = MT_UNKNOWN;
+  r->delay_ms = r->budget_divisor = MT_UNKNOWN;
   if (!member (o, "id", TRUE, &n))
     return FALSE;
   if (!JSON_NODE_HOLDS_NULL (n)) {
@@ -645,6 +763,11 @@ parse_reply (const Obj *o, MtAgentReply *r)
     }
   } else if (strcmp (r->op, "set_interval") == 0) {
     if (!get_uint (o, "interval_ms", TRUE, INTERVAL_MS_MIN, INTERVAL_MS_MAX, &r->interval_ms))
+      return FALSE;
+  } else if (strcmp (r->op, "tune_reporting") == 0) {
+    if (!get_uint (o, "delay_ms", TRUE, DELAY_MS_MIN, DELAY_MS_MAX, &r->delay_ms)
+        || !get_uint (o, "budget_divisor", TRUE, BUDGET_DIVISOR_MIN, BUDGET_DIVISOR_MAX,
+                      &r->budget_divisor))
       return FALSE;
   }
   return TRUE;

@@ -93,6 +93,8 @@ typedef enum {
   MT_AGENT_UNAVAIL_MEMORY_RECLAIM,
   MT_AGENT_UNAVAIL_DROP_CACHES,
   MT_AGENT_UNAVAIL_MLOCK,
+  MT_AGENT_UNAVAIL_BLOCK_USAGE,       /* no memoryN/usage (stock kernel) */
+  MT_AGENT_UNAVAIL_VIRTIO_MEM_RANGES, /* block_usage says nothing of virtio-mem */
   MT_AGENT_UNAVAIL_N
 } MtAgentUnavailable;
 
@@ -148,7 +150,14 @@ typedef struct {
   gboolean has_page_reporting;
   struct {
     guint64 order, reported_bytes, reported_total_bytes, reused_total_bytes;
+    guint64 passes, budget_exhausted; /* counters */
+    guint64 delay_ms, budget_divisor; /* the tunables now */
   } page_reporting;
+
+  /* Kinds absent from block_usage have blocks 0 and every size 0; all
+   * MT_UNKNOWN when block_usage is absent. */
+  gboolean has_block_usage;
+  MtBlockUsage usage_kernel, usage_movable, usage_vmem;
 } MtAgentReport;
 
 /* Bytes the guest could hand back by offlining ZONE_MOVABLE blocks. */
@@ -171,6 +180,8 @@ typedef struct {
   char stopped_by[33];
   /* op "set_interval", ok */
   guint64 interval_ms;
+  /* op "tune_reporting", ok: the values read back */
+  guint64 delay_ms, budget_divisor;
 } MtAgentReply;
 
 typedef enum {

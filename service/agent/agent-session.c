@@ -26,6 +26,8 @@ enum {
   C_PSI_FULL,
   C_REPORTED_TOTAL,
   C_REUSED_TOTAL,
+  C_PASSES,
+  C_BUDGET_EXHAUSTED,
   C_MONO_US,
   C_N
 };
@@ -39,6 +41,8 @@ static const char *const counter_names[C_N] = {
   "psi.full.total_us",
   "page_reporting.reported_total_bytes",
   "page_reporting.reused_total_bytes",
+  "page_reporting.passes",
+  "page_reporting.budget_exhausted",
   "mono_us",
 };
 
@@ -210,6 +214,8 @@ get_counters (const MtAgentReport *r, guint64 *c)
   c[C_PSI_FULL] = r->has_psi ? r->psi_full.total_us : MT_UNKNOWN;
   c[C_REPORTED_TOTAL] = r->has_page_reporting ? r->page_reporting.reported_total_bytes : MT_UNKNOWN;
   c[C_REUSED_TOTAL] = r->has_page_reporting ? r->page_reporting.reused_total_bytes : MT_UNKNOWN;
+  c[C_PASSES] = r->has_page_reporting ? r->page_reporting.passes : MT_UNKNOWN;
+  c[C_BUDGET_EXHAUSTED] = r->has_page_reporting ? r->page_reporting.budget_exhausted : MT_UNKNOWN;
   c[C_MONO_US] = r->mono_us;
 }
 

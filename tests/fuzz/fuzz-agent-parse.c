@@ -104,6 +104,26 @@ check_report (const MtAgentReport *r)
     CHECK (le (r->page_reporting.order, 63));
     CHECK (le (r->page_reporting.reported_bytes, MT_GIB));
     CHECK (le (r->page_reporting.reused_total_bytes, r->page_reporting.reported_total_bytes));
+    CHECK (le (r->page_reporting.budget_exhausted, r->page_reporting.passes));
+    CHECK (r->page_reporting.delay_ms == MT_UNKNOWN
+           || (r->page_reporting.delay_ms >= 10 && r->page_reporting.delay_ms <= 60000));
+    CHECK (r->page_reporting.budget_divisor == MT_UNKNOWN
+           || (r->page_reporting.budget_divisor >= 1 && r->page_reporting.budget_divisor <= 1024));
+  }
+  if (r->has_block_usage) {
+    const MtBlockUsage *kinds[] = { &r->usage_kernel, &r->usage_movable, &r->usage_vmem };
+
+    CHECK (r->has_blocks);
+    for (guint i = 0; i < G_N_ELEMENTS (kinds); i++) {
+      const MtBlockUsage *u = kinds[i];
+      CHECK (u->blocks <= MT_GIB / r->blocks.block_size + 4);
+      CHECK (u->free + u->movable + u->unmovable + u->pinned + u->offline
+             <= u->blocks * r->blocks.block_size);
+    }
+    CHECK (r->usage_vmem.free <= r->usage_kernel.free + r->usage_movable.free);
+    CHECK (r->usage_vmem.movable <= r->usage_kernel.movable + r->usage_movable.movable);
+  } else {
+    CHECK (r->usage_vmem.free == MT_UNKNOWN);
   }
   CHECK (le (mt_agent_report_droppable_cache (r), MT_GIB));
 }
@@ -117,6 +137,10 @@ check_reply (const MtAgentReply *r)
     CHECK (r->requested >= 1 && r->requested <= (G_GUINT64_CONSTANT (1) << 40));
     CHECK (r->reclaimed <= (G_GUINT64_CONSTANT (1) << 40));
     CHECK (r->complete == (r->reclaimed >= r->requested));
+  }
+  if (r->ok && strcmp (r->op, "tune_reporting") == 0) {
+    CHECK (r->delay_ms >= 10 && r->delay_ms <= 60000);
+    CHECK (r->budget_divisor >= 1 && r->budget_divisor <= 1024);
   }
 }
 

@@ -132,6 +132,44 @@ test_parse_examples (void)
   g_assert_cmpuint (r->psi_some.total_us, ==, 1561558);
   g_assert_cmpuint (r->page_size, ==, MT_UNKNOWN);
 
+  /* A patched guest kernel: reporting counters, tunables, block usage. */
+  {
+    g_autofree char *patched = data_line ("patched.json");
+
+    g_assert_true (mt_agent_parse_line (patched, strlen (patched), &limits, &m, &problem));
+    g_assert_cmpuint (r->page_reporting.reported_bytes, ==, 486539264);
+    g_assert_cmpuint (r->page_reporting.reported_total_bytes, ==, 1073741824);
+    g_assert_cmpuint (r->page_reporting.reused_total_bytes, ==, 536870912);
+    g_assert_cmpuint (r->page_reporting.passes, ==, 40);
+    g_assert_cmpuint (r->page_reporting.budget_exhausted, ==, 12);
+    g_assert_cmpuint (r->page_reporting.delay_ms, ==, 100);
+    g_assert_cmpuint (r->page_reporting.budget_divisor, ==, 1);
+    g_assert_true (r->has_block_usage);
+    g_assert_cmpuint (r->usage_kernel.blocks, ==, 4);
+    g_assert_cmpuint (r->usage_kernel.unmovable, ==, 190054400);
+    g_assert_cmpuint (r->usage_kernel.pinned, ==, 16384);
+    g_assert_cmpuint (r->usage_movable.blocks, ==, 2);
+    g_assert_cmpuint (r->usage_movable.offline, ==, 12582912);
+    g_assert_cmpuint (r->usage_vmem.free, ==, 234881024);
+    g_assert_cmpuint (r->usage_vmem.movable, ==, 20971520);
+  }
+  /* A kind without blocks is 0 blocks, not unknown; no block_usage at
+   * all is unknown. */
+  {
+    const char *one = "{\"v\":1,\"type\":\"report\",\"seq\":2,\"reason\":\"tick\","
+                      "\"mono_us\":1000,\"dropped\":0,\"memory_blocks\":{\"block_size\":"
+                      "134217728},\"block_usage\":{\"kernel\":{\"blocks\":1,\"free\":1,"
+                      "\"movable\":2,\"unmovable\":3,\"pinned\":4,\"offline\":5}}}";
+    g_assert_true (mt_agent_parse_line (one, strlen (one), &limits, &m, &problem));
+    g_assert_cmpuint (r->usage_kernel.offline, ==, 5);
+    g_assert_cmpuint (r->usage_movable.blocks, ==, 0);
+    g_assert_cmpuint (r->usage_vmem.free, ==, 0);
+  }
+  g_assert_true (mt_agent_parse_line (psi, strlen (psi), &limits, &m, &problem));
+  g_assert_false (r->has_block_usage);
+  g_assert_cmpuint (r->usage_vmem.free, ==, MT_UNKNOWN);
+  g_assert_cmpuint (r->page_reporting.passes, ==, MT_UNKNOWN);
+
   /* An older agent without inactive_file. */
   {
     const char *old = "{\"v\":1,\"type\":\"report\",\"seq\":2,\"reason\":\"tick\",\"mono_us\":1000,"
@@ -564,10 +602,23 @@ test_session_counters (SessionFixture *f, gconstpointer data)
   g_autofree char *b4 = tick_line (4, 70, NULL); /* dropped 0 */
   expect_violation (f, b4, 17, MT_AGENT_ERR_REGRESSED, "dropped");
 
+  /* The patched kernel's reporting counters. */
+  mt_agent_session_connected (f->s, 18);
+  g_autofree char *c1 = hello_line (
+    1, BOOT_B, 80,
+    "\"page_reporting\":{\"reported_total_bytes\":100,\"passes\":7,\"budget_exhausted\":2}");
+  g_autofree char *c2 =
+    tick_line (2, 90, "\"page_reporting\":{\"passes\":8,\"budget_exhausted\":1}");
+  expect_report (f, c1, 19);
+  expect_violation (f, c2, 20, MT_AGENT_ERR_REGRESSED, "page_reporting.budget_exhausted");
+  mt_agent_session_connected (f->s, 21);
+  g_autofree char *c3 = hello_line (2, BOOT_B, 100, "\"page_reporting\":{\"passes\":6}");
+  expect_violation (f, c3, 22, MT_AGENT_ERR_REGRESSED, "page_reporting.passes");
+
   mt_agent_session_get_stats (f->s, &st);
-  g_assert_cmpuint (st.agent_restarts, ==, 1);
+  g_assert_cmpuint (st.agent_restarts, ==, 2);
   g_assert_cmpuint (st.guest_reboots, ==, 1);
-  g_assert_cmpuint (st.violations, ==, 5);
+  g_assert_cmpuint (st.violations, ==, 7);
 }
 
 static void
