@@ -717,3 +717,57 @@ refused:
     destroy (user_data);
   return 0;
 }
+
+guint32
+mt_agent_link_tune_reporting (MtAgentLink *link, guint delay_ms, guint budget_divisor,
+                              guint timeout_ms, MtAgentReplyFunc callback, gpointer user_data,
+                              GDestroyNotify destroy, GError **error)
+{
+  g_autoptr (GString) line = g_string_new (NULL);
+  Pending *p;
+
+  if ((delay_ms == 0 && budget_divisor == 0)
+      || (delay_ms != 0 && (delay_ms < 10 || delay_ms > 60000)) || budget_divisor > 1024
+      || timeout_ms < 1 || timeout_ms > 60000) {
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                 "page reporting delay %u ms, budget divisor %u in %u ms is out of range", delay_ms,
+                 budget_divisor, timeout_ms);
+    goto refused;
+  }
+  if (!mt_agent_link_alive (link, g_get_monotonic_time ())
+      || mt_agent_session_hello (link->session) == NULL) {
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_CONNECTED, "no agent on %s", link->name);
+    goto refused;
+  }
+  if (g_hash_table_size (link->pending) >= link->cfg.max_pending) {
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY, "%u requests already wait for %s",
+                 g_hash_table_size (link->pending), link->name);
+    goto refused;
+  }
+
+  p = g_new0 (Pending, 1);
+  p->id = new_id (link);
+  g_strlcpy (p->op, "tune_reporting", sizeof p->op);
+  p->deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000 + link->cfg.reply_grace;
+  g_string_printf (line, "{\"v\":1,\"id\":%u,\"op\":\"tune_reporting\"", p->id);
+  if (delay_ms != 0)
+    g_string_append_printf (line, ",\"delay_ms\":%u", delay_ms);
+  if (budget_divisor != 0)
+    g_string_append_printf (line, ",\"budget_divisor\":%u", budget_divisor);
+  g_string_append_c (line, '}');
+  if (!send_line (link, line->str, error)) {
+    g_free (p);
+    goto refused;
+  }
+  p->callback = callback;
+  p->user_data = user_data;
+  p->destroy = destroy;
+  g_hash_table_insert (link->pending, GUINT_TO_POINTER (p->id), p);
+  link->stats.requests++;
+  return p->id;
+
+refused:
+  if (destroy)
+    destroy (user_data);
+  return 0;
+}

@@ -121,3 +121,14 @@ typedef void (*MtAgentReplyFunc) (MtAgentLink *link, const MtAgentReply *reply, 
 guint32 mt_agent_link_reclaim (MtAgentLink *link, guint64 bytes, gboolean allow_drop_caches,
                                guint timeout_ms, MtAgentReplyFunc callback, gpointer user_data,
                                GDestroyNotify destroy, GError **error);
+
+/* Ask the guest to set its free page reporting tunables (the memtide
+ * kernel patches; docs/agent-protocol.md, "tune_reporting"): delay_ms
+ * 10 .. 60000 and budget_divisor 1 .. 1024, 0 = leave that one (not
+ * both 0).  The reply has what the guest reads back (reply->delay_ms,
+ * reply->budget_divisor).  Returns the request id, or 0 with `error` as
+ * for mt_agent_link_reclaim() (no reclaim method is needed).  The
+ * answer is waited for timeout_ms (1 .. 60000) plus the link's grace. */
+guint32 mt_agent_link_tune_reporting (MtAgentLink *link, guint delay_ms, guint budget_divisor,
+                                      guint timeout_ms, MtAgentReplyFunc callback,
+                                      gpointer user_data, GDestroyNotify destroy, GError **error);
