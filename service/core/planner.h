@@ -12,6 +12,9 @@
  *     log a->reason (one line);
  *   for each VM i with plan->decisions[i].reclaim > 0: ask its agent to
  *     reclaim that much page cache (cold: see docs/planner.md);
+ *   for each VM i with plan->decisions[i].tune_delay_ms > 0: ask its agent
+ *     to set its page reporting tunables (tune_reporting, paced by the
+ *     caller; mt_vm_decision_format_tune() says why);
  *   for each VM i: model[i]->control = plan->decisions[i].next;
  *     keep decisions[i] (plain data); mt_vm_decision_format_reason()
  *     says what it does and why, when someone asks (D-Bus Explain).
