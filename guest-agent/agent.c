@@ -18,6 +18,7 @@
 #include "reclaim.h"
 #include "report.h"
 #include "request.h"
+#include "tune.h"
 #include "uevent.h"
 #include "util.h"
 
@@ -216,6 +217,19 @@ handle_line (struct agent *a, const char *line, size_t len)
     log_info ("report interval set to %u ms by the host", a->interval_ms);
     queue_line (a, buf, reply_set_interval (buf, sizeof buf, req.id, a->interval_ms));
     break;
+  case OP_TUNE_REPORTING: {
+    struct tune_result res;
+
+    /* err keeps the id and op request_parse put there. */
+    if (tune_reporting (&req, &res, &err) < 0) {
+      send_error (a, &err);
+      break;
+    }
+    log_info ("page reporting tuned by the host: delay_ms %u, budget_divisor %u (request %llu)",
+              res.delay_ms, res.budget_divisor, (unsigned long long) req.id);
+    queue_line (a, buf,
+                reply_tune_reporting (buf, sizeof buf, req.id, res.delay_ms, res.budget_divisor));
+  } break;
   case OP_RECLAIM:
     if (reclaim_start (&a->rec, &req, &err) < 0) {
       send_error (a, &err);

@@ -113,6 +113,21 @@ parse_object (json_object *obj, struct request *req, struct req_error *err)
         < 0)
       return -1;
     req->interval_ms = (uint32_t) n;
+  } else if (strcmp (op, "tune_reporting") == 0) {
+    req->op = OP_TUNE_REPORTING;
+    if (get_uint (obj, "delay_ms", false, REPORTING_DELAY_MS_MIN, REPORTING_DELAY_MS_MAX, &n,
+                  &req->has_delay_ms, err)
+        < 0)
+      return -1;
+    req->delay_ms = (uint32_t) n;
+    if (get_uint (obj, "budget_divisor", false, REPORTING_DIVISOR_MIN, REPORTING_DIVISOR_MAX, &n,
+                  &req->has_budget_divisor, err)
+        < 0)
+      return -1;
+    req->budget_divisor = (uint32_t) n;
+    if (!req->has_delay_ms && !req->has_budget_divisor)
+      return req_fail (err, "bad_request", NULL,
+                       "tune_reporting needs \"delay_ms\" or \"budget_divisor\"");
   } else {
     return req_fail (err, "unknown_op", "op", "unknown op \"%s\"", op);
   }
@@ -209,6 +224,20 @@ reply_reclaim (char *buf, size_t cap, uint64_t id, const struct reclaim_result *
   if (r->stop_errno)
     jw_str (&w, "stopped_by", errno_name (r->stop_errno));
   jw_u64 (&w, "elapsed_ms", r->elapsed_ms);
+  jw_obj_end (&w);
+  return jw_finish (&w);
+}
+
+int
+reply_tune_reporting (char *buf, size_t cap, uint64_t id, uint32_t delay_ms,
+                      uint32_t budget_divisor)
+{
+  struct jw w;
+
+  jw_init (&w, buf, cap);
+  reply_head (&w, true, id, "tune_reporting", true);
+  jw_u64 (&w, "delay_ms", delay_ms);
+  jw_u64 (&w, "budget_divisor", budget_divisor);
   jw_obj_end (&w);
   return jw_finish (&w);
 }

@@ -14,16 +14,23 @@
 #define RECLAIM_TIMEOUT_MS_MAX     60000u
 #define INTERVAL_MS_MIN            100u
 #define INTERVAL_MS_MAX            60000u
+/* The memtide kernel patches' ranges (Documentation/ABI). */
+#define REPORTING_DELAY_MS_MIN 10u
+#define REPORTING_DELAY_MS_MAX 60000u
+#define REPORTING_DIVISOR_MIN  1u
+#define REPORTING_DIVISOR_MAX  1024u
 
-enum req_op { OP_HELLO, OP_REPORT, OP_RECLAIM, OP_SET_INTERVAL };
+enum req_op { OP_HELLO, OP_REPORT, OP_RECLAIM, OP_SET_INTERVAL, OP_TUNE_REPORTING };
 
 struct request {
   enum req_op op;
   uint64_t id;
-  uint64_t bytes;         /* reclaim */
-  bool allow_drop_caches; /* reclaim */
-  uint32_t timeout_ms;    /* reclaim */
-  uint32_t interval_ms;   /* set_interval */
+  uint64_t bytes;                        /* reclaim */
+  bool allow_drop_caches;                /* reclaim */
+  uint32_t timeout_ms;                   /* reclaim */
+  uint32_t interval_ms;                  /* set_interval */
+  bool has_delay_ms, has_budget_divisor; /* tune_reporting: at least one */
+  uint32_t delay_ms, budget_divisor;     /* tune_reporting */
 };
 
 struct req_error {
@@ -56,3 +63,5 @@ struct reclaim_result {
 int reply_error (char *buf, size_t cap, const struct req_error *err);
 int reply_reclaim (char *buf, size_t cap, uint64_t id, const struct reclaim_result *r);
 int reply_set_interval (char *buf, size_t cap, uint64_t id, uint32_t interval_ms);
+int reply_tune_reporting (char *buf, size_t cap, uint64_t id, uint32_t delay_ms,
+                          uint32_t budget_divisor);

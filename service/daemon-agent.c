@@ -395,6 +395,12 @@ mt_daemon_agent_overlay (MtDaemonAgent *a, MtVmSample *s, gint64 now)
     overlay_report (s, r, mt_agent_link_hello (a->link));
 }
 
+MtAgentLink *
+mt_daemon_agent_link (MtDaemonAgent *a)
+{
+  return a != NULL ? a->link : NULL;
+}
+
 gboolean
 mt_daemon_agent_connected (MtDaemonAgent *a)
 {

@@ -60,6 +60,9 @@ void mt_daemon_agent_overlay (MtDaemonAgent *agent, MtVmSample *s, gint64 now);
 /* The agent is there: link ACTIVE, last report fresh. */
 gboolean mt_daemon_agent_connected (MtDaemonAgent *agent);
 
+/* Its link, for requests made elsewhere (daemon-tune.c); NULL for NULL. */
+MtAgentLink *mt_daemon_agent_link (MtDaemonAgent *agent);
+
 /* Call before shrinking the VM from `from` to `to` bytes (total size):
  * when the guest's free memory does not cover the shrink, asks its agent
  * to reclaim page cache first (memory.reclaim; drop_caches only if the

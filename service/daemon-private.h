@@ -15,6 +15,7 @@
 
 #include "daemon.h"
 #include "daemon-agent.h"
+#include "daemon-tune.h"
 #include "backend.h"
 #include "config.h"
 #include "host.h"
@@ -41,6 +42,7 @@ typedef struct {
 
   /* Guest agent link (daemon-agent.h); NULL without one. */
   MtDaemonAgent *agent;
+  MtDaemonTune tune; /* page reporting requests (daemon-tune.h) */
 
   /* The last plan's view of this VM, for status and Explain. */
   gboolean has_decision;

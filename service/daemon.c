@@ -293,6 +293,7 @@ add_or_update_vm (MtDaemon *d, const char *uuid)
   vm->info = info = &vm->info_data;
   vm->model = &vm->model_data;
   mt_vm_model_init (vm->model);
+  mt_daemon_tune_init (&vm->tune);
   resolve_policy (d, vm);
   restore_vm_state (d, uuid, vm);
   mt_daemon_act_vm_added (d, uuid, vm);
@@ -575,6 +576,11 @@ plan_and_act (MtDaemon *d, gint64 now, const MtHostSample *host)
   for (guint i = 0; i < order->len && !hp.dry_run; i++)
     if (plan->decisions[i].reclaim > 0)
       mt_daemon_agent_reclaim_cold (((MtDaemonVm *) order->pdata[i])->agent, &plan->decisions[i]);
+  /* Page reporting tunables: not a resize either; logged in one line
+   * with their reason (daemon-tune.c). */
+  for (guint i = 0; i < order->len && !hp.dry_run; i++)
+    if (plan->decisions[i].tune_delay_ms > 0)
+      mt_daemon_tune_send (d, order->pdata[i], &plan->decisions[i], now);
 
   for (guint i = 0; i < order->len; i++) {
     MtDaemonVm *vm = order->pdata[i];

@@ -705,6 +705,84 @@ test_requests (void)
   remove_tree ();
 }
 
+/* tune_reporting writes the patched kernel's tunables and answers with
+ * what they read back; without them it says "unavailable". */
+static void
+test_tune_reporting (void)
+{
+  struct run *r = malloc (sizeof *r);
+  json_object *objs[MAX_LINES], *o;
+  char *argv[] = { "memtide-agent", "--root",   (char *) make_tree (false),
+                   "--once",        "--output", "-",
+                   "--input",       "-",        "--no-mlock",
+                   "--no-mount",    NULL };
+  char path[512];
+  int n;
+
+  snprintf (path, sizeof path, "%s/sys/kernel/mm/page_reporting", tree);
+  CHECK (mkdir (path, 0755) == 0 || errno == EEXIST);
+  write_file ("sys/kernel/mm/page_reporting/delay_ms", "2000\n");
+  write_file ("sys/kernel/mm/page_reporting/budget_divisor", "16\n");
+  run_agent (r, NULL,
+             "{\"v\":1,\"id\":1,\"op\":\"tune_reporting\",\"delay_ms\":100,\"budget_divisor\":1}\n"
+             "{\"v\":1,\"id\":2,\"op\":\"tune_reporting\",\"delay_ms\":2000}\n"
+             "{\"v\":1,\"id\":3,\"op\":\"tune_reporting\",\"budget_divisor\":2000}\n",
+             argv);
+  CHECK (WIFEXITED (r->status) && WEXITSTATUS (r->status) == 0);
+  n = parse_lines (r->out, objs);
+  if ((o = find (objs, n, "reply", 1))) {
+    CHECK_STR (js (o, "op"), "tune_reporting");
+    CHECK (jb (o, "ok"));
+    CHECK_U64 (ju (o, "delay_ms"), 100);
+    CHECK_U64 (ju (o, "budget_divisor"), 1);
+  }
+  /* Only the delay: the divisor stays as the first request left it. */
+  if ((o = find (objs, n, "reply", 2))) {
+    CHECK (jb (o, "ok"));
+    CHECK_U64 (ju (o, "delay_ms"), 2000);
+    CHECK_U64 (ju (o, "budget_divisor"), 1);
+  }
+  if ((o = find (objs, n, "reply", 3))) {
+    CHECK (!jb (o, "ok"));
+    CHECK_STR (js (o, "error"), "bad_request");
+    CHECK_STR (js (o, "field"), "budget_divisor");
+  }
+  CHECK_STR (read_file ("sys/kernel/mm/page_reporting/delay_ms"), "2000\n");
+  CHECK_STR (read_file ("sys/kernel/mm/page_reporting/budget_divisor"), "1\n");
+  if (tap_failed)
+    show_stderr (r);
+  free_lines (objs, n);
+
+  /* A file the kernel refuses to write (here: not a file): "failed",
+   * and the other file is left as it was. */
+  snprintf (path, sizeof path, "%s/sys/kernel/mm/page_reporting/budget_divisor", tree);
+  CHECK (unlink (path) == 0 && mkdir (path, 0755) == 0);
+  run_agent (r, NULL, "{\"v\":1,\"id\":4,\"op\":\"tune_reporting\",\"budget_divisor\":4}\n", argv);
+  n = parse_lines (r->out, objs);
+  if ((o = find (objs, n, "reply", 4))) {
+    CHECK (!jb (o, "ok"));
+    CHECK_STR (js (o, "error"), "failed");
+    CHECK_STR (js (o, "op"), "tune_reporting");
+  }
+  free_lines (objs, n);
+  CHECK (rmdir (path) == 0);
+
+  /* A stock kernel: no tunables. */
+  snprintf (path, sizeof path, "%s/sys/kernel/mm/page_reporting/delay_ms", tree);
+  CHECK (unlink (path) == 0);
+  run_agent (r, NULL, "{\"v\":1,\"id\":5,\"op\":\"tune_reporting\",\"delay_ms\":100}\n", argv);
+  n = parse_lines (r->out, objs);
+  if ((o = find (objs, n, "reply", 5))) {
+    CHECK (!jb (o, "ok"));
+    CHECK_STR (js (o, "error"), "unavailable");
+  }
+  if (tap_failed)
+    show_stderr (r);
+  free_lines (objs, n);
+  free (r);
+  remove_tree ();
+}
+
 static void
 test_reclaim_fallback_and_busy (void)
 {
@@ -1451,6 +1529,8 @@ main (void)
   tap_run ("requests: reclaim, malformed, overlong, unknown op, report, set_interval, hello",
            test_requests);
   tap_run ("reclaim: drop_caches fallback, busy, timeout", test_reclaim_fallback_and_busy);
+  tap_run ("tune_reporting: written and read back, refused write, unavailable",
+           test_tune_reporting);
   tap_run ("port socket: hello, requests, reconnect, SIGTERM", test_socket_reconnect);
   tap_run ("slow host: no blocking, reports dropped and counted", test_slow_reader);
   tap_run ("PSI polling fallback sends a psi report at once", test_psi_polling);

@@ -192,6 +192,21 @@ test_request_valid (void)
   CHECK (parse ("{\"v\":1,\"id\":1,\"op\":\"hello\"}", &r, &e) == 0 && r.op == OP_HELLO);
   CHECK (parse ("{\"v\":1,\"id\":2,\"op\":\"set_interval\",\"interval_ms\":100}", &r, &e) == 0);
   CHECK_U64 (r.interval_ms, 100);
+
+  CHECK (parse ("{\"v\":1,\"id\":3,\"op\":\"tune_reporting\",\"delay_ms\":10,"
+                "\"budget_divisor\":1024}",
+                &r, &e)
+         == 0);
+  CHECK (r.op == OP_TUNE_REPORTING);
+  CHECK (r.has_delay_ms && r.has_budget_divisor);
+  CHECK_U64 (r.delay_ms, 10);
+  CHECK_U64 (r.budget_divisor, 1024);
+  CHECK (parse ("{\"v\":1,\"id\":3,\"op\":\"tune_reporting\",\"delay_ms\":60000}", &r, &e) == 0);
+  CHECK (r.has_delay_ms && !r.has_budget_divisor);
+  CHECK_U64 (r.delay_ms, 60000);
+  CHECK (parse ("{\"v\":1,\"id\":3,\"op\":\"tune_reporting\",\"budget_divisor\":1}", &r, &e) == 0);
+  CHECK (!r.has_delay_ms && r.has_budget_divisor);
+  CHECK_U64 (r.budget_divisor, 1);
 }
 
 /* Each bad request: its error code, and whether the id could be echoed. */
@@ -279,6 +294,17 @@ test_request_invalid (void)
        "interval_ms");
   bad ("{\"v\":1,\"id\":3,\"op\":\"set_interval\",\"interval_ms\":60001}", "bad_request", true,
        "interval_ms");
+  bad ("{\"v\":1,\"id\":3,\"op\":\"tune_reporting\"}", "bad_request", true, NULL);
+  bad ("{\"v\":1,\"id\":3,\"op\":\"tune_reporting\",\"delay_ms\":9}", "bad_request", true,
+       "delay_ms");
+  bad ("{\"v\":1,\"id\":3,\"op\":\"tune_reporting\",\"delay_ms\":60001}", "bad_request", true,
+       "delay_ms");
+  bad ("{\"v\":1,\"id\":3,\"op\":\"tune_reporting\",\"delay_ms\":\"100\"}", "bad_request", true,
+       "delay_ms");
+  bad ("{\"v\":1,\"id\":3,\"op\":\"tune_reporting\",\"budget_divisor\":0}", "bad_request", true,
+       "budget_divisor");
+  bad ("{\"v\":1,\"id\":3,\"op\":\"tune_reporting\",\"delay_ms\":100,\"budget_divisor\":1025}",
+       "bad_request", true, "budget_divisor");
 
   for (int i = 0; i < 20; i++)
     strcat (deep, "[");

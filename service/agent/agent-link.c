@@ -730,20 +730,21 @@ refused:
 }
 
 guint32
-mt_agent_link_tune_reporting (MtAgentLink *link, guint64 delay_ms, guint64 budget_divisor,
-                              MtAgentReplyFunc callback, gpointer user_data, GDestroyNotify destroy,
-                              GError **error)
+mt_agent_link_tune_reporting (MtAgentLink *link, guint delay_ms, guint budget_divisor,
+                              guint timeout_ms, MtAgentReplyFunc callback, gpointer user_data,
+                              GDestroyNotify destroy, GError **error)
 {
   const MtAgentReport *hello = mt_agent_session_hello (link->session);
   g_autoptr (GString) line = g_string_new (NULL);
   Pending *p;
 
   if ((delay_ms == 0 && budget_divisor == 0)
-      || (delay_ms != 0 && (delay_ms < 10 || delay_ms > 60000)) || budget_divisor > 1024) {
+      || (delay_ms != 0 && (delay_ms < 10 || delay_ms > 60000)) || budget_divisor > 1024
+      || timeout_ms < 1 || timeout_ms > 60000) {
     g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                 "reporting delay %" G_GUINT64_FORMAT " ms, budget divisor %" G_GUINT64_FORMAT
-                 ": out of range (10..60000 ms, 1..1024, 0 = leave as is, not both 0)",
-                 delay_ms, budget_divisor);
+                 "reporting delay %u ms, budget divisor %u, reply within %u ms: out of range "
+                 "(10..60000 ms, 1..1024, 0 = leave as is, not both 0; 1..60000 ms)",
+                 delay_ms, budget_divisor, timeout_ms);
     goto refused;
   }
   if (!mt_agent_link_alive (link, g_get_monotonic_time ()) || hello == NULL) {
@@ -765,13 +766,12 @@ mt_agent_link_tune_reporting (MtAgentLink *link, guint64 delay_ms, guint64 budge
   p = g_new0 (Pending, 1);
   p->id = new_id (link);
   g_strlcpy (p->op, "tune_reporting", sizeof p->op);
-  /* Two sysfs writes: the agent answers at once. */
-  p->deadline = g_get_monotonic_time () + link->cfg.reply_grace + G_USEC_PER_SEC;
+  p->deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000 + link->cfg.reply_grace;
   g_string_printf (line, "{\"v\":1,\"id\":%u,\"op\":\"tune_reporting\"", p->id);
   if (delay_ms != 0)
-    g_string_append_printf (line, ",\"delay_ms\":%" G_GUINT64_FORMAT, delay_ms);
+    g_string_append_printf (line, ",\"delay_ms\":%u", delay_ms);
   if (budget_divisor != 0)
-    g_string_append_printf (line, ",\"budget_divisor\":%" G_GUINT64_FORMAT, budget_divisor);
+    g_string_append_printf (line, ",\"budget_divisor\":%u", budget_divisor);
   g_string_append_c (line, '}');
   return queue_request (link, p, line->str, callback, user_data, destroy, error);
 

@@ -122,14 +122,13 @@ guint32 mt_agent_link_reclaim (MtAgentLink *link, guint64 bytes, gboolean allow_
                                guint timeout_ms, MtAgentReplyFunc callback, gpointer user_data,
                                GDestroyNotify destroy, GError **error);
 
-/* Set the guest kernel's free page reporting delay (10 .. 60000 ms) and
- * per-pass budget divisor (1 .. 1024); 0 leaves one as it is, not both
- * (docs/agent-protocol.md, "tune_reporting").  The reply carries the
- * values read back (reply->delay_ms, reply->budget_divisor).  Errors and
- * callback as mt_agent_link_reclaim(); G_IO_ERROR_NOT_SUPPORTED when the
- * guest kernel lacks the memtide patches (its hello lists
- * page_reporting_counters).  The reply is due within 1 s plus the
- * link's grace. */
-guint32 mt_agent_link_tune_reporting (MtAgentLink *link, guint64 delay_ms, guint64 budget_divisor,
-                                      MtAgentReplyFunc callback, gpointer user_data,
-                                      GDestroyNotify destroy, GError **error);
+/* Ask the guest to set its free page reporting tunables (the memtide
+ * kernel patches; docs/agent-protocol.md, "tune_reporting"): delay_ms
+ * 10 .. 60000 and budget_divisor 1 .. 1024, 0 = leave that one (not
+ * both 0).  The reply has what the guest reads back (reply->delay_ms,
+ * reply->budget_divisor).  Returns the request id, or 0 with `error` as
+ * for mt_agent_link_reclaim() (no reclaim method is needed).  The
+ * answer is waited for timeout_ms (1 .. 60000) plus the link's grace. */
+guint32 mt_agent_link_tune_reporting (MtAgentLink *link, guint delay_ms, guint budget_divisor,
+                                      guint timeout_ms, MtAgentReplyFunc callback,
+                                      gpointer user_data, GDestroyNotify destroy, GError **error);

@@ -26,6 +26,18 @@ static const MtKey vm_keys[MT_VM_N_KEYS] = {
                                     0, 0 },
   [MT_VM_KEY_RECLAIM_COLD_CACHE] = { "reclaim-cold-cache", MT_VALUE_BOOLEAN,
                                      VM (reclaim_cold_cache), 0, 0 },
+  [MT_VM_KEY_BLOCK_HINTS] = { "block-hints", MT_VALUE_BOOLEAN, VM (block_hints), 0, 0 },
+  [MT_VM_KEY_PAGE_REPORTING] = { "page-reporting", MT_VALUE_PAGE_REPORTING, VM (page_reporting), 0,
+                                 0 },
+  /* The guest kernel's own ranges (MT_REPORTING_*): a value it would
+   * refuse is refused here, where the admin sees it. */
+  [MT_VM_KEY_PAGE_REPORTING_FAST_DELAY] = { "page-reporting-fast-delay", MT_VALUE_DURATION,
+                                            VM (page_reporting_fast_delay),
+                                            MT_REPORTING_DELAY_MS_MIN * 1000,
+                                            MT_REPORTING_DELAY_MS_MAX * 1000 },
+  [MT_VM_KEY_PAGE_REPORTING_FAST_DIVISOR] = { "page-reporting-fast-divisor", MT_VALUE_UINT,
+                                              VM (page_reporting_fast_divisor),
+                                              MT_REPORTING_DIVISOR_MIN, MT_REPORTING_DIVISOR_MAX },
 };
 
 /* Ticks much faster than the agents' 1 s reports only burn CPU; much
@@ -163,6 +175,16 @@ mt_key_parse (const MtKey *key, const char *text, MtValue *out, GError **error)
       return FALSE;
     break;
 
+  case MT_VALUE_UINT:
+    if (!mt_parse_uint (text, (guint64) key->lo, (guint64) key->hi, &v.number, error))
+      return FALSE;
+    break;
+
+  case MT_VALUE_PAGE_REPORTING:
+    if (!mt_parse_page_reporting (text, &v.page_reporting, error))
+      return FALSE;
+    break;
+
   default:
     g_assert_not_reached ();
   }
@@ -199,6 +221,12 @@ mt_key_store (const MtKey *key, const MtValue *value, gpointer policy)
   case MT_VALUE_MECHANISM:
     memcpy (field, &value->mechanism, sizeof value->mechanism);
     break;
+  case MT_VALUE_UINT:
+    memcpy (field, &value->number, sizeof value->number);
+    break;
+  case MT_VALUE_PAGE_REPORTING:
+    memcpy (field, &value->page_reporting, sizeof value->page_reporting);
+    break;
   default:
     g_assert_not_reached ();
   }
@@ -233,6 +261,12 @@ mt_key_fetch (const MtKey *key, gconstpointer policy, MtValue *out)
   case MT_VALUE_MECHANISM:
     memcpy (&out->mechanism, field, sizeof out->mechanism);
     break;
+  case MT_VALUE_UINT:
+    memcpy (&out->number, field, sizeof out->number);
+    break;
+  case MT_VALUE_PAGE_REPORTING:
+    memcpy (&out->page_reporting, field, sizeof out->page_reporting);
+    break;
   default:
     g_assert_not_reached ();
   }
@@ -261,6 +295,10 @@ mt_key_format (const MtKey *key, const MtValue *value)
     return g_strdup_printf ("%u", value->shares);
   case MT_VALUE_MECHANISM:
     return g_strdup (mt_mechanism_to_string (value->mechanism));
+  case MT_VALUE_UINT:
+    return g_strdup_printf ("%" G_GUINT64_FORMAT, value->number);
+  case MT_VALUE_PAGE_REPORTING:
+    return g_strdup (mt_page_reporting_to_string (value->page_reporting));
   default:
     g_assert_not_reached ();
   }

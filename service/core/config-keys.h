@@ -16,23 +16,27 @@ typedef enum {
   MT_VALUE_BOOLEAN,
   MT_VALUE_SHARES, /* guint32 MT_SHARES_MIN..MT_SHARES_MAX */
   MT_VALUE_MECHANISM,
+  MT_VALUE_UINT,           /* guint64 within the key's lo..hi */
+  MT_VALUE_PAGE_REPORTING, /* MtPageReporting */
 } MtValueType;
 
 typedef union {
-  guint64 bytes;         /* SIZE, RATE */
-  MtSize size;           /* SIZE_OR_PERCENT */
-  double percent;        /* PERCENT */
-  gint64 usec;           /* DURATION */
-  gboolean boolean;      /* BOOLEAN */
-  guint32 shares;        /* SHARES */
-  MtMechanism mechanism; /* MECHANISM */
+  guint64 bytes;                  /* SIZE, RATE */
+  MtSize size;                    /* SIZE_OR_PERCENT */
+  double percent;                 /* PERCENT */
+  gint64 usec;                    /* DURATION */
+  gboolean boolean;               /* BOOLEAN */
+  guint32 shares;                 /* SHARES */
+  MtMechanism mechanism;          /* MECHANISM */
+  guint64 number;                 /* UINT */
+  MtPageReporting page_reporting; /* PAGE_REPORTING */
 } MtValue;
 
 typedef struct {
   const char *name;
   MtValueType type;
   gsize offset;  /* of the field in MtVmPolicy or MtHostPolicy */
-  gint64 lo, hi; /* DURATION only: allowed range in µs */
+  gint64 lo, hi; /* DURATION: allowed range in µs; UINT: allowed range */
 } MtKey;
 
 typedef struct {
@@ -51,6 +55,10 @@ enum {
   MT_VM_KEY_MECHANISM,
   MT_VM_KEY_ALLOW_DROP_CACHES,
   MT_VM_KEY_RECLAIM_COLD_CACHE,
+  MT_VM_KEY_BLOCK_HINTS,
+  MT_VM_KEY_PAGE_REPORTING,
+  MT_VM_KEY_PAGE_REPORTING_FAST_DELAY,
+  MT_VM_KEY_PAGE_REPORTING_FAST_DIVISOR,
   MT_VM_N_KEYS
 };
 

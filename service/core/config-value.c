@@ -349,6 +349,22 @@ mt_parse_mechanism (const char *text, MtMechanism *out, GError **error)
   return FALSE;
 }
 
+gboolean
+mt_parse_page_reporting (const char *text, MtPageReporting *out, GError **error)
+{
+  static const char *const names[] = { "keep", "fast", "fast-when-idle" };
+  const char *hint;
+
+  if (mt_page_reporting_from_string (text, out))
+    return TRUE;
+
+  hint = mt_suggest (text, names, G_N_ELEMENTS (names));
+  g_set_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_INVALID_CHOICE,
+               "“%s” is not a page reporting mode; expected keep, fast or fast-when-idle%s%s%s",
+               text, hint ? " (did you mean “" : "", hint ? hint : "", hint ? "”?)" : "");
+  return FALSE;
+}
+
 char *
 mt_format_size (guint64 bytes)
 {

@@ -30,6 +30,7 @@ gboolean mt_parse_boolean (const char *text, gboolean *out, GError **error);
 gboolean mt_parse_uint (const char *text, guint64 lo, guint64 hi, guint64 *out, GError **error);
 
 gboolean mt_parse_mechanism (const char *text, MtMechanism *out, GError **error);
+gboolean mt_parse_page_reporting (const char *text, MtPageReporting *out, GError **error);
 
 /* Shortest text that parses back to the same value: "1G", "1536M", "7B". */
 char *mt_format_size (guint64 bytes);

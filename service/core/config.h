@@ -39,7 +39,8 @@ typedef enum {
   MT_CONFIG_ERROR_INVALID_MECHANISM,
   MT_CONFIG_ERROR_OUT_OF_RANGE,
   MT_CONFIG_ERROR_MIN_ABOVE_MAX,
-  MT_CONFIG_ERROR_METADATA, /* domain metadata is not a memtide <policy> */
+  MT_CONFIG_ERROR_METADATA,       /* domain metadata is not a memtide <policy> */
+  MT_CONFIG_ERROR_INVALID_CHOICE, /* not one of a key's words (page-reporting) */
 } MtConfigError;
 
 typedef struct _MtConfig MtConfig;

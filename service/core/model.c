@@ -3,6 +3,8 @@
 
 #include <math.h>
 #include "model.h"
+#include "policy.h"
+#include "reporting.h"
 
 /* PSI trend: enough points to smooth one noisy report, few enough to
  * follow a rise within seconds at a 1 s report period. */
@@ -82,6 +84,7 @@ mt_vm_control_init (MtVmControl *c)
     .retry_at = MT_TIME_NEVER,
     .reclaim_time = MT_TIME_NEVER,
     .cache_rise_time = MT_TIME_NEVER,
+    .idle_since = MT_TIME_NEVER,
     .vmem_wait_since = MT_TIME_NEVER,
     .vmem_retry_at = MT_TIME_NEVER,
   };
@@ -472,6 +475,9 @@ mt_vm_model_derive (const MtVmModel *vm, gint64 now, gint64 max_age, MtVmDerived
     .vmem_requested = MT_UNKNOWN,
     .rss = MT_UNKNOWN,
     .current = MT_UNKNOWN,
+    .vmem_unpluggable = MT_UNKNOWN,
+    .reporting_delay_ms = MT_UNKNOWN,
+    .reporting_divisor = MT_UNKNOWN,
     .total = MT_UNKNOWN,
     .available = MT_UNKNOWN,
     .used = MT_UNKNOWN,
@@ -513,6 +519,15 @@ mt_vm_model_derive (const MtVmModel *vm, gint64 now, gint64 max_age, MtVmDerived
   out->vmem_requested = s->vmem_requested;
   out->rss = s->rss;
   out->current = sample_current (s);
+  out->vmem_unpluggable = mt_sample_vmem_unpluggable (s);
+  /* Out of the kernel's range is a guest not to be steered. */
+  if (s->reporting_delay_ms >= MT_REPORTING_DELAY_MS_MIN
+      && s->reporting_delay_ms <= MT_REPORTING_DELAY_MS_MAX
+      && s->reporting_budget_divisor >= MT_REPORTING_DIVISOR_MIN
+      && s->reporting_budget_divisor <= MT_REPORTING_DIVISOR_MAX) {
+    out->reporting_delay_ms = s->reporting_delay_ms;
+    out->reporting_divisor = s->reporting_budget_divisor;
+  }
 
   /* Guest numbers that contradict each other are a lying or confused
    * guest: treat them as unknown rather than guess. */

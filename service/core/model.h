@@ -138,7 +138,11 @@ typedef struct {
   guint64 vmem_plugged; /* 0 when unknown and no device */
   guint64 vmem_requested;
   guint64 rss;
-  guint64 current; /* balloon_actual + vmem_plugged, MT_UNKNOWN if unknown */
+  guint64 current;            /* balloon_actual + vmem_plugged, MT_UNKNOWN if unknown */
+  guint64 reporting_delay_ms; /* the guest's page reporting tunables (patched */
+  guint64 reporting_divisor;  /* kernels, agent only), MT_UNKNOWN */
+  guint64 vmem_unpluggable;   /* plugged virtio-mem the guest's block hint says it could
+                                  give back (mt_sample_vmem_unpluggable), MT_UNKNOWN */
 
   /* Guest view. */
   guint64 total;         /* guest MemTotal */
@@ -241,6 +245,13 @@ typedef struct {
   gint64 reclaim_time;
   guint64 cache_base;
   gint64 cache_rise_time;
+
+  /* Page reporting tuning (planner-tune.c): idle since (sample time),
+   * MT_TIME_NEVER = not idle; the guest's own tunables from before memtided
+   * first changed them, 0 = none kept. */
+  gint64 idle_since;
+  guint32 tune_saved_delay_ms;
+  guint32 tune_saved_divisor;
 } MtVmControl;
 
 void mt_vm_control_init (MtVmControl *c);

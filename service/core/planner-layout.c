@@ -5,7 +5,10 @@
  * pages and the balloon cannot go above boot memory.  So: the balloon for
  * small steps while it holds less than a block, whole blocks through
  * virtio-mem beyond that, and never unplug below what is plugged once an
- * unplug has stalled (the rest goes to the balloon).
+ * unplug has stalled (the rest goes to the balloon).  With the memtide
+ * guest kernel's per-block hint, never ask virtio-mem for more than the
+ * guest says it can give back: the balloon takes the rest at once
+ * instead of after a stall.
  */
 #define G_LOG_DOMAIN "memtide-planner"
 
@@ -37,14 +40,50 @@ clamp64 (guint64 v, guint64 lo, guint64 hi)
   return v < lo ? lo : v > hi ? hi : v;
 }
 
+/* The hint is a snapshot counted without locks at the agent's last
+ * report: pages it counted free may be taken by the time the guest's
+ * virtio-mem driver gets to them, the sum over blocks does not say
+ * whether an unmovable page sits in a block it counts, and offlining
+ * needs free memory elsewhere to migrate the movable pages into.  A
+ * stall costs stuck-timeout before the balloon takes over; holding back
+ * too much costs only that the balloon takes that part at once. */
+guint64
+mt_layout_hint_floor (const MtLayoutIn *in, guint64 *allowed_out, guint64 *margin_out)
+{
+  guint64 unpluggable, margin, allowed;
+
+  if (allowed_out != NULL)
+    *allowed_out = 0;
+  if (margin_out != NULL)
+    *margin_out = 0;
+  if (!in->hint || in->mech != MT_MECH_AUTO || in->vmem_block == 0 || in->requested != in->plugged
+      || in->plugged == 0)
+    return 0;
+  unpluggable = MIN (in->unpluggable, in->plugged);
+  margin = MAX (in->vmem_block, unpluggable / MT_LAYOUT_HINT_MARGIN_DIV);
+  allowed = mt_layout_snap_down (mt_sat_sub (unpluggable, margin), in->vmem_block, 0);
+  if (allowed_out != NULL)
+    *allowed_out = allowed;
+  if (margin_out != NULL)
+    *margin_out = margin;
+  return MIN (mt_layout_snap_up (in->plugged - allowed, in->vmem_block, 0), in->vmem_max);
+}
+
 /* Lowest virtio-mem request allowed: once an unplug stalled, what the
- * guest could not give back stays plugged. */
+ * guest could not give back stays plugged; what its block hint says it
+ * cannot give back stays plugged too. */
 static guint64
-vmem_floor (const MtLayoutIn *in)
+stalled_floor (const MtLayoutIn *in)
 {
   if (!in->vmem_stalled)
     return 0;
   return MIN (mt_layout_snap_up (in->plugged, in->vmem_block, 0), in->vmem_max);
+}
+
+static guint64
+vmem_floor (const MtLayoutIn *in)
+{
+  return MAX (stalled_floor (in), mt_layout_hint_floor (in, NULL, NULL));
 }
 
 void
@@ -94,8 +133,10 @@ plan_auto (const MtLayoutIn *in, guint64 target, guint64 current, MtLayout *out)
     r = in->plugged;
     b = target - in->plugged;
   } else {
-    r = clamp64 (mt_layout_snap_up (mt_sat_sub (target, in->base_memory), in->vmem_block, 0),
-                 rfloor, in->vmem_max);
+    guint64 want_r = mt_layout_snap_up (mt_sat_sub (target, in->base_memory), in->vmem_block, 0);
+
+    r = clamp64 (want_r, rfloor, in->vmem_max);
+    out->hint_limited = target < current && r > clamp64 (want_r, stalled_floor (in), in->vmem_max);
     b = clamp64 (mt_sat_sub (target, r), in->balloon_floor, in->base_memory);
     /* A tiny boot memory with a huge block can overshoot a grow: take
        * one block less and let the balloon make up what it can. */

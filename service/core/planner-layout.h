@@ -17,15 +17,30 @@ typedef struct {
   guint64 plugged;
   guint64 requested;
   gboolean vmem_stalled; /* do not unplug below what is plugged */
+  gboolean hint;         /* the guest's block hint is known (and the policy uses it) */
+  guint64 unpluggable;   /* hint: plugged bytes the guest could give back now */
 } MtLayoutIn;
+
+/* Held back from the hint, as a share of it (at least one block): see
+ * mt_layout_hint_floor(). */
+#define MT_LAYOUT_HINT_MARGIN_DIV 8
 
 typedef struct {
   gboolean set_vmem;
   guint64 vmem_requested;
   gboolean set_balloon;
   guint64 balloon;
-  guint64 size; /* balloon + virtio-mem once applied */
+  guint64 size;          /* balloon + virtio-mem once applied */
+  gboolean hint_limited; /* the block hint kept vmem_requested above what the
+                                  target alone would ask (the balloon takes the rest) */
 } MtLayout;
+
+/* What the guest's block hint says must stay plugged (a multiple of the
+ * block), 0 when there is no hint to follow: mechanism auto, hint known,
+ * no plug or unplug in flight (while one is, the hint counts blocks on
+ * their way).  allowed/margin (either may be NULL) get what may be
+ * unplugged and what was held back of the hint. */
+guint64 mt_layout_hint_floor (const MtLayoutIn *in, guint64 *allowed, guint64 *margin);
 
 /* Smallest and largest total size reachable, and the granule sizes come
  * in (1, or vmem_block for virtio-mem only, offset by the balloon). */

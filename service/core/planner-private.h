@@ -93,8 +93,10 @@ enum {
   MT_WHY_NOTE_STALL = 1 << 19,    /* note_size[1], [2], note_us */
   MT_WHY_NOTE_RETRYING = 1 << 20, /* note_us */
   MT_WHY_NOTES = 0x1f << 16,
-  MT_WHY_RISING = 1 << 21, /* rise */
-  MT_WHY_BURST = 1 << 22,  /* the headroom is held for a recent rise */
+  MT_WHY_RISING = 1 << 21,     /* rise */
+  MT_WHY_BURST = 1 << 22,      /* the headroom is held for a recent rise */
+  MT_WHY_HINT_LIMIT = 1 << 23, /* the block hint limited this action's unplug: hint[] */
+  MT_WHY_HINT_KEPT = 1 << 24,  /* kept at the least reachable, the hint's part of it: hint[] */
 };
 
 typedef struct {
@@ -149,3 +151,5 @@ typedef struct {
 /* Fills ev, and d->next and d->why, which ev points to. */
 void mt_plan_eval_vm (MtPlanCtx *ctx, const MtPlanVm *in, guint index, MtVmEval *ev,
                       MtVmDecision *d);
+/* planner-tune.c: d->tune_* (page reporting tunables), for every VM. */
+void mt_plan_tune (MtPlanCtx *ctx, MtVmEval *ev, MtVmDecision *d);

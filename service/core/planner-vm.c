@@ -522,6 +522,10 @@ layout_in (MtVmEval *ev, gboolean *vmem_ok)
     .plugged = plugged,
     .requested = o->vmem_requested == MT_UNKNOWN ? plugged : o->vmem_requested,
     .vmem_stalled = ev->next->vmem_stalled,
+    /* The hint only steers auto: virtio-mem alone has no balloon to
+     * take the rest. */
+    .hint = ok && in->policy->block_hints && o->vmem_unpluggable != MT_UNKNOWN,
+    .unpluggable = o->vmem_unpluggable == MT_UNKNOWN ? 0 : o->vmem_unpluggable,
   };
   if (ev->lay.mech == MT_MECH_AUTO && !ok)
     ev->lay.mech = MT_MECH_BALLOON;

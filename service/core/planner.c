@@ -354,6 +354,9 @@ format_explanation (MtText *t, const MtVmDecision *d)
     mt_text_printf (t, ", capped at max %s", mt_plan_sz (a, d->max));
   if (w->flags & MT_WHY_KEPT_DOMAIN)
     mt_text_printf (t, ", kept at %s (the least the domain can reach)", mt_plan_sz (a, d->min));
+  if ((w->flags & MT_WHY_HINT_KEPT) && !(w->flags & MT_WHY_HINT_LIMIT))
+    mt_text_printf (t, ", %s of it stays plugged by the guest's block hint",
+                    mt_plan_sz (a, w->hint[3]));
   else if (w->flags & MT_WHY_KEPT_MIN)
     mt_text_printf (t, ", kept at min %s", mt_plan_sz (a, d->min));
   if (w->flags & MT_WHY_SHORT) {
@@ -366,8 +369,18 @@ format_explanation (MtText *t, const MtVmDecision *d)
 static void
 format_notes (MtText *t, const MtVmReason *w)
 {
-  char a[MT_FORMAT_BYTES_LEN], b[MT_FORMAT_BYTES_LEN];
+  char a[MT_FORMAT_BYTES_LEN], b[MT_FORMAT_BYTES_LEN], c[MT_FORMAT_BYTES_LEN];
 
+  if (w->flags & MT_WHY_HINT_LIMIT) {
+    if (w->hint[2] > 0)
+      mt_text_printf (t, "; virtio-mem unplugs only %s", mt_plan_sz (a, w->hint[2]));
+    else
+      mt_text_append (t, "; virtio-mem unplugs nothing");
+    mt_text_printf (t,
+                    ": the guest's block hint says %s can be given back, less a margin of %s; "
+                    "the balloon takes the rest",
+                    mt_plan_sz (b, w->hint[0]), mt_plan_sz (c, w->hint[1]));
+  }
   if (w->flags & MT_WHY_NOTE_REACHED)
     mt_text_printf (t, "; no longer stuck: reached %s", mt_plan_sz (a, w->note_size[0]));
   if (w->flags & MT_WHY_NOTE_MOVES)
@@ -422,6 +435,11 @@ record_explanation (Planner *pl, const MtVmEval *ev, MtVmReason *w)
               | (ev->need < ev->lo ? (ev->lo > ev->pmin ? MT_WHY_KEPT_DOMAIN : MT_WHY_KEPT_MIN) : 0)
               | (pl->plan->host_short ? MT_WHY_SHORT : 0)
               | (pl->plan->host_short && ev->target < ev->want ? MT_WHY_FAIR : 0);
+  /* The hint raised the least the domain can reach. */
+  w->hint[3] = mt_layout_hint_floor (&ev->lay, &w->hint[2], &w->hint[1]);
+  w->hint[0] = ev->lay.unpluggable;
+  if (w->hint[3] > 0 && (w->flags & MT_WHY_KEPT_DOMAIN))
+    w->flags |= MT_WHY_HINT_KEPT;
   w->swapped = ev->swapped;
   w->rise = ev->rise;
   w->oom_kills = o->oom_kills_new;
@@ -574,9 +592,15 @@ add_action (Planner *pl, guint i, MtActionKind kind, const MtLayout *l, gboolean
     w =
       decide (pl, i, kind == MT_ACTION_GROW ? MT_DECISION_GROW : MT_DECISION_SHRINK, MT_WHY_RESIZE);
   w->limit = (guint8) limit;
-  w->flags &= ~(guint32) (MT_WHY_EMERGENCY | MT_WHY_GROW | MT_WHY_SET_VMEM | MT_WHY_SET_BALLOON);
+  w->flags &= ~(guint32) (MT_WHY_EMERGENCY | MT_WHY_GROW | MT_WHY_SET_VMEM | MT_WHY_SET_BALLOON
+                          | MT_WHY_HINT_LIMIT);
   w->flags |= (emergency ? MT_WHY_EMERGENCY : 0) | (kind == MT_ACTION_GROW ? MT_WHY_GROW : 0)
-              | (l->set_vmem ? MT_WHY_SET_VMEM : 0) | (l->set_balloon ? MT_WHY_SET_BALLOON : 0);
+              | (l->set_vmem ? MT_WHY_SET_VMEM : 0) | (l->set_balloon ? MT_WHY_SET_BALLOON : 0)
+              | (l->hint_limited ? MT_WHY_HINT_LIMIT : 0);
+  if (l->hint_limited) {
+    w->hint[3] = mt_layout_hint_floor (&ev->lay, &w->hint[2], &w->hint[1]);
+    w->hint[0] = ev->lay.unpluggable;
+  }
   w->size[0] = l->size;
   w->size[1] = limit_value;
   w->size[2] = ev->lay.requested;
@@ -909,9 +933,12 @@ mt_plan_compute (const MtHostSample *host, const MtPlanVm *vms, guint n_vms, con
     for (guint k = 0; k < n_grows; k++)
       if (pl.ev[grows[k]].emergency == (pass == 0))
         plan_grow (&pl, grows[k]);
-  for (guint i = 0; i < n_vms; i++)
+  for (guint i = 0; i < n_vms; i++) {
     if (!ev[i].fixed)
       plan_reclaim (&pl, i);
+    /* Held VMs too: reporting does not resize them. */
+    mt_plan_tune (&pl.ctx, &ev[i], &plan->decisions[i]);
+  }
 
   plan->n_actions = actions->len;
   plan->actions = (MtAction *) g_array_free (g_steal_pointer (&actions), FALSE);

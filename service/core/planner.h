@@ -12,6 +12,9 @@
  *     log a->reason (one line);
  *   for each VM i with plan->decisions[i].reclaim > 0: ask its agent to
  *     reclaim that much page cache (cold: see docs/planner.md);
+ *   for each VM i with plan->decisions[i].tune_delay_ms > 0: ask its agent
+ *     to set its page reporting tunables (tune_reporting, paced by the
+ *     caller; mt_vm_decision_format_tune() says why);
  *   for each VM i: model[i]->control = plan->decisions[i].next;
  *     keep decisions[i] (plain data); mt_vm_decision_format_reason()
  *     says what it does and why, when someone asks (D-Bus Explain).
@@ -72,6 +75,9 @@
 #define MT_PLAN_RETRY_MAX         (30 * 60 * G_USEC_PER_SEC) /* stuck back-off cap */
 #define MT_PLAN_DEFAULT_TICK      (1 * G_USEC_PER_SEC)       /* if the policy says <= 0 */
 #define MT_PLAN_DEFAULT_STUCK     (30 * G_USEC_PER_SEC)      /* if the policy says <= 0 */
+#define MT_PLAN_IDLE_HOLD         (10 * G_USEC_PER_SEC)      /* idle this long: fast reporting */
+#define MT_PLAN_IDLE_PSI          0.1                        /* PSI some avg10 % at most, idle */
+#define MT_PLAN_IDLE_RISE         (16 * MT_MIB) /* used memory rose at most this in 5 s */
 
 /* One VM as the planner sees it. */
 typedef struct {
@@ -116,6 +122,16 @@ typedef struct {
   char *reason;    /* "<vm>: <decision reason>", one line */
 } MtAction;
 
+/* Why a decision asks to tune the guest's page reporting
+ * (MtVmDecision.tune_why). */
+typedef enum {
+  MT_TUNE_NONE,    /* leave the tunables as they are */
+  MT_TUNE_FAST,    /* policy page-reporting = fast */
+  MT_TUNE_IDLE,    /* fast-when-idle, and the guest is idle */
+  MT_TUNE_BUSY,    /* fast-when-idle, and the guest is no longer idle: restore */
+  MT_TUNE_RESTORE, /* policy keep (reloaded): restore what memtided changed */
+} MtTuneWhy;
+
 typedef enum {
   MT_DECISION_HOLD, /* at its target, or the change is below min_change */
   MT_DECISION_SHRINK,
@@ -142,40 +158,49 @@ typedef struct {
   guint32 shares;
   guint64 note_size[3];
   gint64 note_us;
+  guint64 hint[4]; /* block hint: unpluggable, margin, allowed, kept plugged */
 } MtVmReason;
 
 /* Per VM, in input order.  Sizes are totals (balloon + virtio-mem). */
 typedef struct {
   MtDecisionKind kind;
-  gboolean managed;    /* FALSE: fixed at its current size in the budget */
-  gboolean emergency;  /* pressure above target, OOM kill, or no available memory */
-  gboolean starving;   /* OOM kill or no available memory: the worst emergencies */
-  gboolean grace;      /* in its start grace: the split does not shrink it */
-  gboolean refaulting; /* reads back memory it lost (swap-in, major faults):
+  gboolean managed;      /* FALSE: fixed at its current size in the budget */
+  gboolean emergency;    /* pressure above target, OOM kill, or no available memory */
+  gboolean starving;     /* OOM kill or no available memory: the worst emergencies */
+  gboolean grace;        /* in its start grace: the split does not shrink it */
+  gboolean refaulting;   /* reads back memory it lost (swap-in, major faults):
                                   its floor is its size, as in an emergency */
-  guint64 current;     /* MT_UNKNOWN when the hypervisor told nothing */
-  guint64 min, max;    /* policy bounds within what the domain can do */
-  guint64 working_set; /* guest used memory + kernel overhead, MT_UNKNOWN */
-  guint64 idle;        /* guest free memory, MT_UNKNOWN */
-  guint64 headroom;    /* learned headroom */
-  guint64 need;        /* working_set + headroom */
-  guint64 want;        /* need within [min, max] */
-  guint64 floor;       /* the fair split's guarantee: min, or current in an emergency */
-  guint64 keep;        /* working set within [floor, want]: a short host takes
+  guint64 current;       /* MT_UNKNOWN when the hypervisor told nothing */
+  guint64 min, max;      /* policy bounds within what the domain can do */
+  guint64 working_set;   /* guest used memory + kernel overhead, MT_UNKNOWN */
+  guint64 idle;          /* guest free memory, MT_UNKNOWN */
+  guint64 headroom;      /* learned headroom */
+  guint64 need;          /* working_set + headroom */
+  guint64 want;          /* need within [min, max] */
+  guint64 floor;         /* the fair split's guarantee: min, or current in an emergency */
+  guint64 keep;          /* working set within [floor, want]: a short host takes
                                   idle memory above it from every VM before any below */
-  guint64 committed;   /* counted in the budget: current, or a pending grow */
-  guint64 target;      /* where it should end up; current when !managed */
-  guint64 step;        /* size after this tick's action; current if none */
-  gint action;         /* index into plan->actions, -1 = none */
-  guint64 reclaim;     /* bytes of cold page cache to ask the guest's agent to
+  guint64 committed;     /* counted in the budget: current, or a pending grow */
+  guint64 target;        /* where it should end up; current when !managed */
+  guint64 step;          /* size after this tick's action; current if none */
+  gint action;           /* index into plan->actions, -1 = none */
+  guint64 reclaim;       /* bytes of cold page cache to ask the guest's agent to
                                   reclaim now (memory.reclaim, never drop_caches); 0 = none */
-  MtVmControl next;    /* control state to keep for the next plan */
-  MtVmReason why;      /* for mt_vm_decision_format_reason() */
+  guint32 tune_delay_ms; /* page reporting tunables the guest should have and has not */
+  guint32 tune_divisor;  /* (tune_reporting), 0 = leave them */
+  MtTuneWhy tune_why;    /* MT_TUNE_NONE when tune_delay_ms is 0 */
+  gint64 tune_idle_us;   /* MT_TUNE_IDLE: idle for this long */
+  MtVmControl next;      /* control state to keep for the next plan */
+  MtVmReason why;        /* for mt_vm_decision_format_reason() */
 } MtVmDecision;
 
 /* The decision's one-line reason ("hold at 1.0 GiB: idle 400 MiB,
  * working set ...").  Free with g_free(). */
 char *mt_vm_decision_format_reason (const MtVmDecision *d);
+/* Why it asks for tune_delay_ms/tune_divisor ("idle for 12 s: PSI at most
+ * 0.1%, used memory not rising; policy fast-when-idle"), "" with none.
+ * Free with g_free(). */
+char *mt_vm_decision_format_tune (const MtVmDecision *d);
 
 typedef struct {
   gint64 now;

@@ -14,6 +14,27 @@ typedef enum {
   MT_MECH_NONE,       /* observe, never resize */
 } MtMechanism;
 
+/* What memtided does with a guest's free page reporting tunables (the
+ * memtide kernel patches' delay_ms and budget_divisor). */
+typedef enum {
+  MT_PAGE_REPORTING_KEEP = 0,       /* never write them */
+  MT_PAGE_REPORTING_FAST,           /* the fast values, always */
+  MT_PAGE_REPORTING_FAST_WHEN_IDLE, /* the fast values while the guest is idle */
+} MtPageReporting;
+
+/* The guest kernel's ranges and stock values (mm/page_reporting.c with
+ * the memtide patches). */
+#define MT_REPORTING_DELAY_MS_MIN   10
+#define MT_REPORTING_DELAY_MS_MAX   60000
+#define MT_REPORTING_DELAY_MS_STOCK 2000
+#define MT_REPORTING_DIVISOR_MIN    1
+#define MT_REPORTING_DIVISOR_MAX    1024
+#define MT_REPORTING_DIVISOR_STOCK  16
+
+const char *mt_page_reporting_to_string (MtPageReporting m);
+/* Inverse ("keep", "fast", "fast-when-idle"); FALSE for anything else. */
+gboolean mt_page_reporting_from_string (const char *s, MtPageReporting *out);
+
 const char *mt_mechanism_to_string (MtMechanism m);
 /* Inverse of mt_mechanism_to_string ("auto", "virtio-mem", "balloon",
  * "none"); FALSE for anything else. */
@@ -44,11 +65,16 @@ typedef struct {
   guint64 headroom_min;   /* the headroom is never below this, bytes */
   double pressure_target; /* PSI some avg10 percent the feedback aims below */
   MtMechanism mechanism;
-  gboolean allow_drop_caches;  /* the agent may fall back to drop_caches when
+  gboolean allow_drop_caches;          /* the agent may fall back to drop_caches when
                                     memory.reclaim is unavailable; off by default
                                     because it empties the whole guest page cache */
-  gboolean reclaim_cold_cache; /* ask the agent to reclaim page cache the guest has
+  gboolean reclaim_cold_cache;         /* ask the agent to reclaim page cache the guest has
                                     not used lately (memory.reclaim) while it is calm */
+  gboolean block_hints;                /* ask virtio-mem only for what the guest's per-block
+                                    hint says it can give back (auto mechanism) */
+  MtPageReporting page_reporting;      /* steer the guest's reporting tunables */
+  gint64 page_reporting_fast_delay;    /* µs, the fast delay_ms (10 ms .. 60 s) */
+  guint64 page_reporting_fast_divisor; /* the fast budget_divisor (1 .. 1024) */
 } MtVmPolicy;
 
 /* min and max in bytes for a domain whose maximum memory is domain_max.

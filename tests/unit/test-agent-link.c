@@ -1609,6 +1609,78 @@ test_link_reclaim (LinkFixture *f, gconstpointer data)
   g_assert_cmpint (st.session.last_violation.code, ==, MT_AGENT_ERR_INCONSISTENT);
 }
 
+/* tune_reporting: the request line, the values read back, refusals. */
+static void
+test_link_tune_reporting (LinkFixture *f, gconstpointer data)
+{
+  ReplyLog log = { 0 };
+  g_autoptr (GError) error = NULL;
+  ReqWait w = { f->fake, "tune_reporting" };
+  g_autofree char *reply = NULL;
+  guint32 id;
+
+  link_start (f);
+  g_assert_cmpuint (
+    mt_agent_link_tune_reporting (f->link, 100, 1, 1000, on_reply, &log, on_reply_destroy, &error),
+    ==, 0);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_CONNECTED);
+  g_assert_cmpuint (log.destroyed, ==, 1);
+  g_clear_error (&error);
+  handshake (f, NULL);
+
+  /* Out of the kernel's ranges, or nothing asked. */
+  g_assert_cmpuint (mt_agent_link_tune_reporting (f->link, 9, 1, 1000, NULL, NULL, NULL, &error),
+                    ==, 0);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  g_assert_cmpuint (
+    mt_agent_link_tune_reporting (f->link, 100, 1025, 1000, NULL, NULL, NULL, &error), ==, 0);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  g_assert_cmpuint (mt_agent_link_tune_reporting (f->link, 0, 0, 1000, NULL, NULL, NULL, &error),
+                    ==, 0);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+
+  memset (&log, 0, sizeof log);
+  id =
+    mt_agent_link_tune_reporting (f->link, 100, 1, 2000, on_reply, &log, on_reply_destroy, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (id, >, 0);
+  g_assert_true (run_until (f->fake, cond_request, &w, WAIT_MS));
+  g_assert_cmpuint (last_request_id (f->fake, "tune_reporting"), ==, id);
+  g_assert_nonnull (strstr (f->fake->in->str,
+                            "\"op\":\"tune_reporting\",\"delay_ms\":100,\"budget_divisor\":1}\n"));
+  reply = g_strdup_printf ("{\"v\":1,\"type\":\"reply\",\"id\":%u,\"op\":\"tune_reporting\","
+                           "\"ok\":true,\"delay_ms\":100,\"budget_divisor\":1}\n",
+                           id);
+  fake_send (f->fake, reply);
+  g_assert_true (run_until (f->fake, cond_reply, &log, WAIT_MS));
+  g_assert_true (log.ok);
+  g_assert_cmpuint (log.delay_ms, ==, 100);
+  g_assert_cmpuint (log.budget_divisor, ==, 1);
+  g_assert_cmpuint (log.destroyed, ==, 1);
+
+  /* Only the divisor; the agent refuses (a stock kernel). */
+  memset (&log, 0, sizeof log);
+  id =
+    mt_agent_link_tune_reporting (f->link, 0, 16, 2000, on_reply, &log, on_reply_destroy, &error);
+  g_assert_cmpuint (id, >, 0);
+  g_clear_pointer (&reply, g_free);
+  reply = g_strdup_printf ("\"id\":%u,\"op\":\"tune_reporting\",\"budget_divisor\":16}\n", id);
+  w.op = "tune_reporting\",\"budget_divisor";
+  g_assert_true (run_until (f->fake, cond_request, &w, WAIT_MS));
+  g_assert_nonnull (strstr (f->fake->in->str, reply));
+  g_clear_pointer (&reply, g_free);
+  reply = g_strdup_printf ("{\"v\":1,\"type\":\"reply\",\"id\":%u,\"op\":\"tune_reporting\","
+                           "\"ok\":false,\"error\":\"unavailable\",\"message\":\"absent\"}\n",
+                           id);
+  fake_send (f->fake, reply);
+  g_assert_true (run_until (f->fake, cond_reply, &log, WAIT_MS));
+  g_assert_false (log.ok);
+  g_assert_null (log.error);
+}
+
 static void
 test_link_reclaim_methods (LinkFixture *f, gconstpointer data)
 {
@@ -1634,7 +1706,7 @@ test_link_reclaim_methods (LinkFixture *f, gconstpointer data)
 }
 
 static void
-test_link_tune_reporting (LinkFixture *f, gconstpointer data)
+test_link_tune_reporting_stock (LinkFixture *f, gconstpointer data)
 {
   ReplyLog log = { 0 };
   g_autoptr (GError) error = NULL;
@@ -1645,18 +1717,21 @@ test_link_tune_reporting (LinkFixture *f, gconstpointer data)
 
   link_start (f);
   handshake (f, NULL);
-  g_assert_cmpuint (mt_agent_link_tune_reporting (f->link, 0, 0, NULL, NULL, NULL, &error), ==, 0);
+  g_assert_cmpuint (mt_agent_link_tune_reporting (f->link, 0, 0, 1000, NULL, NULL, NULL, &error),
+                    ==, 0);
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
   g_clear_error (&error);
-  g_assert_cmpuint (mt_agent_link_tune_reporting (f->link, 9, 0, NULL, NULL, NULL, &error), ==, 0);
+  g_assert_cmpuint (mt_agent_link_tune_reporting (f->link, 9, 0, 1000, NULL, NULL, NULL, &error),
+                    ==, 0);
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
   g_clear_error (&error);
-  g_assert_cmpuint (mt_agent_link_tune_reporting (f->link, 0, 1025, NULL, NULL, NULL, &error), ==,
-                    0);
+  g_assert_cmpuint (mt_agent_link_tune_reporting (f->link, 0, 1025, 1000, NULL, NULL, NULL, &error),
+                    ==, 0);
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
   g_clear_error (&error);
 
-  id = mt_agent_link_tune_reporting (f->link, 100, 0, on_reply, &log, on_reply_destroy, &error);
+  id =
+    mt_agent_link_tune_reporting (f->link, 100, 0, 1000, on_reply, &log, on_reply_destroy, &error);
   g_assert_no_error (error);
   g_assert_cmpuint (id, >, 0);
   g_assert_true (run_until (f->fake, cond_request, &w, WAIT_MS));
@@ -1684,8 +1759,8 @@ test_link_tune_reporting (LinkFixture *f, gconstpointer data)
   }
   memset (&log, 0, sizeof log);
   g_assert_cmpuint (
-    mt_agent_link_tune_reporting (f->link, 100, 1, on_reply, &log, on_reply_destroy, &error), ==,
-    0);
+    mt_agent_link_tune_reporting (f->link, 100, 1, 1000, on_reply, &log, on_reply_destroy, &error),
+    ==, 0);
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED);
   g_assert_cmpuint (log.destroyed, ==, 1);
 }
@@ -1781,6 +1856,7 @@ main (int argc, char **argv)
   LINK_TEST ("reclaim", test_link_reclaim, NULL);
   LINK_TEST ("reclaim-methods", test_link_reclaim_methods, NULL);
   LINK_TEST ("tune-reporting", test_link_tune_reporting, NULL);
+  LINK_TEST ("tune-reporting-stock", test_link_tune_reporting_stock, NULL);
   LINK_TEST ("free-in-callback", test_link_free_in_callback, NULL);
   LINK_TEST ("host-view", test_link_host_view, NULL);
 

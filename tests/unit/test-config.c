@@ -4,6 +4,7 @@
 #include <string.h>
 #include <glib/gstdio.h>
 #include "config.h"
+#include "config-keys.h"
 #include "config-value.h"
 
 #define KIB (G_GUINT64_CONSTANT (1) << 10)
@@ -85,6 +86,10 @@ assert_vm_equal (const MtVmPolicy *a, const MtVmPolicy *b)
   g_assert_cmpint (a->mechanism, ==, b->mechanism);
   g_assert_cmpint (a->allow_drop_caches, ==, b->allow_drop_caches);
   g_assert_cmpint (a->reclaim_cold_cache, ==, b->reclaim_cold_cache);
+  g_assert_cmpint (a->block_hints, ==, b->block_hints);
+  g_assert_cmpint (a->page_reporting, ==, b->page_reporting);
+  g_assert_cmpint (a->page_reporting_fast_delay, ==, b->page_reporting_fast_delay);
+  g_assert_cmpuint (a->page_reporting_fast_divisor, ==, b->page_reporting_fast_divisor);
 }
 
 static void
@@ -875,6 +880,10 @@ test_defaults_only (void)
   g_assert_false (def.allow_drop_caches);
   g_assert_true (def.reclaim_cold_cache);
   g_assert_cmpuint (def.headroom_min, ==, 128 * MIB);
+  g_assert_true (def.block_hints);
+  g_assert_cmpint (def.page_reporting, ==, MT_PAGE_REPORTING_KEEP);
+  g_assert_cmpint (def.page_reporting_fast_delay, ==, 100 * 1000);
+  g_assert_cmpuint (def.page_reporting_fast_divisor, ==, 1);
 }
 
 static MtConfig *
@@ -958,7 +967,7 @@ test_explain (void)
   g_autoptr (MtVmOverrides) overrides = NULL;
   const MtPolicySource *s;
 
-  g_assert_cmpuint (sources->len, ==, 9);
+  g_assert_cmpuint (sources->len, ==, 13);
   s = g_ptr_array_index (sources, 0);
   g_assert_cmpstr (s->key, ==, "min");
   g_assert_cmpstr (s->value, ==, "1G");
@@ -984,6 +993,19 @@ test_explain (void)
   s = g_ptr_array_index (sources, 8);
   g_assert_cmpstr (s->key, ==, "reclaim-cold-cache");
   g_assert_cmpstr (s->value, ==, "true");
+  g_assert_cmpstr (s->origin, ==, "built-in default");
+  s = g_ptr_array_index (sources, 9);
+  g_assert_cmpstr (s->key, ==, "block-hints");
+  g_assert_cmpstr (s->value, ==, "true");
+  s = g_ptr_array_index (sources, 10);
+  g_assert_cmpstr (s->key, ==, "page-reporting");
+  g_assert_cmpstr (s->value, ==, "keep");
+  s = g_ptr_array_index (sources, 11);
+  g_assert_cmpstr (s->key, ==, "page-reporting-fast-delay");
+  g_assert_cmpstr (s->value, ==, "100ms");
+  s = g_ptr_array_index (sources, 12);
+  g_assert_cmpstr (s->key, ==, "page-reporting-fast-divisor");
+  g_assert_cmpstr (s->value, ==, "1");
   g_assert_cmpstr (s->origin, ==, "built-in default");
 
   g_assert_cmpuint (host->len, ==, 8);
@@ -1141,7 +1163,10 @@ test_metadata_all_keys (void)
     "<headroom-min>32M</headroom-min>"
     "<pressure-target>0.5%</pressure-target><mechanism>none</mechanism>"
     "<allow-drop-caches>true</allow-drop-caches>"
-    "<reclaim-cold-cache>false</reclaim-cold-cache></policy>",
+    "<reclaim-cold-cache>false</reclaim-cold-cache><block-hints>false</block-hints>"
+    "<page-reporting>fast-when-idle</page-reporting>"
+    "<page-reporting-fast-delay>250ms</page-reporting-fast-delay>"
+    "<page-reporting-fast-divisor>4</page-reporting-fast-divisor></policy>",
     &p, &error));
   g_assert_no_error (error);
   g_assert_true (p.min.is_percent);
@@ -1153,6 +1178,53 @@ test_metadata_all_keys (void)
   g_assert_cmpint (p.mechanism, ==, MT_MECH_NONE);
   g_assert_true (p.allow_drop_caches);
   g_assert_false (p.reclaim_cold_cache);
+  g_assert_false (p.block_hints);
+  g_assert_cmpint (p.page_reporting, ==, MT_PAGE_REPORTING_FAST_WHEN_IDLE);
+  g_assert_cmpint (p.page_reporting_fast_delay, ==, 250 * 1000);
+  g_assert_cmpuint (p.page_reporting_fast_divisor, ==, 4);
+}
+
+/* The page reporting keys take only what the guest kernel accepts. */
+static void
+test_page_reporting_keys (void)
+{
+  const MtKey *mode = &mt_vm_keys.keys[MT_VM_KEY_PAGE_REPORTING];
+  const MtKey *delay = &mt_vm_keys.keys[MT_VM_KEY_PAGE_REPORTING_FAST_DELAY];
+  const MtKey *divisor = &mt_vm_keys.keys[MT_VM_KEY_PAGE_REPORTING_FAST_DIVISOR];
+  g_autoptr (GError) error = NULL;
+  g_autofree char *text = NULL;
+  MtValue v;
+
+  g_assert_true (mt_key_parse (mode, "fast", &v, NULL));
+  g_assert_cmpint (v.page_reporting, ==, MT_PAGE_REPORTING_FAST);
+  text = mt_key_format (mode, &v);
+  g_assert_cmpstr (text, ==, "fast");
+  g_assert_false (mt_key_parse (mode, "fast-when-idel", &v, &error));
+  g_assert_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_INVALID_CHOICE);
+  g_assert_nonnull (strstr (error->message, "did you mean “fast-when-idle”"));
+  g_clear_error (&error);
+
+  g_assert_true (mt_key_parse (delay, "10ms", &v, NULL));
+  g_assert_cmpint (v.usec, ==, 10 * 1000);
+  g_assert_true (mt_key_parse (delay, "60s", &v, NULL));
+  g_assert_false (mt_key_parse (delay, "9ms", &v, &error));
+  g_assert_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_OUT_OF_RANGE);
+  g_clear_error (&error);
+  g_assert_false (mt_key_parse (delay, "61s", &v, &error));
+  g_assert_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_OUT_OF_RANGE);
+  g_clear_error (&error);
+
+  g_assert_true (mt_key_parse (divisor, "1024", &v, NULL));
+  g_assert_cmpuint (v.number, ==, 1024);
+  g_clear_pointer (&text, g_free);
+  text = mt_key_format (divisor, &v);
+  g_assert_cmpstr (text, ==, "1024");
+  g_assert_false (mt_key_parse (divisor, "0", &v, &error));
+  g_assert_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_OUT_OF_RANGE);
+  g_clear_error (&error);
+  g_assert_false (mt_key_parse (divisor, "1025", &v, &error));
+  g_assert_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_OUT_OF_RANGE);
+  g_clear_error (&error);
 }
 
 typedef struct {
@@ -1434,6 +1506,7 @@ main (int argc, char **argv)
   g_test_add_func ("/config/value/boolean-number-mechanism", test_boolean_number_mechanism);
   g_test_add_func ("/config/value/format", test_format);
   g_test_add_func ("/config/value/suggest", test_suggest);
+  g_test_add_func ("/config/value/page-reporting", test_page_reporting_keys);
   g_test_add_func ("/config/policy/percent-resolution", test_percent_resolution);
 
   for (guint i = 0; i < G_N_ELEMENTS (error_cases); i++) {

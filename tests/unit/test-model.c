@@ -92,6 +92,8 @@ test_derive_empty (void)
   g_assert_cmpuint (d.current, ==, MT_UNKNOWN);
   g_assert_cmpuint (d.used, ==, MT_UNKNOWN);
   g_assert_cmpuint (d.idle, ==, MT_UNKNOWN);
+  g_assert_cmpuint (d.vmem_unpluggable, ==, MT_UNKNOWN);
+  g_assert_cmpuint (d.reporting_delay_ms, ==, MT_UNKNOWN);
   g_assert_true (isnan (d.psi_some));
   g_assert_true (isnan (d.swap_in_rate));
   g_assert_cmpuint (d.oom_kills_new, ==, 0);
@@ -106,8 +108,15 @@ test_derive_agent (void)
 
   s.vmem_plugged = 512 * MT_MIB;
   s.psi_some_avg10 = 3.5;
+  s.usage_vmem = (MtBlockUsage){ 4, 100 * MT_MIB, 50 * MT_MIB, 362 * MT_MIB, 0, 0 };
+  s.reporting_delay_ms = 2000;
+  s.reporting_budget_divisor = 16;
   mt_vm_model_push (vm, &s);
   mt_vm_model_derive (vm, S (11), S (5), &d);
+  g_assert_cmpuint (d.reporting_delay_ms, ==, 2000);
+  g_assert_cmpuint (d.reporting_divisor, ==, 16);
+  /* The block hint: free + movable of the virtio-mem blocks. */
+  g_assert_cmpuint (d.vmem_unpluggable, ==, 150 * MT_MIB);
   g_assert_cmpint (d.source, ==, MT_DATA_AGENT);
   g_assert_true (d.fresh);
   g_assert_cmpuint (d.current, ==, MT_GIB + 512 * MT_MIB);
@@ -119,6 +128,35 @@ test_derive_agent (void)
   g_assert_true (isnan (d.psi_trend));
   g_assert_true (isnan (d.swap_in_rate));
   g_assert_cmpuint (d.oom_kills_new, ==, 0);
+}
+
+/* Tunables outside the kernel's ranges are a guest not to steer. */
+static void
+test_derive_reporting_bounds (void)
+{
+  g_autoptr (MtVmModel) vm = mt_vm_model_new ();
+  MtVmSample s = agent_sample (S (10), MT_GIB, 600 * MT_MIB, 400 * MT_MIB);
+  MtVmDerived d;
+
+  s.reporting_delay_ms = 9;
+  s.reporting_budget_divisor = 16;
+  mt_vm_model_push (vm, &s);
+  mt_vm_model_derive (vm, S (10), S (5), &d);
+  g_assert_cmpuint (d.reporting_delay_ms, ==, MT_UNKNOWN);
+  g_assert_cmpuint (d.reporting_divisor, ==, MT_UNKNOWN);
+  s = agent_sample (S (11), MT_GIB, 600 * MT_MIB, 400 * MT_MIB);
+  s.reporting_delay_ms = 60000;
+  s.reporting_budget_divisor = 1025;
+  mt_vm_model_push (vm, &s);
+  mt_vm_model_derive (vm, S (11), S (5), &d);
+  g_assert_cmpuint (d.reporting_delay_ms, ==, MT_UNKNOWN);
+  s = agent_sample (S (12), MT_GIB, 600 * MT_MIB, 400 * MT_MIB);
+  s.reporting_delay_ms = 60000;
+  s.reporting_budget_divisor = 1;
+  mt_vm_model_push (vm, &s);
+  mt_vm_model_derive (vm, S (12), S (5), &d);
+  g_assert_cmpuint (d.reporting_delay_ms, ==, 60000);
+  g_assert_cmpuint (d.reporting_divisor, ==, 1);
 }
 
 static void
@@ -446,6 +484,7 @@ main (int argc, char **argv)
   g_test_add_func ("/model/ring/wraps", test_ring_wraps);
   g_test_add_func ("/model/ring/rejects-old", test_ring_rejects_old);
   g_test_add_func ("/model/derive/empty", test_derive_empty);
+  g_test_add_func ("/model/derive/reporting-bounds", test_derive_reporting_bounds);
   g_test_add_func ("/model/derive/agent", test_derive_agent);
   g_test_add_func ("/model/derive/balloon-fallbacks", test_derive_balloon_fallbacks);
   g_test_add_func ("/model/derive/unknown-and-garbage", test_derive_unknown_and_garbage);

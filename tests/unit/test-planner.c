@@ -9,6 +9,7 @@
 #include "planner.h"
 #include "planner-fair.h"
 #include "planner-layout.h"
+#include "reporting.h"
 
 #define S(x) ((gint64) ((x) *G_USEC_PER_SEC))
 #define MAXV 8
@@ -76,7 +77,7 @@ pick (GRand *r, const guint64 *v, guint n)
 }
 
 static void
-random_vm (GRand *r, GRand *r2, GRand *r3, Scenario *sc, guint i)
+random_vm (GRand *r, GRand *r2, GRand *r3, GRand *r4, Scenario *sc, guint i)
 {
   static const guint64 bases[] = { 512 * MT_MIB, MT_GIB, 2 * MT_GIB, 4 * MT_GIB };
   static const guint64 blocks[] = { 2 * MT_MIB, 128 * MT_MIB, 256 * MT_MIB };
@@ -230,6 +231,16 @@ random_vm (GRand *r, GRand *r2, GRand *r3, Scenario *sc, guint i)
   /* Its last resize call has not returned yet (blocked in the hypervisor). */
   if (c->pending && chance (r3, 0.3))
     c->call_since = sc->now - rnd_time (r3, 0, 60);
+  /* Page reporting tunables of a patched kernel, and a policy to tune
+   * them (never an action: only the decision's tune_* fields). */
+  o->reporting_delay_ms = chance (r4, 0.5) ? MT_UNKNOWN : rnd_mib (r4, 10, 60000) / MT_MIB;
+  o->reporting_divisor = chance (r4, 0.5) ? MT_UNKNOWN : rnd_mib (r4, 1, 1024) / MT_MIB;
+  p->page_reporting = (MtPageReporting) g_rand_int_range (r4, 0, 3);
+  /* The block hint of a patched guest kernel: anything, even above
+   * what is plugged. */
+  o->vmem_unpluggable = chance (r4, 0.5) || o->vmem_plugged == MT_UNKNOWN
+                          ? MT_UNKNOWN
+                          : rnd_mib (r4, 0, o->vmem_plugged / MT_MIB + 512);
 }
 
 static void
@@ -246,6 +257,8 @@ scenario_random (Scenario *sc, guint64 seed)
   g_autoptr (GRand) r2 = g_rand_new_with_seed_array (words2, 3);
   guint32 words3[3] = { (guint32) seed, (guint32) (seed >> 32), 3 };
   g_autoptr (GRand) r3 = g_rand_new_with_seed_array (words3, 3);
+  guint32 words4[3] = { (guint32) seed, (guint32) (seed >> 32), 4 };
+  g_autoptr (GRand) r4 = g_rand_new_with_seed_array (words4, 3);
 
   memset (sc, 0, sizeof *sc);
   sc->seed = seed;
@@ -272,7 +285,7 @@ scenario_random (Scenario *sc, guint64 seed)
 
   sc->n = (guint) g_rand_int_range (r, 1, MAXV + 1);
   for (guint i = 0; i < sc->n; i++)
-    random_vm (r, r2, r3, sc, i);
+    random_vm (r, r2, r3, r4, sc, i);
   scenario_link (sc);
 }
 
@@ -854,14 +867,123 @@ test_layout (void)
   g_assert_cmpuint (l.vmem_requested, ==, 512 * MT_MIB);
 }
 
+/* The guest's block hint: virtio-mem is asked for no more than it says
+ * can go, less the margin; the balloon takes the rest. */
+static void
+test_layout_hint (void)
+{
+  MtLayoutIn in = {
+    .mech = MT_MECH_AUTO,
+    .base_memory = MT_GIB,
+    .vmem_max = 4 * MT_GIB,
+    .vmem_block = 128 * MT_MIB,
+    .balloon_floor = 128 * MT_MIB,
+    .balloon = MT_GIB,
+    .plugged = MT_GIB,
+    .requested = MT_GIB,
+  };
+  MtLayout l;
+  guint64 lo, hi, g, o, allowed, margin;
+
+  /* Without a hint: everything may be unplugged, nothing held back. */
+  g_assert_cmpuint (mt_layout_hint_floor (&in, &allowed, &margin), ==, 0);
+  mt_layout_plan (&in, 600 * MT_MIB, &l);
+  g_assert_cmpuint (l.vmem_requested, ==, 0);
+  g_assert_false (l.hint_limited);
+
+  /* Below plugged: 300 MiB free or movable, a margin of one block
+   * (more than 300 / 8), so one block may go and seven stay. */
+  in.hint = TRUE;
+  in.unpluggable = 300 * MT_MIB;
+  g_assert_cmpuint (mt_layout_hint_floor (&in, &allowed, &margin), ==, 896 * MT_MIB);
+  g_assert_cmpuint (allowed, ==, 128 * MT_MIB);
+  g_assert_cmpuint (margin, ==, 128 * MT_MIB);
+  mt_layout_range (&in, &lo, &hi, &g, &o);
+  g_assert_cmpuint (lo, ==, 128 * MT_MIB + 896 * MT_MIB);
+  g_assert_cmpuint (hi, ==, 5 * MT_GIB);
+  mt_layout_plan (&in, lo, &l);
+  g_assert_true (l.set_vmem);
+  g_assert_cmpuint (l.vmem_requested, ==, 896 * MT_MIB);
+  g_assert_cmpuint (l.balloon, ==, 128 * MT_MIB);
+  g_assert_cmpuint (l.size, ==, lo);
+  g_assert_true (l.hint_limited);
+  /* A shrink the hint covers is not limited. */
+  mt_layout_plan (&in, MT_GIB + 896 * MT_MIB, &l);
+  g_assert_true (l.set_vmem);
+  g_assert_cmpuint (l.vmem_requested, ==, 896 * MT_MIB);
+  g_assert_cmpuint (l.balloon, ==, MT_GIB);
+  g_assert_false (l.hint_limited);
+  /* A grow is never limited by it. */
+  mt_layout_plan (&in, 3 * MT_GIB, &l);
+  g_assert_cmpuint (l.vmem_requested, ==, 2 * MT_GIB);
+  g_assert_false (l.hint_limited);
+
+  /* Above plugged (a guest can claim anything): bounded by plugged, so
+   * all but the margin (1/8 of it) may go. */
+  in.unpluggable = 64 * MT_GIB;
+  g_assert_cmpuint (mt_layout_hint_floor (&in, &allowed, &margin), ==, 128 * MT_MIB);
+  g_assert_cmpuint (allowed, ==, 896 * MT_MIB);
+  g_assert_cmpuint (margin, ==, 128 * MT_MIB);
+  in.plugged = in.requested = 4 * MT_GIB;
+  g_assert_cmpuint (mt_layout_hint_floor (&in, &allowed, &margin), ==, 512 * MT_MIB);
+  g_assert_cmpuint (margin, ==, 512 * MT_MIB);
+  g_assert_cmpuint (allowed, ==, 3584 * MT_MIB);
+
+  /* Hint 0 (only unmovable or pinned pages in the blocks, or none free):
+   * nothing is unplugged, the balloon takes it all. */
+  in.plugged = in.requested = MT_GIB;
+  in.unpluggable = 0;
+  g_assert_cmpuint (mt_layout_hint_floor (&in, &allowed, &margin), ==, MT_GIB);
+  g_assert_cmpuint (allowed, ==, 0);
+  mt_layout_plan (&in, 600 * MT_MIB, &l);
+  g_assert_false (l.set_vmem);
+  g_assert_cmpuint (l.balloon, ==, 128 * MT_MIB);
+  g_assert_true (l.hint_limited);
+
+  /* An unplug in flight: its blocks are on their way out, the hint
+   * counts them still; it waits until the request is met. */
+  in.requested = 512 * MT_MIB;
+  g_assert_cmpuint (mt_layout_hint_floor (&in, NULL, NULL), ==, 0);
+
+  /* Only auto follows the hint: virtio-mem alone has no balloon. */
+  in.requested = in.plugged;
+  in.mech = MT_MECH_VIRTIO_MEM;
+  g_assert_cmpuint (mt_layout_hint_floor (&in, NULL, NULL), ==, 0);
+}
+
+/* What the guest's hint says can be unplugged: free + movable of the
+ * virtio-mem blocks, bounded by what is plugged. */
+static void
+test_vmem_unpluggable (void)
+{
+  MtVmSample s;
+
+  mt_vm_sample_init (&s, 0);
+  g_assert_cmpuint (mt_sample_vmem_unpluggable (&s), ==, MT_UNKNOWN);
+  s.vmem_plugged = MT_GIB;
+  g_assert_cmpuint (mt_sample_vmem_unpluggable (&s), ==, MT_UNKNOWN);
+  s.usage_vmem = (MtBlockUsage){ 8, 100 * MT_MIB, 200 * MT_MIB, 700 * MT_MIB, 24 * MT_MIB, 0 };
+  g_assert_cmpuint (mt_sample_vmem_unpluggable (&s), ==, 300 * MT_MIB);
+  /* Unmovable and pinned pages only. */
+  s.usage_vmem = (MtBlockUsage){ 8, 0, 0, 1000 * MT_MIB, 24 * MT_MIB, 0 };
+  g_assert_cmpuint (mt_sample_vmem_unpluggable (&s), ==, 0);
+  /* A claim above plugged, or one that would wrap. */
+  s.usage_vmem = (MtBlockUsage){ 8, G_MAXUINT64 - 1, 2 * MT_GIB, 0, 0, 0 };
+  g_assert_cmpuint (mt_sample_vmem_unpluggable (&s), ==, MT_GIB);
+}
+
 /* ---- scenarios ------------------------------------------------------------- */
 
 typedef struct {
   MtVmPolicy pol;
   MtPlanVm in;
   guint64 used;
-  guint64 plugged;        /* what the guest really has plugged */
-  gboolean vmem_stuck;    /* guest cannot offline memory */
+  guint64 plugged;     /* what the guest really has plugged */
+  gboolean vmem_stuck; /* guest cannot offline memory */
+  guint64 vmem_keep;   /* guest cannot offline this much (unmovable pages) */
+  gboolean hint;       /* the guest reports its block hint (patched kernel) */
+  guint64 rep_delay;   /* its page reporting tunables, MT_UNKNOWN = stock kernel */
+  guint64 rep_divisor;
   gboolean balloon_stuck; /* balloon driver does not move */
   guint64 balloon_target; /* last balloon size asked for */
 } TVm;
@@ -889,6 +1011,7 @@ tvm_init (TVm *t, const char *name, guint64 base, guint64 vmem_size, guint64 blo
   t->in.obs.balloon_actual = balloon;
   t->balloon_target = balloon;
   t->in.obs.vmem_requested = plugged;
+  t->rep_delay = t->rep_divisor = MT_UNKNOWN;
 }
 
 /* What the guest reports at `now`: its size and used memory, calm. */
@@ -918,6 +1041,10 @@ tvm_observe (TVm *t, gint64 now, double psi)
   o->swap_in_rate = o->swap_in_rate_avg = 0;
   o->major_fault_rate = o->major_fault_rate_avg = 0;
   o->oom_kills_new = 0;
+  /* The hint: all but what it cannot offline is free or movable. */
+  o->vmem_unpluggable = t->hint ? mt_sat_sub (t->plugged, t->vmem_keep) : MT_UNKNOWN;
+  o->reporting_delay_ms = t->rep_delay;
+  o->reporting_divisor = t->rep_divisor;
 }
 
 /* The hypervisor and guest follow an action (or refuse to). */
@@ -929,7 +1056,7 @@ tvm_apply (TVm *t, const MtAction *a)
   if (a->set_vmem) {
     t->in.obs.vmem_requested = a->vmem_requested;
     if (a->vmem_requested > t->plugged || !t->vmem_stuck)
-      t->plugged = a->vmem_requested;
+      t->plugged = MAX (a->vmem_requested, MIN (t->vmem_keep, t->plugged));
   }
 }
 
@@ -1329,6 +1456,228 @@ test_unplug_stall_falls_back (void)
   /* Down to the balloon floor on top of what stays plugged. */
   g_assert_cmpuint (vm.plugged, ==, 3 * MT_GIB);
   g_assert_cmpuint (vm.balloon_target, ==, MT_PLAN_BALLOON_FLOOR_MIN);
+}
+
+/* A guest whose unmovable memory keeps 2 GiB of its 3 GiB plugged.
+ * Returns whether the unplug stalled (the fallback of the old way) and
+ * the first action that unplugged, in *first. */
+static gboolean
+hint_story (gboolean hint, gboolean block_hints, guint64 keep, TVm *vm, char **first)
+{
+  TVm *t[1] = { vm };
+  MtHostPolicy hp;
+  MtHostSample host;
+  gint64 now = S (100);
+  gboolean stalled = FALSE;
+
+  mt_host_policy_init_defaults (&hp);
+  tvm_init (vm, "hinted", MT_GIB, 4 * MT_GIB, 128 * MT_MIB, MT_MECH_AUTO, MT_GIB, 3 * MT_GIB,
+            MT_GIB);
+  vm->vmem_keep = keep;
+  vm->hint = hint;
+  vm->pol.block_hints = block_hints;
+  *first = NULL;
+  for (gint s = 0; s < 120; s++, now += S (1)) {
+    g_autoptr (MtPlan) plan = NULL;
+
+    big_host (&host, now);
+    plan = tick (t, 1, &host, &hp, now, 0.0);
+    g_assert_cmpint (plan->decisions[0].kind, !=, MT_DECISION_STUCK);
+    for (guint k = 0; k < plan->n_actions; k++) {
+      const MtAction *a = &plan->actions[k];
+
+      if (strstr (a->reason, "stalled") != NULL)
+        stalled = TRUE;
+      if (*first == NULL && a->kind == MT_ACTION_SHRINK)
+        *first = g_strdup (a->reason);
+      /* With the hint followed, virtio-mem is never asked below what
+       * the guest keeps plus the margin's block. */
+      if (hint && block_hints && a->set_vmem)
+        g_assert_cmpuint (a->vmem_requested, >=, keep);
+    }
+    if (s == 119) {
+      g_test_message ("end: %s", reason (&plan->decisions[0]));
+      if (hint && block_hints && keep > 0)
+        g_assert_nonnull (
+          strstr (reason (&plan->decisions[0]), "of it stays plugged by the guest's block hint"));
+    }
+  }
+  return stalled;
+}
+
+static void
+test_unplug_with_hint (void)
+{
+  TVm vm;
+  g_autofree char *first = NULL;
+
+  /* The old way: virtio-mem is asked for all of it, stalls at 2 GiB,
+   * and the balloon takes over after stuck-timeout. */
+  g_assert_true (hint_story (FALSE, TRUE, 2 * MT_GIB, &vm, &first));
+  g_assert_cmpuint (vm.plugged, ==, 2 * MT_GIB);
+  g_clear_pointer (&first, g_free);
+  /* The hint reported but the policy turns it off: the same. */
+  g_assert_true (hint_story (TRUE, FALSE, 2 * MT_GIB, &vm, &first));
+  g_assert_null (strstr (first, "block hint"));
+  g_clear_pointer (&first, g_free);
+
+  /* With the hint: 1 GiB free or movable, one block held back as the
+   * margin (1 GiB / 8): virtio-mem unplugs 896 MiB at once, the balloon
+   * takes the rest in the same action, nothing stalls. */
+  g_assert_false (hint_story (TRUE, TRUE, 2 * MT_GIB, &vm, &first));
+  g_test_message ("first: %s", first);
+  g_assert_nonnull (strstr (first, "[virtio-mem 3.0 GiB -> 2.1 GiB, balloon 1.0 GiB -> "));
+  g_assert_nonnull (strstr (first, "virtio-mem unplugs only 896 MiB: the guest's block hint says "
+                                   "1.0 GiB can be given back, less a margin of 128 MiB; the "
+                                   "balloon takes the rest"));
+  g_assert_cmpuint (vm.plugged, ==, 2 * MT_GIB + 128 * MT_MIB);
+  g_assert_cmpuint (vm.balloon_target, ==, MT_PLAN_BALLOON_FLOOR_MIN);
+  g_clear_pointer (&first, g_free);
+
+  /* Hint 0: nothing can go (unmovable or pinned only): the balloon
+   * alone, and the reason says what stays plugged. */
+  g_assert_false (hint_story (TRUE, TRUE, 3 * MT_GIB, &vm, &first));
+  g_assert_nonnull (first);
+  g_test_message ("first: %s", first);
+  g_assert_null (strstr (first, "virtio-mem 3.0 GiB ->"));
+  g_assert_nonnull (strstr (first, "virtio-mem unplugs nothing: the guest's block hint says 0 B "
+                                   "can be given back"));
+  g_assert_cmpuint (vm.plugged, ==, 3 * MT_GIB);
+  g_assert_cmpuint (vm.balloon_target, ==, MT_PLAN_BALLOON_FLOOR_MIN);
+  g_clear_pointer (&first, g_free);
+
+  /* The guest can give back everything: step by step, each held back
+   * a margin of what the hint said, down to one block (the last
+   * block's margin) and a balloon at the need. */
+  g_assert_false (hint_story (TRUE, TRUE, 0, &vm, &first));
+  g_assert_cmpuint (vm.plugged, ==, 128 * MT_MIB);
+  g_assert_cmpuint (vm.plugged + vm.balloon_target, <, MT_GIB + 256 * MT_MIB);
+}
+
+/* One plan for vm at `now` with guest PSI `psi`; returns its decision's
+ * tune request as "D/B why" ("" for none) and applies it when `apply`. */
+static const char *
+tune_tick (TVm *vm, gint64 now, double psi, gboolean apply)
+{
+  static char out[256];
+  TVm *t[1] = { vm };
+  MtHostPolicy hp;
+  MtHostSample host;
+  g_autoptr (MtPlan) plan = NULL;
+  g_autofree char *why = NULL;
+  const MtVmDecision *d;
+
+  mt_host_policy_init_defaults (&hp);
+  big_host (&host, now);
+  plan = tick (t, 1, &host, &hp, now, psi);
+  d = &plan->decisions[0];
+  why = mt_vm_decision_format_tune (d);
+  if (d->tune_delay_ms == 0) {
+    g_assert_cmpint (d->tune_why, ==, MT_TUNE_NONE);
+    g_assert_cmpstr (why, ==, "");
+    return "";
+  }
+  g_snprintf (out, sizeof out, "%u/%u %s", d->tune_delay_ms, d->tune_divisor, why);
+  g_test_message ("t=%.0f s tune %s", (double) now / G_USEC_PER_SEC, out);
+  if (apply) {
+    vm->rep_delay = d->tune_delay_ms;
+    vm->rep_divisor = d->tune_divisor;
+  }
+  return out;
+}
+
+static void
+test_tune_reporting (void)
+{
+  TVm vm;
+  gint64 now = S (100);
+  gint s;
+
+  /* keep (the default): never, whatever the guest does. */
+  tvm_init (&vm, "tuned", 2 * MT_GIB, 0, 0, MT_MECH_BALLOON, 2 * MT_GIB, 0, 512 * MT_MIB);
+  vm.rep_delay = 2000;
+  vm.rep_divisor = 16;
+  for (s = 0; s < 30; s++)
+    g_assert_cmpstr (tune_tick (&vm, now += S (1), 0.0, TRUE), ==, "");
+
+  /* fast: at once; a stock kernel (no tunables) is never asked. */
+  vm.pol.page_reporting = MT_PAGE_REPORTING_FAST;
+  vm.rep_delay = vm.rep_divisor = MT_UNKNOWN;
+  g_assert_cmpstr (tune_tick (&vm, now += S (1), 0.0, TRUE), ==, "");
+  vm.rep_delay = 2000;
+  vm.rep_divisor = 16;
+  g_assert_cmpstr (tune_tick (&vm, now += S (1), 5.0, FALSE), ==,
+                   "100/1 policy page-reporting = fast");
+  /* Asked again while the guest has not taken it (the daemon paces). */
+  g_assert_cmpstr (tune_tick (&vm, now += S (1), 5.0, TRUE), ==,
+                   "100/1 policy page-reporting = fast");
+  g_assert_cmpstr (tune_tick (&vm, now += S (1), 5.0, TRUE), ==, "");
+  /* Back to keep: what memtided changed goes back, then nothing. */
+  vm.pol.page_reporting = MT_PAGE_REPORTING_KEEP;
+  g_assert_cmpstr (tune_tick (&vm, now += S (1), 0.0, TRUE), ==,
+                   "2000/16 policy page-reporting = keep: back to the guest's own values");
+  g_assert_cmpstr (tune_tick (&vm, now += S (1), 0.0, TRUE), ==, "");
+  g_assert_cmpuint (vm.in.control.tune_saved_delay_ms, ==, 0);
+  /* keep never touches values memtided did not set, fast or not. */
+  vm.rep_delay = 100;
+  vm.rep_divisor = 1;
+  g_assert_cmpstr (tune_tick (&vm, now += S (1), 0.0, TRUE), ==, "");
+
+  /* fast-when-idle, with the guest's own values and custom fast ones:
+   * nothing until it was idle for MT_PLAN_IDLE_HOLD. */
+  vm.rep_delay = 500;
+  vm.rep_divisor = 8;
+  vm.pol.page_reporting = MT_PAGE_REPORTING_FAST_WHEN_IDLE;
+  vm.pol.page_reporting_fast_delay = 250 * 1000;
+  vm.pol.page_reporting_fast_divisor = 2;
+  g_assert_cmpstr (tune_tick (&vm, now += S (1), 3.0, TRUE), ==, "");
+  for (s = 0; s < 10; s++)
+    g_assert_cmpstr (tune_tick (&vm, now += S (1), 0.05, TRUE), ==, "");
+  g_assert_cmpstr (tune_tick (&vm, now += S (1), 0.05, TRUE), ==,
+                   "250/2 idle for 10 s (PSI some at most 0.1%, used memory not rising by 16 MiB "
+                   "in 5 s); policy page-reporting = fast-when-idle");
+  g_assert_cmpstr (tune_tick (&vm, now += S (1), 0.0, TRUE), ==, "");
+  /* A rising working set is not idle: the guest's own values back. */
+  {
+    TVm *t[1] = { &vm };
+    MtHostPolicy hp;
+    MtHostSample host;
+    g_autoptr (MtPlan) plan = NULL;
+
+    mt_host_policy_init_defaults (&hp);
+    now += S (1);
+    big_host (&host, now);
+    tvm_observe (&vm, now, 0.0);
+    vm.in.obs.used_growth = 64 * MT_MIB;
+    plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+    vm.in.control = plan->decisions[0].next;
+    g_assert_cmpuint (plan->decisions[0].tune_delay_ms, ==, 500);
+    g_assert_cmpuint (plan->decisions[0].tune_divisor, ==, 8);
+    g_assert_cmpint (plan->decisions[0].tune_why, ==, MT_TUNE_BUSY);
+    (void) t;
+  }
+  vm.rep_delay = 500;
+  vm.rep_divisor = 8;
+  vm.in.obs.used_growth = 0;
+  g_assert_cmpuint (vm.in.control.idle_since, ==, MT_TIME_NEVER);
+  /* Pressure ends it too. */
+  for (s = 0; s < 11; s++)
+    tune_tick (&vm, now += S (1), 0.0, TRUE);
+  g_assert_cmpuint (vm.rep_delay, ==, 250);
+  g_assert_cmpstr (tune_tick (&vm, now += S (1), 2.0, TRUE), ==,
+                   "500/8 no longer idle: back to the guest's own values; policy page-reporting "
+                   "= fast-when-idle");
+  g_assert_cmpstr (tune_tick (&vm, now += S (1), 2.0, TRUE), ==, "");
+
+  /* A memtided restarted while the guest had the fast values: nothing
+   * kept, so the stock values. */
+  mt_vm_control_init (&vm.in.control);
+  vm.in.control.first_seen = now - S (3600.0);
+  vm.rep_delay = 250;
+  vm.rep_divisor = 2;
+  g_assert_cmpstr (tune_tick (&vm, now += S (1), 2.0, TRUE), ==,
+                   "2000/16 no longer idle: back to the guest's own values; policy "
+                   "page-reporting = fast-when-idle");
 }
 
 static void
@@ -2348,6 +2697,10 @@ main (int argc, char **argv)
   g_test_add_func ("/planner/fair/random", test_fair_split);
   g_test_add_func ("/planner/fair/examples", test_fair_split_examples);
   g_test_add_func ("/planner/layout", test_layout);
+  g_test_add_func ("/planner/layout-hint", test_layout_hint);
+  g_test_add_func ("/planner/vmem-unpluggable", test_vmem_unpluggable);
+  g_test_add_func ("/planner/scenario/unplug-with-hint", test_unplug_with_hint);
+  g_test_add_func ("/planner/scenario/tune-reporting", test_tune_reporting);
   g_test_add_func ("/planner/scenario/idle-vm-shrinks", test_idle_vm_shrinks);
   g_test_add_func ("/planner/scenario/pressured-vm-grows-at-once", test_pressured_vm_grows_at_once);
   g_test_add_func ("/planner/scenario/stuck-vm", test_stuck_vm);
