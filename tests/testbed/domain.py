@@ -32,6 +32,9 @@ class GuestSpec:
     extra_cmdline: str = ""
     tb_cache_mib: int = 16               # TCG translation cache (TCG only)
     free_page_reporting: bool = True     # libvirt's default is off
+    # "stock": Debian's cloud kernel (modules from the initramfs);
+    # "patched": kernel-patches/'s build, everything built in.
+    kernel: str = "stock"
 
 
 def proc_starttime(pid):

@@ -3,11 +3,13 @@ memory) and the libvirt knobs and views tests use."""
 
 import dataclasses
 import re
+import threading
 import time
 import xml.etree.ElementTree as ET
 
-from tbcommon import (AGENT_PORT, MEMINFO_RE, WORKLOAD_RE, TestbedError,
-                      libvirt, to_kib)
+from tbcommon import (AGENT_PORT, BLOCK_RE, BLOCKS_RE, MEMINFO_RE,
+                      REPORTING_RE, WORKLOAD_RE, TestbedError, libvirt,
+                      to_kib)
 
 
 @dataclasses.dataclass
@@ -27,6 +29,49 @@ class VirtioMem:
     current_kib: int                     # plugged, as QEMU reports it
 
 
+@dataclasses.dataclass
+class Reporting:
+    """One MEMTIDE-REPORTING line (memtide.mm_stat, patched kernel)."""
+    uptime: float
+    reported: int                        # bytes reported now
+    total: int                           # bytes reported in all
+    reused: int                          # reported bytes allocated again
+    passes: int
+    exhausted: int                       # passes that ran out of budget
+    delay_ms: int
+    divisor: int
+    pos: int                             # console offset of the line
+
+
+@dataclasses.dataclass
+class BlockUsage:
+    """One online memory block of a MEMTIDE-BLOCKS line, in pages."""
+    zone: str                            # valid_zones' first word
+    vmem: bool                           # inside a virtio-mem range
+    free: int
+    movable: int
+    unmovable: int
+    pinned: int
+    offline: int
+
+    @property
+    def pages(self):
+        return (self.free + self.movable + self.unmovable + self.pinned
+                + self.offline)
+
+    @property
+    def kernel_zone(self):
+        return self.zone != "Movable"
+
+
+@dataclasses.dataclass
+class Blocks:
+    """One MEMTIDE-BLOCKS line: every online block, by block number."""
+    uptime: float
+    blocks: dict                         # int -> BlockUsage
+    pos: int
+
+
 class Guest:
     """One running testbed guest and the helpers tests need."""
 
@@ -42,6 +87,8 @@ class Guest:
         self.ready_line = None
         self._raw_off = 0
         self._text = ""
+        # Tests may follow one guest from several threads.
+        self._console_lock = threading.Lock()
 
     def __repr__(self):
         return f"<Guest {self.name}>"
@@ -56,6 +103,10 @@ class Guest:
     # -- console
     def console(self):
         """Console text so far (CRs removed)."""
+        with self._console_lock:
+            return self._console_locked()
+
+    def _console_locked(self):
         try:
             with open(self.console_path, "rb") as f:
                 f.seek(self._raw_off)
@@ -135,6 +186,26 @@ class Guest:
                     f"{self.name}: guest meminfo never met {what} within "
                     f"{timeout:.0f}s; last seen {last}")
             time.sleep(0.1)
+
+    def reporting(self, since=0):
+        """MEMTIDE-REPORTING lines printed after console offset since."""
+        return [Reporting(float(m.group(1)), *(int(x) for x in m.groups()[1:]),
+                          m.start())
+                for m in REPORTING_RE.finditer(self.console(), since)]
+
+    def blocks(self, since=0):
+        """MEMTIDE-BLOCKS lines printed after console offset since."""
+        out = []
+        for m in BLOCKS_RE.finditer(self.console(), since):
+            blk = {}
+            for tok in m.group(2).split():
+                b = BLOCK_RE.match(tok)
+                if b:
+                    n = [int(x) for x in b.groups()[3:]]
+                    blk[int(b.group(1))] = BlockUsage(
+                        b.group(2), b.group(3) == "vmem", *n)
+            out.append(Blocks(float(m.group(1)), blk, m.start()))
+        return out
 
     def workload_progress(self):
         """Latest workload progress (t, anon MiB, cache MiB, step) or None."""

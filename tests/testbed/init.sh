@@ -10,6 +10,7 @@
 #   MEMTIDE-WORKLOAD-EXIT status=N [signal=S]               (if it ever ends)
 #   MEMTIDE-AGENT-EXIT status=N [signal=S]
 #   MEMTIDE-AGENT-STOPPED / -STARTED / -STAT                (test options below)
+#   MEMTIDE-REPORTING / -BLOCKS / -MMSTAT                   (memtide.mm_stat)
 #   MEMTIDE-GUEST-ERROR <what went wrong>
 # Guest kernel command line options read here:
 #   memtide.workload=SCHEDULE   run /bin/memtide-workload SCHEDULE
@@ -25,6 +26,15 @@
 #   memtide.agent_stat=S        every S seconds print the agent's footprint:
 #                               MEMTIDE-AGENT-STAT pid= rss_kb= pss_kb=
 #                               cpu_ticks= (utime+stime, 100/s) uptime=
+#   memtide.mm_stat=S           every S seconds print the patched kernel's
+#                               counters and memory block usage:
+#                               MEMTIDE-REPORTING uptime= reported= total=
+#                               reused= passes= exhausted= delay_ms= divisor=
+#                               (bytes, counts, the tunables), and
+#                               MEMTIDE-BLOCKS uptime= N=ZONE:vmem|boot:FREE:
+#                               MOVABLE:UNMOVABLE:PINNED:OFFLINE ... (pages,
+#                               each online block N); on another kernel one
+#                               MEMTIDE-MMSTAT unavailable line instead
 #   memtide.cache=SERIAL        mount the virtio disk with this serial as
 #                               the workload's cache filesystem
 #   memtide.swap=SERIAL         mkswap + swapon the virtio disk with this
@@ -57,11 +67,26 @@ exit_marker() {
 }
 
 kver=$(uname -r)
-# The module list (dependency order) is written by the initramfs builder.
-while read -r mod; do
-	[ -n "$mod" ] || continue
-	modprobe "$mod" || err "modprobe $mod failed"
-done </etc/memtide/modules
+# The module list is written by the initramfs builder, for the stock
+# kernel it was built with. A kernel without modules for its release (the
+# patched memtide kernel: everything built in, no module support) loads
+# none; each driver must then be built in, else that is an error too.
+if [ -d "/lib/modules/$kver" ]; then
+	drivers=modules
+	while read -r mod; do
+		[ -n "$mod" ] || continue
+		modprobe "$mod" || err "modprobe $mod failed"
+	done </etc/memtide/modules
+else
+	drivers=builtin
+	while read -r mod; do
+		[ -n "$mod" ] || continue
+		# virtio_pci registers as "virtio-pci" on the PCI bus.
+		[ -d "/sys/bus/virtio/drivers/$mod" ] ||
+			[ -d "/sys/bus/pci/drivers/$(echo "$mod" | tr _ -)" ] ||
+			err "kernel $kver has no modules and no built-in driver $mod"
+	done </etc/memtide/modules
+fi
 
 workload=
 reserve=32M
@@ -72,6 +97,7 @@ agent_stop_after=
 agent_restart_after=
 agent_stat=0
 agent_opts=
+mm_stat=0
 for arg in $(cat /proc/cmdline); do
 	case "$arg" in
 	memtide.workload=*) workload=${arg#memtide.workload=} ;;
@@ -83,6 +109,7 @@ for arg in $(cat /proc/cmdline); do
 	memtide.agent_stop_after=*) agent_stop_after=${arg#memtide.agent_stop_after=} ;;
 	memtide.agent_restart_after=*) agent_restart_after=${arg#memtide.agent_restart_after=} ;;
 	memtide.agent_stat=*) agent_stat=${arg#memtide.agent_stat=} ;;
+	memtide.mm_stat=*) mm_stat=${arg#memtide.mm_stat=} ;;
 	esac
 done
 
@@ -156,7 +183,7 @@ if [ -x /bin/memtide-agent ] && [ "$agent" != 0 ]; then
 	agent_started=1
 fi
 
-echo "MEMTIDE-GUEST-READY kernel=$kver balloon=$has_balloon vmem=$has_vmem agent-port=$has_port agent=$agent_started cache=$cache_dir swap=${swap_kb:-0} uptime=$(cut -d' ' -f1 /proc/uptime)"
+echo "MEMTIDE-GUEST-READY kernel=$kver drivers=$drivers balloon=$has_balloon vmem=$has_vmem agent-port=$has_port agent=$agent_started cache=$cache_dir swap=${swap_kb:-0} uptime=$(cut -d' ' -f1 /proc/uptime)"
 
 # Test hooks (kernel command line, see the top): stop and restart the
 # agent on a schedule, print its footprint.
@@ -196,6 +223,56 @@ if [ $agent_started = 1 ] && [ "$agent_stat" != 0 ]; then
 			echo "MEMTIDE-AGENT-STAT pid=$pid rss_kb=${rss:-0} pss_kb=${pss:-0} cpu_ticks=$ticks uptime=$(uptime_s)"
 		done
 	) &
+fi
+
+# memtide.mm_stat=S (patched kernel): its page reporting counters and how
+# the pages of each online memory block are used, every S seconds.
+pr=/sys/kernel/mm/page_reporting
+mem=/sys/devices/system/memory
+mm_stat_once() {
+	awk -v up="$(uptime_s)" 'FNR == 1 { n = FILENAME; sub(".*/", "", n); v[n] = $1 }
+	     END { printf "MEMTIDE-REPORTING uptime=%s reported=%s total=%s reused=%s passes=%s exhausted=%s delay_ms=%s divisor=%s\n",
+	                  up, v["reported_bytes"], v["reported_total_bytes"], v["reused_total_bytes"],
+	                  v["passes"], v["budget_exhausted"], v["delay_ms"], v["budget_divisor"] }' \
+		$pr/reported_bytes $pr/reported_total_bytes $pr/reused_total_bytes \
+		$pr/passes $pr/budget_exhausted $pr/delay_ms $pr/budget_divisor
+	# Blocks of virtio-mem memory: those inside a "System RAM (virtio_mem)"
+	# range of /proc/iomem, as block numbers "first-last".
+	bs=$((0x$(cat $mem/block_size_bytes)))
+	vm=
+	for r in $(sed -n 's/^ *\([0-9a-f]*\)-\([0-9a-f]*\) : System RAM (virtio_mem)$/\1-\2/p' /proc/iomem); do
+		vm="$vm $((0x${r%-*} / bs))-$((0x${r#*-} / bs))"
+	done
+	# One awk over every block's state, valid_zones and usage: one line
+	# "N=ZONE:vmem|boot:free:movable:unmovable:pinned:offline" per online
+	# block (pages), in one write.
+	set -- $mem/memory[0-9]*
+	awk -v up="$(uptime_s)" -v vm="$vm" '
+	     { b = FILENAME; sub(".*/memory", "", b); f = b; sub("/.*", "", b); sub(".*/", "", f) }
+	     FNR == 1 && f == "state" { order[++n] = b; st[b] = $1 }
+	     FNR == 1 && f == "valid_zones" { zone[b] = $1 }
+	     f == "usage" { u[b] = u[b] ":" $2 }
+	     END { nr = split(vm, r, " ")
+	           line = "MEMTIDE-BLOCKS uptime=" up
+	           for (i = 1; i <= n; i++) {
+	               b = order[i]
+	               if (st[b] != "online") continue
+	               kind = "boot"
+	               for (j = 1; j <= nr; j++) {
+	                   split(r[j], lim, "-")
+	                   if (b + 0 >= lim[1] + 0 && b + 0 <= lim[2] + 0) kind = "vmem"
+	               }
+	               line = line " " b "=" zone[b] ":" kind u[b]
+	           }
+	           print line }' \
+		$(for b in "$@"; do echo "$b/state $b/valid_zones $b/usage"; done)
+}
+if [ "$mm_stat" != 0 ]; then
+	if [ -r $pr/reported_bytes ] && [ -r $mem/memory0/usage ]; then
+		( while :; do mm_stat_once; sleep "$mm_stat"; done ) &
+	else
+		echo "MEMTIDE-MMSTAT unavailable: kernel $kver has no $pr/reported_bytes or memoryN/usage (not the patched kernel)"
+	fi
 fi
 
 if [ -n "$workload" ]; then

@@ -66,6 +66,24 @@ def find_kernel(kernel=None):
     return kernel, kver
 
 
+def bzimage_version(path):
+    """The release (uname -r) a bzImage was built as, from its setup header
+    (x86 boot protocol: kernel_version at 0x20e points at the string,
+    relative to 0x200); the patched kernel is not named vmlinuz-VERSION."""
+    try:
+        with open(path, "rb") as f:
+            hdr = f.read(0x210)
+            if len(hdr) < 0x210 or hdr[0x202:0x206] != b"HdrS":
+                raise PrerequisiteError(f"{path} is not an x86 bzImage")
+            f.seek(0x200 + int.from_bytes(hdr[0x20e:0x210], "little"))
+            text = f.read(256).split(b"\0")[0].decode("ascii", "replace")
+    except OSError as e:
+        raise PrerequisiteError(f"cannot read kernel {path}: {e}") from e
+    if not text.split():
+        raise PrerequisiteError(f"{path} has no kernel version string")
+    return text.split()[0]
+
+
 def _is_static_elf(path):
     """True if the ELF file has no program interpreter (PT_INTERP), i.e.
     runs without a dynamic loader and libc in the guest."""

@@ -32,6 +32,14 @@ READY_RE = re.compile(r"^MEMTIDE-GUEST-READY\b.*$", re.M)
 MEMINFO_RE = re.compile(
     r"^MEMTIDE-MEMINFO total=(\d+) available=(\d+) free=(\d+)"
     r"(?: swap=(\d+))?\s*$", re.M)
+# memtide.mm_stat (patched kernel): page reporting counters (bytes, counts,
+# tunables) and per memory block usage (pages), see init.sh.
+REPORTING_RE = re.compile(
+    r"^MEMTIDE-REPORTING uptime=([\d.]+) reported=(\d+) total=(\d+) "
+    r"reused=(\d+) passes=(\d+) exhausted=(\d+) delay_ms=(\d+) "
+    r"divisor=(\d+)\s*$", re.M)
+BLOCKS_RE = re.compile(r"^MEMTIDE-BLOCKS uptime=([\d.]+)((?: \S+)*)\s*$", re.M)
+BLOCK_RE = re.compile(r"(\d+)=(\w+):(vmem|boot):(\d+):(\d+):(\d+):(\d+):(\d+)$")
 WORKLOAD_RE = re.compile(
     r"^memtide-workload: t=([\d.]+) anon=(\d+)M cache=(\d+)M step=(\S+).*$", re.M)
 

@@ -3,7 +3,8 @@
 the benchmarks.
 
 Each run defines and starts N small guests (direct kernel boot of the
-Debian cloud kernel with a busybox initramfs, see initramfs.py and
+Debian cloud kernel, or per guest the patched memtide kernel from
+kernel-patches/, with one busybox initramfs, see initramfs.py and
 init.sh) with a virtio balloon (free page reporting, stats), optionally a
 virtio-mem device, the memtide agent's virtio-serial channel and a serial
 console logged to a file. The guest reports itself on that console
@@ -56,23 +57,27 @@ from tbcommon import (  # noqa: E402,F401
     MEMINFO_RE, MiB, NAME_MARKER, READY_RE, RUN_ROOT, SWAP_DISK_SERIAL,
     WORKLOAD_RE,
     TestbedError, libvirt, log, parse_size_kib)
-from guest import Guest, MemInfo, VirtioMem  # noqa: E402,F401
+from guest import (  # noqa: E402,F401
+    BlockUsage, Blocks, Guest, MemInfo, Reporting, VirtioMem)
 from domain import (  # noqa: E402,F401
     GuestSpec, cleanup, domain_xml, meta_of, owner_alive, proc_starttime,
     remove_domain, remove_domains, remove_run, testbed_domains)
 from watch import watch_snapshot  # noqa: E402
 
 __all__ = [
-    "AGENT_PORT", "CACHE_DISK_SERIAL", "GiB", "Guest", "GuestSpec", "KiB",
+    "AGENT_PORT", "BlockUsage", "Blocks", "CACHE_DISK_SERIAL", "GiB", "Guest",
+    "GuestSpec", "KiB", "Reporting",
     "MEMINFO_RE", "MemInfo", "MiB", "PrerequisiteError", "READY_RE",
     "SWAP_DISK_SERIAL",
     "Testbed", "TestbedError", "VirtioMem", "WORKLOAD_RE",
     "check_prerequisites", "cleanup", "connect", "ensure_daemons",
+    "find_patched_kernel",
     "remove_run", "testbed_domains", "watch_snapshot",
 ]
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
+KERNEL_BUILD = os.path.join(REPO_ROOT, "kernel-patches", "build")
 DEFAULT_WORKDIR = os.path.join(REPO_ROOT, ".testbed")
 # swiotlb=noforce: a guest with a memory hotplug region above 4 GiB would
 # otherwise reserve a 64 MiB bounce buffer virtio never uses (legacy
@@ -133,6 +138,30 @@ def ensure_daemons():
         log(f"started {', '.join(started)}")
 
 
+def find_patched_kernel(path=None):
+    """The patched memtide kernel's bzImage: path, else
+    $MEMTIDE_PATCHED_KERNEL, else the one kernel-patches/build prints. The
+    build is cached by a hash of its inputs (about a second when nothing
+    changed; `./run tests` builds it before the e2e suite, so a test never
+    waits for a cold build there)."""
+    path = path or os.environ.get("MEMTIDE_PATCHED_KERNEL") or None
+    if path:
+        if not os.path.isfile(path):
+            raise PrerequisiteError(f"patched kernel {path} does not exist")
+        return path
+    r = subprocess.run([KERNEL_BUILD], capture_output=True, text=True,
+                       stdin=subprocess.DEVNULL)
+    found = [ln.split()[1] for ln in r.stdout.splitlines()
+             if ln.startswith("bzImage: ")]
+    if r.returncode != 0 or not found or not os.path.isfile(found[-1]):
+        tail = "\n".join((r.stdout + r.stderr).strip().splitlines()[-15:])
+        raise PrerequisiteError(
+            f"{KERNEL_BUILD} did not give a patched kernel (exit "
+            f"{r.returncode}); or set MEMTIDE_PATCHED_KERNEL to a bzImage:\n"
+            f"{tail}")
+    return found[-1]
+
+
 def connect(uri=DEFAULT_URI, wait=15.0):
     if libvirt is None:
         check_prerequisites()
@@ -157,7 +186,7 @@ class Testbed:
 
     def __init__(self, workload=None, agent=None, workdir=None,
                  uri=DEFAULT_URI, accel="tcg", kernel=None, run_root=RUN_ROOT,
-                 verbose=True):
+                 verbose=True, patched_kernel=None):
         self.workload = workload or os.environ.get("MEMTIDE_WORKLOAD") \
             or _find_built("tests/workload/memtide-workload")
         self.agent = agent or os.environ.get("MEMTIDE_AGENT") or None
@@ -165,7 +194,9 @@ class Testbed:
             or DEFAULT_WORKDIR
         self.uri = uri
         self.accel = accel
-        self.kernel = kernel
+        self.kernel = kernel                  # stock kernel (None: newest cloud)
+        self.patched_kernel = patched_kernel  # None: find_patched_kernel()
+        self.patched_kver = None
         self.run_root = run_root
         self.verbose = verbose
         rnd = "".join(random.choices(string.ascii_lowercase + string.digits, k=6))
@@ -180,6 +211,7 @@ class Testbed:
         self._next_index = 0
         self._kernel_copy = None
         self._initrd_copy = None
+        self._patched_copy = None
         atexit.register(self.down)
 
     def _log(self, msg):
@@ -228,6 +260,19 @@ class Testbed:
                   f"{os.path.basename(path)}, agent "
                   f"{'yes' if self.agent else 'no'}, accel {self.accel}, "
                   f"files in {self.rundir}")
+
+    def _prepare_patched(self):
+        """Resolves and copies the patched kernel, once per run. The same
+        initramfs boots it: /init loads no modules on a kernel that has none
+        for its release and checks that the drivers are built in."""
+        if self._patched_copy is not None:
+            return
+        src = find_patched_kernel(self.patched_kernel)
+        self.patched_kver = initramfs.bzimage_version(src)
+        self._patched_copy = os.path.join(self.rundir, "bzImage-patched")
+        shutil.copyfile(src, self._patched_copy)
+        self._log(f"run {self.prefix}: patched kernel {self.patched_kver} "
+                  f"from {src}")
 
     def _write_manifest(self):
         man = {"prefix": self.prefix,
@@ -296,7 +341,9 @@ class Testbed:
                 "owner-pid": "detached" if self.detached else os.getpid(),
                 "owner-start": proc_starttime(os.getpid()),
                 "rundir": self.rundir}
-        xml = domain_xml(name, spec, self._kernel_copy, self._initrd_copy,
+        kernel = self._patched_copy if spec.kernel == "patched" \
+            else self._kernel_copy
+        xml = domain_xml(name, spec, kernel, self._initrd_copy,
                          console, " ".join(cmd), disk, accel, meta, swap)
         t0 = time.monotonic()
         # Record before defining: a crash in between must still be cleaned.
@@ -355,6 +402,11 @@ class Testbed:
         the ready marker and returns their Guest objects."""
         self._prepare()
         for s in specs:  # fail before anything boots
+            if s.kernel not in ("stock", "patched"):
+                raise TestbedError(f"GuestSpec.kernel {s.kernel!r}: expected "
+                                   "'stock' or 'patched'")
+            if s.kernel == "patched":
+                self._prepare_patched()
             if s.workload:
                 self._check_schedule(s.workload)
         accel = self.accel
@@ -484,10 +536,11 @@ def _cli_up(args):
             workload=None if w in (None, "", "none") else w,
             cache_disk_kib=parse_size_kib(args.cache_disk),
             swap_kib=parse_size_kib(args.swap),
-            extra_cmdline=args.cmdline or ""))
+            extra_cmdline=args.cmdline or "",
+            kernel=args.guest_kernel))
     tb = Testbed(workload=args.workload_bin, agent=args.agent,
                  workdir=args.workdir, uri=args.uri, accel=args.accel,
-                 kernel=args.kernel)
+                 kernel=args.kernel, patched_kernel=args.patched_kernel)
     with tb:
         guests = tb.up(specs, timeout=args.timeout)
         for g in guests:
@@ -613,6 +666,14 @@ files (kernel, initramfs, console logs, cache disks) live in
                    help="guest kernel (default: newest "
                    "/boot/vmlinuz-*-cloud-amd64; its modules must be in "
                    "/lib/modules)")
+    u.add_argument("--guest-kernel", choices=("stock", "patched"),
+                   default="stock",
+                   help="stock: Debian's cloud kernel (default); patched: the "
+                   "memtide kernel of kernel-patches/ (everything built in)")
+    u.add_argument("--patched-kernel", default=None, metavar="BZIMAGE",
+                   help="the patched kernel (default: $MEMTIDE_PATCHED_KERNEL, "
+                   "else what kernel-patches/build prints; it builds once "
+                   "and caches)")
     u.add_argument("--cmdline", default=None, metavar="TEXT",
                    help="extra guest kernel command line, e.g. "
                    "memtide.workload_reserve=0M")

@@ -12,6 +12,9 @@
  * anon is what it holds (touched, resident: there is no swap in the guest);
  * cache is how much of its cache file is resident in the page cache right
  * now (measured with mincore, so guest reclaim shows up there).
+ * Two steps make memory the kernel cannot move, for the patched kernel's
+ * per-block usage hint: slab (empty tmpfs files: inodes and dentries) and
+ * pin (anonymous memory pinned as io_uring registered buffers).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -25,8 +28,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/io_uring.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,6 +55,8 @@ enum step_kind {
   STEP_FREE,    /* free */
   STEP_CACHE,   /* cache:SIZE */
   STEP_UNCACHE, /* uncache */
+  STEP_SLAB,    /* slab:SIZE */
+  STEP_PIN,     /* pin:SIZE */
   STEP_LOOP,    /* loop[:N] */
   STEP_EXIT,    /* exit */
 };
@@ -55,7 +64,7 @@ enum step_kind {
 static const char *const step_names[] = {
   [STEP_ANON] = "anon",   [STEP_RAMP] = "ramp", [STEP_BURST] = "burst", [STEP_HOLD] = "hold",
   [STEP_SLEEP] = "sleep", [STEP_FREE] = "free", [STEP_CACHE] = "cache", [STEP_UNCACHE] = "uncache",
-  [STEP_LOOP] = "loop",   [STEP_EXIT] = "exit",
+  [STEP_SLAB] = "slab",   [STEP_PIN] = "pin",   [STEP_LOOP] = "loop",   [STEP_EXIT] = "exit",
 };
 
 struct step {
@@ -185,7 +194,7 @@ parse_step (const char *text, struct step *st, char *err, size_t errlen)
   if (kind < 0) {
     snprintf (err, errlen,
               "unknown step kind (expected one of anon, ramp, "
-              "burst, hold, sleep, free, cache, uncache, loop, exit)");
+              "burst, hold, sleep, free, cache, uncache, slab, pin, loop, exit)");
     return false;
   }
   st->kind = (enum step_kind) kind;
@@ -223,6 +232,8 @@ parse_step (const char *text, struct step *st, char *err, size_t errlen)
   switch (st->kind) {
   case STEP_ANON:
   case STEP_CACHE:
+  case STEP_SLAB:
+  case STEP_PIN:
     if (!parse_size (p, &p, &st->size) || *p) {
       snprintf (err, errlen,
                 "expected %s:SIZE, SIZE like 300M "
@@ -349,21 +360,30 @@ touch_chunk (void *c)
     b[off] = pattern;
 }
 
-/* Guest MemAvailable in bytes, or UINT64_MAX if unknown. */
+/* A /proc/meminfo field ("MemAvailable", "Slab") in bytes, or
+ * UINT64_MAX if unknown. */
 static uint64_t
-mem_available (void)
+meminfo_bytes (const char *field)
 {
   char line[128];
   uint64_t kb = UINT64_MAX;
+  size_t len = strlen (field);
   FILE *f = fopen ("/proc/meminfo", "r");
 
   if (!f)
     return UINT64_MAX;
   while (fgets (line, sizeof line, f))
-    if (sscanf (line, "MemAvailable: %" SCNu64 " kB", &kb) == 1)
+    if (strncmp (line, field, len) == 0 && line[len] == ':'
+        && sscanf (line + len + 1, " %" SCNu64 " kB", &kb) == 1)
       break;
   fclose (f);
   return kb == UINT64_MAX ? kb : kb * 1024;
+}
+
+static uint64_t
+mem_available (void)
+{
+  return meminfo_bytes ("MemAvailable");
 }
 
 /* Allocations stop while the guest's MemAvailable would fall below this,
@@ -559,6 +579,154 @@ cache_touch (void)
   munmap (m, cache_size);
 }
 
+/* ---------- unmovable memory: slab ---------- */
+
+#define SLAB_DIR           "/tmp/memtide-slab"
+#define SLAB_FILES_PER_DIR 4096
+
+static uint64_t slab_grown; /* bytes the guest's Slab grew while we made files */
+static unsigned long slab_files;
+
+static void report_if_due (bool force);
+
+/* Makes empty files on a tmpfs until the guest's Slab has grown by size:
+ * each holds an inode and a dentry, kernel memory that stays (and cannot
+ * move) while the file exists. The tmpfs is its own, mounted without an
+ * inode limit (the rootfs allows about one inode per 2 pages of RAM);
+ * where mounting is not allowed the files go to the directory itself.
+ * Stops early, with an ERROR line, when MemAvailable reaches the reserve
+ * or a file cannot be made. */
+static bool
+slab_grow (uint64_t size)
+{
+  uint64_t base = meminfo_bytes ("Slab");
+  uint64_t now = base;
+  char path[96];
+
+  if (base == UINT64_MAX) {
+    say ("ERROR slab: no Slab in /proc/meminfo");
+    return false;
+  }
+  if (mkdir (SLAB_DIR, 0700) == 0) {
+    if (mount ("memtide-slab", SLAB_DIR, "tmpfs", 0, "nr_inodes=0,mode=0700") != 0)
+      say ("slab: cannot mount a tmpfs on %s (%s): using the directory as it is", SLAB_DIR,
+           strerror (errno));
+  } else if (errno != EEXIST) {
+    say ("ERROR slab: mkdir %s: %s", SLAB_DIR, strerror (errno));
+    return false;
+  }
+  while (now < base + size) {
+    for (int i = 0; i < 256; i++, slab_files++) {
+      if (slab_files % SLAB_FILES_PER_DIR == 0) {
+        snprintf (path, sizeof path, SLAB_DIR "/%lu", slab_files / SLAB_FILES_PER_DIR);
+        if (mkdir (path, 0700) != 0 && errno != EEXIST)
+          goto fail;
+      }
+      snprintf (path, sizeof path, SLAB_DIR "/%lu/%lu", slab_files / SLAB_FILES_PER_DIR,
+                slab_files % SLAB_FILES_PER_DIR);
+      int fd = open (path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+      if (fd < 0)
+        goto fail;
+      close (fd);
+    }
+    now = meminfo_bytes ("Slab");
+    if (now == UINT64_MAX)
+      now = base;
+    uint64_t avail = mem_available ();
+    if (reserve && avail != UINT64_MAX && avail < reserve) {
+      say ("ERROR slab: stopped at +%" PRIu64 "M: MemAvailable %" PRIu64 "M is below the reserve "
+           "%" PRIu64 "M",
+           (now - base) / MIB, avail / MIB, reserve / MIB);
+      break;
+    }
+    report_if_due (false);
+  }
+  slab_grown += now > base ? now - base : 0;
+  say ("slab: Slab grew by %" PRIu64 "M (%" PRIu64 "M in all) with %lu files in " SLAB_DIR,
+       (now > base ? now - base : 0) / MIB, slab_grown / MIB, slab_files);
+  return now >= base + size;
+fail:
+  say ("ERROR slab: %s: %s; Slab grew by %" PRIu64 "M", path, strerror (errno),
+       (now > base ? now - base : 0) / MIB);
+  slab_grown += now > base ? now - base : 0;
+  return false;
+}
+
+/* ---------- unmovable memory: pinned pages ---------- */
+
+/* io_uring caps one registered buffer at 1 GiB. */
+#define PIN_IOV_MAX (UINT64_C (1) << 30)
+
+static void *pin_buf;
+static uint64_t pin_size;
+static int pin_ring = -1;
+
+static void
+pin_release (void)
+{
+  if (pin_ring >= 0)
+    close (pin_ring); /* unregisters the buffers: the pins go */
+  if (pin_buf)
+    munmap (pin_buf, pin_size);
+  pin_ring = -1;
+  pin_buf = NULL;
+  pin_size = 0;
+}
+
+/* Holds size bytes of anonymous memory pinned (FOLL_LONGTERM, as for DMA)
+ * by registering it as io_uring fixed buffers, through the raw system
+ * calls: pin_user_pages() first migrates pages out of ZONE_MOVABLE, so
+ * the pins land in a kernel zone. 0 releases the pins. */
+static bool
+pin_set (uint64_t size)
+{
+  struct io_uring_params params;
+  struct iovec iov[64];
+  unsigned n = 0;
+
+  pin_release ();
+  if (size == 0)
+    return true;
+  uint64_t avail = mem_available ();
+  if (reserve && avail != UINT64_MAX && avail < reserve + size) {
+    say ("ERROR pin: refused %" PRIu64 "M: MemAvailable %" PRIu64 "M would fall below the "
+         "reserve %" PRIu64 "M",
+         size / MIB, avail / MIB, reserve / MIB);
+    return false;
+  }
+  if (size > PIN_IOV_MAX * (sizeof iov / sizeof iov[0])) {
+    say ("ERROR pin: %" PRIu64 "M is more than this program registers", size / MIB);
+    return false;
+  }
+  pin_buf = mmap (NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (pin_buf == MAP_FAILED) {
+    pin_buf = NULL;
+    say ("ERROR pin: mmap %" PRIu64 "M: %s", size / MIB, strerror (errno));
+    return false;
+  }
+  pin_size = size;
+  memset (pin_buf, pattern, size);
+  memset (&params, 0, sizeof params);
+  pin_ring = (int) syscall (__NR_io_uring_setup, 1, &params);
+  if (pin_ring < 0) {
+    say ("ERROR pin: io_uring_setup: %s", strerror (errno));
+    pin_release ();
+    return false;
+  }
+  for (uint64_t off = 0; off < size; off += PIN_IOV_MAX, n++) {
+    iov[n].iov_base = (char *) pin_buf + off;
+    iov[n].iov_len = (size_t) (size - off < PIN_IOV_MAX ? size - off : PIN_IOV_MAX);
+  }
+  if (syscall (__NR_io_uring_register, pin_ring, IORING_REGISTER_BUFFERS, iov, n) != 0) {
+    say ("ERROR pin: io_uring_register(IORING_REGISTER_BUFFERS, %" PRIu64 "M): %s", size / MIB,
+         strerror (errno));
+    pin_release ();
+    return false;
+  }
+  say ("pin: %" PRIu64 "M pinned as io_uring registered buffers", size / MIB);
+  return true;
+}
+
 /* ---------- running the schedule ---------- */
 
 static double t0;
@@ -573,11 +741,14 @@ report_if_due (bool force)
   double t = now_s () - t0;
   if (!force && t < next_report)
     return;
-  char shortfall[48] = "";
+  char extra[48] = "", shortfall[48] = "";
+  if (slab_grown || pin_size)
+    snprintf (extra, sizeof extra, " slab=%" PRIu64 "M pinned=%" PRIu64 "M", slab_grown / MIB,
+              pin_size / MIB);
   if (anon_bytes () < anon_target)
     snprintf (shortfall, sizeof shortfall, " anon-wanted=%" PRIu64 "M", anon_target / MIB);
-  say ("t=%.1f anon=%" PRIu64 "M cache=%" PRIu64 "M step=%s idx=%d pass=%ld%s", t,
-       anon_bytes () / MIB, cache_resident () / MIB, cur_step, cur_idx, cur_pass, shortfall);
+  say ("t=%.1f anon=%" PRIu64 "M cache=%" PRIu64 "M step=%s idx=%d pass=%ld%s%s", t,
+       anon_bytes () / MIB, cache_resident () / MIB, cur_step, cur_idx, cur_pass, extra, shortfall);
   while (next_report <= t)
     next_report += 1.0;
 }
@@ -667,6 +838,12 @@ run_schedule (const struct schedule *sc)
     case STEP_UNCACHE:
       cache_set (0);
       break;
+    case STEP_SLAB:
+      slab_grow (st->size);
+      break;
+    case STEP_PIN:
+      pin_set (st->size);
+      break;
     case STEP_EXIT:
       report_if_due (true);
       say ("exit step reached");
@@ -708,6 +885,13 @@ usage (FILE *f)
               "                       back so it is in the page cache); smaller SIZE\n"
               "                       truncates it\n"
               "  uncache              delete the cache file (same as cache:0M)\n"
+              "  slab:SIZE            make empty files in " SLAB_DIR " (a tmpfs mounted\n"
+              "                       there without inode limit) until the guest's Slab\n"
+              "                       (/proc/meminfo) has grown by SIZE: inodes and\n"
+              "                       dentries, kernel memory that cannot move; kept\n"
+              "  pin:SIZE             hold SIZE of anonymous memory pinned as io_uring\n"
+              "                       registered buffers (replacing what was pinned);\n"
+              "                       pin:0M releases it\n"
               "  loop[:N]             start again from the first step, forever or N more\n"
               "                       times; only as the last step\n"
               "  exit                 exit with status 0; only as the last step\n"
@@ -723,7 +907,8 @@ usage (FILE *f)
               "\n"
               "Once a second it prints\n"
               "  " PROG ": t=SECONDS anon=MIB cache=MIB step=KIND idx=N pass=N\n"
-              "where cache is the part of the cache file resident in memory now.\n"
+              "where cache is the part of the cache file resident in memory now\n"
+              "(after a slab or pin step also slab=MIB pinned=MIB).\n"
               "\n"
               "Options:\n"
               "  --check SCHEDULE     only parse SCHEDULE; exit 0 if valid, 2 if not\n"
