@@ -78,6 +78,7 @@
 #define MT_PLAN_IDLE_HOLD         (10 * G_USEC_PER_SEC)      /* idle this long: fast reporting */
 #define MT_PLAN_IDLE_PSI          0.1                        /* PSI some avg10 % at most, idle */
 #define MT_PLAN_IDLE_RISE         (16 * MT_MIB) /* used memory rose at most this in 5 s */
+#define MT_PLAN_FREEING           (64 * MT_MIB) /* used memory falls this fast (per s): freeing */
 
 /* One VM as the planner sees it. */
 typedef struct {
@@ -128,6 +129,7 @@ typedef enum {
   MT_TUNE_NONE,    /* leave the tunables as they are */
   MT_TUNE_FAST,    /* policy page-reporting = fast */
   MT_TUNE_IDLE,    /* fast-when-idle, and the guest is idle */
+  MT_TUNE_FREED,   /* fast-when-idle, and the guest is freeing memory now */
   MT_TUNE_BUSY,    /* fast-when-idle, and the guest is no longer idle: restore */
   MT_TUNE_RESTORE, /* policy keep (reloaded): restore what memtided changed */
 } MtTuneWhy;
@@ -164,34 +166,35 @@ typedef struct {
 /* Per VM, in input order.  Sizes are totals (balloon + virtio-mem). */
 typedef struct {
   MtDecisionKind kind;
-  gboolean managed;      /* FALSE: fixed at its current size in the budget */
-  gboolean emergency;    /* pressure above target, OOM kill, or no available memory */
-  gboolean starving;     /* OOM kill or no available memory: the worst emergencies */
-  gboolean grace;        /* in its start grace: the split does not shrink it */
-  gboolean refaulting;   /* reads back memory it lost (swap-in, major faults):
+  gboolean managed;       /* FALSE: fixed at its current size in the budget */
+  gboolean emergency;     /* pressure above target, OOM kill, or no available memory */
+  gboolean starving;      /* OOM kill or no available memory: the worst emergencies */
+  gboolean grace;         /* in its start grace: the split does not shrink it */
+  gboolean refaulting;    /* reads back memory it lost (swap-in, major faults):
                                   its floor is its size, as in an emergency */
-  guint64 current;       /* MT_UNKNOWN when the hypervisor told nothing */
-  guint64 min, max;      /* policy bounds within what the domain can do */
-  guint64 working_set;   /* guest used memory + kernel overhead, MT_UNKNOWN */
-  guint64 idle;          /* guest free memory, MT_UNKNOWN */
-  guint64 headroom;      /* learned headroom */
-  guint64 need;          /* working_set + headroom */
-  guint64 want;          /* need within [min, max] */
-  guint64 floor;         /* the fair split's guarantee: min, or current in an emergency */
-  guint64 keep;          /* working set within [floor, want]: a short host takes
+  guint64 current;        /* MT_UNKNOWN when the hypervisor told nothing */
+  guint64 min, max;       /* policy bounds within what the domain can do */
+  guint64 working_set;    /* guest used memory + kernel overhead, MT_UNKNOWN */
+  guint64 idle;           /* guest free memory, MT_UNKNOWN */
+  guint64 headroom;       /* learned headroom */
+  guint64 need;           /* working_set + headroom */
+  guint64 want;           /* need within [min, max] */
+  guint64 floor;          /* the fair split's guarantee: min, or current in an emergency */
+  guint64 keep;           /* working set within [floor, want]: a short host takes
                                   idle memory above it from every VM before any below */
-  guint64 committed;     /* counted in the budget: current, or a pending grow */
-  guint64 target;        /* where it should end up; current when !managed */
-  guint64 step;          /* size after this tick's action; current if none */
-  gint action;           /* index into plan->actions, -1 = none */
-  guint64 reclaim;       /* bytes of cold page cache to ask the guest's agent to
+  guint64 committed;      /* counted in the budget: current, or a pending grow */
+  guint64 target;         /* where it should end up; current when !managed */
+  guint64 step;           /* size after this tick's action; current if none */
+  gint action;            /* index into plan->actions, -1 = none */
+  guint64 reclaim;        /* bytes of cold page cache to ask the guest's agent to
                                   reclaim now (memory.reclaim, never drop_caches); 0 = none */
-  guint32 tune_delay_ms; /* page reporting tunables the guest should have and has not */
-  guint32 tune_divisor;  /* (tune_reporting), 0 = leave them */
-  MtTuneWhy tune_why;    /* MT_TUNE_NONE when tune_delay_ms is 0 */
-  gint64 tune_idle_us;   /* MT_TUNE_IDLE: idle for this long */
-  MtVmControl next;      /* control state to keep for the next plan */
-  MtVmReason why;        /* for mt_vm_decision_format_reason() */
+  guint32 tune_delay_ms;  /* page reporting tunables the guest should have and has not */
+  guint32 tune_divisor;   /* (tune_reporting), 0 = leave them */
+  MtTuneWhy tune_why;     /* MT_TUNE_NONE when tune_delay_ms is 0 */
+  gint64 tune_idle_us;    /* MT_TUNE_IDLE: idle for this long */
+  double tune_freed_rate; /* MT_TUNE_FREED: bytes/s used memory fell at */
+  MtVmControl next;       /* control state to keep for the next plan */
+  MtVmReason why;         /* for mt_vm_decision_format_reason() */
 } MtVmDecision;
 
 /* The decision's one-line reason ("hold at 1.0 GiB: idle 400 MiB,

@@ -1680,6 +1680,57 @@ test_tune_reporting (void)
                    "page-reporting = fast-when-idle");
 }
 
+/* fast-when-idle: a guest that frees memory, calm, gets the fast values
+ * at once, without the idle hold; a slow fall or pressure does not. */
+static void
+test_tune_reporting_freed (void)
+{
+  TVm vm;
+  MtHostPolicy hp;
+  MtHostSample host;
+  gint64 now = S (100);
+  const double rates[] = { -8.0 * MT_MIB, -1.0 * MT_GIB, -1.0 * MT_GIB };
+  const double psis[] = { 0.0, 2.0, 0.0 };
+
+  mt_host_policy_init_defaults (&hp);
+  tvm_init (&vm, "freer", 2 * MT_GIB, 0, 0, MT_MECH_BALLOON, 2 * MT_GIB, 0, 512 * MT_MIB);
+  vm.rep_delay = 2000;
+  vm.rep_divisor = 16;
+  vm.pol.page_reporting = MT_PAGE_REPORTING_FAST_WHEN_IDLE;
+  for (guint i = 0; i < G_N_ELEMENTS (rates); i++) {
+    g_autoptr (MtPlan) plan = NULL;
+    g_autofree char *why = NULL;
+    const MtVmDecision *d;
+
+    now += S (1);
+    big_host (&host, now);
+    tvm_observe (&vm, now, psis[i]);
+    vm.in.obs.used_rate = rates[i];
+    plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+    d = &plan->decisions[0];
+    vm.in.control = d->next;
+    why = mt_vm_decision_format_tune (d);
+    g_test_message ("used %+.0f MiB/s, PSI %.1f%%: %u/%u %s", rates[i] / MT_MIB, psis[i],
+                    d->tune_delay_ms, d->tune_divisor, why);
+    if (i < 2) {
+      g_assert_cmpuint (d->tune_delay_ms, ==, 0);
+      continue;
+    }
+    g_assert_cmpint (d->tune_why, ==, MT_TUNE_FREED);
+    g_assert_cmpuint (d->tune_delay_ms, ==, 100);
+    g_assert_cmpuint (d->tune_divisor, ==, 1);
+    g_assert_cmpstr (why, ==,
+                     "the guest frees memory (used memory falls by 1024 MiB/s, PSI some at most "
+                     "0.1%); policy page-reporting = fast-when-idle");
+  }
+  /* It stays fast while calm, like any idle guest. */
+  vm.rep_delay = 100;
+  vm.rep_divisor = 1;
+  vm.in.obs.used_rate = 0;
+  for (guint i = 0; i < 5; i++)
+    g_assert_cmpstr (tune_tick (&vm, now += S (1), 0.0, TRUE), ==, "");
+}
+
 static void
 test_unknown_vm_untouched (void)
 {
@@ -2701,6 +2752,7 @@ main (int argc, char **argv)
   g_test_add_func ("/planner/vmem-unpluggable", test_vmem_unpluggable);
   g_test_add_func ("/planner/scenario/unplug-with-hint", test_unplug_with_hint);
   g_test_add_func ("/planner/scenario/tune-reporting", test_tune_reporting);
+  g_test_add_func ("/planner/scenario/tune-reporting-freed", test_tune_reporting_freed);
   g_test_add_func ("/planner/scenario/idle-vm-shrinks", test_idle_vm_shrinks);
   g_test_add_func ("/planner/scenario/pressured-vm-grows-at-once", test_pressured_vm_grows_at_once);
   g_test_add_func ("/planner/scenario/stuck-vm", test_stuck_vm);
