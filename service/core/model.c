@@ -227,6 +227,41 @@ record_from_sample (MtVmRecord *r, const MtVmSample *s, const MtVmSample *older)
     r->flags |= MT_VM_RECORD_REPEATS;
 }
 
+/* Whether two records' `used` can be compared: both known, both with or
+ * both without swap. */
+static gboolean
+used_comparable (const MtVmRecord *a, const MtVmRecord *b)
+{
+  return a->used != MT_UNKNOWN && b->used != MT_UNKNOWN
+         && (a->flags & MT_VM_RECORD_SWAP_KNOWN) == (b->flags & MT_VM_RECORD_SWAP_KNOWN);
+}
+
+/* Whether a virtio-mem unplug is under way in s: less requested than
+ * plugged. */
+static gboolean
+unplug_in_flight (const MtVmSample *s)
+{
+  return s->vmem_requested != MT_UNKNOWN && s->vmem_plugged != MT_UNKNOWN
+         && s->vmem_requested < s->vmem_plugged;
+}
+
+/* While virtio-mem unplugs, the guest isolates the blocks it takes out:
+ * their free pages leave MemFree and MemAvailable before the memory
+ * leaves MemTotal, so "used" seems to rise by up to what is being
+ * unplugged (seen on real guests: MemAvailable -228 MiB in 1.3 s, and a
+ * plan that grew the balloon back "as it rises").  Until the unplug
+ * ends, used is held at most at what it was when it began (the previous
+ * record, itself held); a real rise meanwhile shows in PSI, which the
+ * planner follows regardless, and in used as soon as the unplug ends. */
+static void
+unplug_cap_used (const MtVmModel *vm, MtVmRecord *r, const MtVmSample *s)
+{
+  const MtVmRecord *prev = vm->ring.len > 0 ? record_nth (vm, 0) : NULL;
+
+  if (prev != NULL && unplug_in_flight (s) && used_comparable (r, prev))
+    r->used = MIN (r->used, prev->used);
+}
+
 gboolean
 mt_vm_model_push (MtVmModel *vm, const MtVmSample *s)
 {
@@ -239,6 +274,7 @@ mt_vm_model_push (MtVmModel *vm, const MtVmSample *s)
   if (last != NULL && s->time < last->time)
     return FALSE;
   record_from_sample (&vm->ring.records[vm->ring.head], s, last);
+  unplug_cap_used (vm, &vm->ring.records[vm->ring.head], s);
   vm->ring.prev_oom_kills = last != NULL ? last->oom_kills : MT_UNKNOWN;
   vm->ring.latest = *s;
   ring_advance (&vm->ring.head, &vm->ring.len);
@@ -396,15 +432,6 @@ observation_start (const MtVmModel *vm, guint age, gint64 not_before)
   return age;
 }
 
-/* Whether two records' `used` can be compared: both known, both with or
- * both without swap. */
-static gboolean
-used_comparable (const MtVmRecord *a, const MtVmRecord *b)
-{
-  return a->used != MT_UNKNOWN && b->used != MT_UNKNOWN
-         && (a->flags & MT_VM_RECORD_SWAP_KNOWN) == (b->flags & MT_VM_RECORD_SWAP_KNOWN);
-}
-
 static double
 used_rate (const MtVmRecord *newer, const MtVmRecord *older)
 {
@@ -536,6 +563,9 @@ mt_vm_model_derive (const MtVmModel *vm, gint64 now, gint64 max_age, MtVmDerived
   if (s->guest_total != MT_UNKNOWN && avail != MT_UNKNOWN && avail <= s->guest_total) {
     out->available = avail;
     out->used = s->guest_total - avail;
+    /* Held while virtio-mem unplugs (unplug_cap_used()). */
+    if (unplug_in_flight (s) && obs->time == s->time && obs->used != MT_UNKNOWN)
+      out->used = MIN (out->used, obs->used);
   }
   if (s->guest_free != MT_UNKNOWN && s->guest_total != MT_UNKNOWN
       && s->guest_free <= s->guest_total)

@@ -291,6 +291,47 @@ test_derive_counter_reset (void)
 }
 
 /* Swap in use, and how fast "used" (+ swap) grows. */
+/* While virtio-mem unplugs, the guest's isolated blocks leave
+ * MemAvailable before MemTotal: used must not seem to rise then, and
+ * shows again once the unplug has ended. */
+static void
+test_derive_unplug_holds_used (void)
+{
+  g_autoptr (MtVmModel) vm = mt_vm_model_new ();
+  MtVmSample s;
+  MtVmDerived d;
+  const guint64 total = 1536 * MT_MIB;
+
+  s = agent_sample (S (10), total, 1297 * MT_MIB, 1200 * MT_MIB);
+  s.balloon_actual = 512 * MT_MIB;
+  s.vmem_plugged = s.vmem_requested = MT_GIB;
+  mt_vm_model_push (vm, &s);
+  /* memtided asks to unplug 736 MiB; 1.3 s later MemAvailable fell by
+   * 228 MiB, MemTotal not yet. */
+  s = agent_sample (S (11), total, 1069 * MT_MIB, 1000 * MT_MIB);
+  s.balloon_actual = 512 * MT_MIB;
+  s.vmem_plugged = MT_GIB;
+  s.vmem_requested = 288 * MT_MIB;
+  mt_vm_model_push (vm, &s);
+  s.time = S (12);
+  s.guest_available = 1000 * MT_MIB;
+  s.vmem_plugged = 800 * MT_MIB;
+  mt_vm_model_push (vm, &s);
+  mt_vm_model_derive (vm, S (12), S (5), &d);
+  g_assert_cmpuint (d.used, ==, total - 1297 * MT_MIB);
+  g_assert_cmpuint (d.used_growth, ==, 0);
+  g_assert_true (d.used_rate <= 0);
+
+  /* Unplug done: used is what the guest says again (a real rise). */
+  s = agent_sample (S (13), 800 * MT_MIB, 400 * MT_MIB, 300 * MT_MIB);
+  s.balloon_actual = 512 * MT_MIB;
+  s.vmem_plugged = s.vmem_requested = 288 * MT_MIB;
+  mt_vm_model_push (vm, &s);
+  mt_vm_model_derive (vm, S (13), S (5), &d);
+  g_assert_cmpuint (d.used, ==, 400 * MT_MIB);
+  g_assert_cmpuint (d.used_growth, ==, 400 * MT_MIB - (total - 1297 * MT_MIB));
+}
+
 static void
 test_derive_swap_and_rise (void)
 {
@@ -492,6 +533,7 @@ main (int argc, char **argv)
   g_test_add_func ("/model/derive/rates", test_derive_rates);
   g_test_add_func ("/model/derive/counter-reset", test_derive_counter_reset);
   g_test_add_func ("/model/derive/swap-and-rise", test_derive_swap_and_rise);
+  g_test_add_func ("/model/derive/unplug-holds-used", test_derive_unplug_holds_used);
   g_test_add_func ("/model/derive/repeated-stats", test_derive_repeated_stats);
   g_test_add_func ("/model/derive/rise-after-long-steady", test_derive_rise_after_long_steady);
   g_test_add_func ("/model/derive/growth-and-reserve", test_derive_growth_and_reserve);
