@@ -46,7 +46,11 @@ clamp64 (guint64 v, guint64 lo, guint64 hi)
  * whether an unmovable page sits in a block it counts, and offlining
  * needs free memory elsewhere to migrate the movable pages into.  A
  * stall costs stuck-timeout before the balloon takes over; holding back
- * too much costs only that the balloon takes that part at once. */
+ * too much costs only that the balloon takes that part at once.  A small
+ * hint is the least reliable: what is left free after a first unplug
+ * sits in the subblocks the unmovable pages kept (bench/kernel/vmem-bench:
+ * hints of 26 and 56 MiB after a 736 MiB unplug stalled), hence
+ * MT_LAYOUT_HINT_MARGIN_MIN. */
 guint64
 mt_layout_hint_floor (const MtLayoutIn *in, guint64 *allowed_out, guint64 *margin_out)
 {
@@ -60,7 +64,8 @@ mt_layout_hint_floor (const MtLayoutIn *in, guint64 *allowed_out, guint64 *margi
       || in->plugged == 0)
     return 0;
   unpluggable = MIN (in->unpluggable, in->plugged);
-  margin = MAX (in->vmem_block, unpluggable / MT_LAYOUT_HINT_MARGIN_DIV);
+  margin =
+    MAX (MAX (in->vmem_block, MT_LAYOUT_HINT_MARGIN_MIN), unpluggable / MT_LAYOUT_HINT_MARGIN_DIV);
   allowed = mt_layout_snap_down (mt_sat_sub (unpluggable, margin), in->vmem_block, 0);
   if (allowed_out != NULL)
     *allowed_out = allowed;

@@ -21,9 +21,10 @@ typedef struct {
   guint64 unpluggable;   /* hint: plugged bytes the guest could give back now */
 } MtLayoutIn;
 
-/* Held back from the hint, as a share of it (at least one block): see
- * mt_layout_hint_floor(). */
+/* Held back from the hint, as a share of it, and at least one block
+ * and at least MT_LAYOUT_HINT_MARGIN_MIN: see mt_layout_hint_floor(). */
 #define MT_LAYOUT_HINT_MARGIN_DIV 8
+#define MT_LAYOUT_HINT_MARGIN_MIN (64 * MT_MIB)
 
 typedef struct {
   gboolean set_vmem;

@@ -940,6 +940,19 @@ test_layout_hint (void)
   g_assert_cmpuint (l.balloon, ==, 128 * MT_MIB);
   g_assert_true (l.hint_limited);
 
+  /* Small blocks (2 MiB): the margin is at least 64 MiB, so a small
+   * hint (what is left free between unmovable pages after a first
+   * unplug) unplugs nothing; a large one loses an eighth. */
+  in.vmem_block = 2 * MT_MIB;
+  in.unpluggable = 56 * MT_MIB;
+  g_assert_cmpuint (mt_layout_hint_floor (&in, &allowed, &margin), ==, MT_GIB);
+  g_assert_cmpuint (allowed, ==, 0);
+  g_assert_cmpuint (margin, ==, 64 * MT_MIB);
+  in.unpluggable = 842 * MT_MIB;
+  g_assert_cmpuint (mt_layout_hint_floor (&in, &allowed, &margin), ==, MT_GIB - 736 * MT_MIB);
+  g_assert_cmpuint (allowed, ==, 736 * MT_MIB);
+  in.vmem_block = 128 * MT_MIB;
+
   /* An unplug in flight: its blocks are on their way out, the hint
    * counts them still; it waits until the request is met. */
   in.requested = 512 * MT_MIB;
