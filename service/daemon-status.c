@@ -211,14 +211,7 @@ append_size (GString *s, const char *label, guint64 bytes)
 static void
 append_reporting (GString *s, const MtVmStatus *st)
 {
-  const struct {
-    const char *kind;
-    const MtBlockUsage *u;
-  } kinds[] = {
-    { "kernel", &st->usage_kernel },
-    { "movable", &st->usage_movable },
-    { "virtio-mem", &st->usage_vmem },
-  };
+  MtBlockKind kinds[MT_BLOCK_KINDS];
   gboolean any_usage = FALSE;
 
   if (st->reported_free != MT_UNKNOWN || st->reported_total != MT_UNKNOWN
@@ -254,11 +247,12 @@ append_reporting (GString *s, const MtVmStatus *st)
                               "budget divisor", st->reporting_budget_divisor,
                               st->reporting_budget_divisor);
   }
-  for (guint i = 0; i < G_N_ELEMENTS (kinds); i++) {
-    const MtBlockUsage *u = kinds[i].u;
+  mt_block_kinds (&st->usage_kernel, &st->usage_movable, &st->usage_vmem, kinds);
+  for (guint i = 0; i < MT_BLOCK_KINDS; i++) {
+    const MtBlockUsage *u = kinds[i].usage;
     char f[5][MT_FORMAT_BYTES_LEN];
 
-    if (u->blocks == MT_UNKNOWN)
+    if (!mt_block_kind_shown (&kinds[i]))
       continue;
     if (!any_usage)
       g_string_append (s, "Memory blocks (the guest's hint):\n");
@@ -271,7 +265,7 @@ append_reporting (GString *s, const MtVmStatus *st)
     g_string_append_printf (s,
                             "  %-16s %" G_GUINT64_FORMAT " blocks: free %s, movable %s, "
                             "unmovable %s, pinned %s, offline %s\n",
-                            kinds[i].kind, u->blocks, f[0], f[1], f[2], f[3], f[4]);
+                            kinds[i].name, u->blocks, f[0], f[1], f[2], f[3], f[4]);
   }
   if (any_usage && st->unpluggable != MT_UNKNOWN && st->vmem_plugged > 0)
     append_size (s, "unpluggable", st->unpluggable);

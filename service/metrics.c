@@ -12,6 +12,7 @@
 
 #include "metrics.h"
 #include "model.h"
+#include "reporting.h"
 
 /* Histogram bounds in seconds: the planner should grant within a tick or
  * two; baselines take 10 s and more. */
@@ -280,29 +281,32 @@ vm_reporting_render (GString *out, GPtrArray *vms, char **labels)
                 "Online memory blocks by kind (kernel, movable, virtio-mem), from the guest.");
   for (guint i = 0; i < vms->len; i++) {
     const MtVmStatus *st = vms->pdata[i];
-    const MtBlockUsage *kinds[] = { &st->usage_kernel, &st->usage_movable, &st->usage_vmem };
-    static const char *const names[] = { "kernel", "movable", "virtio-mem" };
-    for (guint k = 0; k < G_N_ELEMENTS (kinds); k++)
-      if (kinds[k]->blocks != MT_UNKNOWN)
+    MtBlockKind kinds[MT_BLOCK_KINDS];
+
+    /* 0 blocks is a value here: a series that comes and goes is worse. */
+    mt_block_kinds (&st->usage_kernel, &st->usage_movable, &st->usage_vmem, kinds);
+    for (guint k = 0; k < MT_BLOCK_KINDS; k++)
+      if (kinds[k].usage->blocks != MT_UNKNOWN)
         g_string_append_printf (
           out, "memtide_vm_block_usage_blocks{%s,kind=\"%s\"} %" G_GUINT64_FORMAT "\n", labels[i],
-          names[k], kinds[k]->blocks);
+          kinds[k].name, kinds[k].usage->blocks);
   }
   gauge_header (out, "memtide_vm_block_usage_bytes", "bytes",
                 "How the guest's online memory blocks are used, by kind and use (a hint).");
   for (guint i = 0; i < vms->len; i++) {
     const MtVmStatus *st = vms->pdata[i];
-    const MtBlockUsage *kinds[] = { &st->usage_kernel, &st->usage_movable, &st->usage_vmem };
-    static const char *const names[] = { "kernel", "movable", "virtio-mem" };
-    for (guint k = 0; k < G_N_ELEMENTS (kinds); k++) {
-      const guint64 v[] = { kinds[k]->free, kinds[k]->movable, kinds[k]->unmovable,
-                            kinds[k]->pinned, kinds[k]->offline };
-      if (kinds[k]->blocks == MT_UNKNOWN)
+    MtBlockKind kinds[MT_BLOCK_KINDS];
+
+    mt_block_kinds (&st->usage_kernel, &st->usage_movable, &st->usage_vmem, kinds);
+    for (guint k = 0; k < MT_BLOCK_KINDS; k++) {
+      const MtBlockUsage *ku = kinds[k].usage;
+      const guint64 v[] = { ku->free, ku->movable, ku->unmovable, ku->pinned, ku->offline };
+      if (ku->blocks == MT_UNKNOWN)
         continue;
       for (guint u = 0; u < G_N_ELEMENTS (uses); u++)
         g_string_append_printf (
           out, "memtide_vm_block_usage_bytes{%s,kind=\"%s\",use=\"%s\"} %" G_GUINT64_FORMAT "\n",
-          labels[i], names[k], uses[u], v[u]);
+          labels[i], kinds[k].name, uses[u], v[u]);
     }
   }
 }

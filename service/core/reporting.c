@@ -45,6 +45,21 @@ mt_sample_vmem_unpluggable (const MtVmSample *s)
 }
 
 void
+mt_block_kinds (const MtBlockUsage *kernel, const MtBlockUsage *movable, const MtBlockUsage *vmem,
+                MtBlockKind out[MT_BLOCK_KINDS])
+{
+  out[0] = (MtBlockKind){ "kernel", kernel };
+  out[1] = (MtBlockKind){ "movable", movable };
+  out[2] = (MtBlockKind){ "virtio-mem", vmem };
+}
+
+gboolean
+mt_block_kind_shown (const MtBlockKind *k)
+{
+  return k->usage->blocks != MT_UNKNOWN && k->usage->blocks > 0;
+}
+
+void
 mt_reporting_totals_init (MtReportingTotals *t)
 {
   *t = (MtReportingTotals){ MT_UNKNOWN, MT_UNKNOWN, MT_UNKNOWN, MT_UNKNOWN };

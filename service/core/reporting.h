@@ -52,5 +52,21 @@ typedef struct {
   guint64 rss_saved;      /* mt_sample_rss_saved() */
 } MtReportingTotals;
 
+/* The block usage kinds, in the order memtided shows them, by the names
+ * it shows them under (D-Bus BlockUsage, metrics, Explain). */
+typedef struct {
+  const char *name;
+  const MtBlockUsage *usage;
+} MtBlockKind;
+
+#define MT_BLOCK_KINDS 3
+
+void mt_block_kinds (const MtBlockUsage *kernel, const MtBlockUsage *movable,
+                     const MtBlockUsage *vmem, MtBlockKind out[MT_BLOCK_KINDS]);
+
+/* Whether a kind is worth showing: the guest reported it and has blocks
+ * of it (a guest without ZONE_MOVABLE reports 0 movable blocks). */
+gboolean mt_block_kind_shown (const MtBlockKind *k);
+
 void mt_reporting_totals_init (MtReportingTotals *t);
 void mt_reporting_totals_add (MtReportingTotals *t, const MtVmSample *s);

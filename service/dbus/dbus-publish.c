@@ -12,6 +12,7 @@
 #include <math.h>
 
 #include "dbus-private.h"
+#include "reporting.h"
 #include "sample.h"
 
 /* Unknown sizes are 0 on the bus, unknown pressure -1 (the XML says so). */
@@ -125,26 +126,20 @@ publish_host (MtDbus *self)
   mt_dbus_manager1_set_reservations (m, reservations);
 }
 
-/* a(stttttt) for a VM's BlockUsage: the kinds the guest reported. */
+/* a(stttttt) for a VM's BlockUsage: the kinds the guest has blocks of. */
 static GVariant *
 block_usage_variant (const MtVmStatus *st)
 {
-  const struct {
-    const char *kind;
-    const MtBlockUsage *u;
-  } kinds[] = {
-    { "kernel", &st->usage_kernel },
-    { "movable", &st->usage_movable },
-    { "virtio-mem", &st->usage_vmem },
-  };
+  MtBlockKind kinds[MT_BLOCK_KINDS];
   GVariantBuilder b;
 
+  mt_block_kinds (&st->usage_kernel, &st->usage_movable, &st->usage_vmem, kinds);
   g_variant_builder_init (&b, G_VARIANT_TYPE ("a(stttttt)"));
-  for (guint i = 0; i < G_N_ELEMENTS (kinds); i++) {
-    const MtBlockUsage *u = kinds[i].u;
-    if (u->blocks == MT_UNKNOWN)
+  for (guint i = 0; i < MT_BLOCK_KINDS; i++) {
+    const MtBlockUsage *u = kinds[i].usage;
+    if (!mt_block_kind_shown (&kinds[i]))
       continue;
-    g_variant_builder_add (&b, "(stttttt)", kinds[i].kind, u->blocks, size_or_zero (u->free),
+    g_variant_builder_add (&b, "(stttttt)", kinds[i].name, u->blocks, size_or_zero (u->free),
                            size_or_zero (u->movable), size_or_zero (u->unmovable),
                            size_or_zero (u->pinned), size_or_zero (u->offline));
   }

@@ -119,6 +119,25 @@ test_totals (void)
   g_assert_cmpuint (t.reported_total, ==, MT_UNKNOWN - 1);
 }
 
+/* The kinds shown on D-Bus and in Explain: reported and with blocks. */
+static void
+test_block_kinds (void)
+{
+  MtBlockUsage kernel = { 8, MT_GIB, 0, 0, 0, 0 };
+  MtBlockUsage movable = { 0, 0, 0, 0, 0, 0 };
+  MtBlockUsage vmem = MT_BLOCK_USAGE_UNKNOWN;
+  MtBlockKind k[MT_BLOCK_KINDS];
+
+  mt_block_kinds (&kernel, &movable, &vmem, k);
+  g_assert_cmpstr (k[0].name, ==, "kernel");
+  g_assert_true (k[0].usage == &kernel);
+  g_assert_cmpstr (k[1].name, ==, "movable");
+  g_assert_cmpstr (k[2].name, ==, "virtio-mem");
+  g_assert_true (mt_block_kind_shown (&k[0]));
+  g_assert_false (mt_block_kind_shown (&k[1])); /* no ZONE_MOVABLE blocks */
+  g_assert_false (mt_block_kind_shown (&k[2])); /* not reported */
+}
+
 int
 main (int argc, char **argv)
 {
@@ -126,5 +145,6 @@ main (int argc, char **argv)
   g_test_add_func ("/reporting/rss-saved", test_rss_saved);
   g_test_add_func ("/reporting/vmem-unpluggable", test_vmem_unpluggable);
   g_test_add_func ("/reporting/totals", test_totals);
+  g_test_add_func ("/reporting/block-kinds", test_block_kinds);
   return g_test_run ();
 }
