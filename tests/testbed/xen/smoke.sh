@@ -62,12 +62,21 @@ head -n 400 "$log" | sed 's/^/domu1| /'
 say "END domu-console"
 
 say "STEP domu-shutdown uptime=$(up)"
-if timeout 120 xl shutdown -w xbd1; then
-	say "STEP domu-gone uptime=$(up)"
-else
-	say "ERROR xl shutdown -w failed or timed out; destroying uptime=$(up)"
-	xl destroy xbd1
-fi
+# `xl shutdown -w` returns once the domain has shut down; xl's daemon then
+# destroys it (it lists as "(null)" until then): wait for it to be gone.
+timeout 120 xl shutdown -w xbd1 ||
+	say "ERROR xl shutdown -w failed or timed out uptime=$(up)"
+say "STEP domu-shut-down uptime=$(up)"
+i=0
+while xl list 2>/dev/null | awk 'NR > 1 && $2 != 0 { found = 1 } END { exit !found }'; do
+	i=$((i + 1))
+	if [ $i -gt 600 ]; then
+		say "ERROR domU still listed 60 s after its shutdown uptime=$(up)"
+		break
+	fi
+	sleep 0.1
+done
+say "STEP domu-gone uptime=$(up)"
 say "BEGIN xl-list"
 xl list
 say "END xl-list rc=$?"
