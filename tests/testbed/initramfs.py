@@ -110,15 +110,17 @@ def find_busybox():
         "no static busybox at /bin/busybox (Debian package busybox-static)")
 
 
-def module_files(kver):
-    """The .ko files (with dependencies, in load order) for GUEST_MODULES,
-    as `modprobe --show-depends` reports them for kver."""
+def module_files(kver, modules=None):
+    """The .ko files (with dependencies, in load order) for modules
+    (default GUEST_MODULES), as `modprobe --show-depends` reports them for
+    kver. The Xen testbed asks for its dom0 modules."""
+    modules = GUEST_MODULES if modules is None else modules
     if not shutil.which("modprobe"):
         raise PrerequisiteError("modprobe not found (Debian package kmod)")
     # -a: several module names (without it, the rest would be taken as
     # module parameters of the first).
     r = subprocess.run(["modprobe", "-S", kver, "-a", "--show-depends"]
-                       + GUEST_MODULES, capture_output=True, text=True)
+                       + modules, capture_output=True, text=True)
     if r.returncode != 0:
         raise PrerequisiteError(
             f"modprobe --show-depends for {kver} failed: {r.stderr.strip()}")
@@ -130,7 +132,7 @@ def module_files(kver):
         elif parts and parts[0] == "builtin":
             continue
     if not files:
-        raise PrerequisiteError(f"no modules found for {GUEST_MODULES} in {kver}")
+        raise PrerequisiteError(f"no modules found for {modules} in {kver}")
     return files
 
 
