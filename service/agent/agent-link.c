@@ -678,6 +678,25 @@ queue_request (MtAgentLink *link, Pending *p, const char *line, MtAgentReplyFunc
   return p->id;
 }
 
+/* A request waiting for its reply within timeout_ms plus the link's
+ * grace; NULL with G_IO_ERROR_BUSY when max_pending already wait. */
+static Pending *
+pending_new (MtAgentLink *link, const char *op, guint timeout_ms, GError **error)
+{
+  Pending *p;
+
+  if (g_hash_table_size (link->pending) >= link->cfg.max_pending) {
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY, "%u requests already wait for %s",
+                 g_hash_table_size (link->pending), link->name);
+    return NULL;
+  }
+  p = g_new0 (Pending, 1);
+  p->id = new_id (link);
+  g_strlcpy (p->op, op, sizeof p->op);
+  p->deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000 + link->cfg.reply_grace;
+  return p;
+}
+
 guint32
 mt_agent_link_reclaim (MtAgentLink *link, guint64 bytes, gboolean allow_drop_caches,
                        guint timeout_ms, MtAgentReplyFunc callback, gpointer user_data,
@@ -707,17 +726,9 @@ mt_agent_link_reclaim (MtAgentLink *link, guint64 bytes, gboolean allow_drop_cac
                  allow_drop_caches ? "" : " (drop_caches not allowed by the policy)");
     goto refused;
   }
-  if (g_hash_table_size (link->pending) >= link->cfg.max_pending) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY, "%u requests already wait for %s",
-                 g_hash_table_size (link->pending), link->name);
+  if (!(p = pending_new (link, "reclaim", timeout_ms, error)))
     goto refused;
-  }
-
-  p = g_new0 (Pending, 1);
-  p->id = new_id (link);
-  g_strlcpy (p->op, "reclaim", sizeof p->op);
   p->bytes = bytes;
-  p->deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000 + link->cfg.reply_grace;
   line = g_strdup_printf ("{\"v\":1,\"id\":%u,\"op\":\"reclaim\",\"bytes\":%" G_GUINT64_FORMAT
                           ",\"allow_drop_caches\":%s,\"timeout_ms\":%u}",
                           p->id, bytes, allow_drop_caches ? "true" : "false", timeout_ms);
@@ -757,16 +768,8 @@ mt_agent_link_tune_reporting (MtAgentLink *link, guint delay_ms, guint budget_di
                  link->name);
     goto refused;
   }
-  if (g_hash_table_size (link->pending) >= link->cfg.max_pending) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY, "%u requests already wait for %s",
-                 g_hash_table_size (link->pending), link->name);
+  if (!(p = pending_new (link, "tune_reporting", timeout_ms, error)))
     goto refused;
-  }
-
-  p = g_new0 (Pending, 1);
-  p->id = new_id (link);
-  g_strlcpy (p->op, "tune_reporting", sizeof p->op);
-  p->deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000 + link->cfg.reply_grace;
   g_string_printf (line, "{\"v\":1,\"id\":%u,\"op\":\"tune_reporting\"", p->id);
   if (delay_ms != 0)
     g_string_append_printf (line, ",\"delay_ms\":%u", delay_ms);
