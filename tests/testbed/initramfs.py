@@ -240,44 +240,8 @@ def build(workdir, workload, agent=None, kernel=None):
         with open(agent, "rb") as f:
             c.file("bin/memtide-agent", f.read(), 0o755)
 
-    # Modules keep their paths under /lib/modules/KVER; depmod on a staging
-    # tree then writes the modules.dep busybox modprobe reads.
-    stage = os.path.join(workdir, f"stage-{key}-{os.getpid()}")
-    try:
-        made = set()
-        for m in mods:
-            rel = os.path.relpath(m, "/")
-            rel = re.sub(r"\.ko\.(xz|gz|zst)$", ".ko", rel)
-            dst = os.path.join(stage, rel)
-            os.makedirs(os.path.dirname(dst), exist_ok=True)
-            with open(dst, "wb") as f:
-                f.write(_read_module(m))
-            parts = os.path.dirname(rel).split("/")
-            for i in range(len(parts)):
-                d = "/".join(parts[:i + 1])
-                if d not in made and d not in ("lib", "lib/modules",
-                                               f"lib/modules/{kver}"):
-                    c.dir(d)
-                    made.add(d)
-            with open(dst, "rb") as f:
-                c.file(rel, f.read())
-        for extra in ("modules.order", "modules.builtin",
-                      "modules.builtin.modinfo"):
-            src = f"/lib/modules/{kver}/{extra}"
-            if os.path.isfile(src):
-                shutil.copy(src, os.path.join(stage, "lib/modules", kver, extra))
-        r = subprocess.run(["depmod", "-b", stage, kver],
-                           capture_output=True, text=True)
-        if r.returncode != 0:
-            raise PrerequisiteError(f"depmod -b {stage} {kver} failed: {r.stderr}")
-        moddir = os.path.join(stage, "lib/modules", kver)
-        for name in sorted(os.listdir(moddir)):
-            p = os.path.join(moddir, name)
-            if name.startswith("modules.") and os.path.isfile(p):
-                with open(p, "rb") as f:
-                    c.file(f"lib/modules/{kver}/{name}", f.read())
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+    add_modules(c, os.path.join(workdir, f"stage-{key}-{os.getpid()}"), kver, mods,
+                {"lib", "lib/modules", f"lib/modules/{kver}"})
     c.file("etc/memtide/modules", ("\n".join(GUEST_MODULES) + "\n").encode())
 
     tmp = f"{out}.tmp-{os.getpid()}"
@@ -293,3 +257,45 @@ def build(workdir, workload, agent=None, kernel=None):
         except OSError:
             pass
     return out, kernel, kver
+
+
+def add_modules(c, stage, kver, files, made):
+    """Adds the module files (module_files()) to the cpio writer c with
+    their paths under /lib/modules/KVER kept, and the modules.dep that
+    depmod, run on a staging tree at stage (removed after), writes for
+    them, which busybox modprobe reads. made: the directories already in
+    the archive; the ones added go in too."""
+    try:
+        for m in files:
+            rel = os.path.relpath(m, "/")
+            rel = re.sub(r"\.ko\.(xz|gz|zst)$", ".ko", rel)
+            dst = os.path.join(stage, rel)
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            data = _read_module(m)
+            with open(dst, "wb") as f:
+                f.write(data)
+            parts = os.path.dirname(rel).split("/")
+            for i in range(len(parts)):
+                d = "/".join(parts[:i + 1])
+                if d not in made:
+                    c.dir(d)
+                    made.add(d)
+            c.file(rel, data)
+        for extra in ("modules.order", "modules.builtin",
+                      "modules.builtin.modinfo"):
+            src = f"/lib/modules/{kver}/{extra}"
+            if os.path.isfile(src):
+                os.makedirs(os.path.join(stage, "lib/modules", kver), exist_ok=True)
+                shutil.copy(src, os.path.join(stage, "lib/modules", kver, extra))
+        r = subprocess.run(["depmod", "-b", stage, kver],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise PrerequisiteError(f"depmod -b {stage} {kver} failed: {r.stderr}")
+        moddir = os.path.join(stage, "lib/modules", kver)
+        for name in sorted(os.listdir(moddir)):
+            p = os.path.join(moddir, name)
+            if name.startswith("modules.") and os.path.isfile(p):
+                with open(p, "rb") as f:
+                    c.file(f"lib/modules/{kver}/{name}", f.read())
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)

@@ -250,42 +250,8 @@ def _domu_archive(busybox):
 def _add_modules(c, workdir, kver, dirs):
     """The dom0 modules with their dependencies, paths kept, and the
     modules.dep that depmod writes for them."""
-    files = initramfs.module_files(kver, DOM0_MODULES)
-    stage = tempfile.mkdtemp(prefix="xenbed-mods-", dir=workdir)
-    try:
-        for m in files:
-            rel = re.sub(r"\.ko\.(xz|gz|zst)$", ".ko", os.path.relpath(m, "/"))
-            dst = os.path.join(stage, rel)
-            os.makedirs(os.path.dirname(dst), exist_ok=True)
-            data = initramfs._read_module(m)
-            with open(dst, "wb") as f:
-                f.write(data)
-            parts = os.path.dirname(rel).split("/")
-            for i in range(len(parts)):
-                d = "/".join(parts[:i + 1])
-                if d not in dirs:
-                    c.dir(d)
-                    dirs.add(d)
-            c.file(rel, data)
-        for extra in ("modules.order", "modules.builtin",
-                      "modules.builtin.modinfo"):
-            src = f"/lib/modules/{kver}/{extra}"
-            if os.path.isfile(src):
-                os.makedirs(os.path.join(stage, "lib/modules", kver),
-                            exist_ok=True)
-                shutil.copy(src, os.path.join(stage, "lib/modules", kver, extra))
-        r = subprocess.run(["depmod", "-b", stage, kver],
-                           capture_output=True, text=True)
-        if r.returncode != 0:
-            raise initramfs.PrerequisiteError(f"depmod failed: {r.stderr}")
-        moddir = os.path.join(stage, "lib/modules", kver)
-        for name in sorted(os.listdir(moddir)):
-            p = os.path.join(moddir, name)
-            if name.startswith("modules.") and os.path.isfile(p):
-                with open(p, "rb") as f:
-                    c.file(f"lib/modules/{kver}/{name}", f.read())
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+    initramfs.add_modules(c, tempfile.mkdtemp(prefix="xenbed-mods-", dir=workdir), kver,
+                          initramfs.module_files(kver, DOM0_MODULES), dirs)
 
 
 def build_dom0(workdir, scenario=SMOKE, domus=None, extra_files=None):
