@@ -236,30 +236,47 @@ used_comparable (const MtVmRecord *a, const MtVmRecord *b)
          && (a->flags & MT_VM_RECORD_SWAP_KNOWN) == (b->flags & MT_VM_RECORD_SWAP_KNOWN);
 }
 
-/* Whether a virtio-mem unplug is under way in s: less requested than
- * plugged. */
-static gboolean
-unplug_in_flight (const MtVmSample *s)
+/* What a virtio-mem unplug under way in s still has to take out:
+ * plugged - requested, 0 when none is under way or unknown. */
+static guint64
+unplug_outstanding (const MtVmSample *s)
 {
-  return s->vmem_requested != MT_UNKNOWN && s->vmem_plugged != MT_UNKNOWN
-         && s->vmem_requested < s->vmem_plugged;
+  if (s->vmem_requested == MT_UNKNOWN || s->vmem_plugged == MT_UNKNOWN
+      || s->vmem_requested >= s->vmem_plugged)
+    return 0;
+  return s->vmem_plugged - s->vmem_requested;
 }
 
 /* While virtio-mem unplugs, the guest isolates the blocks it takes out:
  * their free pages leave MemFree and MemAvailable before the memory
- * leaves MemTotal, so "used" seems to rise by up to what is being
- * unplugged (seen on real guests: MemAvailable -228 MiB in 1.3 s, and a
- * plan that grew the balloon back "as it rises").  Until the unplug
- * ends, used is held at most at what it was when it began (the previous
- * record, itself held); a real rise meanwhile shows in PSI, which the
- * planner follows regardless, and in used as soon as the unplug ends. */
+ * leaves MemTotal, so "used" seems to rise (seen on real guests:
+ * MemAvailable -228 MiB in 1.3 s of a 736 MiB unplug, and a plan that
+ * grew the balloon back "as it rises").  So used is held at most at
+ * what it was before (held_before: the previous record, itself held),
+ * but only by as much as the unplug still has to take out: the guest
+ * isolates nothing else, and a rise beyond that is real.  Unbounded,
+ * the hold hid every rise for as long as an unplug stayed short of its
+ * request, which one blocked by unmovable memory does until the planner
+ * cancels it after stuck-timeout: the simulator's batch VMs swapped
+ * through jobs that allocate GiBs in seconds. */
+static guint64
+unplug_hold (guint64 used, guint64 held_before, const MtVmSample *s)
+{
+  guint64 outstanding = unplug_outstanding (s);
+  guint64 lowest = used > outstanding ? used - outstanding : 0;
+
+  if (outstanding == 0 || held_before == MT_UNKNOWN || used == MT_UNKNOWN)
+    return used;
+  return MAX (MIN (used, held_before), lowest);
+}
+
 static void
 unplug_cap_used (const MtVmModel *vm, MtVmRecord *r, const MtVmSample *s)
 {
   const MtVmRecord *prev = vm->ring.len > 0 ? record_nth (vm, 0) : NULL;
 
-  if (prev != NULL && unplug_in_flight (s) && used_comparable (r, prev))
-    r->used = MIN (r->used, prev->used);
+  if (prev != NULL && used_comparable (r, prev))
+    r->used = unplug_hold (r->used, prev->used, s);
 }
 
 gboolean
@@ -563,9 +580,9 @@ mt_vm_model_derive (const MtVmModel *vm, gint64 now, gint64 max_age, MtVmDerived
   if (s->guest_total != MT_UNKNOWN && avail != MT_UNKNOWN && avail <= s->guest_total) {
     out->available = avail;
     out->used = s->guest_total - avail;
-    /* Held while virtio-mem unplugs (unplug_cap_used()). */
-    if (unplug_in_flight (s) && obs->time == s->time && obs->used != MT_UNKNOWN)
-      out->used = MIN (out->used, obs->used);
+    /* Held while virtio-mem unplugs (unplug_hold()). */
+    if (obs->time == s->time)
+      out->used = unplug_hold (out->used, obs->used, s);
   }
   if (s->guest_free != MT_UNKNOWN && s->guest_total != MT_UNKNOWN
       && s->guest_free <= s->guest_total)

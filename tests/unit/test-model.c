@@ -332,6 +332,35 @@ test_derive_unplug_holds_used (void)
   g_assert_cmpuint (d.used_growth, ==, 400 * MT_MIB - (total - 1297 * MT_MIB));
 }
 
+/* The hold is bounded by what the unplug still has to take out: an
+ * unplug stalled short of its request (unmovable memory) must not hide
+ * a job that allocates GiBs meanwhile (the simulator's batch VMs swapped
+ * for seconds while the model read their used memory as flat). */
+static void
+test_derive_unplug_hold_bounded (void)
+{
+  g_autoptr (MtVmModel) vm = mt_vm_model_new ();
+  MtVmSample s;
+  MtVmDerived d;
+  const guint64 total = 2236 * MT_MIB;
+  const guint64 used[] = { 369 * MT_MIB, 738 * MT_MIB, 1200 * MT_MIB, 1666 * MT_MIB };
+
+  for (guint i = 0; i < G_N_ELEMENTS (used); i++) {
+    s = agent_sample (S (10 + i), total, total - used[i], total - used[i]);
+    s.balloon_actual = 1792 * MT_MIB;
+    s.vmem_plugged = 256 * MT_MIB;
+    /* From the second sample on, an unplug to 46 MiB that stays
+     * stalled at 256 MiB: 210 MiB outstanding. */
+    s.vmem_requested = i == 0 ? 256 * MT_MIB : 46 * MT_MIB;
+    mt_vm_model_push (vm, &s);
+  }
+  mt_vm_model_derive (vm, S (13), S (5), &d);
+  /* At most the 210 MiB outstanding is held back, not the whole rise. */
+  g_assert_cmpuint (d.used, ==, 1666 * MT_MIB - 210 * MT_MIB);
+  g_assert_cmpuint (d.used_growth, >=, 1000 * MT_MIB);
+  g_assert_true (d.used_rate > 0);
+}
+
 static void
 test_derive_swap_and_rise (void)
 {
@@ -534,6 +563,7 @@ main (int argc, char **argv)
   g_test_add_func ("/model/derive/counter-reset", test_derive_counter_reset);
   g_test_add_func ("/model/derive/swap-and-rise", test_derive_swap_and_rise);
   g_test_add_func ("/model/derive/unplug-holds-used", test_derive_unplug_holds_used);
+  g_test_add_func ("/model/derive/unplug-hold-bounded", test_derive_unplug_hold_bounded);
   g_test_add_func ("/model/derive/repeated-stats", test_derive_repeated_stats);
   g_test_add_func ("/model/derive/rise-after-long-steady", test_derive_rise_after_long_steady);
   g_test_add_func ("/model/derive/growth-and-reserve", test_derive_growth_and_reserve);
