@@ -42,7 +42,8 @@ write_request (const char *line, gsize len, gpointer user_data, GError **error)
   return TRUE;
 }
 
-/* The guest's value of @key now, to the bridge; nothing when absent. */
+/* The guest's value of @key now, to the bridge; NULL when the guest
+ * removed it (the bridge forgets what it kept). */
 static void
 feed_key (MtXenBackend *self, MtXenDomain *dom, guint k)
 {
@@ -51,7 +52,9 @@ feed_key (MtXenBackend *self, MtXenDomain *dom, guint k)
   char *value = xs_read (self->xsh, XBT_NULL, path, &len);
 
   if (value == NULL) {
-    if (errno != ENOENT)
+    if (errno == ENOENT)
+      mt_xen_agent_bridge_feed (dom->bridge, agent_keys[k].which, NULL, 0);
+    else
       g_debug ("domain '%s': cannot read %s: %s", dom->name, path, g_strerror (errno));
     return;
   }

@@ -25,7 +25,7 @@ MtXenAgentBridge *mt_xen_agent_bridge_new (const char *name, const char *socket_
                                            MtXenAgentWriteFunc write_request, gpointer user_data,
                                            GError **error);
 /* A watched key changed: its value now (len may exceed 4096: forward it
- * so the link counts the violation, bounded). */
+ * so the link counts the violation, bounded); NULL: the key was removed. */
 void mt_xen_agent_bridge_feed (MtXenAgentBridge *b, MtXenAgentKey key, const char *value,
                                gsize len);
 /* Closes, unlinks the socket. */
