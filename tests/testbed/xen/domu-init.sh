@@ -18,6 +18,11 @@
 #                                 (its --root) that says the guest is full:
 #                                 MemTotal true, MemFree and MemAvailable
 #                                 1/64 of it, rewritten every 0.5 s
+#   memtide.pin_target=1          the guest ignores the host's target: every
+#                                 50 ms it writes its boot target back to
+#                                 the balloon's own target_kb in sysfs, so
+#                                 a memory/target from the host moves the
+#                                 balloon for at most that long
 
 /bin/busybox --install -s /bin
 export PATH=/bin:/sbin
@@ -41,6 +46,7 @@ reserve=32M
 agent=1
 agent_opts=
 liar=0
+pin_target=0
 for arg in $(cat /proc/cmdline); do
 	case "$arg" in
 	memtide.workload=*) workload=${arg#memtide.workload=} ;;
@@ -48,6 +54,7 @@ for arg in $(cat /proc/cmdline); do
 	memtide.agent=*) agent=${arg#memtide.agent=} ;;
 	memtide.agent_opts=*) agent_opts=$(echo "${arg#memtide.agent_opts=}" | tr , ' ') ;;
 	memtide.liar=*) liar=${arg#memtide.liar=} ;;
+	memtide.pin_target=*) pin_target=${arg#memtide.pin_target=} ;;
 	esac
 done
 
@@ -75,6 +82,18 @@ if [ "$liar" = 1 ]; then
 	agent_opts="$agent_opts --root /liar"
 fi
 
+# The Linux balloon follows the last target it was given, from xenstore's
+# memory/target (its watch) or from root in the guest (target_kb).
+if [ "$pin_target" = 1 ]; then
+	tk=/sys/devices/system/xen_memory/xen_memory0/target_kb
+	pinned=$(cat $tk)
+	echo "MEMTIDE-DOMU-PIN target_kb=$pinned"
+	( while :; do
+		[ "$(cat $tk)" = "$pinned" ] || echo "$pinned" >$tk
+		usleep 50000
+	done ) &
+fi
+
 agent_started=0
 if [ -x /bin/memtide-agent ] && [ "$agent" != 0 ]; then
 	# shellcheck disable=SC2086 # options split on spaces, by design
@@ -87,7 +106,7 @@ if [ -n "$workload" ] && [ -x /bin/memtide-workload ]; then
 	workload_started=1
 fi
 
-echo "MEMTIDE-DOMU-READY kernel=$(uname -r) $(mem) agent=$agent_started workload=$workload_started liar=$liar uptime=$(up)"
+echo "MEMTIDE-DOMU-READY kernel=$(uname -r) $(mem) agent=$agent_started workload=$workload_started liar=$liar pin_target=$pin_target uptime=$(up)"
 while :; do
 	echo "MEMTIDE-DOMU-MEMINFO $(mem) uptime=$(up)"
 	sleep 1

@@ -61,6 +61,8 @@ CLOCK = ("cut -d' ' -f1 /proc/uptime; adjtimex | awk '/time.tv_sec/ {s=$2} "
 
 DOMU_CLOCK_RE = re.compile(r"^MEMTIDE-DOMU-CLOCK uptime=([\d.]+) wall=([\d.]+)", re.M)
 UP_RE = re.compile(r" up(?:time)?=([\d.]+)\s*$")
+# GLib's default log writer puts dom0's wall clock (UTC, ms) in each line.
+GLIB_TIME_RE = re.compile(r": (\d\d):(\d\d):(\d\d\.\d{3}): ")
 
 
 def build_paths(build_dir):
@@ -232,11 +234,10 @@ class MemtideXen:
     # ---------------------------------------------------------- domUs
 
     def create(self, name, memory_mib, maxmem_mib, workload=None, reserve=None,
-               agent=True, agent_opts=None, liar=False, extra="",
-               memhp_online=True):
+               agent=True, agent_opts=None, liar=False, pin_target=False, extra=""):
         """xl create of a PV domU NAME (memory < maxmem: the balloon goes
-        both ways). memhp_online=False boots it with hotplugged memory left
-        offline: its balloon cannot grow past boot memory."""
+        both ways). pin_target: the guest keeps writing its boot target to
+        its balloon's target_kb, ignoring the host's memory/target."""
         opts = []
         if workload:
             opts.append(f"memtide.workload={workload}")
@@ -248,10 +249,10 @@ class MemtideXen:
             opts.append("memtide.agent_opts=" + ",".join(agent_opts))
         if liar:
             opts.append("memtide.liar=1")
+        if pin_target:
+            opts.append("memtide.pin_target=1")
         cfg = xenbed.domu_cfg(name, memory_mib, maxmem_mib,
                               extra=" ".join(opts + [extra]).strip())
-        if not memhp_online:
-            cfg = cfg.replace("memhp_default_state=online", "memhp_default_state=offline")
         path = f"/etc/xenbed/{name}.cfg"
         self.write_file(path, cfg)
         self.consoles[name] = Console(name)
@@ -398,9 +399,23 @@ class MemtideXen:
         for line in data.decode("utf-8", "replace").replace("\r", "").splitlines():
             t, _, text = line.partition(" ")
             try:
-                self.log_lines.append((float(t), text))
+                t = float(t)
             except ValueError:
-                self.log_lines.append((None, line))
+                t, text = None, line
+            self.log_lines.append((self._glib_time(text) or t, text))
+
+    def _glib_time(self, text):
+        """dom0 uptime of a GLib log line, from its wall-clock stamp: the
+        awk stamp is when awk read the line, late when dom0 is busy."""
+        m = GLIB_TIME_RE.search(text)
+        if not m or self.dom0_clock is None:
+            return None
+        u0, w0 = self.dom0_clock
+        day = w0 - w0 % 86400
+        wall = day + int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
+        if wall < w0 - 43200:  # past midnight since dom0 started
+            wall += 86400
+        return u0 + (wall - w0)
 
     def log_mark(self):
         self.read_log()
