@@ -521,6 +521,10 @@ run (struct agent *a)
     }
     if (a->rec.busy)
       step_reclaim (a, now);
+    /* Without a watch fd, fired watches are looked for on each pass
+     * (the poll below wakes at least every XS_CHECK_MS). */
+    if (a->xs.up && xsport_fd (&a->xs) < 0 && !xsport_events (&a->xs))
+      xenstore_went_away (a);
     /* A request waits in xenstore, not in a socket buffer: read it only
      * when its reply has room, as the port is read. */
     if (a->xs.up && !linein_pending (&a->in) && outq_has_room (&a->out, reply_room (a))
@@ -542,8 +546,10 @@ run (struct agent *a)
     want_read = !linein_pending (&a->in) && outq_has_room (&a->out, reply_room (a));
     pfd[n++] = (struct pollfd){ .fd = a->sig_fd, .events = POLLIN };
     if (a->xs.up) {
-      i_xs = n;
-      pfd[n++] = (struct pollfd){ .fd = xsport_fd (&a->xs), .events = POLLIN };
+      if (xsport_fd (&a->xs) >= 0) {
+        i_xs = n;
+        pfd[n++] = (struct pollfd){ .fd = xsport_fd (&a->xs), .events = POLLIN };
+      }
     } else if (!output_mode (a)) {
       if (a->port.state == PORT_UP) {
         i_port = n;
@@ -586,6 +592,8 @@ run (struct agent *a)
       if (t < timeout)
         timeout = t;
     }
+    if (a->xs.up && xsport_fd (&a->xs) < 0 && timeout > XS_CHECK_MS)
+      timeout = XS_CHECK_MS;
 
     if (poll (pfd, (nfds_t) n, timeout) < 0) {
       if (errno == EINTR)

@@ -23,6 +23,10 @@
 
 #define XS_DIR     "data/memtide"
 #define XS_REQUEST XS_DIR "/request"
+/* How often fired watches are looked for when the backend has no fd to
+ * poll (libxenstore.a, see xsport-lib.c): one non-blocking read, no
+ * xenstored traffic. */
+#define XS_CHECK_MS 100
 
 enum xs_key { XS_KEY_NONE = -1, XS_KEY_HELLO, XS_KEY_REPORT, XS_KEY_REPLY };
 
@@ -31,7 +35,8 @@ enum xs_key { XS_KEY_NONE = -1, XS_KEY_HELLO, XS_KEY_REPORT, XS_KEY_REPLY };
 struct xs_backend {
   void *(*open) (void);
   void (*close) (void *h);
-  /* Readable when a watch fired. */
+  /* Readable when a watch fired; -1 when there is no such fd: then
+   * next_event() is asked every XS_CHECK_MS. */
   int (*fileno) (void *h);
   bool (*watch) (void *h, const char *path, const char *token);
   /* The path of one fired watch; false with errno EAGAIN when none is
@@ -72,7 +77,8 @@ void xsport_init (struct xsport *x);
  * request.  Returns x->up. */
 bool xsport_open (struct xsport *x);
 void xsport_close (struct xsport *x);
-/* The fd to poll for POLLIN, -1 when not up. */
+/* The fd to poll for POLLIN; -1 when not up, or when the backend has
+ * none (call xsport_events() every XS_CHECK_MS then). */
 int xsport_fd (const struct xsport *x);
 /* The fd was readable: take the fired watches.  false: xenstore went
  * away (closed). */

@@ -1526,6 +1526,9 @@ test_usage (void)
  * inotify on the directory, and renaming the directory away is xenstore
  * going away.  Set in the forked child only. */
 static char fs_xs[400];
+/* Like libxenstore.a (xsport-lib.c): no fd to poll, the agent looks for
+ * fired watches every XS_CHECK_MS. */
+static bool fs_no_fd;
 
 struct fs_h {
   int ino;
@@ -1563,7 +1566,7 @@ fs_close (void *p)
 static int
 fs_fileno (void *p)
 {
-  return ((struct fs_h *) p)->ino;
+  return fs_no_fd ? -1 : ((struct fs_h *) p)->ino;
 }
 
 static bool
@@ -1656,7 +1659,7 @@ static const struct xs_backend fs_backend = {
 };
 
 static pid_t
-spawn_xs (char **argv)
+spawn_xs (char **argv, bool no_fd)
 {
   pid_t pid;
 
@@ -1667,6 +1670,7 @@ spawn_xs (char **argv)
     dup2 (null, 0);
     dup2 (null, 1);
     snprintf (fs_xs, sizeof fs_xs, "%s/xenstore", tree);
+    fs_no_fd = no_fd;
     xs_backend = &fs_backend;
     _exit (agent_main (argc_of (argv), argv));
   }
@@ -1735,7 +1739,7 @@ host_request (const char *line)
  * there before the agent started is not acted on; xenstore going away
  * and coming back brings a new hello. */
 static void
-test_xenstore (void)
+run_xenstore (bool no_fd)
 {
   char *argv[] = { "memtide-agent", "--root", (char *) make_tree (false),
                    "--interval",    "100ms",  "--no-mlock",
@@ -1752,7 +1756,7 @@ test_xenstore (void)
             tree, tree, tree, tree, XS_DIR, tree, tree);
   CHECK (strlen (cmd) < sizeof cmd - 1 && system (cmd) == 0);
   host_request ("{\"v\":1,\"id\":5,\"op\":\"set_interval\",\"interval_ms\":5000}");
-  pid = spawn_xs (argv);
+  pid = spawn_xs (argv, no_fd);
 
   if ((o = wait_key ("hello", seq_above, 0))) {
     CHECK (jb (o, "hello"));
@@ -1807,6 +1811,20 @@ test_xenstore (void)
   remove_tree ();
 }
 
+static void
+test_xenstore (void)
+{
+  run_xenstore (false);
+}
+
+/* The same with libxenstore.a's limits: no watch fd, checked every
+ * XS_CHECK_MS. */
+static void
+test_xenstore_no_fd (void)
+{
+  run_xenstore (true);
+}
+
 int
 main (void)
 {
@@ -1826,6 +1844,7 @@ main (void)
   tap_run ("memory watch: a report at once when available memory runs out", test_memory_watch);
   tap_run ("port found by name, device node created", test_port_discovery);
   tap_run ("xenstore: auto in a Xen domU, keys, requests, xenstore back", test_xenstore);
+  tap_run ("xenstore: the same without a watch fd (libxenstore.a)", test_xenstore_no_fd);
   tap_run ("built binary runs (static when agent_static)", test_binary);
   tap_run ("usage errors and --help", test_usage);
   return tap_done ();
