@@ -21,6 +21,7 @@
 #include "tune.h"
 #include "uevent.h"
 #include "util.h"
+#include "xsport.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -63,6 +64,8 @@ struct agent {
   struct reclaimer rec;
   struct reclaim_opts rec_opts;
   struct port port;
+  struct xsport xs;
+  bool said_no_xenstore;
   struct outq out;
   struct linein in;
   struct hello_info hello;
@@ -86,12 +89,13 @@ output_mode (const struct agent *a)
   return a->opt.output != NULL;
 }
 
-static int
-sink_fd (const struct agent *a)
+/* Reports can go somewhere: --output, xenstore, or a connected port. */
+static bool
+sink_up (const struct agent *a)
 {
   if (output_mode (a))
-    return a->out_fd;
-  return a->port.state == PORT_UP ? a->port.fd : -1;
+    return a->out_fd >= 0;
+  return a->xs.up || a->port.state == PORT_UP;
 }
 
 /* Says once, on stderr, each thing newly found unavailable. */
@@ -279,6 +283,15 @@ port_went_away (struct agent *a)
   linein_reset (&a->in);
 }
 
+/* xsport closed itself; it is opened again at the next tick (a hello). */
+static void
+xenstore_went_away (struct agent *a)
+{
+  log_notice ("xenstore connection lost: opening it again every interval");
+  outq_reset (&a->out);
+  linein_reset (&a->in);
+}
+
 static void
 read_input (struct agent *a, int fd)
 {
@@ -307,9 +320,17 @@ read_input (struct agent *a, int fd)
 static void
 flush_output (struct agent *a)
 {
-  int fd = sink_fd (a), e;
+  int fd, e;
 
-  if (fd < 0 || outq_empty (&a->out))
+  if (outq_empty (&a->out))
+    return;
+  if (a->xs.up) {
+    if (xsport_flush (&a->xs, &a->out) < 0)
+      xenstore_went_away (a);
+    return;
+  }
+  fd = output_mode (a) ? a->out_fd : a->port.state == PORT_UP ? a->port.fd : -1;
+  if (fd < 0)
     return;
   e = outq_flush (&a->out, fd);
   if (e == 0)
@@ -324,11 +345,52 @@ flush_output (struct agent *a)
   }
 }
 
-/* Returns true when the port just became usable (a hello went out). */
+/* A new connection to the host: what waits from the last one is stale;
+ * the hello goes first. */
+static void
+start_session (struct agent *a)
+{
+  outq_reset (&a->out);
+  linein_reset (&a->in);
+  /* Ends any partial line the host may still hold from before. */
+  outq_put_line (&a->out, "\n", 1);
+  a->session++;
+  emit_report (a, "connect", false, 0, true);
+}
+
+/* --transport: xenstore, or (auto) when there is no virtio port to use
+ * and the guest is a Xen domU. */
+static bool
+want_xenstore (struct agent *a)
+{
+  if (a->opt.transport != TRANSPORT_AUTO)
+    return a->opt.transport == TRANSPORT_XENSTORE;
+  if (a->opt.port_path || a->port.state != PORT_DOWN || port_named_exists (a->opt.port_name)
+      || !port_xen_domu ())
+    return false;
+  if (!xs_backend && !a->said_no_xenstore) {
+    log_warn ("this is a Xen domU without a virtio-serial port, but this memtide-agent was "
+              "built without libxenstore: nothing can reach the host");
+    a->said_no_xenstore = true;
+  }
+  return xs_backend != NULL;
+}
+
+/* Returns true when the port (or xenstore) just became usable (a hello
+ * went out). */
 static bool
 maintain_port (struct agent *a)
 {
   enum port_state before = a->port.state;
+
+  if (a->xs.up)
+    return false;
+  if (want_xenstore (a)) {
+    if (!xsport_open (&a->xs))
+      return false;
+    start_session (a);
+    return true;
+  }
 
   if (before == PORT_DOWN)
     port_open (&a->port);
@@ -336,12 +398,7 @@ maintain_port (struct agent *a)
     port_recheck (&a->port);
   if (a->port.state != PORT_UP || before == PORT_UP)
     return false;
-  outq_reset (&a->out);
-  linein_reset (&a->in);
-  /* Ends any partial line the host may still hold from before. */
-  outq_put_line (&a->out, "\n", 1);
-  a->session++;
-  emit_report (a, "connect", false, 0, true);
+  start_session (a);
   return true;
 }
 
@@ -350,7 +407,7 @@ tick (struct agent *a)
 {
   if (!output_mode (a) && maintain_port (a))
     return;
-  if (sink_fd (a) >= 0)
+  if (sink_up (a))
     emit_report (a, "tick", false, 0, false);
 }
 
@@ -377,7 +434,7 @@ step_reclaim (struct agent *a, uint64_t now)
   log_info ("reclaim %llu: %s reclaimed %llu of %llu bytes in %llu ms", (unsigned long long) id,
             res.method, (unsigned long long) res.reclaimed, (unsigned long long) res.requested,
             (unsigned long long) res.elapsed_ms);
-  if (sink_fd (a) >= 0 && a->reclaim_session == a->session)
+  if (sink_up (a) && a->reclaim_session == a->session)
     queue_line (a, line, reply_reclaim (line, sizeof line, id, &res));
 }
 
@@ -438,8 +495,8 @@ run (struct agent *a)
   uint64_t once_deadline = mono_us () + ONCE_TIMEOUT_US;
 
   for (;;) {
-    struct pollfd pfd[6];
-    int n = 0, i_port = -1, i_out = -1, i_in = -1, i_psi = -1, i_uev = -1, timeout;
+    struct pollfd pfd[7];
+    int n = 0, i_port = -1, i_out = -1, i_in = -1, i_psi = -1, i_uev = -1, i_xs = -1, timeout;
     uint64_t now = mono_us ();
     bool want_read;
 
@@ -452,11 +509,11 @@ run (struct agent *a)
         a->next_tick_us = now + (uint64_t) a->interval_ms * 1000;
     }
     if (a->psi.mode == PSI_MODE_POLL && now >= a->psi.next_poll_us && psi_watch_poll (&a->psi, now)
-        && sink_fd (a) >= 0)
+        && sink_up (a))
       emit_report (a, "psi", false, 0, false);
     if (a->opt.memory_watch_ms && !a->opt.once && now >= a->next_watch_us) {
       a->next_watch_us = now + (uint64_t) a->opt.memory_watch_ms * 1000;
-      if (sink_fd (a) >= 0 && running_out (a, now)) {
+      if (sink_up (a) && running_out (a, now)) {
         log_debug ("available memory running out: report at once");
         a->memory_report_us = now;
         emit_report (a, "memory", false, 0, false);
@@ -464,6 +521,11 @@ run (struct agent *a)
     }
     if (a->rec.busy)
       step_reclaim (a, now);
+    /* A request waits in xenstore, not in a socket buffer: read it only
+     * when its reply has room, as the port is read. */
+    if (a->xs.up && !linein_pending (&a->in) && outq_has_room (&a->out, reply_room (a))
+        && !xsport_take_request (&a->xs, &a->in))
+      xenstore_went_away (a);
     process_input (a);
     flush_output (a);
     if (a->quit)
@@ -479,7 +541,10 @@ run (struct agent *a)
 
     want_read = !linein_pending (&a->in) && outq_has_room (&a->out, reply_room (a));
     pfd[n++] = (struct pollfd){ .fd = a->sig_fd, .events = POLLIN };
-    if (!output_mode (a)) {
+    if (a->xs.up) {
+      i_xs = n;
+      pfd[n++] = (struct pollfd){ .fd = xsport_fd (&a->xs), .events = POLLIN };
+    } else if (!output_mode (a)) {
       if (a->port.state == PORT_UP) {
         i_port = n;
         pfd[n++] = (struct pollfd){ .fd = a->port.fd,
@@ -532,6 +597,8 @@ run (struct agent *a)
 
     if (pfd[0].revents)
       handle_signal (a);
+    if (i_xs >= 0 && a->xs.up && pfd[i_xs].revents && !xsport_events (&a->xs))
+      xenstore_went_away (a);
     if (i_port >= 0 && a->port.state == PORT_UP) {
       short re = pfd[i_port].revents;
       if (re & POLLNVAL)
@@ -550,7 +617,7 @@ run (struct agent *a)
     if (i_psi >= 0 && pfd[i_psi].revents) {
       if (pfd[i_psi].revents & (POLLERR | POLLNVAL))
         psi_watch_trigger_failed (&a->psi, &a->unavail);
-      else if (sink_fd (a) >= 0)
+      else if (sink_up (a))
         emit_report (a, "psi", false, 0, false);
     }
     if (i_uev >= 0 && pfd[i_uev].revents) {
@@ -657,6 +724,7 @@ cleanup (struct agent *a)
   psi_watch_close (&a->psi);
   collector_close (&a->col);
   port_close (&a->port);
+  xsport_close (&a->xs);
   if (a->uev_fd >= 0)
     close (a->uev_fd);
   if (a->sig_fd >= 0)
@@ -714,6 +782,7 @@ agent_main (int argc, char **argv)
   reclaim_probe (&a->rec, &a->rec_opts, &a->unavail);
   read_hello_facts (&a->hello);
   port_init (&a->port, a->opt.port_name, a->opt.port_path);
+  xsport_init (&a->xs);
   if (a->opt.mlock)
     lock_memory (a);
 
@@ -727,9 +796,12 @@ agent_main (int argc, char **argv)
     a->next_tick_us = mono_us () + (uint64_t) a->interval_ms * 1000;
   } else {
     a->next_tick_us = mono_us ();
-    if (a->opt.once && (maintain_port (a), a->port.state != PORT_UP)) {
-      log_err ("--once: port %s is not connected to the host",
-               a->opt.port_path ? a->opt.port_path : a->opt.port_name);
+    if (a->opt.once && (maintain_port (a), !sink_up (a))) {
+      log_err ("--once: %s%s is not connected to the host",
+               a->opt.transport == TRANSPORT_XENSTORE ? "xenstore" : "port ",
+               a->opt.transport == TRANSPORT_XENSTORE ? ""
+               : a->opt.port_path                     ? a->opt.port_path
+                                                      : a->opt.port_name);
       a->exit_code = 1;
       goto out;
     }

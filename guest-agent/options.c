@@ -14,6 +14,14 @@
 #define AGENT_VERSION "unknown"
 #endif
 
+#ifdef HAVE_XENSTORE
+#define XENSTORE_BUILD ""
+#else
+#define XENSTORE_BUILD                                                      \
+  "\n        This memtide-agent was built without libxenstore: it has no\n" \
+  "        xenstore transport (auto means virtio, xenstore is refused).\n"
+#endif
+
 static const char usage_text[] =
   "NAME\n"
   "    memtide-agent - report guest memory state to the memtide host service\n"
@@ -22,7 +30,7 @@ static const char usage_text[] =
   "    memtide-agent [OPTION]...\n"
   "\n"
   "DESCRIPTION\n"
-  "    memtide-agent runs inside a KVM guest.  It finds the virtio-serial\n"
+  "    memtide-agent runs inside a KVM or Xen guest.  It finds the virtio-serial\n"
   "    port named " AGENT_PORT_NAME " (under /sys/class/virtio-ports; no udev\n"
   "    needed: a missing /dev node is created from the sysfs device numbers)\n"
   "    and writes one JSON report per line to it: every interval, and at once\n"
@@ -33,6 +41,11 @@ static const char usage_text[] =
   "    /sys/devices/system/memory and the free page reporting state.  The\n"
   "    host may send requests on the same port, e.g. to reclaim memory\n"
   "    through cgroup v2 memory.reclaim before it shrinks the guest.\n"
+  "\n"
+  "    A Xen guest has no virtio-serial port: there the same lines go to\n"
+  "    xenstore, one per value, under the guest's data/memtide/ (hello,\n"
+  "    report, reply), and requests come from data/memtide/request, which\n"
+  "    the agent watches (--transport).\n"
   "\n"
   "    When the host end is not connected or the port is missing, the agent\n"
   "    waits and looks again every interval; it never blocks on a host that\n"
@@ -73,6 +86,13 @@ static const char usage_text[] =
   "    -n, --port-name=NAME\n"
   "        virtio-serial port name to look for; default " AGENT_PORT_NAME ".\n"
   "\n"
+  "    -t, --transport=auto|virtio|xenstore\n"
+  "        virtio: the virtio-serial port (or --port).  xenstore: the\n"
+  "        guest's data/memtide/ keys through libxenstore (/dev/xen/xenbus);\n"
+  "        reopened every interval while it fails, with a hello each time it\n"
+  "        opens.  auto (default): the virtio port when the guest has one,\n"
+  "        else xenstore when the guest is a Xen domU (/sys/hypervisor/type\n"
+  "        is xen and /dev/xen/xenbus exists), else wait for the port.\n" XENSTORE_BUILD "\n"
   "    -p, --port=PATH\n"
   "        Use this character device or unix socket instead of searching\n"
   "        by name (debugging; a socket is reconnected when it closes).\n"
@@ -120,6 +140,9 @@ static const char usage_text[] =
   "\n"
   "FILES\n"
   "    /sys/class/virtio-ports/*/name, /dev/vportNpM   the port\n"
+  "    /sys/hypervisor/type, /dev/xen/xenbus,\n"
+  "    /proc/xen/capabilities            is this a Xen domU (auto)\n"
+  "    xenstore data/memtide/{hello,report,reply,request}   over xenstore\n"
   "    /proc/meminfo, /proc/vmstat, /proc/pressure/memory\n"
   "    /sys/devices/system/memory/{block_size_bytes,memoryN/state,memoryN/valid_zones}\n"
   "    /sys/module/page_reporting/parameters/page_reporting_order\n"
@@ -155,6 +178,12 @@ enum {
   OPT_MEMORY_WATCH,
 };
 
+static const char *const transport_names[] = {
+  [TRANSPORT_AUTO] = "auto",
+  [TRANSPORT_VIRTIO] = "virtio",
+  [TRANSPORT_XENSTORE] = "xenstore",
+};
+
 static const struct option long_opts[] = {
   { "interval", required_argument, NULL, 'i' },
   { "psi-threshold", required_argument, NULL, OPT_PSI_THRESHOLD },
@@ -163,6 +192,7 @@ static const struct option long_opts[] = {
   { "psi-full", no_argument, NULL, OPT_PSI_FULL },
   { "port-name", required_argument, NULL, 'n' },
   { "port", required_argument, NULL, 'p' },
+  { "transport", required_argument, NULL, 't' },
   { "output", required_argument, NULL, 'o' },
   { "input", required_argument, NULL, OPT_INPUT },
   { "once", no_argument, NULL, OPT_ONCE },
@@ -227,7 +257,7 @@ options_parse (int argc, char **argv, struct options *o)
   o->mlock = true;
 
   opterr = 1;
-  while ((c = getopt_long (argc, argv, "i:n:p:o:r:vqhV", long_opts, NULL)) != -1) {
+  while ((c = getopt_long (argc, argv, "i:n:p:t:o:r:vqhV", long_opts, NULL)) != -1) {
     switch (c) {
     case 'i':
       if (!parse_ms (optarg, &v) || v < INTERVAL_MS_MIN || v > INTERVAL_MS_MAX)
@@ -260,6 +290,19 @@ options_parse (int argc, char **argv, struct options *o)
     case 'p':
       o->port_path = optarg;
       break;
+    case 't': {
+      size_t i;
+      for (i = 0; i < ARRAY_SIZE (transport_names); i++)
+        if (strcmp (optarg, transport_names[i]) == 0)
+          break;
+      if (i == ARRAY_SIZE (transport_names))
+        return bad ("--transport", optarg, "must be auto, virtio or xenstore");
+#ifndef HAVE_XENSTORE
+      if (i == TRANSPORT_XENSTORE)
+        return bad ("--transport", optarg, "this memtide-agent was built without libxenstore");
+#endif
+      o->transport = (enum transport) i;
+    } break;
     case 'o':
       o->output = optarg;
       break;
@@ -309,6 +352,10 @@ options_parse (int argc, char **argv, struct options *o)
   }
   if (o->input && !o->output) {
     fprintf (stderr, "memtide-agent: --input needs --output\n");
+    return -1;
+  }
+  if (o->transport == TRANSPORT_XENSTORE && (o->output || o->port_path)) {
+    fprintf (stderr, "memtide-agent: --transport xenstore excludes --output and --port\n");
     return -1;
   }
   if (o->output && o->port_path) {

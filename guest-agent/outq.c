@@ -91,3 +91,27 @@ outq_flush (struct outq *q, int fd)
     q->head += (size_t) n;
   }
 }
+
+bool
+outq_peek_line (struct outq *q, const char **line, size_t *len)
+{
+  const char *nl;
+
+  if (q->head == q->tail) {
+    q->head = q->tail = 0;
+    if (!q->report_len)
+      return false;
+    append (q, q->report, q->report_len);
+    q->report_len = 0;
+  }
+  nl = memchr (q->buf + q->head, '\n', q->tail - q->head);
+  *line = q->buf + q->head;
+  *len = nl ? (size_t) (nl - *line) + 1 : q->tail - q->head;
+  return true;
+}
+
+void
+outq_pop_line (struct outq *q, size_t len)
+{
+  q->head += len <= q->tail - q->head ? len : q->tail - q->head;
+}

@@ -33,6 +33,11 @@ bool outq_has_room (const struct outq *q, unsigned n);
 bool outq_put_line (struct outq *q, const char *line, size_t len);
 /* Replaceable periodic report. */
 void outq_put_report (struct outq *q, const char *line, size_t len);
+/* For a sink that takes whole lines (xenstore): the next line, newline
+ * included (the waiting report once the ordered part is empty), without
+ * removing it; false when there is none.  outq_pop_line() removes it. */
+bool outq_peek_line (struct outq *q, const char **line, size_t *len);
+void outq_pop_line (struct outq *q, size_t len);
 /* Writes what the fd takes without blocking.  0, or -errno on a real
  * error (EAGAIN is not one). */
 int outq_flush (struct outq *q, int fd);

@@ -248,3 +248,37 @@ port_hangup (struct port *p)
   else
     p->state = PORT_HUP;
 }
+
+bool
+port_named_exists (const char *name)
+{
+  char dir[PATH_MAX], path[PATH_MAX], buf[256];
+  struct dirent *e;
+  bool found = false;
+  DIR *d;
+
+  if (rpath (dir, sizeof dir, "/sys/class/virtio-ports") < 0 || !(d = opendir (dir)))
+    return false;
+  while (!found && (e = readdir (d))) {
+    if (e->d_name[0] == '.')
+      continue;
+    found = snprintf (path, sizeof path, "%s/%s/name", dir, e->d_name) < (int) sizeof path
+            && read_path (path, buf, sizeof buf) >= 0 && strcmp (strip (buf), name) == 0;
+  }
+  closedir (d);
+  return found;
+}
+
+bool
+port_xen_domu (void)
+{
+  char path[PATH_MAX], buf[256];
+
+  if (rpath (path, sizeof path, "/sys/hypervisor/type") < 0 || read_path (path, buf, sizeof buf) < 0
+      || strcmp (strip (buf), "xen") != 0)
+    return false;
+  if (rpath (path, sizeof path, "/dev/xen/xenbus") < 0 || access (path, F_OK) < 0)
+    return false;
+  return rpath (path, sizeof path, "/proc/xen/capabilities") < 0
+         || read_path (path, buf, sizeof buf) < 0 || strstr (buf, "control_d") == NULL;
+}

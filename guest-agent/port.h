@@ -36,3 +36,9 @@ enum port_state port_recheck (struct port *p);
 /* The host end went away (POLLHUP, EOF, EPIPE). */
 void port_hangup (struct port *p);
 void port_close (struct port *p);
+/* A virtio-serial port with this name exists (quiet: nothing logged). */
+bool port_named_exists (const char *name);
+/* A Xen guest other than dom0: /sys/hypervisor/type is "xen",
+ * /dev/xen/xenbus exists and /proc/xen/capabilities (if readable) has no
+ * "control_d".  Under --root. */
+bool port_xen_domu (void);

@@ -15,6 +15,7 @@
 #include "tap.h"
 
 #include "agent.h"
+#include "xsport.h"
 
 #include <elf.h>
 #include <errno.h>
@@ -1518,6 +1519,294 @@ test_usage (void)
   free (r);
 }
 
+/* ---- xenstore, faked with files ------------------------------------------------------ */
+
+/* The agent's xenstore calls on a directory of the tree: a key is a file
+ * (written whole: a temporary file renamed over it), the watch is
+ * inotify on the directory, and renaming the directory away is xenstore
+ * going away.  Set in the forked child only. */
+static char fs_xs[400];
+
+struct fs_h {
+  int ino;
+  bool initial; /* xenstore fires a watch once when it is set */
+};
+
+static bool
+fs_path (char *buf, size_t size, const char *key)
+{
+  return snprintf (buf, size, "%s/%s", fs_xs, key) < (int) size;
+}
+
+static void *
+fs_open (void)
+{
+  char dir[512];
+  struct stat st;
+  struct fs_h *h;
+
+  if (!fs_path (dir, sizeof dir, XS_DIR) || stat (dir, &st) < 0)
+    return NULL;
+  h = calloc (1, sizeof *h);
+  h->ino = inotify_init1 (IN_NONBLOCK | IN_CLOEXEC);
+  return h;
+}
+
+static void
+fs_close (void *p)
+{
+  struct fs_h *h = p;
+  close (h->ino);
+  free (h);
+}
+
+static int
+fs_fileno (void *p)
+{
+  return ((struct fs_h *) p)->ino;
+}
+
+static bool
+fs_watch (void *p, const char *path, const char *token)
+{
+  struct fs_h *h = p;
+  char dir[512];
+
+  if (!fs_path (dir, sizeof dir, XS_DIR)
+      || inotify_add_watch (h->ino, dir, IN_MOVED_TO | IN_CLOSE_WRITE | IN_MOVE_SELF) < 0)
+    return false;
+  h->initial = true;
+  return true;
+}
+
+static bool
+fs_next_event (void *p, char *path, size_t size)
+{
+  struct fs_h *h = p;
+  char buf[4096] __attribute__ ((aligned (__alignof__(struct inotify_event))));
+  bool request = false;
+  ssize_t n;
+
+  if (h->initial) {
+    h->initial = false;
+    snprintf (path, size, "%s", XS_REQUEST);
+    return true;
+  }
+  while ((n = read (h->ino, buf, sizeof buf)) > 0) {
+    for (char *q = buf; q < buf + n;) {
+      struct inotify_event *ev = (struct inotify_event *) q;
+      if (ev->mask & (IN_MOVE_SELF | IN_IGNORED)) {
+        errno = EIO;
+        return false;
+      }
+      request |= ev->len > 0 && strcmp (ev->name, "request") == 0;
+      q += sizeof *ev + ev->len;
+    }
+    if (request) {
+      snprintf (path, size, "%s", XS_REQUEST);
+      return true;
+    }
+  }
+  return false; /* errno EAGAIN from the read */
+}
+
+static void *
+fs_read (void *p, const char *key, unsigned *len)
+{
+  char path[512], *v = malloc (8192);
+  int fd;
+  ssize_t n;
+
+  if (!fs_path (path, sizeof path, key) || (fd = open (path, O_RDONLY | O_CLOEXEC)) < 0) {
+    free (v);
+    return NULL;
+  }
+  n = read (fd, v, 8191);
+  close (fd);
+  if (n < 0) {
+    free (v);
+    return NULL;
+  }
+  v[n] = '\0';
+  *len = (unsigned) n;
+  return v;
+}
+
+static bool
+fs_write (void *p, const char *key, const char *data, unsigned len)
+{
+  char path[512], tmp[520];
+  int fd;
+
+  if (!fs_path (path, sizeof path, key))
+    return false;
+  snprintf (tmp, sizeof tmp, "%s.tmp", path);
+  if ((fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0)
+    return false;
+  if (write (fd, data, len) != (ssize_t) len) {
+    close (fd);
+    return false;
+  }
+  close (fd);
+  return rename (tmp, path) == 0;
+}
+
+static const struct xs_backend fs_backend = {
+  fs_open, fs_close, fs_fileno, fs_watch, fs_next_event, fs_read, fs_write,
+};
+
+static pid_t
+spawn_xs (char **argv)
+{
+  pid_t pid;
+
+  fflush (stdout);
+  pid = fork ();
+  if (pid == 0) {
+    int null = open ("/dev/null", O_RDWR);
+    dup2 (null, 0);
+    dup2 (null, 1);
+    snprintf (fs_xs, sizeof fs_xs, "%s/xenstore", tree);
+    xs_backend = &fs_backend;
+    _exit (agent_main (argc_of (argv), argv));
+  }
+  return pid;
+}
+
+/* A key's value as JSON once `ok` holds for it, within WAIT_MS (NULL
+ * then).  A value is one line: no newline in it. */
+static json_object *
+wait_key (const char *key, bool (*ok) (json_object *o, uint64_t arg), uint64_t arg)
+{
+  uint64_t deadline = now_ms () + WAIT_MS;
+  char rel[64];
+
+  snprintf (rel, sizeof rel, "xenstore/%s/%s", XS_DIR, key);
+  do {
+    const char *v = read_file (rel);
+    json_object *o = v && *v ? json_tokener_parse (v) : NULL;
+
+    if (o) {
+      CHECK (strchr (v, '\n') == NULL);
+      CHECK (strlen (v) <= 4095);
+      if (ok (o, arg))
+        return o;
+      json_object_put (o);
+    }
+    sleep_ms (10);
+  } while (now_ms () < deadline);
+  printf ("# %s: no value as expected within %d ms\n", key, WAIT_MS);
+  tap_failed = true;
+  return NULL;
+}
+
+static bool
+seq_above (json_object *o, uint64_t seq)
+{
+  return ju (o, "seq") > seq;
+}
+
+static bool
+has_id (json_object *o, uint64_t id)
+{
+  json_object *v = jget (o, "id");
+  return v && json_object_get_uint64 (v) == id;
+}
+
+static void
+host_request (const char *line)
+{
+  char path[512], tmp[520];
+  FILE *f;
+
+  snprintf (path, sizeof path, "%s/xenstore/%s", tree, XS_REQUEST);
+  snprintf (tmp, sizeof tmp, "%s.tmp", path);
+  f = fopen (tmp, "w");
+  if (!f)
+    abort ();
+  fputs (line, f);
+  fclose (f);
+  if (rename (tmp, path) < 0)
+    abort ();
+}
+
+/* A Xen domU without a virtio port: auto picks xenstore; hello, reports
+ * and replies go to their keys, one line per value; the request that was
+ * there before the agent started is not acted on; xenstore going away
+ * and coming back brings a new hello. */
+static void
+test_xenstore (void)
+{
+  char *argv[] = { "memtide-agent", "--root", (char *) make_tree (false),
+                   "--interval",    "100ms",  "--no-mlock",
+                   "--no-mount",    "-q",     NULL };
+  char cmd[2048], gone[512], back[512];
+  json_object *o;
+  uint64_t hello_seq = 0;
+  int status;
+  pid_t pid;
+
+  snprintf (cmd, sizeof cmd,
+            "rm -rf '%s/sys/class/virtio-ports' && mkdir -p '%s/sys/hypervisor' '%s/dev/xen' "
+            "'%s/xenstore/%s' && echo xen > '%s/sys/hypervisor/type' && : > '%s/dev/xen/xenbus'",
+            tree, tree, tree, tree, XS_DIR, tree, tree);
+  CHECK (strlen (cmd) < sizeof cmd - 1 && system (cmd) == 0);
+  host_request ("{\"v\":1,\"id\":5,\"op\":\"set_interval\",\"interval_ms\":5000}");
+  pid = spawn_xs (argv);
+
+  if ((o = wait_key ("hello", seq_above, 0))) {
+    CHECK (jb (o, "hello"));
+    CHECK_STR (js (o, "reason"), "connect");
+    CHECK_U64 (ju (o, "interval_ms"), 100);
+    hello_seq = ju (o, "seq");
+    json_object_put (o);
+  }
+  if ((o = wait_key ("report", seq_above, hello_seq))) {
+    CHECK_STR (js (o, "reason"), "tick");
+    check_full_report (o);
+    json_object_put (o);
+  }
+  /* The old request (id 5) was never answered. */
+  CHECK (read_file ("xenstore/" XS_DIR "/reply") == NULL);
+
+  host_request ("{\"v\":1,\"id\":7,\"op\":\"set_interval\",\"interval_ms\":200}");
+  if ((o = wait_key ("reply", has_id, 7))) {
+    CHECK (jb (o, "ok"));
+    CHECK_U64 (ju (o, "interval_ms"), 200);
+    json_object_put (o);
+  }
+  host_request ("{\"v\":1,\"id\":8,\"op\":\"hello\"}");
+  if ((o = wait_key ("hello", has_id, 8))) {
+    CHECK_STR (js (o, "reason"), "reply");
+    CHECK_U64 (ju (o, "interval_ms"), 200);
+    CHECK (ju (o, "seq") > hello_seq);
+    hello_seq = ju (o, "seq");
+    json_object_put (o);
+  }
+  host_request ("{\"v\":1,\"id\":9,\"op\":\"nope\"}");
+  if ((o = wait_key ("reply", has_id, 9))) {
+    CHECK_STR (js (o, "error"), "unknown_op");
+    json_object_put (o);
+  }
+
+  /* xenstore goes away and comes back: a new hello, on the agent's own. */
+  snprintf (back, sizeof back, "%s/xenstore/%s", tree, XS_DIR);
+  snprintf (gone, sizeof gone, "%s/xenstore/%s.gone", tree, XS_DIR);
+  /* The agent learns it from its watch (as from a failed read or write
+   * on real xenstore), however short the absence. */
+  CHECK (rename (back, gone) == 0);
+  CHECK (rename (gone, back) == 0);
+  if ((o = wait_key ("hello", seq_above, hello_seq))) {
+    CHECK_STR (js (o, "reason"), "connect");
+    json_object_put (o);
+  }
+
+  kill (pid, SIGTERM);
+  CHECK (wait_exit (pid, WAIT_MS, &status));
+  CHECK (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+  remove_tree ();
+}
+
 int
 main (void)
 {
@@ -1536,6 +1825,7 @@ main (void)
   tap_run ("PSI polling fallback sends a psi report at once", test_psi_polling);
   tap_run ("memory watch: a report at once when available memory runs out", test_memory_watch);
   tap_run ("port found by name, device node created", test_port_discovery);
+  tap_run ("xenstore: auto in a Xen domU, keys, requests, xenstore back", test_xenstore);
   tap_run ("built binary runs (static when agent_static)", test_binary);
   tap_run ("usage errors and --help", test_usage);
   return tap_done ();

@@ -10,6 +10,7 @@
 #include "caps.h"
 #include "report.h"
 #include "request.h"
+#include "xsport.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -554,6 +555,305 @@ test_psi_poll (void)
   unlink (path);
 }
 
+/* ---- xenstore transport, against an in-memory fake xenstore ---------------- */
+
+#define FAKE_KEYS 8
+
+static struct {
+  char path[FAKE_KEYS][64];
+  char value[FAKE_KEYS][8192];
+  unsigned len[FAKE_KEYS];
+  int n;
+  int events; /* watch events waiting */
+  int writes, opens;
+  bool fail_open, fail_write, broken_watch;
+} fx;
+
+static int
+fake_find (const char *path, bool create)
+{
+  for (int i = 0; i < fx.n; i++)
+    if (strcmp (fx.path[i], path) == 0)
+      return i;
+  if (!create || fx.n == FAKE_KEYS)
+    return -1;
+  snprintf (fx.path[fx.n], sizeof fx.path[0], "%s", path);
+  fx.len[fx.n] = 0;
+  return fx.n++;
+}
+
+static void
+fake_set (const char *path, const char *v)
+{
+  int i = fake_find (path, true);
+  fx.len[i] = (unsigned) strlen (v);
+  memcpy (fx.value[i], v, fx.len[i]);
+}
+
+static const char *
+fake_get (const char *path)
+{
+  static char buf[8193];
+  int i = fake_find (path, false);
+  if (i < 0)
+    return NULL;
+  memcpy (buf, fx.value[i], fx.len[i]);
+  buf[fx.len[i]] = '\0';
+  return buf;
+}
+
+static void *
+fake_open (void)
+{
+  fx.opens++;
+  if (fx.fail_open) {
+    errno = ENOENT;
+    return NULL;
+  }
+  return &fx;
+}
+
+static void
+fake_close (void *h)
+{
+}
+
+static int
+fake_fileno (void *h)
+{
+  return 0;
+}
+
+static bool
+fake_watch (void *h, const char *path, const char *token)
+{
+  fx.events++; /* xenstore fires a watch once when it is set */
+  return true;
+}
+
+static bool
+fake_next_event (void *h, char *path, size_t size)
+{
+  if (fx.broken_watch) {
+    errno = EIO;
+    return false;
+  }
+  if (fx.events == 0) {
+    errno = EAGAIN;
+    return false;
+  }
+  fx.events--;
+  snprintf (path, size, "%s", XS_REQUEST);
+  return true;
+}
+
+static void *
+fake_read (void *h, const char *path, unsigned *len)
+{
+  int i = fake_find (path, false);
+  char *v;
+
+  if (i < 0) {
+    errno = ENOENT;
+    return NULL;
+  }
+  v = malloc (fx.len[i] + 1);
+  memcpy (v, fx.value[i], fx.len[i]);
+  v[fx.len[i]] = '\0';
+  *len = fx.len[i];
+  return v;
+}
+
+static bool
+fake_write (void *h, const char *path, const char *data, unsigned len)
+{
+  int i;
+
+  if (fx.fail_write) {
+    errno = EIO;
+    return false;
+  }
+  i = fake_find (path, true);
+  memcpy (fx.value[i], data, len);
+  fx.len[i] = len;
+  fx.writes++;
+  return true;
+}
+
+static const struct xs_backend fake_backend = {
+  fake_open, fake_close, fake_fileno, fake_watch, fake_next_event, fake_read, fake_write,
+};
+
+/* The host writes a request and the watch fires. */
+static void
+host_request (const char *v)
+{
+  fake_set (XS_REQUEST, v);
+  fx.events++;
+}
+
+static void
+test_xs_key_for_line (void)
+{
+  static const char hello[] = "{\"v\":1,\"type\":\"report\",\"seq\":1,\"reason\":\"connect\","
+                              "\"mono_us\":5,\"hello\":true,\"agent\":\"memtide-agent 0.1.0\"}";
+  static const char tick[] = "{\"v\":1,\"type\":\"report\",\"seq\":2,\"reason\":\"tick\"}";
+  static const char answer[] =
+    "{\"v\":1,\"type\":\"report\",\"seq\":3,\"reason\":\"reply\",\"id\":4}";
+  static const char reply[] =
+    "{\"v\":1,\"type\":\"reply\",\"id\":7,\"op\":\"reclaim\",\"ok\":true}";
+  /* An escaped quote cannot end a string early. */
+  static const char sneaky[] = "{\"v\":1,\"type\":\"report\",\"kernel\":\"\\\"hello\\\":true\"}";
+
+  CHECK (xsport_key_for_line (hello, strlen (hello)) == XS_KEY_HELLO);
+  CHECK (xsport_key_for_line (tick, strlen (tick)) == XS_KEY_REPORT);
+  CHECK (xsport_key_for_line (answer, strlen (answer)) == XS_KEY_REPORT);
+  CHECK (xsport_key_for_line (reply, strlen (reply)) == XS_KEY_REPLY);
+  CHECK (xsport_key_for_line (sneaky, strlen (sneaky)) == XS_KEY_REPORT);
+  CHECK (xsport_key_for_line ("", 0) == XS_KEY_NONE);
+  CHECK (xsport_key_for_line (" \t\r", 3) == XS_KEY_NONE);
+  CHECK_STR (xsport_key_path (XS_KEY_HELLO), "data/memtide/hello");
+  CHECK_STR (xsport_key_path (XS_KEY_REPORT), "data/memtide/report");
+  CHECK_STR (xsport_key_path (XS_KEY_REPLY), "data/memtide/reply");
+  CHECK (xsport_key_path (XS_KEY_NONE) == NULL);
+}
+
+static void
+put_line (struct outq *q, const char *line)
+{
+  CHECK (outq_put_line (q, line, strlen (line)));
+}
+
+/* Queued lines go to their keys without the newline; the blank
+ * separator is not written; a line over the bound is refused. */
+static void
+test_xs_flush (void)
+{
+  static struct outq q;
+  static struct xsport x;
+  static char big[AGENT_LINE_MAX + 1];
+  static const char tick5[] = "{\"v\":1,\"type\":\"report\",\"seq\":5}\n";
+  const struct xs_backend *saved = xs_backend;
+  const char *line;
+  size_t len;
+
+  memset (&fx, 0, sizeof fx);
+  xs_backend = &fake_backend;
+  outq_init (&q);
+  xsport_init (&x);
+  CHECK (xsport_flush (&x, &q) < 0); /* not open */
+  CHECK (xsport_open (&x));
+  outq_put_line (&q, "\n", 1);
+  put_line (&q, "{\"v\":1,\"type\":\"report\",\"hello\":true}\n");
+  put_line (&q, "{\"v\":1,\"type\":\"reply\",\"id\":1}\n");
+  outq_put_report (&q, tick5, strlen (tick5));
+  CHECK (outq_peek_line (&q, &line, &len) && len == 1);
+  CHECK (xsport_flush (&x, &q) == 0);
+  CHECK (outq_empty (&q));
+  CHECK_U64 (fx.writes, 3);
+  CHECK_STR (fake_get ("data/memtide/hello"), "{\"v\":1,\"type\":\"report\",\"hello\":true}");
+  CHECK_STR (fake_get ("data/memtide/reply"), "{\"v\":1,\"type\":\"reply\",\"id\":1}");
+  CHECK_STR (fake_get ("data/memtide/report"), "{\"v\":1,\"type\":\"report\",\"seq\":5}");
+
+  /* 4095 bytes + newline: the longest value there is. */
+  memset (big, ' ', sizeof big);
+  memcpy (big, "{\"v\":1,\"type\":\"report\"", 22);
+  big[AGENT_LINE_MAX - 2] = '}';
+  big[AGENT_LINE_MAX - 1] = '\n';
+  CHECK (outq_put_line (&q, big, AGENT_LINE_MAX));
+  CHECK (xsport_flush (&x, &q) == 0);
+  CHECK_U64 (fx.writes, 4);
+  CHECK_U64 (strlen (fake_get ("data/memtide/report")), AGENT_LINE_MAX - 1);
+  /* 4096 bytes without a newline (as no formatter makes it): refused. */
+  big[AGENT_LINE_MAX - 1] = ' ';
+  outq_put_report (&q, big, AGENT_LINE_MAX);
+  CHECK (xsport_flush (&x, &q) == 0);
+  CHECK_U64 (fx.writes, 4);
+  CHECK_U64 (x.refused, 1);
+  CHECK_U64 (q.dropped, 1);
+  CHECK (outq_empty (&q));
+
+  /* A failed write: closed, the line left queued for the caller. */
+  fx.fail_write = true;
+  put_line (&q, "{\"v\":1,\"type\":\"reply\",\"id\":2}\n");
+  CHECK (xsport_flush (&x, &q) == -EIO);
+  CHECK (!x.up);
+  CHECK (!outq_empty (&q));
+  CHECK (xsport_fd (&x) == -1);
+  xs_backend = saved;
+}
+
+static bool
+next_request (struct linein *li, char *out, size_t size)
+{
+  const char *line;
+  size_t len;
+
+  if (linein_next (li, &line, &len) != LI_LINE)
+    return false;
+  snprintf (out, size, "%.*s", (int) len, line);
+  return true;
+}
+
+/* The request found at open is not taken; a new value is taken once
+ * however often its watch fires; a newline inside stays in one line. */
+static void
+test_xs_requests (void)
+{
+  static struct xsport x;
+  static struct linein li;
+  const struct xs_backend *saved = xs_backend;
+  char got[AGENT_LINE_MAX];
+
+  memset (&fx, 0, sizeof fx);
+  xs_backend = &fake_backend;
+  xsport_init (&x);
+  linein_reset (&li);
+  fx.fail_open = true;
+  CHECK (!xsport_open (&x));
+  fx.fail_open = false;
+  host_request ("{\"v\":1,\"id\":1,\"op\":\"reclaim\",\"bytes\":1}"); /* before the agent */
+  CHECK (xsport_open (&x));
+  CHECK (xsport_events (&x));
+  CHECK (xsport_take_request (&x, &li));
+  CHECK (!next_request (&li, got, sizeof got));
+
+  host_request ("{\"v\":1,\"id\":2,\"op\":\"hello\"}");
+  fx.events++; /* fired twice */
+  CHECK (xsport_events (&x));
+  CHECK (xsport_take_request (&x, &li));
+  CHECK (next_request (&li, got, sizeof got));
+  CHECK_STR (got, "{\"v\":1,\"id\":2,\"op\":\"hello\"}");
+  CHECK (xsport_events (&x));
+  CHECK (xsport_take_request (&x, &li));
+  CHECK (!next_request (&li, got, sizeof got));
+
+  /* No watch fired: not read. */
+  fake_set (XS_REQUEST, "{\"v\":1,\"id\":3,\"op\":\"hello\"}");
+  CHECK (xsport_take_request (&x, &li));
+  CHECK (!next_request (&li, got, sizeof got));
+  fx.events++;
+  CHECK (xsport_events (&x));
+  CHECK (xsport_take_request (&x, &li));
+  CHECK (next_request (&li, got, sizeof got));
+  CHECK_STR (got, "{\"v\":1,\"id\":3,\"op\":\"hello\"}");
+
+  host_request ("{\"v\":1,\n\"id\":4,\"op\":\"hello\"}");
+  CHECK (xsport_events (&x));
+  CHECK (xsport_take_request (&x, &li));
+  CHECK (next_request (&li, got, sizeof got));
+  CHECK_U64 (strlen (got), 7); /* "{"v":1," then the NUL */
+  CHECK (!next_request (&li, got, sizeof got));
+
+  /* The watch breaks: xenstore went away. */
+  fx.broken_watch = true;
+  fx.events++;
+  CHECK (!xsport_events (&x));
+  CHECK (!x.up);
+  xsport_close (&x);
+  xs_backend = saved;
+}
+
 int
 main (void)
 {
@@ -571,5 +871,8 @@ main (void)
   tap_run ("output queue: order, merge, drops, partial writes", test_outq);
   tap_run ("largest report fits in a line", test_report_bounds);
   tap_run ("PSI polling fallback", test_psi_poll);
+  tap_run ("xenstore: which key each line goes to", test_xs_key_for_line);
+  tap_run ("xenstore: lines to keys, over-long refused, write failure", test_xs_flush);
+  tap_run ("xenstore: requests taken once, old one ignored, one line each", test_xs_requests);
   return tap_done ();
 }
