@@ -132,3 +132,15 @@ mt_xen_format_uuid (const guint8 handle[16], char out[37])
   }
   *p = '\0';
 }
+
+gboolean
+mt_xen_name_ok (const char *value, gsize len)
+{
+  if (value == NULL || len == 0 || len > MT_XEN_NAME_MAX || strlen (value) != len
+      || !g_utf8_validate (value, len, NULL))
+    return FALSE;
+  for (gsize i = 0; i < len; i++)
+    if (g_ascii_iscntrl (value[i]))
+      return FALSE;
+  return TRUE;
+}

@@ -171,19 +171,15 @@ read_size (MtXenBackend *self, guint32 domid, const char *key, gboolean required
   return ok;
 }
 
-/* The name xl gave the domain: bounded, UTF-8, no control characters (it
- * reaches logs and D-Bus); else domain-N. */
+/* The name xl gave the domain, if usable (mt_xen_name_ok); else domain-N. */
 static char *
 read_name (MtXenBackend *self, guint32 domid)
 {
   unsigned int len = 0;
   char *value = read_key (self, domid, "name", &len);
-  gboolean ok = value != NULL && len > 0 && len <= NAME_MAX_LEN && strlen (value) == len
-                && g_utf8_validate (value, len, NULL);
+  gboolean ok = mt_xen_name_ok (value, len);
   char *name;
 
-  for (unsigned int i = 0; ok && i < len; i++)
-    ok = !g_ascii_iscntrl (value[i]);
   if (!ok)
     g_warning ("domain %u: %s name in xenstore; calling it domain-%u", domid,
                value == NULL ? "no" : "an unusable", domid);
@@ -351,7 +347,6 @@ close_connection (MtXenBackend *self)
   while (g_hash_table_iter_next (&iter, NULL, &value))
     ((MtXenDomain *) value)->agent_watched = FALSE;
   g_clear_pointer (&self->xsh, xs_close);
-  g_clear_pointer (&self->xch, xc_interface_close);
 }
 
 static void
@@ -394,7 +389,10 @@ open_connection (MtXenBackend *self, GError **error)
 {
   int fd;
 
-  self->xch = xc_interface_open (mt_xen_logger (), mt_xen_logger (), 0);
+  /* libxenctrl does not go through xenstored: kept open across its
+   * reconnects, so statistics and host memory keep flowing. */
+  if (self->xch == NULL)
+    self->xch = xc_interface_open (mt_xen_logger (), mt_xen_logger (), 0);
   if (self->xch == NULL) {
     set_error_errno (error, G_IO_ERROR_NOT_CONNECTED,
                      "cannot open libxenctrl (/dev/xen/privcmd; dom0, as root)");
@@ -534,8 +532,7 @@ xen_collect (MtBackend *b, gint64 now, MtSampleFunc func, gpointer user_data, GE
   int n;
 
   if (self->xch == NULL) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_CONNECTED,
-                 "not connected to Xen (reconnecting to xenstored)");
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_CONNECTED, "not connected to Xen");
     return FALSE;
   }
   n = list_domains (self, error);
@@ -613,6 +610,7 @@ xen_free (MtBackend *b)
   while (g_hash_table_iter_next (&iter, NULL, &value))
     mt_xen_agent_detach (self, value);
   close_connection (self);
+  g_clear_pointer (&self->xch, xc_interface_close);
   mt_xen_worker_close (self);
   g_hash_table_unref (self->by_domid);
   g_hash_table_unref (self->domains);

@@ -54,6 +54,12 @@ MtProbeResult mt_xen_probe_roots (const char *sys_root, const char *proc_root, G
 gboolean mt_xen_parse_kib (const char *what, const char *value, gsize len, guint64 *bytes,
                            GError **error);
 
+/* Whether a domain's xenstore name (@len as xs_read gave it) can be a
+ * VM's name: 1 to MT_XEN_NAME_MAX bytes, valid UTF-8, no NUL or other
+ * control character (it reaches logs and D-Bus). */
+#define MT_XEN_NAME_MAX 256
+gboolean mt_xen_name_ok (const char *value, gsize len);
+
 /* Pages of @page_size -> bytes; MT_UNKNOWN when it overflows. */
 guint64 mt_xen_pages_to_bytes (guint64 pages, guint64 page_size);
 

@@ -237,6 +237,24 @@ test_pages (void)
 }
 
 static void
+test_name (void)
+{
+  g_autofree char *longest = g_strnfill (MT_XEN_NAME_MAX, 'a');
+  g_autofree char *too_long = g_strnfill (MT_XEN_NAME_MAX + 1, 'a');
+
+  g_assert_true (mt_xen_name_ok ("xbd1", 4));
+  g_assert_true (mt_xen_name_ok ("web \xc3\xa9t\xc3\xa9", 9)); /* UTF-8 */
+  g_assert_true (mt_xen_name_ok (longest, MT_XEN_NAME_MAX));
+  g_assert_false (mt_xen_name_ok (too_long, MT_XEN_NAME_MAX + 1));
+  g_assert_false (mt_xen_name_ok (NULL, 0));
+  g_assert_false (mt_xen_name_ok ("", 0));
+  g_assert_false (mt_xen_name_ok ("a\nb", 3));
+  g_assert_false (mt_xen_name_ok ("a\033[2Jb", 6)); /* a terminal escape */
+  g_assert_false (mt_xen_name_ok ("ab\0cd", 5));    /* NUL inside */
+  g_assert_false (mt_xen_name_ok ("\xff\xfe", 2));  /* not UTF-8 */
+}
+
+static void
 test_uuid (void)
 {
   const guint8 handle[16] = { 0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0,
@@ -364,6 +382,7 @@ main (int argc, char **argv)
   g_test_add_func ("/xen/parse/missing", test_parse_kib_missing);
   g_test_add_func ("/xen/pages", test_pages);
   g_test_add_func ("/xen/uuid", test_uuid);
+  g_test_add_func ("/xen/name", test_name);
   g_test_add_func ("/xen/resize/order", test_resize_order);
   g_test_add_func ("/xen/resize/admin-maxmem", test_resize_admin_maxmem);
   g_test_add_func ("/xen/resize/refused", test_resize_refused);
