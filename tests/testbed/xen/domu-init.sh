@@ -79,7 +79,9 @@ if [ "$liar" = 1 ]; then
 	}
 	lie
 	( while :; do usleep 500000; lie; done ) &
-	agent_opts="$agent_opts --root /liar"
+	# --root moves /sys and /dev too: name the transport (auto would look
+	# for /liar/sys/hypervisor/type).
+	agent_opts="$agent_opts --root /liar --transport xenstore"
 fi
 
 # The Linux balloon follows the last target it was given, from xenstore's
