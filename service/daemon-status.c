@@ -311,6 +311,8 @@ mt_daemon_explain (MtDaemon *d, const char *name, GError **error)
       g_string_append_printf (s, "  %-16s %.2f%% (target %.2f%%)\n", "pressure", st->pressure,
                               vm->effective.pressure_target);
   }
+  if (vm->info->mechanism_note)
+    g_string_append_printf (s, "Mechanism: %s\n", vm->info->mechanism_note);
   if (st->stuck)
     g_string_append_printf (s, "Stuck: %s\n", st->stuck_reason);
   if (st->pinned)

@@ -300,9 +300,10 @@ add_or_update_vm (MtDaemon *d, const char *uuid)
   g_hash_table_insert (d->vms, info->uuid, vm);
   g_clear_pointer (&d->order, g_ptr_array_unref);
   g_message ("VM %s: managing (boot memory %" G_GUINT64_FORMAT " MiB, virtio-mem %" G_GUINT64_FORMAT
-             " MiB, mechanism %s, agent channel %s)",
+             " MiB, mechanism %s%s%s, agent channel %s)",
              info->name, info->base_memory / MT_MIB, info->vmem_size / MT_MIB,
-             mt_mechanism_to_string (vm->policy.mechanism),
+             mt_mechanism_to_string (vm->policy.mechanism), info->mechanism_note ? ": " : "",
+             info->mechanism_note ? info->mechanism_note : "",
              info->agent_socket ? info->agent_socket : "none");
   sync_agent (d, vm);
   NOTIFY (d, vm_added, uuid);
@@ -389,7 +390,12 @@ collect (MtDaemon *d, gint64 now, MtHostSample *host, gboolean *host_ok)
   g_autoptr (GError) error = NULL;
   CollectCtx ctx = { d, now };
 
-  *host_ok = mt_host_reader_read (d->host_reader, now, host, &error);
+  /* Where the daemon's /proc is not the host (Xen's dom0), the driver
+   * says what the host has. */
+  if (d->backend->ops->read_host != NULL)
+    *host_ok = d->backend->ops->read_host (d->backend, now, host, &error);
+  else
+    *host_ok = mt_host_reader_read (d->host_reader, now, host, &error);
   if (*host_ok) {
     mt_host_model_push (&d->host_model, host);
     d->last_host = *host;

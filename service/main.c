@@ -64,12 +64,13 @@ main (int argc, char **argv)
   const GOptionEntry entries[] = {
     { "backend", 0, 0, G_OPTION_ARG_STRING, &backend,
       "Hypervisor driver: auto probes the real drivers in order and takes the first that "
-      "answers (today libvirt); libvirt; or fake, scripted domains for tests, only when "
-      "named (default: auto)",
-      "auto|libvirt|fake" },
+      "answers (xen when built with it, then libvirt); xen (memtided in dom0, on libxenctrl "
+      "and xenstore); libvirt; or fake, scripted domains for tests, only when named "
+      "(default: auto)",
+      "auto|xen|libvirt|fake" },
     { "connect", 'c', 0, G_OPTION_ARG_STRING, &uri,
-      "libvirt: URI of the hypervisor (default: qemu:///system); fake: the control socket "
-      "to create, required",
+      "libvirt: URI of the hypervisor (default: qemu:///system); xen: none (or xen); fake: "
+      "the control socket to create, required",
       "URI" },
     { "config", 0, 0, G_OPTION_ARG_FILENAME, &config_file,
       "Base policy file (default: " SYSCONFDIR "/memtide/default.conf)", "FILE" },
@@ -126,10 +127,11 @@ main (int argc, char **argv)
   setlocale (LC_ALL, "");
   context = g_option_context_new ("- keep every VM at the memory size it needs");
   g_option_context_set_summary (
-    context, "memtided watches the VMs of a libvirt host, decides per VM how much memory\n"
-             "it needs from guest pressure and the policy files, and resizes it live\n"
-             "with virtio-mem and the virtio-balloon.  Every resize is logged with its\n"
-             "reason.  SIGHUP reloads the policy files (a bad file keeps the old policy).");
+    context, "memtided watches the VMs of a libvirt (KVM) or Xen host, decides per VM how\n"
+             "much memory it needs from guest pressure and the policy files, and resizes\n"
+             "it live with virtio-mem and the virtio-balloon (on Xen: the balloon).  Every\n"
+             "resize is logged with its reason.  SIGHUP reloads the policy files (a bad\n"
+             "file keeps the old policy).");
   g_option_context_set_description (
     context, "Exit status: 0 on a clean shutdown, 1 on a start-up error (bad policy file,\n"
              "hypervisor unreachable at start, another memtided owns the bus name, the bus\n"

@@ -11,6 +11,7 @@ mt_domain_info_clear (MtDomainInfo *info)
   g_free (info->agent_socket);
   g_clear_pointer (&info->overrides, mt_vm_overrides_unref);
   g_free (info->overrides_error);
+  g_free (info->mechanism_note);
   *info = (MtDomainInfo){ 0 };
 }
 

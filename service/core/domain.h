@@ -25,6 +25,9 @@ typedef struct {
                                its memtide <metadata>), NULL = none */
   char *overrides_error;    /* why the driver ignored them (bad metadata),
                                NULL = none: the file policy applies */
+  char *mechanism_note;     /* what the driver cannot do to this domain's
+                               size and why (Xen: "balloon only: ..."),
+                               for Explain and the log; NULL = nothing */
 } MtDomainInfo;
 
 void mt_domain_info_free (MtDomainInfo *info);

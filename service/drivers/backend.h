@@ -1,9 +1,9 @@
 /* backend.h: the hypervisor driver interface.  One driver per file
- * (backend-libvirt.c, backend-fake.c); the daemon only talks to this and
+ * (backend-libvirt.c, backend-xen.c, backend-fake.c); the daemon only talks to this and
  * to the driver table (drivers.h), never to a driver's own header.
  *
  * All sizes are bytes.  Drivers convert to their hypervisor's units
- * (libvirt: KiB) at their own boundary.
+ * (libvirt: KiB; Xen: KiB and pages) at their own boundary.
  *
  * Threads: set_balloon() and set_vmem() may be called from worker
  * threads, several domains at once but never two calls for the same
@@ -53,6 +53,11 @@ typedef struct {
    * of samples per tick was 2 MiB of churn for one lookup each. */
   gboolean (*collect) (MtBackend *b, gint64 now, MtSampleFunc func, gpointer user_data,
                        GError **error);
+  /* Optional.  The host's memory as the hypervisor sees it, where the
+   * daemon's own view is not the host's (Xen: dom0's /proc/meminfo is
+   * dom0 only).  NULL = the daemon reads the host from /proc (core/host.h).
+   * Sizes the driver cannot tell are MT_UNKNOWN, PSI NAN. */
+  gboolean (*read_host) (MtBackend *b, gint64 now, MtHostSample *out, GError **error);
   /* The resize calls (see Threads above).  @cancellable is cancelled
    * when the daemon stops: a driver that waits on its own may give up
    * then (G_IO_ERROR_CANCELLED); one that cannot (a libvirt RPC) returns

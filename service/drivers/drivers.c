@@ -7,8 +7,13 @@
 #include "drivers.h"
 
 /* Probe order.  Each entry is defined in its driver's file: the table
- * includes no driver's header. */
+ * includes no driver's header.  Xen first: a Xen dom0 may run libvirtd
+ * too (its libxl driver), but memtided talks to Xen directly there; a
+ * KVM host says no to the Xen probe at once (/sys/hypervisor/type). */
 static const MtDriver *const drivers[] = {
+#ifdef MT_HAVE_XEN
+  &mt_driver_xen,
+#endif
   &mt_driver_libvirt,
   &mt_driver_fake,
 };
@@ -16,7 +21,11 @@ static const MtDriver *const drivers[] = {
 const char *
 mt_drivers_names (void)
 {
+#ifdef MT_HAVE_XEN
+  return "xen, libvirt, fake";
+#else
   return "libvirt, fake";
+#endif
 }
 
 static const MtDriver *

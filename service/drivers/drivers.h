@@ -16,10 +16,14 @@ typedef struct {
 } MtDriver;
 
 /* The entries, each defined in its driver's own file. */
+#ifdef MT_HAVE_XEN
+extern const MtDriver mt_driver_xen; /* backend-xen.c */
+#endif
 extern const MtDriver mt_driver_libvirt; /* backend-libvirt.c */
 extern const MtDriver mt_driver_fake;    /* backend-fake.c */
 
-/* "libvirt, fake": every driver --backend names, in probe order. */
+/* "xen, libvirt, fake": every driver --backend names, in probe order
+ * (xen only when memtided was built with it, meson option xen). */
 const char *mt_drivers_names (void);
 
 /* Whether --backend may name it: "auto" or a driver of the table. */

@@ -75,7 +75,8 @@ fi
 
 # Control channel: one command a line, "ID COMMAND"; its output, then
 # "MEMTIDE-XEN-DONE ID rc=N". An absent port reads as an I/O error.
-if stty -F /dev/ttyS1 raw -echo 115200 2>/dev/null; then
+# raw: busybox stty leaves opost (onlcr) on; the host counts bytes.
+if stty -F /dev/ttyS1 raw -echo -opost 115200 2>/dev/null; then
 	say "CONTROL ttyS1 uptime=$(up)"
 	exec 3<>/dev/ttyS1
 	while IFS= read -r line <&3; do

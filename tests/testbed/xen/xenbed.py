@@ -6,6 +6,10 @@ PV domUs that dom0 creates with `xl create` from files in its own archive.
     xenbed.py deps             install what it needs (apt-get, as root)
     xenbed.py build            build (or find cached) the dom0 initramfs
     xenbed.py smoke            boot, run the smoke scenario, shut down
+    xenbed.py run --build DIR --scenario FILE
+                               boot with memtide from a meson build dir in
+                               dom0 and its domUs (memtidebed.py), run
+                               FILE's scenario(bed), shut down
 
 The host reads the first serial port (Xen's console, dom0's hvc0 and the
 MEMTIDE-XEN-* markers) from a file and, when dom0 has it, talks to dom0
@@ -52,7 +56,7 @@ DOMU_DIR = "var/lib/xenbed"
 DOM0_INIT = os.path.join(HERE, "dom0-init.sh")
 DOMU_INIT = os.path.join(HERE, "domu-init.sh")
 SMOKE = os.path.join(HERE, "smoke.sh")
-FORMAT_VERSION = "2"
+FORMAT_VERSION = "3"
 
 DEFAULT_XEN_CMDLINE = ("console=com1 com1=115200,8n1 console_timestamps=boot "
                        "loglvl=all guest_loglvl=all")
@@ -231,10 +235,23 @@ def domu_cfg(name, memory_mib, maxmem_mib, vcpus=1, extra=""):
             'on_crash = "destroy"\n')
 
 
-def _domu_archive(busybox):
+def _domu_archive(busybox, domu_files):
     c = initramfs._Cpio()
     for d in ("bin", "sbin", "proc", "sys", "dev", "tmp"):
         c.dir(d)
+    dirs = {"bin", "sbin", "proc", "sys", "dev", "tmp"}
+    for dst, src in sorted(domu_files.items()):
+        if not initramfs._is_static_elf(src):
+            raise initramfs.PrerequisiteError(
+                f"{src}: a domU archive has no libraries, it must be static")
+        parts = dst.split("/")[:-1]
+        for i in range(len(parts)):
+            d = "/".join(parts[:i + 1])
+            if d not in dirs:
+                c.dir(d)
+                dirs.add(d)
+        with open(src, "rb") as f:
+            c.file(dst, f.read(), 0o755)
     with open(busybox, "rb") as f:
         c.file("bin/busybox", f.read(), 0o755)
     c.symlink("bin/sh", "busybox")
@@ -254,16 +271,21 @@ def _add_modules(c, workdir, kver, dirs):
                           initramfs.module_files(kver, DOM0_MODULES), dirs)
 
 
-def build_dom0(workdir, scenario=SMOKE, domus=None, extra_files=None):
+def build_dom0(workdir, scenario=SMOKE, domus=None, extra_files=None,
+               domu_files=None, extra_text=None):
     """Returns (dom0 initramfs path, kernel path, kernel release). domus:
     {name: xl config text}, written to /etc/xenbed/NAME.cfg; extra_files:
-    {archive path: host path} (e.g. memtided and a test later). Cached by
-    the content of every input."""
+    {archive path: host path} (memtided, memtidectl...; the libraries of
+    dynamic ELF files are added); extra_text: {archive path: text} (configs);
+    domu_files: {path in the domU archive: host path} of static binaries
+    (bin/memtide-agent...). Cached by the content of every input."""
     kernel, kver = find_generic_kernel()
     busybox = initramfs.find_busybox()
     if domus is None:
         domus = {"domu1": domu_cfg("xbd1", 256, 512)}
     extra_files = dict(extra_files or {})
+    domu_files = dict(domu_files or {})
+    extra_text = dict(extra_text or {})
     tools = [os.path.join(TOOLS_DIR, t) for t in TOOLS] + [XENSTORE_BIN]
     libs = shared_libraries(tools + [p for p in extra_files.values()
                                      if not initramfs._is_static_elf(p)
@@ -281,6 +303,11 @@ def build_dom0(workdir, scenario=SMOKE, domus=None, extra_files=None):
     for k in sorted(extra_files):
         h.update(k.encode() + b"\0")
         initramfs._digest_file(h, extra_files[k])
+    for k in sorted(domu_files):
+        h.update(b"domu\0" + k.encode() + b"\0")
+        initramfs._digest_file(h, domu_files[k])
+    for k in sorted(extra_text):
+        h.update(f"text\0{k}\0{extra_text[k]}\0".encode())
     key = h.hexdigest()[:16]
     os.makedirs(workdir, exist_ok=True)
     out = os.path.join(workdir, f"dom0-{kver}-{key}.cpio")
@@ -330,11 +357,14 @@ def build_dom0(workdir, scenario=SMOKE, domus=None, extra_files=None):
     for name, text in sorted(domus.items()):
         c.file(f"etc/xenbed/{name}.cfg", text.encode())
     c.file(f"{DOMU_DIR}/vmlinux", extract_vmlinux(kernel))
-    c.file(f"{DOMU_DIR}/domu.cpio", _domu_archive(busybox))
+    c.file(f"{DOMU_DIR}/domu.cpio", _domu_archive(busybox, domu_files))
     for dst, src in sorted(extra_files.items()):
         mkdirs(os.path.dirname(dst))
         with open(src, "rb") as f:
             c.file(dst, f.read(), os.stat(src).st_mode & 0o777)
+    for dst, text in sorted(extra_text.items()):
+        mkdirs(os.path.dirname(dst))
+        c.file(dst, text.encode(), 0o644)
 
     tmp = f"{out}.tmp-{os.getpid()}"
     with open(tmp, "wb") as f:
@@ -446,22 +476,25 @@ class Xenbed:
             self._ctl = s
         return self._ctl
 
-    def run(self, command, timeout=60):
+    def run(self, command, timeout=60, raw=False):
         """(exit status, output) of a shell command in dom0, over the
-        control port (needs the CONTROL ttyS1 marker)."""
+        control port (needs the CONTROL ttyS1 marker); output as bytes if
+        raw, else text."""
         s = self._connect()
         self._seq += 1
         tag = f"c{self._seq}"
         s.sendall(f"{tag} {command}\n".encode())
         done = re.compile(rb"^MEMTIDE-XEN-DONE " + tag.encode()
-                          + rb" rc=(\d+)\r?$", re.M)
+                          + rb" rc=(\d+)\r?\n", re.M)
         deadline = time.monotonic() + timeout
         while True:
             m = done.search(self._ctl_buf)
             if m:
                 out = self._ctl_buf[:m.start()]
-                self._ctl_buf = self._ctl_buf[m.end():].lstrip(b"\r\n")
-                return int(m.group(1)), out.decode("utf-8", "replace")
+                # The match takes the DONE line's newline: a newline
+                # arriving later would start the next command's output.
+                self._ctl_buf = self._ctl_buf[m.end():]
+                return int(m.group(1)), out if raw else out.decode("utf-8", "replace")
             left = deadline - time.monotonic()
             if left <= 0 or self.proc.poll() is not None:
                 raise XenbedError(f"dom0 command {command!r}: no answer "
@@ -611,6 +644,32 @@ def _figures(bed):
         print(f"FIGURE dom0-uptime-at-init-s {t:.1f}")
 
 
+def run_scenario(workdir, build_dir, path, memory_mib, keep):
+    """xenbed.py run: boots with memtide inside and calls scenario(bed)
+    from the file; 0 when it returns 0 (or None)."""
+    import importlib.util
+    # memtidebed imports this file as `xenbed`: one module, one XenbedError.
+    sys.modules.setdefault("xenbed", sys.modules[__name__])
+    import memtidebed
+    spec = importlib.util.spec_from_file_location("xen_scenario", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    t = time.monotonic()
+    rc = 1
+    bed = memtidebed.MemtideXen(build_dir, workdir, memory_mib=memory_mib, keep=keep)
+    try:
+        bed.start()
+        log(f"dom0 ready after {bed.t_ready:.1f} s; running {path}")
+        rc = mod.scenario(bed) or 0
+        bed.ok = rc == 0
+    except XenbedError as e:
+        print(f"FAILED: {e}", file=sys.stderr)
+    finally:
+        bed.stop(failed=rc != 0)
+        print(f"FIGURE total-s {time.monotonic() - t:.1f}")
+    return rc
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workdir", default=os.environ.get(
@@ -624,6 +683,16 @@ def main():
                     help="seconds for each phase (default 600)")
     sp.add_argument("--keep", action="store_true",
                     help="keep the run directory (console log)")
+    rp = sub.add_parser("run", help="boot with memtide inside, run a scenario")
+    rp.add_argument("--build", required=True,
+                    help="meson build directory (memtided, memtidectl, agent, workload)")
+    rp.add_argument("--scenario", required=True,
+                    help="Python file defining scenario(bed) -> exit status; "
+                         "bed is a memtidebed.MemtideXen")
+    rp.add_argument("--memory", type=int, default=4096,
+                    help="MiB of the QEMU machine (default 4096; dom0 has 1024)")
+    rp.add_argument("--keep", action="store_true",
+                    help="keep the run directory (console, memtided and domU logs)")
     a = ap.parse_args()
     workdir = os.path.abspath(a.workdir)
     try:
@@ -638,6 +707,8 @@ def main():
             print(build_dom0(workdir)[0])
             return 0
         os.makedirs(workdir, exist_ok=True)
+        if a.what == "run":
+            return run_scenario(workdir, a.build, a.scenario, a.memory, a.keep)
         return smoke(workdir, a.timeout, a.keep)
     except initramfs.PrerequisiteError as e:
         print(f"xenbed: {e}", file=sys.stderr)
