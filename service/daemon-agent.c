@@ -256,11 +256,13 @@ on_state_changed (MtAgentLink *link, MtAgentLinkState old_state, MtAgentLinkStat
       g_message ("VM %s: agent reports again", a->name);
     break;
   case MT_AGENT_LINK_SILENT:
-    g_message ("VM %s: agent silent: using balloon statistics", a->name);
+    /* KVM: the balloon statistics; Xen has none, and the domain holds. */
+    g_message ("VM %s: agent silent: back to what the hypervisor reports", a->name);
     break;
   case MT_AGENT_LINK_WAITING:
     if (old_state == MT_AGENT_LINK_ACTIVE)
-      g_message ("VM %s: agent channel closed (%s): using balloon statistics", a->name, why);
+      g_message ("VM %s: agent channel closed (%s): back to what the hypervisor reports", a->name,
+                 why);
     else if (was_up)
       g_message ("VM %s: agent channel closed (%s)", a->name, why);
     else

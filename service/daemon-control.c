@@ -51,8 +51,8 @@ mt_daemon_set_limits (MtDaemon *d, const char *name, guint64 min, guint64 max, G
   if (min > mt_daemon_vm_domain_max (vm)) {
     g_autofree char *cap = mt_format_bytes (mt_daemon_vm_domain_max (vm));
     g_set_error (error, MT_DAEMON_ERROR, MT_DAEMON_ERROR_INVALID_ARGUMENT,
-                 "min %s is above what VM %s can have (%s: boot memory + virtio-mem)", smin,
-                 vm->info->name, cap);
+                 "min %s is above what VM %s can have (%s: its maximum)", smin, vm->info->name,
+                 cap);
     return FALSE;
   }
   change = mt_control_set_limits (d->control, uuid, min, max);
@@ -81,7 +81,7 @@ mt_daemon_pin (MtDaemon *d, const char *name, guint64 size, const char *reason, 
     g_autofree char *cap = mt_format_bytes (mt_daemon_vm_domain_max (vm));
     g_set_error (error, MT_DAEMON_ERROR, MT_DAEMON_ERROR_INVALID_ARGUMENT,
                  "cannot pin VM %s at %s: expected a size above 0 and at most %s "
-                 "(boot memory + virtio-mem)",
+                 "(its maximum)",
                  vm->info->name, ssize, cap);
     return 0;
   }

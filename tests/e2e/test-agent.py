@@ -195,7 +195,7 @@ with Testbed(workload=WORKLOAD, agent=AGENT) as tb:
         # Looked for since the guests came up: check 1 may have taken a while.
         qn = re.escape(quiet.name)
         wait_console(quiet, r"^MEMTIDE-AGENT-STOPPED", AGENT_STOP + 60, up_console)
-        t_silent = wait(daemon, rf"VM {qn}: agent silent: using balloon statistics", 60, up_log)
+        t_silent = wait(daemon, rf"VM {qn}: agent silent: back to what the hypervisor reports", 60, up_log)
         gap = float("nan")
         if t_silent is not None:
             last = [t for t, _ in daemon.findall(REPORT_RE.format(qn)) if t < t_silent]

@@ -53,7 +53,7 @@ err = c.error("Pin", 0, "", sig="ts", path=db, iface=VM)
 tap(err and err[0] == "org.memtide.Error.InvalidArgument", "Pin size 0: InvalidArgument", err)
 err = c.error("Pin", 4 * GiB, "", sig="ts", path=db, iface=VM)
 tap(err and err[0] == "org.memtide.Error.InvalidArgument" and "1.5 GiB" in err[1],
-    "Pin above boot memory + virtio-mem: InvalidArgument naming the limit", err)
+    "Pin above the domain's maximum: InvalidArgument naming the limit", err)
 
 # ---- Reserve refused up front -------------------------------------------------------
 err = c.error("Reserve", GiB, "new VM", 30, sig="tsu")
