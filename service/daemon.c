@@ -211,6 +211,7 @@ mt_daemon_save_vm_state (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
   gboolean has_limits = mt_control_get_limits (d->control, uuid, &limit_min, &limit_max);
   MtVmState s = {
     .headroom = c->headroom,
+    .reserve = c->reserve,
     .last_target = c->last_target,
     .stuck = c->stuck,
     .stuck_reason = c->stuck ? (char *) mt_vm_control_stuck_reason (c, reason) : NULL,
@@ -223,8 +224,10 @@ mt_daemon_save_vm_state (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
   mt_state_set_vm (d->state, uuid, &s, now_wall);
 }
 
-/* After a restart the VM continues where it was: learned headroom, stuck
- * mark, admin limits.  Its last action counts as just done, so the planner
+/* After a restart the VM continues where it was: learned headroom and
+ * kernel reserve (without it the working set reads low until the size has
+ * been steady again, and a restarted memtided shrank a VM only to grow it
+ * back seconds later), stuck mark, admin limits.  Its last action counts as just done, so the planner
  * lets it settle before shrinking instead of acting on every VM at once. */
 static void
 restore_vm_state (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
@@ -238,6 +241,7 @@ restore_vm_state (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
   if (!mt_state_get_vm (d->state, uuid, &s))
     return;
   c->headroom = s.headroom;
+  c->reserve = s.reserve;
   c->last_target = s.last_target;
   if (s.stuck) {
     /* Retried at the first plan (retry_at): the old reason is logged
@@ -251,8 +255,10 @@ restore_vm_state (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
     mt_control_set_limits (d->control, uuid, s.limit_min, s.limit_max);
   else if (s.has_limits)
     g_warning ("VM %s: ignoring the saved admin limits, min is above max", vm->info->name);
-  g_message ("VM %s: restored learned headroom %" G_GUINT64_FORMAT " MiB%s%s%s%s", vm->info->name,
-             s.headroom / MT_MIB, s.stuck ? ", stuck mark (" : "",
+  g_message ("VM %s: restored learned headroom %" G_GUINT64_FORMAT
+             " MiB, kernel reserve %" G_GUINT64_FORMAT " MiB%s%s%s%s",
+             vm->info->name, s.headroom / MT_MIB, s.reserve / MT_MIB,
+             s.stuck ? ", stuck mark (" : "",
              s.stuck ? (s.stuck_reason ? s.stuck_reason : "no reason saved") : "",
              s.stuck ? ")" : "", s.has_limits ? ", admin limits" : "");
   mt_vm_state_clear (&s);

@@ -41,6 +41,7 @@ vm_state_copy (MtVmState *out, const MtVmState *in, gint64 saved_at)
 {
   *out = (MtVmState){
     .headroom = in->headroom,
+    .reserve = in->reserve,
     .last_target = in->last_target,
     .stuck = in->stuck,
     .stuck_reason = in->stuck ? g_strdup (in->stuck_reason) : NULL,
@@ -78,6 +79,7 @@ load_groups (MtState *state, GKeyFile *kf)
     MtVmState *s = g_new0 (MtVmState, 1);
 
     s->headroom = get_u64 (kf, uuid, "headroom");
+    s->reserve = get_u64 (kf, uuid, "kernel-reserve");
     s->last_target = get_u64 (kf, uuid, "last-target");
     s->stuck = g_key_file_get_boolean (kf, uuid, "stuck", NULL);
     if (s->stuck)
@@ -154,10 +156,10 @@ mt_state_set_vm (MtState *state, const char *uuid, const MtVmState *in, gint64 n
     MtVmState kept;
 
     vm_state_copy (&kept, in, old->saved_at);
-    if (old->headroom == kept.headroom && old->last_target == kept.last_target
-        && old->stuck == kept.stuck && old->stuck_since == kept.stuck_since
-        && old->has_limits == kept.has_limits && old->limit_min == kept.limit_min
-        && old->limit_max == kept.limit_max
+    if (old->headroom == kept.headroom && old->reserve == kept.reserve
+        && old->last_target == kept.last_target && old->stuck == kept.stuck
+        && old->stuck_since == kept.stuck_since && old->has_limits == kept.has_limits
+        && old->limit_min == kept.limit_min && old->limit_max == kept.limit_max
         && g_strcmp0 (old->stuck_reason, kept.stuck_reason) == 0) {
       mt_vm_state_clear (&kept);
       return;
@@ -235,6 +237,8 @@ to_text (MtState *state)
       g_string_append_printf (out, "stuck-reason=%s\n", reason);
     }
     g_string_append_printf (out, "stuck-since=%" G_GINT64_FORMAT "\n", s->stuck_since);
+    if (s->reserve > 0)
+      g_string_append_printf (out, "kernel-reserve=%" G_GUINT64_FORMAT "\n", s->reserve);
     if (s->has_limits)
       g_string_append_printf (
         out, "limits=true\nlimit-min=%" G_GUINT64_FORMAT "\nlimit-max=%" G_GUINT64_FORMAT "\n",

@@ -1,5 +1,5 @@
 /* state.h: what must survive a daemon restart, per VM (keyed by UUID):
- * learned headroom, stuck marks, the last target.  Kept as one GKeyFile
+ * learned headroom and kernel reserve, stuck marks, the last target.  Kept as one GKeyFile
  * under the state directory, written atomically (write + rename) so a
  * crash mid-write leaves the previous file intact.
  *
@@ -12,6 +12,8 @@
 
 typedef struct {
   guint64 headroom;    /* learned headroom, bytes; 0 = none learned */
+  guint64 reserve;     /* learned size - MemTotal (what the guest kernel keeps),
+                          bytes; 0 = none learned */
   guint64 last_target; /* bytes; 0 = none */
   gboolean stuck;
   char *stuck_reason;  /* owned; NULL when not stuck */

@@ -31,6 +31,7 @@ test_round_trip (void)
   g_autofree char *dir = make_tmpdir ();
   g_autofree char *sub = g_build_filename (dir, "nested", NULL);
   MtVmState in = { .headroom = 300 * 1024 * 1024,
+                   .reserve = 61 * 1024 * 1024,
                    .last_target = 1ULL << 30,
                    .stuck = TRUE,
                    .stuck_reason = (char *) "unplug of 256 MiB did not complete",
@@ -53,6 +54,7 @@ test_round_trip (void)
     g_autoptr (MtState) s = mt_state_load (sub);
     g_assert_true (mt_state_get_vm (s, "uuid-a", &out));
     g_assert_cmpuint (out.headroom, ==, in.headroom);
+    g_assert_cmpuint (out.reserve, ==, in.reserve);
     g_assert_cmpuint (out.last_target, ==, in.last_target);
     g_assert_true (out.stuck);
     g_assert_cmpstr (out.stuck_reason, ==, in.stuck_reason);
