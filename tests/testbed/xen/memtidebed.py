@@ -177,22 +177,26 @@ class MemtideXen:
     def stop(self, failed=False):
         if self.bed is None:
             return
-        if self.memtided_pid():
-            try:
-                self.stop_memtided(timeout=30)
-            except XenbedError as e:
-                xenbed.log(f"memtided stop: {e}")
+        # dom0 may not answer any more: the first command that times out
+        # ends the post-mortem, QEMU is stopped whatever happens.
         try:
+            if self.memtided_pid():
+                self.stop_memtided(timeout=30)
             if failed or not self.ok or self.keep:
-                # What the run directory keeps for a post-mortem.
+                # What the run directory keeps.
                 for name in list(self.consoles):
                     self.console(name)
                 self.read_log()
+                rc, full = self.bed.run("tail -c 200000 /var/log/memtided-full.log", 120)
+                with open(os.path.join(self.rundir, "memtided-full-tail.log"), "w") as f:
+                    f.write(full)
         except XenbedError as e:
-            xenbed.log(f"reading the logs for the run directory: {e}")
+            xenbed.log(f"stopping memtided, reading the logs for the run directory: {e}")
         finally:
-            self.save_logs()
-            self.bed.stop()
+            try:
+                self.save_logs()
+            finally:
+                self.bed.stop()
         if self.keep or failed or not self.ok:
             xenbed.log(f"run directory kept: {self.rundir}")
         else:
