@@ -48,8 +48,12 @@ static void
 logger_vmessage (xentoollog_logger *logger, xentoollog_level level, int errnoval,
                  const char *context, const char *format, va_list args)
 {
-  g_autofree char *text = g_strdup_vprintf (format, args);
+  g_autofree char *text = NULL;
 
+  /* Below DETAIL: libxencall's buffer statistics at every close. */
+  if (level < XTL_DETAIL)
+    return;
+  text = g_strdup_vprintf (format, args);
   g_debug ("%s: %s%s%s", context != NULL ? context : "xen", text, errnoval >= 0 ? ": " : "",
            errnoval >= 0 ? g_strerror (errnoval) : "");
 }
