@@ -28,9 +28,11 @@ Checks (outcomes, with generous deadlines; times are FIGURE lines):
      memtided asks, no memory/target in xenstore and no tot_pages above
      the policy max (xliar-cap) or static-max (xliar-max);
   6. restarting xenconsoled (a xenstore client) and then memtided (same
-     state directory) causes no resize storm: no resize in the 8
-     decisions on each domU that follow, memtided exits 0 and saves its
-     state, the restarted one restores it.
+     state directory) causes no resize storm: at most one resize of each
+     domU in the 8 decisions on it that follow (a restarted memtided may
+     finish a move the first one planned, and learned headroom keeps
+     decaying: one resize; a storm is more), memtided exits 0 and saves
+     its state, the restarted one restores it.
 Environment: MEMTIDE_BUILD_ROOT (the meson build directory: memtided,
 memtidectl, memtide-agent, memtide-workload), MEMTIDE_XENBED_WORKDIR.
 Needs root, the Xen testbed's Debian packages (installed here when
@@ -85,7 +87,7 @@ POLICIES = {"10-liar-cap.conf": f"[vm xliar-cap]\nmax = {CAP}M\n"}
 DOMUS = {
     "xidle": dict(memory_mib=512, maxmem_mib=768),
     "xramp": dict(memory_mib=256, maxmem_mib=768, reserve="0M",
-                  workload=f"sleep:{RAMP_AFTER}s,ramp:0M-{RAMP_TO}M/40s,hold:30m"),
+                  workload=f"sleep:{RAMP_AFTER}s,ramp:0M-{RAMP_TO}M/60s,hold:30m"),
     "xstuck": dict(memory_mib=256, maxmem_mib=768, reserve="24M", pin_target=True,
                    workload=f"sleep:{STUCK_AFTER}s,ramp:0M-{STUCK_TO}M/20s,hold:30m"),
     "xliar-cap": dict(memory_mib=256, maxmem_mib=512, liar=True),
@@ -151,6 +153,18 @@ def settled(bed, name, since):
     return kinds == ["hold", "hold"]
 
 
+def storm(bed, names, since):
+    """'' when no domU was resized more than once since the mark (a
+    storm is a run of resizes, or one undone by the next), else what was."""
+    bad = []
+    for n in names:
+        acts = targets(bed, n, since)
+        if len(acts) > 1:
+            bad.append(f"{n}: {len(acts)} resizes: "
+                       + ", ".join(f"{k} to {s:.0f} MiB" for _, k, s in acts[:6]))
+    return "\n".join(bad)
+
+
 def decisions(bed, name, since):
     return [m for _, m in bed.log_find(decided_re(name), since, refresh=False)
             if m.group(1) != "skip"]
@@ -208,10 +222,10 @@ try:
         bail("memtided did not start: " + bed.log_tail(10))
 
     # 1. the domains and their agents
-    # A believed report is logged with its seq (--verbose); the liars'
-    # reports are believable too (their MemTotal is true).
+    # The first believed report is logged; the liars' reports are
+    # believable too (their MemTotal is true).
     def seen_all():
-        return all(bed.log_find(rf"VM {re.escape(n)}: agent report seq", refresh=False)
+        return all(bed.log_find(rf"VM {re.escape(n)}: first agent report", refresh=False)
                    for n in DOMUS) or None
     agents = bed.try_wait(lambda: (bed.read_log(), seen_all())[1], 120, "agent reports")
     rc, listing = bed.memtidectl("status")
@@ -219,9 +233,8 @@ try:
         listing)
     tap(agents, "each domU's agent reports reach memtided over xenstore",
         None if agents else "\n".join(
-            f"{n}: {len(bed.log_find(rf'VM {re.escape(n)}: agent report seq', refresh=False))} "
-            "believed; " + " | ".join(m.string for _, m in bed.log_find(
-                rf"VM {re.escape(n)}: (agent|the guest agent)", refresh=False)[-3:])
+            f"{n}: " + " | ".join(m.string for _, m in bed.log_find(
+                rf"VM {re.escape(n)}: (first agent|agent|the guest agent)", refresh=False)[-3:])
             for n in DOMUS))
 
     # 2. idle shrink; 3. ramp; 4. stuck; 5. liars: all run at once, polled
@@ -229,8 +242,12 @@ try:
     ramp_start = stuck_mark = None
     idle_done = liars_done = None
     deadline = time.monotonic() + 600
+    polls = 0
     while time.monotonic() < deadline:
-        now = sizes.poll()
+        # xl list is the heaviest poll for dom0: every third round.
+        if polls % 3 == 0:
+            now = sizes.poll()
+        polls += 1
         bed.read_log()
         for n in ("xramp", "xstuck"):
             bed.console(n)
@@ -302,6 +319,10 @@ try:
         f"{len(others)} grows: " + ", ".join(f"{n} at {t:.1f}" for n, t in others[:5]))
     hit = bed.console_find("xstuck", r"step 2/3 ramp")
     st_ramp = bed.dom0_time("xstuck", hit[0][0]) if hit else None
+    marks = bed.log_find(r"WARNING.*xstuck: stuck: |xstuck: no longer stuck", refresh=False)
+    note("xstuck's stuck marks (s after memtided started): " + "; ".join(
+        f"{t - t_start:.1f} {'stuck' if 'stuck: ' in m.group(0) else 'no longer stuck'}"
+        for t, m in marks[:12]))
     if stuck_mark is not None:
         note("FIGURE stuck timeline (s after memtided started): "
              + (f"ramp start {st_ramp - t_start:.1f}, " if st_ramp else "")
@@ -344,10 +365,11 @@ try:
                                  all(len(decisions(bed, n, mark)) >= 8 for n in names))[1],
                         120, "8 decisions on each domU after the xenconsoled restart")
     acts = bed.log_find(r"resize: ", mark)
-    tap(seen and not acts and bed.memtided_pid(),
-        f"xenconsoled restarted: memtided keeps running, no resize in the next 8 decisions "
-        f"on each domU ({len(acts)} resizes)",
-        "\n".join(m.string for _, m in acts[:5]))
+    bad = storm(bed, names, mark)
+    tap(seen and not bad and bed.memtided_pid(),
+        f"xenconsoled restarted: memtided keeps running, no resize storm in the next 8 "
+        f"decisions on each domU (at most one resize each; {len(acts)} in all)",
+        bad or "\n".join(m.string for _, m in acts[:5]))
     console_ok = bed.try_wait(lambda: re.search(r"MEMTIDE-DOMU-MEMINFO",
                                                  bed.console("xidle")[-2000:]), 30,
                               "xidle's console after the restart")
@@ -364,8 +386,12 @@ try:
                         120, "8 decisions on each domU after the memtided restart")
     acts = bed.log_find(r"resize: .*: (shrink|grow) \d", mark)
     restored = bed.log_find(r"restored learned", mark)
-    tap(seen and not acts, f"restarted memtided: no resize in its first 8 decisions on each "
-        f"domU ({len(acts)} resizes)", "\n".join(m.string for _, m in acts[:5]))
+    bad = storm(bed, names, mark)
+    # One resize is memtided finishing a move (a shrink the first one
+    # had planned) or following the learned headroom down; a storm is more.
+    tap(seen and not bad, f"restarted memtided: no resize storm in its first 8 decisions on "
+        f"each domU (at most one resize each; {len(acts)} in all)",
+        bad or "\n".join(m.string for _, m in acts[:5]))
     tap(len(restored) >= len(names), f"restarted memtided restored the learned state of the "
         f"{len(names)} domUs ({len(restored)})")
     note("resize lines per domU over the whole run: " + ", ".join(

@@ -56,6 +56,14 @@ BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configur
 # Prefixes each line with dom0's uptime; awk reads the file, no fork.
 STAMP = ("awk '{ getline u < \"/proc/uptime\"; close(\"/proc/uptime\"); "
          "split(u, a, \" \"); print a[1] \" \" $0; fflush() }'")
+# The same, into two files: LOG_FULL gets every line; LOG (what the host
+# reads over the serial port, whose every byte costs dom0 CPU under TCG)
+# leaves out the debug lines other than memtided's per-VM decisions.
+STAMP_SPLIT = ("awk '{ getline u < \"/proc/uptime\"; close(\"/proc/uptime\"); "
+               "split(u, a, \" \"); l = a[1] \" \" $0; print l >> \"/var/log/memtided-full.log\"; "
+               "fflush(\"/var/log/memtided-full.log\"); "
+               "if ($0 !~ /-DEBUG: / || $0 ~ /-DEBUG: [0-9:.]+: [^ ]+: (hold|grow|shrink|wait|stuck|skip): /) "
+               "{ print l >> \"/var/log/memtided.log\"; fflush(\"/var/log/memtided.log\") } }'")
 CLOCK = ("cut -d' ' -f1 /proc/uptime; adjtimex | awk '/time.tv_sec/ {s=$2} "
          "/time.tv_usec/ {u=$2} END {printf \"%d.%06d\\n\", s, u}'")
 
@@ -169,22 +177,26 @@ class MemtideXen:
     def stop(self, failed=False):
         if self.bed is None:
             return
-        if self.memtided_pid():
-            try:
-                self.stop_memtided(timeout=30)
-            except XenbedError as e:
-                xenbed.log(f"memtided stop: {e}")
+        # dom0 may not answer any more: the first command that times out
+        # ends the post-mortem, QEMU is stopped whatever happens.
         try:
+            if self.memtided_pid():
+                self.stop_memtided(timeout=30)
             if failed or not self.ok or self.keep:
-                # What the run directory keeps for a post-mortem.
+                # What the run directory keeps.
                 for name in list(self.consoles):
                     self.console(name)
                 self.read_log()
+                rc, full = self.bed.run("tail -c 200000 /var/log/memtided-full.log", 120)
+                with open(os.path.join(self.rundir, "memtided-full-tail.log"), "w") as f:
+                    f.write(full)
         except XenbedError as e:
-            xenbed.log(f"reading the logs for the run directory: {e}")
+            xenbed.log(f"stopping memtided, reading the logs for the run directory: {e}")
         finally:
-            self.save_logs()
-            self.bed.stop()
+            try:
+                self.save_logs()
+            finally:
+                self.bed.stop()
         if self.keep or failed or not self.ok:
             xenbed.log(f"run directory kept: {self.rundir}")
         else:
@@ -371,7 +383,7 @@ class MemtideXen:
         inner = (f"echo MEMTIDED-START run={run}; "
                  f"G_DEBUG=fatal-criticals {' '.join(shlex.quote(a) for a in args)} & "
                  f"echo $! > {PIDFILE}; wait $!; echo MEMTIDED-EXIT run={run} status=$?")
-        self.sh(f"(sh -c {shlex.quote(inner)} 2>&1 | {STAMP} >> {LOG}) "
+        self.sh(f"(sh -c {shlex.quote(inner)} 2>&1 | {STAMP_SPLIT}) "
                 "</dev/null >/dev/null 2>&1 &")
         self.wait(lambda: self.log_find(rf"MEMTIDED-START run={run}"), 30, "memtided started")
         return run
