@@ -49,13 +49,6 @@ mt_fake_lookup (MtFakeBackend *self, const char *name_or_uuid)
   return d != NULL ? d : g_hash_table_lookup (self->domains, name_or_uuid);
 }
 
-static void
-emit_domain (MtFakeBackend *self, MtDomainEvent event, const char *uuid)
-{
-  if (self->connected && self->parent.domain_cb != NULL)
-    self->parent.domain_cb (&self->parent, event, uuid, self->parent.user_data);
-}
-
 void
 mt_fake_add (MtFakeBackend *self, MtFakeDomain *d)
 {
@@ -67,7 +60,7 @@ mt_fake_add (MtFakeBackend *self, MtFakeDomain *d)
   g_hash_table_insert (self->domains, d->uuid, d);
   g_hash_table_insert (self->by_name, d->name, d);
   g_mutex_unlock (&self->lock);
-  emit_domain (self, MT_DOMAIN_EVENT_ADDED, uuid);
+  mt_backend_emit_domain (&self->parent, MT_DOMAIN_EVENT_ADDED, uuid);
 }
 
 gboolean
@@ -87,7 +80,7 @@ mt_fake_remove (MtFakeBackend *self, const char *name)
   g_mutex_unlock (&self->lock);
   if (d == NULL)
     return FALSE;
-  emit_domain (self, MT_DOMAIN_EVENT_REMOVED, uuid);
+  mt_backend_emit_domain (&self->parent, MT_DOMAIN_EVENT_REMOVED, uuid);
   return TRUE;
 }
 
@@ -130,7 +123,7 @@ fake_connect (MtBackend *b, GError **error)
     g_ptr_array_add (uuids, g_strdup (key));
   g_mutex_unlock (&self->lock);
   for (guint i = 0; i < uuids->len; i++)
-    emit_domain (self, MT_DOMAIN_EVENT_ADDED, uuids->pdata[i]);
+    mt_backend_emit_domain (&self->parent, MT_DOMAIN_EVENT_ADDED, uuids->pdata[i]);
   return TRUE;
 }
 

@@ -208,20 +208,6 @@ cache_put (MtLibvirtBackend *self, const MtDomainInfo *info)
   g_mutex_unlock (&self->lock);
 }
 
-static void
-emit_domain (MtLibvirtBackend *self, MtDomainEvent event, const char *uuid)
-{
-  if (self->parent.domain_cb != NULL)
-    self->parent.domain_cb (&self->parent, event, uuid, self->parent.user_data);
-}
-
-static void
-emit_connection (MtLibvirtBackend *self, gboolean connected)
-{
-  if (self->parent.connection_cb != NULL)
-    self->parent.connection_cb (&self->parent, connected, self->parent.user_data);
-}
-
 static gboolean
 require_connection (MtLibvirtBackend *self, GError **error)
 {
@@ -346,7 +332,7 @@ announce_domain (MtLibvirtBackend *self, virDomainPtr dom)
   uuid = g_strdup (info->uuid);
   cache_put (self, info);
   g_clear_pointer (&info, mt_domain_info_free);
-  emit_domain (self, MT_DOMAIN_EVENT_ADDED, uuid);
+  mt_backend_emit_domain (&self->parent, MT_DOMAIN_EVENT_ADDED, uuid);
 }
 
 static void
@@ -356,7 +342,7 @@ forget_domain (MtLibvirtBackend *self, const char *uuid)
 
   if (g_hash_table_contains (self->domains, owned)) {
     cache_remove (self, owned);
-    emit_domain (self, MT_DOMAIN_EVENT_REMOVED, owned);
+    mt_backend_emit_domain (&self->parent, MT_DOMAIN_EVENT_REMOVED, owned);
   }
 }
 
@@ -453,7 +439,7 @@ on_metadata (virConnectPtr conn, virDomainPtr dom, int type, const char *nsuri, 
 
   if (type == VIR_DOMAIN_METADATA_ELEMENT && g_strcmp0 (nsuri, MT_METADATA_NAMESPACE) == 0
       && domain_uuid (dom, uuid) && g_hash_table_contains (self->domains, uuid))
-    emit_domain (self, MT_DOMAIN_EVENT_CHANGED, uuid);
+    mt_backend_emit_domain (&self->parent, MT_DOMAIN_EVENT_CHANGED, uuid);
 }
 
 /* A hot(un)plugged device may be the agent channel or a memory device. */
@@ -464,7 +450,7 @@ on_device (virConnectPtr conn, virDomainPtr dom, const char *alias, void *opaque
   char uuid[VIR_UUID_STRING_BUFLEN];
 
   if (domain_uuid (dom, uuid) && g_hash_table_contains (self->domains, uuid))
-    emit_domain (self, MT_DOMAIN_EVENT_CHANGED, uuid);
+    mt_backend_emit_domain (&self->parent, MT_DOMAIN_EVENT_CHANGED, uuid);
 }
 
 static void
@@ -566,7 +552,7 @@ try_reconnect (gpointer data)
     return G_SOURCE_REMOVE;
   }
   g_message ("reconnected to libvirt at %s", uri_name (self));
-  emit_connection (self, TRUE);
+  mt_backend_emit_connection (&self->parent, TRUE);
   if (!announce_all (self, &error)) {
     g_warning ("%s", error->message);
     schedule_disconnect (self);
@@ -591,7 +577,7 @@ handle_disconnect (gpointer data)
     return G_SOURCE_REMOVE;
   g_message ("lost the connection to libvirt at %s; reconnecting", uri_name (self));
   close_connection (self);
-  emit_connection (self, FALSE);
+  mt_backend_emit_connection (&self->parent, FALSE);
   self->backoff_s = RECONNECT_MIN_S;
   schedule_reconnect (self);
   return G_SOURCE_REMOVE;

@@ -79,20 +79,6 @@ mt_xen_domain_path (guint32 domid, const char *key)
   return g_strdup_printf ("/local/domain/%u/%s", domid, key);
 }
 
-static void
-emit_domain (MtXenBackend *self, MtDomainEvent event, const char *uuid)
-{
-  if (self->parent.domain_cb != NULL)
-    self->parent.domain_cb (&self->parent, event, uuid, self->parent.user_data);
-}
-
-static void
-emit_connection (MtXenBackend *self, gboolean connected)
-{
-  if (self->parent.connection_cb != NULL)
-    self->parent.connection_cb (&self->parent, connected, self->parent.user_data);
-}
-
 static gboolean
 check_uri (MtXenBackend *self, GError **error)
 {
@@ -229,7 +215,7 @@ announce (MtXenBackend *self, MtXenDomain *dom)
   g_debug ("domain %u '%s' (%s): static-max %" G_GUINT64_FORMAT " KiB, videoram %" G_GUINT64_FORMAT
            " KiB",
            dom->domid, dom->name, dom->uuid, dom->static_max / MT_KIB, dom->videoram / MT_KIB);
-  emit_domain (self, MT_DOMAIN_EVENT_ADDED, uuid);
+  mt_backend_emit_domain (&self->parent, MT_DOMAIN_EVENT_ADDED, uuid);
 }
 
 static void
@@ -243,7 +229,7 @@ forget (MtXenBackend *self, MtXenDomain *dom)
   g_hash_table_remove (self->by_domid, GUINT_TO_POINTER (dom->domid));
   g_hash_table_remove (self->domains, uuid); /* frees dom */
   g_mutex_unlock (&self->lock);
-  emit_domain (self, MT_DOMAIN_EVENT_REMOVED, uuid);
+  mt_backend_emit_domain (&self->parent, MT_DOMAIN_EVENT_REMOVED, uuid);
 }
 
 /* The table's entry for @info, if it is the same domain (a domid is
@@ -358,7 +344,7 @@ handle_disconnect (MtXenBackend *self)
 {
   g_message ("lost the connection to xenstored; reconnecting");
   close_connection (self);
-  emit_connection (self, FALSE);
+  mt_backend_emit_connection (&self->parent, FALSE);
   self->backoff_s = RECONNECT_MIN_S;
   schedule_reconnect (self);
 }
@@ -450,7 +436,7 @@ try_reconnect (gpointer data)
     return G_SOURCE_REMOVE;
   }
   g_message ("reconnected to xenstored");
-  emit_connection (self, TRUE);
+  mt_backend_emit_connection (&self->parent, TRUE);
   rewatch_all (self);
   if (!reconcile (self, &error)) {
     g_warning ("%s", error->message);

@@ -76,6 +76,21 @@ struct _MtBackend {
   gpointer user_data;
 };
 
+/* For drivers: tell the daemon (either callback may be unset). */
+static inline void
+mt_backend_emit_domain (MtBackend *b, MtDomainEvent event, const char *uuid)
+{
+  if (b->domain_cb != NULL)
+    b->domain_cb (b, event, uuid, b->user_data);
+}
+
+static inline void
+mt_backend_emit_connection (MtBackend *b, gboolean connected)
+{
+  if (b->connection_cb != NULL)
+    b->connection_cb (b, connected, b->user_data);
+}
+
 /* Frees any driver's backend; NULL is fine. */
 static inline void
 mt_backend_free (MtBackend *b)
