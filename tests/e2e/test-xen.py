@@ -216,7 +216,7 @@ try:
 
     run = bed.start_memtided("xen", VM_POLICY, HOST_POLICY, policies=POLICIES)
     t_start = bed.log_find(rf"MEMTIDED-START run={run}")[0][0]
-    up = bed.try_wait(lambda: bed.log_find(r"memtided running"), 60, "memtided running")
+    up = bed.try_wait(lambda: bed.log_find(r"memtided running"), 300, "memtided running")
     tap(up, "memtided runs in dom0 with --backend xen",
         None if up else bed.log_tail())
     if not up:
@@ -228,7 +228,7 @@ try:
     def seen_all():
         return all(bed.log_find(rf"VM {re.escape(n)}: first agent report", refresh=False)
                    for n in DOMUS) or None
-    agents = bed.try_wait(lambda: (bed.read_log(), seen_all())[1], 120, "agent reports")
+    agents = bed.try_wait(lambda: (bed.read_log(), seen_all())[1], 300, "agent reports")
     rc, listing = bed.memtidectl("status")
     tap(rc == 0 and all(n in listing for n in DOMUS), "memtidectl status shows the five domUs",
         listing)
@@ -242,7 +242,7 @@ try:
     # here every second until each has its outcome or its deadline.
     ramp_start = stuck_mark = None
     idle_done = liars_done = None
-    deadline = time.monotonic() + 600
+    deadline = time.monotonic() + 900
     polls = 0
     while time.monotonic() < deadline:
         # xl list is the heaviest poll for dom0: every third round.
@@ -352,7 +352,7 @@ try:
     names = [n for n in DOMUS if n != "xstuck"]
     mark = bed.log_mark()
     ok = bed.try_wait(lambda: (bed.read_log(), all(settled(bed, n, mark) for n in names))[1],
-                      180, "every domU settled")
+                      300, "every domU settled")
     tap(ok, "memtided settles: it holds every domU (two holds in a row)",
         None if ok else "\n".join(m.string for n in names
                                   for _, m in bed.log_find(decided_re(n), mark)[-1:]))
@@ -364,7 +364,7 @@ try:
     mark = bed.log_mark()
     seen = bed.try_wait(lambda: (bed.read_log(),
                                  all(len(decisions(bed, n, mark)) >= 8 for n in names))[1],
-                        120, "8 decisions on each domU after the xenconsoled restart")
+                        300, "8 decisions on each domU after the xenconsoled restart")
     acts = bed.log_find(r"resize: ", mark)
     bad = storm(bed, names, mark)
     tap(seen and not bad and bed.memtided_pid(),
@@ -372,7 +372,7 @@ try:
         f"decisions on each domU (at most one resize each; {len(acts)} in all)",
         bad or "\n".join(m.string for _, m in acts[:5]))
     console_ok = bed.try_wait(lambda: re.search(r"MEMTIDE-DOMU-MEMINFO",
-                                                 bed.console("xidle")[-2000:]), 30,
+                                                 bed.console("xidle")[-2000:]), 120,
                               "xidle's console after the restart")
     tap(console_ok, "the domU consoles are logged again after the xenconsoled restart")
 
@@ -384,7 +384,7 @@ try:
     bed.start_memtided("xen", VM_POLICY, HOST_POLICY, policies=POLICIES)
     seen = bed.try_wait(lambda: (bed.read_log(),
                                  all(len(decisions(bed, n, mark)) >= 8 for n in names))[1],
-                        120, "8 decisions on each domU after the memtided restart")
+                        300, "8 decisions on each domU after the memtided restart")
     acts = bed.log_find(r"resize: .*: (shrink|grow) \d", mark)
     restored = bed.log_find(r"restored learned", mark)
     bad = storm(bed, names, mark)

@@ -387,7 +387,7 @@ class MemtideXen:
                  f"echo $! > {PIDFILE}; wait $!; echo MEMTIDED-EXIT run={run} status=$?")
         self.sh(f"(sh -c {shlex.quote(inner)} 2>&1 | {STAMP_SPLIT}) "
                 "</dev/null >/dev/null 2>&1 &")
-        self.wait(lambda: self.log_find(rf"MEMTIDED-START run={run}"), 30, "memtided started")
+        self.wait(lambda: self.log_find(rf"MEMTIDED-START run={run}"), 120, "memtided started")
         return run
 
     def memtided_pid(self):
