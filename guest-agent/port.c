@@ -18,22 +18,7 @@
 #include <unistd.h>
 
 /* Logs a problem when it differs from the last one logged. */
-static void problem (struct port *p, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
-
-static void
-problem (struct port *p, const char *fmt, ...)
-{
-  char msg[sizeof p->last_problem];
-  va_list ap;
-
-  va_start (ap, fmt);
-  vsnprintf (msg, sizeof msg, fmt, ap);
-  va_end (ap);
-  if (strcmp (msg, p->last_problem) != 0) {
-    log_warn ("%s", msg);
-    snprintf (p->last_problem, sizeof p->last_problem, "%s", msg);
-  }
-}
+#define problem(p, ...) log_warn_changed ((p)->last_problem, sizeof (p)->last_problem, __VA_ARGS__)
 
 void
 port_init (struct port *p, const char *name, const char *fixed_path)

@@ -160,6 +160,21 @@ agent_log (int level, const char *fmt, ...)
   errno = saved;
 }
 
+void
+log_warn_changed (char *last, size_t size, const char *fmt, ...)
+{
+  char msg[512];
+  va_list ap;
+
+  va_start (ap, fmt);
+  vsnprintf (msg, size < sizeof msg ? size : sizeof msg, fmt, ap);
+  va_end (ap);
+  if (strcmp (msg, last) != 0) {
+    log_warn ("%s", msg);
+    snprintf (last, size, "%s", msg);
+  }
+}
+
 const char *
 errno_name (int e)
 {

@@ -45,6 +45,10 @@ void agent_log (int level, const char *fmt, ...) __attribute__ ((format (printf,
 #define log_notice(...) agent_log (LOG_NOTICE, __VA_ARGS__)
 #define log_info(...)   agent_log (LOG_INFO, __VA_ARGS__)
 #define log_debug(...)  agent_log (LOG_DEBUG, __VA_ARGS__)
+/* A warning, logged only when it differs from the last one kept in
+ * last[size] (a problem met at every tick is said once). */
+void log_warn_changed (char *last, size_t size, const char *fmt, ...)
+  __attribute__ ((format (printf, 3, 4)));
 
 /* "EAGAIN", "EPERM", ... for the errors the agent can meet; "E<n>" else. */
 const char *errno_name (int e);

@@ -15,23 +15,8 @@ static const char *const key_paths[] = {
   [XS_KEY_REPLY] = XS_DIR "/reply",
 };
 
-static void problem (struct xsport *x, const char *fmt, ...)
-  __attribute__ ((format (printf, 2, 3)));
-
-static void
-problem (struct xsport *x, const char *fmt, ...)
-{
-  char msg[sizeof x->last_problem];
-  va_list ap;
-
-  va_start (ap, fmt);
-  vsnprintf (msg, sizeof msg, fmt, ap);
-  va_end (ap);
-  if (strcmp (msg, x->last_problem) != 0) {
-    log_warn ("%s", msg);
-    snprintf (x->last_problem, sizeof x->last_problem, "%s", msg);
-  }
-}
+/* Logs a problem when it differs from the last one logged. */
+#define problem(x, ...) log_warn_changed ((x)->last_problem, sizeof (x)->last_problem, __VA_ARGS__)
 
 static bool
 has (const char *line, size_t len, const char *needle)

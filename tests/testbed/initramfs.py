@@ -244,19 +244,25 @@ def build(workdir, workload, agent=None, kernel=None):
                 {"lib", "lib/modules", f"lib/modules/{kver}"})
     c.file("etc/memtide/modules", ("\n".join(GUEST_MODULES) + "\n").encode())
 
+    store_cached(c, out, os.path.join(workdir, "initramfs-*.cpio"))
+    return out, kernel, kver
+
+
+def store_cached(c, out, pattern):
+    """Writes archive c to out, then drops the other archives matching
+    pattern that were not used for an hour."""
     tmp = f"{out}.tmp-{os.getpid()}"
     with open(tmp, "wb") as f:
         f.write(c.finish())
     os.replace(tmp, out)  # atomic: a concurrent run sees all or nothing
-    # Keep the cache small: archives not used for an hour are stale (runs
-    # copy the archive into their run directory, so this never breaks one).
-    for old in glob.glob(os.path.join(workdir, "initramfs-*.cpio")):
+    # Keep the cache small (runs copy the archive into their run
+    # directory, so this never breaks one).
+    for old in glob.glob(pattern):
         try:
             if old != out and time.time() - os.path.getmtime(old) > 3600:
                 os.unlink(old)
         except OSError:
             pass
-    return out, kernel, kver
 
 
 def add_modules(c, stage, kver, files, made):

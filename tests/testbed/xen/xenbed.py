@@ -366,16 +366,7 @@ def build_dom0(workdir, scenario=SMOKE, domus=None, extra_files=None,
         mkdirs(os.path.dirname(dst))
         c.file(dst, text.encode(), 0o644)
 
-    tmp = f"{out}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(c.finish())
-    os.replace(tmp, out)
-    for old in glob.glob(os.path.join(workdir, "dom0-*.cpio")):
-        try:
-            if old != out and time.time() - os.path.getmtime(old) > 3600:
-                os.unlink(old)
-        except OSError:
-            pass
+    initramfs.store_cached(c, out, os.path.join(workdir, "dom0-*.cpio"))
     return out, kernel, kver
 
 
