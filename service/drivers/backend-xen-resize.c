@@ -197,9 +197,9 @@ mt_xen_set_balloon (MtBackend *b, const char *uuid, guint64 bytes, GCancellable 
        && worker_read_size_locked (self, domid, "memory/static-max", domid != 0, &static_max, error)
        && worker_read_size_locked (self, domid, "memory/videoram", FALSE, &videoram, error)
        && current_maxmem_locked (self, domid, handle, &maxmem_kib, error);
-  /* dom0 without static-max in xenstore: the maxmem it had when it was
-   * announced (backend-xen.c read_domain), not today's, which memtided
-   * itself lowers. */
+  /* dom0 without static-max in xenstore (the write at announce failed,
+   * backend-xen.c dom0_static_max): the maxmem it had then, not today's,
+   * which memtided itself lowers. */
   if (ok && domid == 0 && static_max == 0)
     static_max = cached_max;
   ok = ok && mt_xen_resize_ops (bytes, static_max, videoram, maxmem_kib, ops, error)

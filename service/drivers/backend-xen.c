@@ -178,18 +178,29 @@ read_name (MtXenBackend *self, guint32 domid)
   return name;
 }
 
-/* dom0's maxmem in bytes, at most the host's memory (dom0_mem without
- * max: leaves it unlimited). */
+/* dom0's static-max when xenstore has none: its maxmem now, at most the
+ * host's memory (dom0_mem without max: leaves it unlimited), written to
+ * memory/static-max as libxl writes it when it first needs it.  Written,
+ * not only kept: after memtided has shrunk dom0, maxmem is the smaller
+ * size, and a restarted memtided would take that for dom0's largest. */
 static gboolean
-dom0_max (MtXenBackend *self, const xc_domaininfo_t *info, guint64 *bytes, GError **error)
+dom0_static_max (MtXenBackend *self, const xc_domaininfo_t *info, guint64 *bytes, GError **error)
 {
   xc_physinfo_t phys = { 0 };
+  g_autofree char *path = mt_xen_domain_path (0, "memory/static-max");
+  g_autofree char *value = NULL;
 
   if (xc_physinfo (self->xch, &phys) < 0) {
     set_error_errno (error, G_IO_ERROR_FAILED, "cannot read Xen's physinfo");
     return FALSE;
   }
   *bytes = mt_xen_pages_to_bytes (MIN (info->max_pages, phys.total_pages), XC_PAGE_SIZE);
+  value = g_strdup_printf ("%" G_GUINT64_FORMAT, *bytes / MT_KIB);
+  if (!xs_write (self->xsh, XBT_NULL, path, value, strlen (value)))
+    g_warning ("dom0: cannot write %s = %s KiB: %s; using it without", path, value,
+               g_strerror (errno));
+  else
+    g_message ("dom0: no %s; wrote its maxmem there, %s KiB, as libxl does", path, value);
   return TRUE;
 }
 
@@ -201,12 +212,11 @@ read_domain (MtXenBackend *self, const xc_domaininfo_t *info, GError **error)
   guint64 static_max, videoram;
 
   /* dom0's static-max is written by libxl only when it first needs it
-   * (xl mem-set 0, a domain built with autoballoon): until then dom0's
-   * maxmem (dom0_mem=...,max:) stands in. */
+   * (xl mem-set 0, a domain built with autoballoon). */
   if (!read_size (self, info->domain, "memory/static-max", info->domain != 0, &static_max, error)
       || !read_size (self, info->domain, "memory/videoram", FALSE, &videoram, error))
     return NULL;
-  if (static_max == 0 && info->domain == 0 && !dom0_max (self, info, &static_max, error))
+  if (static_max == 0 && info->domain == 0 && !dom0_static_max (self, info, &static_max, error))
     return NULL;
   dom = g_new0 (MtXenDomain, 1);
   dom->backend = self;

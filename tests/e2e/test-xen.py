@@ -242,7 +242,7 @@ try:
     # here every second until each has its outcome or its deadline.
     ramp_start = stuck_mark = None
     idle_done = liars_done = None
-    deadline = time.monotonic() + 900
+    deadline = time.monotonic() + 1200
     polls = 0
     while time.monotonic() < deadline:
         # xl list is the heaviest poll for dom0: every third round.
@@ -298,6 +298,7 @@ try:
         f"{len(after)} grows")
     if after:
         note(f"FIGURE ramp start to first grow applied: {max(after[0] - ramp_start, 0):.1f} s")
+    bed.console("xramp")  # the ramp may have ended since the last poll
     held = bed.console_find("xramp", rf"anon={RAMP_TO}M .*step=hold")
     tap(held, f"xramp reached its {RAMP_TO} MiB working set",
         "\n".join(bed.console("xramp").splitlines()[-10:]))

@@ -6,8 +6,10 @@ memtided resizes nothing while memtide-agent runs in dom0 over xenstore.
 A policy file with [vm Domain-0] and min = 512M, then SIGHUP: memtided
 manages dom0, connects its agent (/local/domain/0/data/memtide) and
 shrinks it toward its need, never below the 512 MiB floor (every
-resize line, memory/target and xl list polled throughout).  Removing the
-file and SIGHUP makes it observed again.  FIGURE lines are dom0 uptime
+resize line, memory/target and xl list polled throughout).  memtided
+restarted after the shrink still sees dom0's 1 GiB maximum (the
+memory/static-max it wrote).  Removing the file and SIGHUP makes it
+observed again.  FIGURE lines are dom0 uptime
 seconds from memtided's stamped log; no timed assertions.  0 when every
 step was seen."""
 
@@ -35,6 +37,10 @@ def scenario(bed):
     print("managing line:", managed[0][1].group(0))
     if OBSERVED not in managed[0][1].group(0):
         raise XenbedError("the managing line does not say dom0 is observed only")
+    static_max = bed.xs_read("/local/domain/0/memory/static-max")
+    print("dom0's memory/static-max after memtided saw it:", static_max)
+    if static_max is None or not static_max.isdigit() or int(static_max) < 1024 * 1024:
+        raise XenbedError(f"dom0's memory/static-max is {static_max}, not its 1 GiB maxmem")
     rc, out = bed.memtidectl("explain", "Domain-0")
     print(f"memtidectl explain Domain-0 (rc={rc}):\n{out}")
     if rc != 0 or f"Opt-in: {OBSERVED}" not in out:
@@ -106,6 +112,19 @@ def scenario(bed):
                           f"xl list {lowest} MiB, memory/target {lowest_target} KiB")
     if final >= size_observed:
         raise XenbedError(f"dom0 was not shrunk: {size_observed} -> {final} MiB")
+
+    # A restart after the shrink: dom0's maxmem is now ~513 MiB, but its
+    # largest size stays 1 GiB (memory/static-max).
+    if bed.stop_memtided() != 0:
+        raise XenbedError("memtided did not exit 0")
+    mark = bed.log_mark()
+    bed.start_memtided("xen", vm_policy="min = 128M\nmax = 100%\n",
+                       host_policy="tick-interval = 1s\n")
+    again = bed.wait(lambda: bed.log_find(r"VM Domain-0: managing \(boot memory (\d+) MiB.*", mark),
+                     60, "Domain-0 announced after the restart")
+    print("after a restart:", again[0][1].group(0))
+    if int(again[0][1].group(1)) != 1024 or MANAGED not in again[0][1].group(0):
+        raise XenbedError("after a restart dom0 is not managed with its 1024 MiB maximum")
 
     mark = bed.log_mark()
     bed.sh(f"rm {memtidebed.POLICIES}/50-dom0.conf; kill -HUP {bed.memtided_pid()}")
