@@ -38,6 +38,8 @@ typedef struct {
   MtDomainInfo *info; /* &info_data */
   MtVmPolicy policy;  /* policy files + domain metadata */
   char *policy_error; /* bad domain metadata: file policy applies */
+  char *opt_in_note;  /* an opt-in domain (info->opt_in): managed or observed
+                         only, and why; NULL for the others */
   MtVmModel *model;   /* &model_data */
 
   /* Guest agent link (daemon-agent.h); NULL without one. */

@@ -313,6 +313,8 @@ mt_daemon_explain (MtDaemon *d, const char *name, GError **error)
   }
   if (vm->info->mechanism_note)
     g_string_append_printf (s, "Mechanism: %s\n", vm->info->mechanism_note);
+  if (vm->opt_in_note)
+    g_string_append_printf (s, "Opt-in: %s\n", vm->opt_in_note);
   if (st->stuck)
     g_string_append_printf (s, "Stuck: %s\n", st->stuck_reason);
   if (st->pinned)

@@ -28,6 +28,7 @@ daemon_vm_free (MtDaemonVm *vm)
 {
   mt_domain_info_clear (&vm->info_data);
   g_free (vm->policy_error);
+  g_free (vm->opt_in_note);
   g_free (vm->last_action);
   g_free (vm);
 }
@@ -180,6 +181,34 @@ mt_daemon_find_vm (MtDaemon *d, const char *uuid_or_name, const char **uuid, GEr
   return vm;
 }
 
+/* An opt-in domain (Xen's dom0) is managed only when a group names it
+ * written out, and then never below MT_OPT_IN_FLOOR; otherwise it is
+ * observed.  A change (a reload adding or removing the group) is logged;
+ * the first note goes into the "managing" line. */
+static void
+resolve_opt_in (MtDaemon *d, MtDaemonVm *vm)
+{
+  const MtDomainInfo *info = vm->info;
+  g_autofree char *old = g_steal_pointer (&vm->opt_in_note);
+
+  if (info->opt_in == NULL)
+    return;
+  if (!mt_config_names_vm (d->config, info->name)) {
+    vm->policy.mechanism = MT_MECH_NONE;
+    vm->opt_in_note =
+      g_strdup_printf ("%s is observed only: no [vm %s] group names it", info->opt_in, info->name);
+  } else {
+    gboolean raised =
+      mt_vm_policy_apply_floor (&vm->policy, info->base_memory + info->vmem_size, MT_OPT_IN_FLOOR);
+
+    vm->opt_in_note = g_strdup_printf (
+      "%s is managed: [vm %s] names it; never below %" G_GUINT64_FORMAT " MiB%s", info->opt_in,
+      info->name, MT_OPT_IN_FLOOR / MT_MIB, raised ? " (the policy's min was lower)" : "");
+  }
+  if (old != NULL && !g_str_equal (old, vm->opt_in_note))
+    g_message ("VM %s: %s", info->name, vm->opt_in_note);
+}
+
 static void
 resolve_policy (MtDaemon *d, MtDaemonVm *vm)
 {
@@ -198,6 +227,7 @@ resolve_policy (MtDaemon *d, MtDaemonVm *vm)
   if (vm->policy_error != NULL)
     g_warning ("VM %s: ignoring its memtide metadata, file policy applies: %s", vm->info->name,
                vm->policy_error);
+  resolve_opt_in (d, vm);
 }
 
 void
@@ -306,11 +336,12 @@ add_or_update_vm (MtDaemon *d, const char *uuid)
   g_hash_table_insert (d->vms, info->uuid, vm);
   g_clear_pointer (&d->order, g_ptr_array_unref);
   g_message ("VM %s: managing (boot memory %" G_GUINT64_FORMAT " MiB, virtio-mem %" G_GUINT64_FORMAT
-             " MiB, mechanism %s%s%s, agent channel %s)",
+             " MiB, mechanism %s%s%s, agent channel %s)%s%s",
              info->name, info->base_memory / MT_MIB, info->vmem_size / MT_MIB,
              mt_mechanism_to_string (vm->policy.mechanism), info->mechanism_note ? ": " : "",
              info->mechanism_note ? info->mechanism_note : "",
-             info->agent_socket ? info->agent_socket : "none");
+             info->agent_socket ? info->agent_socket : "none", vm->opt_in_note ? "; " : "",
+             vm->opt_in_note ? vm->opt_in_note : "");
   sync_agent (d, vm);
   NOTIFY (d, vm_added, uuid);
 }

@@ -22,6 +22,7 @@ typedef struct {
   guint line;
   char *name;         /* "host", "vm web-*" */
   GPatternSpec *glob; /* NULL for [host] */
+  char *glob_text;    /* the glob as written, for mt_config_names_vm */
   GArray *settings;   /* MtSetting, in file order */
 } Group;
 
@@ -46,6 +47,7 @@ group_free (Group *group)
     return;
   g_free (group->name);
   g_clear_pointer (&group->glob, g_pattern_spec_free);
+  g_free (group->glob_text);
   g_array_unref (group->settings);
   g_free (group);
 }
@@ -218,6 +220,7 @@ loader_read_group (Loader *loader, GKeyFile *kf, const char *path, const MtScanG
   group->line = scanned->line;
   group->name = g_strdup (scanned->name);
   group->glob = glob ? g_pattern_spec_new (glob) : NULL;
+  group->glob_text = g_strdup (glob);
   group->settings = settings_new ();
 
   for (guint i = 0; i < scanned->keys->len; i++) {
@@ -519,6 +522,21 @@ mt_config_get_n_vm_groups (MtConfig *config)
 {
   g_return_val_if_fail (config != NULL, 0);
   return config->n_vm_groups;
+}
+
+gboolean
+mt_config_names_vm (MtConfig *config, const char *domain_name)
+{
+  g_return_val_if_fail (config != NULL, FALSE);
+  g_return_val_if_fail (domain_name != NULL, FALSE);
+
+  for (guint i = 0; i < config->groups->len; i++) {
+    const Group *group = g_ptr_array_index (config->groups, i);
+
+    if (group->glob_text != NULL && g_str_equal (group->glob_text, domain_name))
+      return TRUE;
+  }
+  return FALSE;
 }
 
 /* ---- a domain's own settings ---------------------------------------- */

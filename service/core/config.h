@@ -65,6 +65,12 @@ const char *const *mt_config_get_files (MtConfig *config);
 /* Number of [vm GLOB] groups across all files. */
 guint mt_config_get_n_vm_groups (MtConfig *config);
 
+/* Whether a [vm GLOB] group's glob is @domain_name itself, written out
+ * ([vm Domain-0]), not a wildcard that happens to match it ([vm *],
+ * [vm Domain-?]): how a policy opts a domain in that is managed only on
+ * request (MtDomainInfo.opt_in: Xen's dom0). */
+gboolean mt_config_names_vm (MtConfig *config, const char *domain_name);
+
 /* A domain's own VM policy settings from its memtide <policy> metadata
  * element (config-metadata.h; a driver reads it from the hypervisor, the
  * libvirt driver with virDomainGetMetadata).  NULL or blank xml: no

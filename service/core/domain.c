@@ -12,6 +12,7 @@ mt_domain_info_clear (MtDomainInfo *info)
   g_clear_pointer (&info->overrides, mt_vm_overrides_unref);
   g_free (info->overrides_error);
   g_free (info->mechanism_note);
+  g_free (info->opt_in);
   *info = (MtDomainInfo){ 0 };
 }
 

@@ -28,6 +28,11 @@ typedef struct {
   char *mechanism_note;     /* what the driver cannot do to this domain's
                                size and why (Xen: "balloon only: ..."),
                                for Explain and the log; NULL = nothing */
+  char *opt_in;             /* non-NULL: managed only when a [vm NAME] group
+                               names the domain written out (config.h
+                               mt_config_names_vm), never below
+                               MT_OPT_IN_FLOOR; observed otherwise.  Says
+                               what the domain is, for the log ("dom0") */
 } MtDomainInfo;
 
 void mt_domain_info_free (MtDomainInfo *info);

@@ -100,6 +100,25 @@ mt_vm_policy_resolve_bounds (const MtVmPolicy *p, guint64 domain_max, guint64 *m
     *max_out = max;
 }
 
+gboolean
+mt_vm_policy_apply_floor (MtVmPolicy *p, guint64 domain_max, guint64 floor)
+{
+  gboolean changed = FALSE;
+
+  g_return_val_if_fail (p != NULL, FALSE);
+
+  if (mt_size_resolve (&p->min, domain_max) < floor) {
+    p->min = (MtSize){ .bytes = floor };
+    changed = TRUE;
+  }
+  /* The floor wins over max: min is capped at max when resolved. */
+  if (mt_size_resolve (&p->max, domain_max) < floor) {
+    p->max = (MtSize){ .bytes = floor };
+    changed = TRUE;
+  }
+  return changed;
+}
+
 void
 mt_vm_policy_init_defaults (MtVmPolicy *p)
 {

@@ -85,6 +85,17 @@ typedef struct {
 void mt_vm_policy_resolve_bounds (const MtVmPolicy *p, guint64 domain_max, guint64 *min_out,
                                   guint64 *max_out);
 
+/* The least an opt-in domain (MtDomainInfo.opt_in: Xen's dom0, where
+ * memtided itself and the toolstack run) is ever given, whatever its
+ * policy says: a dom0 squeezed below this stops running them. */
+#define MT_OPT_IN_FLOOR (G_GUINT64_CONSTANT (512) << 20)
+
+/* Raises @p's min to at least @floor bytes (and max with it when max is
+ * lower) for a domain whose maximum memory is domain_max; a domain
+ * smaller than @floor is then never shrunk.  Returns whether it changed
+ * anything. */
+gboolean mt_vm_policy_apply_floor (MtVmPolicy *p, guint64 domain_max, guint64 floor);
+
 typedef struct {
   guint64 reserve;         /* bytes kept free for the host */
   guint64 budget;          /* explicit VM budget in bytes, 0 = derive */

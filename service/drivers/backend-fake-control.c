@@ -127,6 +127,11 @@ apply_settings (MtFakeBackend *self, MtFakeDomain *d, char **args, guint n, gboo
       d->agent_socket = g_strdup (value);
       continue;
     }
+    if (adding && g_str_equal (key, "opt-in")) {
+      g_free (d->opt_in);
+      d->opt_in = g_strdup (value);
+      continue;
+    }
     if (g_str_equal (key, "speed")) {
       if (!parse_speed (value, &v, error))
         return FALSE;
@@ -144,11 +149,11 @@ apply_settings (MtFakeBackend *self, MtFakeDomain *d, char **args, guint n, gboo
     }
     field = size_field (d, key, adding);
     if (field == NULL) {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "unknown key '%s'; expected %s",
-                   key,
-                   adding ? "size, vmem, block, plugged, uuid, agent, speed, used, free, cache, "
-                            "swap-in, swap-out, major-faults or rss"
-                          : "speed, used, free, cache, swap-in, swap-out, major-faults or rss");
+      g_set_error (
+        error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "unknown key '%s'; expected %s", key,
+        adding ? "size, vmem, block, plugged, uuid, agent, opt-in, speed, used, free, cache, "
+                 "swap-in, swap-out, major-faults or rss"
+               : "speed, used, free, cache, swap-in, swap-out, major-faults or rss");
       return FALSE;
     }
     if (!parse_size (key, value, field, error))

@@ -25,6 +25,7 @@ typedef struct {
   guint64 vmem_block;
   guint64 vmem_requested;
   char *agent_socket;
+  char *opt_in; /* MtDomainInfo.opt_in, NULL = an ordinary domain */
   MtFakeMotion balloon;
   MtFakeMotion plugged;
   guint64 speed;   /* bytes/s both sizes move at, 0 = at once */

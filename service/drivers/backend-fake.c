@@ -36,6 +36,7 @@ mt_fake_domain_free (MtFakeDomain *d)
 {
   g_free (d->name);
   g_free (d->agent_socket);
+  g_free (d->opt_in);
   g_free (d->fail);
   g_free (d->last_call);
   g_free (d);
@@ -142,6 +143,7 @@ domain_info (const MtFakeDomain *d, gint64 now)
   info->vmem_requested = d->vmem_requested;
   info->vmem_plugged = mt_fake_motion_at (&d->plugged, d->speed, now);
   info->agent_socket = g_strdup (d->agent_socket);
+  info->opt_in = g_strdup (d->opt_in);
   return info;
 }
 

@@ -171,7 +171,7 @@ mt_xen_set_balloon (MtBackend *b, const char *uuid, guint64 bytes, GCancellable 
   xen_domain_handle_t handle;
   g_autofree char *name = NULL;
   guint32 domid = 0;
-  guint64 static_max = 0, videoram = 0, maxmem_kib = 0;
+  guint64 static_max = 0, cached_max = 0, videoram = 0, maxmem_kib = 0;
   MtXenOp ops[2];
   gboolean ok;
 
@@ -183,6 +183,7 @@ mt_xen_set_balloon (MtBackend *b, const char *uuid, guint64 bytes, GCancellable 
     domid = dom->domid;
     memcpy (handle, dom->handle, sizeof handle);
     name = g_strdup (dom->name);
+    cached_max = dom->static_max;
   }
   g_mutex_unlock (&self->lock);
   if (name == NULL) {
@@ -193,10 +194,15 @@ mt_xen_set_balloon (MtBackend *b, const char *uuid, guint64 bytes, GCancellable 
   g_mutex_lock (&self->worker_lock);
   /* static-max and videoram as they are now, not as cached at start. */
   ok = worker_open_locked (self, error)
-       && worker_read_size_locked (self, domid, "memory/static-max", TRUE, &static_max, error)
+       && worker_read_size_locked (self, domid, "memory/static-max", domid != 0, &static_max, error)
        && worker_read_size_locked (self, domid, "memory/videoram", FALSE, &videoram, error)
-       && current_maxmem_locked (self, domid, handle, &maxmem_kib, error)
-       && mt_xen_resize_ops (bytes, static_max, videoram, maxmem_kib, ops, error)
+       && current_maxmem_locked (self, domid, handle, &maxmem_kib, error);
+  /* dom0 without static-max in xenstore (the write at announce failed,
+   * backend-xen.c dom0_static_max): the maxmem it had then, not today's,
+   * which memtided itself lowers. */
+  if (ok && domid == 0 && static_max == 0)
+    static_max = cached_max;
+  ok = ok && mt_xen_resize_ops (bytes, static_max, videoram, maxmem_kib, ops, error)
        && apply_locked (self, domid, &ops[0], error) && apply_locked (self, domid, &ops[1], error);
   g_mutex_unlock (&self->worker_lock);
   if (!ok) {

@@ -99,14 +99,14 @@ domain_free (MtXenDomain *dom)
   g_free (dom);
 }
 
-/* A domU memtided manages: not dom0 (its memory is dom0_mem's), not the
- * xenstore domain, not dying or shut down (xenstored fires
- * @releaseDomain for those; xl destroys them soon). */
+/* A domain memtided announces: not the xenstore domain, not dying or
+ * shut down (xenstored fires @releaseDomain for those; xl destroys them
+ * soon).  dom0 is announced opt-in (MtDomainInfo.opt_in): the daemon
+ * manages it only when the policy names it. */
 static gboolean
 eligible (const xc_domaininfo_t *info)
 {
-  return info->domain != 0
-         && (info->flags & (XEN_DOMINF_dying | XEN_DOMINF_shutdown | XEN_DOMINF_xs_domain)) == 0;
+  return (info->flags & (XEN_DOMINF_dying | XEN_DOMINF_shutdown | XEN_DOMINF_xs_domain)) == 0;
 }
 
 /* Xen's domains into self->infos; the count, or -1. */
@@ -178,6 +178,32 @@ read_name (MtXenBackend *self, guint32 domid)
   return name;
 }
 
+/* dom0's static-max when xenstore has none: its maxmem now, at most the
+ * host's memory (dom0_mem without max: leaves it unlimited), written to
+ * memory/static-max as libxl writes it when it first needs it.  Written,
+ * not only kept: after memtided has shrunk dom0, maxmem is the smaller
+ * size, and a restarted memtided would take that for dom0's largest. */
+static gboolean
+dom0_static_max (MtXenBackend *self, const xc_domaininfo_t *info, guint64 *bytes, GError **error)
+{
+  xc_physinfo_t phys = { 0 };
+  g_autofree char *path = mt_xen_domain_path (0, "memory/static-max");
+  g_autofree char *value = NULL;
+
+  if (xc_physinfo (self->xch, &phys) < 0) {
+    set_error_errno (error, G_IO_ERROR_FAILED, "cannot read Xen's physinfo");
+    return FALSE;
+  }
+  *bytes = mt_xen_pages_to_bytes (MIN (info->max_pages, phys.total_pages), XC_PAGE_SIZE);
+  value = g_strdup_printf ("%" G_GUINT64_FORMAT, *bytes / MT_KIB);
+  if (!xs_write (self->xsh, XBT_NULL, path, value, strlen (value)))
+    g_warning ("dom0: cannot write %s = %s KiB: %s; using it without", path, value,
+               g_strerror (errno));
+  else
+    g_message ("dom0: no %s; wrote its maxmem there, %s KiB, as libxl does", path, value);
+  return TRUE;
+}
+
 /* What the driver keeps of @info's domain, read from xenstore. */
 static MtXenDomain *
 read_domain (MtXenBackend *self, const xc_domaininfo_t *info, GError **error)
@@ -185,8 +211,12 @@ read_domain (MtXenBackend *self, const xc_domaininfo_t *info, GError **error)
   MtXenDomain *dom;
   guint64 static_max, videoram;
 
-  if (!read_size (self, info->domain, "memory/static-max", TRUE, &static_max, error)
+  /* dom0's static-max is written by libxl only when it first needs it
+   * (xl mem-set 0, a domain built with autoballoon). */
+  if (!read_size (self, info->domain, "memory/static-max", info->domain != 0, &static_max, error)
       || !read_size (self, info->domain, "memory/videoram", FALSE, &videoram, error))
+    return NULL;
+  if (static_max == 0 && info->domain == 0 && !dom0_static_max (self, info, &static_max, error))
     return NULL;
   dom = g_new0 (MtXenDomain, 1);
   dom->backend = self;
@@ -511,6 +541,8 @@ xen_get_domain (MtBackend *b, const char *uuid, GError **error)
   info->base_memory = dom->static_max;
   info->agent_socket = g_strdup (dom->agent_socket);
   info->mechanism_note = g_strdup (MT_XEN_MECHANISM_NOTE);
+  if (dom->domid == 0)
+    info->opt_in = g_strdup ("dom0");
   return info;
 }
 

@@ -32,7 +32,12 @@ Checks (outcomes, with generous deadlines; times are FIGURE lines):
      domU in the 8 decisions on it that follow (a restarted memtided may
      finish a move the first one planned, and learned headroom keeps
      decaying: one resize; a storm is more), memtided exits 0 and saves
-     its state, the restarted one restores it.
+     its state, the restarted one restores it;
+  7. dom0 is only observed until a [vm Domain-0] group names it; then,
+     after SIGHUP, its agent (run in dom0 over xenstore) connects and
+     memtided shrinks it, never below 512 MiB although the group says
+     min = 128M; its memory/static-max is its maxmem, which the driver
+     wrote when it first saw dom0.
 Environment: MEMTIDE_BUILD_ROOT (the meson build directory: memtided,
 memtidectl, memtide-agent, memtide-workload), MEMTIDE_XENBED_WORKDIR.
 Needs root, the Xen testbed's Debian packages (installed here when
@@ -82,6 +87,10 @@ headroom = {HEADROOM}M
 headroom-min = {HEADROOM}M
 reclaim-cold-cache = false
 """
+DOM0_MIB = 1024               # dom0_mem=1024M,max:1024M
+DOM0_FLOOR = 512              # MiB, never below for an opt-in domain
+DOM0_OBSERVED = "dom0 is observed only: no [vm Domain-0] group names it"
+DOM0_MANAGED = f"dom0 is managed: [vm Domain-0] names it; never below {DOM0_FLOOR} MiB"
 POLICIES = {"10-liar-cap.conf": f"[vm xliar-cap]\nmax = {CAP}M\n"}
 
 DOMUS = {
@@ -242,7 +251,7 @@ try:
     # here every second until each has its outcome or its deadline.
     ramp_start = stuck_mark = None
     idle_done = liars_done = None
-    deadline = time.monotonic() + 900
+    deadline = time.monotonic() + 1200
     polls = 0
     while time.monotonic() < deadline:
         # xl list is the heaviest poll for dom0: every third round.
@@ -298,6 +307,7 @@ try:
         f"{len(after)} grows")
     if after:
         note(f"FIGURE ramp start to first grow applied: {max(after[0] - ramp_start, 0):.1f} s")
+    bed.console("xramp")  # the ramp may have ended since the last poll
     held = bed.console_find("xramp", rf"anon={RAMP_TO}M .*step=hold")
     tap(held, f"xramp reached its {RAMP_TO} MiB working set",
         "\n".join(bed.console("xramp").splitlines()[-10:]))
@@ -397,6 +407,36 @@ try:
         f"{len(names)} domUs ({len(restored)})")
     note("resize lines per domU over the whole run: " + ", ".join(
         f"{n} {len(targets(bed, n))}" for n in DOMUS))
+
+    # 7. dom0 is observed only until a group names it
+    # (scenarios/dom0.py has the longer version).
+    dom0_max = bed.xs_read("/local/domain/0/memory/static-max")
+    tap(dom0_max == str(DOM0_MIB * 1024),
+        f"dom0's memory/static-max is its maxmem, written when memtided saw it ({dom0_max} KiB)")
+    early = bed.log_find(r"resize: Domain-0", refresh=False)
+    tap(not early and bed.log_find(rf"VM Domain-0: managing .*{re.escape(DOM0_OBSERVED)}",
+                                   refresh=False),
+        "dom0 observed only without [vm Domain-0]: announced so, never resized",
+        "\n".join(m.string for _, m in early[:3]))
+    bed.sh("(memtide-agent --transport xenstore >/var/log/agent0.log 2>&1 &) "
+           "</dev/null >/dev/null 2>&1")
+    mark = bed.log_mark()
+    bed.write_file(f"{memtidebed.POLICIES}/50-dom0.conf", f"[vm Domain-0]\nmin = {MIN}M\n")
+    bed.sh(f"kill -HUP {bed.memtided_pid()}")
+    shrunk = bed.try_wait(lambda: bed.log_find(r"resize: Domain-0: shrink", mark), 300,
+                          "a shrink of dom0")
+    managed = bed.log_find(rf"VM Domain-0: {re.escape(DOM0_MANAGED)}", mark, refresh=False)
+    agent = bed.log_find(r"VM Domain-0: agent connected", mark, refresh=False)
+    tap(managed and agent and shrunk, "[vm Domain-0] and SIGHUP: dom0 managed, its agent "
+        "connected over xenstore, and shrunk", bed.log_tail(20))
+    bed.try_wait(lambda: (bed.read_log(), settled(bed, "Domain-0", mark))[1], 120,
+                 "dom0 settled")
+    to = [int(m.group(1)) for _, m in bed.log_find(r"resize: Domain-0: .* -> (\d+) MiB", mark)]
+    size = bed.size_mib("Domain-0")
+    target = bed.xs_mem("Domain-0").get("target", 0)
+    tap(to and min(to) >= DOM0_FLOOR and size >= DOM0_FLOOR and target >= DOM0_FLOOR * 1024,
+        f"dom0 never below {DOM0_FLOOR} MiB although its group says min = {MIN}M "
+        f"(resized to {to} MiB, now {size} MiB, memory/target {target} KiB)")
 except xenbed.XenbedError as e:
     tap(False, f"the testbed failed: {e}")
 except Exception:  # a bug here: fail with the trace, still clean up

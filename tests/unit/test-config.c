@@ -472,6 +472,45 @@ test_suggest (void)
 
 /* ---- policy.h helpers ---------------------------------------------- */
 
+/* The floor of an opt-in domain: never below MT_OPT_IN_FLOOR or its
+ * policy min, whichever is larger; max gives way to it. */
+static void
+test_opt_in_floor (void)
+{
+  static const struct {
+    MtSize min, max;
+    guint64 domain_max;
+    gboolean changed;
+    guint64 want_min, want_max; /* resolved bytes after the floor */
+  } cases[] = {
+    /* The default 25% of 1 GiB is 256 MiB: raised to 512 MiB. */
+    { { TRUE, 0, 25 }, { TRUE, 0, 100 }, GIB, TRUE, 512 * MIB, GIB },
+    /* A policy min above the floor stays. */
+    { { FALSE, 768 * MIB, 0 }, { TRUE, 0, 100 }, GIB, FALSE, 768 * MIB, GIB },
+    { { TRUE, 0, 75 }, { TRUE, 0, 100 }, GIB, FALSE, 768 * MIB, GIB },
+    /* min = 0 and a max below the floor: both raised. */
+    { { FALSE, 0, 0 }, { FALSE, 256 * MIB, 0 }, GIB, TRUE, 512 * MIB, 512 * MIB },
+    /* A domain smaller than the floor is never shrunk. */
+    { { FALSE, 128 * MIB, 0 }, { TRUE, 0, 100 }, 400 * MIB, TRUE, 400 * MIB, 400 * MIB },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+    MtVmPolicy p;
+    guint64 min, max;
+
+    g_test_message ("case %u", i);
+    mt_vm_policy_init_defaults (&p);
+    p.min = cases[i].min;
+    p.max = cases[i].max;
+    g_assert_cmpint (mt_vm_policy_apply_floor (&p, cases[i].domain_max, MT_OPT_IN_FLOOR), ==,
+                     cases[i].changed);
+    mt_vm_policy_resolve_bounds (&p, cases[i].domain_max, &min, &max);
+    g_assert_cmpuint (min, ==, cases[i].want_min);
+    g_assert_cmpuint (max, ==, cases[i].want_max);
+  }
+  g_assert_cmpuint (MT_OPT_IN_FLOOR, ==, 512 * MIB);
+}
+
 static void
 test_percent_resolution (void)
 {
@@ -828,6 +867,35 @@ test_glob_forms (void)
     assert_contains (bad_error->message, bad[i].group);
     assert_contains (bad_error->message, bad[i].needle);
   }
+  rm_tmp_dir (dir);
+}
+
+/* An opt-in domain (Xen's dom0) is managed only when a group names it
+ * written out: a wildcard that matches it does not count. */
+static void
+test_names_vm (void)
+{
+  g_autofree char *dir = make_tmp_dir ();
+  g_autofree char *wild = write_file (dir, "wild.conf",
+                                      "[vm *]\nmin = 1G\n[vm Domain-?]\nshares = 2\n"
+                                      "[vm Domain-0*]\nshares = 3\n",
+                                      -1);
+  g_autofree char *named =
+    write_file (dir, "named.conf", "[vm *]\nmin = 1G\n[vm   Domain-0  ]\nmin = 600M\n", -1);
+  g_autoptr (MtConfig) wild_config = mt_config_load (wild, NULL, NULL);
+  g_autoptr (MtConfig) named_config = mt_config_load (named, NULL, NULL);
+  g_autoptr (MtConfig) none = mt_config_load (NULL, NULL, NULL);
+  MtVmPolicy p;
+
+  g_assert_nonnull (wild_config);
+  g_assert_nonnull (named_config);
+  g_assert_true (mt_config_resolve_vm (wild_config, "Domain-0", NULL, &p, NULL));
+  g_assert_cmpuint (p.shares, ==, 3);                            /* the wildcards match it ... */
+  g_assert_false (mt_config_names_vm (wild_config, "Domain-0")); /* ... but do not name it */
+  g_assert_true (mt_config_names_vm (named_config, "Domain-0"));
+  g_assert_false (mt_config_names_vm (named_config, "domain-0")); /* case-sensitive */
+  g_assert_false (mt_config_names_vm (named_config, "Domain-01"));
+  g_assert_false (mt_config_names_vm (none, "Domain-0"));
   rm_tmp_dir (dir);
 }
 
@@ -1520,6 +1588,8 @@ main (int argc, char **argv)
   g_test_add_func ("/config/errors/read", test_error_read);
   g_test_add_func ("/config/errors/reload-keeps-old", test_reload_keeps_old);
   g_test_add_func ("/config/globs", test_glob_forms);
+  g_test_add_func ("/config/names-vm", test_names_vm);
+  g_test_add_func ("/config/policy/opt-in-floor", test_opt_in_floor);
 
   g_test_add_func ("/config/precedence/defaults-only", test_defaults_only);
   g_test_add_func ("/config/precedence/files", test_precedence_files);

@@ -98,6 +98,8 @@ def build(workdir, build_dir):
         workdir, scenario=None, domus={},
         extra_files={"usr/bin/memtided": p["memtided"],
                      "usr/bin/memtidectl": p["memtidectl"],
+                     # dom0's own agent (scenarios/dom0.py).
+                     "usr/bin/memtide-agent": p["memtide-agent"],
                      "usr/bin/dbus-daemon": shutil.which("dbus-daemon")},
         extra_text={"etc/memtide/bus.conf": BUS_CONF,
                     # GLib and libdbus look up the user and the machine id.
