@@ -638,6 +638,68 @@ test_session_counters (SessionFixture *f, gconstpointer data)
   g_assert_cmpuint (st.violations, ==, 7);
 }
 
+/* A guest that says it rebooted (a new boot id in each hello) or that its
+ * agent restarted (seq back to 1) 19 times a second, under the rate
+ * limit: each one resets baselines and is logged, so more than 10 within
+ * a minute is a violation, counted across reconnects; a minute later
+ * they are allowed again. */
+static void
+test_session_restarts (SessionFixture *f, gconstpointer data)
+{
+  MtAgentSessionStats st;
+  gint64 now = 0;
+  guint64 mono = 1000;
+  guint boot = 0;
+
+  for (guint i = 0; i < 11; i++) {
+    g_autofree char *id = g_strdup_printf ("%08x-0000-4000-8000-000000000000", boot++);
+    g_autofree char *hello = hello_line (1, id, mono += 1000, NULL);
+
+    now += S / 19;
+    expect_report (f, hello, now);
+    g_assert_true (i == 0 || last_ev (f)->ev.rebooted);
+  }
+  /* Ten reboots after the first hello; the eleventh closes the link. */
+  {
+    g_autofree char *id = g_strdup_printf ("%08x-0000-4000-8000-000000000000", boot++);
+    g_autofree char *hello = hello_line (1, id, mono += 1000, NULL);
+
+    now += S / 19;
+    expect_violation (f, hello, now, MT_AGENT_ERR_RESTARTS, "");
+  }
+  mt_agent_session_get_stats (f->s, &st);
+  g_assert_cmpuint (st.guest_reboots, ==, 10); /* the refused one is not one */
+  g_assert_cmpuint (st.violations, ==, 1);
+
+  /* Back after 10 s: the same boot and agent process (seq goes on) is
+   * fine, but an agent restart (seq back to 1) is one too many still. */
+  now += 10 * S;
+  mt_agent_session_connected (f->s, now);
+  {
+    g_autofree char *id = g_strdup_printf ("%08x-0000-4000-8000-000000000000", boot - 2);
+    g_autofree char *same = hello_line (2, id, mono += 1000, NULL);
+    g_autofree char *restart = hello_line (1, id, mono += 1000, NULL);
+
+    expect_report (f, same, now);
+    g_assert_false (last_ev (f)->ev.restarted || last_ev (f)->ev.rebooted);
+    expect_violation (f, restart, now, MT_AGENT_ERR_RESTARTS, "");
+  }
+
+  /* A minute after the storm the guest may reboot again. */
+  now += 60 * S;
+  mt_agent_session_connected (f->s, now);
+  {
+    g_autofree char *id = g_strdup_printf ("%08x-0000-4000-8000-000000000000", boot++);
+    g_autofree char *hello = hello_line (1, id, 1000, NULL);
+
+    expect_report (f, hello, now);
+    g_assert_true (last_ev (f)->ev.rebooted);
+  }
+  mt_agent_session_get_stats (f->s, &st);
+  g_assert_cmpuint (st.violations, ==, 2);
+  g_assert_cmpuint (st.last_violation.code, ==, MT_AGENT_ERR_RESTARTS);
+}
+
 static void
 test_session_stale (SessionFixture *f, gconstpointer data)
 {
@@ -2043,6 +2105,7 @@ main (int argc, char **argv)
   SESSION_TEST ("rate", test_session_rate);
   SESSION_TEST ("counters", test_session_counters);
   SESSION_TEST ("stale", test_session_stale);
+  SESSION_TEST ("restarts", test_session_restarts);
   SESSION_TEST ("host-view", test_session_host_view);
   SESSION_TEST ("fresh", test_session_fresh);
 
