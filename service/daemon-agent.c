@@ -446,6 +446,15 @@ mt_daemon_agent_overlay (MtDaemonAgent *a, MtVmSample *s, gint64 now)
     overlay_report (s, r, mt_agent_link_hello (a->link));
 }
 
+gboolean
+mt_daemon_agent_get_stats (MtDaemonAgent *a, MtAgentLinkStats *out)
+{
+  if (a == NULL)
+    return FALSE;
+  mt_agent_link_get_stats (a->link, g_get_monotonic_time (), out);
+  return TRUE;
+}
+
 MtAgentLink *
 mt_daemon_agent_link (MtDaemonAgent *a)
 {

@@ -366,6 +366,8 @@ violation (MtAgentSession *s, gint64 now, MtAgentEvent *ev)
   s->got_hello = FALSE;
   s->start = s->len = 0;
   s->stats.violations++;
+  if (ev->problem.code > MT_AGENT_OK && ev->problem.code < MT_AGENT_ERR_COUNT)
+    s->stats.violations_by_code[ev->problem.code]++;
   s->stats.last_violation = ev->problem;
   s->stats.last_violation_time = now;
   return TRUE;

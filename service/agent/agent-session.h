@@ -68,9 +68,10 @@ typedef struct {
   guint64 stale;       /* reports older (by seq) than one already seen */
   guint64 disbelieved; /* valid reports that contradicted the hypervisor */
   guint64 violations;
-  MtAgentProblem last_violation; /* code MT_AGENT_OK = none yet */
-  gint64 last_violation_time;    /* MT_TIME_NEVER = none */
-  gint64 last_report_time;       /* valid report received, MT_TIME_NEVER = none */
+  guint64 violations_by_code[MT_AGENT_ERR_COUNT]; /* by MtAgentErrorCode ([MT_AGENT_OK] 0) */
+  MtAgentProblem last_violation;                  /* code MT_AGENT_OK = none yet */
+  gint64 last_violation_time;                     /* MT_TIME_NEVER = none */
+  gint64 last_report_time;                        /* valid report received, MT_TIME_NEVER = none */
   guint64 agent_restarts;
   guint64 guest_reboots;
 } MtAgentSessionStats;

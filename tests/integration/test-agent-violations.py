@@ -10,9 +10,15 @@ against the real memtided:
   and within what the hypervisor gives the VM, each "not used" streak a
   log line: the lines memtided logs about one guest's agent are bounded
   (20 at once, then 10 a minute) with a summary of what it suppressed;
+- "garbage" sends a malformed line after its hello ("malformed");
 - "calm", a well-behaved agent beside them, keeps its link.
+
+Each VM's violations, by kind, are published: in the metrics
+(memtide_vm_agent_violations_total), on D-Bus (VM1.AgentViolations,
+AgentLastViolation) and by `memtidectl explain` and `show`.
 """
 
+import http.client
 import json
 import os
 import re
@@ -23,7 +29,7 @@ import time
 import mtlib
 from fakeagent import FakeAgent
 from fakelib import fake_memtided
-from mtlib import MiB, Bus, finish, tap
+from mtlib import VM, MiB, Bus, Client, ctl, eq, finish, tap, wait_for
 
 mtlib.binaries()
 
@@ -67,8 +73,10 @@ class HostileAgent:
         self.started = time.monotonic()
         try:
             while not self.stopping and self.sent < self.count:
-                conn.sendall((json.dumps(self.line(self.sent), separators=(",", ":")) +
-                              "\n").encode())
+                line = self.line(self.sent)
+                if not isinstance(line, str):
+                    line = json.dumps(line, separators=(",", ":"))
+                conn.sendall((line + "\n").encode())
                 self.sent += 1
                 # Paced, not synchronising: the rate is what is tested.
                 time.sleep(1.0 / RATE)
@@ -107,22 +115,30 @@ def flip_line(i):
     return report(i + 1, 1400 * MiB if i % 2 else 900 * MiB)
 
 
+def garbage_line(i):
+    return report(1, 900 * MiB, hello=True) if i == 0 else '{"v":1,}'
+
+
 bus = Bus()
 workdir = mtlib.tmpdir()
 # Sizes held (flip at its boot memory, its virtio-mem not plugged): a
 # resize would make the agents' fixed MemTotal a lie, or the truth.
 daemon = fake_memtided(bus, vms="[vm calm]\nmin = 100%\nmax = 100%\n"
                        "[vm storm]\nmin = 100%\nmax = 100%\n"
-                       "[vm flip]\nmin = 1G\nmax = 1G\n")
+                       "[vm flip]\nmin = 1G\nmax = 1G\n"
+                       "[vm garbage]\nmin = 100%\nmax = 100%\n",
+                       extra=["--metrics-port", "0"])
 fake = daemon.fake
 storm = HostileAgent(os.path.join(workdir, "storm.agent"), storm_line, 200)
 flip = HostileAgent(os.path.join(workdir, "flip.agent"), flip_line, 10 * RATE)
+garbage = HostileAgent(os.path.join(workdir, "garbage.agent"), garbage_line, 2)
 calm = FakeAgent(os.path.join(workdir, "calm.agent"))
 mtlib.mttap.at_exit(calm.stop)
 
 fake.ok(f"add calm size=1G used=300M agent={calm.path}")
 fake.ok(f"add storm size=1G used=300M agent={storm.path}")
 fake.ok(f"add flip size=1G vmem=512M block=128M plugged=0 used=300M agent={flip.path}")
+fake.ok(f"add garbage size=1G used=300M agent={garbage.path}")
 
 # ---- reboots 19 times a second --------------------------------------------------
 storm.done.wait(mtlib.WAIT)
@@ -162,4 +178,63 @@ tap(re.search(
 # ---- the calm guest beside them ----------------------------------------------------
 tap("VM calm: agent protocol violation" not in daemon.log() and calm.connections == 1,
     "the calm guest keeps its link", f"{calm.connections} connections")
+
+# ---- violations published, per VM and kind ---------------------------------------
+tap(daemon.wait_log("VM garbage: agent protocol violation (malformed", 10),
+    "the malformed line is a violation", daemon.log()[-2000:])
+c = Client(bus)
+
+
+def props(name):
+    try:
+        return c.props(c.vm_path(name), VM)
+    except mtlib.GLib.Error:
+        return {}
+
+
+# Published after the next plan.
+tap(wait_for(lambda: props("garbage").get("AgentViolations") == [("malformed", 1)], 10),
+    "D-Bus: garbage's AgentViolations", props("garbage").get("AgentViolations"))
+eq(props("storm").get("AgentViolations"), [("restarts", 1)], "D-Bus: storm's AgentViolations")
+tap(props("storm").get("AgentLastViolation", "").startswith(
+    "restarts: 11 agent restarts and guest reboots within 60 s"),
+    "D-Bus: storm's AgentLastViolation", props("storm").get("AgentLastViolation"))
+tap(props("garbage").get("AgentLastViolation", "").startswith("malformed: "),
+    "D-Bus: garbage's AgentLastViolation", props("garbage").get("AgentLastViolation"))
+eq((props("calm").get("AgentViolations"), props("calm").get("AgentLastViolation")), ([], ""),
+   "D-Bus: none for the calm guest")
+
+hit = re.search(r"Metrics on http://localhost:(\d+)/metrics", daemon.log())
+tap(hit, "memtided serves metrics", daemon.log()[-2000:])
+if hit:
+    conn = http.client.HTTPConnection("127.0.0.1", int(hit.group(1)), timeout=10)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    series = {(m.group(1), m.group(2)): float(m.group(3)) for m in re.finditer(
+        r'^memtide_vm_agent_violations_total\{vm="(\w+)",uuid="[0-9a-f-]+",kind="(\w+)"\} '
+        r"(\S+)$", text, re.M)}
+    tap("# TYPE memtide_vm_agent_violations counter" in text, "metrics: the counter is typed")
+    eq(series.get(("storm", "restarts")), 1.0, "metrics: storm, restarts")
+    eq(series.get(("garbage", "malformed")), 1.0, "metrics: garbage, malformed")
+    eq(series.get(("storm", "rate")), 0.0, "metrics: storm, rate (0, there from the start)")
+    eq(sorted(k for (vm, k), v in series.items() if vm == "calm"),
+       sorted(["malformed", "too_deep", "line_too_long", "bad_version", "bad_field",
+               "inconsistent", "regressed", "rate", "restarts"]),
+       "metrics: every kind for the calm guest")
+    eq(sum(v for (vm, _), v in series.items() if vm in ("calm", "flip")), 0.0,
+       "metrics: none for calm and flip")
+
+code, out, err = ctl(bus, "explain", "storm")
+tap(code == 0 and "Agent protocol violations: 1 since memtided attached its link" in out and
+    re.search(r"^  restarts +1$", out, re.M) and
+    re.search(r"^  last +restarts: 11 agent restarts and guest reboots within 60 s \(at most "
+              r"10\) \(\d+ s ago\)$", out, re.M),
+    "memtidectl explain: the violations by kind and the last one", out + err)
+code, out, err = ctl(bus, "explain", "calm")
+tap(code == 0 and "Agent protocol violations" not in out, "memtidectl explain: none for calm",
+    out + err)
+code, out, err = ctl(bus, "show", "garbage")
+tap(code == 0 and re.search(r"^  agent violations +malformed 1$", out, re.M) and
+    re.search(r"^  last violation +malformed: ", out, re.M),
+    "memtidectl show: the violations by kind", out + err)
 finish()

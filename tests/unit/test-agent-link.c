@@ -636,6 +636,7 @@ test_session_counters (SessionFixture *f, gconstpointer data)
   g_assert_cmpuint (st.agent_restarts, ==, 2);
   g_assert_cmpuint (st.guest_reboots, ==, 1);
   g_assert_cmpuint (st.violations, ==, 7);
+  g_assert_cmpuint (st.violations_by_code[MT_AGENT_ERR_REGRESSED], ==, 7);
 }
 
 /* A guest that says it rebooted (a new boot id in each hello) or that its
@@ -698,6 +699,61 @@ test_session_restarts (SessionFixture *f, gconstpointer data)
   mt_agent_session_get_stats (f->s, &st);
   g_assert_cmpuint (st.violations, ==, 2);
   g_assert_cmpuint (st.last_violation.code, ==, MT_AGENT_ERR_RESTARTS);
+}
+
+/* Violations are counted per kind (what memtided publishes per VM: the
+ * metrics, D-Bus, Explain), across connections, and add up to the total. */
+static void
+test_session_violation_kinds (SessionFixture *f, gconstpointer data)
+{
+  g_autofree char *hello = hello_line (1, BOOT_A, 100, NULL);
+  g_autofree char *long_line = g_strnfill (MT_AGENT_LINE_MAX + 10, 'x');
+  MtAgentProblem reply = { 0 };
+  MtAgentSessionStats st;
+  guint64 sum = 0;
+  gint64 now = 0;
+
+  /* Two malformed lines, a bad field, a line too long, a rate violation
+   * and one the link found (a reply that does not match its request). */
+  for (guint i = 0; i < 2; i++) {
+    mt_agent_session_connected (f->s, now += S);
+    expect_report (f, hello, now);
+    expect_violation (f, "{\"v\":1,}\n", now, MT_AGENT_ERR_MALFORMED, "");
+  }
+  mt_agent_session_connected (f->s, now += S);
+  expect_report (f, hello, now);
+  expect_violation (f, "{\"v\":1,\"type\":\"report\",\"seq\":1e3}\n", now, MT_AGENT_ERR_FIELD,
+                    "seq");
+  mt_agent_session_connected (f->s, now += S);
+  g_assert_cmpuint (feed (f, long_line, now), ==, 1);
+  g_assert_cmpint (last_ev (f)->ev.problem.code, ==, MT_AGENT_ERR_TOO_LONG);
+  mt_agent_session_connected (f->s, now += S);
+  {
+    g_autoptr (GString) flood = g_string_new (NULL);
+    for (guint i = 0; i < 60; i++)
+      g_string_append_c (flood, '\n');
+    g_assert_cmpuint (feed (f, flood->str, now), ==, 1);
+    g_assert_cmpint (last_ev (f)->ev.problem.code, ==, MT_AGENT_ERR_RATE);
+  }
+  mt_agent_session_connected (f->s, now += S);
+  mt_agent_problem_set (&reply, MT_AGENT_ERR_INCONSISTENT, "id",
+                        "reply to request 3 does not "
+                        "match it");
+  mt_agent_session_violation (f->s, &reply, now);
+
+  mt_agent_session_get_stats (f->s, &st);
+  g_assert_cmpuint (st.violations, ==, 6);
+  g_assert_cmpuint (st.violations_by_code[MT_AGENT_ERR_MALFORMED], ==, 2);
+  g_assert_cmpuint (st.violations_by_code[MT_AGENT_ERR_FIELD], ==, 1);
+  g_assert_cmpuint (st.violations_by_code[MT_AGENT_ERR_TOO_LONG], ==, 1);
+  g_assert_cmpuint (st.violations_by_code[MT_AGENT_ERR_RATE], ==, 1);
+  g_assert_cmpuint (st.violations_by_code[MT_AGENT_ERR_INCONSISTENT], ==, 1);
+  g_assert_cmpuint (st.violations_by_code[MT_AGENT_OK], ==, 0);
+  for (guint c = 0; c < MT_AGENT_ERR_COUNT; c++)
+    sum += st.violations_by_code[c];
+  g_assert_cmpuint (sum, ==, st.violations);
+  g_assert_cmpint (st.last_violation.code, ==, MT_AGENT_ERR_INCONSISTENT);
+  g_assert_cmpint (st.last_violation_time, ==, now);
 }
 
 static void
@@ -2106,6 +2162,7 @@ main (int argc, char **argv)
   SESSION_TEST ("counters", test_session_counters);
   SESSION_TEST ("stale", test_session_stale);
   SESSION_TEST ("restarts", test_session_restarts);
+  SESSION_TEST ("violation-kinds", test_session_violation_kinds);
   SESSION_TEST ("host-view", test_session_host_view);
   SESSION_TEST ("fresh", test_session_fresh);
 
