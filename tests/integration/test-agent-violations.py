@@ -147,9 +147,11 @@ tap(storm.closed_by_host.is_set(), "memtided closed the storm's channel",
 tap(daemon.wait_log("VM storm: agent protocol violation (restarts: 11 agent restarts and guest "
                     "reboots within 60 s (at most 10)), link closed for 10 s (1 so far)", 10),
     "11 reboots within a minute are a violation, counted", daemon.log()[-3000:])
-tap(storm.sent <= 12, f"the channel is closed at the 11th reboot ({storm.sent} hellos sent)")
+# What the agent got written before it saw the close depends on how fast
+# memtided read; what memtided took does not.
+tap(storm.sent < storm.count, f"the storm is cut short ({storm.sent} hellos sent)")
 rebooted = daemon.log().count("VM storm: the guest rebooted")
-tap(rebooted <= 10, f"{rebooted} 'the guest rebooted' lines for 10 reboots")
+tap(rebooted == 10, f"{rebooted} 'the guest rebooted' lines: the 11th reboot closed the link")
 
 # ---- not used, used, not used, ... 19 times a second ------------------------------
 tap(flip.done.wait(mtlib.WAIT), "the flip agent sent its reports", f"{flip.sent} sent")
