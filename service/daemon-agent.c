@@ -71,8 +71,11 @@ log_suppressed (MtDaemonAgent *a, guint64 suppressed, gint64 since, gint64 now)
 /* A line the guest's agent caused (not a warning: a violation closes the
  * link for its back-off, which bounds those): within the VM's log limit,
  * unless the level is not logged anyway.  `format` names the VM. */
-static void G_GNUC_PRINTF (3, 4)
-  agent_log (MtDaemonAgent *a, GLogLevelFlags level, const char *format, ...)
+static void agent_log (MtDaemonAgent *a, GLogLevelFlags level, const char *format, ...)
+  G_GNUC_PRINTF (3, 4);
+
+static void
+agent_log (MtDaemonAgent *a, GLogLevelFlags level, const char *format, ...)
 {
   gint64 now = g_get_monotonic_time (), since;
   guint64 suppressed;
