@@ -304,6 +304,28 @@ print_reporting (GVariant *vm)
   }
 }
 
+/* Its agent's protocol violations by kind and the last one, when any
+ * (an older memtided has no such property: nothing). */
+static void
+print_agent_violations (GVariant *vm)
+{
+  g_autoptr (GVariant) kinds =
+    g_variant_lookup_value (vm, "AgentViolations", G_VARIANT_TYPE ("a(st)"));
+  g_autoptr (GString) text = g_string_new (NULL);
+  GVariantIter iter;
+  const char *kind;
+  guint64 count;
+
+  if (kinds == NULL || g_variant_n_children (kinds) == 0)
+    return;
+  g_variant_iter_init (&iter, kinds);
+  while (g_variant_iter_next (&iter, "(&st)", &kind, &count))
+    g_string_append_printf (text, "%s%s %" G_GUINT64_FORMAT, text->len ? ", " : "", kind, count);
+  print_field ("agent violations", text->str);
+  if (*get_str (vm, "AgentLastViolation"))
+    print_field ("last violation", get_str (vm, "AgentLastViolation"));
+}
+
 void
 mtctl_print_vm (GVariant *vm)
 {
@@ -338,6 +360,7 @@ mtctl_print_vm (GVariant *vm)
   source = g_strdup_printf ("%s (agent %s)", get_str (vm, "DataSource"),
                             get_bool (vm, "AgentConnected") ? "connected" : "not connected");
   print_field ("data from", source);
+  print_agent_violations (vm);
   print_field ("mechanism", get_str (vm, "Mechanism"));
   decision = g_strdup_printf ("%s: %s", get_str (vm, "Decision"),
                               *get_str (vm, "Reason") ? get_str (vm, "Reason") : "no decision yet");

@@ -12,6 +12,7 @@
 
 #include <math.h>
 
+#include "agent-log-limit.h"
 #include "daemon-agent.h"
 #include "triggers.h"
 
@@ -20,6 +21,11 @@
 /* Ask for a little more than the shrink needs: the guest allocates meanwhile. */
 #define RECLAIM_MARGIN     (16 * MT_MIB)
 #define RECLAIM_TIMEOUT_MS 5000
+/* Log lines a guest's agent may cause (agent_log): this many at once,
+ * then this many a minute.  A guest decides how often it connects,
+ * restarts or reports, so without a bound it decides the log's volume. */
+#define LOG_BURST      20
+#define LOG_PER_MINUTE 10
 
 /* The link's user data: freed with the link (agent_free_data). */
 struct _MtDaemonAgent {
@@ -36,6 +42,7 @@ struct _MtDaemonAgent {
   MtTriggers triggers;   /* what the believed reports so far say (triggers.h) */
   gboolean reported;     /* first report of this link logged */
   gboolean disbelieving; /* a "not believed" streak was logged */
+  MtAgentLogLimit log_limit;
 };
 
 static void
@@ -50,6 +57,39 @@ static gboolean
 agent_gone (const MtDaemonAgent *a)
 {
   return a->model == NULL;
+}
+
+static void
+log_suppressed (MtDaemonAgent *a, guint64 suppressed, gint64 since, gint64 now)
+{
+  g_message ("VM %s: %" G_GUINT64_FORMAT " log lines about its agent suppressed in the last %.0f s "
+             "(at most %d at once, then %d a minute)",
+             a->name, suppressed, (double) mt_elapsed (now, since) / G_USEC_PER_SEC, LOG_BURST,
+             LOG_PER_MINUTE);
+}
+
+/* A line the guest's agent caused (not a warning: a violation closes the
+ * link for its back-off, which bounds those): within the VM's log limit,
+ * unless the level is not logged anyway.  `format` names the VM. */
+static void agent_log (MtDaemonAgent *a, GLogLevelFlags level, const char *format, ...)
+  G_GNUC_PRINTF (3, 4);
+
+static void
+agent_log (MtDaemonAgent *a, GLogLevelFlags level, const char *format, ...)
+{
+  gint64 now = g_get_monotonic_time (), since;
+  guint64 suppressed;
+  va_list args;
+
+  if (g_log_writer_default_would_drop (level, G_LOG_DOMAIN))
+    return;
+  if (!mt_agent_log_limit_take (&a->log_limit, now, &suppressed, &since))
+    return;
+  if (suppressed > 0)
+    log_suppressed (a, suppressed, since, now);
+  va_start (args, format);
+  g_logv (G_LOG_DOMAIN, level, format, args);
+  va_end (args);
 }
 
 /* The guest's own numbers over what the backend (balloon stats) said.
@@ -178,7 +218,8 @@ on_report (MtAgentLink *link, const MtAgentEvent *ev, gpointer data)
     return;
   if (ev->first_hello) {
     g_autofree char *methods = format_methods (r->reclaim_methods);
-    g_message (
+    agent_log (
+      a, G_LOG_LEVEL_MESSAGE,
       "VM %s: agent connected: %s, kernel %s, guest up %.1f s, report every %" G_GUINT64_FORMAT
       " ms, PSI %s%s%s%s, reclaim %s",
       a->name, r->agent, r->kernel[0] ? r->kernel : "unknown", (double) r->mono_us / G_USEC_PER_SEC,
@@ -190,14 +231,15 @@ on_report (MtAgentLink *link, const MtAgentEvent *ev, gpointer data)
       r->psi_trigger[0] ? " '" : "", r->psi_trigger, r->psi_trigger[0] ? "'" : "", methods);
   }
   if (ev->rebooted) {
-    g_message ("VM %s: the guest rebooted (new boot id)", a->name);
+    agent_log (a, G_LOG_LEVEL_MESSAGE, "VM %s: the guest rebooted (new boot id)", a->name);
     mt_triggers_reset (&a->triggers);
   } else if (ev->restarted) {
-    g_message ("VM %s: the guest agent restarted", a->name);
+    agent_log (a, G_LOG_LEVEL_MESSAGE, "VM %s: the guest agent restarted", a->name);
   }
   if (!ev->believed) {
     if (!a->disbelieving)
-      g_message ("VM %s: agent report not used: %s", a->name, ev->problem.message);
+      agent_log (a, G_LOG_LEVEL_MESSAGE, "VM %s: agent report not used: %s", a->name,
+                 ev->problem.message);
     a->disbelieving = TRUE;
     return;
   }
@@ -209,8 +251,9 @@ on_report (MtAgentLink *link, const MtAgentEvent *ev, gpointer data)
     g_autofree char *avail = r->has_mem && r->mem.available != MT_UNKNOWN
                                ? mt_format_bytes (r->mem.available)
                                : g_strdup ("unknown");
-    g_info ("VM %s: first agent report: MemTotal %s, MemAvailable %s, PSI some %.2f%%", a->name,
-            total, avail, r->has_psi ? r->psi_some.avg10 : NAN);
+    agent_log (a, G_LOG_LEVEL_INFO,
+               "VM %s: first agent report: MemTotal %s, MemAvailable %s, PSI some %.2f%%", a->name,
+               total, avail, r->has_psi ? r->psi_some.avg10 : NAN);
     a->reported = TRUE;
   }
   /* mono_us is the guest's clock when it built the report: tests pair it
@@ -231,9 +274,10 @@ on_report (MtAgentLink *link, const MtAgentEvent *ev, gpointer data)
   };
   mt_triggers_check (&a->triggers, &report, &tvm, now, &t);
   if (r->reason == MT_AGENT_REASON_PSI)
-    g_info ("VM %s: agent pressure trigger: PSI some avg10 %.2f%%, %.1f%% since the last "
-            "report (target %.2f%%)",
-            a->name, t.psi, t.stall, t.target);
+    agent_log (a, G_LOG_LEVEL_INFO,
+               "VM %s: agent pressure trigger: PSI some avg10 %.2f%%, %.1f%% since the last "
+               "report (target %.2f%%)",
+               a->name, t.psi, t.stall, t.target);
   if (t.kind == MT_TRIGGER_NONE)
     return;
   why = mt_trigger_describe (&t);
@@ -253,18 +297,20 @@ on_state_changed (MtAgentLink *link, MtAgentLinkState old_state, MtAgentLinkStat
   switch (new_state) {
   case MT_AGENT_LINK_ACTIVE:
     if (old_state == MT_AGENT_LINK_SILENT)
-      g_message ("VM %s: agent reports again", a->name);
+      agent_log (a, G_LOG_LEVEL_MESSAGE, "VM %s: agent reports again", a->name);
     break;
   case MT_AGENT_LINK_SILENT:
     /* KVM: the balloon statistics; Xen has none, and the domain holds. */
-    g_message ("VM %s: agent silent: back to what the hypervisor reports", a->name);
+    agent_log (a, G_LOG_LEVEL_MESSAGE, "VM %s: agent silent: back to what the hypervisor reports",
+               a->name);
     break;
   case MT_AGENT_LINK_WAITING:
     if (old_state == MT_AGENT_LINK_ACTIVE)
-      g_message ("VM %s: agent channel closed (%s): back to what the hypervisor reports", a->name,
+      agent_log (a, G_LOG_LEVEL_MESSAGE,
+                 "VM %s: agent channel closed (%s): back to what the hypervisor reports", a->name,
                  why);
     else if (was_up)
-      g_message ("VM %s: agent channel closed (%s)", a->name, why);
+      agent_log (a, G_LOG_LEVEL_MESSAGE, "VM %s: agent channel closed (%s)", a->name, why);
     else
       g_debug ("VM %s: agent channel: %s", a->name, why);
     a->reported = FALSE;
@@ -367,6 +413,7 @@ mt_daemon_agent_sync (MtDaemonAgent **agent, const MtDaemonAgentVm *vm,
   a->name = g_strdup (vm->info->name);
   a->socket = g_strdup (vm->info->agent_socket);
   mt_triggers_init (&a->triggers);
+  mt_agent_log_limit_init (&a->log_limit, LOG_BURST, LOG_PER_MINUTE);
   a->link =
     mt_agent_link_new (a->name, a->socket, NULL, &callbacks, a, (GDestroyNotify) agent_free_data);
   *agent = a;
@@ -388,13 +435,27 @@ void
 mt_daemon_agent_overlay (MtDaemonAgent *a, MtVmSample *s, gint64 now)
 {
   const MtAgentReport *r;
+  guint64 suppressed;
+  gint64 since;
 
   if (a == NULL)
     return;
+  /* The summary of what was suppressed, also when the guest went quiet. */
+  if (mt_agent_log_limit_flush (&a->log_limit, now, &suppressed, &since))
+    log_suppressed (a, suppressed, since, now);
   mt_agent_link_set_host (a->link, max_memory (a->info), host_size (a->model, s), now);
   r = mt_agent_link_latest (a->link, now);
   if (r)
     overlay_report (s, r, mt_agent_link_hello (a->link));
+}
+
+gboolean
+mt_daemon_agent_get_stats (MtDaemonAgent *a, MtAgentLinkStats *out)
+{
+  if (a == NULL)
+    return FALSE;
+  mt_agent_link_get_stats (a->link, g_get_monotonic_time (), out);
+  return TRUE;
 }
 
 MtAgentLink *

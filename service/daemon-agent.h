@@ -60,6 +60,9 @@ void mt_daemon_agent_overlay (MtDaemonAgent *agent, MtVmSample *s, gint64 now);
 /* The agent is there: link ACTIVE, last report fresh. */
 gboolean mt_daemon_agent_connected (MtDaemonAgent *agent);
 
+/* Its link's statistics (violations by kind, ...); FALSE for NULL. */
+gboolean mt_daemon_agent_get_stats (MtDaemonAgent *agent, MtAgentLinkStats *out);
+
 /* Its link, for requests made elsewhere (daemon-tune.c); NULL for NULL. */
 MtAgentLink *mt_daemon_agent_link (MtDaemonAgent *agent);
 

@@ -18,6 +18,7 @@ mt_vm_status_free (MtVmStatus *st)
   g_free (st->stuck_reason);
   g_free (st->reason);
   g_free (st->last_action);
+  g_free (st->agent_last_violation);
   g_free (st);
 }
 
@@ -63,6 +64,28 @@ vm_reporting (MtVmStatus *st, const MtVmSample *s)
   st->unpluggable = unpluggable (s);
 }
 
+/* "KIND FIELD: message" */
+static char *
+format_problem (const MtAgentProblem *p)
+{
+  return g_strdup_printf ("%s%s%s: %s", mt_agent_error_code_to_string (p->code),
+                          p->field[0] ? " " : "", p->field, p->message);
+}
+
+static void
+vm_agent (MtVmStatus *st, const MtDaemonVm *vm)
+{
+  MtAgentLinkStats ls;
+
+  st->has_agent_link = mt_daemon_agent_get_stats (vm->agent, &ls);
+  if (st->has_agent_link && ls.session.last_violation.code != MT_AGENT_OK) {
+    memcpy (st->agent_violations, ls.session.violations_by_code, sizeof st->agent_violations);
+    st->agent_last_violation = format_problem (&ls.session.last_violation);
+  } else {
+    st->agent_last_violation = g_strdup ("");
+  }
+}
+
 static MtVmStatus *
 vm_status (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
 {
@@ -93,6 +116,7 @@ vm_status (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
   st->pinned = mt_control_vm_pin (d->control, uuid) != NULL;
   st->has_limits = mt_control_get_limits (d->control, uuid, &limit_min, &limit_max);
   vm_reporting (st, s);
+  vm_agent (st, vm);
   if (vm->has_decision) {
     MtVmDecision dec;
 
@@ -271,6 +295,33 @@ append_reporting (GString *s, const MtVmStatus *st)
     append_size (s, "unpluggable", st->unpluggable);
 }
 
+/* The agent link's violations by kind, for Explain: nothing when there
+ * were none. */
+static void
+append_agent_violations (GString *s, const MtDaemonVm *vm)
+{
+  gint64 now = g_get_monotonic_time ();
+  MtAgentLinkStats ls;
+  g_autofree char *last = NULL;
+
+  if (!mt_daemon_agent_get_stats (vm->agent, &ls) || ls.session.violations == 0)
+    return;
+  g_string_append_printf (
+    s, "Agent protocol violations: %" G_GUINT64_FORMAT " since memtided attached its link\n",
+    ls.session.violations);
+  for (guint c = MT_AGENT_OK + 1; c < MT_AGENT_ERR_COUNT; c++)
+    if (ls.session.violations_by_code[c] > 0)
+      g_string_append_printf (s, "  %-16s %" G_GUINT64_FORMAT "\n",
+                              mt_agent_error_code_to_string (c), ls.session.violations_by_code[c]);
+  last = format_problem (&ls.session.last_violation);
+  g_string_append_printf (s, "  %-16s %s (%.0f s ago)\n", "last", last,
+                          (double) mt_elapsed (now, ls.session.last_violation_time)
+                            / G_USEC_PER_SEC);
+  if (ls.state == MT_AGENT_LINK_WAITING && ls.retry_at != MT_TIME_NEVER)
+    g_string_append_printf (s, "  %-16s closed, next attempt in %.0f s\n", "link",
+                            (double) MAX (ls.retry_at - now, 0) / G_USEC_PER_SEC);
+}
+
 char *
 mt_daemon_explain (MtDaemon *d, const char *name, GError **error)
 {
@@ -325,6 +376,7 @@ mt_daemon_explain (MtDaemon *d, const char *name, GError **error)
     g_string_append_printf (s, "Admin limits: min %s, max %s (replace the policy's)\n", lmin, lmax);
   }
   append_reporting (s, st);
+  append_agent_violations (s, vm);
   if (vm->last_action)
     g_string_append_printf (s, "Last action: %s\n", vm->last_action);
   if (vm->policy_error)

@@ -5,6 +5,7 @@
 
 #include <glib.h>
 
+#include "agent-parse.h"
 #include "control.h"
 #include "sample.h"
 
@@ -134,6 +135,13 @@ typedef struct {
   guint64 reporting_budget_divisor;
   MtBlockUsage usage_kernel, usage_movable, usage_vmem;
   guint64 unpluggable; /* virtio-mem memory an unplug could take */
+  /* Its guest agent link's protocol violations since memtided attached
+   * the link (docs/agent-link.md), by kind (MtAgentErrorCode,
+   * mt_agent_error_code_to_string; [MT_AGENT_OK] is 0).  has_agent_link
+   * FALSE: no link (no agent channel, or observed only), all 0. */
+  gboolean has_agent_link;
+  guint64 agent_violations[MT_AGENT_ERR_COUNT];
+  char *agent_last_violation; /* "KIND FIELD: message", "" = none */
 } MtVmStatus;
 
 void mt_vm_status_free (MtVmStatus *status);

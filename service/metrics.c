@@ -254,6 +254,27 @@ vm_counters_render (GString *out, GPtrArray *vms, char **labels)
   }
 }
 
+/* Protocol violations of each VM's guest agent, by kind: every kind for
+ * every VM with an agent link, 0 included, so rate() sees the first. */
+static void
+vm_agent_render (GString *out, GPtrArray *vms, char **labels)
+{
+  g_string_append (out, "# TYPE memtide_vm_agent_violations counter\n"
+                        "# HELP memtide_vm_agent_violations Protocol violations of the VM's guest "
+                        "agent, by kind, since memtided attached its link; each closed the link "
+                        "for a back-off.\n");
+  for (guint i = 0; i < vms->len; i++) {
+    const MtVmStatus *st = vms->pdata[i];
+
+    if (!st->has_agent_link)
+      continue;
+    for (guint c = MT_AGENT_OK + 1; c < MT_AGENT_ERR_COUNT; c++)
+      g_string_append_printf (
+        out, "memtide_vm_agent_violations_total{%s,kind=\"%s\"} %" G_GUINT64_FORMAT "\n", labels[i],
+        mt_agent_error_code_to_string (c), st->agent_violations[c]);
+  }
+}
+
 /* The guest's reporting tunables and its block usage hint, when known. */
 static void
 vm_reporting_render (GString *out, GPtrArray *vms, char **labels)
@@ -369,6 +390,7 @@ render (MtMetrics *m)
   }
   vm_counters_render (out, vms, labels);
   vm_reporting_render (out, vms, labels);
+  vm_agent_render (out, vms, labels);
   gauge_header (out, "memtide_vm_stuck", NULL, "1 when the VM did not follow its target.");
   for (guint i = 0; i < vms->len; i++)
     g_string_append_printf (out, "memtide_vm_stuck{%s} %d\n", labels[i],

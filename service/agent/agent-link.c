@@ -44,7 +44,7 @@ struct _MtAgentLink {
 
   gint64 reconnect_delay;
   guint violation_streak;
-  guint clean_reports; /* believed reports since the last violation */
+  gint64 clean_since; /* the hello of this connection: clean since then */
   gint64 retry_at;
   gint64 last_valid; /* connect or last valid report, for silent_reconnect */
 
@@ -77,7 +77,7 @@ mt_agent_link_config_init (MtAgentLinkConfig *cfg)
     .reconnect_max = 30 * G_USEC_PER_SEC,
     .violation_min = 10 * G_USEC_PER_SEC,
     .violation_max = 300 * G_USEC_PER_SEC,
-    .clean_reports = 30,
+    .clean_time = 60 * G_USEC_PER_SEC,
     .silent_reconnect = 60 * G_USEC_PER_SEC,
     .watchdog = 1 * G_USEC_PER_SEC,
     .max_pending = 4,
@@ -118,6 +118,26 @@ leave (MtAgentLink *link)
   return TRUE;
 }
 
+/* ---- time ------------------------------------------------------------------------ */
+
+static gint64
+link_now (MtAgentLink *link)
+{
+  const MtAgentLinkClock *c = link->cfg.clock;
+
+  return c ? c->now (c->data) : g_get_monotonic_time ();
+}
+
+static GSource *
+link_timeout_source (MtAgentLink *link, gint64 interval)
+{
+  const MtAgentLinkClock *c = link->cfg.clock;
+
+  if (c)
+    return c->timeout_source (interval, c->data);
+  return g_timeout_source_new ((guint) MAX (interval / 1000, 0));
+}
+
 /* ---- state ----------------------------------------------------------------------- */
 
 static void
@@ -147,7 +167,7 @@ static void
 set_timer (MtAgentLink *link, gint64 delay, GSourceFunc func)
 {
   clear_timer (link);
-  link->timer = g_timeout_source_new ((guint) MAX (delay / 1000, 0));
+  link->timer = link_timeout_source (link, delay);
   g_source_set_callback (link->timer, func, link, NULL);
   g_source_set_name (link->timer, "memtide agent link timer");
   g_source_attach (link->timer, NULL);
@@ -213,7 +233,7 @@ static void
 disconnect (MtAgentLink *link, gint64 delay, const char *why)
 {
   close_socket (link);
-  link->retry_at = g_get_monotonic_time () + delay;
+  link->retry_at = link_now (link) + delay;
   set_timer (link, delay, on_retry);
   set_state (link, MT_AGENT_LINK_WAITING, why);
   fail_pending (link, G_IO_ERROR_CONNECTION_CLOSED, why);
@@ -324,7 +344,6 @@ violation (MtAgentLink *link, const MtAgentProblem *problem)
     backoff *= 2;
   backoff = MIN (backoff, link->cfg.violation_max);
   link->violation_streak++;
-  link->clean_reports = 0;
   why = g_strdup_printf ("protocol violation (%s%s%s: %s)",
                          mt_agent_error_code_to_string (problem->code),
                          problem->field[0] ? " " : "", problem->field, problem->message);
@@ -350,7 +369,7 @@ handle_reply (MtAgentLink *link, const MtAgentReply *reply)
     mt_agent_problem_set (&problem, MT_AGENT_ERR_INCONSISTENT, "id",
                           "reply to request %u does not match it (op \"%s\")", reply->id,
                           reply->op);
-    mt_agent_session_violation (link->session, &problem, g_get_monotonic_time ());
+    mt_agent_session_violation (link->session, &problem, link_now (link));
     violation (link, &problem);
     return;
   }
@@ -374,9 +393,15 @@ handle_event (MtAgentLink *link, const MtAgentEvent *ev, gint64 now)
     break;
   case MT_AGENT_EVENT_REPORT:
     link->last_valid = now;
-    if (ev->first_hello)
+    if (ev->first_hello) {
       link->reconnect_delay = link->cfg.reconnect_min;
-    if (ev->believed && ++link->clean_reports >= link->cfg.clean_reports)
+      link->clean_since = now;
+    }
+    /* Time, not a count of reports: a guest just over the rate limit
+     * gets its burst and dozens of believed reports through on every
+     * connection before the violation, and must still see the back-off
+     * double. */
+    if (ev->believed && mt_elapsed (now, link->clean_since) >= link->cfg.clean_time)
       link->violation_streak = 0;
     if (link->state != MT_AGENT_LINK_ACTIVE)
       set_state (link, MT_AGENT_LINK_ACTIVE, ev->first_hello ? "hello report" : "reports again");
@@ -391,7 +416,7 @@ on_readable (GSocket *socket, GIOCondition cond, gpointer data)
 {
   MtAgentLink *link = data;
   g_autoptr (GError) error = NULL;
-  gint64 now = g_get_monotonic_time ();
+  gint64 now = link_now (link);
   MtAgentEvent ev;
   gsize space;
   char *buf;
@@ -456,7 +481,7 @@ static gboolean
 on_watchdog (gpointer data)
 {
   MtAgentLink *link = data;
-  gint64 now = g_get_monotonic_time ();
+  gint64 now = link_now (link);
   g_autoptr (GList) expired = NULL;
   GHashTableIter iter;
   gpointer value;
@@ -497,17 +522,18 @@ on_watchdog (gpointer data)
 static void
 link_connected (MtAgentLink *link)
 {
-  gint64 now = g_get_monotonic_time ();
+  gint64 now = link_now (link);
 
   link->stats.connects++;
   link->last_valid = now;
+  link->clean_since = now;
   mt_agent_session_connected (link->session, now);
   link->in_source = g_socket_create_source (link->socket, G_IO_IN | G_IO_HUP | G_IO_ERR, NULL);
   g_source_set_callback (link->in_source, G_SOURCE_FUNC (on_readable), link, NULL);
   g_source_set_name (link->in_source, "memtide agent link");
   g_source_attach (link->in_source, NULL);
   clear_timer (link);
-  link->timer = g_timeout_source_new ((guint) MAX (link->cfg.watchdog / 1000, 1));
+  link->timer = link_timeout_source (link, MAX (link->cfg.watchdog, 1000));
   g_source_set_callback (link->timer, on_watchdog, link, NULL);
   g_source_attach (link->timer, NULL);
   set_state (link, MT_AGENT_LINK_HANDSHAKE, "connected");
@@ -568,7 +594,7 @@ mt_agent_link_new (const char *name, const char *socket_path, const MtAgentLinkC
   link->pending = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) pending_free);
   link->reconnect_delay = link->cfg.reconnect_min;
   link->state = MT_AGENT_LINK_WAITING;
-  link->retry_at = g_get_monotonic_time ();
+  link->retry_at = link_now (link);
   set_timer (link, 0, on_retry);
   return link;
 }
@@ -693,7 +719,7 @@ pending_new (MtAgentLink *link, const char *op, guint timeout_ms, GError **error
   p = g_new0 (Pending, 1);
   p->id = new_id (link);
   g_strlcpy (p->op, op, sizeof p->op);
-  p->deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000 + link->cfg.reply_grace;
+  p->deadline = link_now (link) + (gint64) timeout_ms * 1000 + link->cfg.reply_grace;
   return p;
 }
 
@@ -713,7 +739,7 @@ mt_agent_link_reclaim (MtAgentLink *link, guint64 bytes, gboolean allow_drop_cac
                  timeout_ms);
     goto refused;
   }
-  if (!mt_agent_link_alive (link, g_get_monotonic_time ()) || hello == NULL) {
+  if (!mt_agent_link_alive (link, link_now (link)) || hello == NULL) {
     g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_CONNECTED, "no agent on %s", link->name);
     goto refused;
   }
@@ -758,7 +784,7 @@ mt_agent_link_tune_reporting (MtAgentLink *link, guint delay_ms, guint budget_di
                  delay_ms, budget_divisor, timeout_ms);
     goto refused;
   }
-  if (!mt_agent_link_alive (link, g_get_monotonic_time ()) || hello == NULL) {
+  if (!mt_agent_link_alive (link, link_now (link)) || hello == NULL) {
     g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_CONNECTED, "no agent on %s", link->name);
     goto refused;
   }

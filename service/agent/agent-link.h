@@ -32,17 +32,30 @@ typedef enum {
 
 const char *mt_agent_link_state_to_string (MtAgentLinkState state);
 
+/* The link's time: the monotonic clock and GLib timeouts unless a test
+ * brings its own, so that it can run minutes of back-off in no time.
+ * timeout_source () returns a new, unattached source that fires
+ * `interval` µs after now () and again every `interval` µs while its
+ * callback returns G_SOURCE_CONTINUE (as g_timeout_source_new). */
+typedef struct {
+  gint64 (*now) (gpointer data);
+  GSource *(*timeout_source) (gint64 interval, gpointer data);
+  gpointer data;
+} MtAgentLinkClock;
+
 typedef struct {
   MtAgentSessionConfig session;
-  gint64 reconnect_min;    /* µs, first retry after a failed or lost connection (1 s) */
-  gint64 reconnect_max;    /* µs, doubling up to this (30 s) */
-  gint64 violation_min;    /* µs closed after a violation (10 s) */
-  gint64 violation_max;    /* µs, doubling per consecutive violation up to this (5 min) */
-  guint clean_reports;     /* believed reports that end a violation streak (30) */
-  gint64 silent_reconnect; /* µs without any valid report before reconnecting (60 s) */
-  gint64 watchdog;         /* µs between state checks (1 s) */
-  guint max_pending;       /* requests waiting for a reply (4) */
-  gint64 reply_grace;      /* µs a reply may come after the request's own timeout (5 s) */
+  gint64 reconnect_min;          /* µs, first retry after a failed or lost connection (1 s) */
+  gint64 reconnect_max;          /* µs, doubling up to this (30 s) */
+  gint64 violation_min;          /* µs closed after a violation (10 s) */
+  gint64 violation_max;          /* µs, doubling per consecutive violation up to this (5 min) */
+  gint64 clean_time;             /* µs a connection is open, hello to now, without a violation
+                            * before it ends a violation streak (60 s) */
+  gint64 silent_reconnect;       /* µs without any valid report before reconnecting (60 s) */
+  gint64 watchdog;               /* µs between state checks (1 s) */
+  guint max_pending;             /* requests waiting for a reply (4) */
+  gint64 reply_grace;            /* µs a reply may come after the request's own timeout (5 s) */
+  const MtAgentLinkClock *clock; /* NULL: the real one; must outlive the link */
 } MtAgentLinkConfig;
 
 void mt_agent_link_config_init (MtAgentLinkConfig *cfg);

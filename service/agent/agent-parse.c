@@ -42,7 +42,9 @@ static const char *const error_codes[] = {
   [MT_AGENT_ERR_INCONSISTENT] = "inconsistent",
   [MT_AGENT_ERR_REGRESSED] = "regressed",
   [MT_AGENT_ERR_RATE] = "rate",
+  [MT_AGENT_ERR_RESTARTS] = "restarts",
 };
+G_STATIC_ASSERT (G_N_ELEMENTS (error_codes) == MT_AGENT_ERR_COUNT);
 
 const char *
 mt_agent_error_code_to_string (MtAgentErrorCode code)

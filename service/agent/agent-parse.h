@@ -37,6 +37,8 @@ typedef enum {
   MT_AGENT_ERR_INCONSISTENT, /* members contradict each other or what the host sees */
   MT_AGENT_ERR_REGRESSED,    /* a counter or the guest clock went back without a reboot */
   MT_AGENT_ERR_RATE,         /* more lines than the per-guest token bucket allows */
+  MT_AGENT_ERR_RESTARTS,     /* more agent restarts and guest reboots than the session allows */
+  MT_AGENT_ERR_COUNT         /* not a code: the number of them, MT_AGENT_OK included */
 } MtAgentErrorCode;
 
 /* "malformed", "too_deep", ...: short, for logs and status. */

@@ -65,6 +65,10 @@ struct _MtAgentSession {
   guint host_next;
   gint64 disbelief_since;
 
+  /* Times of the last agent restarts and guest reboots, a ring. */
+  gint64 restarts[MT_AGENT_SESSION_RESTARTS_MAX];
+  guint restart_next;
+
   /* Baselines, kept across reconnects; reset when the guest reboots. */
   guint64 counter[C_N]; /* MT_UNKNOWN = none yet */
   guint64 seq;          /* of this agent process, 0 = none */
@@ -91,6 +95,8 @@ mt_agent_session_config_init (MtAgentSessionConfig *cfg)
     .fresh_intervals = 3,
     .disbelief_limit = 10 * G_USEC_PER_SEC,
     .host_window = 10 * G_USEC_PER_SEC,
+    .max_restarts = 10,
+    .restart_window = 60 * G_USEC_PER_SEC,
   };
 }
 
@@ -115,7 +121,10 @@ mt_agent_session_new (const MtAgentSessionConfig *cfg)
   s->max_memory = MT_UNKNOWN;
   for (guint i = 0; i < HOST_RING; i++)
     s->host[i].time = MT_TIME_NEVER;
+  s->cfg.max_restarts = MIN (s->cfg.max_restarts, MT_AGENT_SESSION_RESTARTS_MAX - 1);
   s->disbelief_since = MT_TIME_NEVER;
+  for (guint i = 0; i < MT_AGENT_SESSION_RESTARTS_MAX; i++)
+    s->restarts[i] = MT_TIME_NEVER;
   s->good_time = MT_TIME_NEVER;
   s->stats.last_violation_time = MT_TIME_NEVER;
   s->stats.last_report_time = MT_TIME_NEVER;
@@ -225,11 +234,33 @@ typedef enum {
   CHECK_VIOLATION,
 } CheckResult;
 
+/* One more agent restart or guest reboot at `now`: FALSE when that makes
+ * more than max_restarts within restart_window.  Kept across connects,
+ * so reconnecting does not start the count again. */
+static gboolean
+restart_allowed (MtAgentSession *s, gint64 now, MtAgentEvent *ev)
+{
+  guint within = 1;
+
+  for (guint i = 0; i < MT_AGENT_SESSION_RESTARTS_MAX; i++)
+    within +=
+      s->restarts[i] != MT_TIME_NEVER && mt_elapsed (now, s->restarts[i]) < s->cfg.restart_window;
+  s->restarts[s->restart_next] = now;
+  s->restart_next = (s->restart_next + 1) % MT_AGENT_SESSION_RESTARTS_MAX;
+  if (within <= s->cfg.max_restarts)
+    return TRUE;
+  mt_agent_problem_set (&ev->problem, MT_AGENT_ERR_RESTARTS, NULL,
+                        "%u agent restarts and guest reboots within %" G_GINT64_FORMAT
+                        " s (at most %u)",
+                        within, s->cfg.restart_window / G_USEC_PER_SEC, s->cfg.max_restarts);
+  return FALSE;
+}
+
 /* Sequence, boot and counters.  Baselines only move forward; a counter a
  * report leaves out keeps its baseline, so leaving it out once does not
  * excuse a lower value later. */
 static CheckResult
-check_sequence (MtAgentSession *s, const MtAgentReport *r, MtAgentEvent *ev)
+check_sequence (MtAgentSession *s, const MtAgentReport *r, gint64 now, MtAgentEvent *ev)
 {
   guint64 c[C_N];
   gboolean new_process = FALSE;
@@ -238,6 +269,8 @@ check_sequence (MtAgentSession *s, const MtAgentReport *r, MtAgentEvent *ev)
     gboolean rebooted = r->boot_id[0] && s->boot_id[0] && strcmp (r->boot_id, s->boot_id) != 0;
 
     new_process = s->seq != 0 && r->seq <= s->seq;
+    if ((rebooted || new_process) && !restart_allowed (s, now, ev))
+      return CHECK_VIOLATION;
     if (rebooted || (new_process && (!r->boot_id[0] || !s->boot_id[0]))) {
       /* Rebooted, or a new agent process where either boot id is
        * unknown, so a reboot cannot be ruled out: the kernel counters
@@ -333,6 +366,8 @@ violation (MtAgentSession *s, gint64 now, MtAgentEvent *ev)
   s->got_hello = FALSE;
   s->start = s->len = 0;
   s->stats.violations++;
+  if (ev->problem.code > MT_AGENT_OK && ev->problem.code < MT_AGENT_ERR_COUNT)
+    s->stats.violations_by_code[ev->problem.code]++;
   s->stats.last_violation = ev->problem;
   s->stats.last_violation_time = now;
   return TRUE;
@@ -432,7 +467,7 @@ mt_agent_session_next (MtAgentSession *s, gint64 now, MtAgentEvent *ev)
       return TRUE;
     }
 
-    switch (check_sequence (s, &s->msg.report, ev)) {
+    switch (check_sequence (s, &s->msg.report, now, ev)) {
     case CHECK_STALE:
       s->stats.stale++;
       continue;

@@ -13,8 +13,10 @@
  * What it enforces (docs/agent-link.md): lines of at most 4096 bytes, a
  * token bucket on lines, nothing believed before the first hello report
  * of a connection, every line valid (agent-parse.h) once the hello came,
- * counters and the guest clock never going back within one boot, and
- * MemTotal within what the hypervisor gives the VM.  The input buffer is
+ * counters and the guest clock never going back within one boot,
+ * MemTotal within what the hypervisor gives the VM, and a bound on agent
+ * restarts and guest reboots (each one resets baselines and is logged,
+ * so a guest could otherwise send them as fast as the rate limit lets).  The input buffer is
  * fixed (2 lines), so a guest can never make it grow.
  */
 #pragma once
@@ -29,10 +31,15 @@ typedef struct {
   guint fresh_intervals;  /* ... and at least this many report intervals */
   gint64 disbelief_limit; /* µs reports may contradict the host before it is a violation */
   gint64 host_window;     /* µs of hypervisor sizes kept for the MemTotal bound */
+  guint max_restarts;     /* agent restarts + guest reboots allowed within restart_window
+                             (at most MT_AGENT_SESSION_RESTARTS_MAX) ... */
+  gint64 restart_window;  /* ... µs; one more is a violation */
 } MtAgentSessionConfig;
 
+#define MT_AGENT_SESSION_RESTARTS_MAX 64
+
 /* 20 lines/s, burst 50; fresh for 3 s or 3 intervals; disbelief 10 s;
- * host window 10 s. */
+ * host window 10 s; 10 restarts or reboots a minute. */
 void mt_agent_session_config_init (MtAgentSessionConfig *cfg);
 
 typedef enum {
@@ -61,9 +68,10 @@ typedef struct {
   guint64 stale;       /* reports older (by seq) than one already seen */
   guint64 disbelieved; /* valid reports that contradicted the hypervisor */
   guint64 violations;
-  MtAgentProblem last_violation; /* code MT_AGENT_OK = none yet */
-  gint64 last_violation_time;    /* MT_TIME_NEVER = none */
-  gint64 last_report_time;       /* valid report received, MT_TIME_NEVER = none */
+  guint64 violations_by_code[MT_AGENT_ERR_COUNT]; /* by MtAgentErrorCode ([MT_AGENT_OK] 0) */
+  MtAgentProblem last_violation;                  /* code MT_AGENT_OK = none yet */
+  gint64 last_violation_time;                     /* MT_TIME_NEVER = none */
+  gint64 last_report_time;                        /* valid report received, MT_TIME_NEVER = none */
   guint64 agent_restarts;
   guint64 guest_reboots;
 } MtAgentSessionStats;

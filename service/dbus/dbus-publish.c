@@ -146,6 +146,20 @@ block_usage_variant (const MtVmStatus *st)
   return g_variant_builder_end (&b);
 }
 
+/* a(st) for a VM's AgentViolations: (kind, count) per kind seen. */
+static GVariant *
+agent_violations_variant (const MtVmStatus *st)
+{
+  GVariantBuilder b;
+
+  g_variant_builder_init (&b, G_VARIANT_TYPE ("a(st)"));
+  for (guint c = MT_AGENT_OK + 1; c < MT_AGENT_ERR_COUNT; c++)
+    if (st->agent_violations[c] > 0)
+      g_variant_builder_add (&b, "(st)", mt_agent_error_code_to_string (c),
+                             st->agent_violations[c]);
+  return g_variant_builder_end (&b);
+}
+
 /* Tunables are small (<= 60000); unknown is 0 on the bus. */
 static guint
 uint_or_zero (guint64 v)
@@ -158,6 +172,7 @@ set_vm_properties (MtDbus *self, MtDbusVM1 *v, const MtVmStatus *st)
 {
   g_autoptr (GVariant) pins = g_variant_ref_sink (pins_variant (self, st->uuid));
   g_autoptr (GVariant) usage = g_variant_ref_sink (block_usage_variant (st));
+  g_autoptr (GVariant) violations = g_variant_ref_sink (agent_violations_variant (st));
 
   mt_dbus_vm1_set_name (v, st->name);
   mt_dbus_vm1_set_uuid (v, st->uuid);
@@ -191,6 +206,8 @@ set_vm_properties (MtDbus *self, MtDbusVM1 *v, const MtVmStatus *st)
   mt_dbus_vm1_set_reporting_budget_divisor (v, uint_or_zero (st->reporting_budget_divisor));
   mt_dbus_vm1_set_block_usage (v, usage);
   mt_dbus_vm1_set_unpluggable (v, size_or_zero (st->unpluggable));
+  mt_dbus_vm1_set_agent_violations (v, violations);
+  mt_dbus_vm1_set_agent_last_violation (v, st->agent_last_violation);
 }
 
 GVariant *

@@ -9,7 +9,10 @@
  * outcomes.  A time is asserted only as a lower bound measured from
  * before its cause (the link may not act before its back-off or limit;
  * a slow machine only makes such a span longer); how fast things went is
- * printed with g_test_message. */
+ * printed with g_test_message.  The back-off tests run the link on a test
+ * clock instead (MtAgentLinkConfig.clock), which moves only when the
+ * test moves it: minutes of the default back-off, asserted exactly, in
+ * no time. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -633,6 +636,124 @@ test_session_counters (SessionFixture *f, gconstpointer data)
   g_assert_cmpuint (st.agent_restarts, ==, 2);
   g_assert_cmpuint (st.guest_reboots, ==, 1);
   g_assert_cmpuint (st.violations, ==, 7);
+  g_assert_cmpuint (st.violations_by_code[MT_AGENT_ERR_REGRESSED], ==, 7);
+}
+
+/* A guest that says it rebooted (a new boot id in each hello) or that its
+ * agent restarted (seq back to 1) 19 times a second, under the rate
+ * limit: each one resets baselines and is logged, so more than 10 within
+ * a minute is a violation, counted across reconnects; a minute later
+ * they are allowed again. */
+static void
+test_session_restarts (SessionFixture *f, gconstpointer data)
+{
+  MtAgentSessionStats st;
+  gint64 now = 0;
+  guint64 mono = 1000;
+  guint boot = 0;
+
+  for (guint i = 0; i < 11; i++) {
+    g_autofree char *id = g_strdup_printf ("%08x-0000-4000-8000-000000000000", boot++);
+    g_autofree char *hello = hello_line (1, id, mono += 1000, NULL);
+
+    now += S / 19;
+    expect_report (f, hello, now);
+    g_assert_true (i == 0 || last_ev (f)->ev.rebooted);
+  }
+  /* Ten reboots after the first hello; the eleventh closes the link. */
+  {
+    g_autofree char *id = g_strdup_printf ("%08x-0000-4000-8000-000000000000", boot++);
+    g_autofree char *hello = hello_line (1, id, mono += 1000, NULL);
+
+    now += S / 19;
+    expect_violation (f, hello, now, MT_AGENT_ERR_RESTARTS, "");
+  }
+  mt_agent_session_get_stats (f->s, &st);
+  g_assert_cmpuint (st.guest_reboots, ==, 10); /* the refused one is not one */
+  g_assert_cmpuint (st.violations, ==, 1);
+
+  /* Back after 10 s: the same boot and agent process (seq goes on) is
+   * fine, but an agent restart (seq back to 1) is one too many still. */
+  now += 10 * S;
+  mt_agent_session_connected (f->s, now);
+  {
+    g_autofree char *id = g_strdup_printf ("%08x-0000-4000-8000-000000000000", boot - 2);
+    g_autofree char *same = hello_line (2, id, mono += 1000, NULL);
+    g_autofree char *restart = hello_line (1, id, mono += 1000, NULL);
+
+    expect_report (f, same, now);
+    g_assert_false (last_ev (f)->ev.restarted || last_ev (f)->ev.rebooted);
+    expect_violation (f, restart, now, MT_AGENT_ERR_RESTARTS, "");
+  }
+
+  /* A minute after the storm the guest may reboot again. */
+  now += 60 * S;
+  mt_agent_session_connected (f->s, now);
+  {
+    g_autofree char *id = g_strdup_printf ("%08x-0000-4000-8000-000000000000", boot++);
+    g_autofree char *hello = hello_line (1, id, 1000, NULL);
+
+    expect_report (f, hello, now);
+    g_assert_true (last_ev (f)->ev.rebooted);
+  }
+  mt_agent_session_get_stats (f->s, &st);
+  g_assert_cmpuint (st.violations, ==, 2);
+  g_assert_cmpuint (st.last_violation.code, ==, MT_AGENT_ERR_RESTARTS);
+}
+
+/* Violations are counted per kind (what memtided publishes per VM: the
+ * metrics, D-Bus, Explain), across connections, and add up to the total. */
+static void
+test_session_violation_kinds (SessionFixture *f, gconstpointer data)
+{
+  g_autofree char *hello = hello_line (1, BOOT_A, 100, NULL);
+  g_autofree char *long_line = g_strnfill (MT_AGENT_LINE_MAX + 10, 'x');
+  MtAgentProblem reply = { 0 };
+  MtAgentSessionStats st;
+  guint64 sum = 0;
+  gint64 now = 0;
+
+  /* Two malformed lines, a bad field, a line too long, a rate violation
+   * and one the link found (a reply that does not match its request). */
+  for (guint i = 0; i < 2; i++) {
+    mt_agent_session_connected (f->s, now += S);
+    expect_report (f, hello, now);
+    expect_violation (f, "{\"v\":1,}\n", now, MT_AGENT_ERR_MALFORMED, "");
+  }
+  mt_agent_session_connected (f->s, now += S);
+  expect_report (f, hello, now);
+  expect_violation (f, "{\"v\":1,\"type\":\"report\",\"seq\":1e3}\n", now, MT_AGENT_ERR_FIELD,
+                    "seq");
+  mt_agent_session_connected (f->s, now += S);
+  g_assert_cmpuint (feed (f, long_line, now), ==, 1);
+  g_assert_cmpint (last_ev (f)->ev.problem.code, ==, MT_AGENT_ERR_TOO_LONG);
+  mt_agent_session_connected (f->s, now += S);
+  {
+    g_autoptr (GString) flood = g_string_new (NULL);
+    for (guint i = 0; i < 60; i++)
+      g_string_append_c (flood, '\n');
+    g_assert_cmpuint (feed (f, flood->str, now), ==, 1);
+    g_assert_cmpint (last_ev (f)->ev.problem.code, ==, MT_AGENT_ERR_RATE);
+  }
+  mt_agent_session_connected (f->s, now += S);
+  mt_agent_problem_set (&reply, MT_AGENT_ERR_INCONSISTENT, "id",
+                        "reply to request 3 does not "
+                        "match it");
+  mt_agent_session_violation (f->s, &reply, now);
+
+  mt_agent_session_get_stats (f->s, &st);
+  g_assert_cmpuint (st.violations, ==, 6);
+  g_assert_cmpuint (st.violations_by_code[MT_AGENT_ERR_MALFORMED], ==, 2);
+  g_assert_cmpuint (st.violations_by_code[MT_AGENT_ERR_FIELD], ==, 1);
+  g_assert_cmpuint (st.violations_by_code[MT_AGENT_ERR_TOO_LONG], ==, 1);
+  g_assert_cmpuint (st.violations_by_code[MT_AGENT_ERR_RATE], ==, 1);
+  g_assert_cmpuint (st.violations_by_code[MT_AGENT_ERR_INCONSISTENT], ==, 1);
+  g_assert_cmpuint (st.violations_by_code[MT_AGENT_OK], ==, 0);
+  for (guint c = 0; c < MT_AGENT_ERR_COUNT; c++)
+    sum += st.violations_by_code[c];
+  g_assert_cmpuint (sum, ==, st.violations);
+  g_assert_cmpint (st.last_violation.code, ==, MT_AGENT_ERR_INCONSISTENT);
+  g_assert_cmpint (st.last_violation_time, ==, now);
 }
 
 static void
@@ -1824,6 +1945,205 @@ test_link_host_view (LinkFixture *f, gconstpointer data)
   g_assert_cmpuint (st.session.violations, ==, 0);
 }
 
+/* ---- the link on a test clock ------------------------------------------------- */
+
+/* The link's time (MtAgentLinkClock) when a test runs minutes of
+ * back-off: it moves only when the test moves it, and the link's timers
+ * fire on the next loop iteration once it has passed their time. */
+typedef struct {
+  gint64 now;
+} TestClock;
+
+typedef struct {
+  GSource source;
+  TestClock *clock;
+  gint64 interval;
+  gint64 deadline;
+} TestTimeout;
+
+static gboolean
+test_timeout_due (GSource *source)
+{
+  TestTimeout *t = (TestTimeout *) source;
+  return t->clock->now >= t->deadline;
+}
+
+static gboolean
+test_timeout_prepare (GSource *source, gint *timeout)
+{
+  /* Nothing to wait for in real time: run_until wakes the loop. */
+  *timeout = -1;
+  return test_timeout_due (source);
+}
+
+static gboolean
+test_timeout_dispatch (GSource *source, GSourceFunc callback, gpointer data)
+{
+  TestTimeout *t = (TestTimeout *) source;
+
+  if (callback == NULL || !callback (data))
+    return G_SOURCE_REMOVE;
+  t->deadline = t->clock->now + t->interval;
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs test_timeout_funcs = {
+  .prepare = test_timeout_prepare,
+  .check = test_timeout_due,
+  .dispatch = test_timeout_dispatch,
+};
+
+static gint64
+test_clock_now (gpointer data)
+{
+  return ((TestClock *) data)->now;
+}
+
+static GSource *
+test_clock_timeout (gint64 interval, gpointer data)
+{
+  TestTimeout *t = (TestTimeout *) g_source_new (&test_timeout_funcs, sizeof (TestTimeout));
+
+  t->clock = data;
+  t->interval = interval;
+  t->deadline = t->clock->now + interval;
+  return &t->source;
+}
+
+/* Runs every source that is due now, without waiting. */
+static void
+drain_loop (LinkFixture *f)
+{
+  for (guint i = 0; i < 100; i++) {
+    while (g_main_context_iteration (NULL, FALSE))
+      ;
+    fake_poll (f->fake);
+  }
+}
+
+typedef struct {
+  LinkFixture *f;
+  guint reports;
+  guint violations;
+} ReportWait;
+
+static gboolean
+cond_reports_or_violation (gpointer data)
+{
+  ReportWait *w = data;
+  return w->f->reports >= w->reports || w->f->violations > w->violations;
+}
+
+/* `n` valid reports in one write at the test clock's time; returns when
+ * the link took them all or closed the link on one of them. */
+static void
+send_ticks (LinkFixture *f, guint n)
+{
+  g_autoptr (GString) lines = g_string_new (NULL);
+  ReportWait w = { f, f->reports + n, f->violations };
+
+  for (guint i = 0; i < n; i++) {
+    guint64 seq = next_seq ();
+    g_autofree char *tick = tick_line (seq, seq * 1000, "\"mem\":{\"total\":500000000}");
+    g_string_append (lines, tick);
+  }
+  /* A send that fails: the link closed the socket on an earlier line. */
+  fake_send (f->fake, lines->str);
+  g_assert_true (run_until (f->fake, cond_reports_or_violation, &w, WAIT_MS));
+}
+
+/* After violation i the link stays closed for exactly its back-off on
+ * the test clock: no connect a millisecond before, one at the time. */
+static void
+assert_closed_for (LinkFixture *f, TestClock *clock, guint i, gint64 backoff)
+{
+  MtAgentLinkStats st;
+  guint64 connects;
+
+  g_assert_cmpint (f->violation_backoff[i], ==, backoff);
+  mt_agent_link_get_stats (f->link, clock->now, &st);
+  connects = st.connects;
+  g_assert_cmpint (st.retry_at, ==, clock->now + backoff);
+  clock->now += backoff - MS;
+  drain_loop (f);
+  mt_agent_link_get_stats (f->link, clock->now, &st);
+  g_assert_cmpint (st.state, ==, MT_AGENT_LINK_WAITING);
+  g_assert_cmpuint (st.connects, ==, connects);
+  clock->now += MS;
+}
+
+/* A guest that sends valid reports just over the rate limit for ever
+ * (21 a second; 20 are allowed): each connection gets its burst and
+ * dozens of believed reports through before the rate violation.  Those
+ * reports do not make it a well-behaved guest: the back-off doubles,
+ * 10, 20, 40 s, with the default limits, on a test clock. */
+static void
+test_link_backoff_escalates (LinkFixture *f, gconstpointer data)
+{
+  TestClock clock = { 1000 * S };
+  const MtAgentLinkClock link_clock = { test_clock_now, test_clock_timeout, &clock };
+  const gint64 want[] = { 10 * S, 20 * S, 40 * S, 80 * S };
+  guint seconds[G_N_ELEMENTS (want)];
+
+  mt_agent_link_config_init (&f->cfg);
+  f->cfg.clock = &link_clock;
+  link_start (f);
+  for (guint i = 0; i < G_N_ELEMENTS (want); i++) {
+    guint reports = f->reports;
+
+    if (i > 0)
+      assert_closed_for (f, &clock, i - 1, want[i - 1]);
+    handshake (f, NULL);
+    for (seconds[i] = 0; f->violations == i; seconds[i]++) {
+      g_assert_cmpuint (seconds[i], <, 600);
+      clock.now += S;
+      send_ticks (f, 21);
+    }
+    g_test_message ("connection %u: %u reports in %u s, then %s; closed for %" G_GINT64_FORMAT " s",
+                    i + 1, f->reports - reports, seconds[i], f->problem.message,
+                    f->violation_backoff[i] / S);
+    g_assert_cmpint (f->problem.code, ==, MT_AGENT_ERR_RATE);
+    /* Well over the 30 believed reports that used to end a streak. */
+    g_assert_cmpuint (f->reports - reports, >, 100);
+  }
+  for (guint i = 0; i < G_N_ELEMENTS (want); i++)
+    g_assert_cmpint (f->violation_backoff[i], ==, want[i]);
+}
+
+/* A guest forgiven: after two violations, a connection that stays clean
+ * for a minute ends the streak, and the next violation is closed for
+ * 10 s again; one clean for less is not. */
+static void
+test_link_backoff_forgiven (LinkFixture *f, gconstpointer data)
+{
+  TestClock clock = { 1000 * S };
+  const MtAgentLinkClock link_clock = { test_clock_now, test_clock_timeout, &clock };
+  const char *bad = "{\"v\":1,\"type\":\"report\",\"seq\":1e3}\n";
+  /* Seconds of good reports before the bad line on each connection. */
+  const guint clean[] = { 0, 59, 61, 0 };
+  const gint64 want[] = { 10 * S, 20 * S, 10 * S, 20 * S };
+
+  mt_agent_link_config_init (&f->cfg);
+  f->cfg.clock = &link_clock;
+  link_start (f);
+  for (guint i = 0; i < G_N_ELEMENTS (want); i++) {
+    CountWait w = { f, i + 1 };
+
+    if (i > 0)
+      assert_closed_for (f, &clock, i - 1, want[i - 1]);
+    handshake (f, NULL);
+    for (guint s = 0; s < clean[i]; s++) {
+      clock.now += S;
+      send_ticks (f, 1);
+    }
+    g_assert_cmpuint (f->violations, ==, i);
+    g_assert_true (fake_send (f->fake, bad));
+    g_assert_true (run_until (f->fake, cond_violations, &w, WAIT_MS));
+    g_assert_cmpint (f->problem.code, ==, MT_AGENT_ERR_FIELD);
+    g_assert_cmpint (f->violation_backoff[i], ==, want[i]);
+  }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1841,6 +2161,8 @@ main (int argc, char **argv)
   SESSION_TEST ("rate", test_session_rate);
   SESSION_TEST ("counters", test_session_counters);
   SESSION_TEST ("stale", test_session_stale);
+  SESSION_TEST ("restarts", test_session_restarts);
+  SESSION_TEST ("violation-kinds", test_session_violation_kinds);
   SESSION_TEST ("host-view", test_session_host_view);
   SESSION_TEST ("fresh", test_session_fresh);
 
@@ -1859,6 +2181,8 @@ main (int argc, char **argv)
   LINK_TEST ("tune-reporting-stock", test_link_tune_reporting_stock, NULL);
   LINK_TEST ("free-in-callback", test_link_free_in_callback, NULL);
   LINK_TEST ("host-view", test_link_host_view, NULL);
+  LINK_TEST ("backoff-escalates", test_link_backoff_escalates, NULL);
+  LINK_TEST ("backoff-forgiven", test_link_backoff_forgiven, NULL);
 
   return g_test_run ();
 }
