@@ -11,6 +11,7 @@
 #include "config.h"
 #include "config-keys.h"
 #include "config-metadata.h"
+#include "config-read.h"
 #include "config-scan.h"
 #include "config-value.h"
 
@@ -284,11 +285,9 @@ loader_read_file (Loader *loader, const char *path)
   g_autoptr (GKeyFile) kf = g_key_file_new ();
   const char *file;
 
-  if (!g_file_get_contents (path, &data, &length, &error)) {
-    loader_error (loader, MT_CONFIG_ERROR_READ,
-                  "%s: cannot read the policy file (%s); check that it exists and "
-                  "is readable",
-                  path, error->message);
+  data = mt_config_read_file (path, &length, &error);
+  if (data == NULL) {
+    g_ptr_array_add (loader->errors, g_steal_pointer (&error));
     return;
   }
 

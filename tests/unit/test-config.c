@@ -2,6 +2,8 @@
  * shipped policies.  Test files live in tests/unit/data/config/; cases
  * that need bytes a text file cannot hold are written to a temp dir. */
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <glib/gstdio.h>
 #include "config.h"
 #include "config-keys.h"
@@ -778,6 +780,103 @@ test_error_read (void)
   rm_tmp_dir (dir);
 }
 
+/* Anything but a regular file (a symlink to one is fine) is refused
+ * before it is read: opening a FIFO waits for a writer, forever, and a
+ * device has no end.  Run in a child with a deadline, so that a load
+ * that blocks fails the test instead of hanging it. */
+static void
+test_error_not_regular (void)
+{
+  g_autofree char *dir = NULL;
+  g_autofree char *pdir = NULL;
+  g_autofree char *base = NULL;
+  g_autofree char *target = NULL;
+  g_autofree char *link = NULL;
+  g_autofree char *fifo = NULL;
+  g_autofree char *subdir = NULL;
+  g_autofree char *device = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (MtConfig) config = NULL;
+  g_autofree char *out = NULL;
+  gsize out_len = 0;
+  FILE *stream;
+
+  if (!g_test_subprocess ()) {
+    g_test_trap_subprocess (NULL, 20 * G_USEC_PER_SEC, G_TEST_SUBPROCESS_INHERIT_STDERR);
+    g_test_trap_assert_passed ();
+    return;
+  }
+
+  dir = make_tmp_dir ();
+  pdir = g_build_filename (dir, "policies.d", NULL);
+  g_assert_no_errno (g_mkdir (pdir, 0700));
+  base = write_file (dir, "default.conf", "[host]\nreserve = 1G\n", -1);
+
+  /* A symlink to a regular file is how some admins manage their files. */
+  target = write_file (dir, "shared.conf", "[vm *]\nshares = 7\n", -1);
+  link = g_build_filename (pdir, "10-link.conf", NULL);
+  g_assert_no_errno (symlink (target, link));
+  config = mt_config_load (base, pdir, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_strv_length ((char **) mt_config_get_files (config)), ==, 2);
+  g_clear_pointer (&config, mt_config_unref);
+
+  /* A FIFO in policies.d: start-up and reload. */
+  fifo = g_build_filename (pdir, "50-fifo.conf", NULL);
+  g_assert_no_errno (mkfifo (fifo, 0600));
+  config = mt_config_load (base, pdir, &error);
+  g_assert_null (config);
+  g_assert_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_READ);
+  g_assert_true (g_str_has_prefix (error->message, fifo));
+  assert_contains (error->message, "a FIFO");
+  assert_contains (error->message, "regular file");
+  g_clear_error (&error);
+
+  /* --check-config: the same message. */
+  stream = open_memstream (&out, &out_len);
+  g_assert_false (mt_config_check (base, pdir, stream));
+  fclose (stream);
+  assert_contains (out, fifo);
+  assert_contains (out, "a FIFO");
+  g_assert_no_errno (g_unlink (fifo));
+
+  /* The base file itself. */
+  config = mt_config_load (link, NULL, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&config, mt_config_unref);
+  g_assert_no_errno (mkfifo (fifo, 0600));
+  config = mt_config_load (fifo, NULL, &error);
+  g_assert_null (config);
+  g_assert_true (g_str_has_prefix (error->message, fifo));
+  assert_contains (error->message, "a FIFO");
+  g_clear_error (&error);
+  g_assert_no_errno (g_unlink (fifo));
+
+  /* A symlink to a device is a device. */
+  device = g_build_filename (pdir, "60-null.conf", NULL);
+  g_assert_no_errno (symlink ("/dev/null", device));
+  config = mt_config_load (base, pdir, &error);
+  g_assert_null (config);
+  g_assert_true (g_str_has_prefix (error->message, device));
+  assert_contains (error->message, "a character device");
+  g_clear_error (&error);
+  g_assert_no_errno (g_unlink (device));
+
+  /* A directory named *.conf. */
+  subdir = g_build_filename (pdir, "70-dir.conf", NULL);
+  g_assert_no_errno (g_mkdir (subdir, 0700));
+  config = mt_config_load (base, pdir, &error);
+  g_assert_null (config);
+  g_assert_true (g_str_has_prefix (error->message, subdir));
+  assert_contains (error->message, "a directory");
+  g_clear_error (&error);
+  g_assert_no_errno (g_rmdir (subdir));
+
+  g_assert_no_errno (g_unlink (link));
+  rm_tmp_dir (pdir);
+  rm_tmp_dir (dir);
+}
+
 static void
 test_glob_forms (void)
 {
@@ -1518,6 +1617,7 @@ main (int argc, char **argv)
   g_test_add_func ("/config/errors/many", test_error_many);
   g_test_add_func ("/config/errors/bytes", test_error_bytes);
   g_test_add_func ("/config/errors/read", test_error_read);
+  g_test_add_func ("/config/errors/not-regular", test_error_not_regular);
   g_test_add_func ("/config/errors/reload-keeps-old", test_reload_keeps_old);
   g_test_add_func ("/config/globs", test_glob_forms);
 
