@@ -46,8 +46,28 @@ fail_errno (const char *path, int errsv, GError **error)
   return FALSE;
 }
 
+/* size: what fstat said, or 0 when the file turned out longer than that. */
+static void
+fail_too_large (const char *path, goffset size, gsize max_bytes, GError **error)
+{
+  g_autofree char *limit = max_bytes % (1024 * 1024) == 0
+                             ? g_strdup_printf ("%" G_GSIZE_FORMAT " MiB", max_bytes >> 20)
+                             : g_strdup_printf ("%" G_GSIZE_FORMAT " bytes", max_bytes);
+
+  if (size > 0)
+    g_set_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_TOO_LARGE,
+                 "%s: not read: it has %" G_GOFFSET_FORMAT " bytes, and a policy file may "
+                 "have at most %s (%" G_GSIZE_FORMAT " bytes); split it into several files",
+                 path, size, limit, max_bytes);
+  else
+    g_set_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_TOO_LARGE,
+                 "%s: not read past %" G_GSIZE_FORMAT " bytes: a policy file may have at "
+                 "most %s; split it into several files",
+                 path, max_bytes, limit);
+}
+
 char *
-mt_config_read_file (const char *path, gsize *length, GError **error)
+mt_config_read_file (const char *path, gsize max_bytes, gsize *length, GError **error)
 {
   g_autoptr (GByteArray) data = g_byte_array_new ();
   struct stat st;
@@ -64,6 +84,10 @@ mt_config_read_file (const char *path, gsize *length, GError **error)
   }
   if (!check_regular (path, &st, error))
     return NULL;
+  if ((guint64) st.st_size > max_bytes) {
+    fail_too_large (path, st.st_size, max_bytes, error);
+    return NULL;
+  }
   /* O_NONBLOCK: if a FIFO took the file's place meanwhile, open returns
    * at once instead of waiting for a writer, and fstat refuses it. */
   fd = open (path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
@@ -83,6 +107,8 @@ mt_config_read_file (const char *path, gsize *length, GError **error)
     return NULL;
   }
 
+  /* Up to one buffer past the limit, whatever the size said: the file
+   * may have grown since, or lie. */
   for (;;) {
     guint8 buf[8192];
     gssize n = read (fd, buf, sizeof buf);
@@ -99,6 +125,11 @@ mt_config_read_file (const char *path, gsize *length, GError **error)
     if (n == 0)
       break;
     g_byte_array_append (data, buf, (guint) n);
+    if (data->len > max_bytes) {
+      close (fd);
+      fail_too_large (path, 0, max_bytes, error);
+      return NULL;
+    }
   }
   close (fd);
 

@@ -21,8 +21,9 @@ typedef struct {
   const MtKeyTable *table; /* mt_host_keys or mt_vm_keys */
   const char *file;        /* owned by MtConfig.files */
   guint line;
+  guint order;        /* index in MtConfig.groups */
   char *name;         /* "host", "vm web-*" */
-  GPatternSpec *glob; /* NULL for [host] */
+  GPatternSpec *glob; /* a [vm] glob with * or ?; NULL otherwise */
   GArray *settings;   /* MtSetting, in file order */
 } Group;
 
@@ -30,6 +31,12 @@ struct _MtConfig {
   gatomicrefcount ref;
   GPtrArray *files;  /* char *, NULL-terminated, load order */
   GPtrArray *groups; /* Group *, precedence order (later wins) */
+  /* The [vm] groups of groups, in the same order, found two ways: a
+   * group whose glob has no * or ? names one VM and is looked up by that
+   * name, so that a group per VM costs nothing per VM on a large host;
+   * only the others are matched against every name. */
+  GPtrArray *vm_globs;  /* Group *, borrowed */
+  GHashTable *vm_named; /* name -> GPtrArray of Group *, borrowed */
   guint n_vm_groups;
   MtHostPolicy host;
 };
@@ -82,19 +89,64 @@ settings_apply (const MtKeyTable *table, GArray *settings, const Group *group, g
   }
 }
 
-/* Every group of the table's kind (matching domain_name for VM groups),
- * in order, on top of what policy already holds. */
+/* Every [host] group, in order, on top of what host already holds. */
 static void
-config_apply_groups (MtConfig *config, const MtKeyTable *table, const char *domain_name,
-                     gpointer policy, Origin *origins)
+config_apply_host_groups (MtConfig *config, MtHostPolicy *host, Origin *origins)
 {
   for (guint i = 0; i < config->groups->len; i++) {
     const Group *group = g_ptr_array_index (config->groups, i);
-    if (group->table != table)
-      continue;
-    if (group->glob != NULL && !g_pattern_spec_match_string (group->glob, domain_name))
-      continue;
-    settings_apply (table, group->settings, group, policy, origins);
+    if (group->table == &mt_host_keys)
+      settings_apply (&mt_host_keys, group->settings, group, host, origins);
+  }
+}
+
+/* Every [vm] group matching domain_name, in order, on top of what policy
+ * already holds: the globs and the groups naming it are two lists in
+ * precedence order, merged. */
+static void
+config_apply_vm_groups (MtConfig *config, const char *domain_name, MtVmPolicy *policy,
+                        Origin *origins)
+{
+  GPtrArray *named = g_hash_table_lookup (config->vm_named, domain_name);
+  guint n_named = named != NULL ? named->len : 0;
+  guint i = 0, j = 0;
+
+  for (;;) {
+    const Group *glob = i < config->vm_globs->len ? g_ptr_array_index (config->vm_globs, i) : NULL;
+    const Group *name = j < n_named ? g_ptr_array_index (named, j) : NULL;
+
+    if (glob != NULL && (name == NULL || glob->order < name->order)) {
+      if (g_pattern_spec_match_string (glob->glob, domain_name))
+        settings_apply (&mt_vm_keys, glob->settings, glob, policy, origins);
+      i++;
+    } else if (name != NULL) {
+      settings_apply (&mt_vm_keys, name->settings, name, policy, origins);
+      j++;
+    } else {
+      return;
+    }
+  }
+}
+
+/* Adds a group that loaded without errors. */
+static void
+config_add_group (MtConfig *config, Group *group, const char *glob)
+{
+  group->order = config->groups->len;
+  g_ptr_array_add (config->groups, group);
+  if (group->table != &mt_vm_keys)
+    return;
+  config->n_vm_groups++;
+  if (group->glob != NULL) {
+    g_ptr_array_add (config->vm_globs, group);
+  } else {
+    GPtrArray *named = g_hash_table_lookup (config->vm_named, glob);
+
+    if (named == NULL) {
+      named = g_ptr_array_new ();
+      g_hash_table_insert (config->vm_named, g_strdup (glob), named);
+    }
+    g_ptr_array_add (named, group);
   }
 }
 
@@ -113,7 +165,10 @@ origin_describe (const Origin *origin)
 
 typedef struct {
   MtConfig *config;
-  GPtrArray *errors; /* GError * */
+  GPtrArray *errors;   /* GError * */
+  guint n_groups;      /* scanned, in every file so far */
+  guint n_glob_groups; /* [vm] groups whose glob has * or ? */
+  gboolean full;       /* a limit was passed: read nothing more */
 } Loader;
 
 static void loader_error (Loader *loader, MtConfigError code, const char *format, ...)
@@ -213,12 +268,23 @@ loader_read_group (Loader *loader, GKeyFile *kf, const char *path, const MtScanG
   if (table == NULL)
     return;
 
+  if (glob != NULL && strpbrk (glob, "*?") != NULL
+      && ++loader->n_glob_groups > MT_CONFIG_MAX_GLOB_GROUPS) {
+    loader_error (loader, MT_CONFIG_ERROR_TOO_LARGE,
+                  "%s:%u: [%s]: more than %u [vm] groups with * or ? in the policy files, the "
+                  "most memtided reads (each is matched against every VM's name); name single "
+                  "VMs in groups without * or ?, or set per-VM values in the domains' metadata",
+                  path, scanned->line, scanned->name, MT_CONFIG_MAX_GLOB_GROUPS);
+    loader->full = TRUE;
+    return;
+  }
+
   group = g_new0 (Group, 1);
   group->table = table;
   group->file = path;
   group->line = scanned->line;
   group->name = g_strdup (scanned->name);
-  group->glob = glob ? g_pattern_spec_new (glob) : NULL;
+  group->glob = glob != NULL && strpbrk (glob, "*?") != NULL ? g_pattern_spec_new (glob) : NULL;
   group->settings = settings_new ();
 
   for (guint i = 0; i < scanned->keys->len; i++) {
@@ -268,11 +334,8 @@ loader_read_group (Loader *loader, GKeyFile *kf, const char *path, const MtScanG
   if (table == &mt_vm_keys)
     loader_check_min_max (loader, group);
 
-  if (loader->errors->len == n_errors) {
-    if (table == &mt_vm_keys)
-      loader->config->n_vm_groups++;
-    g_ptr_array_add (loader->config->groups, g_steal_pointer (&group));
-  }
+  if (loader->errors->len == n_errors)
+    config_add_group (loader->config, g_steal_pointer (&group), glob);
 }
 
 static void
@@ -285,17 +348,20 @@ loader_read_file (Loader *loader, const char *path)
   g_autoptr (GKeyFile) kf = g_key_file_new ();
   const char *file;
 
-  data = mt_config_read_file (path, &length, &error);
+  data = mt_config_read_file (path, MT_CONFIG_FILE_MAX_BYTES, &length, &error);
   if (data == NULL) {
     g_ptr_array_add (loader->errors, g_steal_pointer (&error));
     return;
   }
 
-  scanned = mt_scan_key_file (path, data, length, &error);
+  scanned = mt_scan_key_file (path, data, length, loader->n_groups, &error);
   if (scanned == NULL) {
+    if (g_error_matches (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_TOO_LARGE))
+      loader->full = TRUE;
     g_ptr_array_add (loader->errors, g_steal_pointer (&error));
     return;
   }
+  loader->n_groups += scanned->len;
   /* The scan follows GKeyFile's rules, so this only fails if they differ. */
   if (!g_key_file_load_from_data (kf, data, length, G_KEY_FILE_NONE, &error)) {
     loader_error (loader, MT_CONFIG_ERROR_SYNTAX,
@@ -309,7 +375,7 @@ loader_read_file (Loader *loader, const char *path)
   /* Groups point at this copy, which lives as long as the config. */
   file = g_strdup (path);
   g_ptr_array_insert (loader->config->files, loader->config->files->len - 1, (gpointer) file);
-  for (guint i = 0; i < scanned->len; i++)
+  for (guint i = 0; i < scanned->len && !loader->full; i++)
     loader_read_group (loader, kf, file, g_ptr_array_index (scanned, i));
 }
 
@@ -349,7 +415,7 @@ loader_read_dir (Loader *loader, const char *dir_path)
       g_debug ("ignoring %s/%s: not a *.conf file", dir_path, name);
 
   g_ptr_array_sort (names, compare_names);
-  for (guint i = 0; i < names->len; i++) {
+  for (guint i = 0; i < names->len && !loader->full; i++) {
     g_autofree char *path = g_build_filename (dir_path, g_ptr_array_index (names, i), NULL);
     loader_read_file (loader, path);
   }
@@ -359,15 +425,13 @@ loader_read_dir (Loader *loader, const char *dir_path)
 static gboolean
 origin_later (MtConfig *config, const Origin *a, const Origin *b)
 {
-  guint ia = 0, ib = 0;
-
   if (a->setting == NULL)
     return FALSE;
   if (b->setting == NULL)
     return TRUE;
-  g_ptr_array_find (config->groups, a->group, &ia);
-  g_ptr_array_find (config->groups, b->group, &ib);
-  return ia != ib ? ia > ib : a->setting->line > b->setting->line;
+  if (a->group->order != b->group->order)
+    return a->group->order > b->group->order;
+  return a->setting->line > b->setting->line;
 }
 
 static void
@@ -380,7 +444,7 @@ loader_check_host (Loader *loader)
   MtHostPolicy host;
 
   mt_host_policy_init_defaults (&host);
-  config_apply_groups (config, &mt_host_keys, NULL, &host, origins);
+  config_apply_host_groups (config, &host, origins);
   config->host = host;
 
   if (host.stuck_timeout < host.tick_interval) {
@@ -413,6 +477,9 @@ config_new (void)
   config->files = g_ptr_array_new_with_free_func (g_free);
   g_ptr_array_add (config->files, NULL);
   config->groups = g_ptr_array_new_with_free_func ((GDestroyNotify) group_free);
+  config->vm_globs = g_ptr_array_new ();
+  config->vm_named =
+    g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_ptr_array_unref);
   mt_host_policy_init_defaults (&config->host);
   return config;
 }
@@ -494,6 +561,8 @@ mt_config_unref (MtConfig *config)
   g_return_if_fail (config != NULL);
   if (!g_atomic_ref_count_dec (&config->ref))
     return;
+  g_hash_table_unref (config->vm_named);
+  g_ptr_array_unref (config->vm_globs);
   g_ptr_array_unref (config->groups);
   g_ptr_array_unref (config->files);
   g_free (config);
@@ -580,7 +649,7 @@ config_resolve_vm (MtConfig *config, const char *domain_name, const MtVmOverride
   MtVmPolicy merged;
 
   mt_vm_policy_init_defaults (out);
-  config_apply_groups (config, &mt_vm_keys, domain_name, out, origins);
+  config_apply_vm_groups (config, domain_name, out, origins);
 
   if (overrides == NULL || overrides->settings->len == 0)
     return TRUE;
@@ -684,6 +753,6 @@ mt_config_explain_host (MtConfig *config)
   g_return_val_if_fail (config != NULL, NULL);
 
   mt_host_policy_init_defaults (&host);
-  config_apply_groups (config, &mt_host_keys, NULL, &host, origins);
+  config_apply_host_groups (config, &host, origins);
   return explain (&mt_host_keys, &host, origins);
 }

@@ -41,7 +41,21 @@ typedef enum {
   MT_CONFIG_ERROR_MIN_ABOVE_MAX,
   MT_CONFIG_ERROR_METADATA,       /* domain metadata is not a memtide <policy> */
   MT_CONFIG_ERROR_INVALID_CHOICE, /* not one of a key's words (page-reporting) */
+  MT_CONFIG_ERROR_TOO_LARGE,      /* a file, or the policy, over a limit below */
 } MtConfigError;
+
+/* Limits of the policy files (docs/policy.md, "Limits"), so that what
+ * memtided reads on its main loop ends soon and stays small.  A file
+ * over MT_CONFIG_FILE_MAX_BYTES is not read (a policy of 10,000 named
+ * VMs with a few keys each fits in half of it).  MT_CONFIG_MAX_GROUPS
+ * ([host] and [vm] groups together, all files) allows one [vm NAME]
+ * group per VM on a 10,000-VM host, twice over; such groups cost nothing
+ * per VM (found by name).  A glob is matched against every VM's name at
+ * every load, so there are fewer: MT_CONFIG_MAX_GLOB_GROUPS [vm] groups
+ * whose glob has * or ?. */
+#define MT_CONFIG_FILE_MAX_BYTES  (1024 * 1024)
+#define MT_CONFIG_MAX_GROUPS      20000
+#define MT_CONFIG_MAX_GLOB_GROUPS 1000
 
 typedef struct _MtConfig MtConfig;
 
