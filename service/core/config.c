@@ -163,9 +163,15 @@ origin_describe (const Origin *origin)
 
 /* ---- loading ------------------------------------------------------- */
 
+/* Problems listed in one load's message; the rest are counted.  Enough
+ * to fix a file by; a 1 MiB file of unknown keys would otherwise make
+ * 115,910 lines (30 MB) of one log message and one D-Bus reply. */
+#define MAX_LISTED 50
+
 typedef struct {
   MtConfig *config;
-  GPtrArray *errors;   /* GError * */
+  GPtrArray *errors;   /* GError *, at most MAX_LISTED */
+  guint n_problems;    /* listed or not */
   guint n_groups;      /* scanned, in every file so far */
   guint n_glob_groups; /* [vm] groups whose glob has * or ? */
   gboolean full;       /* a limit was passed: read nothing more */
@@ -180,10 +186,21 @@ loader_error (Loader *loader, MtConfigError code, const char *format, ...)
   va_list args;
   g_autofree char *msg = NULL;
 
+  if (++loader->n_problems > MAX_LISTED)
+    return;
   va_start (args, format);
   msg = g_strdup_vprintf (format, args);
   va_end (args);
   g_ptr_array_add (loader->errors, g_error_new_literal (MT_CONFIG_ERROR, code, msg));
+}
+
+static void
+loader_add_error (Loader *loader, GError *error)
+{
+  if (++loader->n_problems > MAX_LISTED)
+    g_error_free (error);
+  else
+    g_ptr_array_add (loader->errors, error);
 }
 
 /* NULL when the group name is fine; otherwise why the glob is bad. */
@@ -263,7 +280,7 @@ loader_read_group (Loader *loader, GKeyFile *kf, const char *path, const MtScanG
   g_autofree char *glob = NULL;
   const MtKeyTable *table = loader_classify_group (loader, path, scanned, &glob);
   g_autoptr (Group) group = NULL;
-  guint n_errors = loader->errors->len;
+  guint n_problems = loader->n_problems;
 
   if (table == NULL)
     return;
@@ -294,6 +311,12 @@ loader_read_group (Loader *loader, GKeyFile *kf, const char *path, const MtScanG
     g_autofree char *raw = NULL;
     MtSetting setting = { .line = sk->line };
 
+    if (key < 0 && loader->n_problems >= MAX_LISTED) {
+      /* Not listed: spare the "did you mean", which most of the time of
+       * a file of unknown keys went to. */
+      loader->n_problems++;
+      continue;
+    }
     if (key < 0) {
       g_autofree char *hint = mt_key_table_hint (table, sk->name);
       g_autofree char *names = mt_key_table_names (table);
@@ -334,7 +357,7 @@ loader_read_group (Loader *loader, GKeyFile *kf, const char *path, const MtScanG
   if (table == &mt_vm_keys)
     loader_check_min_max (loader, group);
 
-  if (loader->errors->len == n_errors)
+  if (loader->n_problems == n_problems)
     config_add_group (loader->config, g_steal_pointer (&group), glob);
 }
 
@@ -350,7 +373,7 @@ loader_read_file (Loader *loader, const char *path)
 
   data = mt_config_read_file (path, MT_CONFIG_FILE_MAX_BYTES, &length, &error);
   if (data == NULL) {
-    g_ptr_array_add (loader->errors, g_steal_pointer (&error));
+    loader_add_error (loader, g_steal_pointer (&error));
     return;
   }
 
@@ -358,7 +381,7 @@ loader_read_file (Loader *loader, const char *path)
   if (scanned == NULL) {
     if (g_error_matches (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_TOO_LARGE))
       loader->full = TRUE;
-    g_ptr_array_add (loader->errors, g_steal_pointer (&error));
+    loader_add_error (loader, g_steal_pointer (&error));
     return;
   }
   loader->n_groups += scanned->len;
@@ -484,9 +507,12 @@ config_new (void)
   return config;
 }
 
-/* The config, or NULL with the problems in errors (GError *). */
+/* The config, or NULL with the problems in errors (GError *; the last
+ * one says how many more there were when not all are listed) and how
+ * many there were in *n_problems. */
 static MtConfig *
-config_load_collect (const char *default_file, const char *policies_dir, GPtrArray *errors)
+config_load_collect (const char *default_file, const char *policies_dir, GPtrArray *errors,
+                     guint *n_problems)
 {
   g_autoptr (MtConfig) config = config_new ();
   Loader loader = { config, errors };
@@ -495,17 +521,23 @@ config_load_collect (const char *default_file, const char *policies_dir, GPtrArr
     loader_read_file (&loader, default_file);
   if (policies_dir != NULL)
     loader_read_dir (&loader, policies_dir);
-  if (errors->len == 0)
+  if (loader.n_problems == 0)
     loader_check_host (&loader);
 
-  return errors->len == 0 ? g_steal_pointer (&config) : NULL;
+  *n_problems = loader.n_problems;
+  if (loader.n_problems > errors->len)
+    g_ptr_array_add (errors, g_error_new (MT_CONFIG_ERROR, MT_CONFIG_ERROR_SYNTAX,
+                                          "… and %u more problems, not listed",
+                                          loader.n_problems - errors->len));
+  return loader.n_problems == 0 ? g_steal_pointer (&config) : NULL;
 }
 
 MtConfig *
 mt_config_load (const char *default_file, const char *policies_dir, GError **error)
 {
   g_autoptr (GPtrArray) errors = g_ptr_array_new_with_free_func ((GDestroyNotify) g_error_free);
-  MtConfig *config = config_load_collect (default_file, policies_dir, errors);
+  guint n_problems;
+  MtConfig *config = config_load_collect (default_file, policies_dir, errors, &n_problems);
   g_autoptr (GString) msg = NULL;
 
   if (config != NULL)
@@ -525,7 +557,9 @@ gboolean
 mt_config_check (const char *default_file, const char *policies_dir, FILE *out)
 {
   g_autoptr (GPtrArray) errors = g_ptr_array_new_with_free_func ((GDestroyNotify) g_error_free);
-  g_autoptr (MtConfig) config = config_load_collect (default_file, policies_dir, errors);
+  guint n_problems;
+  g_autoptr (MtConfig) config =
+    config_load_collect (default_file, policies_dir, errors, &n_problems);
 
   g_return_val_if_fail (out != NULL, FALSE);
 
@@ -533,7 +567,7 @@ mt_config_check (const char *default_file, const char *policies_dir, FILE *out)
     for (guint i = 0; i < errors->len; i++)
       fprintf (out, "%s\n", ((const GError *) g_ptr_array_index (errors, i))->message);
     fprintf (out, "%u problem%s found; memtided would refuse to start with this policy\n",
-             errors->len, errors->len == 1 ? "" : "s");
+             n_problems, n_problems == 1 ? "" : "s");
     return FALSE;
   }
 

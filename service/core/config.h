@@ -62,8 +62,9 @@ typedef struct _MtConfig MtConfig;
 /* Load default_file (NULL: none), then every *.conf in policies_dir
  * (NULL or missing: none) in strcmp order of the file names; later
  * files override earlier ones key by key.  Fails on any error: the
- * error's code is that of the first problem, its message lists every
- * problem found, one per line, each naming file, line, group and key. */
+ * error's code is that of the first problem, its message lists the
+ * problems found, one per line, each naming file, line, group and key:
+ * the first 50, then a line "… and N more problems, not listed". */
 MtConfig *mt_config_load (const char *default_file, const char *policies_dir, GError **error);
 
 MtConfig *mt_config_ref (MtConfig *config);
@@ -121,6 +122,8 @@ GPtrArray *mt_config_explain_vm (MtConfig *config, const char *domain_name,
 /* One MtPolicySource per [host] key. */
 GPtrArray *mt_config_explain_host (MtConfig *config);
 
-/* For `memtided --check-config`: load, print every problem (or a one-line
- * summary when there is none) to out, and return whether it loaded. */
+/* For `memtided --check-config`: load, print the problems as
+ * mt_config_load lists them and how many there were in all (or a
+ * one-line summary when there is none) to out, and return whether it
+ * loaded. */
 gboolean mt_config_check (const char *default_file, const char *policies_dir, FILE *out);

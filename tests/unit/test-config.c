@@ -702,6 +702,44 @@ test_error_many (void)
   assert_contains (lines[2], "did you mean “balloon”?");
 }
 
+/* A file of many mistakes: the first 50 are listed, the rest counted,
+ * so that one file cannot make a reload log megabytes (a 1 MiB file of
+ * unknown keys made 115,910 messages, 30 MB). */
+static void
+test_error_many_capped (void)
+{
+  g_autofree char *dir = make_tmp_dir ();
+  g_autoptr (GString) text = g_string_new ("[vm *]\n");
+  g_autofree char *path = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (MtConfig) config = NULL;
+  g_auto (GStrv) lines = NULL;
+  g_autofree char *out = NULL;
+  gsize out_len = 0;
+  FILE *stream;
+
+  for (guint i = 0; i < 500; i++)
+    g_string_append_printf (text, "nokey%u = 1\n", i);
+  path = write_file (dir, "many.conf", text->str, -1);
+
+  config = mt_config_load (path, NULL, &error);
+  g_assert_null (config);
+  assert_error_at (error, MT_CONFIG_ERROR_UNKNOWN_KEY, path, 2);
+  lines = g_strsplit (error->message, "\n", -1);
+  g_assert_cmpuint (g_strv_length (lines), ==, 51);
+  assert_contains (lines[49], ":51: [vm *] nokey49: unknown key");
+  g_assert_cmpstr (lines[50], ==, "… and 450 more problems, not listed");
+
+  stream = open_memstream (&out, &out_len);
+  g_assert_false (mt_config_check (path, NULL, stream));
+  fclose (stream);
+  assert_contains (out, "nokey49: unknown key");
+  g_assert_null (strstr (out, "nokey50:"));
+  assert_contains (out, "… and 450 more problems, not listed\n");
+  assert_contains (out, "500 problems found");
+  rm_tmp_dir (dir);
+}
+
 #define NUL_DATA "[host]\nreserve = 1G\0 2G\n"
 
 static void
@@ -1807,6 +1845,7 @@ main (int argc, char **argv)
     g_test_add_data_func_full (test_path, c, test_error_case, error_case_free);
   }
   g_test_add_func ("/config/errors/many", test_error_many);
+  g_test_add_func ("/config/errors/many-capped", test_error_many_capped);
   g_test_add_func ("/config/errors/bytes", test_error_bytes);
   g_test_add_func ("/config/errors/read", test_error_read);
   g_test_add_func ("/config/errors/not-regular", test_error_not_regular);
