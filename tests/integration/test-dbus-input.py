@@ -6,6 +6,9 @@ memtided's log.
   the limit; control characters, line separators and backslashes are
   escaped wherever the reason goes (log, Pins, Reservations), so a reason
   with a newline cannot start a log line of its own.
+- Sizes (Pin, Reserve, SetLimits): 2^64 - 1 stands for "unknown" inside
+  memtided, so a caller's 2^64 - 1 is InvalidArgument naming the number;
+  no message or log line calls a caller's size "unknown".
 
 Reserve runs on a second memtided that cannot read the host's memory
 (data/proc-nomem): it accepts a reservation it cannot judge, as
@@ -100,5 +103,32 @@ for n in (201, 1 << 20):
 eq(c.prop(db, VM, "Pins"), [], "no pin was made")
 tap("A" * 201 not in daemon.log() and "A" * 201 not in d2.log(),
     "the long reasons are in neither log")
+
+# ---- 2^64 - 1 ------------------------------------------------------------------------------
+U = (1 << 64) - 1
+mark1, mark2 = len(daemon.log()), len(d2.log())
+reservations = c2.prop(PATH, MANAGER, "Reservations")
+calls = [
+    ("Pin", c, (U, "x"), "ts", db, VM),
+    ("Reserve (budget known)", c, (U, "x", 1), "tsu", PATH, MANAGER),
+    ("Reserve (budget unknown)", c2, (U, "x", 1), "tsu", PATH, MANAGER),
+    ("SetLimits max", c, (0, U), "tt", db, VM),
+    ("SetLimits min and max", c, (U, U), "tt", db, VM),
+]
+for what, client, args, sig, path, iface in calls:
+    method = what.split()[0]
+    err = client.error(method, *args, sig=sig, path=path, iface=iface)
+    tap(err and err[0] == "org.memtide.Error.InvalidArgument" and str(U) in err[1]
+        and "unknown" not in err[1],
+        f"{what} of 2^64 - 1: InvalidArgument naming the number", err)
+err = c.error("Pin", U - 1, "x", sig="ts", path=db, iface=VM)
+tap(err and err[0] == "org.memtide.Error.InvalidArgument" and "unknown" not in err[1],
+    "Pin of 2^64 - 2: InvalidArgument (above the domain), no \"unknown\"", err)
+tap("unknown" not in daemon.log()[mark1:] + d2.log()[mark2:],
+    "no log line calls a caller's size \"unknown\"",
+    daemon.log()[mark1:] + d2.log()[mark2:])
+eq((c.prop(db, VM, "Pins"), c.prop(db, VM, "HasLimits"),
+    [r for r in c2.prop(PATH, MANAGER, "Reservations") if r not in reservations]),
+   ([], False, []), "none of them made a pin, limits or a reservation")
 eq(c.prop(PATH, MANAGER, "Connected"), True, "memtided answers on")
 finish()

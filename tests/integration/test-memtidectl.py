@@ -109,6 +109,14 @@ code, out, err = ctl(bus, "set-limits", "db", "4G", "8G")
 tap(code == 2 and "its maximum" in err, "set-limits min above the domain's: exit 2 (InvalidArgument)",
     (code, err))
 eq(ctl(bus, "set-limits", "nope", "1G", "2G")[0], 5, "set-limits of an unknown VM: exit 5")
+# 2^64 - 1 stands for "unknown" inside memtided: refused, and named as the number it is.
+for args in (["set-limits", "db", "0", "18446744073709551615B"],
+             ["set-limits", "db", "18446744073709551615B", "18446744073709551615B"],
+             ["pin", "db", "18446744073709551615B"], ["reserve", "18446744073709551615B"]):
+    code, out, err = ctl(bus, *args)
+    tap(code == 2 and "18446744073709551615" in err and "unknown" not in out + err,
+        f"{' '.join(args[:-1])} 2^64-1: exit 2, naming the number", (code, out, err))
+eq(c.prop(db, VM, "HasLimits"), True, "the limits before stay")
 eq(ctl(bus, "set-limits", "db", "clear")[0], 0, "set-limits db clear")
 eq(c.prop(db, VM, "HasLimits"), False, "limits cleared")
 

@@ -136,7 +136,8 @@ test_size_parse (void)
     { "0.99999999999999999999999B", 0 },
     { "1.0000000000000000000000001T", TIB },
     { "0.5T", TIB / 2 },
-    { "18446744073709551615B", G_MAXUINT64 },
+    /* 2^64 - 1 stands for "unknown" inside memtided: not a size. */
+    { "18446744073709551614B", G_MAXUINT64 - 1 },
     { "16777215T", 16777215 * TIB },
     { "16777215.999999999999T", G_MAXUINT64 - (TIB / 1000000000000) },
   };
@@ -160,6 +161,7 @@ test_size_parse (void)
     "+1G",
     "1G1",
     "one gig",
+    "18446744073709551615B",
     "18446744073709551616B",
     "16777216T",
     "99999999999999999999999999T",
@@ -176,8 +178,8 @@ test_size_parse (void)
     g_assert_true (mt_parse_size (good[i].text, &bytes, &error));
     g_assert_no_error (error);
     if (i == G_N_ELEMENTS (good) - 1) {
-      /* Floor of 16777215.999999999999 TiB: just below 2^64. */
-      g_assert_cmpuint (bytes, <=, G_MAXUINT64);
+      /* Floor of 16777215.999999999999 TiB: just below 2^64 - 1. */
+      g_assert_cmpuint (bytes, <, G_MAXUINT64);
       g_assert_cmpuint (bytes, >, 16777215 * TIB);
     } else
       g_assert_cmpuint (bytes, ==, good[i].bytes);
@@ -417,7 +419,7 @@ test_format (void)
     { 1536 * MIB, "1536M" },
     { GIB, "1G" },
     { 3 * TIB, "3T" },
-    { G_MAXUINT64, "18446744073709551615B" },
+    { G_MAXUINT64 - 1, "18446744073709551614B" },
   };
   static const struct {
     gint64 usec;
