@@ -178,6 +178,15 @@ code, out, err = ctl(bus, "--json", "watch", "--count", "2", "--interval", "0.2"
 docs = [json.loads(line) for line in out.splitlines()] if code == 0 else []
 tap(len(docs) == 2 and all(len(d["vms"]) == 3 for d in docs),
     "watch --json: one JSON document per line and refresh", out)
+# Not a number is out of range like infinity, 0 and -1 (--count 1: an
+# accepted value ends the run instead of watching on).
+for value in ("inf", "0", "-1", "nan", "NAN", "-nan"):
+    code, out, err = ctl(bus, "watch", "--count", "1", "--interval", value)
+    tap(code == 2 and f"--interval: {value} is out of range (0.1 to 3600 s)" in err,
+        f"watch --interval {value}: exit 2, out of range", (code, out, err))
+code, out, err = ctl(bus, "reserve", "1G", "--timeout", "nan")
+tap(code == 2 and "--timeout: nan is out of range" in err, "reserve --timeout nan: exit 2",
+    (code, out, err))
 
 # ---- usage and reachability ---------------------------------------------------------------
 eq(ctl(bus, "frobnicate")[0], 2, "unknown command: exit 2")
