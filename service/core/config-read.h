@@ -13,7 +13,7 @@
 /* The contents of the file at path, NUL-terminated, and their length in
  * *length.  NULL with an MT_CONFIG_ERROR whose message starts with path:
  * READ when it cannot be read or is not a regular file, TOO_LARGE when
- * it holds more than max_bytes (never more than max_bytes + 1 is read:
- * some regular files, like /proc/self/pagemap, claim a size of 0 and
- * have no end). */
+ * it holds more than max_bytes (at most 8 KiB past max_bytes is read,
+ * whatever the file's size says: some regular files, like
+ * /proc/self/pagemap, claim a size of 0 and have no end). */
 char *mt_config_read_file (const char *path, gsize max_bytes, gsize *length, GError **error);

@@ -446,7 +446,7 @@ loader_read_dir (Loader *loader, const char *dir_path)
 
 /* Whether a was read after b; an unset origin is never later. */
 static gboolean
-origin_later (MtConfig *config, const Origin *a, const Origin *b)
+origin_later (const Origin *a, const Origin *b)
 {
   if (a->setting == NULL)
     return FALSE;
@@ -473,7 +473,7 @@ loader_check_host (Loader *loader)
   if (host.stuck_timeout < host.tick_interval) {
     /* The built-in pair is consistent, so one of them was set; blame
        * the one read last: that is the edit that broke it. */
-    gboolean blame_stuck = origin_later (config, stuck, tick);
+    gboolean blame_stuck = origin_later (stuck, tick);
     const Origin *blamed = blame_stuck ? stuck : tick;
     const Origin *other = blame_stuck ? tick : stuck;
     const MtKey *other_key =
