@@ -383,7 +383,8 @@ parse_seconds (const char *opt, const char *text, double lo, double hi, double *
       return mtctl_usage_error ("%s: '%s' is not a duration (30, 30s, 2m)", opt, text);
     v = (double) usec / G_USEC_PER_SEC;
   }
-  if (v < lo || v > hi)
+  /* Written so that NaN, which compares false with everything, fails. */
+  if (!(v >= lo && v <= hi))
     return mtctl_usage_error ("%s: %s is out of range (%g to %g s)", opt, text, lo, hi);
   *out = v;
   return MT_EXIT_OK;

@@ -6,7 +6,46 @@
  * idle (mt_daemon_changed): nothing here plans or notifies itself. */
 #define G_LOG_DOMAIN "memtided"
 
+#include <string.h>
 #include "daemon-private.h"
+
+/* ---- a caller's values ---------------------------------------------------- */
+
+/* 2^64 - 1 is MT_UNKNOWN to everything in memtided (and would be shown
+ * as "unknown"): a caller's size never is. */
+static gboolean
+check_size (const char *what, guint64 bytes, GError **error)
+{
+  if (bytes != MT_UNKNOWN)
+    return TRUE;
+  g_set_error (error, MT_DAEMON_ERROR, MT_DAEMON_ERROR_INVALID_ARGUMENT,
+               "%s %" G_GUINT64_FORMAT " bytes is out of range; expected a size below 2^64 − 1 "
+               "bytes",
+               what, bytes);
+  return FALSE;
+}
+
+/* A caller's reason is logged and published: bounded, and text.  (D-Bus
+ * checks UTF-8 already; this does not rely on it.)  The control escapes
+ * what is not printable. */
+static gboolean
+check_reason (const char *reason, GError **error)
+{
+  gsize len = reason != NULL ? strlen (reason) : 0;
+
+  if (len > MT_LEASE_REASON_MAX) {
+    g_set_error (error, MT_DAEMON_ERROR, MT_DAEMON_ERROR_INVALID_ARGUMENT,
+                 "the reason is %" G_GSIZE_FORMAT " bytes long; at most %u bytes are allowed", len,
+                 MT_LEASE_REASON_MAX);
+    return FALSE;
+  }
+  if (reason != NULL && !g_utf8_validate (reason, -1, NULL)) {
+    g_set_error_literal (error, MT_DAEMON_ERROR, MT_DAEMON_ERROR_INVALID_ARGUMENT,
+                         "the reason is not valid UTF-8");
+    return FALSE;
+  }
+  return TRUE;
+}
 
 /* ---- mode ---------------------------------------------------------------- */
 
@@ -32,7 +71,7 @@ mt_daemon_set_limits (MtDaemon *d, const char *name, guint64 min, guint64 max, G
   g_autofree char *smax = NULL;
   MtControlChange change;
 
-  if (!vm)
+  if (!vm || !check_size ("min", min, error) || !check_size ("max", max, error))
     return FALSE;
   if (min == 0 && max == 0) {
     change = mt_control_set_limits (d->control, uuid, 0, 0);
@@ -74,7 +113,7 @@ mt_daemon_pin (MtDaemon *d, const char *name, guint64 size, const char *reason, 
   MtControlChange change;
   guint cookie;
 
-  if (!vm)
+  if (!vm || !check_size ("size", size, error) || !check_reason (reason, error))
     return 0;
   ssize = mt_format_bytes (size);
   if (size == 0 || size > mt_daemon_vm_domain_max (vm)) {
@@ -139,6 +178,8 @@ mt_daemon_reserve (MtDaemon *d, guint64 bytes, const char *reason, gint64 timeou
   MtControlChange change;
   guint cookie;
 
+  if (!check_size ("size", bytes, error) || !check_reason (reason, error))
+    return 0;
   if (bytes == 0 || timeout <= 0) {
     g_set_error (
       error, MT_DAEMON_ERROR, MT_DAEMON_ERROR_INVALID_ARGUMENT,

@@ -72,7 +72,9 @@ gboolean mt_daemon_set_limits (MtDaemon *daemon, const char *vm, guint64 min, gu
 
 /* Pins and reservations are leases held by `holder` (the D-Bus layer
  * passes the caller's unique bus name, and ends the holder's leases with
- * mt_daemon_end_holder_leases() when it leaves the bus). */
+ * mt_daemon_end_holder_leases() when it leaves the bus).  Their reason
+ * is at most MT_LEASE_REASON_MAX bytes of UTF-8 (INVALID_ARGUMENT
+ * otherwise) and is kept, logged and published escaped to one line. */
 
 /* Hold a VM at `size` until unpinned, the holder's leases end, or the VM
  * stops.  Plans soon.  Returns a cookie > 0, or 0 with error. */

@@ -41,6 +41,7 @@ has_control_char (const char *s)
 typedef struct {
   const char *path;
   guint line;
+  guint groups_before;     /* in the files read before this one */
   GPtrArray *groups;       /* MtScanGroup */
   GHashTable *group_lines; /* name -> first line */
   GHashTable *key_lines;   /* key -> line, in the current group */
@@ -86,6 +87,16 @@ scan_group (Scan *scan, const char *s, GError **error)
                       s);
 
   name = g_strndup (s + 1, close - s - 1);
+  /* Checked before anything is kept for it: past the limit nothing more
+   * is held. */
+  if (scan->groups_before + scan->groups->len >= MT_CONFIG_MAX_GROUPS) {
+    g_set_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_TOO_LARGE,
+                 "%s:%u: [%s]: more than %u groups in the policy files (%u in the files read "
+                 "before this one), the most memtided reads; use globs for classes of VMs, or "
+                 "the domains' metadata for per-VM settings",
+                 scan->path, scan->line, name, MT_CONFIG_MAX_GROUPS, scan->groups_before);
+    return FALSE;
+  }
   if (*name == '\0')
     return scan_fail (scan, error, "empty group name []; expected [host] or [vm GLOB]");
   if (strchr (name, '[') != NULL || has_control_char (name))
@@ -182,14 +193,15 @@ scan_line (Scan *scan, const char *p, gsize len, GError **error)
 }
 
 GPtrArray *
-mt_scan_key_file (const char *path, const char *data, gsize length, GError **error)
+mt_scan_key_file (const char *path, const char *data, gsize length, guint groups_before,
+                  GError **error)
 {
   g_autoptr (GPtrArray) groups =
     g_ptr_array_new_with_free_func ((GDestroyNotify) mt_scan_group_free);
   g_autoptr (GHashTable) group_lines =
     g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   g_autoptr (GHashTable) key_lines = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  Scan scan = { path, 0, groups, group_lines, key_lines };
+  Scan scan = { path, 0, groups_before, groups, group_lines, key_lines };
   const char *p = data, *end = data + length;
 
   while (p < end) {

@@ -24,5 +24,8 @@ void mt_scan_group_free (MtScanGroup *group);
 
 /* Groups of a key file, in file order.  NULL with an MT_CONFIG_ERROR
  * (SYNTAX, DUPLICATE_GROUP or DUPLICATE_KEY) at the first problem; its
- * message starts with "path:line: ". */
-GPtrArray *mt_scan_key_file (const char *path, const char *data, gsize length, GError **error);
+ * message starts with "path:line: ".  groups_before: how many groups the
+ * files read before this one had; the scan stops with TOO_LARGE at the
+ * group that takes the total over MT_CONFIG_MAX_GROUPS. */
+GPtrArray *mt_scan_key_file (const char *path, const char *data, gsize length, guint groups_before,
+                             GError **error);

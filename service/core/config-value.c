@@ -10,6 +10,7 @@
 #include <string.h>
 #include "config.h"
 #include "config-value.h"
+#include "sample.h" /* MT_UNKNOWN */
 
 #define EXPECT_SIZE \
   "a number and a binary unit B, K, KiB, M, MiB, G, GiB, T or TiB, e.g. 512M or 1.5GiB"
@@ -173,9 +174,10 @@ parse_size (const char *text, guint64 *out, const char *expected, GError **error
                  text, d.unit, expected);
     return FALSE;
   }
-  if (!decimal_scale (&d, unit->mult, G_MAXUINT64, out)) {
+  /* 2^64 - 1 is MT_UNKNOWN everywhere inside memtided: not a size. */
+  if (!decimal_scale (&d, unit->mult, MT_UNKNOWN - 1, out)) {
     g_set_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_INVALID_SIZE,
-                 "“%s” is too large; expected a size below 16 EiB (2^64 bytes)", text);
+                 "“%s” is too large; expected a size below 2^64 − 1 bytes (16 EiB)", text);
     return FALSE;
   }
   return TRUE;

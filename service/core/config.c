@@ -11,6 +11,7 @@
 #include "config.h"
 #include "config-keys.h"
 #include "config-metadata.h"
+#include "config-read.h"
 #include "config-scan.h"
 #include "config-value.h"
 
@@ -20,9 +21,9 @@ typedef struct {
   const MtKeyTable *table; /* mt_host_keys or mt_vm_keys */
   const char *file;        /* owned by MtConfig.files */
   guint line;
+  guint order;        /* index in MtConfig.groups */
   char *name;         /* "host", "vm web-*" */
-  GPatternSpec *glob; /* NULL for [host] */
-  char *glob_text;    /* the glob as written, for mt_config_names_vm */
+  GPatternSpec *glob; /* a [vm] glob with * or ?; NULL otherwise */
   GArray *settings;   /* MtSetting, in file order */
 } Group;
 
@@ -30,6 +31,12 @@ struct _MtConfig {
   gatomicrefcount ref;
   GPtrArray *files;  /* char *, NULL-terminated, load order */
   GPtrArray *groups; /* Group *, precedence order (later wins) */
+  /* The [vm] groups of groups, in the same order, found two ways: a
+   * group whose glob has no * or ? names one VM and is looked up by that
+   * name, so that a group per VM costs nothing per VM on a large host;
+   * only the others are matched against every name. */
+  GPtrArray *vm_globs;  /* Group *, borrowed */
+  GHashTable *vm_named; /* name -> GPtrArray of Group *, borrowed */
   guint n_vm_groups;
   MtHostPolicy host;
 };
@@ -47,7 +54,6 @@ group_free (Group *group)
     return;
   g_free (group->name);
   g_clear_pointer (&group->glob, g_pattern_spec_free);
-  g_free (group->glob_text);
   g_array_unref (group->settings);
   g_free (group);
 }
@@ -83,19 +89,64 @@ settings_apply (const MtKeyTable *table, GArray *settings, const Group *group, g
   }
 }
 
-/* Every group of the table's kind (matching domain_name for VM groups),
- * in order, on top of what policy already holds. */
+/* Every [host] group, in order, on top of what host already holds. */
 static void
-config_apply_groups (MtConfig *config, const MtKeyTable *table, const char *domain_name,
-                     gpointer policy, Origin *origins)
+config_apply_host_groups (MtConfig *config, MtHostPolicy *host, Origin *origins)
 {
   for (guint i = 0; i < config->groups->len; i++) {
     const Group *group = g_ptr_array_index (config->groups, i);
-    if (group->table != table)
-      continue;
-    if (group->glob != NULL && !g_pattern_spec_match_string (group->glob, domain_name))
-      continue;
-    settings_apply (table, group->settings, group, policy, origins);
+    if (group->table == &mt_host_keys)
+      settings_apply (&mt_host_keys, group->settings, group, host, origins);
+  }
+}
+
+/* Every [vm] group matching domain_name, in order, on top of what policy
+ * already holds: the globs and the groups naming it are two lists in
+ * precedence order, merged. */
+static void
+config_apply_vm_groups (MtConfig *config, const char *domain_name, MtVmPolicy *policy,
+                        Origin *origins)
+{
+  GPtrArray *named = g_hash_table_lookup (config->vm_named, domain_name);
+  guint n_named = named != NULL ? named->len : 0;
+  guint i = 0, j = 0;
+
+  for (;;) {
+    const Group *glob = i < config->vm_globs->len ? g_ptr_array_index (config->vm_globs, i) : NULL;
+    const Group *name = j < n_named ? g_ptr_array_index (named, j) : NULL;
+
+    if (glob != NULL && (name == NULL || glob->order < name->order)) {
+      if (g_pattern_spec_match_string (glob->glob, domain_name))
+        settings_apply (&mt_vm_keys, glob->settings, glob, policy, origins);
+      i++;
+    } else if (name != NULL) {
+      settings_apply (&mt_vm_keys, name->settings, name, policy, origins);
+      j++;
+    } else {
+      return;
+    }
+  }
+}
+
+/* Adds a group that loaded without errors. */
+static void
+config_add_group (MtConfig *config, Group *group, const char *glob)
+{
+  group->order = config->groups->len;
+  g_ptr_array_add (config->groups, group);
+  if (group->table != &mt_vm_keys)
+    return;
+  config->n_vm_groups++;
+  if (group->glob != NULL) {
+    g_ptr_array_add (config->vm_globs, group);
+  } else {
+    GPtrArray *named = g_hash_table_lookup (config->vm_named, glob);
+
+    if (named == NULL) {
+      named = g_ptr_array_new ();
+      g_hash_table_insert (config->vm_named, g_strdup (glob), named);
+    }
+    g_ptr_array_add (named, group);
   }
 }
 
@@ -112,9 +163,18 @@ origin_describe (const Origin *origin)
 
 /* ---- loading ------------------------------------------------------- */
 
+/* Problems listed in one load's message; the rest are counted.  Enough
+ * to fix a file by; a 1 MiB file of unknown keys would otherwise make
+ * 115,910 lines (30 MB) of one log message and one D-Bus reply. */
+#define MAX_LISTED 50
+
 typedef struct {
   MtConfig *config;
-  GPtrArray *errors; /* GError * */
+  GPtrArray *errors;   /* GError *, at most MAX_LISTED */
+  guint n_problems;    /* listed or not */
+  guint n_groups;      /* scanned, in every file so far */
+  guint n_glob_groups; /* [vm] groups whose glob has * or ? */
+  gboolean full;       /* a limit was passed: read nothing more */
 } Loader;
 
 static void loader_error (Loader *loader, MtConfigError code, const char *format, ...)
@@ -126,10 +186,21 @@ loader_error (Loader *loader, MtConfigError code, const char *format, ...)
   va_list args;
   g_autofree char *msg = NULL;
 
+  if (++loader->n_problems > MAX_LISTED)
+    return;
   va_start (args, format);
   msg = g_strdup_vprintf (format, args);
   va_end (args);
   g_ptr_array_add (loader->errors, g_error_new_literal (MT_CONFIG_ERROR, code, msg));
+}
+
+static void
+loader_add_error (Loader *loader, GError *error)
+{
+  if (++loader->n_problems > MAX_LISTED)
+    g_error_free (error);
+  else
+    g_ptr_array_add (loader->errors, error);
 }
 
 /* NULL when the group name is fine; otherwise why the glob is bad. */
@@ -209,18 +280,28 @@ loader_read_group (Loader *loader, GKeyFile *kf, const char *path, const MtScanG
   g_autofree char *glob = NULL;
   const MtKeyTable *table = loader_classify_group (loader, path, scanned, &glob);
   g_autoptr (Group) group = NULL;
-  guint n_errors = loader->errors->len;
+  guint n_problems = loader->n_problems;
 
   if (table == NULL)
     return;
+
+  if (glob != NULL && strpbrk (glob, "*?") != NULL
+      && ++loader->n_glob_groups > MT_CONFIG_MAX_GLOB_GROUPS) {
+    loader_error (loader, MT_CONFIG_ERROR_TOO_LARGE,
+                  "%s:%u: [%s]: more than %u [vm] groups with * or ? in the policy files, the "
+                  "most memtided reads (each is matched against every VM's name); name single "
+                  "VMs in groups without * or ?, or set per-VM values in the domains' metadata",
+                  path, scanned->line, scanned->name, MT_CONFIG_MAX_GLOB_GROUPS);
+    loader->full = TRUE;
+    return;
+  }
 
   group = g_new0 (Group, 1);
   group->table = table;
   group->file = path;
   group->line = scanned->line;
   group->name = g_strdup (scanned->name);
-  group->glob = glob ? g_pattern_spec_new (glob) : NULL;
-  group->glob_text = g_strdup (glob);
+  group->glob = glob != NULL && strpbrk (glob, "*?") != NULL ? g_pattern_spec_new (glob) : NULL;
   group->settings = settings_new ();
 
   for (guint i = 0; i < scanned->keys->len; i++) {
@@ -230,6 +311,12 @@ loader_read_group (Loader *loader, GKeyFile *kf, const char *path, const MtScanG
     g_autofree char *raw = NULL;
     MtSetting setting = { .line = sk->line };
 
+    if (key < 0 && loader->n_problems >= MAX_LISTED) {
+      /* Not listed: spare the "did you mean", which most of the time of
+       * a file of unknown keys went to. */
+      loader->n_problems++;
+      continue;
+    }
     if (key < 0) {
       g_autofree char *hint = mt_key_table_hint (table, sk->name);
       g_autofree char *names = mt_key_table_names (table);
@@ -270,11 +357,8 @@ loader_read_group (Loader *loader, GKeyFile *kf, const char *path, const MtScanG
   if (table == &mt_vm_keys)
     loader_check_min_max (loader, group);
 
-  if (loader->errors->len == n_errors) {
-    if (table == &mt_vm_keys)
-      loader->config->n_vm_groups++;
-    g_ptr_array_add (loader->config->groups, g_steal_pointer (&group));
-  }
+  if (loader->n_problems == n_problems)
+    config_add_group (loader->config, g_steal_pointer (&group), glob);
 }
 
 static void
@@ -287,19 +371,20 @@ loader_read_file (Loader *loader, const char *path)
   g_autoptr (GKeyFile) kf = g_key_file_new ();
   const char *file;
 
-  if (!g_file_get_contents (path, &data, &length, &error)) {
-    loader_error (loader, MT_CONFIG_ERROR_READ,
-                  "%s: cannot read the policy file (%s); check that it exists and "
-                  "is readable",
-                  path, error->message);
+  data = mt_config_read_file (path, MT_CONFIG_FILE_MAX_BYTES, &length, &error);
+  if (data == NULL) {
+    loader_add_error (loader, g_steal_pointer (&error));
     return;
   }
 
-  scanned = mt_scan_key_file (path, data, length, &error);
+  scanned = mt_scan_key_file (path, data, length, loader->n_groups, &error);
   if (scanned == NULL) {
-    g_ptr_array_add (loader->errors, g_steal_pointer (&error));
+    if (g_error_matches (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_TOO_LARGE))
+      loader->full = TRUE;
+    loader_add_error (loader, g_steal_pointer (&error));
     return;
   }
+  loader->n_groups += scanned->len;
   /* The scan follows GKeyFile's rules, so this only fails if they differ. */
   if (!g_key_file_load_from_data (kf, data, length, G_KEY_FILE_NONE, &error)) {
     loader_error (loader, MT_CONFIG_ERROR_SYNTAX,
@@ -313,7 +398,7 @@ loader_read_file (Loader *loader, const char *path)
   /* Groups point at this copy, which lives as long as the config. */
   file = g_strdup (path);
   g_ptr_array_insert (loader->config->files, loader->config->files->len - 1, (gpointer) file);
-  for (guint i = 0; i < scanned->len; i++)
+  for (guint i = 0; i < scanned->len && !loader->full; i++)
     loader_read_group (loader, kf, file, g_ptr_array_index (scanned, i));
 }
 
@@ -353,7 +438,7 @@ loader_read_dir (Loader *loader, const char *dir_path)
       g_debug ("ignoring %s/%s: not a *.conf file", dir_path, name);
 
   g_ptr_array_sort (names, compare_names);
-  for (guint i = 0; i < names->len; i++) {
+  for (guint i = 0; i < names->len && !loader->full; i++) {
     g_autofree char *path = g_build_filename (dir_path, g_ptr_array_index (names, i), NULL);
     loader_read_file (loader, path);
   }
@@ -361,17 +446,15 @@ loader_read_dir (Loader *loader, const char *dir_path)
 
 /* Whether a was read after b; an unset origin is never later. */
 static gboolean
-origin_later (MtConfig *config, const Origin *a, const Origin *b)
+origin_later (const Origin *a, const Origin *b)
 {
-  guint ia = 0, ib = 0;
-
   if (a->setting == NULL)
     return FALSE;
   if (b->setting == NULL)
     return TRUE;
-  g_ptr_array_find (config->groups, a->group, &ia);
-  g_ptr_array_find (config->groups, b->group, &ib);
-  return ia != ib ? ia > ib : a->setting->line > b->setting->line;
+  if (a->group->order != b->group->order)
+    return a->group->order > b->group->order;
+  return a->setting->line > b->setting->line;
 }
 
 static void
@@ -384,13 +467,13 @@ loader_check_host (Loader *loader)
   MtHostPolicy host;
 
   mt_host_policy_init_defaults (&host);
-  config_apply_groups (config, &mt_host_keys, NULL, &host, origins);
+  config_apply_host_groups (config, &host, origins);
   config->host = host;
 
   if (host.stuck_timeout < host.tick_interval) {
     /* The built-in pair is consistent, so one of them was set; blame
        * the one read last: that is the edit that broke it. */
-    gboolean blame_stuck = origin_later (config, stuck, tick);
+    gboolean blame_stuck = origin_later (stuck, tick);
     const Origin *blamed = blame_stuck ? stuck : tick;
     const Origin *other = blame_stuck ? tick : stuck;
     const MtKey *other_key =
@@ -417,13 +500,19 @@ config_new (void)
   config->files = g_ptr_array_new_with_free_func (g_free);
   g_ptr_array_add (config->files, NULL);
   config->groups = g_ptr_array_new_with_free_func ((GDestroyNotify) group_free);
+  config->vm_globs = g_ptr_array_new ();
+  config->vm_named =
+    g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_ptr_array_unref);
   mt_host_policy_init_defaults (&config->host);
   return config;
 }
 
-/* The config, or NULL with the problems in errors (GError *). */
+/* The config, or NULL with the problems in errors (GError *; the last
+ * one says how many more there were when not all are listed) and how
+ * many there were in *n_problems. */
 static MtConfig *
-config_load_collect (const char *default_file, const char *policies_dir, GPtrArray *errors)
+config_load_collect (const char *default_file, const char *policies_dir, GPtrArray *errors,
+                     guint *n_problems)
 {
   g_autoptr (MtConfig) config = config_new ();
   Loader loader = { config, errors };
@@ -432,17 +521,23 @@ config_load_collect (const char *default_file, const char *policies_dir, GPtrArr
     loader_read_file (&loader, default_file);
   if (policies_dir != NULL)
     loader_read_dir (&loader, policies_dir);
-  if (errors->len == 0)
+  if (loader.n_problems == 0)
     loader_check_host (&loader);
 
-  return errors->len == 0 ? g_steal_pointer (&config) : NULL;
+  *n_problems = loader.n_problems;
+  if (loader.n_problems > errors->len)
+    g_ptr_array_add (errors, g_error_new (MT_CONFIG_ERROR, MT_CONFIG_ERROR_SYNTAX,
+                                          "… and %u more problems, not listed",
+                                          loader.n_problems - errors->len));
+  return loader.n_problems == 0 ? g_steal_pointer (&config) : NULL;
 }
 
 MtConfig *
 mt_config_load (const char *default_file, const char *policies_dir, GError **error)
 {
   g_autoptr (GPtrArray) errors = g_ptr_array_new_with_free_func ((GDestroyNotify) g_error_free);
-  MtConfig *config = config_load_collect (default_file, policies_dir, errors);
+  guint n_problems;
+  MtConfig *config = config_load_collect (default_file, policies_dir, errors, &n_problems);
   g_autoptr (GString) msg = NULL;
 
   if (config != NULL)
@@ -462,7 +557,9 @@ gboolean
 mt_config_check (const char *default_file, const char *policies_dir, FILE *out)
 {
   g_autoptr (GPtrArray) errors = g_ptr_array_new_with_free_func ((GDestroyNotify) g_error_free);
-  g_autoptr (MtConfig) config = config_load_collect (default_file, policies_dir, errors);
+  guint n_problems;
+  g_autoptr (MtConfig) config =
+    config_load_collect (default_file, policies_dir, errors, &n_problems);
 
   g_return_val_if_fail (out != NULL, FALSE);
 
@@ -470,7 +567,7 @@ mt_config_check (const char *default_file, const char *policies_dir, FILE *out)
     for (guint i = 0; i < errors->len; i++)
       fprintf (out, "%s\n", ((const GError *) g_ptr_array_index (errors, i))->message);
     fprintf (out, "%u problem%s found; memtided would refuse to start with this policy\n",
-             errors->len, errors->len == 1 ? "" : "s");
+             n_problems, n_problems == 1 ? "" : "s");
     return FALSE;
   }
 
@@ -498,6 +595,8 @@ mt_config_unref (MtConfig *config)
   g_return_if_fail (config != NULL);
   if (!g_atomic_ref_count_dec (&config->ref))
     return;
+  g_hash_table_unref (config->vm_named);
+  g_ptr_array_unref (config->vm_globs);
   g_ptr_array_unref (config->groups);
   g_ptr_array_unref (config->files);
   g_free (config);
@@ -530,13 +629,8 @@ mt_config_names_vm (MtConfig *config, const char *domain_name)
   g_return_val_if_fail (config != NULL, FALSE);
   g_return_val_if_fail (domain_name != NULL, FALSE);
 
-  for (guint i = 0; i < config->groups->len; i++) {
-    const Group *group = g_ptr_array_index (config->groups, i);
-
-    if (group->glob_text != NULL && g_str_equal (group->glob_text, domain_name))
-      return TRUE;
-  }
-  return FALSE;
+  /* Written out: a group without * or ?, which is indexed by its name. */
+  return g_hash_table_contains (config->vm_named, domain_name);
 }
 
 /* ---- a domain's own settings ---------------------------------------- */
@@ -599,7 +693,7 @@ config_resolve_vm (MtConfig *config, const char *domain_name, const MtVmOverride
   MtVmPolicy merged;
 
   mt_vm_policy_init_defaults (out);
-  config_apply_groups (config, &mt_vm_keys, domain_name, out, origins);
+  config_apply_vm_groups (config, domain_name, out, origins);
 
   if (overrides == NULL || overrides->settings->len == 0)
     return TRUE;
@@ -703,6 +797,6 @@ mt_config_explain_host (MtConfig *config)
   g_return_val_if_fail (config != NULL, NULL);
 
   mt_host_policy_init_defaults (&host);
-  config_apply_groups (config, &mt_host_keys, NULL, &host, origins);
+  config_apply_host_groups (config, &host, origins);
   return explain (&mt_host_keys, &host, origins);
 }

@@ -41,15 +41,30 @@ typedef enum {
   MT_CONFIG_ERROR_MIN_ABOVE_MAX,
   MT_CONFIG_ERROR_METADATA,       /* domain metadata is not a memtide <policy> */
   MT_CONFIG_ERROR_INVALID_CHOICE, /* not one of a key's words (page-reporting) */
+  MT_CONFIG_ERROR_TOO_LARGE,      /* a file, or the policy, over a limit below */
 } MtConfigError;
+
+/* Limits of the policy files (docs/policy.md, "Limits"), so that what
+ * memtided reads on its main loop ends soon and stays small.  A file
+ * over MT_CONFIG_FILE_MAX_BYTES is not read (a policy of 10,000 named
+ * VMs with a few keys each fits in half of it).  MT_CONFIG_MAX_GROUPS
+ * ([host] and [vm] groups together, all files) allows one [vm NAME]
+ * group per VM on a 10,000-VM host, twice over; such groups cost nothing
+ * per VM (found by name).  A glob is matched against every VM's name at
+ * every load, so there are fewer: MT_CONFIG_MAX_GLOB_GROUPS [vm] groups
+ * whose glob has * or ?. */
+#define MT_CONFIG_FILE_MAX_BYTES  (1024 * 1024)
+#define MT_CONFIG_MAX_GROUPS      20000
+#define MT_CONFIG_MAX_GLOB_GROUPS 1000
 
 typedef struct _MtConfig MtConfig;
 
 /* Load default_file (NULL: none), then every *.conf in policies_dir
  * (NULL or missing: none) in strcmp order of the file names; later
  * files override earlier ones key by key.  Fails on any error: the
- * error's code is that of the first problem, its message lists every
- * problem found, one per line, each naming file, line, group and key. */
+ * error's code is that of the first problem, its message lists the
+ * problems found, one per line, each naming file, line, group and key:
+ * the first 50, then a line "… and N more problems, not listed". */
 MtConfig *mt_config_load (const char *default_file, const char *policies_dir, GError **error);
 
 MtConfig *mt_config_ref (MtConfig *config);
@@ -113,6 +128,8 @@ GPtrArray *mt_config_explain_vm (MtConfig *config, const char *domain_name,
 /* One MtPolicySource per [host] key. */
 GPtrArray *mt_config_explain_host (MtConfig *config);
 
-/* For `memtided --check-config`: load, print every problem (or a one-line
- * summary when there is none) to out, and return whether it loaded. */
+/* For `memtided --check-config`: load, print the problems as
+ * mt_config_load lists them and how many there were in all (or a
+ * one-line summary when there is none) to out, and return whether it
+ * loaded. */
 gboolean mt_config_check (const char *default_file, const char *policies_dir, FILE *out);

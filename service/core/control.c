@@ -4,6 +4,7 @@
  * limits, is one hash lookup, and none while no VM has either. */
 #include "control.h"
 #include "model.h"
+#include "text.h"
 
 /* A VM with a pin or limits. */
 typedef struct {
@@ -196,7 +197,8 @@ lease_new (MtControl *c, MtLeaseKind kind, const char *holder, guint64 bytes, co
   lease->cookie = c->next_cookie++;
   lease->holder = g_strdup (holder ? holder : "");
   lease->bytes = bytes;
-  lease->reason = g_strdup (reason && *reason ? reason : "no reason given");
+  /* It goes into log lines and properties: one line, whatever it was. */
+  lease->reason = mt_text_escape_line (reason && *reason ? reason : "no reason given");
   g_ptr_array_add (c->leases, lease);
   return lease;
 }

@@ -49,7 +49,7 @@ typedef struct {
   char *holder;    /* who asked (a bus client's unique name); ends with it */
   char *uuid;      /* pins: the VM; NULL for reservations */
   guint64 bytes;   /* pin size, or reservation size */
-  char *reason;    /* never empty */
+  char *reason;    /* never empty, one line (mt_text_escape_line) */
   gint64 deadline; /* reservations: the room must be there by then (monotonic µs) */
   gboolean done;   /* reservations: the room is there (and stays set aside) */
 } MtLease;
@@ -84,8 +84,13 @@ gboolean mt_control_get_limits (const MtControl *c, const char *uuid, guint64 *m
 
 /* ---- leases ------------------------------------------------------------------- */
 
+/* The longest reason a caller may give a lease, in bytes (before it is
+ * escaped): a sentence, enough to say who and why. */
+#define MT_LEASE_REASON_MAX 200
+
 /* A new pin of a VM at `size` (> 0): the newest pin of a VM is in force.
- * An empty reason becomes "no reason given".  PLAN. */
+ * An empty reason becomes "no reason given"; the reason is kept escaped
+ * to one line (the caller checked its length).  PLAN. */
 MtControlChange mt_control_pin (MtControl *c, const char *uuid, guint64 size, const char *reason,
                                 const char *holder, guint *cookie);
 /* A new reservation of `bytes` (> 0) to be made by `deadline`.  PLAN. */

@@ -109,6 +109,14 @@ code, out, err = ctl(bus, "set-limits", "db", "4G", "8G")
 tap(code == 2 and "its maximum" in err, "set-limits min above the domain's: exit 2 (InvalidArgument)",
     (code, err))
 eq(ctl(bus, "set-limits", "nope", "1G", "2G")[0], 5, "set-limits of an unknown VM: exit 5")
+# 2^64 - 1 stands for "unknown" inside memtided: refused, and named as the number it is.
+for args in (["set-limits", "db", "0", "18446744073709551615B"],
+             ["set-limits", "db", "18446744073709551615B", "18446744073709551615B"],
+             ["pin", "db", "18446744073709551615B"], ["reserve", "18446744073709551615B"]):
+    code, out, err = ctl(bus, *args)
+    tap(code == 2 and "18446744073709551615" in err and "unknown" not in out + err,
+        f"{' '.join(args[:-1])} 2^64-1: exit 2, naming the number", (code, out, err))
+eq(c.prop(db, VM, "HasLimits"), True, "the limits before stay")
 eq(ctl(bus, "set-limits", "db", "clear")[0], 0, "set-limits db clear")
 eq(c.prop(db, VM, "HasLimits"), False, "limits cleared")
 
@@ -170,6 +178,15 @@ code, out, err = ctl(bus, "--json", "watch", "--count", "2", "--interval", "0.2"
 docs = [json.loads(line) for line in out.splitlines()] if code == 0 else []
 tap(len(docs) == 2 and all(len(d["vms"]) == 3 for d in docs),
     "watch --json: one JSON document per line and refresh", out)
+# Not a number is out of range like infinity, 0 and -1 (--count 1: an
+# accepted value ends the run instead of watching on).
+for value in ("inf", "0", "-1", "nan", "NAN", "-nan"):
+    code, out, err = ctl(bus, "watch", "--count", "1", "--interval", value)
+    tap(code == 2 and f"--interval: {value} is out of range (0.1 to 3600 s)" in err,
+        f"watch --interval {value}: exit 2, out of range", (code, out, err))
+code, out, err = ctl(bus, "reserve", "1G", "--timeout", "nan")
+tap(code == 2 and "--timeout: nan is out of range" in err, "reserve --timeout nan: exit 2",
+    (code, out, err))
 
 # ---- usage and reachability ---------------------------------------------------------------
 eq(ctl(bus, "frobnicate")[0], 2, "unknown command: exit 2")

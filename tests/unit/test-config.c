@@ -2,6 +2,9 @@
  * shipped policies.  Test files live in tests/unit/data/config/; cases
  * that need bytes a text file cannot hold are written to a temp dir. */
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <glib/gstdio.h>
 #include "config.h"
 #include "config-keys.h"
@@ -133,7 +136,8 @@ test_size_parse (void)
     { "0.99999999999999999999999B", 0 },
     { "1.0000000000000000000000001T", TIB },
     { "0.5T", TIB / 2 },
-    { "18446744073709551615B", G_MAXUINT64 },
+    /* 2^64 - 1 stands for "unknown" inside memtided: not a size. */
+    { "18446744073709551614B", G_MAXUINT64 - 1 },
     { "16777215T", 16777215 * TIB },
     { "16777215.999999999999T", G_MAXUINT64 - (TIB / 1000000000000) },
   };
@@ -157,6 +161,7 @@ test_size_parse (void)
     "+1G",
     "1G1",
     "one gig",
+    "18446744073709551615B",
     "18446744073709551616B",
     "16777216T",
     "99999999999999999999999999T",
@@ -173,8 +178,8 @@ test_size_parse (void)
     g_assert_true (mt_parse_size (good[i].text, &bytes, &error));
     g_assert_no_error (error);
     if (i == G_N_ELEMENTS (good) - 1) {
-      /* Floor of 16777215.999999999999 TiB: just below 2^64. */
-      g_assert_cmpuint (bytes, <=, G_MAXUINT64);
+      /* Floor of 16777215.999999999999 TiB: just below 2^64 - 1. */
+      g_assert_cmpuint (bytes, <, G_MAXUINT64);
       g_assert_cmpuint (bytes, >, 16777215 * TIB);
     } else
       g_assert_cmpuint (bytes, ==, good[i].bytes);
@@ -414,7 +419,7 @@ test_format (void)
     { 1536 * MIB, "1536M" },
     { GIB, "1G" },
     { 3 * TIB, "3T" },
-    { G_MAXUINT64, "18446744073709551615B" },
+    { G_MAXUINT64 - 1, "18446744073709551614B" },
   };
   static const struct {
     gint64 usec;
@@ -738,6 +743,44 @@ test_error_many (void)
   assert_contains (lines[2], "did you mean “balloon”?");
 }
 
+/* A file of many mistakes: the first 50 are listed, the rest counted,
+ * so that one file cannot make a reload log megabytes (a 1 MiB file of
+ * unknown keys made 115,910 messages, 30 MB). */
+static void
+test_error_many_capped (void)
+{
+  g_autofree char *dir = make_tmp_dir ();
+  g_autoptr (GString) text = g_string_new ("[vm *]\n");
+  g_autofree char *path = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (MtConfig) config = NULL;
+  g_auto (GStrv) lines = NULL;
+  g_autofree char *out = NULL;
+  gsize out_len = 0;
+  FILE *stream;
+
+  for (guint i = 0; i < 500; i++)
+    g_string_append_printf (text, "nokey%u = 1\n", i);
+  path = write_file (dir, "many.conf", text->str, -1);
+
+  config = mt_config_load (path, NULL, &error);
+  g_assert_null (config);
+  assert_error_at (error, MT_CONFIG_ERROR_UNKNOWN_KEY, path, 2);
+  lines = g_strsplit (error->message, "\n", -1);
+  g_assert_cmpuint (g_strv_length (lines), ==, 51);
+  assert_contains (lines[49], ":51: [vm *] nokey49: unknown key");
+  g_assert_cmpstr (lines[50], ==, "… and 450 more problems, not listed");
+
+  stream = open_memstream (&out, &out_len);
+  g_assert_false (mt_config_check (path, NULL, stream));
+  fclose (stream);
+  assert_contains (out, "nokey49: unknown key");
+  g_assert_null (strstr (out, "nokey50:"));
+  assert_contains (out, "… and 450 more problems, not listed\n");
+  assert_contains (out, "500 problems found");
+  rm_tmp_dir (dir);
+}
+
 #define NUL_DATA "[host]\nreserve = 1G\0 2G\n"
 
 static void
@@ -814,6 +857,294 @@ test_error_read (void)
   g_assert_nonnull (config);
   g_assert_cmpuint (g_strv_length ((char **) mt_config_get_files (config)), ==, 1);
 
+  rm_tmp_dir (dir);
+}
+
+/* Anything but a regular file (a symlink to one is fine) is refused
+ * before it is read: opening a FIFO waits for a writer, forever, and a
+ * device has no end.  Run in a child with a deadline, so that a load
+ * that blocks fails the test instead of hanging it. */
+static void
+test_error_not_regular (void)
+{
+  g_autofree char *dir = NULL;
+  g_autofree char *pdir = NULL;
+  g_autofree char *base = NULL;
+  g_autofree char *target = NULL;
+  g_autofree char *link = NULL;
+  g_autofree char *fifo = NULL;
+  g_autofree char *subdir = NULL;
+  g_autofree char *device = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (MtConfig) config = NULL;
+  g_autofree char *out = NULL;
+  gsize out_len = 0;
+  FILE *stream;
+
+  if (!g_test_subprocess ()) {
+    g_test_trap_subprocess (NULL, 20 * G_USEC_PER_SEC, G_TEST_SUBPROCESS_INHERIT_STDERR);
+    g_test_trap_assert_passed ();
+    return;
+  }
+
+  dir = make_tmp_dir ();
+  pdir = g_build_filename (dir, "policies.d", NULL);
+  g_assert_no_errno (g_mkdir (pdir, 0700));
+  base = write_file (dir, "default.conf", "[host]\nreserve = 1G\n", -1);
+
+  /* A symlink to a regular file is how some admins manage their files. */
+  target = write_file (dir, "shared.conf", "[vm *]\nshares = 7\n", -1);
+  link = g_build_filename (pdir, "10-link.conf", NULL);
+  g_assert_no_errno (symlink (target, link));
+  config = mt_config_load (base, pdir, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_strv_length ((char **) mt_config_get_files (config)), ==, 2);
+  g_clear_pointer (&config, mt_config_unref);
+
+  /* A FIFO in policies.d: start-up and reload. */
+  fifo = g_build_filename (pdir, "50-fifo.conf", NULL);
+  g_assert_no_errno (mkfifo (fifo, 0600));
+  config = mt_config_load (base, pdir, &error);
+  g_assert_null (config);
+  g_assert_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_READ);
+  g_assert_true (g_str_has_prefix (error->message, fifo));
+  assert_contains (error->message, "a FIFO");
+  assert_contains (error->message, "regular file");
+  g_clear_error (&error);
+
+  /* --check-config: the same message. */
+  stream = open_memstream (&out, &out_len);
+  g_assert_false (mt_config_check (base, pdir, stream));
+  fclose (stream);
+  assert_contains (out, fifo);
+  assert_contains (out, "a FIFO");
+  g_assert_no_errno (g_unlink (fifo));
+
+  /* The base file itself. */
+  config = mt_config_load (link, NULL, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&config, mt_config_unref);
+  g_assert_no_errno (mkfifo (fifo, 0600));
+  config = mt_config_load (fifo, NULL, &error);
+  g_assert_null (config);
+  g_assert_true (g_str_has_prefix (error->message, fifo));
+  assert_contains (error->message, "a FIFO");
+  g_clear_error (&error);
+  g_assert_no_errno (g_unlink (fifo));
+
+  /* A symlink to a device is a device. */
+  device = g_build_filename (pdir, "60-null.conf", NULL);
+  g_assert_no_errno (symlink ("/dev/null", device));
+  config = mt_config_load (base, pdir, &error);
+  g_assert_null (config);
+  g_assert_true (g_str_has_prefix (error->message, device));
+  assert_contains (error->message, "a character device");
+  g_clear_error (&error);
+  g_assert_no_errno (g_unlink (device));
+
+  /* A directory named *.conf. */
+  subdir = g_build_filename (pdir, "70-dir.conf", NULL);
+  g_assert_no_errno (g_mkdir (subdir, 0700));
+  config = mt_config_load (base, pdir, &error);
+  g_assert_null (config);
+  g_assert_true (g_str_has_prefix (error->message, subdir));
+  assert_contains (error->message, "a directory");
+  g_clear_error (&error);
+  g_assert_no_errno (g_rmdir (subdir));
+
+  g_assert_no_errno (g_unlink (link));
+  rm_tmp_dir (pdir);
+  rm_tmp_dir (dir);
+}
+
+/* Bytes of comment lines, exactly n of them. */
+static char *
+filler (gsize n)
+{
+  char *data = g_malloc (n + 1);
+
+  memset (data, '#', n);
+  for (gsize i = 99; i < n; i += 100)
+    data[i] = '\n';
+  data[n] = '\0';
+  return data;
+}
+
+/* n groups named PREFIX-NUMBER, each with one key. */
+static char *
+groups (const char *prefix, guint first, guint n)
+{
+  GString *s = g_string_new (NULL);
+
+  for (guint i = first; i < first + n; i++)
+    g_string_append_printf (s, "[vm %s-%05u]\nshares = 5\n", prefix, i);
+  return g_string_free (s, FALSE);
+}
+
+/* Policy files have limits, so that no file makes memtided read without
+ * end or hold more than a host could need (docs/policy.md, "Limits"):
+ * 1 MiB per file, 20,000 groups, 1,000 of them globs. */
+static void
+test_error_too_large (void)
+{
+  g_autofree char *dir = NULL;
+  g_autofree char *pdir = NULL;
+  g_autofree char *base = NULL;
+  g_autofree char *big = NULL;
+  g_autofree char *text = NULL;
+  g_autofree char *path = NULL;
+  g_autofree char *path2 = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (MtConfig) config = NULL;
+  g_autoptr (MtConfig) running = NULL;
+  MtVmPolicy p;
+
+  if (!g_test_subprocess ()) {
+    g_test_trap_subprocess (NULL, 20 * G_USEC_PER_SEC, G_TEST_SUBPROCESS_INHERIT_STDERR);
+    g_test_trap_assert_passed ();
+    return;
+  }
+#if !defined(__SANITIZE_ADDRESS__)
+  {
+    /* Without a bound, /proc/self/pagemap below is read until memory
+     * runs out: let that fail here, not on the machine. */
+    struct rlimit lim = { 4 * GIB, 4 * GIB };
+    g_assert_no_errno (setrlimit (RLIMIT_AS, &lim));
+  }
+#endif
+
+  dir = make_tmp_dir ();
+  pdir = g_build_filename (dir, "policies.d", NULL);
+  g_assert_no_errno (g_mkdir (pdir, 0700));
+  base = write_file (dir, "default.conf", "[host]\nreserve = 1G\n[vm *]\nshares = 9\n", -1);
+  running = mt_config_load (base, pdir, &error);
+  g_assert_no_error (error);
+
+  /* 1 MiB is allowed, one byte more is not. */
+  text = filler (1 << 20);
+  big = write_file (pdir, "50-big.conf", text, 1 << 20);
+  config = mt_config_load (base, pdir, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&config, mt_config_unref);
+  g_free (text);
+  text = filler ((1 << 20) + 1);
+  g_clear_pointer (&big, g_free);
+  big = write_file (pdir, "50-big.conf", text, (1 << 20) + 1);
+  config = mt_config_load (base, pdir, &error);
+  g_assert_null (config);
+  g_assert_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_TOO_LARGE);
+  g_assert_true (g_str_has_prefix (error->message, big));
+  assert_contains (error->message, "1048577 bytes");
+  assert_contains (error->message, "at most 1 MiB");
+  g_clear_error (&error);
+  g_assert_no_errno (g_unlink (big));
+
+  /* A file that says it is empty and never ends: read no further than
+   * the limit. */
+  path = g_build_filename (pdir, "50-pagemap.conf", NULL);
+  g_assert_no_errno (symlink ("/proc/self/pagemap", path));
+  config = mt_config_load (base, pdir, &error);
+  g_assert_null (config);
+  g_assert_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_TOO_LARGE);
+  g_assert_true (g_str_has_prefix (error->message, path));
+  assert_contains (error->message, "at most 1 MiB");
+  g_clear_error (&error);
+  g_assert_no_errno (g_unlink (path));
+  g_clear_pointer (&path, g_free);
+
+  /* 20,000 groups in all (with default.conf's two): enough for one group
+   * per VM on a 10,000-VM host, twice over. */
+  g_free (text);
+  text = groups ("vm", 0, 10000);
+  path = write_file (pdir, "60-a.conf", text, -1);
+  g_free (text);
+  text = groups ("vm", 10000, 9998);
+  path2 = write_file (pdir, "70-b.conf", text, -1);
+  config = mt_config_load (base, pdir, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (mt_config_get_n_vm_groups (config), ==, 19999);
+  g_assert_true (mt_config_resolve_vm (config, "vm-19997", NULL, &p, NULL));
+  g_assert_cmpuint (p.shares, ==, 5);
+  g_assert_true (mt_config_resolve_vm (config, "vm-20000", NULL, &p, NULL));
+  g_assert_cmpuint (p.shares, ==, 9);
+  g_clear_pointer (&config, mt_config_unref);
+  g_free (text);
+  text = groups ("vm", 10000, 9999);
+  g_free (path2);
+  path2 = write_file (pdir, "70-b.conf", text, -1);
+  config = mt_config_load (base, pdir, &error);
+  g_assert_null (config);
+  g_assert_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_TOO_LARGE);
+  g_assert_true (g_str_has_prefix (error->message, path2));
+  assert_contains (error->message, ":19997: ");
+  assert_contains (error->message, "more than 20000 groups");
+  /* One message, not one per group beyond the limit. */
+  g_assert_null (strchr (error->message, '\n'));
+  g_clear_error (&error);
+  g_assert_no_errno (g_unlink (path));
+  g_assert_no_errno (g_unlink (path2));
+
+  /* 1,000 groups with * or ? in all (default.conf has one). */
+  g_free (text);
+  text = groups ("web-*", 0, 999);
+  g_free (path);
+  path = write_file (pdir, "60-a.conf", text, -1);
+  config = mt_config_load (base, pdir, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&config, mt_config_unref);
+  g_free (text);
+  text = groups ("web-?", 0, 1);
+  g_free (path2);
+  path2 = write_file (pdir, "70-b.conf", text, -1);
+  config = mt_config_load (base, pdir, &error);
+  g_assert_null (config);
+  g_assert_error (error, MT_CONFIG_ERROR, MT_CONFIG_ERROR_TOO_LARGE);
+  g_assert_true (g_str_has_prefix (error->message, path2));
+  assert_contains (error->message, "more than 1000 [vm] groups with * or ?");
+  g_clear_error (&error);
+  g_assert_no_errno (g_unlink (path));
+  g_assert_no_errno (g_unlink (path2));
+
+  /* None of that touched the config in force. */
+  g_assert_true (mt_config_resolve_vm (running, "vm-00001", NULL, &p, NULL));
+  g_assert_cmpuint (p.shares, ==, 9);
+
+  rm_tmp_dir (pdir);
+  rm_tmp_dir (dir);
+}
+
+/* Groups that name one VM (no * or ?) and globs apply in file order,
+ * whichever way memtided finds them. */
+static void
+test_precedence_names_and_globs (void)
+{
+  g_autofree char *dir = make_tmp_dir ();
+  g_autofree char *a =
+    write_file (dir, "10-a.conf", "[vm db]\nshares = 1\n[vm d*]\nshares = 2\nmin = 1G\n", -1);
+  g_autofree char *b = write_file (
+    dir, "20-b.conf", "[vm db]\nshares = 3\n[vm ??]\nmin = 2G\n[vm dbx]\nmin = 3G\n", -1);
+  g_autofree char *c =
+    write_file (dir, "30-c.conf", "[vm *]\nheadroom = 1G\n[vm db]\nheadroom = 2G\n", -1);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (MtConfig) config = mt_config_load (NULL, dir, &error);
+  g_autoptr (GPtrArray) sources = NULL;
+  MtVmPolicy p;
+
+  g_assert_no_error (error);
+  g_assert_true (mt_config_resolve_vm (config, "db", NULL, &p, NULL));
+  g_assert_cmpuint (p.shares, ==, 3);
+  g_assert_cmpuint (p.min.bytes, ==, 2 * GIB);
+  g_assert_cmpuint (p.headroom.bytes, ==, 2 * GIB);
+  g_assert_true (mt_config_resolve_vm (config, "dbx", NULL, &p, NULL));
+  g_assert_cmpuint (p.shares, ==, 2);
+  g_assert_cmpuint (p.min.bytes, ==, 3 * GIB);
+  g_assert_cmpuint (p.headroom.bytes, ==, GIB);
+  g_assert_true (mt_config_resolve_vm (config, "d", NULL, &p, NULL));
+  g_assert_cmpuint (p.min.bytes, ==, GIB);
+
+  sources = mt_config_explain_vm (config, "db", NULL, NULL);
+  g_assert_true (g_str_has_suffix (
+    ((const MtPolicySource *) g_ptr_array_index (sources, 2))->origin, "20-b.conf:2 [vm db]"));
   rm_tmp_dir (dir);
 }
 
@@ -1584,8 +1915,11 @@ main (int argc, char **argv)
     g_test_add_data_func_full (test_path, c, test_error_case, error_case_free);
   }
   g_test_add_func ("/config/errors/many", test_error_many);
+  g_test_add_func ("/config/errors/many-capped", test_error_many_capped);
   g_test_add_func ("/config/errors/bytes", test_error_bytes);
   g_test_add_func ("/config/errors/read", test_error_read);
+  g_test_add_func ("/config/errors/not-regular", test_error_not_regular);
+  g_test_add_func ("/config/errors/too-large", test_error_too_large);
   g_test_add_func ("/config/errors/reload-keeps-old", test_reload_keeps_old);
   g_test_add_func ("/config/globs", test_glob_forms);
   g_test_add_func ("/config/names-vm", test_names_vm);
@@ -1594,6 +1928,7 @@ main (int argc, char **argv)
   g_test_add_func ("/config/precedence/defaults-only", test_defaults_only);
   g_test_add_func ("/config/precedence/files", test_precedence_files);
   g_test_add_func ("/config/precedence/globs", test_precedence_globs);
+  g_test_add_func ("/config/precedence/names-and-globs", test_precedence_names_and_globs);
   g_test_add_func ("/config/explain", test_explain);
   g_test_add_func ("/config/check", test_check);
   g_test_add_func ("/config/refcount", test_refcount);
