@@ -88,6 +88,9 @@ struct _MtDaemon {
   /* The last plan's host view (daemon-status.c). */
   gboolean has_host;
   MtHostSample last_host;
+  /* The last tick could not read the host (since then), MT_TIME_NEVER =
+   * it could: extra plans then get no host reading either. */
+  gint64 host_unreadable_since;
   guint64 budget;
   guint64 committed;
   gboolean host_short;

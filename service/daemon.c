@@ -71,6 +71,7 @@ mt_daemon_new (const MtDaemonOptions *options, GError **error)
   d->vms = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) daemon_vm_free);
   d->last_plan_time = MT_TIME_NEVER;
   d->agent_plan_at = MT_TIME_NEVER;
+  d->host_unreadable_since = MT_TIME_NEVER;
   d->budget = MT_UNKNOWN;
   d->observers = g_array_new (FALSE, FALSE, sizeof (MtDaemonObserverEntry));
   d->control = mt_control_new ();
@@ -406,8 +407,17 @@ collect (MtDaemon *d, gint64 now, MtHostSample *host, gboolean *host_ok)
     mt_host_model_push (&d->host_model, host);
     d->last_host = *host;
     d->has_host = TRUE;
-  } else {
-    g_warning ("Cannot read host memory: %s; only emergency grows this tick", error->message);
+    if (d->host_unreadable_since != MT_TIME_NEVER)
+      g_message ("Host memory can be read again (after %.0f s); VMs grow again",
+                 mt_elapsed (now, d->host_unreadable_since) / (double) G_USEC_PER_SEC);
+    d->host_unreadable_since = MT_TIME_NEVER;
+  } else if (d->host_unreadable_since == MT_TIME_NEVER) {
+    /* Once: it fails every tick while it lasts (e.g. no descriptor
+     * left), and the planner holds the grows (planner.c, plan_grow). */
+    g_warning ("Cannot read host memory: %s; %s until it can be read", error->message,
+               d->host_policy.budget > 0 ? "VMs grow only within the policy's budget"
+                                         : "no VM grows, not even in an emergency,");
+    d->host_unreadable_since = now;
   }
   g_clear_error (&error);
 
@@ -701,7 +711,10 @@ mt_daemon_plan_now (MtDaemon *d, const char *why)
     return;
   d->agent_plan_at = now;
   g_debug ("planning now: %s", why);
-  plan_and_act (d, now, d->has_host ? &d->last_host : NULL);
+  /* The last tick's reading, unless that tick could not read the host:
+   * an older one no longer falls as the VMs take memory. */
+  plan_and_act (d, now,
+                d->has_host && d->host_unreadable_since == MT_TIME_NEVER ? &d->last_host : NULL);
 }
 
 /* ---- admin control: what requests change ---------------------------------- */
