@@ -106,6 +106,7 @@ struct _MtDaemon {
 
   /* mt_daemon_plan_now */
   gint64 agent_plan_at; /* last extra plan (an agent event, a reservation) */
+  gint64 tick_at;       /* when the last tick began: the next is due a tick later */
 
   GArray *observers; /* of MtDaemonObserverEntry */
 };
@@ -136,7 +137,10 @@ MtDaemonVm *mt_daemon_lookup_vm (MtDaemon *d, const char *uuid_or_name, const ch
 MtDaemonVm *mt_daemon_find_vm (MtDaemon *d, const char *uuid_or_name, const char **uuid,
                                GError **error);
 /* Plan and act now (an agent event, a reservation); rate-limited to one
- * extra plan per 200 ms so a flood of events cannot spin the loop. */
+ * extra plan per 200 ms so a flood of events cannot spin the loop.
+ * Logs what it did in one line beginning with `why` ("planning now",
+ * or why not: the rate limit and when the next tick plans, paused, not
+ * connected); callers do not log it. */
 void mt_daemon_plan_now (MtDaemon *d, const char *why);
 void mt_daemon_save_vm_state (MtDaemon *d, const char *uuid, MtDaemonVm *vm);
 /* A request changed what observers see (the control, the policy): tell

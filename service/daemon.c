@@ -672,6 +672,7 @@ tick (MtDaemon *d)
   gint64 t_collected, t_planned;
 
   d->n_ticks++;
+  d->tick_at = now;
   if (!d->connected)
     return;
   collect (d, now, &host, &host_ok);
@@ -700,17 +701,34 @@ tick (MtDaemon *d)
          (t_planned - t_collected) / 1000.0, g_hash_table_size (d->vms));
 }
 
+static gint64 tick_interval (MtDaemon *d);
+
 void
 mt_daemon_plan_now (MtDaemon *d, const char *why)
 {
   gint64 now = g_get_monotonic_time ();
+  gint64 since = mt_elapsed (now, d->agent_plan_at);
 
-  if (!d->connected || mt_daemon_get_mode (d) == MT_MODE_PAUSED)
+  if (!d->connected) {
+    g_info ("%s: not planning: not connected to %s", why, d->uri);
     return;
-  if (mt_elapsed (now, d->agent_plan_at) < PLAN_NOW_MIN_GAP)
+  }
+  if (mt_daemon_get_mode (d) == MT_MODE_PAUSED) {
+    g_info ("%s: not planning: paused, observing only", why);
     return;
+  }
+  if (since < PLAN_NOW_MIN_GAP) {
+    /* Whatever asked (an agent's report pushed into the model, a
+     * changed control) is in what the next tick plans with. */
+    gint64 next = MAX (0, d->tick_at + tick_interval (d) - now);
+
+    g_info ("%s: not planning now: the last extra plan was %.0f ms ago (at most one per %d ms); "
+            "the next tick plans in %.0f ms",
+            why, since / 1000.0, PLAN_NOW_MIN_GAP / 1000, next / 1000.0);
+    return;
+  }
   d->agent_plan_at = now;
-  g_debug ("planning now: %s", why);
+  g_info ("%s: planning now", why);
   /* The last tick's reading, unless that tick could not read the host:
    * an older one no longer falls as the VMs take memory. */
   plan_and_act (d, now,
