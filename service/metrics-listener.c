@@ -7,6 +7,47 @@
 
 /* Connections accepted per wake-up: the main loop has other work. */
 #define ACCEPT_BATCH 16
+/* A trouble (out of descriptors, at the cap) is said at most this often:
+ * a client that keeps memtided at the edge makes it come and go. */
+#define WARN_INTERVAL (60 * G_USEC_PER_SEC)
+
+/* One kind of trouble: said once, its end said once, again only a
+ * WARN_INTERVAL after it was last said. */
+typedef struct {
+  gint64 said_at;   /* 0 = never */
+  gboolean ongoing; /* since the last time it ended */
+  gboolean end_said;
+  guint64 count; /* failures or refusals since it was said */
+} Episode;
+
+/* Another occurrence; TRUE when it should be said now. */
+static gboolean
+episode_occurs (Episode *e)
+{
+  gint64 now = g_get_monotonic_time ();
+
+  e->ongoing = TRUE;
+  e->count++;
+  if (e->said_at != 0 && now - e->said_at < WARN_INTERVAL)
+    return FALSE;
+  e->said_at = now;
+  e->end_said = FALSE;
+  e->count = 1;
+  return TRUE;
+}
+
+/* It is over; TRUE when that should be said now (it was said, and its
+ * end was not). */
+static gboolean
+episode_ends (Episode *e)
+{
+  gboolean say = e->ongoing && e->said_at != 0 && !e->end_said;
+
+  e->ongoing = FALSE;
+  if (say)
+    e->end_said = TRUE;
+  return say;
+}
 
 /* One open connection, from accept until its GSocketConnection is
  * finalized (libsoup holds it; a weak reference says when it goes). */
@@ -29,11 +70,9 @@ struct _MtMetricsListener {
   guint n_conns;
   guint sweep_source;
   guint retry_source;
-  gint64 retry_delay;   /* µs; 0 = accept() did not fail lately */
-  gint64 failing_since; /* monotonic µs of the first failure of an episode */
-  guint failures;       /* accept() failures in this episode */
-  gboolean failure_said;
-  guint64 refused; /* connections closed at the cap in this episode */
+  gint64 retry_delay; /* µs; 0 = accept() did not fail lately */
+  Episode failing;    /* accept() fails (out of descriptors) */
+  Episode full;       /* connections refused at the cap */
   gulong handlers[3];
 };
 
@@ -157,19 +196,18 @@ accept_failed (MtMetricsListener *l, const GError *error)
   gboolean lack = g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TOO_MANY_OPEN_FILES)
                   || g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NO_SPACE);
 
-  if (l->failures++ == 0)
-    l->failing_since = g_get_monotonic_time ();
   l->retry_delay =
     l->retry_delay == 0 ? MT_METRICS_RETRY_MIN : MIN (2 * l->retry_delay, MT_METRICS_RETRY_MAX);
-  /* Out of descriptors or memory: say it at once.  Anything else (a
-   * client that reset its connection while it waited) only when it
-   * happens again. */
-  if (!l->failure_said && (lack || l->failures > 1)) {
+  if (!lack && !l->failing.ongoing) {
+    /* A client that reset its connection while it waited: said only
+     * when accept() fails again at the retry. */
+    l->failing.ongoing = TRUE;
+    g_debug ("Metrics: cannot accept a connection: %s", error->message);
+  } else if (episode_occurs (&l->failing)) {
     g_warning ("Metrics: cannot accept connections: %s; trying again every %.1f s at most, "
                "serving the %u open ones meanwhile",
                error->message, (double) MT_METRICS_RETRY_MAX / G_USEC_PER_SEC, l->n_conns);
-    l->failure_said = TRUE;
-  } else if (!l->failure_said) {
+  } else {
     g_debug ("Metrics: cannot accept a connection: %s", error->message);
   }
   unwatch_sockets (l);
@@ -186,27 +224,21 @@ accepted (MtMetricsListener *l, GSocket *socket)
   GSocketConnection *conn;
   Conn *c;
 
-  if (l->failures > 0) {
-    if (l->failure_said)
-      g_message ("Metrics: accepting connections again (after %.1f s)",
-                 (double) (g_get_monotonic_time () - l->failing_since) / G_USEC_PER_SEC);
-    l->failures = 0;
-    l->failure_said = FALSE;
-    l->retry_delay = 0;
-  }
+  l->retry_delay = 0;
+  if (episode_ends (&l->failing))
+    g_message ("Metrics: accepting connections again (after %.1f s)",
+               (double) (g_get_monotonic_time () - l->failing.said_at) / G_USEC_PER_SEC);
   if (l->n_conns >= MT_METRICS_MAX_CONNECTIONS) {
-    if (l->refused++ == 0)
+    if (episode_occurs (&l->full))
       g_warning ("Metrics: %u connections open, the most allowed; refusing new ones until one "
                  "closes (idle ones close after %.0f s)",
                  l->n_conns, (double) MT_METRICS_IDLE_TIMEOUT / G_USEC_PER_SEC);
     g_socket_close (socket, NULL);
     return;
   }
-  if (l->refused > 0) {
+  if (episode_ends (&l->full))
     g_message ("Metrics: accepting connections again (refused %" G_GUINT64_FORMAT " meanwhile)",
-               l->refused);
-    l->refused = 0;
-  }
+               l->full.count);
   local = g_socket_get_local_address (socket, &error);
   if (local != NULL)
     remote = g_socket_get_remote_address (socket, &error);

@@ -6,12 +6,14 @@
  * a local client that held ~1,025 connections used up every descriptor
  * of memtided, and /metrics never answered again.  Here:
  *   - at most MT_METRICS_MAX_CONNECTIONS open at once; beyond that a
- *     connection is accepted and closed at once (said once per episode);
+ *     connection is accepted and closed at once (said once, and its end
+ *     once, at most once a minute);
  *   - a connection that does nothing for MT_METRICS_IDLE_TIMEOUT (no
  *     request started, read or answered) is closed;
  *   - a failed accept() (no descriptor left, no memory) pauses accepting
  *     and retries with a back-off up to MT_METRICS_RETRY_MAX, serving the
- *     open connections meanwhile (said once, and when it accepts again).
+ *     open connections meanwhile (said once, and when it accepts again;
+ *     at most once a minute, as a client at the edge makes it flap).
  */
 #pragma once
 
