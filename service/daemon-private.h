@@ -19,6 +19,7 @@
 #include "backend.h"
 #include "config.h"
 #include "host.h"
+#include "host-psi.h"
 #include "model.h"
 #include "planner.h"
 #include "state.h"
@@ -73,6 +74,7 @@ struct _MtDaemon {
   MtBackend *backend;
   MtResizer *resizer; /* the backend's resize calls, off the main loop (daemon-act.c) */
   MtHostReader *host_reader;
+  MtHostPsiTrigger *host_psi; /* NULL: the tick's reading only */
   MtHostModel host_model;
   MtState *state;
   GHashTable *vms;  /* uuid -> MtDaemonVm */

@@ -391,20 +391,21 @@ on_sample (const char *uuid, MtVmSample *sample, gpointer user_data)
   }
 }
 
-static void
-collect (MtDaemon *d, gint64 now, MtHostSample *host, gboolean *host_ok)
+/* The host's memory now, kept as the last reading when it could be
+ * read. */
+static gboolean
+read_host (MtDaemon *d, gint64 now, MtHostSample *host)
 {
   g_autoptr (GError) error = NULL;
-  CollectCtx ctx = { d, now };
+  gboolean ok;
 
   /* Where the daemon's /proc is not the host (Xen's dom0), the driver
    * says what the host has. */
   if (d->backend->ops->read_host != NULL)
-    *host_ok = d->backend->ops->read_host (d->backend, now, host, &error);
+    ok = d->backend->ops->read_host (d->backend, now, host, &error);
   else
-    *host_ok = mt_host_reader_read (d->host_reader, now, host, &error);
-  if (*host_ok) {
-    mt_host_model_push (&d->host_model, host);
+    ok = mt_host_reader_read (d->host_reader, now, host, &error);
+  if (ok) {
     d->last_host = *host;
     d->has_host = TRUE;
     if (d->host_unreadable_since != MT_TIME_NEVER)
@@ -419,8 +420,18 @@ collect (MtDaemon *d, gint64 now, MtHostSample *host, gboolean *host_ok)
                                          : "no VM grows, not even in an emergency,");
     d->host_unreadable_since = now;
   }
-  g_clear_error (&error);
+  return ok;
+}
 
+static void
+collect (MtDaemon *d, gint64 now, MtHostSample *host, gboolean *host_ok)
+{
+  g_autoptr (GError) error = NULL;
+  CollectCtx ctx = { d, now };
+
+  *host_ok = read_host (d, now, host);
+  if (*host_ok)
+    mt_host_model_push (&d->host_model, host);
   if (!d->backend->ops->collect (d->backend, now, on_sample, &ctx, &error))
     g_warning ("Cannot collect VM statistics: %s", error->message);
 }
@@ -735,6 +746,50 @@ mt_daemon_plan_now (MtDaemon *d, const char *why)
                 d->has_host && d->host_unreadable_since == MT_TIME_NEVER ? &d->last_host : NULL);
 }
 
+/* ---- host memory pressure ------------------------------------------------ */
+
+/* Tasks on the host stalled on memory: the host may be running short
+ * fast (a process taking GiBs in seconds), faster than a tick.  Plan now
+ * with the host as it is now, through the same limit as every extra
+ * plan. */
+static void
+on_host_pressure (gboolean fired, gpointer data)
+{
+  MtDaemon *d = data;
+  g_autofree char *why = NULL;
+  gint64 now = g_get_monotonic_time ();
+  MtHostSample host;
+
+  if (!fired) {
+    g_warning ("Host memory pressure: the kernel dropped the PSI trigger; read every tick only");
+    return;
+  }
+  read_host (d, now, &host);
+  why = g_strdup_printf ("host: tasks stalled on memory (PSI trigger '%s')",
+                         mt_host_psi_trigger_get_spec (d->host_psi));
+  mt_daemon_plan_now (d, why);
+}
+
+/* One line either way, never an error: without a trigger the tick's
+ * reading of PSI is what there is. */
+static void
+arm_host_psi (MtDaemon *d)
+{
+  g_autoptr (GError) error = NULL;
+
+  /* Xen: dom0's pressure is not the host's; the driver reads the host. */
+  if (d->backend->ops->read_host != NULL)
+    return;
+  d->host_psi = mt_host_psi_trigger_new (d->proc_root, &error);
+  if (d->host_psi == NULL) {
+    g_message ("Host memory pressure: no PSI trigger (%s); read every tick", error->message);
+    return;
+  }
+  g_message ("Host memory pressure: PSI trigger '%s' plans at once, and read every tick",
+             mt_host_psi_trigger_get_spec (d->host_psi));
+  mt_host_psi_trigger_watch (d->host_psi, on_host_pressure, d);
+}
+
 /* ---- admin control: what requests change ---------------------------------- */
 
 G_DEFINE_QUARK (memtide - daemon - error - quark, mt_daemon_error)
@@ -820,6 +875,7 @@ mt_daemon_start (MtDaemon *d, GError **error)
   d->backend->connection_cb = on_connection;
   d->backend->user_data = d;
   mt_daemon_act_start (d);
+  arm_host_psi (d);
   d->state_saved_at = g_get_monotonic_time ();
 
   if (!d->backend->ops->connect (d->backend, error)) {
@@ -900,6 +956,7 @@ mt_daemon_free (MtDaemon *d)
   g_clear_pointer (&d->backend, mt_backend_free);
   g_clear_pointer (&d->config, mt_config_unref);
   g_clear_pointer (&d->host_reader, mt_host_reader_free);
+  g_clear_pointer (&d->host_psi, mt_host_psi_trigger_free);
   g_clear_pointer (&d->state, mt_state_free);
   g_free (d->plan_reason);
   g_clear_pointer (&d->observers, g_array_unref);
