@@ -84,6 +84,7 @@ struct _MtDaemon {
   gboolean connected;
   gboolean trim_after_tick; /* domains were announced: give back their garbage */
   gint64 state_saved_at;
+  gint64 state_interval; /* µs between saves */
   guint64 n_ticks;
   gint64 last_plan_time;
 

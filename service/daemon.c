@@ -13,7 +13,8 @@
 #include "drivers.h"
 
 /* Learned state is written at most this often (and at stop/removal):
- * headroom decays a little every tick, a write per tick is waste. */
+ * headroom decays a little every tick, a write per tick is waste.
+ * Tests set it shorter (--state-interval). */
 #define STATE_SAVE_INTERVAL (30 * G_USEC_PER_SEC)
 /* State of VMs not seen for this long is dropped. */
 #define STATE_MAX_AGE (30 * 24 * 3600)
@@ -67,6 +68,7 @@ mt_daemon_new (const MtDaemonOptions *options, GError **error)
   d->proc_root = g_strdup (options->proc_root);
   d->cgroup_dir = g_strdup (options->cgroup_dir);
   d->dry_run_option = options->dry_run;
+  d->state_interval = options->state_interval > 0 ? options->state_interval : STATE_SAVE_INTERVAL;
   /* Keys are the VMs' own info.uuid. */
   d->vms = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) daemon_vm_free);
   d->last_plan_time = MT_TIME_NEVER;
@@ -651,7 +653,7 @@ save_state_if_due (MtDaemon *d, gint64 now)
   GHashTableIter iter;
   gpointer key, value;
 
-  if (mt_elapsed (now, d->state_saved_at) < STATE_SAVE_INTERVAL)
+  if (mt_elapsed (now, d->state_saved_at) < d->state_interval)
     return;
   g_hash_table_iter_init (&iter, d->vms);
   while (g_hash_table_iter_next (&iter, &key, &value))
