@@ -84,7 +84,8 @@ struct _MtDaemon {
   gboolean connected;
   gboolean trim_after_tick; /* domains were announced: give back their garbage */
   gint64 state_saved_at;
-  gint64 state_interval; /* µs between saves */
+  gint64 state_interval;      /* µs between saves */
+  gint64 state_failing_since; /* saves fail since then, MT_TIME_NEVER = they do not */
   guint64 n_ticks;
   gint64 last_plan_time;
 

@@ -74,6 +74,7 @@ mt_daemon_new (const MtDaemonOptions *options, GError **error)
   d->last_plan_time = MT_TIME_NEVER;
   d->agent_plan_at = MT_TIME_NEVER;
   d->host_unreadable_since = MT_TIME_NEVER;
+  d->state_failing_since = MT_TIME_NEVER;
   d->budget = MT_UNKNOWN;
   d->observers = g_array_new (FALSE, FALSE, sizeof (MtDaemonObserverEntry));
   d->control = mt_control_new ();
@@ -659,9 +660,27 @@ save_state_if_due (MtDaemon *d, gint64 now)
   while (g_hash_table_iter_next (&iter, &key, &value))
     mt_daemon_save_vm_state (d, key, value);
   mt_state_expire (d->state, g_get_real_time () / G_USEC_PER_SEC, STATE_MAX_AGE);
-  if (!mt_state_save (d->state, &error))
-    g_warning ("Cannot save state: %s", error->message);
   d->state_saved_at = now;
+  if (mt_state_save (d->state, &error)) {
+    if (d->state_failing_since != MT_TIME_NEVER)
+      g_message ("State saved again to %s (it could not be saved for %.0f s)",
+                 mt_state_get_path (d->state),
+                 mt_elapsed (now, d->state_failing_since) / (double) G_USEC_PER_SEC);
+    d->state_failing_since = MT_TIME_NEVER;
+    return;
+  }
+  /* A full or read-only disk fails every save until it is fixed: say it
+   * once.  Nothing else depends on the file: the state is in memory,
+   * still dirty, and the next save tries again. */
+  if (d->state_failing_since == MT_TIME_NEVER) {
+    g_warning ("Cannot save state to %s: %s; managing goes on with the state in memory, saved "
+               "again as soon as it can be (tried every %.0f s)",
+               mt_state_get_path (d->state), error->message,
+               d->state_interval / (double) G_USEC_PER_SEC);
+    d->state_failing_since = now;
+  } else {
+    g_debug ("State still not saved: %s", error->message);
+  }
 }
 
 /* After announcing many domains at once (start-up, reconnect): their
