@@ -183,8 +183,9 @@ event_plan (MtDaemonAgent *a, const MtAgentReport *r, const MtTrigger *t, const 
     s.psi_some_avg10 = t->psi_now;
   s.runout_rate = (float) t->runout_rate;
   mt_vm_model_push (a->model, &s);
-  reason = g_strdup_printf ("agent: VM %s %s", a->name, why);
-  g_info ("VM %s: %s: planning now", a->name, why);
+  /* The daemon logs what becomes of it ("VM web1: WHY: planning now",
+   * or why not). */
+  reason = g_strdup_printf ("VM %s: %s", a->name, why);
   a->hooks->plan_now (a->info->uuid, reason, a->hooks_data);
 }
 

@@ -34,7 +34,8 @@ typedef struct {
  * mt_daemon_agent_sync.  `uuid` is the VM's (info->uuid). */
 typedef struct {
   /* A report calls for a plan now (triggers.h); `why` is one line
-   * naming the VM ("agent: VM web1 pressure 3.10% > target 1.00%"). */
+   * naming the VM ("VM web1: pressure 3.10% > target 1.00%").  The
+   * daemon logs whether it planned. */
   void (*plan_now) (const char *uuid, const char *why, gpointer data);
   /* A reclaim request ended.  why: "shrink" (before a shrink) or "cold"
    * (cold page cache); outcome: "done", "refused" (the agent said no)

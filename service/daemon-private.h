@@ -19,6 +19,7 @@
 #include "backend.h"
 #include "config.h"
 #include "host.h"
+#include "host-psi.h"
 #include "model.h"
 #include "planner.h"
 #include "state.h"
@@ -75,6 +76,7 @@ struct _MtDaemon {
   MtBackend *backend;
   MtResizer *resizer; /* the backend's resize calls, off the main loop (daemon-act.c) */
   MtHostReader *host_reader;
+  MtHostPsiTrigger *host_psi; /* NULL: the tick's reading only */
   MtHostModel host_model;
   MtState *state;
   GHashTable *vms;  /* uuid -> MtDaemonVm */
@@ -84,12 +86,17 @@ struct _MtDaemon {
   gboolean connected;
   gboolean trim_after_tick; /* domains were announced: give back their garbage */
   gint64 state_saved_at;
+  gint64 state_interval;      /* µs between saves */
+  gint64 state_failing_since; /* saves fail since then, MT_TIME_NEVER = they do not */
   guint64 n_ticks;
   gint64 last_plan_time;
 
   /* The last plan's host view (daemon-status.c). */
   gboolean has_host;
   MtHostSample last_host;
+  /* The last tick could not read the host (since then), MT_TIME_NEVER =
+   * it could: extra plans then get no host reading either. */
+  gint64 host_unreadable_since;
   guint64 budget;
   guint64 committed;
   gboolean host_short;
@@ -105,6 +112,7 @@ struct _MtDaemon {
 
   /* mt_daemon_plan_now */
   gint64 agent_plan_at; /* last extra plan (an agent event, a reservation) */
+  gint64 tick_at;       /* when the last tick began: the next is due a tick later */
 
   GArray *observers; /* of MtDaemonObserverEntry */
 };
@@ -135,7 +143,10 @@ MtDaemonVm *mt_daemon_lookup_vm (MtDaemon *d, const char *uuid_or_name, const ch
 MtDaemonVm *mt_daemon_find_vm (MtDaemon *d, const char *uuid_or_name, const char **uuid,
                                GError **error);
 /* Plan and act now (an agent event, a reservation); rate-limited to one
- * extra plan per 200 ms so a flood of events cannot spin the loop. */
+ * extra plan per 200 ms so a flood of events cannot spin the loop.
+ * Logs what it did in one line beginning with `why` ("planning now",
+ * or why not: the rate limit and when the next tick plans, paused, not
+ * connected); callers do not log it. */
 void mt_daemon_plan_now (MtDaemon *d, const char *why);
 void mt_daemon_save_vm_state (MtDaemon *d, const char *uuid, MtDaemonVm *vm);
 /* A request changed what observers see (the control, the policy): tell

@@ -13,7 +13,8 @@
 #include "drivers.h"
 
 /* Learned state is written at most this often (and at stop/removal):
- * headroom decays a little every tick, a write per tick is waste. */
+ * headroom decays a little every tick, a write per tick is waste.
+ * Tests set it shorter (--state-interval). */
 #define STATE_SAVE_INTERVAL (30 * G_USEC_PER_SEC)
 /* State of VMs not seen for this long is dropped. */
 #define STATE_MAX_AGE (30 * 24 * 3600)
@@ -68,10 +69,13 @@ mt_daemon_new (const MtDaemonOptions *options, GError **error)
   d->proc_root = g_strdup (options->proc_root);
   d->cgroup_dir = g_strdup (options->cgroup_dir);
   d->dry_run_option = options->dry_run;
+  d->state_interval = options->state_interval > 0 ? options->state_interval : STATE_SAVE_INTERVAL;
   /* Keys are the VMs' own info.uuid. */
   d->vms = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) daemon_vm_free);
   d->last_plan_time = MT_TIME_NEVER;
   d->agent_plan_at = MT_TIME_NEVER;
+  d->host_unreadable_since = MT_TIME_NEVER;
+  d->state_failing_since = MT_TIME_NEVER;
   d->budget = MT_UNKNOWN;
   d->observers = g_array_new (FALSE, FALSE, sizeof (MtDaemonObserverEntry));
   d->control = mt_control_new ();
@@ -421,27 +425,47 @@ on_sample (const char *uuid, MtVmSample *sample, gpointer user_data)
   }
 }
 
+/* The host's memory now, kept as the last reading when it could be
+ * read. */
+static gboolean
+read_host (MtDaemon *d, gint64 now, MtHostSample *host)
+{
+  g_autoptr (GError) error = NULL;
+  gboolean ok;
+
+  /* Where the daemon's /proc is not the host (Xen's dom0), the driver
+   * says what the host has. */
+  if (d->backend->ops->read_host != NULL)
+    ok = d->backend->ops->read_host (d->backend, now, host, &error);
+  else
+    ok = mt_host_reader_read (d->host_reader, now, host, &error);
+  if (ok) {
+    d->last_host = *host;
+    d->has_host = TRUE;
+    if (d->host_unreadable_since != MT_TIME_NEVER)
+      g_message ("Host memory can be read again (after %.0f s); VMs grow again",
+                 mt_elapsed (now, d->host_unreadable_since) / (double) G_USEC_PER_SEC);
+    d->host_unreadable_since = MT_TIME_NEVER;
+  } else if (d->host_unreadable_since == MT_TIME_NEVER) {
+    /* Once: it fails every tick while it lasts (e.g. no descriptor
+     * left), and the planner holds the grows (planner.c, plan_grow). */
+    g_warning ("Cannot read host memory: %s; %s until it can be read", error->message,
+               d->host_policy.budget > 0 ? "VMs grow only within the policy's budget"
+                                         : "no VM grows, not even in an emergency,");
+    d->host_unreadable_since = now;
+  }
+  return ok;
+}
+
 static void
 collect (MtDaemon *d, gint64 now, MtHostSample *host, gboolean *host_ok)
 {
   g_autoptr (GError) error = NULL;
   CollectCtx ctx = { d, now };
 
-  /* Where the daemon's /proc is not the host (Xen's dom0), the driver
-   * says what the host has. */
-  if (d->backend->ops->read_host != NULL)
-    *host_ok = d->backend->ops->read_host (d->backend, now, host, &error);
-  else
-    *host_ok = mt_host_reader_read (d->host_reader, now, host, &error);
-  if (*host_ok) {
+  *host_ok = read_host (d, now, host);
+  if (*host_ok)
     mt_host_model_push (&d->host_model, host);
-    d->last_host = *host;
-    d->has_host = TRUE;
-  } else {
-    g_warning ("Cannot read host memory: %s; only emergency grows this tick", error->message);
-  }
-  g_clear_error (&error);
-
   if (!d->backend->ops->collect (d->backend, now, on_sample, &ctx, &error))
     g_warning ("Cannot collect VM statistics: %s", error->message);
 }
@@ -661,15 +685,33 @@ save_state_if_due (MtDaemon *d, gint64 now)
   GHashTableIter iter;
   gpointer key, value;
 
-  if (mt_elapsed (now, d->state_saved_at) < STATE_SAVE_INTERVAL)
+  if (mt_elapsed (now, d->state_saved_at) < d->state_interval)
     return;
   g_hash_table_iter_init (&iter, d->vms);
   while (g_hash_table_iter_next (&iter, &key, &value))
     mt_daemon_save_vm_state (d, key, value);
   mt_state_expire (d->state, g_get_real_time () / G_USEC_PER_SEC, STATE_MAX_AGE);
-  if (!mt_state_save (d->state, &error))
-    g_warning ("Cannot save state: %s", error->message);
   d->state_saved_at = now;
+  if (mt_state_save (d->state, &error)) {
+    if (d->state_failing_since != MT_TIME_NEVER)
+      g_message ("State saved again to %s (it could not be saved for %.0f s)",
+                 mt_state_get_path (d->state),
+                 mt_elapsed (now, d->state_failing_since) / (double) G_USEC_PER_SEC);
+    d->state_failing_since = MT_TIME_NEVER;
+    return;
+  }
+  /* A full or read-only disk fails every save until it is fixed: say it
+   * once.  Nothing else depends on the file: the state is in memory,
+   * still dirty, and the next save tries again. */
+  if (d->state_failing_since == MT_TIME_NEVER) {
+    g_warning ("Cannot save state to %s: %s; managing goes on with the state in memory, saved "
+               "again as soon as it can be (tried every %.0f s)",
+               mt_state_get_path (d->state), error->message,
+               d->state_interval / (double) G_USEC_PER_SEC);
+    d->state_failing_since = now;
+  } else {
+    g_debug ("State still not saved: %s", error->message);
+  }
 }
 
 /* After announcing many domains at once (start-up, reconnect): their
@@ -693,6 +735,7 @@ tick (MtDaemon *d)
   gint64 t_collected, t_planned;
 
   d->n_ticks++;
+  d->tick_at = now;
   if (!d->connected)
     return;
   collect (d, now, &host, &host_ok);
@@ -721,18 +764,82 @@ tick (MtDaemon *d)
          (t_planned - t_collected) / 1000.0, g_hash_table_size (d->vms));
 }
 
+static gint64 tick_interval (MtDaemon *d);
+
 void
 mt_daemon_plan_now (MtDaemon *d, const char *why)
 {
   gint64 now = g_get_monotonic_time ();
+  gint64 since = mt_elapsed (now, d->agent_plan_at);
 
-  if (!d->connected || mt_daemon_get_mode (d) == MT_MODE_PAUSED)
+  if (!d->connected) {
+    g_info ("%s: not planning: not connected to %s", why, d->uri);
     return;
-  if (mt_elapsed (now, d->agent_plan_at) < PLAN_NOW_MIN_GAP)
+  }
+  if (mt_daemon_get_mode (d) == MT_MODE_PAUSED) {
+    g_info ("%s: not planning: paused, observing only", why);
     return;
+  }
+  if (since < PLAN_NOW_MIN_GAP) {
+    /* Whatever asked (an agent's report pushed into the model, a
+     * changed control) is in what the next tick plans with. */
+    gint64 next = MAX (0, d->tick_at + tick_interval (d) - now);
+
+    g_info ("%s: not planning now: the last extra plan was %.0f ms ago (at most one per %d ms); "
+            "the next tick plans in %.0f ms",
+            why, since / 1000.0, PLAN_NOW_MIN_GAP / 1000, next / 1000.0);
+    return;
+  }
   d->agent_plan_at = now;
-  g_debug ("planning now: %s", why);
-  plan_and_act (d, now, d->has_host ? &d->last_host : NULL);
+  g_info ("%s: planning now", why);
+  /* The last tick's reading, unless that tick could not read the host:
+   * an older one no longer falls as the VMs take memory. */
+  plan_and_act (d, now,
+                d->has_host && d->host_unreadable_since == MT_TIME_NEVER ? &d->last_host : NULL);
+}
+
+/* ---- host memory pressure ------------------------------------------------ */
+
+/* Tasks on the host stalled on memory: the host may be running short
+ * fast (a process taking GiBs in seconds), faster than a tick.  Plan now
+ * with the host as it is now, through the same limit as every extra
+ * plan. */
+static void
+on_host_pressure (gboolean fired, gpointer data)
+{
+  MtDaemon *d = data;
+  g_autofree char *why = NULL;
+  gint64 now = g_get_monotonic_time ();
+  MtHostSample host;
+
+  if (!fired) {
+    g_warning ("Host memory pressure: the kernel dropped the PSI trigger; read every tick only");
+    return;
+  }
+  read_host (d, now, &host);
+  why = g_strdup_printf ("host: tasks stalled on memory (PSI trigger '%s')",
+                         mt_host_psi_trigger_get_spec (d->host_psi));
+  mt_daemon_plan_now (d, why);
+}
+
+/* One line either way, never an error: without a trigger the tick's
+ * reading of PSI is what there is. */
+static void
+arm_host_psi (MtDaemon *d)
+{
+  g_autoptr (GError) error = NULL;
+
+  /* Xen: dom0's pressure is not the host's; the driver reads the host. */
+  if (d->backend->ops->read_host != NULL)
+    return;
+  d->host_psi = mt_host_psi_trigger_new (d->proc_root, &error);
+  if (d->host_psi == NULL) {
+    g_message ("Host memory pressure: no PSI trigger (%s); read every tick", error->message);
+    return;
+  }
+  g_message ("Host memory pressure: PSI trigger '%s' plans at once, and read every tick",
+             mt_host_psi_trigger_get_spec (d->host_psi));
+  mt_host_psi_trigger_watch (d->host_psi, on_host_pressure, d);
 }
 
 /* ---- admin control: what requests change ---------------------------------- */
@@ -820,6 +927,7 @@ mt_daemon_start (MtDaemon *d, GError **error)
   d->backend->connection_cb = on_connection;
   d->backend->user_data = d;
   mt_daemon_act_start (d);
+  arm_host_psi (d);
   d->state_saved_at = g_get_monotonic_time ();
 
   if (!d->backend->ops->connect (d->backend, error)) {
@@ -900,6 +1008,7 @@ mt_daemon_free (MtDaemon *d)
   g_clear_pointer (&d->backend, mt_backend_free);
   g_clear_pointer (&d->config, mt_config_unref);
   g_clear_pointer (&d->host_reader, mt_host_reader_free);
+  g_clear_pointer (&d->host_psi, mt_host_psi_trigger_free);
   g_clear_pointer (&d->state, mt_state_free);
   g_free (d->plan_reason);
   g_clear_pointer (&d->observers, g_array_unref);

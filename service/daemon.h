@@ -18,6 +18,7 @@ typedef struct {
   const char *proc_root;    /* host /proc (tests point it elsewhere) */
   const char *cgroup_dir;   /* VM cgroup, NULL = find libvirt's */
   gboolean dry_run;         /* decide and log, apply nothing */
+  gint64 state_interval;    /* µs between state saves, 0 = 30 s (tests set less) */
 } MtDaemonOptions;
 
 typedef struct _MtDaemon MtDaemon;

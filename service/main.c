@@ -57,6 +57,7 @@ main (int argc, char **argv)
   g_autofree char *bus = NULL;
   g_autofree char *bus_address = NULL;
   gint metrics_port = -1;
+  gint state_interval = 0;
   gboolean dry_run = FALSE;
   gboolean verbose = FALSE;
   gboolean check_config = FALSE;
@@ -87,6 +88,8 @@ main (int argc, char **argv)
       "Load and validate the policy files, print what is wrong, and exit", NULL },
     { "proc-root", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, &proc_root,
       "Read host memory from this /proc (tests)", "DIR" },
+    { "state-interval", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, &state_interval,
+      "Save state every SECONDS instead of 30 (tests)", "SECONDS" },
     { "cgroup", 0, 0, G_OPTION_ARG_FILENAME, &cgroup_dir,
       "cgroup directory the VMs run in, whose memory limit caps the budget "
       "(default: libvirt's machine cgroup when it exists)",
@@ -145,6 +148,11 @@ main (int argc, char **argv)
     g_printerr ("memtided: unexpected argument '%s' (try --help)\n", argv[1]);
     return 2;
   }
+  if (state_interval < 0) {
+    g_printerr ("memtided: --state-interval: expected a number of seconds, not %d\n",
+                state_interval);
+    return 2;
+  }
   if (bus && !g_str_equal (bus, "system") && !g_str_equal (bus, "session")
       && !g_str_equal (bus, "none")) {
     g_printerr ("memtided: --bus: expected system, session or none, not '%s'\n", bus);
@@ -174,6 +182,7 @@ main (int argc, char **argv)
     .proc_root = proc_root ? proc_root : "/proc",
     .cgroup_dir = cgroup_dir,
     .dry_run = dry_run,
+    .state_interval = (gint64) state_interval * G_USEC_PER_SEC,
   };
 
   if (check_config) {

@@ -11,6 +11,7 @@
 #include <libsoup/soup.h>
 
 #include "metrics.h"
+#include "metrics-listener.h"
 #include "model.h"
 #include "reporting.h"
 
@@ -29,6 +30,7 @@ static const char *const reclaim_outcomes[] = { "done", "refused", "failed" };
 struct _MtMetrics {
   MtDaemon *daemon;
   SoupServer *server;
+  MtMetricsListener *listener; /* its connections: capped, idle ones closed */
   guint port;
   GHashTable *actions;    /* "shrink|grow|cancel" + mechanism -> count */
   GHashTable *want_since; /* uuid -> gint64* monotonic µs */
@@ -483,7 +485,6 @@ MtMetrics *
 mt_metrics_new (MtDaemon *daemon, guint port, GError **error)
 {
   g_autoptr (MtMetrics) m = g_new0 (MtMetrics, 1);
-  GSList *uris;
 
   m->daemon = daemon;
   m->actions = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
@@ -491,13 +492,12 @@ mt_metrics_new (MtDaemon *daemon, guint port, GError **error)
   m->server = soup_server_new ("server-header", "memtided", NULL);
   soup_server_add_handler (m->server, NULL, handle_metrics, m, NULL);
   /* Loopback only: the figures name every VM on the host. */
-  if (!soup_server_listen_local (m->server, port, 0, error)) {
+  m->listener = mt_metrics_listener_new (m->server, port, error);
+  if (m->listener == NULL) {
     g_prefix_error (error, "cannot serve metrics on localhost port %u: ", port);
     return NULL;
   }
-  uris = soup_server_get_uris (m->server);
-  m->port = uris ? (guint) g_uri_get_port (uris->data) : port;
-  g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
+  m->port = mt_metrics_listener_get_port (m->listener);
   mt_daemon_add_observer (daemon, &metrics_observer, m);
   g_message ("Metrics on http://localhost:%u/metrics", m->port);
   return g_steal_pointer (&m);
@@ -516,6 +516,7 @@ mt_metrics_free (MtMetrics *m)
     return;
   if (m->daemon && m->server)
     mt_daemon_remove_observer (m->daemon, &metrics_observer, m);
+  g_clear_pointer (&m->listener, mt_metrics_listener_free);
   if (m->server) {
     soup_server_disconnect (m->server);
     g_object_unref (m->server);

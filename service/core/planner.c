@@ -255,6 +255,12 @@ format_head (MtText *t, const MtVmDecision *d)
     mt_text_printf (t, "wait at %s: grow to %s when the host has memory free (free now %s)", cur,
                     mt_plan_sz (a, d->target), mt_plan_sz (b, w->size[0]));
     break;
+  case MT_WHY_WAIT_HOST:
+    mt_text_printf (t,
+                    "wait at %s: grow to %s when the host's free memory is known (host memory "
+                    "cannot be read now and the policy sets no budget)",
+                    cur, mt_plan_sz (a, d->target));
+    break;
   case MT_WHY_WAIT_GROWING:
     mt_text_printf (t, "wait at %s: the guest is still growing to %s (asked %.0f s ago)", cur,
                     mt_plan_sz (a, w->size[0]), secs (w->us[0]));
@@ -718,10 +724,22 @@ plan_grow (Planner *pl, guint i)
   MtVmReason *w;
   MtLayout l = { 0 };
 
-  if (pl->free_left == MT_UNKNOWN)
-    grant = ev->emergency ? extra : 0;
-  else
-    grant = MIN (extra, pl->free_left);
+  /* Free memory unknown: the host cannot be read (/proc/meminfo, e.g.
+   * with every descriptor in use) and the policy sets no budget.
+   * Nothing grows then, not even in an emergency: an emergency is the
+   * guest's own claim (its PSI, its MemAvailable), and granting it on
+   * that alone let ten guests claiming emergencies grow 2.5 GiB past
+   * the host's budget.  A guest short of memory meets its own OOM
+   * killer; a host short of memory kills every guest.  No cap from an
+   * older reading either: a budget from a MemAvailable that no longer
+   * falls as the VMs take memory grants the same memory plan after
+   * plan.  The hold ends with the first plan that has a host reading
+   * (every tick tries). */
+  if (pl->free_left == MT_UNKNOWN) {
+    decide (pl, i, MT_DECISION_WAIT, MT_WHY_WAIT_HOST);
+    return;
+  }
+  grant = MIN (extra, pl->free_left);
   if (grant < extra)
     limit = MT_WHY_LIMIT_FREE;
   goal = mt_layout_snap_down (MIN (base + grant, ev->target), ev->granule, ev->offset);
@@ -753,8 +771,7 @@ plan_grow (Planner *pl, guint i)
     w->us[0] = mt_elapsed (ctx->now, ev->next->last_action);
     return;
   }
-  if (pl->free_left != MT_UNKNOWN)
-    pl->free_left -= mt_sat_sub (l.size, base);
+  pl->free_left -= mt_sat_sub (l.size, base);
   add_action (pl, i, MT_ACTION_GROW, &l, ev->emergency, limit, free_before);
 }
 

@@ -223,7 +223,9 @@ typedef struct {
 void mt_plan_free (MtPlan *plan);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (MtPlan, mt_plan_free)
 
-/* host may be NULL (nothing known about the host: only emergency grows,
- * no fair split).  Never fails; bad inputs become SKIP decisions. */
+/* host may be NULL (nothing known about the host): then no VM grows,
+ * not even in an emergency, unless the policy sets a budget (grows stay
+ * within it), and there is no fair split.  Never fails; bad inputs
+ * become SKIP decisions. */
 MtPlan *mt_plan_compute (const MtHostSample *host, const MtPlanVm *vms, guint n_vms,
                          const MtHostPolicy *hp, gint64 now);

@@ -106,7 +106,13 @@ mt_state_load (const char *dir)
     g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) vm_state_free);
   if (g_key_file_load_from_file (kf, state->path, G_KEY_FILE_NONE, &error)) {
     load_groups (state, kf);
-  } else if (!g_error_matches (error, G_FILE_ERROR, G_FILE_ERROR_NOENT)) {
+  } else if (error->domain == G_FILE_ERROR
+             && !g_error_matches (error, G_FILE_ERROR, G_FILE_ERROR_NOENT)) {
+    /* Not read (the directory is a file, no permission, an I/O error):
+     * nothing says the file is bad, so it stays where it is. */
+    g_warning ("Cannot read state %s (%s); starting with no learned state", state->path,
+               error->message);
+  } else if (error->domain != G_FILE_ERROR) {
     g_autofree char *aside = g_strconcat (state->path, ".corrupt", NULL);
     g_warning ("Cannot read state %s (%s); moved it to %s and starting with no learned state",
                state->path, error->message, aside);

@@ -29,8 +29,9 @@ void mt_vm_state_clear (MtVmState *s);
 typedef struct _MtState MtState;
 
 /* A missing file is an empty state; a corrupt one is logged, moved aside
- * (state.ini.corrupt) and replaced by an empty state: losing learned
- * values must never stop the daemon. */
+ * (state.ini.corrupt) and replaced by an empty state; one that cannot be
+ * read (the directory is a file, an I/O error) is logged and left where
+ * it is: losing learned values must never stop the daemon. */
 MtState *mt_state_load (const char *dir);
 void mt_state_free (MtState *state);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (MtState, mt_state_free)

@@ -139,6 +139,48 @@ test_unwritable_dir (void)
   g_assert_nonnull (strstr (error->message, "/proc/memtide-cannot-exist"));
 }
 
+/* The state directory is a file: nothing to read and nothing moved
+ * aside (it is not corrupt, only unreadable); saves fail and the state
+ * stays dirty, so the first save once the path is free writes it. */
+static void
+test_dir_is_a_file (void)
+{
+  g_autofree char *dir = make_tmpdir ();
+  g_autofree char *blocker = g_build_filename (dir, "state", NULL);
+  g_autofree char *path = g_build_filename (blocker, "state.ini", NULL);
+  g_autoptr (GError) error = NULL;
+  MtVmState in = { .headroom = 5 }, out;
+
+  g_assert_true (g_file_set_contents (blocker, "a file\n", -1, NULL));
+  g_test_expect_message ("memtide-state", G_LOG_LEVEL_WARNING,
+                         "Cannot read state*starting with no learned state");
+  {
+    g_autoptr (MtState) s = mt_state_load (blocker);
+
+    g_test_assert_expected_messages ();
+    g_assert_true (g_file_test (blocker, G_FILE_TEST_IS_REGULAR));
+    mt_state_set_vm (s, "u", &in, 1);
+    g_assert_false (mt_state_save (s, &error));
+    g_assert_nonnull (error);
+    g_clear_error (&error);
+    g_assert_false (mt_state_save (s, &error));
+    g_clear_error (&error);
+    g_assert_cmpint (g_unlink (blocker), ==, 0);
+    g_assert_true (mt_state_save (s, &error));
+    g_assert_no_error (error);
+    g_assert_true (g_file_test (path, G_FILE_TEST_IS_REGULAR));
+  }
+  {
+    g_autoptr (MtState) s = mt_state_load (blocker);
+
+    g_assert_true (mt_state_get_vm (s, "u", &out));
+    g_assert_cmpuint (out.headroom, ==, 5);
+    mt_vm_state_clear (&out);
+  }
+  rm_tree (blocker);
+  rm_tree (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -148,5 +190,6 @@ main (int argc, char **argv)
   g_test_add_func ("/state/corrupt-moved-aside", test_corrupt_moved_aside);
   g_test_add_func ("/state/expire", test_expire);
   g_test_add_func ("/state/unwritable-dir", test_unwritable_dir);
+  g_test_add_func ("/state/dir-is-a-file", test_dir_is_a_file);
   return g_test_run ();
 }
