@@ -657,9 +657,12 @@ plan_shrink (Planner *pl, guint i)
 
   /* One shrink at a time: asking for more while the guest still works
    * on the last one would hide that it does not follow (stuck).  Asking
-   * for less is always fine. */
+   * for less is fine once it is worth a request: an idle guest's target
+   * moves a MiB or two with its working set, and each wiggle would be a
+   * new request while the balloon still inflates. */
   if (ev->next->pending && ev->next->last_target < ev->cur) {
-    if (ev->target <= ev->next->last_target) {
+    if (ev->target <= ev->next->last_target
+        || ev->target - ev->next->last_target < hp->min_change) {
       w = decide (pl, i, MT_DECISION_WAIT, MT_WHY_WAIT_SHRINKING);
       w->size[0] = ev->next->last_target;
       w->us[0] = mt_elapsed (ctx->now, ev->next->last_action);
