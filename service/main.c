@@ -6,12 +6,15 @@
 #include <glib.h>
 #include <glib-unix.h>
 #include <locale.h>
+#include <stdio.h>
 #include <stdlib.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
 
+#include "config.h"
 #include "daemon.h"
+#include "log-event.h"
 #include "drivers.h"
 #include "metrics.h"
 #include "dbus.h"
@@ -56,6 +59,20 @@ on_reload_signal (gpointer user_data)
   mt_daemon_reload (sig->daemon, NULL);
   mt_notify_ready (sig->notify);
   return G_SOURCE_CONTINUE;
+}
+
+/* A policy error at start-up goes to the journal, when stderr is the
+ * journal, with the fields of every policy error (log-event.h); the
+ * text is the same either way. */
+static void
+print_start_error (const GError *error)
+{
+  if (error->domain == MT_CONFIG_ERROR && g_log_writer_is_journald (fileno (stderr))) {
+    mt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, MT_EVENT_POLICY_ERROR,
+                  &(MtEventFields){ .reason = error->message }, "memtided: %s", error->message);
+    return;
+  }
+  g_printerr ("memtided: %s\n", error->message);
 }
 
 int
@@ -212,7 +229,7 @@ main (int argc, char **argv)
 
   daemon = mt_daemon_new (&options, &error);
   if (!daemon) {
-    g_printerr ("memtided: %s\n", error->message);
+    print_start_error (error);
     return 1;
   }
 

@@ -20,7 +20,7 @@ typedef enum {
   MT_EVENT_STUCK,           /* a VM did not follow: left alone until it moves */
   MT_EVENT_UNSTUCK,         /* a stuck VM moved again */
   MT_EVENT_AGENT_VIOLATION, /* a guest agent broke the protocol: its link closed */
-  MT_EVENT_POLICY_ERROR,    /* a reload found bad policy files: the old policy stays */
+  MT_EVENT_POLICY_ERROR,    /* bad policy files: a reload keeps the old policy, a start fails */
   MT_EVENT_COUNT,
 } MtEvent;
 

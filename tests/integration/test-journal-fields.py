@@ -9,7 +9,7 @@ of its own (unshare(1), a tmpfs on /run/systemd: the host's /run is not
 touched) and reads the entries memtided sends in journald's native
 protocol, as journald would: a resize (MESSAGE_ID, MEMTIDE_VM, the sizes
 in bytes, the mechanism, the reason), a VM that became stuck, a reload
-with a bad policy file.  The unit test test-log-event checks every
+with a bad policy file, and bad policy files at start-up.  The unit test test-log-event checks every
 kind's fields and the plain text through a GLogWriterFunc.
 Needs root (a mount namespace); without it, a "Bail out!".
 Environment: MEMTIDED (meson).
@@ -195,6 +195,27 @@ except subprocess.TimeoutExpired:
     daemon.kill()
     rc = daemon.wait()
 eq(rc, 0, "SIGTERM: exit 0")
+
+# ---- a policy error at start-up ---------------------------------------------------------------
+with open(os.path.join(policies, "60-worse.conf"), "w") as f:
+    f.write("[vm web]\nmin = 4G\nmax = 1G\n")
+stream2 = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+stream2.connect("/run/systemd/journal/stdout")
+stream2_peer, _ = stdout_server.accept()
+start = subprocess.run(
+    [mtlib.MEMTIDED, "--backend", "fake", "--connect", ctl + "2", "--config", config,
+     "--policies-dir", policies, "--state-dir", os.path.join(work, "state"),
+     "--proc-root", mtlib.PROC, "--cgroup", work, "--bus", "none"],
+    stdin=subprocess.DEVNULL, stdout=stream2.fileno(), stderr=stream2.fileno(), timeout=WAIT,
+    env=dict(os.environ, G_DEBUG="fatal-criticals"))
+eq(start.returncode, 1, "bad policy files at start-up: exit 1")
+refused = wait_entry(lambda e: e.get("MESSAGE_ID") == POLICY_ERROR and
+                     e.get("MESSAGE", "").startswith("memtided: refusing to start"))
+tap(refused and "50-bad.conf:2" in refused.get("MEMTIDE_REASON", "")
+    and "60-worse.conf" in refused.get("MEMTIDE_REASON", ""),
+    "... a policy error entry, every problem in MEMTIDE_REASON", refused)
+stream2.close()
+stream2_peer.close()
 running = False
 for t in threads:
     t.join(2)
