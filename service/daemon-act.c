@@ -11,6 +11,7 @@
 
 #include "daemon-private.h"
 #include "daemon-agent.h"
+#include "log-event.h"
 #include "resizer.h"
 
 /* A call that returned after this long is worth a line of its own. */
@@ -48,11 +49,25 @@ action_mechanism (const MtAction *a)
 }
 
 /* The planner's reason already names the VM, both sizes and how each
- * mechanism moves: one line says it all. */
+ * mechanism moves: one line says it all.  The journal gets them as
+ * fields too, the reason without the "<vm>: " it begins with. */
 static void
-log_action (const MtAction *a, const char *prefix)
+log_action (const MtAction *a, const char *vm, MtEvent event, const char *prefix)
 {
-  g_message ("%s%s%s", prefix, a->emergency ? "(emergency) " : "", a->reason);
+  gsize len = strlen (vm);
+  MtEventFields f = {
+    .vm = vm,
+    .sizes = TRUE,
+    .size_from = a->from,
+    .size_to = a->to,
+    .mechanism = action_mechanism (a),
+    .reason = strncmp (a->reason, vm, len) == 0 && g_str_has_prefix (a->reason + len, ": ")
+                ? a->reason + len + 2
+                : a->reason,
+  };
+
+  mt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, event, &f, "%s%s%s", prefix,
+                a->emergency ? "(emergency) " : "", a->reason);
 }
 
 static void
@@ -75,8 +90,18 @@ on_resize_done (const char *uuid, gpointer data, const GError *error, gint64 too
       c->progress_time = MAX (c->progress_time, now);
   }
   if (error != NULL) {
-    g_warning ("%s: resize failed: %s (the call took %.1f s)", name, error->message,
-               took / (double) G_USEC_PER_SEC);
+    MtEventFields f = {
+      .vm = name,
+      .sizes = rec->n_acts > 0,
+      .size_from = rec->n_acts > 0 ? rec->acts[0].from : 0,
+      .size_to = rec->n_acts > 0 ? rec->acts[rec->n_acts - 1].to : 0,
+      .mechanism = rec->n_acts > 0 ? rec->acts[rec->n_acts - 1].mechanism : NULL,
+      .reason = error->message,
+    };
+
+    mt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, MT_EVENT_RESIZE_FAILED, &f,
+                  "%s: resize failed: %s (the call took %.1f s)", name, error->message,
+                  took / (double) G_USEC_PER_SEC);
     return;
   }
   if (took >= SLOW_CALL)
@@ -142,7 +167,8 @@ mt_daemon_act (MtDaemon *d, const MtPlan *plan, GPtrArray *order, gboolean dry_r
     return NULL;
   if (dry_run) {
     for (guint k = 0; k < plan->n_actions; k++)
-      log_action (&plan->actions[k], "dry-run, not applied: ");
+      log_action (&plan->actions[k], ((MtDaemonVm *) order->pdata[plan->actions[k].vm])->info->name,
+                  MT_EVENT_RESIZE_DRY_RUN, "dry-run, not applied: ");
     return NULL;
   }
   issued = g_new0 (guint8, order->len);
@@ -188,13 +214,13 @@ mt_daemon_act (MtDaemon *d, const MtPlan *plan, GPtrArray *order, gboolean dry_r
 
       for (guint j = k; j < plan->n_actions; j++)
         if (plan->actions[j].vm == a->vm)
-          log_action (&plan->actions[j], prefix);
+          log_action (&plan->actions[j], vm->info->name, MT_EVENT_RESIZE_DEFERRED, prefix);
       issued[a->vm] = MT_ACT_DEFERRED;
       continue;
     }
     for (guint j = k; j < plan->n_actions; j++)
       if (plan->actions[j].vm == a->vm)
-        log_action (&plan->actions[j], "resize: ");
+        log_action (&plan->actions[j], vm->info->name, MT_EVENT_RESIZE, "resize: ");
     issued[a->vm] = MT_ACT_ISSUED;
     /* Ask the guest to drop cold page cache first, so the unplug or the
      * balloon finds free pages instead of forcing the guest to reclaim

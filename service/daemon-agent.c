@@ -13,6 +13,7 @@
 #include <math.h>
 
 #include "agent-log-limit.h"
+#include "log-event.h"
 #include "daemon-agent.h"
 #include "triggers.h"
 
@@ -329,10 +330,14 @@ on_violation (MtAgentLink *link, const MtAgentProblem *p, gint64 backoff, gpoint
   MtAgentLinkStats st;
 
   mt_agent_link_get_stats (link, g_get_monotonic_time (), &st);
-  g_warning ("VM %s: agent protocol violation (%s%s%s: %s), link closed for %" G_GINT64_FORMAT
-             " s (%" G_GUINT64_FORMAT " so far)",
-             a->name, mt_agent_error_code_to_string (p->code), p->field[0] ? " " : "", p->field,
-             p->message, backoff / G_USEC_PER_SEC, st.session.violations);
+  mt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, MT_EVENT_AGENT_VIOLATION,
+                &(MtEventFields){ .vm = a->name,
+                                  .kind = mt_agent_error_code_to_string (p->code),
+                                  .reason = p->message },
+                "VM %s: agent protocol violation (%s%s%s: %s), link closed for %" G_GINT64_FORMAT
+                " s (%" G_GUINT64_FORMAT " so far)",
+                a->name, mt_agent_error_code_to_string (p->code), p->field[0] ? " " : "", p->field,
+                p->message, backoff / G_USEC_PER_SEC, st.session.violations);
 }
 
 /* The most the guest may have: what the hypervisor shows (virtio-mem

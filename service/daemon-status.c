@@ -103,6 +103,7 @@ vm_status (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
   st->balloon = s ? s->balloon_actual : MT_UNKNOWN;
   st->guest_available = obs.available;
   st->pressure = obs.psi_some;
+  st->pressure_target = vm->effective.pressure_target;
   st->source = mt_data_source_to_string (obs.source);
   st->mechanism = mt_mechanism_to_string (vm->policy.mechanism);
   st->agent_connected = mt_daemon_agent_connected (vm->agent);

@@ -11,6 +11,7 @@
 #include "daemon-private.h"
 #include "daemon-agent.h"
 #include "drivers.h"
+#include "log-event.h"
 
 /* Learned state is written at most this often (and at stop/removal):
  * headroom decays a little every tick, a write per tick is waste.
@@ -662,10 +663,19 @@ plan_and_act (MtDaemon *d, gint64 now, const MtHostSample *host)
       char stuck[MT_STUCK_REASON_LEN];
 
       mt_vm_control_stuck_reason (&dec->next, stuck);
-      g_warning ("%s: stuck: %s", vm->info->name, stuck);
+      mt_log_event (
+        G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, MT_EVENT_STUCK,
+        &(MtEventFields){ .vm = vm->info->name,
+                          .sizes = dec->current != MT_UNKNOWN && dec->target != MT_UNKNOWN,
+                          .size_from = dec->current,
+                          .size_to = dec->target,
+                          .reason = stuck },
+        "%s: stuck: %s", vm->info->name, stuck);
       NOTIFY (d, vm_stuck, vm->info->uuid, stuck);
     } else if (!dec->next.stuck && was_stuck) {
-      g_message ("%s: no longer stuck, managing it again", vm->info->name);
+      mt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, MT_EVENT_UNSTUCK,
+                    &(MtEventFields){ .vm = vm->info->name },
+                    "%s: no longer stuck, managing it again", vm->info->name);
     }
     if (log_decisions) {
       g_autofree char *why = mt_vm_decision_format_reason (dec);
@@ -968,7 +978,9 @@ mt_daemon_reload (MtDaemon *d, GError **error)
   gpointer value;
 
   if (!config) {
-    g_warning ("Reload failed, keeping the policy in force:\n%s", local_error->message);
+    mt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, MT_EVENT_POLICY_ERROR,
+                  &(MtEventFields){ .reason = local_error->message },
+                  "Reload failed, keeping the policy in force:\n%s", local_error->message);
     g_propagate_error (error, g_steal_pointer (&local_error));
     return FALSE;
   }

@@ -115,6 +115,7 @@ typedef struct {
   guint64 balloon;         /* bytes of boot memory the balloon leaves */
   guint64 guest_available; /* MT_UNKNOWN */
   double pressure;         /* PSI some avg10 percent, NAN = unknown */
+  double pressure_target;  /* the policy's, percent */
   const char *source;      /* "agent", "balloon", "none" */
   const char *mechanism;   /* policy mechanism */
   const char *decision;    /* hold, shrink, grow, wait, skip, stuck */

@@ -6,23 +6,35 @@
 #include <glib.h>
 #include <glib-unix.h>
 #include <locale.h>
+#include <stdio.h>
 #include <stdlib.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
 
+#include "config.h"
 #include "daemon.h"
+#include "log-event.h"
 #include "drivers.h"
 #include "metrics.h"
 #include "dbus.h"
+#include "notify.h"
+
+/* What the signal handlers act on. */
+typedef struct {
+  GMainLoop *loop;
+  MtDaemon *daemon;
+  MtNotify *notify;
+} Signals;
 
 static gboolean
 on_quit_signal (gpointer user_data)
 {
-  GMainLoop *loop = user_data;
+  Signals *sig = user_data;
 
   g_message ("Shutting down");
-  g_main_loop_quit (loop);
+  mt_notify_stopping (sig->notify);
+  g_main_loop_quit (sig->loop);
   return G_SOURCE_REMOVE;
 }
 
@@ -35,13 +47,32 @@ on_bus_lost (gpointer user_data)
   g_main_loop_quit (user_data);
 }
 
+/* systemctl reload sends SIGHUP (ExecReload=); RELOADING=1 ... READY=1
+ * tells systemd when the files are read, a bad one too: the old policy
+ * then stays in force and memtided serves on. */
 static gboolean
 on_reload_signal (gpointer user_data)
 {
-  MtDaemon *daemon = user_data;
+  Signals *sig = user_data;
 
-  mt_daemon_reload (daemon, NULL);
+  mt_notify_reloading (sig->notify);
+  mt_daemon_reload (sig->daemon, NULL);
+  mt_notify_ready (sig->notify);
   return G_SOURCE_CONTINUE;
+}
+
+/* A policy error at start-up goes to the journal, when stderr is the
+ * journal, with the fields of every policy error (log-event.h); the
+ * text is the same either way. */
+static void
+print_start_error (const GError *error)
+{
+  if (error->domain == MT_CONFIG_ERROR && g_log_writer_is_journald (fileno (stderr))) {
+    mt_log_event (G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, MT_EVENT_POLICY_ERROR,
+                  &(MtEventFields){ .reason = error->message }, "memtided: %s", error->message);
+    return;
+  }
+  g_printerr ("memtided: %s\n", error->message);
 }
 
 int
@@ -114,9 +145,11 @@ main (int argc, char **argv)
   g_autoptr (GError) error = NULL;
   g_autoptr (GMainLoop) loop = NULL;
   g_autoptr (MtDaemon) daemon = NULL;
+  g_autoptr (MtNotify) notify = NULL;
   g_autoptr (MtDbus) dbus = NULL;
   g_autoptr (MtMetrics) metrics = NULL;
   MtDaemonOptions options;
+  Signals sig;
 
 #ifdef __GLIBC__
   /* Give freed memory back.  glibc raises its trim threshold to twice
@@ -196,14 +229,16 @@ main (int argc, char **argv)
 
   daemon = mt_daemon_new (&options, &error);
   if (!daemon) {
-    g_printerr ("memtided: %s\n", error->message);
+    print_start_error (error);
     return 1;
   }
 
   loop = g_main_loop_new (NULL, FALSE);
-  g_unix_signal_add (SIGINT, on_quit_signal, loop);
-  g_unix_signal_add (SIGTERM, on_quit_signal, loop);
-  g_unix_signal_add (SIGHUP, on_reload_signal, daemon);
+  notify = mt_notify_new (daemon);
+  sig = (Signals){ .loop = loop, .daemon = daemon, .notify = notify };
+  g_unix_signal_add (SIGINT, on_quit_signal, &sig);
+  g_unix_signal_add (SIGTERM, on_quit_signal, &sig);
+  g_unix_signal_add (SIGHUP, on_reload_signal, &sig);
 
   if (g_strcmp0 (bus, "none") != 0) {
     g_autoptr (GDBusConnection) connection =
@@ -248,6 +283,9 @@ main (int argc, char **argv)
     g_printerr ("memtided: %s\n", error->message);
     return 1;
   }
+  /* mt_dbus_new() owned the bus name when it returned, and
+   * mt_daemon_start() has planned once. */
+  mt_notify_ready (notify);
   g_main_loop_run (loop);
   mt_daemon_stop (daemon);
   return exit_status;

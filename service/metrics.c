@@ -7,6 +7,8 @@
  * target above its size) to the grow being applied. */
 #define G_LOG_DOMAIN "memtide-metrics"
 
+#include "build-config.h"
+
 #include <math.h>
 #include <libsoup/soup.h>
 
@@ -346,6 +348,11 @@ render (MtMetrics *m)
   guint stuck = 0;
 
   mt_daemon_get_host_status (m->daemon, &host);
+  /* OpenMetrics' info type: the family is memtide_build, its one
+   * sample memtide_build_info. */
+  g_string_append (out, "# TYPE memtide_build info\n"
+                        "# HELP memtide_build The memtided that serves these metrics.\n");
+  g_string_append_printf (out, "memtide_build_info{version=\"%s\"} 1\n", PACKAGE_VERSION);
   host_gauge (out, "memtide_host_total_bytes", "Host MemTotal.", host.total);
   host_gauge (out, "memtide_host_available_bytes", "Host MemAvailable.", host.available);
   host_gauge (out, "memtide_host_reserve_bytes", "Kept free for the host, reservations included.",
@@ -370,7 +377,10 @@ render (MtMetrics *m)
   for (guint i = 0; i < vms->len; i++) {
     const MtVmStatus *st = vms->pdata[i];
     g_autofree char *name = escape_label (st->name);
-    labels[i] = g_strdup_printf ("vm=\"%s\",uuid=\"%s\"", name, st->uuid);
+    /* "domain": the label the Prometheus libvirt exporters put the
+     * domain's name in (libvirt_domain_info_*{domain="..."}), so that
+     * a query can join their series and ours on it. */
+    labels[i] = g_strdup_printf ("domain=\"%s\",uuid=\"%s\"", name, st->uuid);
     stuck += st->stuck;
   }
   for (guint g = 0; g < G_N_ELEMENTS (vm_gauges); g++) {
@@ -389,6 +399,15 @@ render (MtMetrics *m)
     if (!isnan (st->pressure))
       g_string_append_printf (out, "memtide_vm_pressure_ratio{%s} %.4f\n", labels[i],
                               st->pressure / 100.0);
+  }
+  gauge_header (out, "memtide_vm_pressure_target_ratio", "ratio",
+                "The policy's pressure target: guest PSI memory some avg10 the headroom "
+                "feedback keeps the guest below, as a ratio.");
+  for (guint i = 0; i < vms->len; i++) {
+    const MtVmStatus *st = vms->pdata[i];
+    if (!isnan (st->pressure_target))
+      g_string_append_printf (out, "memtide_vm_pressure_target_ratio{%s} %.4f\n", labels[i],
+                              st->pressure_target / 100.0);
   }
   vm_counters_render (out, vms, labels);
   vm_reporting_render (out, vms, labels);

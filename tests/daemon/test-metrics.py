@@ -56,9 +56,17 @@ try:
     tap(f"memtide_host_total_bytes {24589344 * 1024}\n" in body,
         "host MemTotal comes from the host's /proc/meminfo", body[:800])
     tap("memtide_host_reserve_bytes 1073741824\n" in body, "reserve is the policy's 1 GiB")
-    tap(re.search(r'^memtide_vm_stuck\{vm="test",uuid="[0-9a-f-]{36}"\} 0$', body, re.M),
+    tap(re.search(r'^memtide_vm_stuck\{domain="test",uuid="[0-9a-f-]{36}"\} 0$', body, re.M),
         "per-VM series carry the domain name and UUID", body)
     tap("memtide_vms_stuck 0\n" in body, "stuck count is 0")
+    version = subprocess.run([DAEMON, "--version"], capture_output=True, text=True,
+                             timeout=WAIT).stdout.split()[-1]
+    tap("# TYPE memtide_build info\n" in body
+        and f'\nmemtide_build_info{{version="{version}"}} 1\n' in body,
+        f"memtide_build_info{{version=\"{version}\"}} 1, an OpenMetrics info", body[:600])
+    tap(re.search(r'^memtide_vm_pressure_target_ratio\{domain="test",uuid="[0-9a-f-]{36}"\} '
+                  r'0\.\d+$', body, re.M),
+        "each VM's pressure target, as a ratio", body)
     tap('memtide_grow_reaction_seconds_bucket{le="+Inf"} 0\n' in body and
         "memtide_grow_reaction_seconds_count 0\n" in body,
         "the reaction-time histogram is there (empty: the test driver VM never grows)")

@@ -147,7 +147,7 @@ def metrics(daemon):
         return {}
     out = {}
     for line in text.splitlines():
-        m = re.match(r'(\w+)\{vm="([^"]*)",uuid="[^"]*"\} (\S+)$', line)
+        m = re.match(r'(\w+)\{domain="([^"]*)",uuid="[^"]*"\} (\S+)$', line)
         if m:
             out[(m.group(1), m.group(2))] = float(m.group(3))
     return out

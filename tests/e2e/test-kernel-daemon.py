@@ -301,7 +301,7 @@ def check_free(daemon, rep, res):
                 text = r.read().decode()
         except OSError as e:
             text = f"({e})"
-    label = rf'vm="{re.escape(rep.name)}",uuid="[^"]+"'
+    label = rf'domain="{re.escape(rep.name)}",uuid="[^"]+"'
     got = {}
     for metric, extra in (("memtide_vm_reported_free_bytes", ""),
                           ("memtide_vm_rss_saved_bytes", ""),

@@ -61,7 +61,7 @@ class FakeControl:
         self.sock.close()
 
 
-def fake_memtided(bus, host="", vms="", extra=()):
+def fake_memtided(bus, host="", vms="", extra=(), env=None):
     """memtided --backend fake on a private bus, and a client of its
     control socket (.fake).  Memtided passes --connect for the test
     driver first; the fake driver's --connect comes later and wins
@@ -69,7 +69,7 @@ def fake_memtided(bus, host="", vms="", extra=()):
     workdir = tmpdir()
     ctl = os.path.join(workdir, "fake.sock")
     daemon = Memtided(bus, workdir=workdir, host=host, vms=vms,
-                      extra=["--backend", "fake", "--connect", ctl] + list(extra))
+                      extra=["--backend", "fake", "--connect", ctl] + list(extra), env=env)
     daemon.fake = FakeControl(ctl)
     mtlib.mttap.at_exit(daemon.fake.close)
     return daemon

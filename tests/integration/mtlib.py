@@ -210,7 +210,7 @@ class Memtided:
     """The real memtided on the test driver and a private bus."""
 
     def __init__(self, bus, workdir=None, host="", vms="", extra=(), state_dir=None,
-                 node_xml=NODE_XML, wait=True):
+                 node_xml=NODE_XML, wait=True, env=None):
         self.dir = workdir or tmpdir()
         self.config = write_config(self.dir, host, vms)
         self.policies_dir = os.path.join(self.dir, "policies.d")
@@ -223,7 +223,7 @@ class Memtided:
         if bus is not None:
             self.args += ["--bus-address", bus.address]
         self.args += list(extra)
-        env = dict(os.environ, G_DEBUG="fatal-criticals")
+        env = dict(os.environ, G_DEBUG="fatal-criticals", **(env or {}))
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT,
                                      env=env)

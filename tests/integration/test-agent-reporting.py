@@ -171,7 +171,7 @@ if hit:
     conn = http.client.HTTPConnection("127.0.0.1", int(hit.group(1)), timeout=10)
     conn.request("GET", "/metrics")
     text = conn.getresponse().read().decode()
-    lab = re.compile(r'\{vm="pat",uuid="[0-9a-f-]+"')
+    lab = re.compile(r'\{domain="pat",uuid="[0-9a-f-]+"')
 
     def metric(name, extra=""):
         m = re.search(name + lab.pattern + extra + r"\} (\S+)$", text, re.M)
@@ -191,7 +191,7 @@ if hit:
     tap("# TYPE memtide_vm_reported_bytes counter" in text, "the counter is typed as one")
     tap(re.search(r"^memtide_guest_rss_saved_bytes 436207616$", text, re.M),
         "metric: RSS saved host-wide")
-    tap('memtide_vm_reported_free_bytes{vm="plain"' not in text,
+    tap('memtide_vm_reported_free_bytes{domain="plain"' not in text,
         "nothing for the VM without the patched kernel")
 
 # ---- memtidectl ----------------------------------------------------------------

@@ -213,7 +213,7 @@ if hit:
     conn.request("GET", "/metrics")
     text = conn.getresponse().read().decode()
     series = {(m.group(1), m.group(2)): float(m.group(3)) for m in re.finditer(
-        r'^memtide_vm_agent_violations_total\{vm="(\w+)",uuid="[0-9a-f-]+",kind="(\w+)"\} '
+        r'^memtide_vm_agent_violations_total\{domain="(\w+)",uuid="[0-9a-f-]+",kind="(\w+)"\} '
         r"(\S+)$", text, re.M)}
     tap("# TYPE memtide_vm_agent_violations counter" in text, "metrics: the counter is typed")
     eq(series.get(("storm", "restarts")), 1.0, "metrics: storm, restarts")

@@ -173,12 +173,20 @@ tap(code != 0 and "AccessDenied" in err, "an ordinary user may not own org.memti
 unit_path = os.path.join(DATA_BUILD, "memtided.service")
 unit = open(unit_path).read()
 keys = dict(re.findall(r"^(\w+)=(.*)$", unit, re.M))
-for key, want in (("Type", "dbus"), ("BusName", "org.memtide.Manager1"),
+for key, want in (("Type", "notify"), ("BusName", "org.memtide.Manager1"),
+                  ("WatchdogSec", "60s"),
                   ("ConditionPathExists", "/proc/pressure/memory"),
                   ("ProtectSystem", "strict"), ("StateDirectory", "memtide"),
                   ("ProtectHome", "yes"), ("PrivateTmp", "yes"), ("NoNewPrivileges", "yes"),
-                  ("RestrictAddressFamilies", "AF_UNIX")):
+                  ("DevicePolicy", "closed"),
+                  ("RestrictAddressFamilies", "AF_UNIX AF_INET AF_INET6"),
+                  ("IPAddressDeny", "any"), ("IPAddressAllow", "localhost")):
     eq(keys.get(key), want, f"unit: {key}={want}")
+# Xen's devices, and nothing else (PrivateDevices= would hide them).
+eq(sorted(re.findall(r"^DeviceAllow=(.*)$", unit, re.M)),
+   ["/dev/xen/hypercall rw", "/dev/xen/privcmd rw", "/dev/xen/xenbus rw"],
+   "unit: DeviceAllow= Xen's privcmd, hypercall and xenbus only")
+tap("PrivateDevices" not in keys, "unit: no PrivateDevices= (it hides /dev/xen)")
 tap(keys.get("ExecStart", "").endswith("/memtided --state-dir=/var/lib/memtide"),
     "unit: ExecStart runs memtided with the StateDirectory", keys.get("ExecStart"))
 if shutil.which("systemd-analyze"):

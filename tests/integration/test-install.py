@@ -48,6 +48,8 @@ want = {
                                  "org.memtide.Manager1.xml"),
     "polkit actions": under(opt["datadir"], "polkit-1", "actions", "org.memtide.policy"),
     "bash completion": under(opt["datadir"], "bash-completion", "completions", "memtidectl"),
+    "Grafana dashboard": under(opt["datadir"], "memtide", "grafana", "memtide-dashboard.json"),
+    "Prometheus alerts": under(opt["datadir"], "memtide", "prometheus", "memtide-alerts.yml"),
 }
 if opt.get("docs", True):
     want.update({
