@@ -162,6 +162,7 @@ typedef struct {
 
   /* Feedback signals; NAN / MT_UNKNOWN when not observable. */
   double psi_some;         /* latest avg10, percent */
+  guint64 psi_some_total;  /* µs stalled since the guest booted (PSI some total), MT_UNKNOWN */
   double psi_trend;        /* slope of psi_some over the window, percent/s */
   double swap_in_rate;     /* bytes/s over the last interval */
   double swap_in_rate_avg; /* bytes/s over the whole window */
@@ -252,6 +253,20 @@ typedef struct {
   gint64 idle_since;
   guint32 tune_saved_delay_ms;
   guint32 tune_saved_divisor;
+
+  /* Stall budget (planner-budget.c): the time the guest stalled (its
+   * PSI some total) and the time that measure covers, both averaged
+   * with the policy's stall-window as time constant (µs, decayed); the
+   * guest's total and the sample time they were last brought up to. */
+  float stall_avg;
+  float stall_cover;
+  guint64 stall_total;
+  gint64 stall_time;
+  /* The largest sudden rise of the working set that found the guest
+   * short, in the current half hour ([0], since rise_epoch) and the one
+   * before ([1]): what a VM is grown ahead of.  Bytes, 0 = none. */
+  guint64 rise_max[2];
+  gint64 rise_epoch;
 } MtVmControl;
 
 void mt_vm_control_init (MtVmControl *c);

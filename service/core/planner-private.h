@@ -94,10 +94,12 @@ enum {
   MT_WHY_NOTE_STALL = 1 << 19,    /* note_size[1], [2], note_us */
   MT_WHY_NOTE_RETRYING = 1 << 20, /* note_us */
   MT_WHY_NOTES = 0x1f << 16,
-  MT_WHY_RISING = 1 << 21,     /* rise */
-  MT_WHY_BURST = 1 << 22,      /* the headroom is held for a recent rise */
-  MT_WHY_HINT_LIMIT = 1 << 23, /* the block hint limited this action's unplug: hint[] */
-  MT_WHY_HINT_KEPT = 1 << 24,  /* kept at the least reachable, the hint's part of it: hint[] */
+  MT_WHY_RISING = 1 << 21,      /* rise */
+  MT_WHY_BURST = 1 << 22,       /* the headroom is held for a recent rise */
+  MT_WHY_HINT_LIMIT = 1 << 23,  /* the block hint limited this action's unplug: hint[] */
+  MT_WHY_HINT_KEPT = 1 << 24,   /* kept at the least reachable, the hint's part of it: hint[] */
+  MT_WHY_OVER_BUDGET = 1 << 25, /* stalled more than its budget: stall, stall_budget */
+  MT_WHY_RISE_FLOOR = 1 << 26,  /* the headroom is its largest rise of the last hour */
 };
 
 typedef struct {
@@ -139,6 +141,13 @@ typedef struct {
   guint64 rise; /* lead on a rising working set */
   guint64 need; /* active + headroom + rise */
 
+  /* Stall budget (planner-budget.c). */
+  double stall;          /* percent of stall-window stalled, NAN = unknown (no agent) */
+  gboolean over_budget;  /* above the policy's stall-budget: never shrunk */
+  guint64 rise_floor;    /* the largest rise that found it short, last hour */
+  gboolean rise_applied; /* the headroom is the rise floor */
+  guint64 pre_rise_headroom, pre_rise_burst; /* without it */
+
   /* Bounds and the split. */
   guint64 pmin; /* the policy's min, before the domain's limits */
   guint64 lo, hi;
@@ -152,5 +161,15 @@ typedef struct {
 /* Fills ev, and d->next and d->why, which ev points to. */
 void mt_plan_eval_vm (MtPlanCtx *ctx, const MtPlanVm *in, guint index, MtVmEval *ev,
                       MtVmDecision *d);
+/* planner-budget.c: the measured stall and whether the VM is over its
+ * budget (ev->stall, ev->over_budget), for every VM with a policy. */
+void mt_plan_stall (MtPlanCtx *ctx, MtVmEval *ev);
+/* A sudden rise of `rise` bytes found the guest short: remember it. */
+void mt_plan_rise_learn (MtPlanCtx *ctx, MtVmEval *ev, guint64 rise);
+/* The headroom is at least the rise floor (at most cap). */
+void mt_plan_rise_apply (MtPlanCtx *ctx, MtVmEval *ev, guint64 cap);
+/* planner-vm.c: takes a VM within its budget back to its need without
+ * the rise floor (the host has no room for it). */
+void mt_plan_rise_strip (MtVmEval *ev);
 /* planner-tune.c: d->tune_* (page reporting tunables), for every VM. */
 void mt_plan_tune (MtPlanCtx *ctx, MtVmEval *ev, MtVmDecision *d);

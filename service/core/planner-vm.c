@@ -284,7 +284,7 @@ feedback (MtPlanCtx *ctx, MtVmEval *ev)
   const MtVmDerived *o = &in->obs;
   const MtVmPolicy *p = in->policy;
   MtVmControl *c = ev->next;
-  guint64 hmin, h, cap, burst;
+  guint64 hmin, h, cap, burst, room;
   gboolean rising, raise, calm, in_flight, proven, hard, faults_many, news;
   double factor = 1.0;
 
@@ -339,6 +339,8 @@ feedback (MtPlanCtx *ctx, MtVmEval *ev)
   cap = mt_sat_add (in->base_memory, in->vmem_size);
   h = MAX (c->headroom, hmin);
   burst = c->burst;
+  /* The room the guest was given for a rise before this sample. */
+  room = MAX (h, MAX (burst, mt_vm_control_rise_floor (c)));
 
   /* Once per sample: a plan triggered by an event between ticks must not
    * react to the same report twice. */
@@ -366,6 +368,14 @@ feedback (MtPlanCtx *ctx, MtVmEval *ev)
     calm = !raise && !ev->pressured && !ev->refaulting
            && (!isfinite (o->major_fault_rate) || o->major_fault_rate <= MT_PLAN_FAULTS_LOW)
            && (!isfinite (o->psi_some) || o->psi_some <= p->pressure_target / 10);
+    /* A sudden rise that outgrew the room the guest had and stalled it
+       * (its own PSI says so, the stall budget's measure): the VM is to
+       * be grown ahead of the next one.  Swap-in or refaults alone do
+       * not teach it: without PSI a batch job's GiBs read as such a
+       * rise, and holding them for an hour starved the next job. */
+    if (ev->pressured && rising && o->used_growth > room
+        && o->used_growth >= MT_PLAN_RAISE_STEP_MIN)
+      mt_plan_rise_learn (ctx, ev, MIN (o->used_growth, cap));
     if (ev->oom || ev->avail_low)
       factor = 2.0;
     else if (ev->pressured && rising)
@@ -448,6 +458,7 @@ feedback (MtPlanCtx *ctx, MtVmEval *ev)
   c->burst = MIN (burst, cap);
   ev->burst = c->burst > h ? c->burst : 0;
   ev->headroom = MAX (h, c->burst);
+  mt_plan_rise_apply (ctx, ev, cap);
   /* A working set on the rise will be larger by the time a grow lands:
    * lead it by what it grows in MT_PLAN_RISE_LEAD.  Not learned, so it
    * is gone as soon as the rise stops. */
@@ -456,6 +467,20 @@ feedback (MtPlanCtx *ctx, MtVmEval *ev)
     ev->rise =
       MIN (mt_sat_from_double (o->used_rate * ((double) MT_PLAN_RISE_LEAD / G_USEC_PER_SEC)), cap);
   ev->need = mt_sat_add (mt_sat_add (ev->active, ev->headroom), ev->rise);
+}
+
+static void bounds (MtVmEval *ev);
+
+void
+mt_plan_rise_strip (MtVmEval *ev)
+{
+  if (!ev->rise_applied || ev->over_budget || ev->fixed)
+    return;
+  ev->rise_applied = FALSE;
+  ev->headroom = ev->pre_rise_headroom;
+  ev->burst = ev->pre_rise_burst;
+  ev->need = mt_sat_add (mt_sat_add (ev->active, ev->headroom), ev->rise);
+  bounds (ev);
 }
 
 /* ---- bounds ------------------------------------------------------------- */
@@ -480,7 +505,7 @@ bounds (MtVmEval *ev)
   ev->floor = ev->lo;
   /* Never take memory from a guest in trouble, nor from one reading
    * back what it lost, unless it is above max. */
-  if (ev->emergency || ev->refaulting)
+  if (ev->emergency || ev->refaulting || ev->over_budget)
     ev->floor = MAX (ev->lo, MIN (mt_layout_snap_down (ev->cur, g, o), ev->hi));
   if (ev->grace) {
     /* Its own need may shrink it, but not below the largest need it
@@ -549,6 +574,7 @@ mt_plan_eval_vm (MtPlanCtx *ctx, const MtPlanVm *in, guint index, MtVmEval *ev, 
     .headroom = MT_UNKNOWN,
     .need = MT_UNKNOWN,
     .want = MT_UNKNOWN,
+    .stall = NAN,
   };
   d->next = in->control;
   memset (&d->why, 0, sizeof d->why);
@@ -568,6 +594,9 @@ mt_plan_eval_vm (MtPlanCtx *ctx, const MtPlanVm *in, guint index, MtVmEval *ev, 
     fix (ev, MT_DECISION_SKIP, MT_WHY_NO_POLICY);
     return;
   }
+  /* Measured whatever becomes of the VM: stuck or left alone, it still
+   * stalls or not. */
+  mt_plan_stall (ctx, ev);
   /* A grow asked for but not yet taken is still promised. */
   if (ev->next->pending && ev->next->last_target > ev->cur)
     ev->committed = ev->next->last_target;

@@ -340,7 +340,9 @@ format_explanation (MtText *t, const MtVmDecision *d)
     mt_text_printf (t, "idle %s, ", mt_plan_sz (a, d->idle));
   mt_text_printf (t, "working set %s + headroom %s", mt_plan_sz (a, d->working_set),
                   mt_plan_sz (b, d->headroom));
-  if (w->flags & MT_WHY_BURST)
+  if (w->flags & MT_WHY_RISE_FLOOR)
+    mt_text_append (t, " (its largest rise of the last hour)");
+  else if (w->flags & MT_WHY_BURST)
     mt_text_append (t, " (held for a recent rise)");
   if (w->flags & MT_WHY_SWAPPED)
     mt_text_printf (t, " (swapped %s)", mt_plan_sz (a, w->swapped));
@@ -356,6 +358,9 @@ format_explanation (MtText *t, const MtVmDecision *d)
     mt_text_printf (t, ", swap-in %s/s", mt_plan_sz (a, w->swap_in_rate));
   if (w->flags & MT_WHY_FAULTS_HIGH)
     mt_text_printf (t, ", %.0f major faults/s", w->fault_rate);
+  if (w->flags & MT_WHY_OVER_BUDGET)
+    mt_text_printf (t, ", stalled %.2f%% > stall budget %.2f%%: not shrunk", (double) w->stall,
+                    (double) w->stall_budget);
   if (w->flags & MT_WHY_CAPPED)
     mt_text_printf (t, ", capped at max %s", mt_plan_sz (a, d->max));
   if (w->flags & MT_WHY_KEPT_DOMAIN)
@@ -440,7 +445,11 @@ record_explanation (Planner *pl, const MtVmEval *ev, MtVmReason *w)
               | (ev->need > ev->hi && ev->want == ev->hi ? MT_WHY_CAPPED : 0)
               | (ev->need < ev->lo ? (ev->lo > ev->pmin ? MT_WHY_KEPT_DOMAIN : MT_WHY_KEPT_MIN) : 0)
               | (pl->plan->host_short ? MT_WHY_SHORT : 0)
-              | (pl->plan->host_short && ev->target < ev->want ? MT_WHY_FAIR : 0);
+              | (pl->plan->host_short && ev->target < ev->want ? MT_WHY_FAIR : 0)
+              | (ev->over_budget ? MT_WHY_OVER_BUDGET : 0)
+              | (ev->rise_applied ? MT_WHY_RISE_FLOOR : 0);
+  w->stall = (float) ev->stall;
+  w->stall_budget = (float) p->stall_budget;
   /* The hint raised the least the domain can reach. */
   w->hint[3] = mt_layout_hint_floor (&ev->lay, &w->hint[2], &w->hint[1]);
   w->hint[0] = ev->lay.unpluggable;
@@ -517,6 +526,29 @@ budget (Planner *pl, const MtHostSample *host)
                      mt_plan_sz (held, plan->committed), mt_plan_sz (wanted, plan->demand),
                      mt_plan_sz (free_now, plan->free_now), plan->host_short ? ": short by " : "",
                      plan->host_short ? mt_plan_sz (short_by, plan->short_by) : "");
+}
+
+/* VMs within their stall budget keep room for their largest recent rise
+ * only while the host has room besides for the largest of those rises
+ * to come anywhere: held where it is not needed, that room would keep
+ * the VM the rise does come to waiting for memory others give back at
+ * max-shrink-rate. */
+static gboolean
+rise_floors_crowd (Planner *pl)
+{
+  guint64 largest = 0;
+  gboolean any = FALSE;
+
+  for (guint i = 0; i < pl->n; i++) {
+    const MtVmEval *ev = &pl->ev[i];
+
+    if (ev->fixed || !ev->rise_applied || ev->over_budget)
+      continue;
+    any = TRUE;
+    largest = MAX (largest, ev->rise_floor);
+  }
+  return any && pl->plan->budget != MT_UNKNOWN
+         && mt_sat_add (pl->plan->demand, largest) > pl->plan->budget;
 }
 
 /* Idle memory is taxed first.  Tier 0 keeps every VM's need but the
@@ -815,6 +847,9 @@ fill_decision (Planner *pl, guint i)
   d->headroom = ev->headroom;
   d->need = ev->need;
   d->committed = ev->committed;
+  d->stall = ev->stall;
+  d->over_budget = ev->over_budget;
+  d->rise_floor = ev->rise_floor;
   d->step = ev->cur;
   d->action = -1;
   d->reclaim = 0;
@@ -920,6 +955,12 @@ mt_plan_compute (const MtHostSample *host, const MtPlanVm *vms, guint n_vms, con
   for (guint i = 0; i < n_vms; i++)
     mt_plan_eval_vm (&pl.ctx, &vms[i], i, &ev[i], &plan->decisions[i]);
   budget (&pl, host);
+  if (rise_floors_crowd (&pl)) {
+    for (guint i = 0; i < n_vms; i++)
+      mt_plan_rise_strip (&ev[i]);
+    g_clear_pointer (&plan->reason, g_free);
+    budget (&pl, host);
+  }
   split (&pl);
 
   for (guint i = 0; i < n_vms; i++) {

@@ -79,6 +79,9 @@
 #define MT_PLAN_IDLE_PSI          0.1                        /* PSI some avg10 % at most, idle */
 #define MT_PLAN_IDLE_RISE         (16 * MT_MIB) /* used memory rose at most this in 5 s */
 #define MT_PLAN_FREEING           (64 * MT_MIB) /* used memory falls this fast (per s): freeing */
+#define MT_PLAN_RISE_SLOT         ((gint64) 30 * 60 * G_USEC_PER_SEC) /* rises are kept two of these */
+#define MT_PLAN_DEFAULT_STALL_WINDOW \
+  ((gint64) 10 * 60 * G_USEC_PER_SEC) /* if the policy says <= 0 */
 
 /* One VM as the planner sees it. */
 typedef struct {
@@ -95,6 +98,14 @@ typedef struct {
  * it is not stuck.  Returns buf. */
 #define MT_STUCK_REASON_LEN 160
 const char *mt_vm_control_stuck_reason (const MtVmControl *c, char buf[MT_STUCK_REASON_LEN]);
+
+/* The share of time the guest stalled (PSI some), 0..1, averaged over
+ * `window` (the policy's stall-window) as of `now`; NAN when its agent
+ * never reported a PSI total.  planner-budget.c. */
+double mt_vm_control_stall (const MtVmControl *c, gint64 window, gint64 now);
+/* The largest sudden rise of the working set that found the guest
+ * short within the last hour (MT_PLAN_RISE_SLOT twice), bytes. */
+guint64 mt_vm_control_rise_floor (const MtVmControl *c);
 
 /* Fills `in` from the daemon's state; `name` and `policy` are borrowed
  * and must outlive the plan computation. */
@@ -160,7 +171,8 @@ typedef struct {
   guint32 shares;
   guint64 note_size[3];
   gint64 note_us;
-  guint64 hint[4]; /* block hint: unpluggable, margin, allowed, kept plugged */
+  guint64 hint[4];           /* block hint: unpluggable, margin, allowed, kept plugged */
+  float stall, stall_budget; /* percent */
 } MtVmReason;
 
 /* Per VM, in input order.  Sizes are totals (balloon + virtio-mem). */
@@ -193,6 +205,9 @@ typedef struct {
   MtTuneWhy tune_why;     /* MT_TUNE_NONE when tune_delay_ms is 0 */
   gint64 tune_idle_us;    /* MT_TUNE_IDLE: idle for this long */
   double tune_freed_rate; /* MT_TUNE_FREED: bytes/s used memory fell at */
+  double stall;           /* percent of stall-window the guest stalled, NAN = unknown */
+  gboolean over_budget;   /* above the policy's stall-budget: not shrunk */
+  guint64 rise_floor;     /* its largest sudden rise that found it short, last hour */
   MtVmControl next;       /* control state to keep for the next plan */
   MtVmReason why;         /* for mt_vm_decision_format_reason() */
 } MtVmDecision;

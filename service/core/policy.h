@@ -75,6 +75,9 @@ typedef struct {
   MtPageReporting page_reporting;      /* steer the guest's reporting tunables */
   gint64 page_reporting_fast_delay;    /* µs, the fast delay_ms (10 ms .. 60 s) */
   guint64 page_reporting_fast_divisor; /* the fast budget_divisor (1 .. 1024) */
+  double stall_budget;                 /* percent of the time the guest may stall (PSI some),
+                                    measured over stall_window; 0 = no budget */
+  gint64 stall_window;                 /* µs: the time constant of that measure */
 } MtVmPolicy;
 
 /* min and max in bytes for a domain whose maximum memory is domain_max.

@@ -997,6 +997,7 @@ typedef struct {
   guint64 rep_divisor;
   gboolean balloon_stuck; /* balloon driver does not move */
   guint64 balloon_target; /* last balloon size asked for */
+  guint64 stall_total;    /* µs its agent says it stalled since boot (PSI some total) */
 } TVm;
 
 static void
@@ -1056,6 +1057,9 @@ tvm_observe (TVm *t, gint64 now, double psi)
   o->vmem_unpluggable = t->hint ? mt_sat_sub (t->plugged, t->vmem_keep) : MT_UNKNOWN;
   o->reporting_delay_ms = t->rep_delay;
   o->reporting_divisor = t->rep_divisor;
+  o->psi_some_total = t->stall_total;
+  /* No rise unless the story says so after observing. */
+  o->used_growth = 0;
 }
 
 /* The hypervisor and guest follow an action (or refuse to). */
@@ -2824,6 +2828,233 @@ test_start_grace (void)
   }
 }
 
+/* ---- stall budget ------------------------------------------------------- */
+
+/* The measure: 6 s of stall within a calm 10 min window is 1% of it, and
+ * fades with the window as time constant once the guest stops stalling. */
+static void
+test_stall_measure (void)
+{
+  MtVmControl c;
+  TVm vm;
+  MtHostPolicy hp;
+  MtHostSample host;
+  gint64 now = S (1000);
+  double at_end;
+
+  tvm_fixture (&vm, &hp, &host, now, "measured", 4 * MT_GIB, 4 * MT_GIB, 3 * MT_GIB, 0.0);
+  vm.stall_total = 5 * G_USEC_PER_SEC; /* since boot: not this window's */
+  for (gint s = 0; s <= 600; s++) {
+    g_autoptr (MtPlan) plan = NULL;
+
+    /* 60 stalls of 100 ms, one every 10 s. */
+    if (s > 0 && s % 10 == 0)
+      vm.stall_total += G_USEC_PER_SEC / 10;
+    tvm_observe (&vm, now + S (s), 0.0);
+    plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (s));
+    vm.in.control = plan->decisions[0].next;
+    if (s == 0)
+      g_assert_cmpfloat (plan->decisions[0].stall, ==, 0.0);
+    if (s == 600)
+      at_end = plan->decisions[0].stall;
+  }
+  /* An average with the window as time constant: 6 s spread evenly over
+   * the window read as 1 - 1/e of 1% (the early stalls have faded). */
+  g_assert_cmpfloat_with_epsilon (at_end, 100.0 * 6.0 / 600.0 * (1.0 - exp (-1.0)), 0.02);
+  /* A window later with no more stall: faded by 1/e. */
+  c = vm.in.control;
+  g_assert_cmpfloat_with_epsilon (
+    100.0 * mt_vm_control_stall (&c, vm.pol.stall_window, now + S (600) + S (600)),
+    at_end * exp (-1.0), 0.01);
+  /* Without an agent total the stall is not known. */
+  vm.in.obs.psi_some_total = MT_UNKNOWN;
+  {
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (601));
+
+    g_assert_true (isnan (plan->decisions[0].stall));
+    g_assert_false (plan->decisions[0].over_budget);
+  }
+  /* A guest cannot stall longer than the time that passed, whatever its
+   * counter says. */
+  mt_vm_control_init (&c);
+  vm.in.control = c;
+  vm.stall_total = 0;
+  tvm_observe (&vm, now, 0.0);
+  {
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+    vm.in.control = plan->decisions[0].next;
+  }
+  vm.stall_total = 3600ULL * G_USEC_PER_SEC;
+  tvm_observe (&vm, now + S (1), 0.0);
+  {
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (1));
+
+    g_assert_cmpfloat (plan->decisions[0].stall, <=, 100.0 * 1.0 / 600.0 + 1e-6);
+  }
+}
+
+/* A guest that stalled 12 s in the last minutes (PSI avg10 back to 0)
+ * and holds 3 GiB it does not use: with the default budget (1% of 10
+ * min = 6 s) it is over it and not shrunk; without a budget, or with a
+ * larger one, it is shrunk as any idle VM. */
+static void
+test_over_budget_not_shrunk (void)
+{
+  const double budgets[] = { 1.0, 0.0, 5.0 };
+
+  for (guint b = 0; b < G_N_ELEMENTS (budgets); b++) {
+    TVm vm;
+    TVm *t[1] = { &vm };
+    MtHostPolicy hp;
+    MtHostSample host;
+    gint64 now = S (1000);
+    gboolean shrunk = FALSE, over = FALSE, said = FALSE;
+
+    tvm_fixture (&vm, &hp, &host, now, "stalled", 4 * MT_GIB, 4 * MT_GIB, MT_GIB, 0.0);
+    vm.pol.stall_budget = budgets[b];
+    /* 12 s of stall within 20 s, while its PSI showed it (held then:
+     * an emergency is never shrunk). */
+    for (gint s = 0; s < 20; s++) {
+      g_autoptr (MtPlan) plan = NULL;
+
+      vm.stall_total += s > 0 ? 6 * G_USEC_PER_SEC / 10 : 0;
+      plan = tick (t, 1, &host, &hp, now + S (s), 60.0);
+      g_assert_cmpuint (plan->n_actions, ==, 0);
+    }
+    /* Calm since: 100 s later it still holds 3 GiB it does not use. */
+    for (gint s = 20; s < 120; s++) {
+      g_autoptr (MtPlan) plan = tick (t, 1, &host, &hp, now + S (s), 0.0);
+      const MtVmDecision *d = &plan->decisions[0];
+
+      shrunk |= plan->n_actions > 0 && plan->actions[0].kind == MT_ACTION_SHRINK;
+      over |= d->over_budget;
+      if (d->over_budget) {
+        g_autofree char *why = mt_vm_decision_format_reason (d);
+
+        g_assert_cmpfloat (d->stall, >, budgets[b]);
+        g_assert_cmpuint (d->floor, ==, d->current);
+        said |= strstr (why, "> stall budget 1.00%: not shrunk") != NULL;
+      }
+    }
+    if (budgets[b] == 1.0) {
+      g_assert_true (over);
+      g_assert_true (said);
+      g_assert_false (shrunk);
+      g_assert_cmpuint (vm.balloon_target, ==, 4 * MT_GIB);
+    } else {
+      g_assert_false (over);
+      g_assert_true (shrunk);
+      g_assert_cmpuint (vm.balloon_target, <, 2 * MT_GIB);
+    }
+  }
+}
+
+static MtPlan *
+plan_one (TVm *vm, const MtHostSample *host, const MtHostPolicy *hp, gint64 now)
+{
+  MtPlan *plan = mt_plan_compute (host, &vm->in, 1, hp, now);
+
+  vm->in.control = plan->decisions[0].next;
+  return plan;
+}
+
+/* A sudden rise of 800 MiB that found the guest with 128 MiB of room
+ * and stalled it is learned: minutes later, its working set back down,
+ * the VM keeps 800 MiB free (grown ahead of the next such rise) while
+ * the host has room; a short host takes that room first, unless the VM
+ * is over its stall budget; after an hour it is forgotten. */
+static void
+test_rise_floor (void)
+{
+  TVm vm;
+  MtHostPolicy hp;
+  MtHostSample host;
+  gint64 now = S (1000);
+  guint64 ws = MT_GIB, rise = 800 * MT_MIB;
+
+  tvm_fixture (&vm, &hp, &host, now, "crowd", 8 * MT_GIB, 3 * MT_GIB, ws, 0.0);
+  vm.pol.headroom_min = 128 * MT_MIB;
+  {
+    g_autoptr (MtPlan) plan = plan_one (&vm, &host, &hp, now);
+
+    g_assert_cmpuint (plan->decisions[0].rise_floor, ==, 0);
+  }
+  /* The rise, with PSI above the target. */
+  vm.used = ws + rise;
+  tvm_observe (&vm, now + S (1), 25.0);
+  vm.in.obs.used_growth = rise;
+  {
+    g_autoptr (MtPlan) plan = plan_one (&vm, &host, &hp, now + S (1));
+
+    g_assert_cmpuint (plan->decisions[0].rise_floor, ==, rise);
+  }
+  /* A rise without stall teaches nothing. */
+  {
+    TVm calm = vm;
+
+    mt_vm_control_init (&calm.in.control);
+    tvm_observe (&calm, now + S (1), 0.0);
+    calm.in.obs.used_growth = rise;
+    {
+      g_autoptr (MtPlan) plan = plan_one (&calm, &host, &hp, now + S (1));
+
+      g_assert_cmpuint (mt_vm_control_rise_floor (&plan->decisions[0].next), ==, 0);
+    }
+  }
+  /* Ten minutes later: back at 1 GiB, calm, the burst long gone. */
+  vm.used = ws;
+  tvm_observe (&vm, now + S (600), 0.0);
+  {
+    g_autoptr (MtPlan) plan = plan_one (&vm, &host, &hp, now + S (600));
+    const MtVmDecision *d = &plan->decisions[0];
+    g_autofree char *why = mt_vm_decision_format_reason (d);
+
+    g_assert_false (d->over_budget);
+    g_assert_cmpuint (d->rise_floor, ==, rise);
+    g_assert_cmpuint (d->headroom, ==, rise);
+    g_assert_cmpuint (d->want, ==, ws + rise);
+    g_assert_nonnull (strstr (why, "headroom 800 MiB (its largest rise of the last hour)"));
+  }
+  /* A short host: room for the VM's working set and 128 MiB, not for the
+   * rise floor on top. */
+  hp.budget = ws + 400 * MT_MIB;
+  tvm_observe (&vm, now + S (601), 0.0);
+  {
+    g_autoptr (MtPlan) plan = plan_one (&vm, &host, &hp, now + S (601));
+
+    g_assert_cmpuint (plan->decisions[0].headroom, <, rise);
+    g_assert_cmpuint (plan->decisions[0].want, <=, hp.budget);
+  }
+  /* The same short host, the VM over its budget: it keeps the floor as
+   * its own headroom (tier 1 of the split keeps what fits) and is not
+   * shrunk. */
+  vm.in.control.stall_avg = (float) (2.0 / 100.0 * (double) vm.pol.stall_window);
+  vm.in.control.stall_time = now + S (601);
+  vm.in.control.stall_total = vm.stall_total;
+  tvm_observe (&vm, now + S (602), 0.0);
+  {
+    g_autoptr (MtPlan) plan = plan_one (&vm, &host, &hp, now + S (602));
+    const MtVmDecision *d = &plan->decisions[0];
+
+    g_assert_true (d->over_budget);
+    g_assert_cmpuint (d->headroom, ==, rise);
+    g_assert_cmpuint (d->need, ==, ws + rise);
+    g_assert_cmpuint (d->floor, ==, d->current);
+    g_assert_cmpuint (d->target, ==, d->current);
+    g_assert_cmpuint (plan->n_actions, ==, 0);
+  }
+  /* An hour after the rise it is forgotten. */
+  hp.budget = 0;
+  vm.in.control.stall_avg = 0;
+  tvm_observe (&vm, now + S (3602.0), 0.0);
+  {
+    g_autoptr (MtPlan) plan = plan_one (&vm, &host, &hp, now + S (3602.0));
+
+    g_assert_cmpuint (plan->decisions[0].rise_floor, ==, 0);
+    g_assert_cmpuint (plan->decisions[0].headroom, <, rise);
+  }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -2872,5 +3103,8 @@ main (int argc, char **argv)
   g_test_add_func ("/planner/scenario/grow-in-flight-not-cut", test_grow_in_flight_not_cut);
   g_test_add_func ("/planner/scenario/refaults-stop-probing", test_refaults_stop_probing);
   g_test_add_func ("/planner/scenario/cold-cache-reclaim", test_cold_cache_reclaim);
+  g_test_add_func ("/planner/stall-budget/measure", test_stall_measure);
+  g_test_add_func ("/planner/stall-budget/over-budget-not-shrunk", test_over_budget_not_shrunk);
+  g_test_add_func ("/planner/stall-budget/rise-floor", test_rise_floor);
   return g_test_run ();
 }
