@@ -133,7 +133,7 @@ vm_status (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
     st->max = dec.max;
     st->decision = mt_decision_kind_to_string (dec.kind);
     st->reason = mt_vm_decision_format_reason (&dec);
-    st->over_budget = dec.over_budget;
+    st->over_budget = mt_vm_decision_over_budget (&dec);
   } else {
     st->target = st->need = st->min = st->max = MT_UNKNOWN;
     st->decision = "none";

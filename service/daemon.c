@@ -249,8 +249,9 @@ mt_daemon_save_vm_state (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
   double stall = mt_vm_control_stall (c, window, now_mono);
   guint64 rise = mt_vm_control_rise_floor (c);
   /* When the rise was learned is not kept: at the latest when its slot
-   * began (rise_max[1] the half hour before). */
-  gint64 rise_at = c->rise_max[0] == rise ? c->rise_epoch : c->rise_epoch - MT_PLAN_RISE_SLOT;
+   * began (rise_mib[1] the half hour before). */
+  gint64 rise_at =
+    (guint64) c->rise_mib[0] * MT_MIB == rise ? c->rise_epoch : c->rise_epoch - MT_PLAN_RISE_SLOT;
   MtVmState s = {
     .headroom = c->headroom,
     .reserve = c->reserve,
@@ -292,7 +293,8 @@ restore_budget (MtDaemonVm *vm, const MtVmState *s, gint64 now_mono, gint64 now_
   }
   if (s->rise_floor > 0 && age < 2 * MT_PLAN_RISE_SLOT) {
     /* In the slot it fell into, counted back from now. */
-    c->rise_max[age < MT_PLAN_RISE_SLOT ? 0 : 1] = s->rise_floor;
+    c->rise_mib[age < MT_PLAN_RISE_SLOT ? 0 : 1] =
+      (guint32) MIN ((s->rise_floor + MT_MIB - 1) / MT_MIB, G_MAXUINT32);
     c->rise_epoch = now_mono - (age < MT_PLAN_RISE_SLOT ? age : age - MT_PLAN_RISE_SLOT);
   }
 }

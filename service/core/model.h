@@ -255,17 +255,16 @@ typedef struct {
   guint32 tune_saved_divisor;
 
   /* Stall budget (planner-budget.c): the time the guest stalled (its
-   * PSI some total) and the time that measure covers, both averaged
-   * with the policy's stall-window as time constant (µs, decayed); the
-   * guest's total and the sample time they were last brought up to. */
+   * PSI some total), summed with decay, the policy's stall-window as
+   * time constant (µs); the guest's total and the sample time it was
+   * last brought up to.  The largest sudden rise of the working set that
+   * stalled the guest, in the current half hour ([0], since rise_epoch)
+   * and the one before ([1]): what a VM is grown ahead of.  MiB (rounded
+   * up), 0 = none: this state is copied three times per VM per plan. */
   float stall_avg;
-  float stall_cover;
+  guint32 rise_mib[2];
   guint64 stall_total;
   gint64 stall_time;
-  /* The largest sudden rise of the working set that found the guest
-   * short, in the current half hour ([0], since rise_epoch) and the one
-   * before ([1]): what a VM is grown ahead of.  Bytes, 0 = none. */
-  guint64 rise_max[2];
   gint64 rise_epoch;
 } MtVmControl;
 

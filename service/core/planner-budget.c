@@ -22,6 +22,9 @@
 #include <math.h>
 #include "planner-private.h"
 
+/* An agent reports every second (memtide-agent's default interval). */
+#define STALL_SLACK ((guint64) G_USEC_PER_SEC)
+
 double
 mt_vm_control_stall (const MtVmControl *c, gint64 window, gint64 now)
 {
@@ -29,10 +32,12 @@ mt_vm_control_stall (const MtVmControl *c, gint64 window, gint64 now)
 
   if (c->stall_time == MT_TIME_NEVER || window <= 0)
     return NAN;
-  /* Nothing counted since stall_time: what was counted fades. */
-  return MAX (0.0, (double) c->stall_avg
-                     * exp (-(double) mt_elapsed (now, c->stall_time) / (double) window))
-         / (double) window;
+  /* Nothing counted since stall_time: what was counted fades.  At most
+   * all the time (the slack below could read a little above it). */
+  return CLAMP ((double) c->stall_avg
+                  * exp (-(double) mt_elapsed (now, c->stall_time) / (double) window)
+                  / (double) window,
+                0.0, 1.0);
 }
 
 /* Brings the decayed sum up to the latest sample's PSI total. */
@@ -52,8 +57,11 @@ stall_update (MtVmControl *c, const MtVmDerived *o, gint64 window)
   if (c->stall_total != MT_UNKNOWN && c->stall_time != MT_TIME_NEVER && total >= c->stall_total) {
     gint64 dt = mt_elapsed (t, c->stall_time);
     /* "some" is a share of wall time: a guest cannot stall longer than
-     * the time that passed, whatever its counter says. */
-    double stalled = MIN ((double) (total - c->stall_total), (double) dt);
+     * the time that passed, whatever its counter says.  Plus one report
+     * period: the sample carries the agent's latest report, and a tick
+     * that saw none new is followed by one that sees two. */
+    double stalled =
+      MIN ((double) (total - c->stall_total), (double) mt_sat_add ((guint64) dt, STALL_SLACK));
 
     c->stall_avg = (float) ((double) c->stall_avg * exp (-(double) dt / (double) window) + stalled);
   } else if (c->stall_time != MT_TIME_NEVER) {
@@ -77,6 +85,25 @@ mt_plan_stall (MtPlanCtx *ctx, MtVmEval *ev)
   ev->stall =
     o->psi_some_total == MT_UNKNOWN ? NAN : 100.0 * mt_vm_control_stall (c, window, o->time);
   ev->over_budget = p->stall_budget > 0 && isfinite (ev->stall) && ev->stall > p->stall_budget;
+  /* Kept in the reason's numbers, which the decision carries anyway. */
+  ev->why->stall = (float) ev->stall;
+  ev->why->stall_budget = (float) p->stall_budget;
+  if (ev->over_budget)
+    ev->why->flags |= MT_WHY_OVER_BUDGET;
+}
+
+double
+mt_vm_decision_stall (const MtVmDecision *d)
+{
+  g_return_val_if_fail (d != NULL, NAN);
+  return (double) d->why.stall;
+}
+
+gboolean
+mt_vm_decision_over_budget (const MtVmDecision *d)
+{
+  g_return_val_if_fail (d != NULL, FALSE);
+  return (d->why.flags & MT_WHY_OVER_BUDGET) != 0;
 }
 
 /* ---- rise floor ---------------------------------------------------------- */
@@ -92,11 +119,11 @@ rise_age (MtVmControl *c, gint64 now)
   }
   age = mt_elapsed (now, c->rise_epoch);
   if (age >= 2 * MT_PLAN_RISE_SLOT) {
-    c->rise_max[0] = c->rise_max[1] = 0;
+    c->rise_mib[0] = c->rise_mib[1] = 0;
     c->rise_epoch = now;
   } else if (age >= MT_PLAN_RISE_SLOT) {
-    c->rise_max[1] = c->rise_max[0];
-    c->rise_max[0] = 0;
+    c->rise_mib[1] = c->rise_mib[0];
+    c->rise_mib[0] = 0;
     c->rise_epoch += MT_PLAN_RISE_SLOT;
   }
 }
@@ -105,7 +132,7 @@ guint64
 mt_vm_control_rise_floor (const MtVmControl *c)
 {
   g_return_val_if_fail (c != NULL, 0);
-  return MAX (c->rise_max[0], c->rise_max[1]);
+  return (guint64) MAX (c->rise_mib[0], c->rise_mib[1]) * MT_MIB;
 }
 
 void
@@ -114,7 +141,7 @@ mt_plan_rise_learn (MtPlanCtx *ctx, MtVmEval *ev, guint64 rise)
   MtVmControl *c = ev->next;
 
   rise_age (c, ctx->now);
-  c->rise_max[0] = MAX (c->rise_max[0], rise);
+  c->rise_mib[0] = MAX (c->rise_mib[0], (guint32) MIN ((rise + MT_MIB - 1) / MT_MIB, G_MAXUINT32));
 }
 
 void
@@ -131,8 +158,6 @@ mt_plan_rise_apply (MtPlanCtx *ctx, MtVmEval *ev, guint64 cap)
   /* Over its budget the room is the VM's own: kept while the host has
    * any headroom to give (tier 1 of the split).  Within it, a guess
    * the short host takes first (tier 0). */
-  ev->pre_rise_headroom = ev->headroom;
-  ev->pre_rise_burst = ev->burst;
   ev->burst = ev->over_budget ? 0 : floor;
   ev->headroom = floor;
   ev->rise_applied = TRUE;

@@ -146,7 +146,6 @@ typedef struct {
   gboolean over_budget;  /* above the policy's stall-budget: never shrunk */
   guint64 rise_floor;    /* the largest rise that found it short, last hour */
   gboolean rise_applied; /* the headroom is the rise floor */
-  guint64 pre_rise_headroom, pre_rise_burst; /* without it */
 
   /* Bounds and the split. */
   guint64 pmin; /* the policy's min, before the domain's limits */

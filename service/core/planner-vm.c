@@ -477,8 +477,9 @@ mt_plan_rise_strip (MtVmEval *ev)
   if (!ev->rise_applied || ev->over_budget || ev->fixed)
     return;
   ev->rise_applied = FALSE;
-  ev->headroom = ev->pre_rise_headroom;
-  ev->burst = ev->pre_rise_burst;
+  /* What feedback() made of it, which it kept in the control state. */
+  ev->burst = ev->next->burst > ev->next->headroom ? ev->next->burst : 0;
+  ev->headroom = MAX (ev->next->headroom, ev->next->burst);
   ev->need = mt_sat_add (mt_sat_add (ev->active, ev->headroom), ev->rise);
   bounds (ev);
 }
@@ -578,6 +579,7 @@ mt_plan_eval_vm (MtPlanCtx *ctx, const MtPlanVm *in, guint index, MtVmEval *ev, 
   };
   d->next = in->control;
   memset (&d->why, 0, sizeof d->why);
+  d->why.stall = NAN;
   ev->name = in->name;
   ev->index = index;
 

@@ -446,10 +446,7 @@ record_explanation (Planner *pl, const MtVmEval *ev, MtVmReason *w)
               | (ev->need < ev->lo ? (ev->lo > ev->pmin ? MT_WHY_KEPT_DOMAIN : MT_WHY_KEPT_MIN) : 0)
               | (pl->plan->host_short ? MT_WHY_SHORT : 0)
               | (pl->plan->host_short && ev->target < ev->want ? MT_WHY_FAIR : 0)
-              | (ev->over_budget ? MT_WHY_OVER_BUDGET : 0)
               | (ev->rise_applied ? MT_WHY_RISE_FLOOR : 0);
-  w->stall = (float) ev->stall;
-  w->stall_budget = (float) p->stall_budget;
   /* The hint raised the least the domain can reach. */
   w->hint[3] = mt_layout_hint_floor (&ev->lay, &w->hint[2], &w->hint[1]);
   w->hint[0] = ev->lay.unpluggable;
@@ -847,9 +844,6 @@ fill_decision (Planner *pl, guint i)
   d->headroom = ev->headroom;
   d->need = ev->need;
   d->committed = ev->committed;
-  d->stall = ev->stall;
-  d->over_budget = ev->over_budget;
-  d->rise_floor = ev->rise_floor;
   d->step = ev->cur;
   d->action = -1;
   d->reclaim = 0;

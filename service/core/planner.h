@@ -205,12 +205,16 @@ typedef struct {
   MtTuneWhy tune_why;     /* MT_TUNE_NONE when tune_delay_ms is 0 */
   gint64 tune_idle_us;    /* MT_TUNE_IDLE: idle for this long */
   double tune_freed_rate; /* MT_TUNE_FREED: bytes/s used memory fell at */
-  double stall;           /* percent of stall-window the guest stalled, NAN = unknown */
-  gboolean over_budget;   /* above the policy's stall-budget: not shrunk */
-  guint64 rise_floor;     /* its largest sudden rise that found it short, last hour */
   MtVmControl next;       /* control state to keep for the next plan */
   MtVmReason why;         /* for mt_vm_decision_format_reason() */
 } MtVmDecision;
+
+/* The stall the plan measured, percent of the policy's stall-window
+ * (NAN = unknown, no PSI total from an agent), and whether it was above
+ * the policy's stall-budget, so that the VM was not shrunk.  The rise
+ * floor is mt_vm_control_rise_floor (&d->next). */
+double mt_vm_decision_stall (const MtVmDecision *d);
+gboolean mt_vm_decision_over_budget (const MtVmDecision *d);
 
 /* The decision's one-line reason ("hold at 1.0 GiB: idle 400 MiB,
  * working set ...").  Free with g_free(). */
