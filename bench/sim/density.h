@@ -27,10 +27,16 @@ gboolean sim_density_find (const char *name, const SimPolicy *p, const char *arg
                            GError **error);
 void sim_density_clear (SimDensity *d);
 
+/* The most VMs of the mix whose no-stall floor (each VM every second at
+ * the size that holds its working set, hot page cache and guest kernel)
+ * fits the host at its peak: what a policy that knew the future and
+ * resized in no time could hold, at most max_vms. */
+guint sim_density_floor_bound (const char *name, guint64 seed, double duration, guint max_vms);
+
 /* One scenario's table. */
 void sim_report_density (GString *md, const char *name, double duration, guint64 seed,
                          const SimDensity *d, guint n);
 /* The summary over scenarios (rows) and policies (columns) with the
  * targets; d holds n_scen x n_pol results, scenario-major. */
 void sim_report_density_summary (GString *md, char **scenarios, guint n_scen, const SimDensity *d,
-                                 guint n_pol);
+                                 guint n_pol, const guint *bound);

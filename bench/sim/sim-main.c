@@ -190,6 +190,7 @@ run_density (const Options *o, char **scen, GPtrArray *policies, GError **error)
 {
   guint n_scen = g_strv_length (scen), n_pol = policies->len;
   g_autofree SimDensity *d = g_new0 (SimDensity, n_scen * n_pol);
+  g_autofree guint *bound = g_new0 (guint, MAX (n_scen, 1));
   g_autoptr (GString) md = g_string_new (NULL);
   g_autoptr (GString) csv =
     g_string_new ("scenario,policy,held,broke_at,host_gib_min,committed_gib_min,peak_gib,"
@@ -240,7 +241,10 @@ run_density (const Options *o, char **scen, GPtrArray *policies, GError **error)
     }
     sim_report_density (md, scen[s], o->duration, (guint64) o->seed, &d[s * n_pol], n_pol);
   }
-  sim_report_density_summary (md, scen, n_scen, d, n_pol);
+  for (guint s = 0; s < n_scen; s++)
+    bound[s] =
+      sim_density_floor_bound (scen[s], (guint64) o->seed, o->duration, (guint) o->max_vms);
+  sim_report_density_summary (md, scen, n_scen, d, n_pol, bound);
   g_string_append_printf (md, "The search took %.0f s on this machine.\n\n",
                           (double) (g_get_monotonic_time () - t0) / G_USEC_PER_SEC);
   if (g_mkdir_with_parents (dir, 0755) < 0) {
