@@ -294,7 +294,7 @@ restore_budget (MtDaemonVm *vm, const MtVmState *s, gint64 now_mono, gint64 now_
   if (s->rise_floor > 0 && age < 2 * MT_PLAN_RISE_SLOT) {
     /* In the slot it fell into, counted back from now. */
     c->rise_mib[age < MT_PLAN_RISE_SLOT ? 0 : 1] =
-      (guint32) MIN ((s->rise_floor + MT_MIB - 1) / MT_MIB, G_MAXUINT32);
+      (guint16) MIN ((s->rise_floor + MT_MIB - 1) / MT_MIB, G_MAXUINT16);
     c->rise_epoch = now_mono - (age < MT_PLAN_RISE_SLOT ? age : age - MT_PLAN_RISE_SLOT);
   }
 }

@@ -260,9 +260,10 @@ typedef struct {
    * last brought up to.  The largest sudden rise of the working set that
    * stalled the guest, in the current half hour ([0], since rise_epoch)
    * and the one before ([1]): what a VM is grown ahead of.  MiB (rounded
-   * up), 0 = none: this state is copied three times per VM per plan. */
+   * up, at most 64 GiB), 0 = none: this state is copied three times per
+   * VM per plan. */
   float stall_avg;
-  guint32 rise_mib[2];
+  guint16 rise_mib[2];
   guint64 stall_total;
   gint64 stall_time;
   gint64 rise_epoch;

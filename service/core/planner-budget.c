@@ -87,7 +87,6 @@ mt_plan_stall (MtPlanCtx *ctx, MtVmEval *ev)
   ev->over_budget = p->stall_budget > 0 && isfinite (ev->stall) && ev->stall > p->stall_budget;
   /* Kept in the reason's numbers, which the decision carries anyway. */
   ev->why->stall = (float) ev->stall;
-  ev->why->stall_budget = (float) p->stall_budget;
   if (ev->over_budget)
     ev->why->flags |= MT_WHY_OVER_BUDGET;
 }
@@ -141,7 +140,7 @@ mt_plan_rise_learn (MtPlanCtx *ctx, MtVmEval *ev, guint64 rise)
   MtVmControl *c = ev->next;
 
   rise_age (c, ctx->now);
-  c->rise_mib[0] = MAX (c->rise_mib[0], (guint32) MIN ((rise + MT_MIB - 1) / MT_MIB, G_MAXUINT32));
+  c->rise_mib[0] = MAX (c->rise_mib[0], (guint16) MIN ((rise + MT_MIB - 1) / MT_MIB, G_MAXUINT16));
 }
 
 void

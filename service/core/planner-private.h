@@ -110,42 +110,43 @@ typedef struct {
   gboolean host_out;    /* MemAvailable below the reserve: no start grace */
 } MtPlanCtx;
 
-/* One VM while the plan is computed.  Sizes are totals. */
+/* One VM while the plan is computed.  Sizes are totals.  One per VM per
+ * plan (10,000 of them at once): the flags are bytes, kept together. */
 typedef struct {
   const MtPlanVm *in;
-  const char *name; /* NULL: "vm<index>" */
-  guint index;
+  const char *name;  /* NULL: "vm<index>" */
   MtVmControl *next; /* the decision's: control state for the next plan */
-
-  gboolean fixed;            /* held at its size; reason says why */
+  MtVmReason *why;   /* the decision's: the fixed head, this tick's notes */
+  guint index;
   MtDecisionKind fixed_kind; /* SKIP, STUCK, or WAIT (a call in flight); why.head says why */
-  MtVmReason *why;           /* the decision's: the fixed head, this tick's notes */
+
+  guint8 fixed;     /* held at its size; reason says why */
+  guint8 stall_now; /* virtio-mem unplug just found stalled: cancel it */
+  /* Feedback. */
+  guint8 pressured, oom, avail_low, swap_high, faults_high, emergency;
+  guint8 refaulting;   /* swap-in or major faults: not shrunk this tick */
+  guint8 grace;        /* start grace period */
+  guint8 over_budget;  /* above the policy's stall-budget: never shrunk (planner-budget.c) */
+  guint8 rise_applied; /* the headroom is the rise floor */
 
   guint64 cur;
   guint64 committed; /* cur, or a pending grow's target */
 
   MtLayoutIn lay;
   guint64 granule, offset; /* lattice of reachable sizes */
-  gboolean stall_now;      /* virtio-mem unplug just found stalled: cancel it */
 
-  /* Feedback. */
-  gboolean pressured, oom, avail_low, swap_high, faults_high, emergency;
-  gboolean refaulting; /* swap-in or major faults: not shrunk this tick */
-  guint64 reserve;     /* what the guest kernel keeps of the size */
-  guint64 burst;       /* headroom held for a recent rise (0: the learned one rules) */
-  gboolean grace;      /* start grace period */
-  guint64 active;      /* working set in size terms, swapped part included */
-  guint64 swapped;     /* of it, guest swap being read back */
+  guint64 reserve; /* what the guest kernel keeps of the size */
+  guint64 burst;   /* headroom held for a recent rise (0: the learned one rules) */
+  guint64 active;  /* working set in size terms, swapped part included */
+  guint64 swapped; /* of it, guest swap being read back */
   guint64 idle;
   guint64 headroom;
   guint64 rise; /* lead on a rising working set */
   guint64 need; /* active + headroom + rise */
 
   /* Stall budget (planner-budget.c). */
-  double stall;          /* percent of stall-window stalled, NAN = unknown (no agent) */
-  gboolean over_budget;  /* above the policy's stall-budget: never shrunk */
-  guint64 rise_floor;    /* the largest rise that found it short, last hour */
-  gboolean rise_applied; /* the headroom is the rise floor */
+  double stall;       /* percent of stall-window stalled, NAN = unknown (no agent) */
+  guint64 rise_floor; /* the largest rise that found it short, last hour */
 
   /* Bounds and the split. */
   guint64 pmin; /* the policy's min, before the domain's limits */

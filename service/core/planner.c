@@ -359,8 +359,7 @@ format_explanation (MtText *t, const MtVmDecision *d)
   if (w->flags & MT_WHY_FAULTS_HIGH)
     mt_text_printf (t, ", %.0f major faults/s", w->fault_rate);
   if (w->flags & MT_WHY_OVER_BUDGET)
-    mt_text_printf (t, ", stalled %.2f%% > stall budget %.2f%%: not shrunk", (double) w->stall,
-                    (double) w->stall_budget);
+    mt_text_printf (t, ", stalled %.2f%%, over its stall budget: not shrunk", (double) w->stall);
   if (w->flags & MT_WHY_CAPPED)
     mt_text_printf (t, ", capped at max %s", mt_plan_sz (a, d->max));
   if (w->flags & MT_WHY_KEPT_DOMAIN)

@@ -169,10 +169,10 @@ typedef struct {
   guint64 swapped, oom_kills, available, swap_in_rate, short_by, rise;
   double psi, psi_target, fault_rate;
   guint32 shares;
+  float stall; /* percent, NAN = unknown (in the room shares leaves) */
   guint64 note_size[3];
   gint64 note_us;
-  guint64 hint[4];           /* block hint: unpluggable, margin, allowed, kept plugged */
-  float stall, stall_budget; /* percent */
+  guint64 hint[4]; /* block hint: unpluggable, margin, allowed, kept plugged */
 } MtVmReason;
 
 /* Per VM, in input order.  Sizes are totals (balloon + virtio-mem). */
@@ -198,11 +198,11 @@ typedef struct {
   guint64 target;         /* where it should end up; current when !managed */
   guint64 step;           /* size after this tick's action; current if none */
   gint action;            /* index into plan->actions, -1 = none */
+  MtTuneWhy tune_why;     /* MT_TUNE_NONE when tune_delay_ms is 0 (beside action: no padding) */
   guint64 reclaim;        /* bytes of cold page cache to ask the guest's agent to
                                   reclaim now (memory.reclaim, never drop_caches); 0 = none */
   guint32 tune_delay_ms;  /* page reporting tunables the guest should have and has not */
   guint32 tune_divisor;   /* (tune_reporting), 0 = leave them */
-  MtTuneWhy tune_why;     /* MT_TUNE_NONE when tune_delay_ms is 0 */
   gint64 tune_idle_us;    /* MT_TUNE_IDLE: idle for this long */
   double tune_freed_rate; /* MT_TUNE_FREED: bytes/s used memory fell at */
   MtVmControl next;       /* control state to keep for the next plan */

@@ -17,9 +17,9 @@ typedef struct {
                           bytes; 0 = none learned */
   guint64 last_target; /* bytes; 0 = none */
   gboolean stuck;
+  gboolean has_limits;  /* admin SetLimits in force */
   char *stuck_reason;   /* owned; NULL when not stuck */
   gint64 stuck_since;   /* wall-clock seconds */
-  gboolean has_limits;  /* admin SetLimits in force */
   guint64 limit_min;    /* bytes */
   guint64 limit_max;    /* bytes */
   guint64 rise_floor;   /* largest sudden rise that found the guest short, bytes; 0 = none */
