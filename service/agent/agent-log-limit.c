@@ -8,30 +8,8 @@
 void
 mt_agent_log_limit_init (MtAgentLogLimit *l, guint burst, guint per_minute)
 {
-  *l = (MtAgentLogLimit){
-    .burst = burst,
-    .per_minute = per_minute,
-    .tokens = burst,
-    .refilled = MT_TIME_NEVER,
-    .suppressed_since = MT_TIME_NEVER,
-  };
-}
-
-static gboolean
-take_token (MtAgentLogLimit *l, gint64 now)
-{
-  if (l->refilled == MT_TIME_NEVER) {
-    l->refilled = now;
-  } else if (now > l->refilled) {
-    double minutes = (double) (now - l->refilled) / (60.0 * G_USEC_PER_SEC);
-
-    l->tokens = MIN (l->burst, l->tokens + minutes * l->per_minute);
-    l->refilled = now;
-  }
-  if (l->tokens < 1.0)
-    return FALSE;
-  l->tokens -= 1.0;
-  return TRUE;
+  *l = (MtAgentLogLimit){ .suppressed_since = MT_TIME_NEVER };
+  mt_token_bucket_init (&l->bucket, burst, per_minute / 60.0);
 }
 
 static guint64
@@ -49,7 +27,7 @@ mt_agent_log_limit_take (MtAgentLogLimit *l, gint64 now, guint64 *suppressed, gi
 {
   *suppressed = 0;
   *since = l->suppressed_since;
-  if (!take_token (l, now)) {
+  if (!mt_token_bucket_take (&l->bucket, now)) {
     if (l->suppressed++ == 0)
       l->suppressed_since = now;
     return FALSE;
@@ -63,7 +41,7 @@ mt_agent_log_limit_flush (MtAgentLogLimit *l, gint64 now, guint64 *suppressed, g
 {
   *suppressed = 0;
   *since = l->suppressed_since;
-  if (l->suppressed == 0 || !take_token (l, now))
+  if (l->suppressed == 0 || !mt_token_bucket_take (&l->bucket, now))
     return FALSE;
   *suppressed = end_suppression (l);
   return TRUE;

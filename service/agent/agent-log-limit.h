@@ -19,11 +19,10 @@
 
 #include <glib.h>
 
+#include "token-bucket.h"
+
 typedef struct {
-  double burst;      /* lines */
-  double per_minute; /* refill */
-  double tokens;
-  gint64 refilled; /* when tokens was last brought up to date */
+  MtTokenBucket bucket; /* of lines */
   guint64 suppressed;
   gint64 suppressed_since; /* the first suppressed line since the last summary */
 } MtAgentLogLimit;

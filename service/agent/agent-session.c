@@ -6,6 +6,7 @@
 
 #include "agent-session.h"
 #include "model.h"
+#include "token-bucket.h"
 
 /* Two full lines: one being completed, one being read behind it. */
 #define BUF_SIZE (2 * MT_AGENT_LINE_MAX)
@@ -50,12 +51,11 @@ struct _MtAgentSession {
   MtAgentSessionConfig cfg;
 
   char buf[BUF_SIZE];
-  gsize start;        /* first unconsumed byte */
-  gsize len;          /* end of the buffered bytes */
-  gboolean open;      /* FALSE after a violation, until the next connect */
-  gboolean got_hello; /* on this connection */
-  double tokens;
-  gint64 bucket_time;
+  gsize start;          /* first unconsumed byte */
+  gsize len;            /* end of the buffered bytes */
+  gboolean open;        /* FALSE after a violation, until the next connect */
+  gboolean got_hello;   /* on this connection */
+  MtTokenBucket bucket; /* of lines */
 
   guint64 max_memory;
   struct {
@@ -145,8 +145,8 @@ mt_agent_session_connected (MtAgentSession *s, gint64 now)
   s->start = s->len = 0;
   s->open = TRUE;
   s->got_hello = FALSE;
-  s->tokens = s->cfg.burst;
-  s->bucket_time = now;
+  mt_token_bucket_init (&s->bucket, s->cfg.burst, s->cfg.rate);
+  s->bucket.time = now;
   s->disbelief_since = MT_TIME_NEVER;
 }
 
@@ -382,21 +382,6 @@ mt_agent_session_violation (MtAgentSession *s, const MtAgentProblem *problem, gi
 }
 
 static gboolean
-take_token (MtAgentSession *s, gint64 now)
-{
-  gint64 dt = mt_elapsed (now, s->bucket_time);
-
-  if (dt > 0) {
-    s->tokens = MIN (s->cfg.burst, s->tokens + s->cfg.rate * (double) dt / G_USEC_PER_SEC);
-    s->bucket_time = now;
-  }
-  if (s->tokens < 1.0)
-    return FALSE;
-  s->tokens -= 1.0;
-  return TRUE;
-}
-
-static gboolean
 blank (const char *p, gsize n)
 {
   for (gsize i = 0; i < n; i++)
@@ -429,7 +414,7 @@ mt_agent_session_next (MtAgentSession *s, gint64 now, MtAgentEvent *ev)
     s->start += n + 1;
     s->stats.lines++;
     s->stats.bytes += n + 1;
-    if (!take_token (s, now)) {
+    if (!mt_token_bucket_take (&s->bucket, now)) {
       mt_agent_problem_set (&ev->problem, MT_AGENT_ERR_RATE, NULL,
                             "more than %.0f lines/s (burst %.0f)", s->cfg.rate, s->cfg.burst);
       return violation (s, now, ev);

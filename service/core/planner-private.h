@@ -47,6 +47,8 @@ enum {
   MT_WHY_WAIT_FREE,       /* size[0] = free now (MT_UNKNOWN = unknown) */
   MT_WHY_WAIT_GROWING,    /* size[0] = last target, us[0] = since asked */
   MT_WHY_WAIT_HOST,       /* host free memory unknown, no policy budget */
+  MT_WHY_WAIT_UNPLUG,     /* size[0] = plugged, size[1] = requested */
+  MT_WHY_WAIT_BEHIND,     /* size[0] = the guest's MemTotal */
   MT_WHY_CANCEL,          /* mechanism in size[2..5] */
   MT_WHY_RESIZE,          /* size[0] = to, size[1] = the limit's value */
   /* Fixed at its size: no explanation follows. */

@@ -265,6 +265,18 @@ format_head (MtText *t, const MtVmDecision *d)
     mt_text_printf (t, "wait at %s: the guest is still growing to %s (asked %.0f s ago)", cur,
                     mt_plan_sz (a, w->size[0]), secs (w->us[0]));
     break;
+  case MT_WHY_WAIT_UNPLUG:
+    mt_text_printf (t,
+                    "wait at %s: a virtio-mem unplug memtided did not ask for is under way "
+                    "(plugged %s, requested %s)",
+                    cur, mt_plan_sz (a, w->size[0]), mt_plan_sz (b, w->size[1]));
+    break;
+  case MT_WHY_WAIT_BEHIND:
+    mt_text_printf (t,
+                    "wait at %s: the guest still counts MemTotal %s, more than its size: its "
+                    "numbers are older than its last shrink",
+                    cur, mt_plan_sz (a, w->size[0]));
+    break;
   case MT_WHY_CANCEL:
     mt_text_printf (t, "cancel the stalled virtio-mem unplug at %s", cur);
     format_mechanism (t, w);
@@ -668,6 +680,15 @@ add_action (Planner *pl, guint i, MtActionKind kind, const MtLayout *l, gboolean
   ev->next->progress_time = ctx->now;
 }
 
+/* memtided has just adopted the VM (its first plan for it, after a
+ * restart or when the VM appeared, was less than stuck-timeout ago):
+ * what the VM is in the middle of, memtided did not ask for. */
+static gboolean
+adopting (const MtPlanCtx *ctx, const MtVmEval *ev)
+{
+  return mt_elapsed (ctx->now, ev->next->first_seen) < ctx->stuck_timeout;
+}
+
 /* Shrinks free memory only later (the guest must give it back), so they
  * go first and are paced; their memory is for the next tick's grows. */
 static void
@@ -691,9 +712,12 @@ plan_shrink (Planner *pl, guint i)
 
   /* One shrink at a time: asking for more while the guest still works
    * on the last one would hide that it does not follow (stuck).  Asking
-   * for less is always fine. */
+   * for less is fine once it is worth a request: an idle guest's target
+   * moves a MiB or two with its working set, and each wiggle would be a
+   * new request while the balloon still inflates. */
   if (ev->next->pending && ev->next->last_target < ev->cur) {
-    if (ev->target <= ev->next->last_target) {
+    if (ev->target <= ev->next->last_target
+        || ev->target - ev->next->last_target < hp->min_change) {
       w = decide (pl, i, MT_DECISION_WAIT, MT_WHY_WAIT_SHRINKING);
       w->size[0] = ev->next->last_target;
       w->us[0] = mt_elapsed (ctx->now, ev->next->last_action);
@@ -752,6 +776,22 @@ plan_grow (Planner *pl, guint i)
   MtVmReason *w;
   MtLayout l = { 0 };
 
+  /* MemTotal is always below the size (the guest kernel keeps a
+   * reserve), so a guest counting more has not caught up with a shrink
+   * yet: as a virtio-mem unplug ends, the free pages it isolated count
+   * as used until the guest reports the smaller MemTotal (seen on real
+   * guests: a restarted memtided grew a guest on such a report and
+   * shrank it back 4 s later).  Its next report settles it.  Only while
+   * memtided has just adopted the VM (adopting()): a grow on its way to
+   * a VM it has watched for long waits for no report (in bench/sim the
+   * wait cost the web scenario a second of stalls and two short
+   * episodes, and saved nothing). */
+  if (!ev->emergency && adopting (ctx, ev) && ev->in->obs.total != MT_UNKNOWN
+      && ev->in->obs.total > ev->cur) {
+    w = decide (pl, i, MT_DECISION_WAIT, MT_WHY_WAIT_BEHIND);
+    w->size[0] = ev->in->obs.total;
+    return;
+  }
   /* Free memory unknown: the host cannot be read (/proc/meminfo, e.g.
    * with every descriptor in use) and the policy sets no budget.
    * Nothing grows then, not even in an emergency: an emergency is the
@@ -803,6 +843,21 @@ plan_grow (Planner *pl, guint i)
   add_action (pl, i, MT_ACTION_GROW, &l, ev->emergency, limit, free_before);
 }
 
+/* A virtio-mem unplug memtided found under way when it first saw the
+ * VM (a restarted memtided, killed in the middle of it): the guest is
+ * isolating the memory it gives back, which reads as used, so the
+ * working set is not known until it is over.  An unplug memtided asked
+ * for itself is pending, and judged by track_vmem(); a stalled one is
+ * the stall fallback's. */
+static gboolean
+foreign_unplug (const MtPlanCtx *ctx, const MtVmEval *ev)
+{
+  const MtVmControl *c = ev->next;
+
+  return adopting (ctx, ev) && ev->lay.plugged > ev->lay.requested && !c->pending
+         && !c->vmem_stalled;
+}
+
 /* Hysteresis first; returns TRUE when the VM wants to grow. */
 static gboolean
 plan_step (Planner *pl, guint i)
@@ -810,6 +865,14 @@ plan_step (Planner *pl, guint i)
   MtVmEval *ev = &pl->ev[i];
   MtPlanCtx *ctx = &pl->ctx;
   guint64 min_change = ctx->hp->min_change;
+
+  if (!ev->emergency && foreign_unplug (ctx, ev)) {
+    MtVmReason *w = decide (pl, i, MT_DECISION_WAIT, MT_WHY_WAIT_UNPLUG);
+
+    w->size[0] = ev->lay.plugged;
+    w->size[1] = ev->lay.requested;
+    return FALSE;
+  }
 
   if (ev->target < ev->cur && ev->cur - ev->target >= min_change) {
     plan_shrink (pl, i);

@@ -18,24 +18,15 @@ import functools
 import os
 import shutil
 import subprocess
-import sys
-import tempfile
 
 import daemonlib
 from daemonlib import WAIT, running, finish, require_daemon
 
 DAEMON = require_daemon()
-SRC = os.environ.get("MEMTIDE_SRCDIR")
+SRC = daemonlib.require_srcdir()
 tap = functools.partial(daemonlib.tap, limit=40)
 
-if not SRC:
-    print("Bail out! MEMTIDE_SRCDIR is not set (meson sets it)", flush=True)
-    sys.exit(1)
-
-tmp = tempfile.mkdtemp(prefix="memtide-state-")
-conf = os.path.join(tmp, "memtide.conf")
-with open(conf, "w") as f:
-    f.write("[host]\ntick-interval = 200ms\nreserve = 1G\n")
+tmp, conf = daemonlib.scratch("memtide-state-")
 proc_root = os.path.join(SRC, "tests", "unit", "data", "host", "proc")
 env = dict(os.environ, G_DEBUG="fatal-criticals")
 SAVE_FAILED = r"WARNING.*Cannot save state"

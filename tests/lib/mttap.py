@@ -78,7 +78,11 @@ def _run_exit_hooks():
 
 
 def bail(msg):
-    print(f"Bail out! {msg}", flush=True)
+    # One TAP line: the rest of a many-line reason as diagnostics.
+    first, _, rest = str(msg).partition("\n")
+    print(f"Bail out! {first}", flush=True)
+    for line in rest.splitlines():
+        print(f"# {line}", flush=True)
     print_context()
     _run_exit_hooks()
     sys.exit(1)

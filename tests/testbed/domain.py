@@ -35,6 +35,10 @@ class GuestSpec:
     # "stock": Debian's cloud kernel (modules from the initramfs);
     # "patched": kernel-patches/'s build, everything built in.
     kernel: str = "stock"
+    # What a guest reboot or a reset (virsh reset) does: "destroy" stops
+    # the domain (a panicking guest must not loop); "restart" boots it
+    # again in the same QEMU process, its console log going on.
+    on_reboot: str = "destroy"
 
 
 def proc_starttime(pid):
@@ -95,16 +99,19 @@ def domain_xml(name, spec, kernel, initrd, console, cmdline, disk, accel,
                      f"memory='{boot}' unit='KiB'/></numa></cpu>")
     lines += ["  <clock offset='utc'/>",
               # A guest that panics (panic=-1 reboots) stops instead of
-              # looping; tests then see it stopped with the console tail.
+              # looping; tests then see it stopped with the console tail
+              # (unless its spec asks for on_reboot restart).
               "  <on_poweroff>destroy</on_poweroff>",
-              "  <on_reboot>destroy</on_reboot>",
+              f"  <on_reboot>{spec.on_reboot}</on_reboot>",
               "  <on_crash>destroy</on_crash>",
               "  <devices>",
               "    <emulator>/usr/bin/qemu-system-x86_64</emulator>",
-              f"    <serial type='file'><source path='{console}'/>"
+              # append: a domain started again (destroy + create) goes on
+              # in the same log instead of truncating it under a reader.
+              f"    <serial type='file'><source path='{console}' append='on'/>"
               "<target port='0'/></serial>",
               "    <console type='file'>"
-              f"<source path='{console}'/><target type='serial' port='0'/>"
+              f"<source path='{console}' append='on'/><target type='serial' port='0'/>"
               "</console>",
               # No path: libvirt picks one under /run/libvirt/qemu/channel;
               # the daemon (and tests) read it from the live XML.

@@ -23,6 +23,17 @@
 #                               fallback to balloon statistics
 #   memtide.agent_restart_after=S   start it again S seconds after the ready
 #                               line (MEMTIDE-AGENT-STARTED)
+#   memtide.agent_flap=N,UP,DOWN,LONG,EVERY   kill the agent with SIGKILL and
+#                               start it again, N times: each time it runs UP
+#                               ms, is killed, and is started again DOWN ms
+#                               later (LONG ms every EVERY-th time), printing
+#                               MEMTIDE-AGENT-FLAP i= killed= / started= and
+#                               MEMTIDE-AGENT-FLAP-DONE at the end
+#   memtide.hostile=ITEM,...    instead of the agent (with memtide.agent=0),
+#                               /bin/memtide-hostile writes these hostile
+#                               items down the agent's port and never reads
+#                               it (tests/testbed/hostile.sh, MEMTIDE-HOSTILE
+#                               lines)
 #   memtide.agent_stat=S        every S seconds print the agent's footprint:
 #                               MEMTIDE-AGENT-STAT pid= rss_kb= pss_kb=
 #                               cpu_ticks= (utime+stime, 100/s) uptime=
@@ -96,6 +107,8 @@ swap_serial=
 agent_stop_after=
 agent_restart_after=
 agent_stat=0
+agent_flap=
+hostile=
 agent_opts=
 mm_stat=0
 for arg in $(cat /proc/cmdline); do
@@ -109,6 +122,8 @@ for arg in $(cat /proc/cmdline); do
 	memtide.agent_stop_after=*) agent_stop_after=${arg#memtide.agent_stop_after=} ;;
 	memtide.agent_restart_after=*) agent_restart_after=${arg#memtide.agent_restart_after=} ;;
 	memtide.agent_stat=*) agent_stat=${arg#memtide.agent_stat=} ;;
+	memtide.agent_flap=*) agent_flap=$(echo "${arg#memtide.agent_flap=}" | tr , ' ') ;;
+	memtide.hostile=*) hostile=$(echo "${arg#memtide.hostile=}" | tr , ' ') ;;
 	memtide.mm_stat=*) mm_stat=${arg#memtide.mm_stat=} ;;
 	esac
 done
@@ -206,6 +221,34 @@ if [ $agent_started = 1 ] && [ -n "$agent_stop_after$agent_restart_after" ]; the
 		fi
 		wait
 	) &
+fi
+if [ $agent_started = 1 ] && [ -n "$agent_flap" ]; then
+	(
+		# shellcheck disable=SC2086 # N UP DOWN LONG EVERY
+		set -- $agent_flap
+		i=1
+		while [ "$i" -le "$1" ]; do
+			usleep $(($2 * 1000))
+			pid=$(pidof memtide-agent)
+			[ -n "$pid" ] && kill -9 $pid
+			down=$3
+			[ $((i % $5)) = 0 ] && down=$4
+			echo "MEMTIDE-AGENT-FLAP i=$i killed=$pid down_ms=$down uptime=$(uptime_s)"
+			usleep $((down * 1000))
+			start_agent
+			echo "MEMTIDE-AGENT-FLAP i=$i started uptime=$(uptime_s)"
+			i=$((i + 1))
+		done
+		echo "MEMTIDE-AGENT-FLAP-DONE n=$1 uptime=$(uptime_s)"
+	) &
+fi
+if [ -n "$hostile" ]; then
+	if [ $agent_started = 1 ]; then
+		err "memtide.hostile needs memtide.agent=0: the agent holds the port"
+	else
+		# shellcheck disable=SC2086 # the items, split on spaces
+		/bin/memtide-hostile $hostile &
+	fi
 fi
 if [ $agent_started = 1 ] && [ "$agent_stat" != 0 ]; then
 	(

@@ -22,6 +22,8 @@ import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 INIT_SCRIPT = os.path.join(HERE, "init.sh")
+# /bin/memtide-hostile: the fault suite's hostile agent (memtide.hostile=...).
+HOSTILE_SCRIPT = os.path.join(HERE, "hostile.sh")
 
 # Guest drivers the testbed needs. virtio_blk carries the optional
 # page-cache disk; the others are the devices memtide drives.
@@ -213,7 +215,7 @@ def build(workdir, workload, agent=None, kernel=None):
 
     h = hashlib.sha256(FORMAT_VERSION.encode())
     h.update(kver.encode())
-    for p in [INIT_SCRIPT, busybox, workload] + mods + ([agent] if agent else []):
+    for p in [INIT_SCRIPT, HOSTILE_SCRIPT, busybox, workload] + mods + ([agent] if agent else []):
         _digest_file(h, p)
     h.update(b"agent" if agent else b"noagent")
     key = h.hexdigest()[:16]
@@ -234,6 +236,8 @@ def build(workdir, workload, agent=None, kernel=None):
     c.symlink("bin/sh", "busybox")
     with open(INIT_SCRIPT, "rb") as f:
         c.file("init", f.read(), 0o755)
+    with open(HOSTILE_SCRIPT, "rb") as f:
+        c.file("bin/memtide-hostile", f.read(), 0o755)
     with open(workload, "rb") as f:
         c.file("bin/memtide-workload", f.read(), 0o755)
     if agent:

@@ -83,8 +83,12 @@ DEFAULT_WORKDIR = os.path.join(REPO_ROOT, ".testbed")
 # otherwise reserve a 64 MiB bounce buffer virtio never uses (legacy
 # virtio bypasses the DMA API), making its MemTotal 64 MiB smaller than a
 # balloon-only guest of the same boot size.
+# no_timer_check: the kernel checks that the timer interrupt arrives
+# through the IO-APIC within a few ticks, which a TCG vCPU on a loaded
+# host can miss ("Kernel panic - not syncing: IO-APIC + timer doesn't
+# work!", seen booting five guests at once beside other tests).
 BASE_CMDLINE = ("console=ttyS0 memhp_default_state=online_movable quiet "
-                "panic=-1 swiotlb=noforce")
+                "panic=-1 swiotlb=noforce no_timer_check")
 
 
 # ---------------------------------------------------------------- host
@@ -405,6 +409,9 @@ class Testbed:
             if s.kernel not in ("stock", "patched"):
                 raise TestbedError(f"GuestSpec.kernel {s.kernel!r}: expected "
                                    "'stock' or 'patched'")
+            if s.on_reboot not in ("destroy", "restart"):
+                raise TestbedError(f"GuestSpec.on_reboot {s.on_reboot!r}: "
+                                   "expected 'destroy' or 'restart'")
             if s.kernel == "patched":
                 self._prepare_patched()
             if s.workload:

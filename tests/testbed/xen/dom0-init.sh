@@ -84,9 +84,12 @@ fi
 # Control channel: one command a line, "ID COMMAND"; its output, then
 # "MEMTIDE-XEN-DONE ID rc=N". An absent port reads as an I/O error.
 # raw: busybox stty leaves opost (onlcr) on; the host counts bytes.
+# The port is opened before CONTROL is said: bytes the host sends while
+# no one has the port open are lost (a busy run lost the "c" of "c1").
 if stty -F /dev/ttyS1 raw -echo -opost 115200 2>/dev/null; then
-	say "CONTROL ttyS1 uptime=$(up)"
 	exec 3<>/dev/ttyS1
+	stty -F /dev/ttyS1 raw -echo -opost 115200
+	say "CONTROL ttyS1 uptime=$(up)"
 	while IFS= read -r line <&3; do
 		id=${line%% *}
 		cmd=${line#* }
