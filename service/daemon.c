@@ -654,7 +654,7 @@ static void
 plan_and_act (MtDaemon *d, gint64 now, const MtHostSample *host)
 {
   GPtrArray *order = vm_order (d);
-  g_autofree MtPlanVm *in = NULL; /* kept: a deferred resize restores its control */
+  g_autofree MtPlanVm *in = NULL;
   g_autoptr (MtPlan) plan = NULL;
   g_autofree guint8 *issued = NULL;
   gboolean log_decisions = !g_log_writer_default_would_drop (G_LOG_LEVEL_DEBUG, G_LOG_DOMAIN);
@@ -695,11 +695,13 @@ plan_and_act (MtDaemon *d, gint64 now, const MtHostSample *host)
   for (guint i = 0; i < order->len; i++) {
     MtDaemonVm *vm = order->pdata[i];
     const MtVmDecision *dec = &plan->decisions[i];
-    gboolean was_stuck = vm->model->control.stuck;
+    /* `in` points to it: a deferred resize restores from this copy. */
+    MtVmControl before = vm->model->control;
+    gboolean was_stuck = before.stuck;
 
     vm->model->control = dec->next;
     if (issued)
-      mt_daemon_act_after_plan (d, vm, issued[i], &in[i].control, now);
+      mt_daemon_act_after_plan (d, vm, issued[i], &before, now);
     record_decision (vm, dec);
     if (dec->next.stuck && !was_stuck) {
       char stuck[MT_STUCK_REASON_LEN];

@@ -33,6 +33,11 @@ add_time (gint64 t, gint64 d)
   return t > G_MAXINT64 - d ? G_MAXINT64 : t + d;
 }
 
+/* A power-of-two stride puts every VM's fields into the same few cache
+ * sets: at 256 bytes the plan at 10,000 VMs took 5.1-5.5 ms against
+ * 3.4-3.9 for other sizes (docs/benchmarks.md). */
+G_STATIC_ASSERT ((sizeof (MtPlanVm) & (sizeof (MtPlanVm) - 1)) != 0);
+
 void
 mt_plan_vm_init (MtPlanVm *in, const char *name, const MtDomainInfo *info, const MtVmPolicy *policy,
                  const MtVmModel *model, const MtHostPolicy *hp, gint64 now)
@@ -51,7 +56,7 @@ mt_plan_vm_init (MtPlanVm *in, const char *name, const MtDomainInfo *info, const
     .vmem_size = info->vmem_size,
     .vmem_block = info->vmem_block,
     .policy = policy,
-    .control = model->control,
+    .control = &model->control,
   };
   mt_vm_model_derive (model, now, MT_PLAN_STALE_TICKS * tick, &in->obs);
 }
@@ -577,7 +582,10 @@ mt_plan_eval_vm (MtPlanCtx *ctx, const MtPlanVm *in, guint index, MtVmEval *ev, 
     .want = MT_UNKNOWN,
     .stall = NAN,
   };
-  d->next = in->control;
+  if (in->control != NULL)
+    d->next = *in->control;
+  else
+    mt_vm_control_init (&d->next);
   memset (&d->why, 0, sizeof d->why);
   d->why.stall = NAN;
   ev->name = in->name;
