@@ -616,7 +616,8 @@ mt_vm_model_derive (const MtVmModel *vm, gint64 now, gint64 max_age, MtVmDerived
    * began within the last second shows there at its real pace, and the
    * rise lead needs that pace, not its average with the calm second
    * before. */
-  if (s->runout_rate > 0 && obs->time == s->time)
+  out->running_out = s->runout_rate > 0 && obs->time == s->time;
+  if (out->running_out)
     out->used_rate = isfinite (out->used_rate) ? MAX (out->used_rate, (double) s->runout_rate)
                                                : (double) s->runout_rate;
   out->used_growth = used_growth (vm, obs);

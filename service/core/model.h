@@ -153,6 +153,9 @@ typedef struct {
   guint64 cache;         /* page cache that can be dropped, MT_UNKNOWN */
   guint64 inactive_file; /* of it, Inactive(file) (agent only; capped at cache), MT_UNKNOWN */
   gboolean can_reclaim;  /* the agent reclaims on request (memory.reclaim) */
+  gboolean running_out;  /* the newest sample is the one an agent report planned with
+                                  because used memory ran MemAvailable out
+                                  (MtVmSample.runout_rate) */
   double used_rate;      /* bytes/s "used" (+ swap in use) grew over the last
                                   interval; negative when it fell; NAN = unknown */
   guint64 used_growth;   /* how much "used" (+ swap in use) rose within the last

@@ -374,11 +374,19 @@ feedback (MtPlanCtx *ctx, MtVmEval *ev)
            && (!isfinite (o->major_fault_rate) || o->major_fault_rate <= MT_PLAN_FAULTS_LOW)
            && (!isfinite (o->psi_some) || o->psi_some <= p->pressure_target / 10);
     /* A sudden rise that outgrew the room the guest had and stalled it
-       * (its own PSI says so, the stall budget's measure): the VM is to
-       * be grown ahead of the next one.  Swap-in or refaults alone do
-       * not teach it: without PSI a batch job's GiBs read as such a
-       * rise, and holding them for an hour starved the next job. */
-    if (ev->pressured && rising && o->used_growth > room
+       * is learned: the VM is to be grown ahead of the next one.
+       * Stalled: its own PSI says so (the stall budget's measure), or
+       * the rise ran MemAvailable out (its agent's report planned at
+       * once) and the guest already reads back what it lost (refaults,
+       * swap-in): the stall has begun, and a grow in time keeps avg10
+       * from ever showing it (in bench/sim's web scenario such first
+       * crowds then taught nothing, and later ones found no room).
+       * Swap-in or refaults alone do not teach it: without PSI a batch
+       * job's GiBs read as such a rise, and holding them for an hour
+       * starved the next job.  Nor does a run-out alone: a batch job's
+       * ramp then held up to 1.4 GiB more while the job ran (+1.7% host
+       * GiB*min in bench/sim's batch scenario). */
+    if (((ev->pressured && rising) || (o->running_out && ev->refaulting)) && o->used_growth > room
         && o->used_growth >= MT_PLAN_RAISE_STEP_MIN)
       mt_plan_rise_learn (ctx, ev, MIN (o->used_growth, cap));
     if (ev->oom || ev->avail_low)

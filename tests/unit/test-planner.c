@@ -1071,6 +1071,7 @@ tvm_observe (TVm *t, gint64 now, double psi)
   o->psi_some_total = t->stall_total;
   /* No rise unless the story says so after observing. */
   o->used_growth = 0;
+  o->running_out = FALSE;
 }
 
 /* The hypervisor and guest follow an action (or refuse to). */
@@ -3190,6 +3191,26 @@ test_rise_floor (void)
       g_autoptr (MtPlan) plan = plan_one (&calm, &host, &hp, now + S (1));
 
       g_assert_cmpuint (mt_vm_control_rise_floor (&plan->decisions[0].next), ==, 0);
+    }
+  }
+  /* A rise that ran MemAvailable out (its agent's report planned at
+   * once) and sent the guest re-reading its page cache, caught before
+   * PSI showed it: learned.  A run-out alone, or refaults alone, not. */
+  for (guint k = 0; k < 3; k++) {
+    TVm fast = vm;
+
+    mt_vm_control_init (&fast.control);
+    tvm_observe (&fast, now + S (1), 0.0);
+    fast.in.obs.used_growth = rise;
+    fast.in.obs.running_out = k != 1;
+    if (k != 2) {
+      fast.in.obs.major_fault_rate = 500.0; /* above 10/s and twice its average */
+      fast.in.obs.major_fault_rate_avg = 5.0;
+    }
+    {
+      g_autoptr (MtPlan) plan = plan_one (&fast, &host, &hp, now + S (1));
+
+      g_assert_cmpuint (mt_vm_control_rise_floor (&plan->decisions[0].next), ==, k == 0 ? rise : 0);
     }
   }
   /* Ten minutes later: back at 1 GiB, calm, the burst long gone. */
