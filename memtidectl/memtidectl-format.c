@@ -108,6 +108,37 @@ get_bool (GVariant *dict, const char *key)
   return v;
 }
 
+/* "0.40% over 10 min (budget 1.00%)", "- (budget 1.00%)" without an agent. */
+static char *
+stall_text (GVariant *vm)
+{
+  double stall = -1, budget = 0;
+  guint32 window = 0;
+  guint64 rise = 0;
+  GString *s = g_string_new (NULL);
+
+  g_variant_lookup (vm, "Stall", "d", &stall);
+  g_variant_lookup (vm, "StallBudget", "d", &budget);
+  g_variant_lookup (vm, "StallWindow", "u", &window);
+  g_variant_lookup (vm, "RiseFloor", "t", &rise);
+  if (stall < 0)
+    g_string_append (s, "-");
+  else if (window % 60 == 0)
+    g_string_append_printf (s, "%.2f%% over %u min", stall, window / 60);
+  else
+    g_string_append_printf (s, "%.2f%% over %u s", stall, window);
+  if (budget > 0)
+    g_string_append_printf (s, " (budget %.2f%%%s)", budget,
+                            get_bool (vm, "OverStallBudget") ? ", over it: not shrunk" : "");
+  else
+    g_string_append (s, " (no budget)");
+  if (rise > 0) {
+    g_autofree char *r = mt_format_bytes (rise);
+    g_string_append_printf (s, ", rise floor %s", r);
+  }
+  return g_string_free (s, FALSE);
+}
+
 static char *
 pressure_text (GVariant *vm)
 {
@@ -338,6 +369,7 @@ mtctl_print_vm (GVariant *vm)
   g_autofree char *max = mtctl_size (get_u64 (vm, "Max"));
   g_autofree char *avail = mtctl_size (get_u64 (vm, "GuestAvailable"));
   g_autofree char *pressure = pressure_text (vm);
+  g_autofree char *stall = stall_text (vm);
   g_autofree char *size = NULL;
   g_autofree char *bounds = NULL;
   g_autofree char *source = NULL;
@@ -357,6 +389,7 @@ mtctl_print_vm (GVariant *vm)
   print_field ("bounds", bounds);
   print_field ("guest available", avail);
   print_field ("pressure", pressure);
+  print_field ("stall", stall);
   source = g_strdup_printf ("%s (agent %s)", get_str (vm, "DataSource"),
                             get_bool (vm, "AgentConnected") ? "connected" : "not connected");
   print_field ("data from", source);

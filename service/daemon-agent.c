@@ -128,6 +128,7 @@ overlay_report (MtVmSample *s, const MtAgentReport *r, const MtAgentReport *hell
   if (r->has_psi) {
     s->psi_some_avg10 = r->psi_some.avg10;
     s->psi_full_avg10 = r->psi_full.avg10;
+    s->psi_some_total = r->psi_some.total_us;
   }
   if (r->has_page_reporting) {
     /* Unknown members stay unknown (MT_UNKNOWN both sides). */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "daemon-private.h"
+#include "config-value.h"
 #include "reporting.h"
 
 void
@@ -104,6 +105,11 @@ vm_status (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
   st->guest_available = obs.available;
   st->pressure = obs.psi_some;
   st->pressure_target = vm->effective.pressure_target;
+  st->stall_window =
+    vm->policy.stall_window > 0 ? vm->policy.stall_window : MT_PLAN_DEFAULT_STALL_WINDOW;
+  st->stall = mt_vm_control_stall (&vm->model->control, st->stall_window, g_get_monotonic_time ());
+  st->stall_budget = vm->policy.stall_budget / 100.0;
+  st->rise_floor = mt_vm_control_rise_floor (&vm->model->control);
   st->source = mt_data_source_to_string (obs.source);
   st->mechanism = mt_mechanism_to_string (vm->policy.mechanism);
   st->agent_connected = mt_daemon_agent_connected (vm->agent);
@@ -128,6 +134,7 @@ vm_status (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
     st->max = dec.max;
     st->decision = mt_decision_kind_to_string (dec.kind);
     st->reason = mt_vm_decision_format_reason (&dec);
+    st->over_budget = mt_vm_decision_over_budget (&dec);
   } else {
     st->target = st->need = st->min = st->max = MT_UNKNOWN;
     st->decision = "none";
@@ -296,6 +303,32 @@ append_reporting (GString *s, const MtVmStatus *st)
     append_size (s, "unpluggable", st->unpluggable);
 }
 
+/* The stall budget, for Explain: the measured stall beside it. */
+static void
+append_stall (GString *s, const MtVmStatus *st)
+{
+  g_autofree char *window = mt_format_duration (st->stall_window);
+
+  g_string_append (s, "Stall budget:\n");
+  if (isnan (st->stall))
+    g_string_append_printf (s, "  %-16s unknown (no PSI total from a guest agent)\n", "stalled");
+  else
+    g_string_append_printf (s, "  %-16s %.2f%% of the time over the last %s (PSI some)\n",
+                            "stalled", 100.0 * st->stall, window);
+  if (st->stall_budget <= 0)
+    g_string_append_printf (s, "  %-16s none (stall-budget = 0%%)\n", "budget");
+  else
+    g_string_append_printf (s, "  %-16s %.2f%%%s\n", "budget", 100.0 * st->stall_budget,
+                            st->over_budget ? ": over it, so it is not shrunk" : "");
+  if (st->rise_floor > 0) {
+    g_autofree char *rise = mt_format_bytes (st->rise_floor);
+    g_string_append_printf (s,
+                            "  %-16s %s (its largest sudden rise of the last hour that stalled "
+                            "it: kept free ahead of the next)\n",
+                            "rise floor", rise);
+  }
+}
+
 /* The agent link's violations by kind, for Explain: nothing when there
  * were none. */
 static void
@@ -376,6 +409,7 @@ mt_daemon_explain (MtDaemon *d, const char *name, GError **error)
     g_autofree char *lmax = mt_format_bytes (limit_max);
     g_string_append_printf (s, "Admin limits: min %s, max %s (replace the policy's)\n", lmin, lmax);
   }
+  append_stall (s, st);
   append_reporting (s, st);
   append_agent_violations (s, vm);
   if (vm->last_action)

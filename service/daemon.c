@@ -2,6 +2,7 @@
  * VM table kept current by backend events, policy reloads and state. */
 #define G_LOG_DOMAIN "memtided"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #ifdef __GLIBC__
@@ -244,6 +245,14 @@ mt_daemon_save_vm_state (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
   char reason[MT_STUCK_REASON_LEN];
   guint64 limit_min = 0, limit_max = 0;
   gboolean has_limits = mt_control_get_limits (d->control, uuid, &limit_min, &limit_max);
+  gint64 window =
+    vm->policy.stall_window > 0 ? vm->policy.stall_window : MT_PLAN_DEFAULT_STALL_WINDOW;
+  double stall = mt_vm_control_stall (c, window, now_mono);
+  guint64 rise = mt_vm_control_rise_floor (c);
+  /* When the rise was learned is not kept: at the latest when its slot
+   * began (rise_mib[1] the half hour before). */
+  gint64 rise_at =
+    (guint64) c->rise_mib[0] * MT_MIB == rise ? c->rise_epoch : c->rise_epoch - MT_PLAN_RISE_SLOT;
   MtVmState s = {
     .headroom = c->headroom,
     .reserve = c->reserve,
@@ -254,9 +263,41 @@ mt_daemon_save_vm_state (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
     .has_limits = has_limits,
     .limit_min = limit_min,
     .limit_max = limit_max,
+    .rise_floor = rise,
+    .rise_floor_at = rise > 0 ? now_wall - mt_elapsed (now_mono, rise_at) / G_USEC_PER_SEC : 0,
+    /* Whole tenths of a second: a sum that only fades would make the
+     * file differ at every save. */
+    .stall_us = isfinite (stall) ? (guint64) ((stall * (double) window) / (G_USEC_PER_SEC / 10))
+                                     * (G_USEC_PER_SEC / 10)
+                                 : 0,
   };
 
   mt_state_set_vm (d->state, uuid, &s, now_wall);
+}
+
+/* The stall budget's measure and the rise floor, aged by the time
+ * memtided was away: a VM over its budget stays protected, and the rise
+ * it is grown ahead of is kept for the rest of its hour. */
+static void
+restore_budget (MtDaemonVm *vm, const MtVmState *s, gint64 now_mono, gint64 now_wall)
+{
+  MtVmControl *c = &vm->model->control;
+  gint64 window =
+    vm->policy.stall_window > 0 ? vm->policy.stall_window : MT_PLAN_DEFAULT_STALL_WINDOW;
+  gint64 away = MAX (0, now_wall - s->saved_at) * G_USEC_PER_SEC;
+  gint64 age = MAX (0, now_wall - s->rise_floor_at) * G_USEC_PER_SEC;
+
+  if (s->stall_us > 0) {
+    c->stall_avg = (float) ((double) s->stall_us * exp (-(double) away / (double) window));
+    c->stall_time = now_mono;
+    c->stall_total = MT_UNKNOWN; /* the next report's total starts anew */
+  }
+  if (s->rise_floor > 0 && age < 2 * MT_PLAN_RISE_SLOT) {
+    /* In the slot it fell into, counted back from now. */
+    c->rise_mib[age < MT_PLAN_RISE_SLOT ? 0 : 1] =
+      (guint16) MIN ((s->rise_floor + MT_MIB - 1) / MT_MIB, G_MAXUINT16);
+    c->rise_epoch = now_mono - (age < MT_PLAN_RISE_SLOT ? age : age - MT_PLAN_RISE_SLOT);
+  }
 }
 
 /* After a restart the VM continues where it was: learned headroom and
@@ -286,16 +327,18 @@ restore_vm_state (MtDaemon *d, const char *uuid, MtDaemonVm *vm)
     c->stuck_since = now_mono - MAX (0, now_wall - s.stuck_since) * G_USEC_PER_SEC;
     c->retry_at = now_mono;
   }
+  restore_budget (vm, &s, now_mono, now_wall);
   if (s.has_limits && s.limit_min <= s.limit_max)
     mt_control_set_limits (d->control, uuid, s.limit_min, s.limit_max);
   else if (s.has_limits)
     g_warning ("VM %s: ignoring the saved admin limits, min is above max", vm->info->name);
-  g_message ("VM %s: restored learned headroom %" G_GUINT64_FORMAT
-             " MiB, kernel reserve %" G_GUINT64_FORMAT " MiB%s%s%s%s",
-             vm->info->name, s.headroom / MT_MIB, s.reserve / MT_MIB,
-             s.stuck ? ", stuck mark (" : "",
-             s.stuck ? (s.stuck_reason ? s.stuck_reason : "no reason saved") : "",
-             s.stuck ? ")" : "", s.has_limits ? ", admin limits" : "");
+  g_message (
+    "VM %s: restored learned headroom %" G_GUINT64_FORMAT " MiB, kernel reserve %" G_GUINT64_FORMAT
+    " MiB, rise floor %" G_GUINT64_FORMAT " MiB, stall %.1f s%s%s%s%s",
+    vm->info->name, s.headroom / MT_MIB, s.reserve / MT_MIB, mt_vm_control_rise_floor (c) / MT_MIB,
+    (double) c->stall_avg / G_USEC_PER_SEC, s.stuck ? ", stuck mark (" : "",
+    s.stuck ? (s.stuck_reason ? s.stuck_reason : "no reason saved") : "", s.stuck ? ")" : "",
+    s.has_limits ? ", admin limits" : "");
   mt_vm_state_clear (&s);
 }
 
@@ -612,7 +655,7 @@ static void
 plan_and_act (MtDaemon *d, gint64 now, const MtHostSample *host)
 {
   GPtrArray *order = vm_order (d);
-  g_autofree MtPlanVm *in = NULL; /* kept: a deferred resize restores its control */
+  g_autofree MtPlanVm *in = NULL;
   g_autoptr (MtPlan) plan = NULL;
   g_autofree guint8 *issued = NULL;
   gboolean log_decisions = !g_log_writer_default_would_drop (G_LOG_LEVEL_DEBUG, G_LOG_DOMAIN);
@@ -653,11 +696,13 @@ plan_and_act (MtDaemon *d, gint64 now, const MtHostSample *host)
   for (guint i = 0; i < order->len; i++) {
     MtDaemonVm *vm = order->pdata[i];
     const MtVmDecision *dec = &plan->decisions[i];
-    gboolean was_stuck = vm->model->control.stuck;
+    /* `in` points to it: a deferred resize restores from this copy. */
+    MtVmControl before = vm->model->control;
+    gboolean was_stuck = before.stuck;
 
     vm->model->control = dec->next;
     if (issued)
-      mt_daemon_act_after_plan (d, vm, issued[i], &in[i].control, now);
+      mt_daemon_act_after_plan (d, vm, issued[i], &before, now);
     record_decision (vm, dec);
     if (dec->next.stuck && !was_stuck) {
       char stuck[MT_STUCK_REASON_LEN];

@@ -116,9 +116,19 @@ typedef struct {
   guint64 guest_available; /* MT_UNKNOWN */
   double pressure;         /* PSI some avg10 percent, NAN = unknown */
   double pressure_target;  /* the policy's, percent */
-  const char *source;      /* "agent", "balloon", "none" */
-  const char *mechanism;   /* policy mechanism */
-  const char *decision;    /* hold, shrink, grow, wait, skip, stuck */
+  /* The stall budget (docs/policy.md stall-budget, stall-window): the
+   * share of the time the guest stalled (PSI some, from its agent)
+   * averaged over the window, 0..1, NAN = unknown; the policy's budget
+   * as a share (0 = none); whether the last plan found it over; the
+   * rise it is grown ahead of. */
+  double stall;
+  double stall_budget;
+  gint64 stall_window; /* µs */
+  gboolean over_budget;
+  guint64 rise_floor;    /* bytes, 0 = none */
+  const char *source;    /* "agent", "balloon", "none" */
+  const char *mechanism; /* policy mechanism */
+  const char *decision;  /* hold, shrink, grow, wait, skip, stuck */
   gboolean agent_connected;
   gboolean stuck;
   char *stuck_reason; /* "" when not stuck */

@@ -409,6 +409,30 @@ render (MtMetrics *m)
       g_string_append_printf (out, "memtide_vm_pressure_target_ratio{%s} %.4f\n", labels[i],
                               st->pressure_target / 100.0);
   }
+  gauge_header (out, "memtide_vm_stall_ratio", "ratio",
+                "Share of the time the guest stalled on memory (PSI some total, from its agent), "
+                "averaged over its policy's stall-window.");
+  for (guint i = 0; i < vms->len; i++) {
+    const MtVmStatus *st = vms->pdata[i];
+    if (!isnan (st->stall))
+      g_string_append_printf (out, "memtide_vm_stall_ratio{%s} %.6f\n", labels[i], st->stall);
+  }
+  gauge_header (out, "memtide_vm_stall_budget_ratio", "ratio",
+                "The policy's stall-budget as a ratio (0 = none): above it the VM is not shrunk.");
+  for (guint i = 0; i < vms->len; i++)
+    g_string_append_printf (out, "memtide_vm_stall_budget_ratio{%s} %.6f\n", labels[i],
+                            ((MtVmStatus *) vms->pdata[i])->stall_budget);
+  gauge_header (out, "memtide_vm_over_stall_budget", NULL,
+                "1 when the last plan found the VM over its stall budget.");
+  for (guint i = 0; i < vms->len; i++)
+    g_string_append_printf (out, "memtide_vm_over_stall_budget{%s} %d\n", labels[i],
+                            ((MtVmStatus *) vms->pdata[i])->over_budget ? 1 : 0);
+  gauge_header (out, "memtide_vm_rise_floor_bytes", "bytes",
+                "The largest sudden rise of the working set that stalled the guest within the "
+                "last hour: kept free ahead of the next.");
+  for (guint i = 0; i < vms->len; i++)
+    g_string_append_printf (out, "memtide_vm_rise_floor_bytes{%s} %" G_GUINT64_FORMAT "\n",
+                            labels[i], ((MtVmStatus *) vms->pdata[i])->rise_floor);
   vm_counters_render (out, vms, labels);
   vm_reporting_render (out, vms, labels);
   vm_agent_render (out, vms, labels);

@@ -122,6 +122,7 @@ from_report (MtVmSample *s, const SimReport *r)
   s->oom_kills = r->oom_kills;
   s->psi_some_avg10 = r->psi_some10;
   s->psi_full_avg10 = r->psi_full10;
+  s->psi_some_total = (guint64) us (r->stall_total);
   s->can_reclaim = TRUE;
   s->from_agent = TRUE;
 }

@@ -52,9 +52,18 @@ sim_result_from_world (SimResult *r, const SimPolicy *p, const SimWorld *w)
     .actions = w->m.actions,
     .killed_episodes = w->m.killed_episodes,
   };
-  for (guint i = 0; i < w->n; i++)
+  r->peak_host_swap_mib = w->m.peak_host_swap;
+  for (guint i = 0; i < w->n; i++) {
+    double at, s = sim_vm_worst_window (&w->vm[i], SIM_STALL_WINDOW, &at);
+
     if (w->vm[i].short_now && w->vm[i].short_from_rise)
       r->open_episodes++;
+    if (s > r->worst_window_s || r->worst_vm[0] == '\0') {
+      r->worst_window_s = s;
+      r->worst_at = at;
+      g_strlcpy (r->worst_vm, w->vm[i].spec->name, sizeof r->worst_vm);
+    }
+  }
 }
 
 void
@@ -134,9 +143,10 @@ sim_report_table (GString *md, const SimScenario *sc, const SimResult *res, guin
     g_string_append_printf (md, ", seed %" G_GUINT64_FORMAT, sc->seed);
   g_string_append (md, ".\n\n");
   g_string_append (md,
-                   "| policy | host GiB·min | peak GiB | committed GiB·min | stall s | OOM kills | "
-                   "host swap GiB·min | short episodes | grant p50 s | grant p95 s | actions |\n");
-  g_string_append (md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+                   "| policy | host GiB·min | committed GiB·min | peak GiB | stall s | "
+                   "worst VM stall in 10 min s | OOM kills | host swap GiB·min | short episodes | "
+                   "grant p50 s | grant p95 s | actions |\n");
+  g_string_append (md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (guint k = 0; k < n; k++) {
     const SimResult *r = &res[k];
     g_autofree char *p50 = fmt_s (r->grant_p50);
@@ -151,9 +161,10 @@ sim_report_table (GString *md, const SimScenario *sc, const SimResult *res, guin
       g_string_append_printf (notes, " (+%u ended by OOM)", r->killed_episodes);
 
     g_string_append_printf (
-      md, "| %s | %.1f | %.2f | %.1f | %.1f | %u%s | %.2f | %u%s | %s | %s | %u |\n",
-      r->policy->label, r->vm_gib_min, r->peak_gib, r->committed_gib_min, r->stall_s, r->oom_kills,
-      host_oom, r->host_swap_gib_min, r->episodes, notes->str, p50, p95, r->actions);
+      md, "| %s | %.1f | %.1f | %.2f | %.1f | %.1f | %u%s | %.2f | %u%s | %s | %s | %u |\n",
+      r->policy->label, r->vm_gib_min, r->committed_gib_min, r->peak_gib, r->stall_s,
+      r->worst_window_s, r->oom_kills, host_oom, r->host_swap_gib_min, r->episodes, notes->str, p50,
+      p95, r->actions);
     if (is_baseline (r->policy) && (best == NULL || r->vm_gib_min < best->vm_gib_min))
       best = r;
     if (is_baseline (r->policy) && r->episodes > 0

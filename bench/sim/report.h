@@ -21,8 +21,27 @@ typedef struct {
   guint open_episodes;         /* still short at the end */
   guint killed_episodes;       /* ended by an OOM kill */
   guint actions;
-  char *series; /* path of the time series (TSV) */
+  double peak_host_swap_mib;
+  /* The stall budget's view: the most one VM stalled within any
+   * SIM_STALL_WINDOW seconds, which VM and when that window ended. */
+  double worst_window_s;
+  char worst_vm[32];
+  double worst_at;
+  char *series; /* path of the time series (TSV), NULL when none */
 } SimResult;
+
+/* The stall budget the tables and the density search hold every VM to,
+ * the same as memtide's default policy (docs/policy.md, stall-budget and
+ * stall-window): at most 1% of the time stalled (PSI some) within any
+ * 10 minutes. */
+#define SIM_STALL_BUDGET 0.01
+#define SIM_STALL_WINDOW 600.0
+
+/* Runs policy p (arg: its option, e.g. memtide's policy directory) on
+ * sc from start to end; writes the time series to `series` unless it
+ * is NULL. */
+gboolean sim_run (const SimScenario *sc, const SimPolicy *p, const char *arg, gboolean fpr,
+                  const char *series, SimResult *r, GError **error);
 
 void sim_result_from_world (SimResult *r, const SimPolicy *p, const SimWorld *w);
 void sim_result_clear (SimResult *r);

@@ -113,10 +113,10 @@ walk (Walk *w, GRand *r)
 /* Idle servers: a small steady working set with cron spikes, and a page
  * cache that only grows (logs, package updates): the hoarding case. */
 static void
-build_idle (SimScenario *sc, GRand *r, gboolean bo)
+build_idle (SimScenario *sc, GRand *r, guint n_vms, gboolean bo)
 {
-  for (guint k = 0; k < 10; k++) {
-    SimVmSpec *s = add_vm (sc, "idle", 4096, 0, k < 6, bo);
+  for (guint k = 0; k < n_vms; k++) {
+    SimVmSpec *s = add_vm (sc, "idle", 4096, 0, k % 10 < 6, bo);
     double base = g_rand_double_range (r, 350, 700);
     double grow = g_rand_double_range (r, 0.6, 1.2);
     double next_cron = g_rand_double_range (r, 60, 900);
@@ -140,9 +140,9 @@ build_idle (SimScenario *sc, GRand *r, gboolean bo)
 /* Web servers over one compressed day: the working set follows traffic,
  * with flash crowds on top. */
 static void
-build_web (SimScenario *sc, GRand *r, gboolean bo)
+build_web (SimScenario *sc, GRand *r, guint n_vms, gboolean bo)
 {
-  for (guint k = 0; k < 8; k++) {
+  for (guint k = 0; k < n_vms; k++) {
     SimVmSpec *s = add_vm (sc, "web", 6144, 0, TRUE, bo);
     double base = g_rand_double_range (r, 600, 1000);
     double amp = g_rand_double_range (r, 1800, 2800);
@@ -170,10 +170,10 @@ build_web (SimScenario *sc, GRand *r, gboolean bo)
 /* Batch workers: mostly idle, then a job allocates gigabytes within
  * seconds, runs minutes and frees it all.  Demand-to-grant matters. */
 static void
-build_batch (SimScenario *sc, GRand *r, gboolean bo)
+build_batch (SimScenario *sc, GRand *r, guint n_vms, gboolean bo)
 {
-  for (guint k = 0; k < 6; k++) {
-    SimVmSpec *s = add_vm (sc, "batch", 8192, k < 2 ? 6144 : 0, TRUE, bo);
+  for (guint k = 0; k < n_vms; k++) {
+    SimVmSpec *s = add_vm (sc, "batch", 8192, k % 6 < 2 ? 6144 : 0, TRUE, bo);
     double idle = g_rand_double_range (r, 300, 500);
     double t0 = g_rand_double_range (r, 30, 400), peak = 0, len = 0;
 
@@ -202,10 +202,10 @@ build_batch (SimScenario *sc, GRand *r, gboolean bo)
 /* File servers: a small working set and a large file set read into the
  * page cache, a third of it hot. */
 static void
-build_fileserver (SimScenario *sc, GRand *r, gboolean bo)
+build_fileserver (SimScenario *sc, GRand *r, guint n_vms, gboolean bo)
 {
-  for (guint k = 0; k < 4; k++) {
-    SimVmSpec *s = add_vm (sc, "files", 8192, 0, k != 3, bo);
+  for (guint k = 0; k < n_vms; k++) {
+    SimVmSpec *s = add_vm (sc, "files", 8192, 0, k % 4 != 3, bo);
     double set = g_rand_double_range (r, 4000, 6000);
     double rate = g_rand_double_range (r, 20, 40);
     Walk n = { 0, 6, 0.05 };
@@ -222,9 +222,9 @@ build_fileserver (SimScenario *sc, GRand *r, gboolean bo)
 /* Databases: a buffer pool allocated at start and kept; half the VMs
  * have virtio-mem, with pinned memory that cannot be unplugged. */
 static void
-build_database (SimScenario *sc, GRand *r, gboolean bo)
+build_database (SimScenario *sc, GRand *r, guint n_vms, gboolean bo)
 {
-  for (guint k = 0; k < 4; k++) {
+  for (guint k = 0; k < n_vms; k++) {
     SimVmSpec *s = add_vm (sc, "db", 12288, k % 2 == 0 ? 8192 : 0, TRUE, bo);
     double pool = g_rand_double_range (r, 6000, 8000);
     Walk n = { 0, 20, 0.02 };
@@ -245,11 +245,12 @@ build_database (SimScenario *sc, GRand *r, gboolean bo)
 /* A boot storm: four VMs run, twelve more start within 20 s; booting
  * touches far more memory than the booted guest keeps. */
 static void
-build_bootstorm (SimScenario *sc, GRand *r, gboolean bo)
+build_bootstorm (SimScenario *sc, GRand *r, guint n_vms, gboolean bo)
 {
-  for (guint k = 0; k < 16; k++) {
+  for (guint k = 0; k < n_vms; k++) {
     SimVmSpec *s = add_vm (sc, "boot", 2048, 0, k % 2 == 0, bo);
-    double start = k < 4 ? 0 : 120 + g_rand_double_range (r, 0, 20);
+    gboolean running = k % 16 < 4;
+    double start = running ? 0 : 120 + g_rand_double_range (r, 0, 20);
     double peak = g_rand_double_range (r, 700, 950);
     double idle = g_rand_double_range (r, 300, 450);
     Walk n = { 0, 3, 0.05 };
@@ -258,7 +259,7 @@ build_bootstorm (SimScenario *sc, GRand *r, gboolean bo)
     for (guint t = 0; t < s->load.n; t++) {
       double ws;
 
-      if (k < 4)
+      if (running)
         ws = idle;
       else if (t < 10)
         ws = peak * t / 10.0;
@@ -280,16 +281,17 @@ typedef struct {
   const char *name;
   const char *title;
   double duration;
-  void (*build) (SimScenario *sc, GRand *r, gboolean balloon_only);
+  guint n_vms; /* the scenario's own mix */
+  void (*build) (SimScenario *sc, GRand *r, guint n, gboolean balloon_only);
 } ScenarioDef;
 
 static const ScenarioDef scenarios[] = {
-  { "idle", "10 idle servers, page cache hoarding", 1800, build_idle },
-  { "web", "8 web servers over a compressed day, flash crowds", 3600, build_web },
-  { "batch", "6 batch workers, jobs allocate GiBs in seconds", 3600, build_batch },
-  { "fileserver", "4 file servers, large hot page cache", 1800, build_fileserver },
-  { "database", "4 databases, steady buffer pools, pinned virtio-mem", 1800, build_database },
-  { "bootstorm", "4 running + 12 booting VMs", 900, build_bootstorm },
+  { "idle", "10 idle servers, page cache hoarding", 1800, 10, build_idle },
+  { "web", "8 web servers over a compressed day, flash crowds", 3600, 8, build_web },
+  { "batch", "6 batch workers, jobs allocate GiBs in seconds", 3600, 6, build_batch },
+  { "fileserver", "4 file servers, large hot page cache", 1800, 4, build_fileserver },
+  { "database", "4 databases, steady buffer pools, pinned virtio-mem", 1800, 4, build_database },
+  { "bootstorm", "4 running + 12 booting VMs", 900, 16, build_bootstorm },
 };
 
 const char *const *
@@ -302,8 +304,17 @@ sim_scenario_names (void)
   return names;
 }
 
+guint
+sim_scenario_default_vms (const char *name)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (scenarios); i++)
+    if (g_str_equal (scenarios[i].name, name))
+      return scenarios[i].n_vms;
+  return 0;
+}
+
 gboolean
-sim_scenario_build (SimScenario *sc, const char *name, guint64 seed, double duration,
+sim_scenario_build (SimScenario *sc, const char *name, guint64 seed, double duration, guint n_vms,
                     gboolean balloon_only)
 {
   for (guint i = 0; i < G_N_ELEMENTS (scenarios); i++) {
@@ -320,9 +331,11 @@ sim_scenario_build (SimScenario *sc, const char *name, guint64 seed, double dura
     sc->host_base = 2048;
     sc->host_swap = 8192;
     /* The workload depends on the seed and the scenario only, never on
-       * the policy, so every policy faces the same guests. */
+       * the policy, so every policy faces the same guests.  Each VM draws
+       * its numbers after the ones before it, so VM k is the same in a
+       * mix of any size: a density run adds VMs to the same host. */
     r = g_rand_new_with_seed ((guint32) (seed * 1000003u + i));
-    d->build (sc, r, balloon_only);
+    d->build (sc, r, n_vms > 0 ? MIN (n_vms, (guint) SIM_MAX_VMS) : d->n_vms, balloon_only);
     g_rand_free (r);
     return TRUE;
   }

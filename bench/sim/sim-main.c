@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <glib/gstdio.h>
-#include "report.h"
+#include "density.h"
 
 typedef struct {
   char *results;
@@ -27,9 +27,22 @@ typedef struct {
   gboolean check;
   gboolean no_fpr;
   gboolean no_plot;
+  gboolean density;
+  gint max_vms;
+  gint vms;
 } Options;
 
 static guint n_failures;
+
+static void
+options_clear (Options *o)
+{
+  g_clear_pointer (&o->results, g_free);
+  g_clear_pointer (&o->scenarios, g_free);
+  g_clear_pointer (&o->policies, g_free);
+  g_clear_pointer (&o->trace, g_free);
+  g_clear_pointer (&o->memtide_policy, g_free);
+}
 
 static void fail (const char *fmt, ...) G_GNUC_PRINTF (1, 2);
 
@@ -97,43 +110,11 @@ static gboolean
 run_one (const Options *o, const char *dir, const SimScenario *sc, const SimPolicy *p, SimResult *r,
          GError **error)
 {
-  SimWorld w;
-  gpointer self;
-  FILE *f;
   g_autofree char *file = g_strdup_printf ("%s.tsv", p->name);
   g_autofree char *path = g_build_filename (dir, file, NULL);
-  guint steps = (guint) llround (sc->duration / SIM_DT);
 
-  sim_world_init (&w, sc, !o->no_fpr);
-  self = p->init (&w, g_str_has_prefix (p->name, "memtide") ? o->memtide_policy : NULL, error);
-  if (self == NULL) {
-    sim_world_clear (&w);
-    return FALSE;
-  }
-  f = sim_series_open (path, &w, error);
-  if (f == NULL) {
-    p->free (self);
-    sim_world_clear (&w);
-    return FALSE;
-  }
-  for (guint k = 0; k <= steps; k++) {
-    if (k % (guint) llround (1.0 / SIM_DT) == 0)
-      sim_series_row (f, &w);
-    if (k == steps)
-      break;
-    sim_world_step (&w);
-    if (p->report != NULL)
-      for (guint i = 0; i < w.n; i++)
-        if (w.vm[i].new_report)
-          p->report (self, &w, i);
-    p->step (self, &w);
-  }
-  fclose (f);
-  sim_result_from_world (r, p, &w);
-  r->series = g_steal_pointer (&path);
-  p->free (self);
-  sim_world_clear (&w);
-  return TRUE;
+  return sim_run (sc, p, g_str_has_prefix (p->name, "memtide") ? o->memtide_policy : NULL,
+                  !o->no_fpr, path, r, error);
 }
 
 static gboolean
@@ -152,8 +133,8 @@ run_scenario (const Options *o, const char *name, GPtrArray *policies, GString *
         || !sim_scenario_from_trace (&sc_balloon, o->trace, o->host_mib, TRUE, error))
       return FALSE;
   } else {
-    sim_scenario_build (&sc_real, name, (guint64) o->seed, o->duration, FALSE);
-    sim_scenario_build (&sc_balloon, name, (guint64) o->seed, o->duration, TRUE);
+    sim_scenario_build (&sc_real, name, (guint64) o->seed, o->duration, (guint) o->vms, FALSE);
+    sim_scenario_build (&sc_balloon, name, (guint64) o->seed, o->duration, (guint) o->vms, TRUE);
   }
   dir = g_build_filename (o->results, "sim", sc_real.name, NULL);
   if (g_mkdir_with_parents (dir, 0755) < 0) {
@@ -202,6 +183,88 @@ out:
   return ok;
 }
 
+/* --density: per scenario and policy, the most VMs that keep the
+ * service level; results/density/results.md and density.csv. */
+static gboolean
+run_density (const Options *o, char **scen, GPtrArray *policies, GError **error)
+{
+  guint n_scen = g_strv_length (scen), n_pol = policies->len;
+  g_autofree SimDensity *d = g_new0 (SimDensity, n_scen * n_pol);
+  g_autofree guint *bound = g_new0 (guint, MAX (n_scen, 1));
+  g_autoptr (GString) md = g_string_new (NULL);
+  g_autoptr (GString) csv =
+    g_string_new ("scenario,policy,held,broke_at,host_gib_min,committed_gib_min,peak_gib,"
+                  "peak_committed_gib,stall_s,worst_window_stall_s,runs,seconds,broke\n");
+  g_autofree char *dir = g_build_filename (o->results, "density", NULL);
+  g_autofree char *md_path = g_build_filename (dir, "results.md", NULL);
+  g_autofree char *csv_path = g_build_filename (dir, "density.csv", NULL);
+  gint64 t0 = g_get_monotonic_time ();
+  gboolean ok = FALSE;
+  guint done = 0;
+
+  g_string_append_printf (
+    md,
+    "## Density: VMs held at an equal service level\n\n"
+    "memtide-sim --density, seed %" G_GINT64_FORMAT ", free page reporting %s, %s.  VMs of each "
+    "scenario's mix are added to its host until, in a whole run, a VM stalls more than %.0f%% of "
+    "any %.0f s (PSI some), a guest or the host OOM-kills, or the host swaps.\n\n",
+    o->seed, o->no_fpr ? "off" : "on for every policy",
+    o->smoke ? "smoke durations" : "full durations", SIM_STALL_BUDGET * 100, SIM_STALL_WINDOW);
+  for (guint s = 0; s < n_scen; s++) {
+    for (guint k = 0; k < n_pol; k++) {
+      const SimPolicy *p = policies->pdata[k];
+      SimDensity *r = &d[s * n_pol + k];
+
+      if (!sim_density_find (
+            scen[s], p, g_str_has_prefix (p->name, "memtide") ? o->memtide_policy : NULL,
+            (guint64) o->seed, o->duration, !o->no_fpr, (guint) o->max_vms, r, error))
+        goto out;
+      done = s * n_pol + k + 1;
+      g_printerr ("  %-10s %-22s held %3u  %s  (%u runs, %.1f s)\n", scen[s], p->label, r->held,
+                  r->broke_at ? r->broke : "the most tried", r->runs, r->seconds);
+      g_string_append_printf (csv, "%s,%s,%u,%u,%.3f,%.3f,%.3f,%.3f,%.1f,%.2f,%u,%.2f,\"%s\"\n",
+                              scen[s], p->name, r->held, r->broke_at, r->at.vm_gib_min,
+                              r->at.committed_gib_min, r->at.peak_gib, r->at.peak_committed_gib,
+                              r->at.stall_s, r->at.worst_window_s, r->runs, r->seconds,
+                              r->broke_at ? r->broke : "");
+      if (o->check && r->broke_at == 0 && r->held != (guint) o->max_vms)
+        fail ("%s/%s: held %u without breaking, below the most tried (%d)", scen[s], p->name,
+              r->held, o->max_vms);
+      if (o->check && g_str_has_prefix (p->name, "memtide") && r->held == 0)
+        fail ("%s/%s: held not even one VM", scen[s], p->name);
+      if (o->check && r->held > 0) {
+        if (r->at.vm_gib_min > r->at.committed_gib_min * 1.001)
+          fail ("%s/%s: host memory above the VMs' sizes", scen[s], p->name);
+        if (sim_result_breaks (&r->at, (char[8]){ 0 }, 8))
+          fail ("%s/%s: the run it held broke the service level", scen[s], p->name);
+      }
+    }
+    sim_report_density (md, scen[s], o->duration, (guint64) o->seed, &d[s * n_pol], n_pol);
+  }
+  for (guint s = 0; s < n_scen; s++)
+    bound[s] =
+      sim_density_floor_bound (scen[s], (guint64) o->seed, o->duration, (guint) o->max_vms);
+  sim_report_density_summary (md, scen, n_scen, d, n_pol, bound);
+  g_string_append_printf (md, "The search took %.0f s on this machine.\n\n",
+                          (double) (g_get_monotonic_time () - t0) / G_USEC_PER_SEC);
+  if (g_mkdir_with_parents (dir, 0755) < 0) {
+    g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errno), "cannot create %s: %s", dir,
+                 g_strerror (errno));
+    goto out;
+  }
+  if (!g_file_set_contents (md_path, md->str, -1, error)
+      || !g_file_set_contents (csv_path, csv->str, -1, error))
+    goto out;
+  fputs (md->str, stdout);
+  g_printerr ("memtide-sim: wrote %s and %s\n", md_path, csv_path);
+  ok = TRUE;
+
+out:
+  for (guint i = 0; i < done; i++)
+    sim_density_clear (&d[i]);
+  return ok;
+}
+
 static GPtrArray *
 pick_policies (const char *spec, GError **error)
 {
@@ -229,7 +292,7 @@ pick_policies (const char *spec, GError **error)
 int
 main (int argc, char **argv)
 {
-  Options o = { .seed = 1, .results = NULL };
+  Options o = { .seed = 1, .results = NULL, .max_vms = SIM_MAX_VMS };
   const GOptionEntry entries[] = {
     { "scenario", 's', 0, G_OPTION_ARG_STRING, &o.scenarios,
       "Scenarios to run, comma-separated, or all (default)", "NAMES" },
@@ -254,6 +317,16 @@ main (int argc, char **argv)
       "Check every output exists and every figure is sane; exit 1 if not", NULL },
     { "no-fpr", 0, 0, G_OPTION_ARG_NONE, &o.no_fpr, "Guests without free page reporting", NULL },
     { "no-plot", 0, 0, G_OPTION_ARG_NONE, &o.no_plot, "Write no plot", NULL },
+    { "density", 0, 0, G_OPTION_ARG_NONE, &o.density,
+      "Instead of the tables: per scenario and policy, the most VMs of the scenario's mix the "
+      "host holds before a VM breaks its stall budget, an OOM kill, or host swap",
+      NULL },
+    { "vms", 0, 0, G_OPTION_ARG_INT, &o.vms,
+      "Run the scenarios with this many VMs of their mix instead of their own (1 to " G_STRINGIFY (
+        SIM_MAX_VMS) ")",
+      "N" },
+    { "max-vms", 0, 0, G_OPTION_ARG_INT, &o.max_vms,
+      "Density: the most VMs to try (default and at most " G_STRINGIFY (SIM_MAX_VMS) ")", "N" },
     { NULL }
   };
   g_autoptr (GOptionContext) ctx =
@@ -283,6 +356,19 @@ main (int argc, char **argv)
     g_printerr ("memtide-sim: %s\n", error->message);
     return 2;
   }
+  if (o.max_vms < 1 || o.max_vms > SIM_MAX_VMS) {
+    g_printerr ("memtide-sim: --max-vms must be 1 to %d\n", SIM_MAX_VMS);
+    return 2;
+  }
+  if (o.vms < 0 || o.vms > SIM_MAX_VMS || (o.vms > 0 && (o.trace != NULL || o.density))) {
+    g_printerr ("memtide-sim: --vms must be 1 to %d, for the built-in scenarios' tables\n",
+                SIM_MAX_VMS);
+    return 2;
+  }
+  if (o.density && o.trace != NULL) {
+    g_printerr ("memtide-sim: --density runs the built-in scenarios, not a trace\n");
+    return 2;
+  }
   if (o.trace != NULL)
     scen = g_strsplit ("trace", ",", -1);
   else if (o.scenarios == NULL || g_str_equal (o.scenarios, "all"))
@@ -297,6 +383,19 @@ main (int argc, char **argv)
         return 2;
       }
 
+  if (o.density) {
+    int rc = 0;
+
+    if (!run_density (&o, scen, policies, &error)) {
+      g_printerr ("memtide-sim: %s\n", error->message);
+      rc = 1;
+    } else if (o.check && n_failures > 0) {
+      g_printerr ("memtide-sim: %u check(s) failed\n", n_failures);
+      rc = 1;
+    }
+    options_clear (&o);
+    return rc;
+  }
   g_string_append_printf (
     md,
     "## Simulator results\n\nmemtide-sim, seed %" G_GINT64_FORMAT
@@ -322,10 +421,6 @@ main (int argc, char **argv)
     g_printerr ("memtide-sim: %u check(s) failed\n", n_failures);
     return 1;
   }
-  g_free (o.results);
-  g_free (o.scenarios);
-  g_free (o.policies);
-  g_free (o.trace);
-  g_free (o.memtide_policy);
+  options_clear (&o);
   return 0;
 }

@@ -19,7 +19,7 @@
 #include <glib.h>
 
 #define SIM_DT      0.1 /* s per step */
-#define SIM_MAX_VMS 64
+#define SIM_MAX_VMS 256
 
 static inline guint64
 sim_mib_to_bytes (double mib)
@@ -77,15 +77,23 @@ typedef struct {
 } SimScenario;
 
 const char *const *sim_scenario_names (void);
+/* The number of VMs in a built-in scenario's own mix, 0 if unknown. */
+guint sim_scenario_default_vms (const char *name);
 /* Fills *sc for a built-in scenario; FALSE if unknown.  duration <= 0
- * keeps the scenario's own. */
+ * keeps the scenario's own; n_vms 0 the scenario's own mix, else that
+ * many VMs of the same kinds in the same order (the first n_vms VMs of
+ * a larger mix are the same VMs), on the same host. */
 gboolean sim_scenario_build (SimScenario *sc, const char *name, guint64 seed, double duration,
-                             gboolean balloon_only);
+                             guint n_vms, gboolean balloon_only);
 /* Reads a CSV trace (docs/benchmarks.md): time_s,vm,working_set_mib,
  * cache_mib[,max_mib].  host_mib 0 = 3/4 of the VMs' maximum. */
 gboolean sim_scenario_from_trace (SimScenario *sc, const char *path, double host_mib,
                                   gboolean balloon_only, GError **error);
 void sim_scenario_clear (SimScenario *sc);
+/* The no-stall floor of all the scenario's VMs together at its highest
+ * (each second; docs/benchmarks.md "What the figures mean"), MiB: above
+ * what the host has for VMs, no policy can hold them without stalling. */
+double sim_scenario_floor_peak (const SimScenario *sc);
 
 /* ---- the world ---------------------------------------------------------- */
 
@@ -158,6 +166,11 @@ typedef struct {
   double stall_ep_swap, stall_ep_cache, stall_ep_host;
   double stall_ep_min_size, stall_ep_max_want;
   double stall_window_end; /* s: last step that stalled */
+
+  /* stall_s at each whole second of the run (stall_at[t]), for the
+   * worst window of the stall budget (sim_vm_worst_window). */
+  float *stall_at;
+  guint n_stall_at;
 } SimVm;
 
 typedef struct _SimWorld SimWorld;
@@ -176,8 +189,9 @@ typedef struct {
   double floor_mib_s;     /* integral of the no-stall floor (no_stall_floor()) */
   double peak_rss;        /* MiB, VMs' host memory at its highest */
   double peak_committed;
-  double stall_s;  /* sum over VMs of guest stall time (PSI some) */
-  guint oom_kills; /* guest OOM kills */
+  double peak_host_swap; /* MiB of guest memory the host swapped, at its highest */
+  double stall_s;        /* sum over VMs of guest stall time (PSI some) */
+  guint oom_kills;       /* guest OOM kills */
   guint host_oom_kills;
   double host_swap_mib_s;
   guint actions;         /* resize requests sent to the hypervisor */
@@ -231,7 +245,11 @@ void sim_world_clear (SimWorld *w);
 void sim_world_step (SimWorld *w);
 
 double sim_vm_size (const SimVm *v); /* balloon + plugged, MiB */
-double sim_vm_max (const SimVm *v);  /* boot + device */
+/* The most a VM stalled within any `window` seconds of the run so far
+ * (a window may start before the run), s; *at (may be NULL) gets the
+ * second that window ended. */
+double sim_vm_worst_window (const SimVm *v, double window, double *at);
+double sim_vm_max (const SimVm *v); /* boot + device */
 void sim_host_view (const SimWorld *w, SimHostView *out);
 
 /* Requests; the guest follows with latency.  The policy counts its

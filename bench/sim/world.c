@@ -84,6 +84,8 @@ sim_world_init (SimWorld *w, const SimScenario *sc, gboolean fpr)
     v->last_trigger = v->last_memory_report = -1e9;
     v->stats.time = v->report.time = -1e9;
     v->stall_ep_since = -1;
+    v->n_stall_at = (guint) ceil (sc->duration) + 2;
+    v->stall_at = g_new0 (float, v->n_stall_at);
   }
 }
 
@@ -91,6 +93,33 @@ void
 sim_world_clear (SimWorld *w)
 {
   g_clear_pointer (&w->m.grant_s, g_array_unref);
+  for (guint i = 0; i < w->n; i++)
+    g_clear_pointer (&w->vm[i].stall_at, g_free);
+}
+
+double
+sim_vm_worst_window (const SimVm *v, double window, double *at)
+{
+  guint w = (guint) MAX (1.0, round (window)), last = 0;
+  double worst = 0;
+
+  if (at != NULL)
+    *at = 0;
+  /* stall_at only rises: the last second it was written is where it
+   * stopped. */
+  for (guint t = 1; t < v->n_stall_at; t++)
+    if (v->stall_at[t] >= v->stall_at[last])
+      last = t;
+  for (guint t = 1; t <= last; t++) {
+    double s = v->stall_at[t] - (t >= w ? v->stall_at[t - w] : 0.0f);
+
+    if (s > worst) {
+      worst = s;
+      if (at != NULL)
+        *at = t;
+    }
+  }
+  return worst;
 }
 
 /* A driver already moving toward an old target the same way just goes
@@ -470,14 +499,35 @@ host_oom (SimWorld *w)
  * MIN_CACHE) besides the guest kernel, all of it touched.  From the
  * workload, not from the guest: the same for every policy. */
 static double
-no_stall_floor (const SimVm *v, double now)
+spec_floor (const SimVmSpec *s, double now)
 {
-  const SimVmSpec *s = v->spec;
   double t = now - s->start;
   double need =
     sim_load_ws (&s->load, t) + MAX (s->hot_cache * sim_load_cache (&s->load, t), MIN_CACHE);
 
-  return MIN ((need + KERNEL_FIXED) / (1.0 - 1.0 / 64.0), sim_vm_max (v));
+  return MIN ((need + KERNEL_FIXED) / (1.0 - 1.0 / 64.0), s->boot + s->vmem_size);
+}
+
+static double
+no_stall_floor (const SimVm *v, double now)
+{
+  return spec_floor (v->spec, now);
+}
+
+double
+sim_scenario_floor_peak (const SimScenario *sc)
+{
+  double peak = 0;
+
+  for (double t = 0; t <= sc->duration; t += 1.0) {
+    double sum = 0;
+
+    for (guint i = 0; i < sc->n_vms; i++)
+      if (t >= sc->vms[i].start)
+        sum += spec_floor (&sc->vms[i], t);
+    peak = MAX (peak, sum);
+  }
+  return peak;
 }
 
 /* The memory watch: is the guest's MemAvailable running out since its
@@ -528,6 +578,10 @@ sim_world_step (SimWorld *w)
       continue;
     move_hypervisor (w, v);
     step_guest (w, v, host_stall);
+    /* At the end of each whole second: the stall up to it. */
+    if ((step + 1) % (guint) llround (1.0 / SIM_DT) == 0
+        && (step + 1) / (guint) llround (1.0 / SIM_DT) < v->n_stall_at)
+      v->stall_at[(step + 1) / (guint) llround (1.0 / SIM_DT)] = (float) v->stall_s;
     snapshot (w, v, SNAP_TICK);
     rss += v->rss;
     committed += sim_vm_size (v);
@@ -559,5 +613,6 @@ sim_world_step (SimWorld *w)
   w->m.peak_rss = MAX (w->m.peak_rss, rss);
   w->m.peak_committed = MAX (w->m.peak_committed, committed);
   w->m.host_swap_mib_s += w->host_swap_used * SIM_DT;
+  w->m.peak_host_swap = MAX (w->m.peak_host_swap, w->host_swap_used);
   w->now += SIM_DT;
 }

@@ -38,6 +38,11 @@ static const MtKey vm_keys[MT_VM_N_KEYS] = {
   [MT_VM_KEY_PAGE_REPORTING_FAST_DIVISOR] = { "page-reporting-fast-divisor", MT_VALUE_UINT,
                                               VM (page_reporting_fast_divisor),
                                               MT_REPORTING_DIVISOR_MIN, MT_REPORTING_DIVISOR_MAX },
+  [MT_VM_KEY_STALL_BUDGET] = { "stall-budget", MT_VALUE_PERCENT, VM (stall_budget), 0, 0 },
+  /* Shorter than a minute is PSI avg60's business; longer than an hour
+   * and a VM is judged by a stall it has long recovered from. */
+  [MT_VM_KEY_STALL_WINDOW] = { "stall-window", MT_VALUE_DURATION, VM (stall_window),
+                               60 * G_USEC_PER_SEC, 3600 * (gint64) G_USEC_PER_SEC },
 };
 
 /* Ticks much faster than the agents' 1 s reports only burn CPU; much

@@ -87,6 +87,9 @@ mt_vm_control_init (MtVmControl *c)
     .idle_since = MT_TIME_NEVER,
     .vmem_wait_since = MT_TIME_NEVER,
     .vmem_retry_at = MT_TIME_NEVER,
+    .stall_total = MT_UNKNOWN,
+    .stall_time = MT_TIME_NEVER,
+    .rise_epoch = MT_TIME_NEVER,
   };
 }
 
@@ -533,6 +536,7 @@ mt_vm_model_derive (const MtVmModel *vm, gint64 now, gint64 max_age, MtVmDerived
     .used_growth = 0,
     .reserve = MT_UNKNOWN,
     .psi_some = NAN,
+    .psi_some_total = MT_UNKNOWN,
     .psi_trend = NAN,
     .swap_in_rate = NAN,
     .swap_in_rate_avg = NAN,
@@ -612,7 +616,8 @@ mt_vm_model_derive (const MtVmModel *vm, gint64 now, gint64 max_age, MtVmDerived
    * began within the last second shows there at its real pace, and the
    * rise lead needs that pace, not its average with the calm second
    * before. */
-  if (s->runout_rate > 0 && obs->time == s->time)
+  out->running_out = s->runout_rate > 0 && obs->time == s->time;
+  if (out->running_out)
     out->used_rate = isfinite (out->used_rate) ? MAX (out->used_rate, (double) s->runout_rate)
                                                : (double) s->runout_rate;
   out->used_growth = used_growth (vm, obs);
@@ -620,6 +625,8 @@ mt_vm_model_derive (const MtVmModel *vm, gint64 now, gint64 max_age, MtVmDerived
 
   if (s->from_agent && psi_valid (s->psi_some_avg10))
     out->psi_some = s->psi_some_avg10;
+  if (s->from_agent)
+    out->psi_some_total = s->psi_some_total;
   out->psi_trend = psi_trend (vm);
   out->swap_in_rate = counter_rate (obs, obs_prev, get_swap_in);
   out->swap_in_rate_avg = counter_rate_avg (vm, get_swap_in);

@@ -153,6 +153,9 @@ typedef struct {
   guint64 cache;         /* page cache that can be dropped, MT_UNKNOWN */
   guint64 inactive_file; /* of it, Inactive(file) (agent only; capped at cache), MT_UNKNOWN */
   gboolean can_reclaim;  /* the agent reclaims on request (memory.reclaim) */
+  gboolean running_out;  /* the newest sample is the one an agent report planned with
+                                  because used memory ran MemAvailable out
+                                  (MtVmSample.runout_rate) */
   double used_rate;      /* bytes/s "used" (+ swap in use) grew over the last
                                   interval; negative when it fell; NAN = unknown */
   guint64 used_growth;   /* how much "used" (+ swap in use) rose within the last
@@ -162,6 +165,7 @@ typedef struct {
 
   /* Feedback signals; NAN / MT_UNKNOWN when not observable. */
   double psi_some;         /* latest avg10, percent */
+  guint64 psi_some_total;  /* µs stalled since the guest booted (PSI some total), MT_UNKNOWN */
   double psi_trend;        /* slope of psi_some over the window, percent/s */
   double swap_in_rate;     /* bytes/s over the last interval */
   double swap_in_rate_avg; /* bytes/s over the whole window */
@@ -252,6 +256,20 @@ typedef struct {
   gint64 idle_since;
   guint32 tune_saved_delay_ms;
   guint32 tune_saved_divisor;
+
+  /* Stall budget (planner-budget.c): the time the guest stalled (its
+   * PSI some total), summed with decay, the policy's stall-window as
+   * time constant (µs); the guest's total and the sample time it was
+   * last brought up to.  The largest sudden rise of the working set that
+   * stalled the guest, in the current half hour ([0], since rise_epoch)
+   * and the one before ([1]): what a VM is grown ahead of.  MiB (rounded
+   * up, at most 64 GiB), 0 = none: this state is copied three times per
+   * VM per plan. */
+  float stall_avg;
+  guint16 rise_mib[2];
+  guint64 stall_total;
+  gint64 stall_time;
+  gint64 rise_epoch;
 } MtVmControl;
 
 void mt_vm_control_init (MtVmControl *c);

@@ -352,7 +352,9 @@ format_explanation (MtText *t, const MtVmDecision *d)
     mt_text_printf (t, "idle %s, ", mt_plan_sz (a, d->idle));
   mt_text_printf (t, "working set %s + headroom %s", mt_plan_sz (a, d->working_set),
                   mt_plan_sz (b, d->headroom));
-  if (w->flags & MT_WHY_BURST)
+  if (w->flags & MT_WHY_RISE_FLOOR)
+    mt_text_append (t, " (its largest rise of the last hour)");
+  else if (w->flags & MT_WHY_BURST)
     mt_text_append (t, " (held for a recent rise)");
   if (w->flags & MT_WHY_SWAPPED)
     mt_text_printf (t, " (swapped %s)", mt_plan_sz (a, w->swapped));
@@ -368,6 +370,8 @@ format_explanation (MtText *t, const MtVmDecision *d)
     mt_text_printf (t, ", swap-in %s/s", mt_plan_sz (a, w->swap_in_rate));
   if (w->flags & MT_WHY_FAULTS_HIGH)
     mt_text_printf (t, ", %.0f major faults/s", w->fault_rate);
+  if (w->flags & MT_WHY_OVER_BUDGET)
+    mt_text_printf (t, ", stalled %.2f%%, over its stall budget: not shrunk", (double) w->stall);
   if (w->flags & MT_WHY_CAPPED)
     mt_text_printf (t, ", capped at max %s", mt_plan_sz (a, d->max));
   if (w->flags & MT_WHY_KEPT_DOMAIN)
@@ -452,7 +456,8 @@ record_explanation (Planner *pl, const MtVmEval *ev, MtVmReason *w)
               | (ev->need > ev->hi && ev->want == ev->hi ? MT_WHY_CAPPED : 0)
               | (ev->need < ev->lo ? (ev->lo > ev->pmin ? MT_WHY_KEPT_DOMAIN : MT_WHY_KEPT_MIN) : 0)
               | (pl->plan->host_short ? MT_WHY_SHORT : 0)
-              | (pl->plan->host_short && ev->target < ev->want ? MT_WHY_FAIR : 0);
+              | (pl->plan->host_short && ev->target < ev->want ? MT_WHY_FAIR : 0)
+              | (ev->rise_applied ? MT_WHY_RISE_FLOOR : 0);
   /* The hint raised the least the domain can reach. */
   w->hint[3] = mt_layout_hint_floor (&ev->lay, &w->hint[2], &w->hint[1]);
   w->hint[0] = ev->lay.unpluggable;
@@ -529,6 +534,29 @@ budget (Planner *pl, const MtHostSample *host)
                      mt_plan_sz (held, plan->committed), mt_plan_sz (wanted, plan->demand),
                      mt_plan_sz (free_now, plan->free_now), plan->host_short ? ": short by " : "",
                      plan->host_short ? mt_plan_sz (short_by, plan->short_by) : "");
+}
+
+/* VMs within their stall budget keep room for their largest recent rise
+ * only while the host has room besides for the largest of those rises
+ * to come anywhere: held where it is not needed, that room would keep
+ * the VM the rise does come to waiting for memory others give back at
+ * max-shrink-rate. */
+static gboolean
+rise_floors_crowd (Planner *pl)
+{
+  guint64 largest = 0;
+  gboolean any = FALSE;
+
+  for (guint i = 0; i < pl->n; i++) {
+    const MtVmEval *ev = &pl->ev[i];
+
+    if (ev->fixed || !ev->rise_applied || ev->over_budget)
+      continue;
+    any = TRUE;
+    largest = MAX (largest, ev->rise_floor);
+  }
+  return any && pl->plan->budget != MT_UNKNOWN
+         && mt_sat_add (pl->plan->demand, largest) > pl->plan->budget;
 }
 
 /* Idle memory is taxed first.  Tier 0 keeps every VM's need but the
@@ -944,6 +972,29 @@ plan_reclaim (Planner *pl, guint i)
   c->reclaim_time = pl->ctx.now;
 }
 
+/* Each VM's control state lives in its model (MtPlanVm.control), one
+ * heap block per VM, and is copied into its decision first thing:
+ * fetching a few VMs ahead keeps that copy from waiting on memory.  At
+ * 10,000 VMs in memtide-planner-scale without it a plan took 0.4-4.6 ms
+ * more CPU than when MtPlanVm carried a copy (which mt_plan_vm_init()
+ * made, outside the plan); with it 0.2-0.6 ms more, the tick as a whole
+ * less (docs/benchmarks.md, "Scale: against the targets"). */
+#define CONTROL_AHEAD 4
+#define CACHE_LINE    64
+
+static inline void
+prefetch_control (const MtVmControl *c)
+{
+#if defined(__GNUC__)
+  if (c == NULL)
+    return;
+  for (gsize o = 0; o < sizeof *c; o += CACHE_LINE)
+    __builtin_prefetch ((const char *) c + o);
+#else
+  (void) c;
+#endif
+}
+
 MtPlan *
 mt_plan_compute (const MtHostSample *host, const MtPlanVm *vms, guint n_vms, const MtHostPolicy *hp,
                  gint64 now)
@@ -980,9 +1031,18 @@ mt_plan_compute (const MtHostSample *host, const MtPlanVm *vms, guint n_vms, con
     .actions = actions,
   };
 
-  for (guint i = 0; i < n_vms; i++)
+  for (guint i = 0; i < n_vms; i++) {
+    if (i + CONTROL_AHEAD < n_vms)
+      prefetch_control (vms[i + CONTROL_AHEAD].control);
     mt_plan_eval_vm (&pl.ctx, &vms[i], i, &ev[i], &plan->decisions[i]);
+  }
   budget (&pl, host);
+  if (rise_floors_crowd (&pl)) {
+    for (guint i = 0; i < n_vms; i++)
+      mt_plan_rise_strip (&ev[i]);
+    g_clear_pointer (&plan->reason, g_free);
+    budget (&pl, host);
+  }
   split (&pl);
 
   for (guint i = 0; i < n_vms; i++) {

@@ -152,6 +152,10 @@ mt_vm_policy_init_defaults (MtVmPolicy *p)
      * stock ~30 s (2 s passes, 1/16 of the free list each). */
     .page_reporting_fast_delay = 100 * 1000,
     .page_reporting_fast_divisor = 1,
+    /* 6 s of stall in 10 minutes: a guest that stalls more than that
+     * is not shrunk, and is grown ahead of its next rise. */
+    .stall_budget = 1.0,
+    .stall_window = 10 * 60 * G_USEC_PER_SEC,
   };
 }
 

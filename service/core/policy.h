@@ -59,7 +59,6 @@ guint64 mt_size_resolve (const MtSize *size, guint64 domain_max);
 typedef struct {
   MtSize min;             /* never smaller than this */
   MtSize max;             /* never larger than this */
-  guint32 shares;         /* weight in the fair split, 1..1000000 */
   MtSize headroom;        /* initial/minimum headroom above the working set
                                     (percent = of the working set) */
   guint64 headroom_min;   /* the headroom is never below this, bytes */
@@ -73,8 +72,13 @@ typedef struct {
   gboolean block_hints;                /* ask virtio-mem only for what the guest's per-block
                                     hint says it can give back (auto mechanism) */
   MtPageReporting page_reporting;      /* steer the guest's reporting tunables */
+  guint32 shares;                      /* weight in the fair split, 1..1000000 (here, beside
+                                    the other 4-byte fields: no padding) */
   gint64 page_reporting_fast_delay;    /* µs, the fast delay_ms (10 ms .. 60 s) */
   guint64 page_reporting_fast_divisor; /* the fast budget_divisor (1 .. 1024) */
+  double stall_budget;                 /* percent of the time the guest may stall (PSI some),
+                                    measured over stall_window; 0 = no budget */
+  gint64 stall_window;                 /* µs: the time constant of that measure */
 } MtVmPolicy;
 
 /* min and max in bytes for a domain whose maximum memory is domain_max.

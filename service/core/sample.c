@@ -23,6 +23,7 @@ mt_vm_sample_init (MtVmSample *s, gint64 now)
     .oom_kills = MT_UNKNOWN,
     .psi_some_avg10 = NAN,
     .psi_full_avg10 = NAN,
+    .psi_some_total = MT_UNKNOWN,
     .reported_free = MT_UNKNOWN,
     .reported_total = MT_UNKNOWN,
     .reused_total = MT_UNKNOWN,

@@ -51,6 +51,8 @@ typedef struct {
   guint64 oom_kills;        /* cumulative count (agent only) */
   double psi_some_avg10;    /* percent, 0..100 (agent only) */
   double psi_full_avg10;    /* percent, 0..100 (agent only) */
+  guint64 psi_some_total;   /* µs the guest stalled (PSI some total) since it booted
+                               (agent only): the stall budget's measure */
   guint64 reported_free;    /* bytes free page reporting handed back (agent, patched kernels) */
   guint64 reported_total;   /* cumulative bytes reported (agent, patched kernels) */
   guint64 reused_total;     /* cumulative reported bytes allocated again */

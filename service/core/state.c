@@ -49,6 +49,9 @@ vm_state_copy (MtVmState *out, const MtVmState *in, gint64 saved_at)
     .has_limits = in->has_limits,
     .limit_min = in->has_limits ? in->limit_min : 0,
     .limit_max = in->has_limits ? in->limit_max : 0,
+    .rise_floor = in->rise_floor,
+    .rise_floor_at = in->rise_floor > 0 ? in->rise_floor_at : 0,
+    .stall_us = in->stall_us,
     .saved_at = saved_at,
   };
 }
@@ -88,6 +91,9 @@ load_groups (MtState *state, GKeyFile *kf)
     s->has_limits = g_key_file_get_boolean (kf, uuid, "limits", NULL);
     s->limit_min = get_u64 (kf, uuid, "limit-min");
     s->limit_max = get_u64 (kf, uuid, "limit-max");
+    s->rise_floor = get_u64 (kf, uuid, "rise-floor");
+    s->rise_floor_at = get_i64 (kf, uuid, "rise-floor-at");
+    s->stall_us = get_u64 (kf, uuid, "stall-us");
     s->saved_at = get_i64 (kf, uuid, "saved-at");
     g_hash_table_replace (state->vms, g_strdup (uuid), s);
   }
@@ -166,6 +172,8 @@ mt_state_set_vm (MtState *state, const char *uuid, const MtVmState *in, gint64 n
         && old->last_target == kept.last_target && old->stuck == kept.stuck
         && old->stuck_since == kept.stuck_since && old->has_limits == kept.has_limits
         && old->limit_min == kept.limit_min && old->limit_max == kept.limit_max
+        && old->rise_floor == kept.rise_floor && old->rise_floor_at == kept.rise_floor_at
+        && old->stall_us == kept.stall_us
         && g_strcmp0 (old->stuck_reason, kept.stuck_reason) == 0) {
       mt_vm_state_clear (&kept);
       return;
@@ -249,6 +257,12 @@ to_text (MtState *state)
       g_string_append_printf (
         out, "limits=true\nlimit-min=%" G_GUINT64_FORMAT "\nlimit-max=%" G_GUINT64_FORMAT "\n",
         s->limit_min, s->limit_max);
+    if (s->rise_floor > 0)
+      g_string_append_printf (
+        out, "rise-floor=%" G_GUINT64_FORMAT "\nrise-floor-at=%" G_GINT64_FORMAT "\n",
+        s->rise_floor, s->rise_floor_at);
+    if (s->stall_us > 0)
+      g_string_append_printf (out, "stall-us=%" G_GUINT64_FORMAT "\n", s->stall_us);
     g_string_append_printf (out, "saved-at=%" G_GINT64_FORMAT "\n", s->saved_at);
   }
   return g_string_free (out, FALSE);

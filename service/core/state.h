@@ -1,5 +1,6 @@
 /* state.h: what must survive a daemon restart, per VM (keyed by UUID):
- * learned headroom and kernel reserve, stuck marks, the last target.  Kept as one GKeyFile
+ * learned headroom and kernel reserve, the rise floor and the measured
+ * stall of the stall budget, stuck marks, the last target.  Kept as one GKeyFile
  * under the state directory, written atomically (write + rename) so a
  * crash mid-write leaves the previous file intact.
  *
@@ -16,12 +17,15 @@ typedef struct {
                           bytes; 0 = none learned */
   guint64 last_target; /* bytes; 0 = none */
   gboolean stuck;
-  char *stuck_reason;  /* owned; NULL when not stuck */
-  gint64 stuck_since;  /* wall-clock seconds */
-  gboolean has_limits; /* admin SetLimits in force */
-  guint64 limit_min;   /* bytes */
-  guint64 limit_max;   /* bytes */
-  gint64 saved_at;     /* wall-clock seconds, set by mt_state_set_vm */
+  gboolean has_limits;  /* admin SetLimits in force */
+  char *stuck_reason;   /* owned; NULL when not stuck */
+  gint64 stuck_since;   /* wall-clock seconds */
+  guint64 limit_min;    /* bytes */
+  guint64 limit_max;    /* bytes */
+  guint64 rise_floor;   /* largest sudden rise that found the guest short, bytes; 0 = none */
+  gint64 rise_floor_at; /* wall-clock seconds it was learned (at the latest) */
+  guint64 stall_us;     /* the stall budget's decayed sum of stalled µs, as of saved_at */
+  gint64 saved_at;      /* wall-clock seconds, set by mt_state_set_vm */
 } MtVmState;
 
 void mt_vm_state_clear (MtVmState *s);

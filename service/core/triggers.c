@@ -45,6 +45,8 @@ void
 mt_triggers_init (MtTriggers *t)
 {
   t->last_event_plan = MT_TIME_NEVER;
+  t->last_runout = NAN;
+  t->followed_up = FALSE;
   mt_triggers_reset (t);
 }
 
@@ -98,6 +100,15 @@ running_out (const MtTriggers *t, const MtTriggerReport *r, guint64 used, const 
   return rate;
 }
 
+/* The one plan within the gap MT_TRIGGER_RUNOUT_FASTER allows. */
+static gboolean
+sped_up (const MtTriggers *t, const MtTrigger *out, gint64 now)
+{
+  return out->kind == MT_TRIGGER_RUNOUT && !t->followed_up && isfinite (t->last_runout)
+         && out->runout_rate >= MT_TRIGGER_RUNOUT_FASTER * t->last_runout
+         && mt_elapsed (now, t->last_event_plan) >= MT_TRIGGER_MIN_SPAN;
+}
+
 void
 mt_triggers_check (MtTriggers *t, const MtTriggerReport *r, const MtTriggerVm *vm, gint64 now,
                    MtTrigger *out)
@@ -114,6 +125,7 @@ mt_triggers_check (MtTriggers *t, const MtTriggerReport *r, const MtTriggerVm *v
     .psi_now = NAN,
     .runout_rate = NAN,
     .available = MT_UNKNOWN,
+    .last_runout = NAN,
   };
   /* avg10 is recomputed every 2 s and averages 10 s, so right after the
    * trigger it may not show the stall yet: the plan it asks for sees the
@@ -148,10 +160,16 @@ mt_triggers_check (MtTriggers *t, const MtTriggerReport *r, const MtTriggerVm *v
   if (out->kind == MT_TRIGGER_NONE || !vm->can_plan)
     return;
   if (mt_elapsed (now, t->last_event_plan) < MT_TRIGGER_EVENT_PLAN_GAP) {
-    out->limited = TRUE;
-    return;
+    if (!sped_up (t, out, now)) {
+      out->limited = TRUE;
+      return;
+    }
+    out->faster = TRUE;
+    out->last_runout = t->last_runout;
   }
+  t->followed_up = out->faster;
   t->last_event_plan = now;
+  t->last_runout = out->runout_rate;
   out->plan = TRUE;
 }
 
@@ -169,6 +187,12 @@ mt_trigger_describe (const MtTrigger *t)
   case MT_TRIGGER_OOM:
     return g_strdup_printf ("OOM kill in the guest (%" G_GUINT64_FORMAT " new)", t->oom_new);
   case MT_TRIGGER_RUNOUT:
+    if (t->faster)
+      return g_strdup_printf ("used memory rises at %.0f MiB/s, %.1f times the %.0f MiB/s the last "
+                              "plan answered: %.0f MiB available, gone in %.1f s",
+                              t->runout_rate / MT_MIB, t->runout_rate / t->last_runout,
+                              t->last_runout / MT_MIB, (double) t->available / MT_MIB,
+                              (double) t->available / t->runout_rate);
     return g_strdup_printf ("used memory rises at %.0f MiB/s: %.0f MiB available, gone in %.1f s",
                             t->runout_rate / MT_MIB, (double) t->available / MT_MIB,
                             (double) t->available / t->runout_rate);

@@ -22,6 +22,14 @@
 /* Event plans for one VM at most this often (the daemon also limits all
  * extra plans to one per 200 ms). */
 #define MT_TRIGGER_EVENT_PLAN_GAP (1 * G_USEC_PER_SEC)
+/* But once within the gap, at least MT_TRIGGER_MIN_SPAN after an event
+ * plan for used memory running out, a report of it rising this many
+ * times as fast plans again: the grow that plan asked for was sized for
+ * the slower rate (measured over a span that began before the rise), and
+ * the guest runs out before the gap ends.  A flash crowd seen in
+ * bench/sim: the first report at 200 MiB/s, the next, 300 ms later, at
+ * 800 MiB/s. */
+#define MT_TRIGGER_RUNOUT_FASTER 2.0
 /* Stall shares and used-memory rates are measured against a report at
  * least this much guest time back. */
 #define MT_TRIGGER_MIN_SPAN (200 * 1000)
@@ -54,6 +62,8 @@ typedef struct {
 /* What one agent link keeps between reports.  Plain data. */
 typedef struct {
   gint64 last_event_plan; /* host µs, MT_TIME_NEVER = none */
+  double last_runout;     /* the run-out rate that plan answered (bytes/s), NAN = none */
+  gboolean followed_up;   /* that plan was the one MT_TRIGGER_RUNOUT_FASTER allows */
   double last_psi;        /* some avg10 of the previous report, NAN = none */
   guint64 last_oom;       /* oom_kill of the previous report, MT_UNKNOWN = none */
   MtTriggerPair stall;    /* psi some total_us: the stall share */
@@ -95,6 +105,9 @@ typedef struct {
   gboolean plan;      /* plan now: kind != NONE, can_plan and not rate-limited */
   gboolean limited;   /* kind != NONE, can_plan, but an event plan for this VM was
                        less than MT_TRIGGER_EVENT_PLAN_GAP ago */
+  gboolean faster;    /* plan within the gap: used memory rises MT_TRIGGER_RUNOUT_FASTER
+                         times as fast as the run-out the last event plan answered */
+  double last_runout; /* faster: that plan's rate, bytes/s; else NAN */
   double target;      /* the VM's pressure target, percent */
   double psi;         /* the report's avg10, NAN = none */
   double stall;       /* percent of the time stalled since the report before, NAN = unknown */

@@ -185,6 +185,11 @@ set_vm_properties (MtDbus *self, MtDbusVM1 *v, const MtVmStatus *st)
   mt_dbus_vm1_set_balloon (v, size_or_zero (st->balloon));
   mt_dbus_vm1_set_guest_available (v, size_or_zero (st->guest_available));
   mt_dbus_vm1_set_pressure (v, pressure_or_minus_one (st->pressure));
+  mt_dbus_vm1_set_stall (v, pressure_or_minus_one (100.0 * st->stall));
+  mt_dbus_vm1_set_stall_budget (v, 100.0 * st->stall_budget);
+  mt_dbus_vm1_set_stall_window (v, (guint) MIN (st->stall_window / G_USEC_PER_SEC, G_MAXUINT));
+  mt_dbus_vm1_set_over_stall_budget (v, st->over_budget);
+  mt_dbus_vm1_set_rise_floor (v, st->rise_floor);
   mt_dbus_vm1_set_data_source (v, st->source);
   mt_dbus_vm1_set_mechanism (v, st->mechanism);
   mt_dbus_vm1_set_decision (v, st->decision);

@@ -21,6 +21,10 @@ class FakeAgent:
         self.total = total
         self.used = used
         self.psi = 0.0
+        # PSI some total (µs stalled since boot), and how much each
+        # report adds to it (µs): the stall budget's measure.
+        self.stall_total_us = 0
+        self.stall_per_report_us = 0
         # The patched kernel's tunables; None: a stock kernel (not reported).
         self.delay_ms = 2000
         self.budget_divisor = 16
@@ -71,6 +75,7 @@ class FakeAgent:
                           "page_size": 4096, "interval_ms": 200, "psi_mode": "trigger",
                           "psi_trigger": "some 150000 1000000", "reclaim_methods": [],
                           "root": True, "unavailable": ["memory.reclaim", "drop_caches"]})
+            self.stall_total_us += self.stall_per_report_us
             avail = self.total - self.used
             r["mem"] = {"total": self.total, "free": avail, "available": avail,
                         "cached": 0, "shmem": 0, "anon": self.used,
@@ -78,7 +83,8 @@ class FakeAgent:
                         "swap_total": 0, "swap_free": 0}
             r["vmstat"] = {"pgmajfault": 0, "pswpin_bytes": 0, "pswpout_bytes": 0,
                            "oom_kill": 0}
-            r["psi"] = {"some": {"avg10": round(self.psi, 2), "avg60": 0.0, "total_us": 0},
+            r["psi"] = {"some": {"avg10": round(self.psi, 2), "avg60": 0.0,
+                                 "total_us": self.stall_total_us},
                         "full": {"avg10": 0.0, "avg60": 0.0, "total_us": 0}}
             pr = {"order": 9}
             if self.delay_ms is not None:

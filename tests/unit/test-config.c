@@ -93,6 +93,8 @@ assert_vm_equal (const MtVmPolicy *a, const MtVmPolicy *b)
   g_assert_cmpint (a->page_reporting, ==, b->page_reporting);
   g_assert_cmpint (a->page_reporting_fast_delay, ==, b->page_reporting_fast_delay);
   g_assert_cmpuint (a->page_reporting_fast_divisor, ==, b->page_reporting_fast_divisor);
+  g_assert_cmpfloat (a->stall_budget, ==, b->stall_budget);
+  g_assert_cmpint (a->stall_window, ==, b->stall_window);
 }
 
 static void
@@ -1283,6 +1285,8 @@ test_defaults_only (void)
   g_assert_cmpint (def.page_reporting, ==, MT_PAGE_REPORTING_KEEP);
   g_assert_cmpint (def.page_reporting_fast_delay, ==, 100 * 1000);
   g_assert_cmpuint (def.page_reporting_fast_divisor, ==, 1);
+  g_assert_cmpfloat (def.stall_budget, ==, 1.0);
+  g_assert_cmpint (def.stall_window, ==, 10 * 60 * G_USEC_PER_SEC);
 }
 
 static MtConfig *
@@ -1366,7 +1370,7 @@ test_explain (void)
   g_autoptr (MtVmOverrides) overrides = NULL;
   const MtPolicySource *s;
 
-  g_assert_cmpuint (sources->len, ==, 13);
+  g_assert_cmpuint (sources->len, ==, 15);
   s = g_ptr_array_index (sources, 0);
   g_assert_cmpstr (s->key, ==, "min");
   g_assert_cmpstr (s->value, ==, "1G");

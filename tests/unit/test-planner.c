@@ -39,6 +39,7 @@ typedef struct {
   MtVmPolicy pol[MAXV];
   gboolean no_policy[MAXV];
   MtPlanVm vm[MAXV];
+  MtVmControl ctl[MAXV]; /* vm[i].control points here */
   MtHostSample host;
   gboolean host_null;
   MtHostPolicy hp;
@@ -48,8 +49,10 @@ typedef struct {
 static void
 scenario_link (Scenario *sc)
 {
-  for (guint i = 0; i < sc->n; i++)
+  for (guint i = 0; i < sc->n; i++) {
     sc->vm[i].policy = sc->no_policy[i] ? NULL : &sc->pol[i];
+    sc->vm[i].control = &sc->ctl[i];
+  }
 }
 
 static guint64
@@ -84,7 +87,7 @@ random_vm (GRand *r, GRand *r2, GRand *r3, GRand *r4, Scenario *sc, guint i)
   MtVmPolicy *p = &sc->pol[i];
   MtPlanVm *v = &sc->vm[i];
   MtVmDerived *o = &v->obs;
-  MtVmControl *c = &v->control;
+  MtVmControl *c = &sc->ctl[i];
   guint64 base, size = 0, block = 0, plugged = 0, requested = 0, balloon, cur;
 
   base = chance (r, 0.7) ? pick (r, bases, G_N_ELEMENTS (bases)) : rnd_mib (r, 256, 6144);
@@ -314,7 +317,7 @@ scenario_dump (const Scenario *sc, const MtPlan *plan)
   for (guint i = 0; i < sc->n; i++) {
     const MtPlanVm *v = &sc->vm[i];
     const MtVmDerived *o = &v->obs;
-    const MtVmControl *c = &v->control;
+    const MtVmControl *c = v->control;
     const MtVmPolicy *p = v->policy;
 
     g_string_append_printf (s, "vm%u: base %.0f vmem %.0f/%.0f; ", i, U (v->base_memory),
@@ -401,9 +404,9 @@ check_plan (const Scenario *sc, const MtPlan *plan, GString *err)
 
       if (c == MT_UNKNOWN)
         c = v->obs.rss != MT_UNKNOWN ? v->obs.rss : v->base_memory + v->vmem_size;
-      else if (v->policy != NULL && v->base_memory > 0 && v->control.pending
-               && v->control.last_target > c)
-        c = v->control.last_target;
+      else if (v->policy != NULL && v->base_memory > 0 && v->control->pending
+               && v->control->last_target > c)
+        c = v->control->last_target;
       REQUIRE (d->committed == c, "vm%u committed %.0f MiB", i, U (c));
       committed = mt_sat_add (committed, c);
     }
@@ -411,20 +414,20 @@ check_plan (const Scenario *sc, const MtPlan *plan, GString *err)
         || v->base_memory == 0) {
       REQUIRE (!d->managed && d->action < 0, "vm%u with unknown data is left alone", i);
       REQUIRE (d->kind == MT_DECISION_SKIP || d->kind == MT_DECISION_STUCK
-                 || (d->kind == MT_DECISION_WAIT && v->control.call_since != MT_TIME_NEVER),
+                 || (d->kind == MT_DECISION_WAIT && v->control->call_since != MT_TIME_NEVER),
                "vm%u skipped", i);
     }
     /* One call per VM in flight: nothing more until it returns; stuck
      * once it was blocked for stuck-timeout, and not retried while it
      * still is. */
-    if (v->control.call_since != MT_TIME_NEVER && v->policy != NULL && v->base_memory > 0
+    if (v->control->call_since != MT_TIME_NEVER && v->policy != NULL && v->base_memory > 0
         && v->obs.current != MT_UNKNOWN) {
-      gboolean blocked = sc->now - v->control.call_since >= sc->hp.stuck_timeout;
+      gboolean blocked = sc->now - v->control->call_since >= sc->hp.stuck_timeout;
 
       REQUIRE (d->action < 0 && !d->managed, "vm%u with a call in flight gets no action", i);
-      REQUIRE (d->kind == (blocked || v->control.stuck ? MT_DECISION_STUCK : MT_DECISION_WAIT),
+      REQUIRE (d->kind == (blocked || v->control->stuck ? MT_DECISION_STUCK : MT_DECISION_WAIT),
                "vm%u with a call in flight waits, or is stuck once it is blocked", i);
-      REQUIRE (d->next.call_since == v->control.call_since, "vm%u call kept in flight", i);
+      REQUIRE (d->next.call_since == v->control->call_since, "vm%u call kept in flight", i);
       REQUIRE (!blocked || d->next.stuck, "vm%u blocked call: stuck", i);
     }
     if (v->policy != NULL && v->policy->mechanism == MT_MECH_NONE)
@@ -560,7 +563,7 @@ check_plan (const Scenario *sc, const MtPlan *plan, GString *err)
        * larger, unless the host is short (or a stalled unplug was just
        * cancelled: the fallback starts over) */
     {
-      const MtVmControl *c = &sc->vm[a->vm].control;
+      const MtVmControl *c = sc->vm[a->vm].control;
       gboolean cancelled = FALSE;
 
       for (guint j = 0; j < k; j++)
@@ -592,11 +595,11 @@ check_plan (const Scenario *sc, const MtPlan *plan, GString *err)
       break;
     if (d->target - d->current < sc->hp.min_change && d->target < d->want && !d->starving)
       continue; /* a tiny step short of its want waits */
-    if (d->action < 0 && d->kind == MT_DECISION_WAIT && sc->vm[i].control.pending
-        && sc->vm[i].control.last_target > d->current
-        && (sc->vm[i].control.last_target == d->target
+    if (d->action < 0 && d->kind == MT_DECISION_WAIT && sc->vm[i].control->pending
+        && sc->vm[i].control->last_target > d->current
+        && (sc->vm[i].control->last_target == d->target
             || (!plan->host_short
-                && d->target < mt_sat_add (sc->vm[i].control.last_target, sc->hp.min_change))))
+                && d->target < mt_sat_add (sc->vm[i].control->last_target, sc->hp.min_change))))
       continue; /* a grow on its way covers it */
     REQUIRE (d->action >= 0 && plan->actions[d->action].kind == MT_ACTION_GROW
                && plan->actions[d->action].to == d->target,
@@ -607,7 +610,7 @@ check_plan (const Scenario *sc, const MtPlan *plan, GString *err)
   /* dry-run records nothing as issued */
   if (sc->hp.dry_run)
     for (guint i = 0; i < sc->n; i++)
-      REQUIRE (plan->decisions[i].next.last_action == sc->vm[i].control.last_action,
+      REQUIRE (plan->decisions[i].next.last_action == sc->vm[i].control->last_action,
                "vm%u dry-run leaves last_action", i);
   return TRUE;
 }
@@ -641,12 +644,17 @@ test_properties (gconstpointer data)
 
   for (guint k = 0; k < n_scenarios; k++) {
     Scenario sc;
+    MtVmControl before[MAXV];
     g_autoptr (MtPlan) plan = NULL;
     g_autoptr (GString) err = g_string_new (NULL);
 
     scenario_random (&sc, base + first_seed + k);
+    memcpy (before, sc.ctl, sc.n * sizeof before[0]);
     plan = scenario_plan (&sc);
-    if (!check_plan (&sc, plan, err)) {
+    /* The input's control state is borrowed: read, never written. */
+    if (memcmp (before, sc.ctl, sc.n * sizeof before[0]) != 0)
+      g_string_append (err, "the plan wrote through MtPlanVm.control; ");
+    if (err->len > 0 || !check_plan (&sc, plan, err)) {
       fail_scenario (&sc, plan, err->str);
       return;
     }
@@ -997,6 +1005,8 @@ typedef struct {
   guint64 rep_divisor;
   gboolean balloon_stuck; /* balloon driver does not move */
   guint64 balloon_target; /* last balloon size asked for */
+  guint64 stall_total;    /* µs its agent says it stalled since boot (PSI some total) */
+  MtVmControl control;    /* in.control points here (tvm_observe() points it again) */
 } TVm;
 
 static void
@@ -1015,8 +1025,9 @@ tvm_init (TVm *t, const char *name, guint64 base, guint64 vmem_size, guint64 blo
                       .vmem_size = vmem_size,
                       .vmem_block = block,
                       .policy = &t->pol };
-  mt_vm_control_init (&t->in.control);
-  t->in.control.first_seen = -S (3600.0); /* running for an hour: no start grace */
+  mt_vm_control_init (&t->control);
+  t->control.first_seen = -S (3600.0); /* running for an hour: no start grace */
+  t->in.control = &t->control;
   t->used = used;
   t->plugged = plugged;
   t->in.obs.balloon_actual = balloon;
@@ -1032,6 +1043,7 @@ tvm_observe (TVm *t, gint64 now, double psi)
   MtVmDerived *o = &t->in.obs;
   guint64 cur;
 
+  t->in.control = &t->control; /* a copied TVm plans with its own */
   /* The balloon driver works toward the last target between samples. */
   if (!t->balloon_stuck)
     o->balloon_actual = t->balloon_target;
@@ -1056,6 +1068,10 @@ tvm_observe (TVm *t, gint64 now, double psi)
   o->vmem_unpluggable = t->hint ? mt_sat_sub (t->plugged, t->vmem_keep) : MT_UNKNOWN;
   o->reporting_delay_ms = t->rep_delay;
   o->reporting_divisor = t->rep_divisor;
+  o->psi_some_total = t->stall_total;
+  /* No rise unless the story says so after observing. */
+  o->used_growth = 0;
+  o->running_out = FALSE;
 }
 
 /* The hypervisor and guest follow an action (or refuse to). */
@@ -1096,7 +1112,7 @@ tick (TVm **t, guint n, const MtHostSample *host, const MtHostPolicy *hp, gint64
     g_test_message ("t=%.0f s %s: %s", (double) now / G_USEC_PER_SEC,
                     mt_decision_kind_to_string (plan->decisions[i].kind),
                     reason (&plan->decisions[i]));
-    t[i]->in.control = plan->decisions[i].next;
+    t[i]->control = plan->decisions[i].next;
   }
   for (guint k = 0; k < plan->n_actions; k++)
     tvm_apply (t[plan->actions[k].vm], &plan->actions[k]);
@@ -1181,8 +1197,8 @@ test_pressured_vm_grows_at_once (void)
   hp.min_change = 2 * MT_GIB; /* hysteresis must not hold it */
   tvm_init (&vm, "hot", 4 * MT_GIB, 0, 0, MT_MECH_BALLOON, MT_GIB, 0, 900 * MT_MIB);
   tvm_observe (&vm, now, 25.0);
-  vm.in.control.last_action = now - S (0.1); /* nor the delay after acting */
-  vm.in.control.headroom = 128 * MT_MIB;
+  vm.control.last_action = now - S (0.1); /* nor the delay after acting */
+  vm.control.headroom = 128 * MT_MIB;
   big_host (&host, now);
   plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
   g_assert_cmpuint (plan->n_actions, ==, 1);
@@ -1201,7 +1217,7 @@ test_pressured_vm_grows_at_once (void)
   {
     g_autoptr (MtPlan) again = NULL;
 
-    vm.in.control = plan->decisions[0].next;
+    vm.control = plan->decisions[0].next;
     again = mt_plan_compute (&host, &vm.in, 1, &hp, now + 1000);
     g_assert_cmpuint (again->decisions[0].headroom, ==, 192 * MT_MIB);
   }
@@ -1210,7 +1226,7 @@ test_pressured_vm_grows_at_once (void)
   {
     g_autoptr (MtPlan) oom = NULL;
 
-    mt_vm_control_init (&vm.in.control);
+    mt_vm_control_init (&vm.control);
     tvm_observe (&vm, now, NAN);
     vm.in.obs.oom_kills_new = 1;
     host.mem_available = hp.reserve + 64 * MT_MIB;
@@ -1247,10 +1263,10 @@ test_stuck_vm (void)
       g_assert_cmpuint (plan->n_actions, ==, 0);
       g_assert_cmpuint (plan->decisions[0].target, ==, 4 * MT_GIB);
       g_assert_nonnull (strstr (reason (&plan->decisions[0]), "did not move toward"));
-      g_assert_true (vm.in.control.stuck);
-      g_assert_cmpuint (vm.in.control.stuck_kind, ==, MT_STUCK_NOT_MOVING);
-      g_assert_cmpuint (vm.in.control.stuck_size[1], ==, 4 * MT_GIB); /* asked at */
-      g_assert_cmpint (vm.in.control.stuck_us, ==, hp.stuck_timeout);
+      g_assert_true (vm.control.stuck);
+      g_assert_cmpuint (vm.control.stuck_kind, ==, MT_STUCK_NOT_MOVING);
+      g_assert_cmpuint (vm.control.stuck_size[1], ==, 4 * MT_GIB); /* asked at */
+      g_assert_cmpint (vm.control.stuck_us, ==, hp.stuck_timeout);
     }
   }
   g_assert_true (acted);
@@ -1272,20 +1288,20 @@ test_stuck_vm (void)
     plan = tick (t, 1, &host, &hp, now, 0.0);
     g_assert_true (plan->decisions[0].managed);
     g_assert_nonnull (strstr (reason (&plan->decisions[0]), "retrying after being stuck"));
-    g_assert_false (vm.in.control.stuck);
+    g_assert_false (vm.control.stuck);
   }
 
   /* Stuck again (twice the back-off), then it moves again: unmarked at
    * once, before the retry time. */
-  for (gint s = 0; s < 40 && !vm.in.control.stuck; s++) {
+  for (gint s = 0; s < 40 && !vm.control.stuck; s++) {
     g_autoptr (MtPlan) plan = NULL;
 
     now += S (1);
     big_host (&host, now);
     plan = tick (t, 1, &host, &hp, now, 0.0);
   }
-  g_assert_true (vm.in.control.stuck);
-  g_assert_cmpint (vm.in.control.retry_at - now, ==, 2 * hp.stuck_timeout);
+  g_assert_true (vm.control.stuck);
+  g_assert_cmpint (vm.control.retry_at - now, ==, 2 * hp.stuck_timeout);
   vm.balloon_stuck = FALSE;
   {
     g_autoptr (MtPlan) plan = NULL;
@@ -1295,8 +1311,8 @@ test_stuck_vm (void)
     plan = tick (t, 1, &host, &hp, now, 0.0);
     g_assert_true (plan->decisions[0].managed);
     g_assert_nonnull (strstr (reason (&plan->decisions[0]), "no longer stuck"));
-    g_assert_false (vm.in.control.stuck);
-    g_assert_cmpuint (vm.in.control.stuck_count, ==, 0);
+    g_assert_false (vm.control.stuck);
+    g_assert_cmpuint (vm.control.stuck_count, ==, 0);
   }
   g_assert_cmpuint (vm.in.obs.balloon_actual, <, 4 * MT_GIB);
 }
@@ -1327,13 +1343,13 @@ test_call_in_flight (void)
     tvm_observe (&vm, now, 0.0);
     in = vm.in;
     plan = mt_plan_compute (&host, &in, 1, &hp, now);
-    vm.in.control = plan->decisions[0].next;
+    vm.control = plan->decisions[0].next;
     if (plan->n_actions > 0) {
       /* Issued, and its call does not return. */
       held = plan->actions[0];
       held.reason = NULL;
       issued = now;
-      vm.in.control.call_since = now;
+      vm.control.call_since = now;
     }
   }
   g_assert_cmpint (issued, !=, MT_TIME_NEVER);
@@ -1350,7 +1366,7 @@ test_call_in_flight (void)
     g_assert_false (plan->decisions[0].managed);
     g_assert_nonnull (strstr (reason (&plan->decisions[0]), "the resize call toward"));
     g_assert_nonnull (strstr (reason (&plan->decisions[0]), "has not returned"));
-    g_assert_cmpint (vm.in.control.call_since, ==, issued);
+    g_assert_cmpint (vm.control.call_since, ==, issued);
   }
   /* Blocked for stuck-timeout: stuck, saying the call is blocked, and
    * stuck past its retry time while the call is still blocked. */
@@ -1361,18 +1377,18 @@ test_call_in_flight (void)
     plan = tick (t, 1, &host, &hp, now, 0.0);
     g_assert_cmpuint (plan->n_actions, ==, 0);
     g_assert_cmpint (plan->decisions[0].kind, ==, MT_DECISION_STUCK);
-    g_assert_cmpuint (vm.in.control.stuck_kind, ==, MT_STUCK_CALL);
-    g_assert_cmpuint (vm.in.control.stuck_count, ==, 1);
+    g_assert_cmpuint (vm.control.stuck_kind, ==, MT_STUCK_CALL);
+    g_assert_cmpuint (vm.control.stuck_count, ==, 1);
     g_assert_nonnull (strstr (reason (&plan->decisions[0]), "until its resize call returns"));
   }
-  g_assert_cmpint (vm.in.control.stuck_since, ==, issued + hp.stuck_timeout);
-  g_assert_cmpstr (mt_vm_control_stuck_reason (&vm.in.control, stuck), ==,
+  g_assert_cmpint (vm.control.stuck_since, ==, issued + hp.stuck_timeout);
+  g_assert_cmpstr (mt_vm_control_stuck_reason (&vm.control, stuck), ==,
                    "its resize call toward 3.0 GiB (asked at 4.0 GiB) has not returned in 10 s: "
                    "blocked in the hypervisor");
 
   /* It returned: the guest moves, and is managed again. */
-  vm.in.control.call_since = MT_TIME_NEVER;
-  vm.in.control.progress_time = now;
+  vm.control.call_since = MT_TIME_NEVER;
+  vm.control.progress_time = now;
   tvm_apply (&vm, &held);
   {
     g_autoptr (MtPlan) plan = NULL;
@@ -1382,7 +1398,7 @@ test_call_in_flight (void)
     plan = tick (t, 1, &host, &hp, now, 0.0);
     g_assert_true (plan->decisions[0].managed);
     g_assert_nonnull (strstr (reason (&plan->decisions[0]), "no longer stuck"));
-    g_assert_false (vm.in.control.stuck);
+    g_assert_false (vm.control.stuck);
   }
 }
 
@@ -1628,7 +1644,7 @@ test_tune_reporting (void)
   g_assert_cmpstr (tune_tick (&vm, now += S (1), 0.0, TRUE), ==,
                    "2000/16 policy page-reporting = keep: back to the guest's own values");
   g_assert_cmpstr (tune_tick (&vm, now += S (1), 0.0, TRUE), ==, "");
-  g_assert_cmpuint (vm.in.control.tune_saved_delay_ms, ==, 0);
+  g_assert_cmpuint (vm.control.tune_saved_delay_ms, ==, 0);
   /* keep never touches values memtided did not set, fast or not. */
   vm.rep_delay = 100;
   vm.rep_divisor = 1;
@@ -1661,7 +1677,7 @@ test_tune_reporting (void)
     tvm_observe (&vm, now, 0.0);
     vm.in.obs.used_growth = 64 * MT_MIB;
     plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
-    vm.in.control = plan->decisions[0].next;
+    vm.control = plan->decisions[0].next;
     g_assert_cmpuint (plan->decisions[0].tune_delay_ms, ==, 500);
     g_assert_cmpuint (plan->decisions[0].tune_divisor, ==, 8);
     g_assert_cmpint (plan->decisions[0].tune_why, ==, MT_TUNE_BUSY);
@@ -1670,7 +1686,7 @@ test_tune_reporting (void)
   vm.rep_delay = 500;
   vm.rep_divisor = 8;
   vm.in.obs.used_growth = 0;
-  g_assert_cmpuint (vm.in.control.idle_since, ==, MT_TIME_NEVER);
+  g_assert_cmpuint (vm.control.idle_since, ==, MT_TIME_NEVER);
   /* Pressure ends it too. */
   for (s = 0; s < 11; s++)
     tune_tick (&vm, now += S (1), 0.0, TRUE);
@@ -1682,8 +1698,8 @@ test_tune_reporting (void)
 
   /* A memtided restarted while the guest had the fast values: nothing
    * kept, so the stock values. */
-  mt_vm_control_init (&vm.in.control);
-  vm.in.control.first_seen = now - S (3600.0);
+  mt_vm_control_init (&vm.control);
+  vm.control.first_seen = now - S (3600.0);
   vm.rep_delay = 250;
   vm.rep_divisor = 2;
   g_assert_cmpstr (tune_tick (&vm, now += S (1), 2.0, TRUE), ==,
@@ -1719,7 +1735,7 @@ test_tune_reporting_freed (void)
     vm.in.obs.used_rate = rates[i];
     plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
     d = &plan->decisions[0];
-    vm.in.control = d->next;
+    vm.control = d->next;
     why = mt_vm_decision_format_tune (d);
     g_test_message ("used %+.0f MiB/s, PSI %.1f%%: %u/%u %s", rates[i] / MT_MIB, psis[i],
                     d->tune_delay_ms, d->tune_divisor, why);
@@ -1941,7 +1957,7 @@ test_hostile_guest (void)
   vm.in.obs.major_fault_rate = INFINITY;
   vm.in.obs.psi_trend = 1e300;
   vm.in.obs.oom_kills_new = G_MAXUINT64;
-  vm.in.control.headroom = G_MAXUINT64 - 5;
+  vm.control.headroom = G_MAXUINT64 - 5;
   for (guint round = 0; round < 3; round++) {
     g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
 
@@ -1951,7 +1967,7 @@ test_hostile_guest (void)
     if (round == 0)
       g_assert_cmpuint (plan->actions[0].to, ==, 1536 * MT_MIB);
     g_assert_cmpuint (plan->decisions[0].headroom, <=, 2 * MT_GIB);
-    vm.in.control = plan->decisions[0].next;
+    vm.control = plan->decisions[0].next;
     vm.in.obs.time += S (1);
     now += S (1);
   }
@@ -2027,7 +2043,7 @@ pressured_plan (TVm *vm, const MtHostSample *host, const MtHostPolicy *hp, gint6
   vm->in.obs.major_fault_rate_avg = faults_avg;
   plan = mt_plan_compute (host, &vm->in, 1, hp, t);
   if (keep)
-    vm->in.control = plan->decisions[0].next;
+    vm->control = plan->decisions[0].next;
   return plan->decisions[0].headroom;
 }
 
@@ -2043,18 +2059,18 @@ test_headroom_no_compounding (void)
   guint64 h;
 
   tvm_fixture (&vm, &hp, &host, now, "riser", 8 * MT_GIB, 2 * MT_GIB, 1900 * MT_MIB, 25.0);
-  vm.in.control.headroom = 128 * MT_MIB;
+  vm.control.headroom = 128 * MT_MIB;
   {
     g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
 
     h = plan->decisions[0].headroom;
     g_assert_cmpuint (h, ==, 192 * MT_MIB);
     g_assert_cmpuint (plan->n_actions, ==, 1);
-    vm.in.control = plan->decisions[0].next;
-    g_assert_true (vm.in.control.pending);
+    vm.control = plan->decisions[0].next;
+    g_assert_true (vm.control.pending);
     /* Pressure the guest reads nothing back under (a page-cache write
      * stalls in writeback at any size) leaves no level to remember. */
-    g_assert_cmpuint (vm.in.control.pressure_floor, ==, 0);
+    g_assert_cmpuint (vm.control.pressure_floor, ==, 0);
   }
   /* A new report 0.3 s later, same tick, grow not applied yet: no raise. */
   tvm_observe (&vm, now + S (0.3), 25.0);
@@ -2063,7 +2079,7 @@ test_headroom_no_compounding (void)
     g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (0.3));
 
     g_assert_cmpuint (plan->decisions[0].headroom, ==, h);
-    vm.in.control = plan->decisions[0].next;
+    vm.control = plan->decisions[0].next;
   }
   /* Next tick, the grow still in flight: still no raise. */
   tvm_observe (&vm, now + S (1.0), 25.0);
@@ -2072,13 +2088,13 @@ test_headroom_no_compounding (void)
     g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (1.0));
 
     g_assert_cmpuint (plan->decisions[0].headroom, ==, h);
-    vm.in.control = plan->decisions[0].next;
+    vm.control = plan->decisions[0].next;
   }
   /* The grow landed and pressure remains, but the guest reads nothing
    * back (no major faults, no swap-in): more memory did not relieve it
    * (a page-cache write stalls in writeback however large the guest
    * is), so no second raise in this pressure episode. */
-  vm.balloon_target = vm.in.control.last_target;
+  vm.balloon_target = vm.control.last_target;
   tvm_observe (&vm, now + S (2.0), 25.0);
   {
     g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (2.0));
@@ -2114,10 +2130,10 @@ test_headroom_no_compounding (void)
   g_assert_cmpuint (h, >, 192 * MT_MIB);
   /* Calm for 30 s, then 10 s more: 2%/s lowers it by ~20% (the level
    * pressure was seen at long forgotten: see test_pressure_floor). */
-  vm.in.control.pending = FALSE;
-  vm.in.control.pressure_floor = 0;
-  vm.in.control.calm_since = now + S (3.0);
-  vm.in.control.feedback_time = now + S (33.0);
+  vm.control.pending = FALSE;
+  vm.control.pressure_floor = 0;
+  vm.control.calm_since = now + S (3.0);
+  vm.control.feedback_time = now + S (33.0);
   tvm_observe (&vm, now + S (43.0), 0.0);
   {
     g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (43.0));
@@ -2155,8 +2171,8 @@ test_kernel_reserve_and_growth (void)
 
     /* 181 + 42, not 181 + 16. */
     g_assert_cmpuint (plan->decisions[0].working_set, ==, 223 * MT_MIB);
-    vm.in.control = plan->decisions[0].next;
-    g_assert_cmpuint (vm.in.control.reserve, ==, 42 * MT_MIB);
+    vm.control = plan->decisions[0].next;
+    g_assert_cmpuint (vm.control.reserve, ==, 42 * MT_MIB);
   }
   /* Later, right after a resize: MemTotal lags, the model says nothing,
    * the learned reserve still counts. */
@@ -2258,7 +2274,7 @@ test_burst_headroom (void)
 
     g_assert_cmpuint (plan->decisions[0].headroom, ==, 600 * MT_MIB);
     g_assert_cmpuint (plan->decisions[0].need, ==, 2 * MT_GIB + 600 * MT_MIB);
-    a.in.control = plan->decisions[0].next;
+    a.control = plan->decisions[0].next;
   }
   /* One half-life later, no new rise: half of it. */
   tvm_observe (&a, now + S (MT_PLAN_BURST_HALF_LIFE), 0.0);
@@ -2270,11 +2286,11 @@ test_burst_headroom (void)
     burst = plan->decisions[0].headroom;
     g_assert_cmpuint (burst, >=, 299 * MT_MIB);
     g_assert_cmpuint (burst, <=, 301 * MT_MIB);
-    a.in.control = plan->decisions[0].next;
+    a.control = plan->decisions[0].next;
   }
   /* Short host: a's burst is cut first, b keeps its learned headroom. */
   tvm_observe (&b, now + S (MT_PLAN_BURST_HALF_LIFE), 0.0);
-  b.in.control.headroom = 256 * MT_MIB;
+  b.control.headroom = 256 * MT_MIB;
   in[0] = a.in;
   in[1] = b.in;
   hp.budget = 2 * MT_GIB + 128 * MT_MIB + 2 * MT_GIB + 256 * MT_MIB + 64 * MT_MIB;
@@ -2346,24 +2362,24 @@ test_pressure_with_steady_working_set (void)
     g_assert_cmpuint (h, >=, (2048 - 800) * MT_MIB * 3 / 2 - MT_MIB);
     g_assert_cmpuint (plan->n_actions, ==, 1);
     g_assert_cmpint (plan->actions[0].kind, ==, MT_ACTION_GROW);
-    vm.in.control = plan->decisions[0].next;
-    g_assert_cmpuint (vm.in.control.pressure_floor, ==, h);
+    vm.control = plan->decisions[0].next;
+    g_assert_cmpuint (vm.control.pressure_floor, ==, h);
   }
   /* Calm for long: lowered at 2%/s, but not below that level (which is
    * forgotten slowly, MT_PLAN_FLOOR_HALF_LIFE). */
-  vm.in.control.pending = FALSE;
-  vm.in.control.headroom = h + 512 * MT_MIB;
-  vm.in.control.calm_since = now + S (10);
-  vm.in.control.feedback_time = now + S (50);
+  vm.control.pending = FALSE;
+  vm.control.headroom = h + 512 * MT_MIB;
+  vm.control.calm_since = now + S (10);
+  vm.control.feedback_time = now + S (50);
   tvm_observe (&vm, now + S (60), 0.0);
   {
     g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (60));
 
     g_assert_cmpuint (plan->decisions[0].headroom, <, h + 512 * MT_MIB);
     g_assert_cmpuint (plan->decisions[0].headroom, >=, h * 98 / 100);
-    vm.in.control = plan->decisions[0].next;
+    vm.control = plan->decisions[0].next;
   }
-  vm.in.control.pending = FALSE; /* (the grows are not followed here) */
+  vm.control.pending = FALSE; /* (the grows are not followed here) */
   tvm_observe (&vm, now + S (90), 0.0);
   {
     g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (90));
@@ -2387,7 +2403,7 @@ test_refaulting_not_shrunk (void)
 
   tvm_fixture (&vm, &hp, &host, now, "reader", 4 * MT_GIB, 4 * MT_GIB, MT_GIB, NAN);
   vm.in.obs.source = MT_DATA_BALLOON;
-  vm.in.control.shrink_since = now - S (10);
+  vm.control.shrink_since = now - S (10);
   vm.in.obs.major_fault_rate = vm.in.obs.major_fault_rate_avg = 2 * MT_PLAN_FAULTS_HIGH;
   {
     g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
@@ -2429,7 +2445,7 @@ test_grow_in_flight_not_cut (void)
     g_assert_cmpuint (plan->n_actions, ==, 1);
     g_assert_cmpint (plan->actions[0].kind, ==, MT_ACTION_GROW);
     asked = plan->actions[0].to;
-    vm.in.control = plan->decisions[0].next;
+    vm.control = plan->decisions[0].next;
   }
   /* A second later the balloon has not moved yet and the rise is over:
    * the target is lower than what is on its way, but above the size. */
@@ -2495,8 +2511,8 @@ test_shrink_in_flight_not_retargeted (void)
 
   tvm_fixture (&vm, &hp, &host, now, "idle", 4 * MT_GIB, 4 * MT_GIB, MT_GIB, 0.0);
   hp.max_shrink_rate = 64 * MT_GIB; /* one step to the target */
-  vm.in.control.headroom = 128 * MT_MIB;
-  vm.in.control.shrink_since = now - S (10); /* the dip has lasted */
+  vm.control.headroom = 128 * MT_MIB;
+  vm.control.shrink_since = now - S (10); /* the dip has lasted */
   {
     g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
 
@@ -2504,7 +2520,7 @@ test_shrink_in_flight_not_retargeted (void)
     g_assert_cmpint (plan->actions[0].kind, ==, MT_ACTION_SHRINK);
     asked = plan->actions[0].to;
     g_assert_cmpuint (asked, <, 2 * MT_GIB);
-    vm.in.control = plan->decisions[0].next;
+    vm.control = plan->decisions[0].next;
     tvm_apply (&vm, &plan->actions[0]);
   }
   /* Two seconds later the balloon is half way and the working set a
@@ -2557,10 +2573,10 @@ test_adopted_mid_unplug (void)
             768 * MT_MIB, 300 * MT_MIB);
   vm.in.obs.vmem_requested = 0;
   tvm_observe (&vm, now, 0.0);
-  vm.in.control.headroom = 128 * MT_MIB;
-  vm.in.control.first_seen = now - S (2); /* adopted 2 s ago */
-  vm.in.control.last_action = now - S (10);
-  vm.in.control.shrink_since = now - S (10);
+  vm.control.headroom = 128 * MT_MIB;
+  vm.control.first_seen = now - S (2); /* adopted 2 s ago */
+  vm.control.last_action = now - S (10);
+  vm.control.shrink_since = now - S (10);
   {
     g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
 
@@ -2570,13 +2586,13 @@ test_adopted_mid_unplug (void)
   }
   /* The same unplug found by a memtided that has run for long: its own
    * business (the planner asks what it wants). */
-  vm.in.control.first_seen = now - S (3600.0);
+  vm.control.first_seen = now - S (3600.0);
   {
     g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
 
     g_assert_cmpuint (plan->n_actions, ==, 1);
   }
-  vm.in.control.first_seen = now - S (2);
+  vm.control.first_seen = now - S (2);
 
   /* The unplug is over for the hypervisor (256 MiB left), but the
    * guest's last report is from just before: MemTotal 342 MiB, and the
@@ -2597,13 +2613,13 @@ test_adopted_mid_unplug (void)
   }
   /* A VM watched for long is not held back for such a report (bench/sim:
    * the wait cost more than it saved). */
-  vm.in.control.first_seen = now - S (3600.0);
+  vm.control.first_seen = now - S (3600.0);
   {
     g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (1));
 
     g_assert_cmpuint (plan->n_actions, ==, 1);
   }
-  vm.in.control.first_seen = now - S (2);
+  vm.control.first_seen = now - S (2);
   /* An emergency does not wait: MemAvailable nearly gone. */
   vm.in.obs.available = 4 * MT_MIB;
   vm.in.obs.used = 338 * MT_MIB;
@@ -2643,9 +2659,9 @@ test_refaults_stop_probing (void)
   vm.in.obs.source = MT_DATA_BALLOON;
   vm.in.obs.idle = 0; /* the page cache fills the rest */
   vm.pol.headroom = (MtSize){ .is_percent = TRUE, .percent = 10 };
-  vm.in.control.headroom = h0;
-  vm.in.control.calm_since = now - S (120); /* probing down for a while */
-  vm.in.control.feedback_time = now - S (1);
+  vm.control.headroom = h0;
+  vm.control.calm_since = now - S (120); /* probing down for a while */
+  vm.control.feedback_time = now - S (1);
   vm.in.obs.major_fault_rate = 30; /* 1 MiB/s of 32 KiB reads */
   vm.in.obs.major_fault_rate_avg = 5;
   g_assert_cmpfloat (vm.in.obs.major_fault_rate, <, MT_PLAN_FAULTS_HIGH);
@@ -2656,15 +2672,15 @@ test_refaults_stop_probing (void)
     g_assert_cmpuint (plan->decisions[0].headroom, >=, h0 + MT_PLAN_RAISE_STEP_MIN);
     g_assert_cmpuint (plan->decisions[0].next.pressure_floor, ==, plan->decisions[0].headroom);
     g_assert_cmpuint (plan->decisions[0].floor, ==, 540 * MT_MIB);
-    vm.in.control = plan->decisions[0].next;
+    vm.control = plan->decisions[0].next;
   }
   /* The same rate for long (now the guest's usual): no raise, and no
    * lowering either. */
-  vm.in.control.headroom = h0 + 100 * MT_MIB;
-  vm.in.control.pressure_floor = 0;
-  vm.in.control.raise_time = MT_TIME_NEVER;
-  vm.in.control.calm_since = now - S (120);
-  vm.in.control.feedback_time = now;
+  vm.control.headroom = h0 + 100 * MT_MIB;
+  vm.control.pressure_floor = 0;
+  vm.control.raise_time = MT_TIME_NEVER;
+  vm.control.calm_since = now - S (120);
+  vm.control.feedback_time = now;
   vm.in.obs.major_fault_rate_avg = 30;
   tvm_observe (&vm, now + S (2), NAN);
   vm.in.obs.source = MT_DATA_BALLOON;
@@ -2699,7 +2715,7 @@ test_no_tiny_emergency_grows (void)
   hp.min_change = 16 * MT_MIB;
   tvm_init (&vm, "hot", 4 * MT_GIB, 0, 0, MT_MECH_BALLOON, MT_GIB, 0, 900 * MT_MIB);
   tvm_observe (&vm, now, 25.0);
-  vm.in.control.headroom = 128 * MT_MIB;
+  vm.control.headroom = 128 * MT_MIB;
   big_host (&host, now);
   host.mem_available = hp.reserve + 6 * MT_MIB;
   {
@@ -2753,7 +2769,7 @@ unreadable_host_story (guint64 policy_budget, gboolean *said_why)
 
       for (guint i = 0; i < G_N_ELEMENTS (vm); i++) {
         g_assert_true (plan->decisions[i].emergency);
-        vm[i].in.control = plan->decisions[i].next;
+        vm[i].control = plan->decisions[i].next;
         if (plan->decisions[i].action < 0
             && strstr (reason (&plan->decisions[i]), "cannot be read"))
           *said_why = TRUE;
@@ -2803,7 +2819,7 @@ cold_reclaim_at (TVm *vm, MtHostSample *host, const MtHostPolicy *hp, gint64 now
   plan = mt_plan_compute (host, &vm->in, 1, hp, now);
   g_assert_cmpuint (plan->n_actions, ==, 0);
   if (keep)
-    vm->in.control = plan->decisions[0].next;
+    vm->control = plan->decisions[0].next;
   return plan->decisions[0].reclaim;
 }
 
@@ -2828,12 +2844,12 @@ test_cold_cache_reclaim (void)
 
   tvm_fixture (&vm, &hp, &host, now, "files", 4 * MT_GIB, 2 * MT_GIB, 800 * MT_MIB, 0.0);
   vm.pol.min = (MtSize){ .bytes = 2 * MT_GIB }; /* held at its size: no resize */
-  vm.in.control.feedback_time = now - S (1);
+  vm.control.feedback_time = now - S (1);
   /* The first sight of 900 MiB of cache: it was just read in. */
   g_assert_cmpuint (cold_reclaim (&vm, &host, &hp, now - MT_PLAN_COLD_SETTLE, TRUE), ==, 0);
-  g_assert_cmpuint (vm.in.control.cache_base, ==, 900 * MT_MIB);
+  g_assert_cmpuint (vm.control.cache_base, ==, 900 * MT_MIB);
   g_assert_cmpuint (cold_reclaim (&vm, &host, &hp, now, TRUE), ==, want);
-  g_assert_cmpint (vm.in.control.reclaim_time, ==, now);
+  g_assert_cmpint (vm.control.reclaim_time, ==, now);
   /* Not again within the interval; again after it. */
   g_assert_cmpuint (cold_reclaim (&vm, &host, &hp, now + MT_PLAN_COLD_INTERVAL - S (1), FALSE), ==,
                     0);
@@ -2871,10 +2887,10 @@ test_cold_cache_reclaim (void)
   }
 
   /* A grow or shrink on its way. */
-  vm.in.control.pending = TRUE;
-  vm.in.control.last_target = 2 * MT_GIB + 64 * MT_MIB;
+  vm.control.pending = TRUE;
+  vm.control.last_target = 2 * MT_GIB + 64 * MT_MIB;
   g_assert_cmpuint (cold_reclaim (&vm, &host, &hp, now, FALSE), ==, 0);
-  vm.in.control.pending = FALSE;
+  vm.control.pending = FALSE;
 
   /* Refaulting: the guest reads back cache it lost. */
   {
@@ -2930,8 +2946,8 @@ test_start_grace (void)
   big_host (&host, now);
   tvm_init (&old, "old", 4 * MT_GIB, 0, 0, MT_MECH_BALLOON, 2 * MT_GIB, 0, MT_GIB);
   tvm_init (&young, "young", 2 * MT_GIB, 0, 0, MT_MECH_BALLOON, 2 * MT_GIB, 0, 300 * MT_MIB);
-  young.in.control.first_seen = now - S (5);
-  young.in.control.grace_need = 900 * MT_MIB; /* it touched more a moment ago */
+  young.control.first_seen = now - S (5);
+  young.control.grace_need = 900 * MT_MIB; /* it touched more a moment ago */
   tvm_observe (&old, now, 0);
   tvm_observe (&young, now, 0);
   hp.budget = 18 * MT_GIB / 10;
@@ -2956,7 +2972,7 @@ test_start_grace (void)
   }
   hp.start_grace = S (60);
   /* Past the grace period it is an ordinary VM. */
-  in[1].control.first_seen = now - S (61);
+  young.control.first_seen = now - S (61);
   {
     g_autoptr (MtPlan) plan = mt_plan_compute (&host, in, 2, &hp, now);
 
@@ -2964,12 +2980,290 @@ test_start_grace (void)
     g_assert_cmpuint (plan->decisions[1].want, <, 900 * MT_MIB);
   }
   /* The host out of memory: no grace. */
-  in[1].control.first_seen = now - S (5);
+  young.control.first_seen = now - S (5);
   host.mem_available = hp.reserve / 2;
   {
     g_autoptr (MtPlan) plan = mt_plan_compute (&host, in, 2, &hp, now);
 
     g_assert_false (plan->decisions[1].grace);
+  }
+}
+
+/* ---- stall budget ------------------------------------------------------- */
+
+/* The measure: 6 s of stall within a calm 10 min window is 1% of it, and
+ * fades with the window as time constant once the guest stops stalling. */
+static void
+test_stall_measure (void)
+{
+  MtVmControl c;
+  TVm vm;
+  MtHostPolicy hp;
+  MtHostSample host;
+  gint64 now = S (1000);
+  double at_end;
+
+  tvm_fixture (&vm, &hp, &host, now, "measured", 4 * MT_GIB, 4 * MT_GIB, 3 * MT_GIB, 0.0);
+  vm.stall_total = 5 * G_USEC_PER_SEC; /* since boot: not this window's */
+  for (gint s = 0; s <= 600; s++) {
+    g_autoptr (MtPlan) plan = NULL;
+
+    /* 60 stalls of 100 ms, one every 10 s. */
+    if (s > 0 && s % 10 == 0)
+      vm.stall_total += G_USEC_PER_SEC / 10;
+    tvm_observe (&vm, now + S (s), 0.0);
+    plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (s));
+    vm.control = plan->decisions[0].next;
+    if (s == 0)
+      g_assert_cmpfloat (mt_vm_decision_stall (&plan->decisions[0]), ==, 0.0);
+    if (s == 600)
+      at_end = mt_vm_decision_stall (&plan->decisions[0]);
+  }
+  /* An average with the window as time constant: 6 s spread evenly over
+   * the window read as 1 - 1/e of 1% (the early stalls have faded). */
+  g_assert_cmpfloat_with_epsilon (at_end, 100.0 * 6.0 / 600.0 * (1.0 - exp (-1.0)), 0.02);
+  /* A window later with no more stall: faded by 1/e. */
+  c = vm.control;
+  g_assert_cmpfloat_with_epsilon (
+    100.0 * mt_vm_control_stall (&c, vm.pol.stall_window, now + S (600) + S (600)),
+    at_end * exp (-1.0), 0.01);
+  /* Without an agent total the stall is not known. */
+  vm.in.obs.psi_some_total = MT_UNKNOWN;
+  {
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (601));
+
+    g_assert_true (isnan (mt_vm_decision_stall (&plan->decisions[0])));
+    g_assert_false (mt_vm_decision_over_budget (&plan->decisions[0]));
+  }
+  /* A guest cannot stall longer than the time that passed (and one
+   * report period), whatever its counter says. */
+  mt_vm_control_init (&c);
+  vm.control = c;
+  vm.stall_total = 0;
+  tvm_observe (&vm, now, 0.0);
+  {
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+    vm.control = plan->decisions[0].next;
+  }
+  vm.stall_total = 3600ULL * G_USEC_PER_SEC;
+  tvm_observe (&vm, now + S (1), 0.0);
+  {
+    g_autoptr (MtPlan) plan = mt_plan_compute (&host, &vm.in, 1, &hp, now + S (1));
+
+    g_assert_cmpfloat (mt_vm_decision_stall (&plan->decisions[0]), <=, 100.0 * 2.0 / 600.0 + 1e-6);
+  }
+}
+
+/* A guest that stalled 12 s in the last minutes (PSI avg10 back to 0)
+ * and holds 3 GiB it does not use: with the default budget (1% of 10
+ * min = 6 s) it is over it and not shrunk; without a budget, or with a
+ * larger one, it is shrunk as any idle VM. */
+static void
+test_over_budget_not_shrunk (void)
+{
+  const double budgets[] = { 1.0, 0.0, 5.0 };
+
+  for (guint b = 0; b < G_N_ELEMENTS (budgets); b++) {
+    TVm vm;
+    TVm *t[1] = { &vm };
+    MtHostPolicy hp;
+    MtHostSample host;
+    gint64 now = S (1000);
+    gboolean shrunk = FALSE, over = FALSE, said = FALSE;
+
+    tvm_fixture (&vm, &hp, &host, now, "stalled", 4 * MT_GIB, 4 * MT_GIB, MT_GIB, 0.0);
+    vm.pol.stall_budget = budgets[b];
+    /* 12 s of stall within 20 s, while its PSI showed it (held then:
+     * an emergency is never shrunk). */
+    for (gint s = 0; s < 20; s++) {
+      g_autoptr (MtPlan) plan = NULL;
+
+      vm.stall_total += s > 0 ? 6 * G_USEC_PER_SEC / 10 : 0;
+      plan = tick (t, 1, &host, &hp, now + S (s), 60.0);
+      g_assert_cmpuint (plan->n_actions, ==, 0);
+    }
+    /* Calm since: 100 s later it still holds 3 GiB it does not use. */
+    for (gint s = 20; s < 120; s++) {
+      g_autoptr (MtPlan) plan = tick (t, 1, &host, &hp, now + S (s), 0.0);
+      const MtVmDecision *d = &plan->decisions[0];
+
+      shrunk |= plan->n_actions > 0 && plan->actions[0].kind == MT_ACTION_SHRINK;
+      over |= mt_vm_decision_over_budget (d);
+      if (mt_vm_decision_over_budget (d)) {
+        g_autofree char *why = mt_vm_decision_format_reason (d);
+
+        g_assert_cmpfloat (mt_vm_decision_stall (d), >, budgets[b]);
+        g_assert_cmpuint (d->floor, ==, d->current);
+        said |= strstr (why, ", over its stall budget: not shrunk") != NULL;
+      }
+    }
+    if (budgets[b] == 1.0) {
+      g_assert_true (over);
+      g_assert_true (said);
+      g_assert_false (shrunk);
+      g_assert_cmpuint (vm.balloon_target, ==, 4 * MT_GIB);
+    } else {
+      g_assert_false (over);
+      g_assert_true (shrunk);
+      g_assert_cmpuint (vm.balloon_target, <, 2 * MT_GIB);
+    }
+  }
+}
+
+/* A VM never planned (MtPlanVm.control NULL) plans as one whose control
+ * state is fresh (mt_vm_control_init()). */
+static void
+test_control_null (void)
+{
+  TVm vm;
+  MtPlanVm in;
+  MtHostSample host;
+  MtHostPolicy hp;
+  gint64 now = S (100);
+
+  mt_host_policy_init_defaults (&hp);
+  big_host (&host, now);
+  tvm_init (&vm, "new", 4 * MT_GIB, 0, 0, MT_MECH_BALLOON, 4 * MT_GIB, 0, MT_GIB);
+  mt_vm_control_init (&vm.control);
+  tvm_observe (&vm, now, 0.0);
+  in = vm.in;
+  in.control = NULL;
+  {
+    g_autoptr (MtPlan) a = mt_plan_compute (&host, &vm.in, 1, &hp, now);
+    g_autoptr (MtPlan) b = mt_plan_compute (&host, &in, 1, &hp, now);
+
+    g_assert_cmpint (b->decisions[0].kind, ==, a->decisions[0].kind);
+    g_assert_cmpuint (b->decisions[0].target, ==, a->decisions[0].target);
+    g_assert_cmpuint (b->n_actions, ==, a->n_actions);
+    g_assert_cmpint (b->decisions[0].next.first_seen, ==, now);
+    g_assert_true (memcmp (&b->decisions[0].next, &a->decisions[0].next, sizeof (MtVmControl))
+                   == 0);
+  }
+}
+
+static MtPlan *
+plan_one (TVm *vm, const MtHostSample *host, const MtHostPolicy *hp, gint64 now)
+{
+  MtPlan *plan = mt_plan_compute (host, &vm->in, 1, hp, now);
+
+  vm->control = plan->decisions[0].next;
+  return plan;
+}
+
+/* A sudden rise of 800 MiB that found the guest with 128 MiB of room
+ * and stalled it is learned: minutes later, its working set back down,
+ * the VM keeps 800 MiB free (grown ahead of the next such rise) while
+ * the host has room; a short host takes that room first, unless the VM
+ * is over its stall budget; after an hour it is forgotten. */
+static void
+test_rise_floor (void)
+{
+  TVm vm;
+  MtHostPolicy hp;
+  MtHostSample host;
+  gint64 now = S (1000);
+  guint64 ws = MT_GIB, rise = 800 * MT_MIB;
+
+  tvm_fixture (&vm, &hp, &host, now, "crowd", 8 * MT_GIB, 3 * MT_GIB, ws, 0.0);
+  vm.pol.headroom_min = 128 * MT_MIB;
+  {
+    g_autoptr (MtPlan) plan = plan_one (&vm, &host, &hp, now);
+
+    g_assert_cmpuint (mt_vm_control_rise_floor (&plan->decisions[0].next), ==, 0);
+  }
+  /* The rise, with PSI above the target. */
+  vm.used = ws + rise;
+  tvm_observe (&vm, now + S (1), 25.0);
+  vm.in.obs.used_growth = rise;
+  {
+    g_autoptr (MtPlan) plan = plan_one (&vm, &host, &hp, now + S (1));
+
+    g_assert_cmpuint (mt_vm_control_rise_floor (&plan->decisions[0].next), ==, rise);
+  }
+  /* A rise without stall teaches nothing. */
+  {
+    TVm calm = vm;
+
+    mt_vm_control_init (&calm.control);
+    tvm_observe (&calm, now + S (1), 0.0);
+    calm.in.obs.used_growth = rise;
+    {
+      g_autoptr (MtPlan) plan = plan_one (&calm, &host, &hp, now + S (1));
+
+      g_assert_cmpuint (mt_vm_control_rise_floor (&plan->decisions[0].next), ==, 0);
+    }
+  }
+  /* A rise that ran MemAvailable out (its agent's report planned at
+   * once) and sent the guest re-reading its page cache, caught before
+   * PSI showed it: learned.  A run-out alone, or refaults alone, not. */
+  for (guint k = 0; k < 3; k++) {
+    TVm fast = vm;
+
+    mt_vm_control_init (&fast.control);
+    tvm_observe (&fast, now + S (1), 0.0);
+    fast.in.obs.used_growth = rise;
+    fast.in.obs.running_out = k != 1;
+    if (k != 2) {
+      fast.in.obs.major_fault_rate = 500.0; /* above 10/s and twice its average */
+      fast.in.obs.major_fault_rate_avg = 5.0;
+    }
+    {
+      g_autoptr (MtPlan) plan = plan_one (&fast, &host, &hp, now + S (1));
+
+      g_assert_cmpuint (mt_vm_control_rise_floor (&plan->decisions[0].next), ==, k == 0 ? rise : 0);
+    }
+  }
+  /* Ten minutes later: back at 1 GiB, calm, the burst long gone. */
+  vm.used = ws;
+  tvm_observe (&vm, now + S (600), 0.0);
+  {
+    g_autoptr (MtPlan) plan = plan_one (&vm, &host, &hp, now + S (600));
+    const MtVmDecision *d = &plan->decisions[0];
+    g_autofree char *why = mt_vm_decision_format_reason (d);
+
+    g_assert_false (mt_vm_decision_over_budget (d));
+    g_assert_cmpuint (mt_vm_control_rise_floor (&d->next), ==, rise);
+    g_assert_cmpuint (d->headroom, ==, rise);
+    g_assert_cmpuint (d->want, ==, ws + rise);
+    g_assert_nonnull (strstr (why, "headroom 800 MiB (its largest rise of the last hour)"));
+  }
+  /* A short host: room for the VM's working set and 128 MiB, not for the
+   * rise floor on top. */
+  hp.budget = ws + 400 * MT_MIB;
+  tvm_observe (&vm, now + S (601), 0.0);
+  {
+    g_autoptr (MtPlan) plan = plan_one (&vm, &host, &hp, now + S (601));
+
+    g_assert_cmpuint (plan->decisions[0].headroom, <, rise);
+    g_assert_cmpuint (plan->decisions[0].want, <=, hp.budget);
+  }
+  /* The same short host, the VM over its budget: it keeps the floor as
+   * its own headroom (tier 1 of the split keeps what fits) and is not
+   * shrunk. */
+  vm.control.stall_avg = (float) (2.0 / 100.0 * (double) vm.pol.stall_window);
+  vm.control.stall_time = now + S (601);
+  vm.control.stall_total = vm.stall_total;
+  tvm_observe (&vm, now + S (602), 0.0);
+  {
+    g_autoptr (MtPlan) plan = plan_one (&vm, &host, &hp, now + S (602));
+    const MtVmDecision *d = &plan->decisions[0];
+
+    g_assert_true (mt_vm_decision_over_budget (d));
+    g_assert_cmpuint (d->headroom, ==, rise);
+    g_assert_cmpuint (d->need, ==, ws + rise);
+    g_assert_cmpuint (d->floor, ==, d->current);
+    g_assert_cmpuint (d->target, ==, d->current);
+    g_assert_cmpuint (plan->n_actions, ==, 0);
+  }
+  /* An hour after the rise it is forgotten. */
+  hp.budget = 0;
+  vm.control.stall_avg = 0;
+  tvm_observe (&vm, now + S (3602.0), 0.0);
+  {
+    g_autoptr (MtPlan) plan = plan_one (&vm, &host, &hp, now + S (3602.0));
+
+    g_assert_cmpuint (mt_vm_control_rise_floor (&plan->decisions[0].next), ==, 0);
+    g_assert_cmpuint (plan->decisions[0].headroom, <, rise);
   }
 }
 
@@ -2986,6 +3280,7 @@ main (int argc, char **argv)
   g_test_add_func ("/planner/properties/shares-monotonic", test_shares_monotonic);
   g_test_add_func ("/planner/fair/random", test_fair_split);
   g_test_add_func ("/planner/fair/examples", test_fair_split_examples);
+  g_test_add_func ("/planner/control-null", test_control_null);
   g_test_add_func ("/planner/layout", test_layout);
   g_test_add_func ("/planner/layout-hint", test_layout_hint);
   g_test_add_func ("/planner/vmem-unpluggable", test_vmem_unpluggable);
@@ -3024,5 +3319,8 @@ main (int argc, char **argv)
   g_test_add_func ("/planner/scenario/adopted-mid-unplug", test_adopted_mid_unplug);
   g_test_add_func ("/planner/scenario/refaults-stop-probing", test_refaults_stop_probing);
   g_test_add_func ("/planner/scenario/cold-cache-reclaim", test_cold_cache_reclaim);
+  g_test_add_func ("/planner/stall-budget/measure", test_stall_measure);
+  g_test_add_func ("/planner/stall-budget/over-budget-not-shrunk", test_over_budget_not_shrunk);
+  g_test_add_func ("/planner/stall-budget/rise-floor", test_rise_floor);
   return g_test_run ();
 }

@@ -38,7 +38,10 @@ test_round_trip (void)
                    .stuck_since = 1700000000,
                    .has_limits = TRUE,
                    .limit_min = 256ULL << 20,
-                   .limit_max = 2ULL << 30 };
+                   .limit_max = 2ULL << 30,
+                   .rise_floor = 700ULL << 20,
+                   .rise_floor_at = 1700000050,
+                   .stall_us = 7300000 };
   MtVmState out;
 
   {
@@ -63,6 +66,9 @@ test_round_trip (void)
     g_assert_true (out.has_limits);
     g_assert_cmpuint (out.limit_min, ==, in.limit_min);
     g_assert_cmpuint (out.limit_max, ==, in.limit_max);
+    g_assert_cmpuint (out.rise_floor, ==, in.rise_floor);
+    g_assert_cmpint (out.rise_floor_at, ==, in.rise_floor_at);
+    g_assert_cmpuint (out.stall_us, ==, in.stall_us);
     mt_vm_state_clear (&out);
     g_unlink (mt_state_get_path (s));
   }

@@ -1,7 +1,8 @@
 /* test-triggers.c: the event triggers on guest agent reports (triggers.c):
  * each trigger, its thresholds on both sides, the stall share's base
- * report, the virtio-mem after-shrink exception, the rate limit, a
- * reboot, and hostile numbers. */
+ * report, the virtio-mem after-shrink exception, the rate limit and the
+ * one plan within it for a run-out that sped up, a reboot, and hostile
+ * numbers. */
 #include <math.h>
 #include "triggers.h"
 
@@ -580,6 +581,102 @@ test_rate_limit (void)
   g_assert_true (t.plan);
 }
 
+/* A guest of `total` bytes with `avail` of them available, at guest
+ * time `mono`. */
+static MtTriggerReport
+running (guint64 mono, guint64 total, guint64 avail)
+{
+  MtTriggerReport r = calm (mono);
+
+  r.mem_total = total;
+  r.mem_available = avail;
+  return r;
+}
+
+/* Within the gap, one more plan for a run-out rising at least twice as
+ * fast as the one the last event plan answered, and only one. */
+static void
+test_runout_faster (void)
+{
+  const guint64 g4 = 4 * MT_GIB;
+  Fixture f;
+  MtTriggerReport r;
+  MtTrigger t;
+
+  /* 1000 MiB/s with 1000 MiB left: planned.  Then 2000 MiB/s (measured
+   * from that report): planned again, and said so. */
+  fixture_init (&f);
+  r = running (S (10), g4, 2000 * MT_MIB);
+  check (&f, &r);
+  r = running (S (11), g4, 1000 * MT_MIB);
+  t = check (&f, &r);
+  g_assert_true (t.plan);
+  g_assert_false (t.faster);
+  g_assert_true (isnan (t.last_runout));
+  r = running (S (11) + MS (500), g4, 0);
+  t = check (&f, &r);
+  g_assert_cmpint (t.kind, ==, MT_TRIGGER_RUNOUT);
+  g_assert_true (t.plan);
+  g_assert_true (t.faster);
+  g_assert_false (t.limited);
+  g_assert_cmpfloat (t.runout_rate, ==, 2000.0 * MT_MIB);
+  g_assert_cmpfloat (t.last_runout, ==, 1000.0 * MT_MIB);
+  assert_why (&t, "used memory rises at 2000 MiB/s, 2.0 times the 1000 MiB/s the last plan "
+                  "answered: 0 MiB available, gone in 0.0 s");
+  /* Only once within the gap, however fast it rises then. */
+  r = running (S (11) + MS (800), g4 + MT_GIB, 0);
+  t = check (&f, &r);
+  g_assert_cmpint (t.kind, ==, MT_TRIGGER_RUNOUT);
+  g_assert_true (t.limited);
+  /* The gap counts from the latest plan; after it an ordinary plan,
+   * which may be followed up again. */
+  r = running (S (12) + MS (500), g4 + 2 * MT_GIB, 0);
+  t = check (&f, &r);
+  g_assert_true (t.plan);
+  g_assert_false (t.faster);
+  r = running (S (12) + MS (800), g4 + 3 * MT_GIB, 0);
+  t = check (&f, &r);
+  g_assert_true (t.plan);
+  g_assert_true (t.faster);
+
+  /* Two bytes/s short of twice: limited. */
+  fixture_init (&f);
+  r = running (S (10), g4, 2000 * MT_MIB);
+  check (&f, &r);
+  r = running (S (11), g4, 1000 * MT_MIB);
+  g_assert_true (check (&f, &r).plan);
+  r = running (S (11) + MS (500), g4, 1);
+  t = check (&f, &r);
+  g_assert_cmpint (t.kind, ==, MT_TRIGGER_RUNOUT);
+  g_assert_true (t.limited);
+  g_assert_false (t.faster);
+
+  /* Twice as fast, but less than MT_TRIGGER_MIN_SPAN of host time after
+   * the plan: limited. */
+  fixture_init (&f);
+  r = running (S (10), g4, 2000 * MT_MIB);
+  check (&f, &r);
+  r = running (S (11), g4, 1000 * MT_MIB);
+  g_assert_true (check (&f, &r).plan);
+  r = running (S (11) + MS (500), g4, 0);
+  t = check_at (&f, &r, HOST (S (11)) + MT_TRIGGER_MIN_SPAN - 1);
+  g_assert_cmpint (t.kind, ==, MT_TRIGGER_RUNOUT);
+  g_assert_true (t.limited);
+
+  /* The last event plan answered pressure, not a run-out: nothing to
+   * compare with, limited. */
+  fixture_init (&f);
+  r = running (S (10), g4, 2000 * MT_MIB);
+  check (&f, &r);
+  r = running (S (11), g4, 2000 * MT_MIB);
+  r.psi_some_avg10 = 2.0;
+  g_assert_true (check (&f, &r).plan);
+  r = running (S (11) + MS (500), g4, 0);
+  t = check (&f, &r);
+  g_assert_cmpint (t.kind, ==, MT_TRIGGER_RUNOUT);
+  g_assert_true (t.limited);
+}
+
 /* A reboot forgets the guest's counters and levels, not the rate limit. */
 static void
 test_reboot (void)
@@ -793,6 +890,7 @@ main (int argc, char **argv)
   g_test_add_func ("/triggers/runout", test_runout);
   g_test_add_func ("/triggers/after-shrink", test_after_shrink);
   g_test_add_func ("/triggers/rate-limit", test_rate_limit);
+  g_test_add_func ("/triggers/runout-faster", test_runout_faster);
   g_test_add_func ("/triggers/reboot", test_reboot);
   g_test_add_func ("/triggers/hostile", test_hostile);
   return g_test_run ();
