@@ -206,7 +206,7 @@ tap(re.search(r"^d /var/lib/memtide 0700 root root -$", tmpfiles, re.M),
     "tmpfiles.d: the state directory, 0700 root")
 
 # ---- man pages -----------------------------------------------------------------------------
-for page in ("memtided.8", "memtidectl.1"):
+for page in ("memtided.8", "memtidectl.1", "memtide-agent.8"):
     path = os.path.join(DATA_BUILD, page)
     code, out, err = run(["groff", "-man", "-Tutf8", "-ww", "-z", path])
     tap(code == 0 and not err.strip() and "@" not in open(path).read().replace("@@", ""),

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """integration (TAP): `meson install --destdir` puts memtided, memtidectl
 and every integration file (unit, tmpfiles, D-Bus policy and interface,
-polkit actions, man pages, completion) in place, with the unit's
+polkit actions, man pages, completion, the base policy and the empty
+policies.d for the admin's drop-ins) in place, with the unit's
 ExecStart pointing at the installed memtided."""
 
 import json
@@ -40,7 +41,9 @@ note("installed:\n" + "\n".join("  /" + f for f in installed))
 want = {
     "memtided": under(opt["sbindir"], "memtided"),
     "memtidectl": under(opt["bindir"], "memtidectl"),
-    "systemd unit": under("lib", "systemd", "system", "memtided.service"),
+    "systemd unit": os.path.join(opt.get("systemdsystemunitdir") or under("lib", "systemd", "system"),
+                                 "memtided.service"),
+    "base policy": under(opt["sysconfdir"], "memtide", "default.conf"),
     "tmpfiles.d": under("lib", "tmpfiles.d", "memtide.conf"),
     "D-Bus system bus policy": under(opt["datadir"], "dbus-1", "system.d",
                                      "org.memtide.Manager1.conf"),
@@ -55,11 +58,14 @@ if opt.get("docs", True):
     want.update({
         "memtided(8)": under(opt["mandir"], "man8", "memtided.8"),
         "memtidectl(1)": under(opt["mandir"], "man1", "memtidectl.1"),
+        "memtide-agent(8)": under(opt["mandir"], "man8", "memtide-agent.8"),
         "docs/dbus-api.md": under(opt["datadir"], "doc", "memtide", "dbus-api.md"),
         "docs/operating.md": under(opt["datadir"], "doc", "memtide", "operating.md"),
     })
 for what, path in want.items():
     tap(os.path.isfile(dest + path), f"{what}: {path}")
+pdir = under(opt["sysconfdir"], "memtide", "policies.d")
+tap(os.path.isdir(dest + pdir), f"the admin's drop-in directory: {pdir}")
 for what in ("memtided", "memtidectl"):
     tap(os.access(dest + want[what], os.X_OK), f"{what} is executable")
 
