@@ -203,6 +203,31 @@ typedef struct {
   gsize offset; /* of a guint64 in MtVmStatus */
 } VmGauge;
 
+/* Per-VM doubles shown as ratios, NAN (unknown) left out. */
+typedef struct {
+  const char *name, *help;
+  gsize offset; /* of a double in MtVmStatus */
+  double per;   /* 100 for a percentage, 1 for a share */
+  int digits;
+} VmRatio;
+
+static const VmRatio vm_ratios[] = {
+  { "memtide_vm_pressure_ratio", "Guest PSI memory some avg10, as a ratio (agent only).",
+    G_STRUCT_OFFSET (MtVmStatus, pressure), 100.0, 4 },
+  { "memtide_vm_pressure_target_ratio",
+    "The policy's pressure target: guest PSI memory some avg10 the headroom "
+    "feedback keeps the guest below, as a ratio.",
+    G_STRUCT_OFFSET (MtVmStatus, pressure_target), 100.0, 4 },
+  { "memtide_vm_stall_ratio",
+    "Share of the time the guest stalled on memory (PSI some total, from its agent), "
+    "averaged over its policy's stall-window.",
+    G_STRUCT_OFFSET (MtVmStatus, stall), 1.0, 6 },
+  /* Never NAN: 0 = none. */
+  { "memtide_vm_stall_budget_ratio",
+    "The policy's stall-budget as a ratio (0 = none): above it the VM is not shrunk.",
+    G_STRUCT_OFFSET (MtVmStatus, stall_budget), 1.0, 6 },
+};
+
 static const VmGauge vm_gauges[] = {
   { "memtide_vm_size_bytes", "Memory the VM has now (balloon + virtio-mem).",
     G_STRUCT_OFFSET (MtVmStatus, current) },
@@ -392,36 +417,15 @@ render (MtMetrics *m)
                                 v);
     }
   }
-  gauge_header (out, "memtide_vm_pressure_ratio", "ratio",
-                "Guest PSI memory some avg10, as a ratio (agent only).");
-  for (guint i = 0; i < vms->len; i++) {
-    const MtVmStatus *st = vms->pdata[i];
-    if (!isnan (st->pressure))
-      g_string_append_printf (out, "memtide_vm_pressure_ratio{%s} %.4f\n", labels[i],
-                              st->pressure / 100.0);
+  for (guint g = 0; g < G_N_ELEMENTS (vm_ratios); g++) {
+    gauge_header (out, vm_ratios[g].name, "ratio", vm_ratios[g].help);
+    for (guint i = 0; i < vms->len; i++) {
+      double v = G_STRUCT_MEMBER (double, vms->pdata[i], vm_ratios[g].offset);
+      if (!isnan (v))
+        g_string_append_printf (out, "%s{%s} %.*f\n", vm_ratios[g].name, labels[i],
+                                vm_ratios[g].digits, v / vm_ratios[g].per);
+    }
   }
-  gauge_header (out, "memtide_vm_pressure_target_ratio", "ratio",
-                "The policy's pressure target: guest PSI memory some avg10 the headroom "
-                "feedback keeps the guest below, as a ratio.");
-  for (guint i = 0; i < vms->len; i++) {
-    const MtVmStatus *st = vms->pdata[i];
-    if (!isnan (st->pressure_target))
-      g_string_append_printf (out, "memtide_vm_pressure_target_ratio{%s} %.4f\n", labels[i],
-                              st->pressure_target / 100.0);
-  }
-  gauge_header (out, "memtide_vm_stall_ratio", "ratio",
-                "Share of the time the guest stalled on memory (PSI some total, from its agent), "
-                "averaged over its policy's stall-window.");
-  for (guint i = 0; i < vms->len; i++) {
-    const MtVmStatus *st = vms->pdata[i];
-    if (!isnan (st->stall))
-      g_string_append_printf (out, "memtide_vm_stall_ratio{%s} %.6f\n", labels[i], st->stall);
-  }
-  gauge_header (out, "memtide_vm_stall_budget_ratio", "ratio",
-                "The policy's stall-budget as a ratio (0 = none): above it the VM is not shrunk.");
-  for (guint i = 0; i < vms->len; i++)
-    g_string_append_printf (out, "memtide_vm_stall_budget_ratio{%s} %.6f\n", labels[i],
-                            ((MtVmStatus *) vms->pdata[i])->stall_budget);
   gauge_header (out, "memtide_vm_over_stall_budget", NULL,
                 "1 when the last plan found the VM over its stall budget.");
   for (guint i = 0; i < vms->len; i++)
